@@ -1,0 +1,45 @@
+"""Rewrite ASM swimlane and OpenKruise Rollout documents as lanes.dev ones.
+
+The specs are laid out the same way, so conversion changes the apiVersion and kind and keeps
+only the metadata a user writes; every other document passes through unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .common import API_VERSION
+
+_KINDS = {
+    ("istio.alibabacloud.com", "ASMSwimLaneGroup"): "SwimLaneGroup",
+    ("istio.alibabacloud.com", "ASMSwimLane"): "SwimLane",
+    ("rollouts.kruise.io", "Rollout"): "WorkloadRollout",
+}
+_KEPT_METADATA = ("name", "namespace", "labels", "annotations")
+
+
+def api_group(doc: dict[str, Any]) -> str:
+    """The API group of a document's apiVersion (`""` for the core group)."""
+    api_version = str(doc.get("apiVersion", ""))
+    return api_version.split("/")[0] if "/" in api_version else ""
+
+
+def lanes_kind(doc: dict[str, Any]) -> str | None:
+    """The lanes.dev kind a foreign document converts to, or None when it is not one."""
+    return _KINDS.get((api_group(doc), str(doc.get("kind", ""))))
+
+
+def convert_document(doc: dict[str, Any]) -> dict[str, Any]:
+    """One document as lanes.dev when it is an ASM lane or Kruise Rollout; else unchanged."""
+    kind = lanes_kind(doc)
+    if kind is None:
+        return doc
+    metadata = doc.get("metadata") or {}
+    converted: dict[str, Any] = {
+        "apiVersion": API_VERSION,
+        "kind": kind,
+        "metadata": {k: metadata[k] for k in _KEPT_METADATA if k in metadata},
+    }
+    if "spec" in doc:
+        converted["spec"] = doc["spec"]
+    return converted

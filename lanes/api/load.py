@@ -1,0 +1,140 @@
+"""Read lanes.dev (and ASM / Kruise) documents from YAML files into checked models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from .common import GROUP
+from .convert import api_group, convert_document
+from .errors import FieldError, InvalidSpec, from_validation_error
+from .observations import Observations
+from .swimlane import SwimLane
+from .swimlanegroup import SwimLaneGroup
+from .workloadrollout import WorkloadRollout
+
+MODELS: dict[str, type[BaseModel]] = {
+    "SwimLaneGroup": SwimLaneGroup,
+    "SwimLane": SwimLane,
+    "WorkloadRollout": WorkloadRollout,
+}
+
+
+@dataclass(frozen=True)
+class Document:
+    """A YAML document and where it came from (`file` or `file#N` for the N-th document)."""
+
+    source: str
+    body: dict[str, Any]
+
+
+@dataclass
+class Bundle:
+    """Everything read from a set of files, lanes.dev kinds parsed and the rest kept as is."""
+
+    groups: list[SwimLaneGroup] = field(default_factory=list)
+    lanes: list[SwimLane] = field(default_factory=list)
+    rollouts: list[WorkloadRollout] = field(default_factory=list)
+    others: list[dict[str, Any]] = field(default_factory=list)
+
+
+def yaml_files(path: Path) -> list[Path]:
+    """A file, or the YAML files of a directory in name order."""
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.suffix in {".yaml", ".yml"})
+    return [path]
+
+
+def read_documents(path: Path) -> list[Document]:
+    """Every non-empty YAML document under `path`.
+
+    Raises:
+        InvalidSpec: when a file is missing, is not YAML, or holds something other than objects.
+    """
+    if not path.exists():
+        raise InvalidSpec([FieldError("File", str(path), "(file)", "no such file or directory")])
+    documents = []
+    for file in yaml_files(path):
+        try:
+            bodies = list(yaml.safe_load_all(file.read_text()))
+        except yaml.YAMLError as exc:
+            raise InvalidSpec([FieldError("File", str(file), "(yaml)", str(exc))]) from exc
+        bodies = [b for b in bodies if b is not None]
+        for i, body in enumerate(bodies):
+            source = f"{file}#{i + 1}" if len(bodies) > 1 else str(file)
+            if not isinstance(body, dict):
+                raise InvalidSpec(
+                    [FieldError("File", str(file), f"document {i + 1}", "is not a mapping")]
+                )
+            documents.append(Document(source, body))
+    return documents
+
+
+def parse_object(body: dict[str, Any], source: str | None = None) -> BaseModel:
+    """One lanes.dev object (or an ASM / Kruise one, converted) as its model.
+
+    Raises:
+        InvalidSpec: naming the object and each field that is wrong.
+    """
+    body = convert_document(body)
+    kind = str(body.get("kind", ""))
+    name = str((body.get("metadata") or {}).get("name", "(unnamed)"))
+    model = MODELS.get(kind)
+    if model is None:
+        raise InvalidSpec([FieldError(kind or "(no kind)", name, "kind", "not a lanes.dev kind", source)])
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise InvalidSpec(from_validation_error(exc, kind, name, source)) from exc
+
+
+def parse_documents(documents: list[Document]) -> Bundle:
+    """Sort documents into a Bundle, collecting every error before raising.
+
+    Raises:
+        InvalidSpec: with all problems of all documents.
+    """
+    bundle = Bundle()
+    errors: list[FieldError] = []
+    for doc in documents:
+        body = convert_document(doc.body)
+        if api_group(body) != GROUP:
+            bundle.others.append(body)
+            continue
+        try:
+            obj = parse_object(body, doc.source)
+        except InvalidSpec as exc:
+            errors.extend(exc.errors)
+            continue
+        if isinstance(obj, SwimLaneGroup):
+            bundle.groups.append(obj)
+        elif isinstance(obj, SwimLane):
+            bundle.lanes.append(obj)
+        elif isinstance(obj, WorkloadRollout):
+            bundle.rollouts.append(obj)
+    if errors:
+        raise InvalidSpec(errors)
+    return bundle
+
+
+def load(path: Path) -> Bundle:
+    """Read and parse every document under `path`."""
+    return parse_documents(read_documents(path))
+
+
+def load_observations(path: Path) -> Observations:
+    """Read an observations file (`ready:` lanes per service, `edges:` observed calls).
+
+    Raises:
+        InvalidSpec: when the file is missing or malformed.
+    """
+    documents = read_documents(path)
+    body = documents[0].body if documents else {}
+    try:
+        return Observations.model_validate(body)
+    except ValidationError as exc:
+        raise InvalidSpec(from_validation_error(exc, "Observations", path.name, str(path))) from exc

@@ -1,0 +1,182 @@
+"""A group resolved with its lanes: checked across objects, lanes ordered, membership decided.
+
+Rendering and the call graph both start from a Topology, so they agree on which lanes serve
+which service and on the entry service.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from .common import service_key
+from .errors import FieldError, InvalidSpec
+from .observations import Observations
+from .swimlane import SwimLane
+from .swimlanegroup import SwimLaneGroup
+
+
+@dataclass(frozen=True)
+class Topology:
+    """The resolved group: lanes fallback-first, and for each service the lanes serving it."""
+
+    group: SwimLaneGroup
+    lanes: tuple[SwimLane, ...]
+    members: dict[str, tuple[str, ...]]
+    entry: str | None
+
+    @property
+    def fallback(self) -> str:
+        """The fallback lane's name."""
+        return self.group.spec.fallback
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        """Group service keys, sorted."""
+        return tuple(self.members)
+
+    def lane(self, name: str) -> SwimLane:
+        """A lane of the group by name."""
+        return next(lane for lane in self.lanes if lane.name == name)
+
+    def serving(self, service: str, lane: str) -> str:
+        """The lane whose pods serve `service` for a request in `lane`: its own, or the fallback."""
+        return lane if lane in self.members.get(service, ()) else self.fallback
+
+
+def lanes_of_group(group: SwimLaneGroup, lanes: list[SwimLane]) -> list[SwimLane]:
+    """The lanes that join `group` by their `swimlane-group` label."""
+    return [lane for lane in lanes if lane.group == group.name]
+
+
+def validate(group: SwimLaneGroup, lanes: list[SwimLane]) -> list[FieldError]:
+    """Every cross-object problem of a group and its lanes; types were checked on parsing."""
+    errors: list[FieldError] = []
+    spec = group.spec
+    gname = group.name
+
+    def group_error(path: str, message: str) -> None:
+        errors.append(FieldError("SwimLaneGroup", gname, path, message))
+
+    def lane_error(lane: SwimLane, path: str, message: str) -> None:
+        errors.append(FieldError("SwimLane", lane.name, path, message))
+
+    keys = [s.key for s in spec.services]
+    for key, count in Counter(keys).items():
+        if count > 1:
+            group_error(f"spec.services[{keys.index(key)}]", f"service {key} is listed {count} times")
+    group_keys = set(keys)
+
+    names = [lane.name for lane in lanes]
+    if spec.fallback not in names:
+        known = ", ".join(sorted(names)) or "none"
+        group_error(
+            "spec.permissiveModeConfiguration.fallbackTarget",
+            f"lane {spec.fallback!r} is not a lane of this group (lanes: {known})",
+        )
+
+    seen_selectors: dict[tuple, str] = {}
+    for lane in lanes:
+        selector = tuple(sorted(lane.spec.label_selector.items()))
+        if not selector:
+            lane_error(lane, "spec.labelSelector", "must select pods by at least one label")
+        elif selector in seen_selectors:
+            lane_error(
+                lane,
+                "spec.labelSelector",
+                f"selects the same pods as lane {seen_selectors[selector]!r}",
+            )
+        else:
+            seen_selectors[selector] = lane.name
+
+        lane_keys = [s.key for s in lane.spec.services]
+        for i, key in enumerate(lane_keys):
+            if key not in group_keys:
+                lane_error(lane, f"spec.services[{i}]", f"{key} is not a service of group {gname!r}")
+            elif lane_keys.index(key) != i:
+                lane_error(lane, f"spec.services[{i}]", f"service {key} is listed twice")
+        if not spec.is_permissive:
+            missing = sorted(group_keys - set(lane_keys))
+            if missing:
+                lane_error(
+                    lane,
+                    "spec.services",
+                    "in strict mode (isPermissive: false) a lane must list every group "
+                    f"service; missing {', '.join(missing)}",
+                )
+
+        for i, rule in enumerate(lane.spec.ingress_rules):
+            host = rule.route.destination.host
+            if service_key(host) not in group_keys:
+                lane_error(
+                    lane,
+                    f"spec.ingressRules[{i}].route.destination.host",
+                    f"{host} is not a service of group {gname!r}",
+                )
+
+    if spec.ingress.ingress_routing.ingress_routing_strategy == "weighted":
+        total = 0
+        for lane in lanes:
+            weight = lane.spec.ingress_weight
+            if weight is None:
+                continue
+            total += weight.weight
+            host = weight.destination.host
+            if host and service_key(host) not in group_keys:
+                lane_error(
+                    lane,
+                    "spec.ingressWeight.destination.host",
+                    f"{host} is not a service of group {gname!r}",
+                )
+        if total > 100:
+            group_error(
+                "spec.ingress.ingressRouting",
+                f"lane weights add up to {total}; under weighted routing they may add up to 100 "
+                "at most",
+            )
+    return errors
+
+
+def entry_service(group: SwimLaneGroup, lanes: list[SwimLane]) -> str | None:
+    """The service the gateway sends requests to: the lanes' rule or weight destination."""
+    for lane in lanes:
+        weight = lane.spec.ingress_weight
+        if weight is not None and weight.destination.host:
+            return service_key(weight.destination.host)
+    for lane in lanes:
+        for rule in lane.spec.ingress_rules:
+            return service_key(rule.route.destination.host)
+    return None
+
+
+def resolve(
+    group: SwimLaneGroup, lanes: list[SwimLane], observed: Observations | None = None
+) -> Topology:
+    """Check a group with its lanes and decide which lanes serve each service.
+
+    With `autoUpdate` and observations, the lanes that have ready pods of a service serve it;
+    otherwise each lane's declared `services` do. The fallback lane always serves every
+    service, so its subset always exists.
+
+    Raises:
+        InvalidSpec: with every problem found.
+    """
+    own = lanes_of_group(group, lanes)
+    errors = validate(group, own)
+    if errors:
+        raise InvalidSpec(errors)
+    fallback = group.spec.fallback
+    ordered = sorted(own, key=lambda lane: (lane.name != fallback, lane.name))
+    keys = sorted(s.key for s in group.spec.services)
+    use_observed = group.spec.auto_update and observed is not None
+    members: dict[str, tuple[str, ...]] = {}
+    declared = {lane.name: {s.key for s in lane.spec.services} for lane in ordered}
+    for key in keys:
+        present = set(observed.lanes_of(key)) if use_observed else set()
+        members[key] = tuple(
+            lane.name
+            for lane in ordered
+            if lane.name == fallback
+            or (lane.name in present if use_observed else key in declared[lane.name])
+        )
+    return Topology(group=group, lanes=tuple(ordered), members=members, entry=entry_service(group, ordered))

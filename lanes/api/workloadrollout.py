@@ -1,0 +1,113 @@
+"""WorkloadRollout: a Kruise-style batch canary of one Deployment, laid out as OpenKruise
+Rollout v1beta1's canary strategy so existing Rollouts convert field for field."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field
+
+from .common import API_VERSION, Condition, Metadata, Model
+
+KIND = "WorkloadRollout"
+_PERCENT = re.compile(r"^(100|[1-9]?[0-9])%$")
+
+Phase = Literal["Initial", "Healthy", "Progressing", "Paused", "Promoting", "RollingBack", "Failed"]
+StepState = Literal["StepUpgrade", "StepPaused", "StepReady", "Completed"]
+
+
+def _replicas(value: int | str) -> int | str:
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("replicas must not be negative")
+        return value
+    if not _PERCENT.match(value):
+        raise ValueError(f"{value!r} is neither a replica count nor a percentage like '20%'")
+    return value
+
+
+IntOrPercent = Annotated[int | str, AfterValidator(_replicas)]
+
+
+class WorkloadRef(Model):
+    """The Deployment this rollout watches."""
+
+    api_version: Literal["apps/v1"] = "apps/v1"
+    kind: Literal["Deployment"] = "Deployment"
+    name: str = Field(min_length=1)
+
+
+class Pause(Model):
+    """A pause after a step: until approved, or for `duration` seconds."""
+
+    duration: int | None = Field(default=None, ge=0)
+
+
+class CanaryStep(Model):
+    """One batch: how many canary pods run, then how long to pause."""
+
+    replicas: IntOrPercent
+    pause: Pause = Field(default_factory=Pause)
+
+
+class PodTemplateMetadata(Model):
+    """Labels and annotations merged into the canary pods, e.g. the canary lane's label."""
+
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class Canary(Model):
+    """The canary strategy."""
+
+    enable_extra_workload_for_canary: bool = True
+    steps: list[CanaryStep] = Field(min_length=1)
+    patch_pod_template_metadata: PodTemplateMetadata | None = None
+    failure_threshold: IntOrPercent | None = None
+
+
+class Strategy(Model):
+    """How the rollout proceeds; `paused` stops it where it is."""
+
+    paused: bool = False
+    canary: Canary
+
+
+class WorkloadRolloutSpec(Model):
+    """What a WorkloadRollout declares."""
+
+    workload_ref: WorkloadRef
+    strategy: Strategy
+
+
+class CanaryStatus(Model):
+    """Where the canary is: revisions, step and replica counts."""
+
+    stable_revision: str | None = None
+    canary_revision: str | None = None
+    current_step_index: int = 0
+    current_step_state: StepState | None = None
+    canary_replicas: int = 0
+    canary_ready_replicas: int = 0
+    last_update_time: str | None = None
+
+
+class WorkloadRolloutStatus(Model):
+    """The rollout's state machine, stored so a restarted operator resumes from it."""
+
+    phase: Phase = "Initial"
+    canary_status: CanaryStatus | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    observed_generation: int | None = None
+    message: str | None = None
+
+
+class WorkloadRollout(Model):
+    """A rollout (namespaced, beside its Deployment)."""
+
+    api_version: Literal["lanes.dev/v1alpha1"] = API_VERSION
+    kind: Literal["WorkloadRollout"] = KIND
+    metadata: Metadata
+    spec: WorkloadRolloutSpec
+    status: WorkloadRolloutStatus | None = None
