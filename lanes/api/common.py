@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "lanes.dev"
@@ -50,8 +50,16 @@ def _dns_label(value: str) -> str:
     return value
 
 
-HeaderName = Annotated[str, AfterValidator(_header_name)]
-DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+HeaderName = Annotated[
+    str,
+    AfterValidator(_header_name),
+    WithJsonSchema({"type": "string", "pattern": _HEADER_NAME.pattern}),
+]
+DnsLabel = Annotated[
+    str,
+    AfterValidator(_dns_label),
+    WithJsonSchema({"type": "string", "maxLength": 63, "pattern": _DNS_LABEL.pattern}),
+]
 
 
 class Metadata(Model):
@@ -70,6 +78,18 @@ class Metadata(Model):
 
 class StringMatch(Model):
     """Istio's StringMatch: exactly one of exact, prefix or regex."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "[has(self.exact), has(self.prefix), has(self.regex)]"
+                    ".filter(x, x).size() == 1",
+                    "message": "a string match needs exactly one of exact, prefix or regex",
+                }
+            ]
+        }
+    )
 
     exact: str | None = None
     prefix: str | None = None

@@ -55,7 +55,7 @@ class IngressWeight(Model):
 class SwimLaneSpec(Model):
     """What a SwimLane declares."""
 
-    label_selector: dict[str, str]
+    label_selector: dict[str, str] = Field(min_length=1)
     ingress_rules: list[IngressRule] = Field(default_factory=list)
     ingress_weight: IngressWeight | None = None
     services: list[ServiceRef] = Field(default_factory=list)
