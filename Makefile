@@ -22,7 +22,7 @@ unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
 crds: $(STAMP)
-	$(BIN)/python -m lanes.api.crds --write crds
+	$(BIN)/python -m lanes.api.crds --write crds charts/lanes/crds
 
 bench: $(STAMP)
 	$(BIN)/python bench/render.py

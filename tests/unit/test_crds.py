@@ -11,8 +11,9 @@ from lanes.api import crds
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_crds_folder_matches_the_models() -> None:
-    assert crds.main(["--check", str(ROOT / "crds")]) == 0, "run `make crds` and commit crds/"
+def test_crds_folders_match_the_models() -> None:
+    folders = [str(ROOT / "crds"), str(ROOT / "charts" / "lanes" / "crds")]
+    assert crds.main(["--check", *folders]) == 0, "run `make crds` and commit both folders"
 
 
 def _walk(schema: dict, path: str = ""):
