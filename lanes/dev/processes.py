@@ -1,0 +1,196 @@
+"""Start and stop long-running child processes so that none outlives its owner.
+
+Each child runs in its own session (process group), so stopping it reaches anything it
+forked and a Ctrl-C in the terminal reaches only us, who then stop children in order.
+Children started from the main thread also get SIGTERM from the kernel if we die without
+cleaning up (PR_SET_PDEATHSIG), which covers SIGKILL of the owner.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass
+class Child:
+    """A running child process and where its output and pid are kept."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    pid_path: Path
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+
+def free_port() -> int:
+    """Ask the kernel for an unused loopback port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def spawn(name: str, argv: Sequence[str], log_path: Path, pid_path: Path) -> Child:
+    """Start `argv` in a new session with output to `log_path` and its pid in `pid_path`."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    pid_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent() if _in_main_thread() else None,
+        )
+    pid_path.write_text(f"{process.pid}\n")
+    return Child(name=name, process=process, log_path=log_path, pid_path=pid_path)
+
+
+def stop(child: Child, timeout: float = 15.0) -> None:
+    """SIGTERM the child's process group, SIGKILL it after `timeout`, then reap it.
+
+    The leader is left a zombie until the end so its pid, which names the group, cannot
+    be reused while we still signal the group.
+    """
+    pid = child.process.pid
+    if child.process.returncode is None:
+        _signal_group(pid, signal.SIGTERM)
+        if not _exited(pid, timeout):
+            _signal_group(pid, signal.SIGKILL)
+            _exited(pid, timeout)
+        _signal_group(pid, signal.SIGKILL)
+        child.process.wait()
+    child.pid_path.unlink(missing_ok=True)
+
+
+def _exited(pid: int, timeout: float) -> bool:
+    """Wait for `pid` to exit without reaping it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return True
+        if info is not None:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+
+
+def stop_stale(pid_path: Path, marker: str, timeout: float = 15.0) -> bool:
+    """Stop a process recorded by an earlier owner that did not clean up.
+
+    The pid is only trusted while its command line still contains `marker`, since the
+    kernel reuses pids.
+    """
+    try:
+        pid = int(pid_path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        pid_path.unlink(missing_ok=True)
+        return False
+    stopped = False
+    if marker in command_line(pid):
+        _signal_group(pid, signal.SIGTERM)
+        if not wait_gone(pid, timeout):
+            _signal_group(pid, signal.SIGKILL)
+            wait_gone(pid, 5.0)
+        stopped = True
+    pid_path.unlink(missing_ok=True)
+    return stopped
+
+
+def command_line(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace")
+
+
+def wait_gone(pid: int, timeout: float) -> bool:
+    """Wait for a process we did not start (so cannot reap) to exit."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _exists(pid):
+            return True
+        time.sleep(0.1)
+    return not _exists(pid)
+
+
+def wait_until(
+    ready: Callable[[], bool],
+    *,
+    what: str,
+    timeout: float,
+    watch: Sequence[Child] = (),
+    interval: float = 0.2,
+) -> None:
+    """Poll `ready` until it holds; fail early, with its log, if a watched child exits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for child in watch:
+            if not child.alive():
+                raise RuntimeError(
+                    f"{child.name} exited with code {child.process.returncode} while waiting "
+                    f"for {what}; last lines of {child.log_path}:\n{child.log_tail()}"
+                )
+        if ready():
+            return
+        if time.monotonic() > deadline:
+            logs = "".join(f"\n--- {c.log_path}:\n{c.log_tail()}" for c in watch)
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}{logs}")
+        time.sleep(interval)
+
+
+def _exists(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return status.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _in_main_thread() -> bool:
+    # PR_SET_PDEATHSIG fires when the forking *thread* exits, so only the main thread's
+    # lifetime matches the owner's: https://man7.org/linux/man-pages/man2/prctl.2.html
+    return threading.current_thread() is threading.main_thread()
+
+
+def _die_with_parent() -> Callable[[], None]:
+    libc = ctypes.CDLL(None, use_errno=True)
+    prctl = libc.prctl
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
