@@ -103,6 +103,10 @@ class ControlPlane:
         self._server = None
         atexit.unregister(self.stop)
 
+    def dead_components(self) -> list[str]:
+        """Components that exited on their own, for supervisors to notice."""
+        return [child.name for child in self._children if not child.alive()]
+
     def stop_leftovers(self) -> None:
         """Stop components an earlier owner of this state directory failed to stop."""
         if self.run_dir.is_dir():

@@ -2,8 +2,10 @@
 
 Each child runs in its own session (process group), so stopping it reaches anything it
 forked and a Ctrl-C in the terminal reaches only us, who then stop children in order.
-Children started from the main thread also get SIGTERM from the kernel if we die without
-cleaning up (PR_SET_PDEATHSIG), which covers SIGKILL of the owner.
+Children started from the main thread also get SIGKILL from the kernel if we die without
+cleaning up (PR_SET_PDEATHSIG), which covers SIGKILL of the owner. SIGKILL rather than
+SIGTERM: all children get it at once, and kube-apiserver's graceful shutdown hangs on an
+etcd that is going away at the same moment.
 """
 
 from __future__ import annotations
@@ -189,8 +191,8 @@ def _die_with_parent() -> Callable[[], None]:
     parent = os.getpid()
 
     def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != parent:
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGKILL)
 
     return preexec

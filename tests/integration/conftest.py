@@ -1,0 +1,101 @@
+"""Fixtures for tests against a real kube-apiserver + etcd + kube-controller-manager.
+
+One control plane per test session, with our CRDs and Istio's installed; one namespace
+per test. Missing binaries are built (with progress on the terminal), never skipped over:
+a bed that cannot be built is a failure.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from lanes.dev.binaries import ensure_binaries
+from lanes.dev.controlplane import ControlPlane
+from lanes.dev.manifests import manifest_files
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CRD_DIR = PROJECT_ROOT / "crds"
+ISTIO_CRDS = PROJECT_ROOT.parent / "shared" / "reference" / "istio-networking-crds.yaml"
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test in this folder needs the control plane, so `-m 'not integration'` skips them."""
+    for item in items:
+        if HERE in Path(item.fspath).resolve().parents:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def installed_manifests() -> list[Path]:
+    """Our generated CRDs, then the Istio networking CRDs our output targets."""
+    assert ISTIO_CRDS.is_file(), f"Istio CRDs missing: {ISTIO_CRDS}"
+    return [*manifest_files(CRD_DIR), ISTIO_CRDS]
+
+
+@pytest.fixture(scope="session")
+def control_plane(
+    tmp_path_factory: pytest.TempPathFactory,
+    pytestconfig: pytest.Config,
+    installed_manifests: list[Path],
+) -> Iterator[ControlPlane]:
+    """A started ControlPlane with every CRD installed and Established."""
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        binaries = ensure_binaries(progress=sys.stderr)
+    plane = ControlPlane(tmp_path_factory.mktemp("control-plane"), binaries, progress=None)
+    with plane:
+        plane.install_manifests(installed_manifests)
+        yield plane
+
+
+@pytest.fixture(scope="session")
+def kube_api(control_plane: ControlPlane) -> Iterator[client.ApiClient]:
+    """A kubernetes ApiClient authenticated as cluster admin."""
+    api = control_plane.api_client()
+    try:
+        yield api
+    finally:
+        api.close()
+
+
+@pytest.fixture
+def namespace(kube_api: client.ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace named after the test, ready for Pods, deleted afterwards."""
+    core = client.CoreV1Api(kube_api)
+    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+    name = f"{slug}-{uuid.uuid4().hex[:6]}"
+    core.create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"lanes.dev/test": "true"}))
+    )
+    wait_for_default_service_account(core, name)
+    try:
+        yield name
+    finally:
+        try:
+            core.delete_namespace(name)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+
+def wait_for_default_service_account(core: client.CoreV1Api, namespace: str, timeout: float = 30.0) -> None:
+    """Pods are refused until kube-controller-manager has created the default ServiceAccount."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            core.read_namespaced_service_account("default", namespace)
+            return
+        except ApiException as error:
+            if error.status != 404 or time.monotonic() > deadline:
+                raise
+        time.sleep(0.1)
