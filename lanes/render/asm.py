@@ -1,0 +1,173 @@
+"""The ASM-compatible flavour: the objects Alibaba Cloud Service Mesh generates for swimlanes.
+
+Everything lives in istio-system under ASM's names and labels, so a cluster moving from ASM
+sees the same objects. The mesh VirtualServices route to `subset: $asm-label` (the subset
+named by the request's lane) with a `fallback` target; both are ASM extensions that only
+ASM's data plane understands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar
+
+from .base import Flavour
+from .facts import Facts, matches_wire, online_rules, union, weighted_shares
+from .names import DNS_SUBDOMAIN_MAX, fqdn, label_value, shorten
+
+API_VERSION = "networking.istio.io/v1alpha3"
+NAMESPACE = "istio-system"
+SYSTEM_LABEL = "asm-system"
+PROVIDER_LABEL = "provider"
+GROUP_LABEL = "swimlane-group"
+LANE_SUBSET = "$asm-label"
+MESH_ROUTE = "default"
+WEIGHTED_ROUTE = "weighted"
+
+
+class AsmFlavour(Flavour):
+    """ASM-compatible output."""
+
+    name: ClassVar[str] = "asm"
+    api_version: ClassVar[str] = API_VERSION
+
+    def owner_labels(self, group: str) -> dict[str, str]:
+        """ASM's labels: `asm-system: 'true'`, `provider: asm`, `swimlane-group: <group>`."""
+        return {SYSTEM_LABEL: "true", PROVIDER_LABEL: "asm", GROUP_LABEL: label_value(group)}
+
+    def managed_labels(self) -> dict[str, str]:
+        """`asm-system: 'true'` and `provider: asm`."""
+        return {SYSTEM_LABEL: "true", PROVIDER_LABEL: "asm"}
+
+    def ingress(self, facts: Facts) -> list[dict]:
+        """`rule_based`: one VirtualService per lane with online rules; `weighted`: one in all."""
+        routing = facts.topology.group.spec.ingress.ingress_routing
+        if routing.ingress_routing_strategy == "weighted":
+            rule = routing.weighted_routing_rule
+            route: dict = {"name": WEIGHTED_ROUTE}
+            matches = matches_wire(rule.request_matches) if rule else []
+            if matches:
+                route["match"] = matches
+            route["route"] = [
+                {
+                    **_lane_route(facts, share.service, share.lane),
+                    "weight": share.weight,
+                }
+                for share in weighted_shares(facts.topology)
+            ]
+            hosts = list(rule.hosts) if rule else ["*"]
+            return [self._gateway_vs(facts, _name("swimlane-ingress-vs", facts.group), hosts, [route])]
+        objects = []
+        for lane in facts.topology.lanes:
+            rules = online_rules(lane)
+            if not rules:
+                continue
+            http = []
+            for rule in rules:
+                route = {"name": rule.name}
+                if rule.match:
+                    route["match"] = [rule.match]
+                route["route"] = [_lane_route(facts, rule.service, lane.name, rule.port)]
+                http.append(route)
+            objects.append(
+                self._gateway_vs(
+                    facts,
+                    _name("swimlane-ingress-vs", facts.group, lane.name),
+                    union([r.hosts for r in rules]),
+                    http,
+                )
+            )
+        return objects
+
+    def _gateway_vs(self, facts: Facts, name: str, hosts: list[str], http: list[dict]) -> dict:
+        gateway = facts.topology.group.spec.ingress.gateway
+        return {
+            "apiVersion": API_VERSION,
+            "kind": "VirtualService",
+            "metadata": {
+                "name": name,
+                "namespace": NAMESPACE,
+                "labels": self.owner_labels(facts.group),
+            },
+            "spec": {
+                "gateways": [f"{gateway.namespace}/{gateway.name}"],
+                "hosts": hosts,
+                "http": http,
+            },
+        }
+
+    def mesh(self, facts: Facts) -> Callable[[str], tuple[dict, dict]]:
+        """A `$asm-label` route with the fallback target, and a subset per serving lane."""
+        labels = self.owner_labels(facts.group)
+        fallback = facts.fallback
+        selectors = facts.selectors
+        members = facts.members
+        vs_prefix = f"trafficlabel-vs-{facts.group}-"
+        dr_prefix = f"trafficlabel-dr-{facts.group}-"
+
+        def pair(service: str) -> tuple[dict, dict]:
+            namespace, _, short = service.partition("/")
+            host = f"{short}.{namespace}.svc.cluster.local"
+            suffix = f"{namespace}-{short}"
+            vs = {
+                "apiVersion": API_VERSION,
+                "kind": "VirtualService",
+                "metadata": {
+                    "name": shorten(vs_prefix + suffix, DNS_SUBDOMAIN_MAX),
+                    "namespace": NAMESPACE,
+                    "labels": dict(labels),
+                },
+                "spec": {
+                    "hosts": [host],
+                    "http": [
+                        {
+                            "name": MESH_ROUTE,
+                            "route": [
+                                {
+                                    "destination": {"host": host, "subset": LANE_SUBSET},
+                                    "fallback": {"target": {"host": host, "subset": fallback}},
+                                }
+                            ],
+                        }
+                    ],
+                },
+            }
+            dr = {
+                "apiVersion": API_VERSION,
+                "kind": "DestinationRule",
+                "metadata": {
+                    "name": shorten(dr_prefix + suffix, DNS_SUBDOMAIN_MAX),
+                    "namespace": NAMESPACE,
+                    "labels": dict(labels),
+                },
+                "spec": {
+                    "host": host,
+                    "subsets": [
+                        {"name": lane, "labels": dict(selectors[lane])} for lane in members[service]
+                    ],
+                },
+            }
+            return vs, dr
+
+        return pair
+
+
+def _name(*parts: str) -> str:
+    return shorten("-".join(parts), DNS_SUBDOMAIN_MAX)
+
+
+def _lane_route(facts: Facts, service: str, lane: str, port: int | None = None) -> dict:
+    """A destination in `lane`'s subset, falling back to the fallback's, tagged with the lane.
+
+    ASM routes to the lane's subset even where the lane has no pods and relies on `fallback`.
+    """
+    destination: dict = {"host": fqdn(service), "subset": lane}
+    target: dict = {"host": fqdn(service), "subset": facts.fallback}
+    if port is not None:
+        destination["port"] = {"number": port}
+        target["port"] = {"number": port}
+    return {
+        "destination": destination,
+        "fallback": {"target": target},
+        "headers": {"request": {"set": {facts.route_header: lane}}},
+    }

@@ -1,0 +1,80 @@
+"""The one interface every mesh flavour implements, and the order objects come out in."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import ClassVar
+
+from lanes.api.errors import FieldError, InvalidSpec
+from lanes.api.topology import Topology
+
+from .facts import Facts, facts_of
+
+
+class Flavour(ABC):
+    """How one mesh flavour turns a Topology into VirtualServices and DestinationRules.
+
+    Subclasses build the ingress objects and each service's pair from precomputed Facts; this
+    class fixes the output order (ingress, then every VirtualService, then every
+    DestinationRule, services sorted by key) so every flavour's output diffs stably.
+    """
+
+    name: ClassVar[str]
+    api_version: ClassVar[str]
+    kinds: ClassVar[tuple[str, ...]] = ("VirtualService", "DestinationRule")
+
+    @abstractmethod
+    def owner_labels(self, group: str) -> dict[str, str]:
+        """The labels marking an object as generated for `group`; also its selector."""
+
+    @abstractmethod
+    def managed_labels(self) -> dict[str, str]:
+        """The labels every object of this flavour carries, whatever its group."""
+
+    @abstractmethod
+    def ingress(self, facts: Facts) -> list[dict]:
+        """The VirtualServices bound to the group's gateway."""
+
+    @abstractmethod
+    def mesh(self, facts: Facts) -> Callable[[str], tuple[dict, dict]]:
+        """A function giving one service's mesh VirtualService and DestinationRule.
+
+        Values shared by every service (labels, name prefix, lane matches) are computed once
+        when it is made, which is what keeps a 10,000-service render fast.
+        """
+
+    def render(self, topology: Topology) -> list[dict]:
+        """Every object of the group, in a stable order."""
+        facts = facts_of(topology)
+        virtual_services = self.ingress(facts)
+        destination_rules = []
+        pair = self.mesh(facts)
+        for service in topology.members:
+            vs, dr = pair(service)
+            virtual_services.append(vs)
+            destination_rules.append(dr)
+        return virtual_services + destination_rules
+
+    def render_ingress(self, topology: Topology) -> list[dict]:
+        """Just the gateway-bound objects."""
+        return self.ingress(facts_of(topology))
+
+    def render_service(self, topology: Topology, service: str) -> list[dict]:
+        """Just one service's VirtualService and DestinationRule.
+
+        Raises:
+            InvalidSpec: when `service` is not a service of the group.
+        """
+        if service not in topology.members:
+            raise InvalidSpec(
+                [
+                    FieldError(
+                        "SwimLaneGroup",
+                        topology.group.name,
+                        "spec.services",
+                        f"{service} is not a service of this group",
+                    )
+                ]
+            )
+        return list(self.mesh(facts_of(topology))(service))

@@ -1,0 +1,205 @@
+"""The portable flavour: plain Istio `networking.istio.io/v1` objects any Istio can apply.
+
+Each service gets a VirtualService in its own namespace with one route per lane that has pods
+of it, matched on the lane header (or the lane's member of the `baggage` header), then a
+default route to the fallback lane; a request whose lane lacks the service therefore reaches the
+fallback's pods, with no mesh extension needed. The gateway's VirtualService puts requests
+into lanes and sets the lane header for the hops that follow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar
+
+from lanes.api.errors import FieldError, InvalidSpec
+
+from . import baggage
+from .base import Flavour
+from .facts import Facts, matches_wire, online_rules, union, weighted_shares
+from .names import DNS_LABEL_MAX, fqdn, label_value, object_name, shorten
+
+API_VERSION = "networking.istio.io/v1"
+MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGER = "lanes"
+GROUP_LABEL = "lanes.dev/group"
+INGRESS_SUFFIX = "ingress"
+WEIGHTED_ROUTE = "weighted"
+
+
+class IstioFlavour(Flavour):
+    """Plain Istio output (the default flavour)."""
+
+    name: ClassVar[str] = "istio"
+    api_version: ClassVar[str] = API_VERSION
+
+    def owner_labels(self, group: str) -> dict[str, str]:
+        """`app.kubernetes.io/managed-by: lanes` and `lanes.dev/group: <group>`."""
+        return {MANAGED_BY: MANAGER, GROUP_LABEL: label_value(group)}
+
+    def managed_labels(self) -> dict[str, str]:
+        """`app.kubernetes.io/managed-by: lanes`."""
+        return {MANAGED_BY: MANAGER}
+
+    def ingress(self, facts: Facts) -> list[dict]:
+        """One VirtualService bound to the gateway, in the gateway's namespace."""
+        spec = facts.topology.group.spec
+        routing = spec.ingress.ingress_routing
+        if routing.ingress_routing_strategy == "weighted":
+            rule = routing.weighted_routing_rule
+            hosts = list(rule.hosts) if rule else ["*"]
+            http = [_weighted_route(facts, matches_wire(rule.request_matches) if rule else [])]
+        else:
+            hosts, http = _rule_routes(facts)
+            if not http:
+                return []
+        gateway = spec.ingress.gateway
+        _check_ingress_name(facts, gateway.namespace)
+        return [
+            {
+                "apiVersion": API_VERSION,
+                "kind": "VirtualService",
+                "metadata": {
+                    "name": object_name("lanes", facts.group, INGRESS_SUFFIX),
+                    "namespace": gateway.namespace,
+                    "labels": self.owner_labels(facts.group),
+                },
+                "spec": {
+                    "gateways": [f"{gateway.namespace}/{gateway.name}"],
+                    "hosts": hosts,
+                    "http": http,
+                },
+            }
+        ]
+
+    def mesh(self, facts: Facts) -> Callable[[str], tuple[dict, dict]]:
+        """Each service's lane routes then its default route, and its subsets."""
+        labels = self.owner_labels(facts.group)
+        prefix = object_name("lanes", facts.group) + "-"
+        fallback = facts.fallback
+        selectors = facts.selectors
+        members = facts.members
+        header = facts.route_header
+        if facts.propagation == "baggage":
+            lane_match = {
+                lane: (baggage.HEADER, "regex", baggage.member_regex(header, lane))
+                for lane in facts.lanes
+            }
+        else:
+            lane_match = {lane: (header, "exact", lane) for lane in facts.lanes}
+
+        def pair(service: str) -> tuple[dict, dict]:
+            namespace, _, short = service.partition("/")
+            host = f"{short}.{namespace}.svc.cluster.local"
+            name = prefix + short
+            if len(name) > DNS_LABEL_MAX:
+                name = shorten(name, DNS_LABEL_MAX)
+            lanes = members[service]
+            http = []
+            for lane in lanes:
+                if lane != fallback:
+                    key, how, value = lane_match[lane]
+                    http.append(
+                        {
+                            "name": lane,
+                            "match": [{"headers": {key: {how: value}}}],
+                            "route": [{"destination": {"host": host, "subset": lane}}],
+                        }
+                    )
+            http.append(
+                {"name": fallback, "route": [{"destination": {"host": host, "subset": fallback}}]}
+            )
+            vs = {
+                "apiVersion": API_VERSION,
+                "kind": "VirtualService",
+                "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+                "spec": {"hosts": [host], "http": http},
+            }
+            dr = {
+                "apiVersion": API_VERSION,
+                "kind": "DestinationRule",
+                "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+                "spec": {
+                    "host": host,
+                    "subsets": [{"name": lane, "labels": dict(selectors[lane])} for lane in lanes],
+                },
+            }
+            return vs, dr
+
+        return pair
+
+
+def _lane_headers(facts: Facts, lane: str) -> dict[str, str]:
+    """The headers the gateway sets on a request it puts into `lane`."""
+    headers = {facts.route_header: lane}
+    if facts.propagation == "baggage":
+        headers[baggage.HEADER] = baggage.member(facts.route_header, lane)
+    return headers
+
+
+def _destination(service: str, subset: str, port: int | None = None) -> dict:
+    destination: dict = {"host": fqdn(service), "subset": subset}
+    if port is not None:
+        destination["port"] = {"number": port}
+    return destination
+
+
+def _rule_routes(facts: Facts) -> tuple[list[str], list[dict]]:
+    """One route per online rule, lanes in topology order; and the rules' hosts."""
+    http = []
+    hosts = []
+    for lane in facts.topology.lanes:
+        for rule in online_rules(lane):
+            hosts.append(rule.hosts)
+            # A rule named after its lane (ASM's habit) keeps its name; others are prefixed
+            # with the lane, which has no `/`, so route names stay unique across lanes.
+            name = rule.name if rule.name == lane.name else f"{lane.name}/{rule.name}"
+            route: dict = {"name": name}
+            if rule.match:
+                route["match"] = [rule.match]
+            route["route"] = [
+                {
+                    "destination": _destination(
+                        rule.service, facts.serving(rule.service, lane.name), rule.port
+                    ),
+                    "headers": {"request": {"set": _lane_headers(facts, lane.name)}},
+                }
+            ]
+            http.append(route)
+    return union(hosts), http
+
+
+def _weighted_route(facts: Facts, matches: list[dict]) -> dict:
+    """One route splitting traffic by lane weight, each share tagged with its lane."""
+    route: dict = {"name": WEIGHTED_ROUTE}
+    if matches:
+        route["match"] = matches
+    route["route"] = [
+        {
+            "destination": _destination(share.service, facts.serving(share.service, share.lane)),
+            "headers": {"request": {"set": _lane_headers(facts, share.lane)}},
+            "weight": share.weight,
+        }
+        for share in weighted_shares(facts.topology)
+    ]
+    return route
+
+
+def _check_ingress_name(facts: Facts, namespace: str) -> None:
+    """A group service named `ingress` in the gateway's namespace would share its name."""
+    key = f"{namespace}/{INGRESS_SUFFIX}"
+    if key in facts.members:
+        services = facts.topology.group.spec.services
+        index = next(i for i, s in enumerate(services) if s.key == key)
+        raise InvalidSpec(
+            [
+                FieldError(
+                    "SwimLaneGroup",
+                    facts.group,
+                    f"spec.services[{index}]",
+                    f"service {key} would share the name of the gateway's VirtualService "
+                    f"{object_name('lanes', facts.group, INGRESS_SUFFIX)}; the istio flavour "
+                    "cannot render a service named 'ingress' in the gateway's namespace",
+                )
+            ]
+        )
