@@ -100,14 +100,6 @@ def trace_to_dict(trace: Trace) -> dict[str, Any]:
     return data
 
 
-def render_text(renderable: RenderableType, width: int = 120) -> str:
-    """A rich renderable as plain text, for tests and for output that is not a terminal."""
-    console = Console(width=width, record=True, color_system=None, force_terminal=False)
-    with console.capture() as captured:
-        console.print(renderable)
-    return captured.get()
-
-
 @report_invalid_input
 def trace(
     filename: Filename,

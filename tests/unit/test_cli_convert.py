@@ -1,0 +1,128 @@
+"""kubectl lane convert: ASM and Kruise manifests become the sample's lanes.dev objects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lanes.api.load import Document, parse_documents
+
+from .test_cli import SAMPLE, invoke, sample_documents
+
+
+def converted(path: Path) -> list[dict[str, Any]]:
+    result = invoke("convert", "-f", path)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("---\n")
+    return list(yaml.safe_load_all(result.stdout))
+
+
+def without_services_extras(spec: dict[str, Any]) -> dict[str, Any]:
+    """A spec with its services sorted and reduced to name and namespace.
+
+    The sample adds `calls` and leaves out ASM's cluster ids, which only ASM's console uses.
+    """
+    services = sorted(
+        ({"name": s["name"], "namespace": s["namespace"]} for s in spec.get("services", [])),
+        key=lambda s: (s["namespace"], s["name"]),
+    )
+    return {**spec, "services": services}
+
+
+def lanes_objects(documents: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Parsed lanes.dev objects by (kind, name), specs normalised for comparison."""
+    bundle = parse_documents([Document(f"#{i}", d) for i, d in enumerate(documents)])
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for obj in [*bundle.groups, *bundle.lanes]:
+        found[(obj.kind, obj.name)] = without_services_extras(obj.spec.to_wire())
+    for rollout in bundle.rollouts:
+        namespace = rollout.metadata.namespace or "default"
+        found[(rollout.kind, f"{namespace}/{rollout.metadata.name}")] = rollout.spec.to_wire()
+    return found
+
+
+def test_reference_asm_inputs_convert_to_the_sample(reference: Path) -> None:
+    ours = lanes_objects(sample_documents())
+    theirs = lanes_objects(converted(reference / "asm-mock-chain-inputs.yaml"))
+    assert sorted(theirs) == sorted(ours)
+    for key in ours:
+        assert theirs[key] == ours[key], key
+
+
+def test_other_documents_pass_through_unchanged(reference: Path) -> None:
+    source = reference / "asm-mock-chain-inputs.yaml"
+    originals = list(yaml.safe_load_all(source.read_text()))
+    documents = converted(source)
+    kept = [d for d in documents if not d["apiVersion"].startswith("lanes.dev/")]
+    assert kept == [d for d in originals if d["kind"] in {"Gateway", "Service", "Deployment"}]
+    kinds = [d["kind"] for d in documents if d["apiVersion"] == "lanes.dev/v1alpha1"]
+    assert kinds == ["SwimLaneGroup", "SwimLane", "SwimLane"] + ["WorkloadRollout"] * 3
+
+
+def test_sample_app_matches_the_reference_apart_from_namespaces(reference: Path) -> None:
+    def app(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        kept = []
+        for doc in documents:
+            if doc["kind"] in {"Service", "Deployment"}:
+                metadata = {k: v for k, v in doc["metadata"].items() if k != "namespace"}
+                kept.append({**doc, "metadata": metadata})
+        return kept
+
+    reference_documents = yaml.safe_load_all((reference / "asm-mock-chain-inputs.yaml").read_text())
+    assert app(sample_documents()) == app(list(reference_documents))
+
+
+def test_lanes_documents_convert_to_themselves() -> None:
+    documents = converted(SAMPLE)
+    assert documents == sample_documents()
+
+
+def test_kruise_metadata_keeps_what_users_write(tmp_path: Path) -> None:
+    source = tmp_path / "rollout.yaml"
+    source.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "rollouts.kruise.io/v1beta1",
+                "kind": "Rollout",
+                "metadata": {
+                    "name": "r",
+                    "namespace": "shop",
+                    "labels": {"team": "a"},
+                    "uid": "1234",
+                    "resourceVersion": "99",
+                    "managedFields": [{"manager": "kubectl"}],
+                },
+                "spec": {
+                    "workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "d"},
+                    "strategy": {"canary": {"steps": [{"replicas": "20%"}]}},
+                },
+            }
+        )
+    )
+    [document] = converted(source)
+    assert document["apiVersion"] == "lanes.dev/v1alpha1"
+    assert document["kind"] == "WorkloadRollout"
+    assert document["metadata"] == {"name": "r", "namespace": "shop", "labels": {"team": "a"}}
+
+
+def test_a_kruise_rollout_lanes_would_reject_is_named(tmp_path: Path) -> None:
+    source = tmp_path / "rollout.yaml"
+    source.write_text(
+        "apiVersion: rollouts.kruise.io/v1beta1\nkind: Rollout\nmetadata: {name: r}\n"
+        "spec:\n  workloadRef: {apiVersion: apps/v1, kind: Deployment, name: d}\n"
+        "  strategy: {canary: {steps: [{replicas: 120%}]}}\n"
+    )
+    result = invoke("convert", "-f", source)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert f"{source}: WorkloadRollout/r: spec.strategy.canary.steps[0].replicas" in result.stderr
+
+
+def test_an_empty_file_is_bad_input(tmp_path: Path) -> None:
+    source = tmp_path / "empty.yaml"
+    source.write_text("# nothing\n")
+    result = invoke("convert", "-f", source)
+    assert result.exit_code == 2
+    assert f"error: {source}: holds no YAML documents" in result.stderr
