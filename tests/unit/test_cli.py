@@ -101,7 +101,7 @@ BAD_INPUT = {
         ["list.yaml", "document 1", "is not a mapping"],
     ),
     "no-group": (
-        lambda tmp: write(tmp, "empty.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"),
+        lambda tmp: write(tmp, "empty.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n"),
         ["empty.yaml", "holds no SwimLaneGroup"],
     ),
     "empty-directory": (
@@ -114,7 +114,7 @@ BAD_INPUT = {
     ),
     "fallback-is-not-a-lane": (
         lambda tmp: with_change(tmp, "SwimLaneGroup", "rollout", set_fallback),
-        ["changed.yaml#", "SwimLaneGroup/rollout", "spec.permissiveModeConfiguration.fallbackTarget"],
+        ["changed.yaml#", "SwimLaneGroup/rollout", "permissiveModeConfiguration.fallbackTarget"],
     ),
     "rule-host-outside-group": (
         lambda tmp: with_change(tmp, "SwimLane", "canary", bad_rule_host),
@@ -181,10 +181,10 @@ OPTIONS = {
     "unknown-flavour": (["render", "-f", SAMPLE, "--flavour", "linkerd"], "--flavour"),
     "unknown-trace-output": (["trace", "-f", SAMPLE, "-o", "yaml"], "--output"),
     "unknown-graph-format": (["graph", "-f", SAMPLE, "--format", "svg"], "--format"),
-    "header-without-colon": (["trace", "-f", SAMPLE, "-H", "x-asm-prefer-tag"], "expected 'name: value'"),
+    "header-without-colon": (["trace", "-f", SAMPLE, "-H", "x-lane"], "expected 'name: value'"),
     "png-to-stdout": (["graph", "-f", SAMPLE, "--format", "png"], "give a file with -o"),
     "no-filename": (["render"], "-f"),
-    "unknown-group": (["trace", "-f", SAMPLE, "--group", "other"], "--group: 'other' is not a group"),
+    "unknown-group": (["trace", "-f", SAMPLE, "-g", "other"], "--group: 'other' is not a group"),
 }
 
 

@@ -56,10 +56,11 @@ def test_dot_of_the_sample_with_observations() -> None:
     text = format_dot(drawings(OBSERVED))
     assert text.startswith("digraph lanes {\n  rankdir=LR;\n")
     assert '    "rollout/default/mocka" [label="default/mocka\\nlanes: base, canary"];\n' in text
-    assert '    "rollout/default/redis" [label="default/redis\\noutside the group", style=dashed];\n' in text
+    redis = '"rollout/default/redis"'
+    assert f'    {redis} [label="default/redis\\noutside the group", style=dashed];\n' in text
     assert '  "rollout/gateway" -> "rollout/default/mocka";\n' in text
     assert '  "rollout/default/mockb" -> "rollout/default/mockc";\n' in text
-    assert '  "rollout/default/mockc" -> "rollout/default/redis" [style=dashed, label="observed"];\n' in text
+    assert f'  "rollout/default/mockc" -> {redis} [style=dashed, label="observed"];\n' in text
     assert text.endswith("}\n")
 
 

@@ -68,18 +68,18 @@ def test_json_output_carries_every_hop(tmp_path: Path) -> None:
     ]
 
 
-REQUESTS = {
-    "wrong-path": (["-H", "x-asm-prefer-tag: base", "--path", "/other"], "no route at the gateway"),
-    "no-header": (["--path", "/mock"], "no route at the gateway"),
-    "unknown-lane": (["-H", "x-asm-prefer-tag: blue", "--path", "/mock"], "no route at the gateway"),
+UNROUTED = {
+    "wrong-path": ["-H", "x-asm-prefer-tag: base", "--path", "/other"],
+    "no-header": ["--path", "/mock"],
+    "unknown-lane": ["-H", "x-asm-prefer-tag: blue", "--path", "/mock"],
 }
 
 
-@pytest.mark.parametrize("args,expected", REQUESTS.values(), ids=REQUESTS.keys())
-def test_unrouted_requests_say_so(args: list[str], expected: str) -> None:
+@pytest.mark.parametrize("args", UNROUTED.values(), ids=UNROUTED.keys())
+def test_unrouted_requests_say_so(args: list[str]) -> None:
     result = invoke("trace", "-f", SAMPLE, *args)
     assert result.exit_code == 0
-    assert f"note: {expected}" in result.stdout
+    assert "note: no route at the gateway" in result.stdout
     assert "gateway →" not in result.stdout
     data = json.loads(invoke("trace", "-f", SAMPLE, *args, "-o", "json").stdout)
     assert data["routed"] is False
