@@ -94,9 +94,14 @@ class CanaryStatus(Model):
 
 
 class WorkloadRolloutStatus(Model):
-    """The rollout's state machine, stored so a restarted operator resumes from it."""
+    """The rollout's state machine, stored so a restarted operator resumes from it.
+
+    `paused` is set by a pause request (`kubectl lane pause`) and cleared by resume; it lives
+    here rather than in the spec so pausing never changes what the user declared.
+    """
 
     phase: Phase = "Initial"
+    paused: bool = False
     canary_status: CanaryStatus | None = None
     conditions: list[Condition] = Field(default_factory=list)
     observed_generation: int | None = None

@@ -1,0 +1,70 @@
+"""Pure planning of WorkloadRollouts: (rollout, observed workloads, now) -> next status + actions.
+
+Nothing here talks to the API server; the operator reads the objects, calls `plan_step` (or
+`plan_finalize` on deletion) and carries out the returned actions.
+"""
+
+from .actions import (
+    Action,
+    ApplyCanary,
+    Change,
+    ClearIntent,
+    DeleteCanary,
+    Event,
+    Followup,
+    PauseBase,
+    Plan,
+    RestoreBaseTemplate,
+    ScaleCanary,
+    UnpauseBase,
+)
+from .batches import is_batch_ready, scaled_value, step_replicas
+from .canary import (
+    CANARY_LABEL,
+    REVISION_ANNOTATION,
+    ROLLOUT_LABEL,
+    TEMPLATE_ANNOTATION,
+    canary_deployment,
+    canary_name,
+)
+from .finalize import plan_finalize
+from .intents import ANNOTATIONS, Intent, check_intent, intent_patch, requested
+from .machine import plan_step
+from .observed import DeploymentView, Observed, ReplicaSetView
+from .revisions import pod_template, template_hash
+
+__all__ = [
+    "ANNOTATIONS",
+    "CANARY_LABEL",
+    "REVISION_ANNOTATION",
+    "ROLLOUT_LABEL",
+    "TEMPLATE_ANNOTATION",
+    "Action",
+    "ApplyCanary",
+    "Change",
+    "ClearIntent",
+    "DeleteCanary",
+    "DeploymentView",
+    "Event",
+    "Followup",
+    "Intent",
+    "Observed",
+    "PauseBase",
+    "Plan",
+    "ReplicaSetView",
+    "RestoreBaseTemplate",
+    "ScaleCanary",
+    "UnpauseBase",
+    "canary_deployment",
+    "canary_name",
+    "check_intent",
+    "intent_patch",
+    "is_batch_ready",
+    "plan_finalize",
+    "plan_step",
+    "pod_template",
+    "requested",
+    "scaled_value",
+    "step_replicas",
+    "template_hash",
+]

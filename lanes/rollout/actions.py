@@ -1,0 +1,113 @@
+"""What a plan asks the operator to do, and the plan itself.
+
+Actions name objects in the rollout's namespace. The operator carries out `Plan.changes` in
+order and stops at the first failure without writing the status, so the next reconcile plans
+the same step again; after the status is written it carries out `Plan.followups`. Clearing an
+intent only after the status records its effect means a crash in between leaves an intent
+that the next plan recognises as already done, rather than a lost approve or undo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from lanes.api.workloadrollout import WorkloadRolloutStatus
+
+
+@dataclass(frozen=True)
+class PauseBase:
+    """Set `spec.paused: true` on the base Deployment, holding it on its running version."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class UnpauseBase:
+    """Set `spec.paused: false` on the base Deployment, letting it roll to its template."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class ApplyCanary:
+    """Create or update the canary Deployment (server-side apply of the whole object)."""
+
+    deployment: dict[str, Any] = field(hash=False)
+
+    @property
+    def name(self) -> str:
+        """The canary Deployment's name."""
+        return self.deployment["metadata"]["name"]
+
+
+@dataclass(frozen=True)
+class ScaleCanary:
+    """Set the canary Deployment's `spec.replicas`."""
+
+    name: str
+    replicas: int
+
+
+@dataclass(frozen=True)
+class DeleteCanary:
+    """Delete the canary Deployment; a missing one counts as deleted."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class RestoreBaseTemplate:
+    """Write the stable ReplicaSet's template back into the base Deployment.
+
+    The template equals that ReplicaSet's minus its `pod-template-hash` label, so the
+    Deployment controller adopts the ReplicaSet as current and starts no new pod.
+    """
+
+    name: str
+    template: dict[str, Any] = field(hash=False)
+
+
+@dataclass(frozen=True)
+class ClearIntent:
+    """Remove one intent annotation from the WorkloadRollout."""
+
+    annotation: str
+
+
+@dataclass(frozen=True)
+class Event:
+    """A Kubernetes Event on the WorkloadRollout."""
+
+    reason: str
+    message: str
+    type: Literal["Normal", "Warning"] = "Normal"
+
+
+Change = PauseBase | UnpauseBase | ApplyCanary | ScaleCanary | DeleteCanary | RestoreBaseTemplate
+Followup = ClearIntent | Event
+Action = Change | Followup
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One reconcile's outcome: the status to write and the actions that lead to it.
+
+    `requeue_after` is when to plan again without a new observation: 0 when the state moved
+    (the next step may already be possible), the seconds until a pause or deadline expires, or
+    None when only a change in the cluster or an intent can move the rollout.
+    """
+
+    status: WorkloadRolloutStatus
+    actions: tuple[Action, ...] = ()
+    requeue_after: float | None = None
+
+    @property
+    def changes(self) -> tuple[Change, ...]:
+        """The workload changes, in the order they must be made."""
+        return tuple(a for a in self.actions if not isinstance(a, ClearIntent | Event))
+
+    @property
+    def followups(self) -> tuple[Followup, ...]:
+        """Intent clean-up and events, for after the status is written."""
+        return tuple(a for a in self.actions if isinstance(a, ClearIntent | Event))

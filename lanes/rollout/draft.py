@@ -1,0 +1,241 @@
+"""The working copy of a rollout's status while one step is planned."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from lanes.api.workloadrollout import (
+    CanaryStatus,
+    CanaryStep,
+    Phase,
+    StepState,
+    WorkloadRollout,
+    WorkloadRolloutStatus,
+)
+
+from .actions import Action, ApplyCanary, Event, Plan
+from .batches import step_replicas
+from .canary import canary_deployment, canary_name, owns
+from .observed import DeploymentView, Observed
+from .status import (
+    PROGRESSING,
+    SUCCEEDED,
+    current_step,
+    find_condition,
+    parse_time,
+    set_condition,
+    step_count,
+    timestamp,
+)
+
+_PROGRESSING_REASON: dict[str, tuple[str, str]] = {
+    "Progressing": ("True", "InRolling"),
+    "Paused": ("True", "Paused"),
+    "Promoting": ("True", "Promoting"),
+    "RollingBack": ("True", "RollingBack"),
+}
+Outcome = tuple[tuple[str, str], tuple[str, str]]
+PROMOTED: Outcome = (("False", "Completed"), ("True", "Promoted"))
+ROLLED_BACK: Outcome = (("False", "Cancelled"), ("False", "RolledBack"))
+
+
+@dataclass
+class Draft:
+    """The status being planned, the observations it is planned from, and the actions so far.
+
+    `move` records the one state transition a plan may make; everything else a handler does
+    is bookkeeping (replica counts, message) or a correction of what is observed.
+    """
+
+    rollout: WorkloadRollout
+    observed: Observed
+    now: datetime
+    phase: Phase
+    paused: bool
+    stable: str | None
+    canary_revision: str | None
+    index: int
+    state: StepState | None
+    replicas: int
+    ready: int
+    last_update: str | None
+    message: str | None
+    actions: list[Action] = field(default_factory=list)
+    moved: bool = False
+    requeue: float | None = None
+    failure: str = "ProgressDeadlineExceeded"
+    outcome: Outcome | None = None
+
+    @classmethod
+    def of(cls, rollout: WorkloadRollout, observed: Observed, now: datetime) -> Draft:
+        """A draft starting from the rollout's stored status."""
+        status = rollout.status or WorkloadRolloutStatus()
+        canary = status.canary_status or CanaryStatus()
+        return cls(
+            rollout=rollout,
+            observed=observed,
+            now=now,
+            phase=status.phase,
+            paused=status.paused,
+            stable=canary.stable_revision,
+            canary_revision=canary.canary_revision,
+            index=canary.current_step_index,
+            state=canary.current_step_state,
+            replicas=canary.canary_replicas,
+            ready=canary.canary_ready_replicas,
+            last_update=canary.last_update_time,
+            message=status.message,
+            failure=_failure_reason(status),
+        )
+
+    @property
+    def base(self) -> DeploymentView:
+        """The base Deployment; handlers run only once it is known to exist."""
+        assert self.observed.base is not None
+        return self.observed.base
+
+    @property
+    def name(self) -> str:
+        """How messages name the rollout."""
+        return f"workloadrollout/{self.rollout.metadata.name}"
+
+    @property
+    def canary_name(self) -> str:
+        """The canary Deployment's name."""
+        return canary_name(self.rollout.spec.workload_ref.name)
+
+    @property
+    def canary(self) -> DeploymentView | None:
+        """The canary Deployment when it is this rollout's own."""
+        found = self.observed.canary
+        return found if found is not None and owns(self.rollout, found) else None
+
+    @property
+    def foreign_canary(self) -> bool:
+        """Whether something else already holds the canary Deployment's name."""
+        return self.observed.canary is not None and self.canary is None
+
+    @property
+    def is_paused(self) -> bool:
+        """Paused by the spec or by a pause request (as planned so far)."""
+        return self.rollout.spec.strategy.paused or self.paused
+
+    @property
+    def step(self) -> CanaryStep:
+        """The current step."""
+        return current_step(self.rollout, self.index)
+
+    @property
+    def steps(self) -> int:
+        """How many steps there are."""
+        return step_count(self.rollout)
+
+    @property
+    def where(self) -> str:
+        """`step i/N`, for messages."""
+        return f"step {self.index}/{self.steps}"
+
+    @property
+    def awaiting_approval(self) -> bool:
+        """Whether the step is paused until someone approves it."""
+        return self.state == "StepPaused" and self.step.pause.duration is None
+
+    @property
+    def last_update_time(self) -> datetime:
+        """When the step state last changed; now, if never recorded."""
+        return parse_time(self.last_update) or self.now
+
+    def desired_canary(self, index: int | None = None) -> dict[str, Any]:
+        """The canary Deployment a step wants."""
+        step = current_step(self.rollout, index or self.index)
+        replicas = step_replicas(step, self.base.replicas)
+        return canary_deployment(self.rollout, self.base, replicas)
+
+    def act(self, action: Action) -> None:
+        """Add an action, once."""
+        applies = isinstance(action, ApplyCanary)
+        if applies and any(isinstance(a, ApplyCanary) for a in self.actions):
+            return
+        if action not in self.actions:
+            self.actions.append(action)
+
+    def event(self, reason: str, message: str, warning: bool = False) -> None:
+        """Add an Event on the rollout."""
+        self.act(Event(reason, message, "Warning" if warning else "Normal"))
+
+    def move(self, **changes: Any) -> None:
+        """Make this plan's state transition; touching the step stamps `lastUpdateTime`."""
+        for key, value in changes.items():
+            setattr(self, key, value)
+        if {"phase", "index", "state"} & changes.keys() and "last_update" not in changes:
+            self.last_update = timestamp(self.now)
+        self.moved = True
+
+    def fail(self, reason: str, message: str) -> None:
+        """Enter (or stay in) Failed; entering it is a move and gets a Warning event."""
+        self.failure = reason
+        self.message = message
+        if self.phase != "Failed":
+            self.move(phase="Failed", last_update=self.last_update)
+            self.event(reason, message, warning=True)
+
+    def plan(self) -> Plan:
+        """The plan this draft describes."""
+        old = self.rollout.status or WorkloadRolloutStatus()
+        generation = self.rollout.metadata.generation
+        conditions = list(old.conditions)
+        message = self.message or ""
+
+        def put(kind: str, pair: tuple[str, str]) -> None:
+            nonlocal conditions
+            conditions = set_condition(
+                conditions, kind, pair[0], pair[1], message, self.now, generation
+            )
+
+        if self.phase in _PROGRESSING_REASON:
+            put(PROGRESSING, _PROGRESSING_REASON[self.phase])
+            put(SUCCEEDED, ("Unknown", "InProgress"))
+        elif self.phase == "Failed":
+            put(PROGRESSING, ("False", self.failure))
+            put(SUCCEEDED, ("False", self.failure))
+        elif self.outcome is not None:
+            put(PROGRESSING, self.outcome[0])
+            put(SUCCEEDED, self.outcome[1])
+        canary = None
+        if self.stable is not None or self.canary_revision is not None:
+            canary = CanaryStatus(
+                stable_revision=self.stable,
+                canary_revision=self.canary_revision,
+                current_step_index=self.index,
+                current_step_state=self.state,
+                canary_replicas=self.replicas,
+                canary_ready_replicas=self.ready,
+                last_update_time=self.last_update,
+            )
+        status = WorkloadRolloutStatus(
+            phase=self.phase,
+            paused=self.paused,
+            canary_status=canary,
+            conditions=conditions,
+            observed_generation=generation,
+            message=self.message,
+        )
+        requeue = 0.0 if self.moved else self.requeue
+        plan = Plan(status=status, actions=tuple(self.actions), requeue_after=requeue)
+        return Plan(status, plan.changes + plan.followups, requeue)
+
+
+def succeeded_reason(rollout: WorkloadRollout) -> str | None:
+    """The reason on the stored `Succeeded` condition: how the last release ended."""
+    status = rollout.status or WorkloadRolloutStatus()
+    found = find_condition(status.conditions, SUCCEEDED)
+    return found.reason if found else None
+
+
+def _failure_reason(status: WorkloadRolloutStatus) -> str:
+    found = find_condition(status.conditions, PROGRESSING)
+    if status.phase == "Failed" and found is not None and found.reason:
+        return found.reason
+    return "ProgressDeadlineExceeded"

@@ -1,0 +1,103 @@
+"""User intents: approve, undo, pause, resume, as annotations on the WorkloadRollout.
+
+The CLI annotates the rollout and the operator acts on the next reconcile, then removes the
+annotation. Annotations rather than spec fields keep the spec what the user (or GitOps)
+declared, and rather than a status write they leave the status to the operator alone.
+
+- `lanes.dev/approve: "<step>"` continues past the paused step `<step>` (1-based, the
+  status's `currentStepIndex`); an approve for any other step is stale and is dropped, so
+  a late or repeated approve never skips a step.
+- `lanes.dev/undo: "<time>"` rolls back whatever is in progress.
+- `lanes.dev/pause: "<time>"` / `lanes.dev/resume: "<time>"` stop and continue the steps.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from lanes.api.workloadrollout import WorkloadRollout
+
+from .status import IN_PROGRESS, IN_STEPS, status_of, step_count, timestamp
+
+Intent = Literal["approve", "undo", "pause", "resume"]
+PREFIX = "lanes.dev/"
+ANNOTATIONS: dict[Intent, str] = {
+    "approve": f"{PREFIX}approve",
+    "undo": f"{PREFIX}undo",
+    "pause": f"{PREFIX}pause",
+    "resume": f"{PREFIX}resume",
+}
+PRIORITY: tuple[Intent, ...] = ("undo", "resume", "pause", "approve")
+
+
+def requested(rollout: WorkloadRollout) -> dict[Intent, str]:
+    """The intents present on a rollout, with their annotation values."""
+    annotations = rollout.metadata.annotations
+    return {i: annotations[key] for i, key in ANNOTATIONS.items() if key in annotations}
+
+
+def check_intent(rollout: WorkloadRollout, intent: Intent) -> str | None:
+    """Why an intent cannot apply to the rollout now, or None when it can.
+
+    The CLI calls this to refuse a verb without patching anything; the operator calls it to
+    drop an annotation someone wrote by hand at the wrong time.
+    """
+    status = status_of(rollout)
+    name = f"workloadrollout/{rollout.metadata.name}"
+    phase = status.phase
+    spec_paused = rollout.spec.strategy.paused
+    if intent == "approve":
+        canary = status.canary_status
+        if phase not in IN_STEPS or canary is None:
+            return f"{name} has no canary step waiting for approval (phase {phase})"
+        if spec_paused:
+            return f"{name} is paused by spec.strategy.paused; set it to false first"
+        if status.paused:
+            return f"{name} is paused; resume it first"
+        if canary.current_step_state != "StepPaused":
+            return (
+                f"{name} is at step {canary.current_step_index}/{step_count(rollout)} "
+                f"({canary.current_step_state}): only a paused step can be approved; "
+                "wait until its canary pods are ready"
+            )
+        return None
+    if intent == "undo":
+        if phase == "RollingBack":
+            return f"{name} is already rolling back"
+        if phase not in IN_PROGRESS:
+            return f"{name} has nothing in progress to undo (phase {phase})"
+        return None
+    if intent == "pause":
+        if phase in ("Promoting", "RollingBack"):
+            return f"{name} is {phase.lower()} and cannot be paused; it finishes on its own"
+        if spec_paused:
+            return f"{name} is already paused by spec.strategy.paused"
+        if status.paused:
+            return f"{name} is already paused"
+        return None
+    if spec_paused:
+        return f"{name} is paused by spec.strategy.paused; set it to false to resume"
+    if not status.paused:
+        return f"{name} is not paused"
+    return None
+
+
+def approvable_step(rollout: WorkloadRollout) -> int:
+    """The step an approve written now refers to: the current step index."""
+    canary = status_of(rollout).canary_status
+    return canary.current_step_index if canary else 0
+
+
+def intent_patch(rollout: WorkloadRollout, intent: Intent, now: datetime) -> dict:
+    """The JSON merge patch that requests an intent.
+
+    Pause and resume each remove the other, so the latest request is the only one left.
+    """
+    value = str(approvable_step(rollout)) if intent == "approve" else timestamp(now)
+    annotations: dict[str, str | None] = {ANNOTATIONS[intent]: value}
+    if intent == "pause":
+        annotations[ANNOTATIONS["resume"]] = None
+    elif intent == "resume":
+        annotations[ANNOTATIONS["pause"]] = None
+    return {"metadata": {"annotations": annotations}}

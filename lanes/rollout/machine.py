@@ -1,0 +1,169 @@
+"""The WorkloadRollout state machine: (rollout, observed workloads, now) -> Plan.
+
+Phases, and what moves a rollout between them (one move per reconcile, OpenKruise style, so
+a restarted operator resumes from the stored status alone):
+
+- Initial -> Healthy once the base Deployment exists; its running revision becomes stable.
+- Healthy -> Progressing when the base's template differs from the stable revision: the base
+  is paused and the canary Deployment runs the new template (step 1, StepUpgrade).
+- In each step: StepUpgrade -> StepPaused when the step's canary pods are available
+  (phase Paused while it waits for approve, Progressing while a timed pause runs) ->
+  StepReady on approve or when the pause ends -> the next step's StepUpgrade; StepReady on
+  the last step -> Promoting (StepState Completed), the base unpaused.
+- Promoting -> Healthy (Succeeded=True, Promoted) once the base runs the new revision on
+  every replica; the canary Deployment is deleted and the new revision becomes stable.
+- Undo, or the base's template set back to the stable revision -> RollingBack -> Healthy
+  (Succeeded=False, RolledBack) once the base runs the stable revision unpaused.
+- A template that is neither stable nor the canary's restarts the canary at step 1.
+- Canary pods not available within the base's `progressDeadlineSeconds` of the step's
+  start -> Failed. The canary and the held base stay as they are; the step carries on if the
+  pods become available, a new template restarts it, and undo rolls back.
+- Pause (spec.strategy.paused or the pause intent) stops the steps (phase Paused) while the
+  base stays held; promotion and roll back are not interrupted.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from lanes.api.workloadrollout import WorkloadRollout
+
+from .actions import ClearIntent, DeleteCanary, Plan
+from .draft import Draft
+from .intents import ANNOTATIONS, PRIORITY, Intent, check_intent, requested
+from .observed import Observed
+from .progress import (
+    enter_rollback,
+    healthy_message,
+    hold_base,
+    promote,
+    roll_back,
+    run_steps,
+    start_canary,
+)
+from .status import IN_STEPS, utc
+
+
+def plan_step(rollout: WorkloadRollout, observed: Observed, now: datetime) -> Plan:
+    """The next status of a rollout and the actions that get there, moving at most one step.
+
+    Planning again from the returned status with the same observations asks for nothing new:
+    the canary Deployment is requested only on the transition that needs it.
+    """
+    d = Draft.of(rollout, observed, utc(now))
+    canary = d.canary
+    d.ready = canary.available_replicas if canary is not None else 0
+    if not rollout.spec.strategy.canary.enable_extra_workload_for_canary:
+        d.fail("Unsupported", "only enableExtraWorkloadForCanary: true is supported")
+    elif observed.base is None:
+        _no_base(d)
+    elif not _take_intent(d):
+        _advance(d)
+    return d.plan()
+
+
+def _advance(d: Draft) -> None:
+    if d.phase == "Initial" or d.stable is None:
+        stable = d.observed.running_revision()
+        d.move(phase="Healthy", stable=stable, canary_revision=None, index=0, state=None)
+        d.message = healthy_message(d)
+    elif d.phase == "Healthy":
+        _healthy(d)
+    elif not _template_changed(d):
+        if d.phase == "Promoting":
+            promote(d)
+        elif d.phase == "RollingBack":
+            roll_back(d)
+        else:
+            run_steps(d)
+
+
+def _no_base(d: Draft) -> None:
+    if d.canary is not None:
+        d.act(DeleteCanary(d.canary.name))
+    d.message = f"Deployment {d.rollout.spec.workload_ref.name} not found"
+    if d.phase != "Initial":
+        d.move(phase="Initial", stable=None, canary_revision=None, index=0, state=None)
+        d.replicas = 0
+
+
+def _healthy(d: Draft) -> None:
+    if d.canary is not None:
+        d.act(DeleteCanary(d.canary.name))
+    revision = d.base.revision
+    if revision == d.stable:
+        d.message = healthy_message(d)
+    elif d.is_paused:
+        hold_base(d)
+        d.message = f"paused; revision {revision} of Deployment {d.base.name} waits for resume"
+    else:
+        start_canary(d, revision, "CanaryStarted")
+
+
+def _template_changed(d: Draft) -> bool:
+    """React to the base's template moving under a release in progress."""
+    revision = d.base.revision
+    if revision == d.canary_revision:
+        return False
+    if d.is_paused and d.phase in IN_STEPS:
+        return False
+    if revision == d.stable:
+        if d.phase == "RollingBack":
+            return False
+        enter_rollback(
+            d, f"Deployment {d.base.name} is back on stable revision {d.stable}; rolling back"
+        )
+        return True
+    start_canary(d, revision, "CanaryRestarted")
+    return True
+
+
+def _take_intent(d: Draft) -> bool:
+    """Act on the first applicable intent; drop the ones that cannot apply. True if one did."""
+    present = requested(d.rollout)
+    if "pause" in present and "resume" in present:
+        for intent in ("pause", "resume"):
+            d.act(ClearIntent(ANNOTATIONS[intent]))
+            del present[intent]
+        d.event("IntentRejected", "both pause and resume were requested; ignored both", True)
+    chosen: Intent | None = None
+    for intent in PRIORITY:
+        if intent not in present:
+            continue
+        error = check_intent(d.rollout, intent)
+        if error is None and intent == "approve" and present[intent].strip() != str(d.index):
+            error = f"approve of step {present[intent]} is stale: {d.name} is at {d.where}"
+        if error is not None:
+            d.act(ClearIntent(ANNOTATIONS[intent]))
+            d.event("IntentRejected", error, warning=True)
+        elif chosen is None:
+            chosen = intent
+    if chosen is None:
+        return False
+    d.act(ClearIntent(ANNOTATIONS[chosen]))
+    _apply_intent(d, chosen)
+    return True
+
+
+def _apply_intent(d: Draft, intent: Intent) -> None:
+    if intent == "undo":
+        enter_rollback(
+            d, f"undo requested: rolling back revision {d.canary_revision} to {d.stable}"
+        )
+    elif intent == "approve":
+        d.move(state="StepReady", phase="Progressing")
+        d.message = f"{d.where} approved"
+        d.event("Approved", d.message)
+    elif intent == "pause":
+        d.move(paused=True)
+        if d.phase in IN_STEPS:
+            hold_base(d)
+            d.move(phase="Paused")
+            d.message = f"paused at {d.where}; resume to continue"
+        d.event("Paused", f"{d.name} paused")
+    else:
+        d.move(paused=False)
+        if d.phase == "Paused" and not d.awaiting_approval:
+            d.move(phase="Progressing")
+            d.message = f"resumed at {d.where}"
+        d.event("Resumed", f"{d.name} resumed")
