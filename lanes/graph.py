@@ -37,7 +37,8 @@ class Finding:
 class Hop:
     """One service a request reaches, and the lane whose pods serve it there.
 
-    `subset` is None for a service outside the group, which is served without lane routing.
+    `subset` is None for a service outside the group, which is served without lane routing;
+    `via` names the first such service on the way here, through which the lane header must pass.
     """
 
     service: str
@@ -46,6 +47,7 @@ class Hop:
     subset: str | None
     fallback: bool
     in_group: bool
+    via: str | None = None
     note: str = ""
 
 
@@ -227,31 +229,29 @@ def walk_hops(topology: Topology, graph: nx.DiGraph, lane: str) -> tuple[Hop, ..
         return ()
     header = topology.group.spec.route_header
 
-    def hop(service: str, caller: str | None, depth: int, note: str) -> Hop:
+    def hop(service: str, caller: str | None, depth: int, via: str | None) -> Hop:
         if not graph.nodes[service]["in_group"]:
             note = "outside the group: no lane routing"
-            return Hop(service, caller, depth, None, False, False, note)
+            return Hop(service, caller, depth, None, False, False, via, note)
         subset = topology.serving(service, lane)
-        if subset != lane and not note:
-            note = f"lane {lane} has no {service}; falls back to {subset}"
-        return Hop(service, caller, depth, subset, subset != lane, True, note)
-
-    hops = [hop(entry, None, 0, "")]
-    depths = {entry: 0}
-    outside_path: dict[str, str | None] = {
-        entry: None if graph.nodes[entry]["in_group"] else entry
-    }
-    for caller, callee in nx.dfs_edges(graph, source=entry, sort_neighbors=sorted):
-        depths[callee] = depths[caller] + 1
-        via = outside_path[caller]
-        outside_path[callee] = via or (None if graph.nodes[callee]["in_group"] else callee)
-        note = ""
-        if via and graph.nodes[callee]["in_group"]:
-            note = (
+        notes = []
+        if subset != lane:
+            notes.append(f"lane {lane} has no {service}; falls back to {subset}")
+        if via:
+            notes.append(
                 f"reached through {via}, outside the group: the lane holds only if it "
                 f"forwards {header}"
             )
-        hops.append(hop(callee, caller, depths[callee], note))
+        return Hop(service, caller, depth, subset, subset != lane, True, via, "; ".join(notes))
+
+    hops = [hop(entry, None, 0, None)]
+    depths = {entry: 0}
+    passed: dict[str, str | None] = {entry: None if graph.nodes[entry]["in_group"] else entry}
+    for caller, callee in nx.dfs_edges(graph, source=entry, sort_neighbors=sorted):
+        depths[callee] = depths[caller] + 1
+        via = passed[caller]
+        passed[callee] = via or (None if graph.nodes[callee]["in_group"] else callee)
+        hops.append(hop(callee, caller, depths[callee], via))
     return tuple(hops)
 
 

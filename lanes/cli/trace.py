@@ -60,8 +60,8 @@ def describe_hop(hop: Hop, lane: str) -> Text:
         line.append(hop.subset, style="red" if hop.fallback else "green")
     if hop.fallback:
         line.append(f"  fallback: no {lane} pods", style="red")
-    elif hop.note and hop.subset is not None:
-        line.append(f"  {hop.note}", style="yellow")
+    if hop.via and hop.subset is not None:
+        line.append(f"  via {hop.via}, which must forward the lane header", style="yellow")
     return line
 
 

@@ -138,9 +138,10 @@ def test_parse_headers_rejects(raw: str) -> None:
 def test_format_trace_shows_weights_outside_hops_and_notes() -> None:
     hops = (
         Hop("web/front", None, 0, "canary", False, True),
-        Hop("web/cart", "web/front", 1, "base", True, True, "lane canary has no web/cart"),
-        Hop("web/db", "web/cart", 2, None, False, False, "outside the group: no lane routing"),
-        Hop("web/ads", "web/front", 1, "canary", False, True, "reached through web/x"),
+        Hop("web/cart", "web/front", 1, "base", True, True, note="lane canary has no web/cart"),
+        Hop("web/x", "web/front", 1, None, False, False),
+        Hop("web/db", "web/cart", 2, None, False, False, note="outside the group"),
+        Hop("web/ads", "web/x", 2, "base", True, True, via="web/x"),
     )
     trace = Trace(
         group="shop",
@@ -156,6 +157,8 @@ def test_format_trace_shows_weights_outside_hops_and_notes() -> None:
         "└── web/front  → canary",
         "    ├── web/cart  → base  fallback: no canary pods",
         "    │   └── web/db  not lane-routed (outside the group)",
-        "    └── web/ads  → canary  reached through web/x",
+        "    └── web/x  not lane-routed (outside the group)",
+        "        └── web/ads  → base  fallback: no canary pods  "
+        "via web/x, which must forward the lane header",
         "note: lane weights add up to 20%, not 100%",
     ]

@@ -168,7 +168,12 @@ def test_an_entry_outside_the_group_is_reported() -> None:
     assert [(f.code, f.service) for f in findings] == [("entry-outside-group", "web/edge")]
     trace = explain(outside, graph, {"x-lane": "canary"}, "/")
     assert chain(trace)[0] == ("web/edge", None, False)
-    assert "forwards x-lane" in trace.routes[0].hops[1].note
+    second = trace.routes[0].hops[1]
+    assert second.via == "web/edge"
+    assert second.note == (
+        "lane canary has no web/front; falls back to base; reached through web/edge, outside "
+        "the group: the lane holds only if it forwards x-lane"
+    )
 
 
 STRINGS = {
@@ -346,3 +351,17 @@ def test_every_hop_is_served_by_its_lane_or_the_fallback(
         assert hop.subset == (lane_name if own else "base")
         assert hop.fallback is not own
     assert explain(topo, build_graph(topo), {"x-lane": lane_name}, "/") == trace
+
+
+def test_hops_behind_a_service_outside_the_group_name_it() -> None:
+    services = [{"name": "front", "namespace": "web", "calls": ["proxy"]}, *SERVICES[1:]]
+    topo = topology([group(services), lane("base", [lane_rule("base")])])
+    graph = build_graph(topo, Observations(edges=[("web/proxy", "web/cart")]))
+    hops = explain(topo, graph, {"x-lane": "base"}, "/").routes[0].hops
+    assert [(h.service, h.via) for h in hops] == [
+        ("web/front", None),
+        ("web/proxy", None),
+        ("web/cart", "web/proxy"),
+        ("web/stock", "web/proxy"),
+    ]
+    assert hops[2].note.endswith("the lane holds only if it forwards x-lane")
