@@ -7,7 +7,7 @@ which service and on the entry service.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .common import service_key
 from .errors import FieldError, InvalidSpec
@@ -39,9 +39,27 @@ class Topology:
         """A lane of the group by name."""
         return next(lane for lane in self.lanes if lane.name == name)
 
+    def reobserve(self, service: str, ready: list[str]) -> Topology:
+        """This topology after the lanes with ready pods of one service changed to `ready`.
+
+        Membership follows resolve(): observations count only with autoUpdate, and the fallback
+        always serves. Lets the operator re-render one service without resolving the group.
+        """
+        if not self.group.spec.auto_update or service not in self.members:
+            return self
+        members = dict(self.members)
+        members[service] = _serving([lane.name for lane in self.lanes], self.fallback, ready)
+        return replace(self, members=members)
+
     def serving(self, service: str, lane: str) -> str:
         """The lane whose pods serve `service` for a request in `lane`: its own, or the fallback."""
         return lane if lane in self.members.get(service, ()) else self.fallback
+
+
+def _serving(names: list[str], fallback: str, ready: list[str]) -> tuple[str, ...]:
+    """The lanes serving a service by observation: the fallback and those with ready pods."""
+    present = set(ready)
+    return tuple(n for n in names if n == fallback or n in present)
 
 
 def lanes_of_group(group: SwimLaneGroup, lanes: list[SwimLane]) -> list[SwimLane]:
@@ -90,11 +108,13 @@ def validate(group: SwimLaneGroup, lanes: list[SwimLane]) -> list[FieldError]:
             seen_selectors[selector] = lane.name
 
         lane_keys = [s.key for s in lane.spec.services]
+        listed: set[str] = set()
         for i, key in enumerate(lane_keys):
             if key not in group_keys:
                 lane_error(lane, f"spec.services[{i}]", f"{key} is not a service of group {gname!r}")
-            elif lane_keys.index(key) != i:
+            elif key in listed:
                 lane_error(lane, f"spec.services[{i}]", f"service {key} is listed twice")
+            listed.add(key)
         if not spec.is_permissive:
             missing = sorted(group_keys - set(lane_keys))
             if missing:
@@ -169,14 +189,13 @@ def resolve(
     ordered = sorted(own, key=lambda lane: (lane.name != fallback, lane.name))
     keys = sorted(s.key for s in group.spec.services)
     use_observed = group.spec.auto_update and observed is not None
+    names = [lane.name for lane in ordered]
     members: dict[str, tuple[str, ...]] = {}
-    declared = {lane.name: {s.key for s in lane.spec.services} for lane in ordered}
-    for key in keys:
-        present = set(observed.lanes_of(key)) if use_observed else set()
-        members[key] = tuple(
-            lane.name
-            for lane in ordered
-            if lane.name == fallback
-            or (lane.name in present if use_observed else key in declared[lane.name])
-        )
+    if use_observed:
+        for key in keys:
+            members[key] = _serving(names, fallback, observed.lanes_of(key))
+    else:
+        declared = {lane.name: {s.key for s in lane.spec.services} for lane in ordered}
+        for key in keys:
+            members[key] = tuple(n for n in names if n == fallback or key in declared[n])
     return Topology(group=group, lanes=tuple(ordered), members=members, entry=entry_service(group, ordered))
