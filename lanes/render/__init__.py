@@ -17,7 +17,7 @@ from lanes.api.swimlanegroup import SwimLaneGroup
 from lanes.api.topology import Topology, resolve
 
 from .asm import AsmFlavour
-from .base import Flavour
+from .base import Flavour, gc_paused
 from .istio import IstioFlavour
 
 FLAVOURS: dict[str, Flavour] = {f.name: f for f in (IstioFlavour(), AsmFlavour())}
@@ -70,7 +70,8 @@ def render_group(
     Raises:
         InvalidSpec: naming each object and field that keeps the group from rendering.
     """
-    return render_topology(resolve(group, list(lanes), observed), flavour)
+    with gc_paused():
+        return render_topology(resolve(group, list(lanes), observed), flavour)
 
 
 def render_topology(topology: Topology, flavour: str | None = None) -> list[dict]:

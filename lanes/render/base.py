@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import gc
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import ClassVar
 
 from lanes.api.errors import FieldError, InvalidSpec
 from lanes.api.topology import Topology
 
 from .facts import Facts, facts_of
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building many small, acyclic dicts.
+
+    A 10,000-service render allocates about a million dicts; each allocation burst triggers
+    collections that scan everything alive and find nothing to free, which more than doubles
+    the render time. Reference counting still frees everything as usual.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class Flavour(ABC):
@@ -50,10 +69,11 @@ class Flavour(ABC):
         virtual_services = self.ingress(facts)
         destination_rules = []
         pair = self.mesh(facts)
-        for service in topology.members:
-            vs, dr = pair(service)
-            virtual_services.append(vs)
-            destination_rules.append(dr)
+        with gc_paused():
+            for service in topology.members:
+                vs, dr = pair(service)
+                virtual_services.append(vs)
+                destination_rules.append(dr)
         return virtual_services + destination_rules
 
     def render_ingress(self, topology: Topology) -> list[dict]:
