@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from rich.console import Console, RenderableType
 
 from lanes.api.errors import InvalidSpec
@@ -162,3 +164,12 @@ def test_format_trace_shows_weights_outside_hops_and_notes() -> None:
         "via web/x, which must forward the lane header",
         "note: lane weights add up to 20%, not 100%",
     ]
+
+
+header_names = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9-]{0,20}", fullmatch=True)
+header_values = st.text(st.characters(min_codepoint=33, max_codepoint=126), max_size=30)
+
+
+@given(name=header_names, value=header_values)
+def test_parse_headers_round_trips_curl_syntax(name: str, value: str) -> None:
+    assert parse_headers([f"{name}: {value}"]) == {name.lower(): value}
