@@ -7,7 +7,6 @@ so behaviour (admission, structural schemas, garbage collection) is the real thi
 from __future__ import annotations
 
 import atexit
-import shutil
 import ssl
 import subprocess
 import sys
@@ -15,13 +14,16 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from lanes.dev import processes
 from lanes.dev.binaries import Paths, ensure_binaries
 from lanes.dev.kubeconfig import write_kubeconfig
 from lanes.dev.manifests import crd_names
 from lanes.dev.pki import Pki, ensure_pki
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
 
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 START_TIMEOUT_S = 120.0
@@ -139,8 +141,8 @@ class ControlPlane:
                 *(f"customresourcedefinition/{name}" for name in names),
             )
 
-    def api_client(self):  # -> kubernetes.client.ApiClient
-        """A kubernetes Python client configured from our kubeconfig."""
+    def api_client(self) -> ApiClient:
+        """A kubernetes Python client configured from our kubeconfig; the caller closes it."""
         from kubernetes import config
 
         return config.new_client_from_config(config_file=str(self.kubeconfig))
@@ -246,12 +248,6 @@ class ControlPlane:
         context = ssl.create_default_context(cafile=str(self.pki.ca_cert))
         context.load_cert_chain(str(self.pki.admin_cert), str(self.pki.admin_key))
         return context
-
-    def wipe(self) -> None:
-        """Delete all state (etcd data, certificates); the control plane must be stopped."""
-        if self._children:
-            raise RuntimeError("stop the control plane before wiping its state")
-        shutil.rmtree(self.state_dir, ignore_errors=True)
 
 
 def _http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
