@@ -20,7 +20,8 @@ from typing import Any
 import jsonschema
 import yaml
 
-CRDS = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "istio-networking-crds.yaml"
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+CRDS = SHARED / "reference" / "istio-networking-crds.yaml"
 _ROOT_FIELDS = {"apiVersion", "kind", "metadata"}
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -108,7 +109,8 @@ def metadata_errors(obj: dict) -> list[str]:
             errors.append(f"metadata.labels: key prefix {prefix!r} is not a DNS subdomain")
         if len(label) > 63 or not _LABEL_NAME.match(label):
             errors.append(f"metadata.labels: key {key!r} is not a label name")
-        if not isinstance(value, str) or len(value) > 63 or (value and not _LABEL_NAME.match(value)):
+        valid = isinstance(value, str) and len(value) <= 63
+        if not valid or (value and not _LABEL_NAME.match(value)):
             errors.append(f"metadata.labels.{key}: {value!r} is not a label value")
     return errors
 
@@ -136,7 +138,9 @@ def webhook_errors(obj: dict) -> list[str]:
             for j, match in enumerate(http.get("match") or []):
                 for header in match.get("headers") or {}:
                     if header != header.lower():
-                        errors.append(f"spec.http[{i}].match[{j}].headers: {header!r} must be lower case")
+                        errors.append(
+                            f"spec.http[{i}].match[{j}].headers: {header!r} must be lower case"
+                        )
     return errors
 
 

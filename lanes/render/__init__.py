@@ -102,7 +102,8 @@ def object_key(obj: dict) -> tuple[str, str, str, str]:
     api_version = obj.get("apiVersion", "")
     api_group = api_version.rpartition("/")[0]
     metadata = obj.get("metadata") or {}
-    return (api_group, obj.get("kind", ""), metadata.get("namespace") or "", metadata.get("name", ""))
+    namespace = metadata.get("namespace") or ""
+    return (api_group, obj.get("kind", ""), namespace, metadata.get("name", ""))
 
 
 def owner_selector(group_name: str, flavour: str | None = None) -> dict[str, str]:

@@ -56,7 +56,8 @@ class AsmFlavour(Flavour):
                 for share in weighted_shares(facts.topology)
             ]
             hosts = list(rule.hosts) if rule else ["*"]
-            return [self._gateway_vs(facts, _name("swimlane-ingress-vs", facts.group), hosts, [route])]
+            name = _name("swimlane-ingress-vs", facts.group)
+            return [self._gateway_vs(facts, name, hosts, [route])]
         objects = []
         for lane in facts.topology.lanes:
             rules = online_rules(lane)

@@ -84,7 +84,11 @@ def test_render_matches_golden(case: Case) -> None:
     if actual != expected:
         diff = "\n".join(
             difflib.unified_diff(
-                dump(expected).splitlines(), dump(actual).splitlines(), "expected", "actual", lineterm=""
+                dump(expected).splitlines(),
+                dump(actual).splitlines(),
+                "expected",
+                "actual",
+                lineterm="",
             )
         )
         pytest.fail(f"{case.name}: rendered objects differ from {expected_path}\n{diff}")
@@ -92,7 +96,8 @@ def test_render_matches_golden(case: Case) -> None:
 
 def test_asm_state_0_is_the_reference_output() -> None:
     case = Case(CASES / "asm-state-0")
-    assert case.path("expected") == (ROOT.parent / "shared/reference/asm-mock-chain-expected.yaml").resolve()
+    reference = ROOT.parent / "shared" / "reference" / "asm-mock-chain-expected.yaml"
+    assert case.path("expected") == reference.resolve()
     assert case.render() == read_expected(case.path("expected"))
 
 
