@@ -162,7 +162,7 @@ class EnvoyMesh:
         with self._lock:
             if self._child is None:
                 raise RuntimeError("the mesh is not running")
-            clusters = {c["name"]: c for c in self._applied[CDS_FILE]}
+            clusters = {c["name"]: c for c in self._applied.get(CDS_FILE, [])}
             wanted = {c["name"]: c for c in new[CDS_FILE]}
             union = {**clusters, **wanted}
             steps = [
@@ -204,7 +204,14 @@ class EnvoyMesh:
         before = self._rejections(files)
         for name, resources in files.items():
             self._write(name, resources)
-        self._wait_applied(list(files), before, timeout)
+        try:
+            self._wait_applied(list(files), before, timeout)
+        except Exception:
+            # Envoy keeps serving what it had; forget what we wrote so the next update
+            # writes these files again instead of taking them as applied.
+            for name in files:
+                self._applied.pop(name, None)
+            raise
 
     def _write(self, name: str, resources: list[dict[str, Any]]) -> None:
         self._version += 1

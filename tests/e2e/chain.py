@@ -1,0 +1,118 @@
+"""The mock-chain under test: its pods, the objects of a state, and requests through it."""
+
+from __future__ import annotations
+
+import http.client
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from lanes.api.load import Document, load_observations, parse_documents, read_documents
+from lanes.api.observations import Observations
+from lanes.dev.mesh import Endpoint, EnvoyMesh
+from lanes.render import render_group
+
+ROOT = Path(__file__).resolve().parents[2]
+INPUTS = ROOT.parent / "shared" / "reference" / "asm-mock-chain-inputs.yaml"
+OBSERVED = ROOT / "samples" / "mock-chain" / "observed"
+CHAIN = ("mocka", "mockb", "mockc")
+UPSTREAM = {"mocka": "http://mockb:8000/", "mockb": "http://mockc:8000/", "mockc": ""}
+IMAGE = "registry.cn-beijing.aliyuncs.com/aliacs-app-catalog/go-http-sample"
+HOP = re.compile(r"-> (\w+)\(version: (v[\d.]+), ip: ([\d.]+)\)")
+
+
+@dataclass(frozen=True)
+class Pod:
+    service: str
+    lane: str
+    version: str
+    ip: str
+
+    def endpoint(self) -> Endpoint:
+        return Endpoint(self.ip, {"app": self.service, "ASM_TRAFFIC_TAG": self.lane})
+
+
+@dataclass(frozen=True)
+class Hop:
+    app: str
+    version: str
+    ip: str
+
+
+class Chain:
+    """The running pods of mocka -> mockb -> mockc and the Istio objects for any state."""
+
+    def __init__(self, pods: list[Pod], mesh: EnvoyMesh) -> None:
+        self.pods = pods
+        self.mesh = mesh
+        self.by_ip = {p.ip: p for p in pods}
+        self.documents = read_documents(INPUTS)
+        self.plain = [
+            d.body for d in self.documents if d.body["kind"] in {"Service", "Gateway"}
+        ]
+
+    def pod(self, service: str, lane: str, version: str) -> Pod:
+        wanted = (service, lane, version)
+        return next(p for p in self.pods if (p.service, p.lane, p.version) == wanted)
+
+    def endpoints(self, base: Mapping[str, str], canary: Mapping[str, bool]) -> list[Endpoint]:
+        """The endpoints of a state: each service's base pod at a version, its canary if any."""
+        chosen = [self.pod(s, "base", base[s]) for s in CHAIN]
+        chosen += [self.pod(s, "canary", "v2") for s in CHAIN if canary.get(s)]
+        return [p.endpoint() for p in chosen]
+
+    def objects(
+        self, observed: Observations, flavour: str, weighted: int | None = None
+    ) -> list[dict]:
+        """Rendered VirtualServices and DestinationRules, plus the Services and the Gateway.
+
+        `weighted` switches the group to weighted entry with that percentage for canary.
+        """
+        documents = self.documents
+        if weighted is not None:
+            documents = [_weighted(d, weighted) for d in documents]
+        bundle = parse_documents(documents)
+        return [*self.plain, *render_group(bundle.groups[0], bundle.lanes, observed, flavour)]
+
+    def apply(self, objects: list[dict], endpoints: list[Endpoint]) -> None:
+        self.mesh.update(objects, endpoints)
+
+    def get(self, path: str = "/mock", headers: Mapping[str, str] | None = None) -> tuple[int, str]:
+        return get(self.mesh.gateway_url, path, headers)
+
+    def hops(self, body: str) -> list[Hop]:
+        return [Hop(*m) for m in HOP.findall(body)]
+
+
+def get(base_url: str, path: str, headers: Mapping[str, str] | None = None,
+        timeout: float = 10.0) -> tuple[int, str]:
+    """One GET on a fresh connection: status and body."""
+    host, port = base_url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.request("GET", path, headers=dict(headers or {}))
+        response = conn.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        conn.close()
+
+
+def observations(state: str) -> Observations:
+    """The observed lanes of one story state, as the sample's observation files give them."""
+    return load_observations(OBSERVED / f"state-{state}.yaml")
+
+
+def _weighted(document: Document, canary_weight: int) -> Document:
+    """The document with weighted entry turned on and the canary lane's share set."""
+    body = yaml.safe_load(yaml.safe_dump(document.body))
+    kind = body.get("kind")
+    if kind == "ASMSwimLaneGroup":
+        body["spec"]["ingress"]["ingressRouting"]["ingressRoutingStrategy"] = "weighted"
+    elif kind == "ASMSwimLane" and body["metadata"]["name"] == "canary":
+        body["spec"]["ingressWeight"] = {
+            "destination": {"host": "mocka.default.svc.cluster.local"}, "weight": canary_weight,
+        }
+    return Document(document.source, body)
