@@ -53,10 +53,6 @@ class Facts:
         """The lanes serving each service, fallback first."""
         return self.topology.members
 
-    def serving(self, service: str, lane: str) -> str:
-        """The subset a request of `lane` reaches at `service`: its own or the fallback."""
-        return lane if lane in self.topology.members.get(service, ()) else self.fallback
-
 
 def facts_of(topology: Topology) -> Facts:
     """Read a Topology once and check what rendering needs beyond `resolve()`.

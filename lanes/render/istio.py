@@ -54,13 +54,14 @@ class IstioFlavour(Flavour):
             if not http:
                 return []
         gateway = spec.ingress.gateway
-        _check_ingress_name(facts, gateway.namespace)
+        name = object_name("lanes", facts.group, INGRESS_SUFFIX)
+        _check_ingress_name(facts, gateway.namespace, name)
         return [
             {
                 "apiVersion": API_VERSION,
                 "kind": "VirtualService",
                 "metadata": {
-                    "name": object_name("lanes", facts.group, INGRESS_SUFFIX),
+                    "name": name,
                     "namespace": gateway.namespace,
                     "labels": self.owner_labels(facts.group),
                 },
@@ -75,7 +76,7 @@ class IstioFlavour(Flavour):
     def mesh(self, facts: Facts) -> Callable[[str], tuple[dict, dict]]:
         """Each service's lane routes then its default route, and its subsets."""
         labels = self.owner_labels(facts.group)
-        prefix = object_name("lanes", facts.group) + "-"
+        prefix = _mesh_prefix(facts.group)
         fallback = facts.fallback
         selectors = facts.selectors
         members = facts.members
@@ -91,9 +92,7 @@ class IstioFlavour(Flavour):
         def pair(service: str) -> tuple[dict, dict]:
             namespace, _, short = service.partition("/")
             host = f"{short}.{namespace}.svc.cluster.local"
-            name = prefix + short
-            if len(name) > DNS_LABEL_MAX:
-                name = shorten(name, DNS_LABEL_MAX)
+            name = _mesh_name(prefix, short)
             lanes = members[service]
             http = []
             for lane in lanes:
@@ -137,7 +136,9 @@ def _lane_headers(facts: Facts, lane: str) -> dict[str, str]:
     return headers
 
 
-def _destination(service: str, subset: str, port: int | None = None) -> dict:
+def _destination(facts: Facts, service: str, lane: str, port: int | None = None) -> dict:
+    """`lane`'s subset of `service` where the lane has pods of it, else the fallback's."""
+    subset = facts.topology.serving(service, lane)
     destination: dict = {"host": fqdn(service), "subset": subset}
     if port is not None:
         destination["port"] = {"number": port}
@@ -159,9 +160,7 @@ def _rule_routes(facts: Facts) -> tuple[list[str], list[dict]]:
                 route["match"] = [rule.match]
             route["route"] = [
                 {
-                    "destination": _destination(
-                        rule.service, facts.serving(rule.service, lane.name), rule.port
-                    ),
+                    "destination": _destination(facts, rule.service, lane.name, rule.port),
                     "headers": {"request": {"set": _lane_headers(facts, lane.name)}},
                 }
             ]
@@ -176,7 +175,7 @@ def _weighted_route(facts: Facts, matches: list[dict]) -> dict:
         route["match"] = matches
     route["route"] = [
         {
-            "destination": _destination(share.service, facts.serving(share.service, share.lane)),
+            "destination": _destination(facts, share.service, share.lane),
             "headers": {"request": {"set": _lane_headers(facts, share.lane)}},
             "weight": share.weight,
         }
@@ -185,10 +184,20 @@ def _weighted_route(facts: Facts, matches: list[dict]) -> dict:
     return route
 
 
-def _check_ingress_name(facts: Facts, namespace: str) -> None:
+def _mesh_prefix(group: str) -> str:
+    return object_name("lanes", group) + "-"
+
+
+def _mesh_name(prefix: str, service_name: str) -> str:
+    """`lanes-<group>-<service>`, shortened to a DNS label when longer."""
+    name = prefix + service_name
+    return name if len(name) <= DNS_LABEL_MAX else shorten(name, DNS_LABEL_MAX)
+
+
+def _check_ingress_name(facts: Facts, namespace: str, name: str) -> None:
     """A group service named `ingress` in the gateway's namespace would share its name."""
     key = f"{namespace}/{INGRESS_SUFFIX}"
-    if key in facts.members:
+    if key in facts.members and _mesh_name(_mesh_prefix(facts.group), INGRESS_SUFFIX) == name:
         services = facts.topology.group.spec.services
         index = next(i for i, s in enumerate(services) if s.key == key)
         raise InvalidSpec(
@@ -198,7 +207,7 @@ def _check_ingress_name(facts: Facts, namespace: str) -> None:
                     facts.group,
                     f"spec.services[{index}]",
                     f"service {key} would share the name of the gateway's VirtualService "
-                    f"{object_name('lanes', facts.group, INGRESS_SUFFIX)}; the istio flavour "
+                    f"{name}; the istio flavour "
                     "cannot render a service named 'ingress' in the gateway's namespace",
                 )
             ]
