@@ -79,17 +79,7 @@ class Metadata(Model):
 class StringMatch(Model):
     """Istio's StringMatch: exactly one of exact, prefix or regex."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {
-                    "rule": "[has(self.exact), has(self.prefix), has(self.regex)]"
-                    ".filter(x, x).size() == 1",
-                    "message": "a string match needs exactly one of exact, prefix or regex",
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
 
     exact: str | None = None
     prefix: str | None = None
