@@ -15,7 +15,9 @@ import networkx as nx
 
 from lanes.api.common import RequestMatch, StringMatch, service_key
 from lanes.api.observations import Observations
+from lanes.api.errors import InvalidSpec
 from lanes.api.topology import Topology
+from lanes.render.facts import weighted_shares
 
 EdgeSource = Literal["declared", "observed"]
 FindingCode = Literal["no-entry", "entry-outside-group", "leaves-group", "unreachable"]
@@ -191,7 +193,7 @@ def choose_lanes(
     header = topology.group.spec.route_header
     notes: list[str] = []
     if routing.ingress_routing_strategy == "rule_based":
-        for lane in topology.lanes:
+        for lane in topology.ingress_lanes:
             for rule in lane.spec.ingress_rules:
                 if rule.online and match_request(rule.match, headers, path):
                     return [(lane.name, rule.name, None)], notes
@@ -203,17 +205,21 @@ def choose_lanes(
     if matches and not any(match_request(m, headers, path) for m in matches):
         notes.append("no route at the gateway: the group's weighted routing rule does not match")
         return [], notes
-    split = [
-        (lane.name, None, lane.spec.ingress_weight.weight)
-        for lane in topology.lanes
-        if lane.spec.ingress_weight is not None and lane.spec.ingress_weight.weight > 0
-    ]
-    if not split:
-        notes.append("no route at the gateway: no lane has a weight above 0")
+    try:
+        shares = weighted_shares(topology)
+    except InvalidSpec as exc:
+        notes.append(f"no route at the gateway: {exc.errors[0].message}")
         return [], notes
-    total = sum(weight for _, _, weight in split)
-    if total < 100:
-        notes.append(f"lane weights add up to {total}%, not 100%")
+    split = [(share.lane, None, share.weight) for share in shares]
+    declared = sum(
+        lane.spec.ingress_weight.weight for lane in topology.lanes if lane.spec.ingress_weight
+    )
+    if declared != 100:
+        share = next(weight for lane, _, weight in split if lane == topology.fallback)
+        notes.append(
+            f"lane weights add up to {declared}%, not 100%: the fallback lane "
+            f"{topology.fallback} takes the rest ({share}%)"
+        )
     if header in headers:
         notes.append(
             f"under weighted routing the gateway picks the lane by weight and sets {header} to "

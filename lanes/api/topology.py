@@ -35,6 +35,15 @@ class Topology:
         """Group service keys, sorted."""
         return tuple(self.members)
 
+    @property
+    def ingress_lanes(self) -> tuple[SwimLane, ...]:
+        """Lanes in the order the gateway tries their rules: the fallback last.
+
+        The fallback lane's rules are often the broadest (all of `/`), so trying them first
+        would shadow every other lane's rules.
+        """
+        return self.lanes[1:] + self.lanes[:1]
+
     def lane(self, name: str) -> SwimLane:
         """A lane of the group by name."""
         return next(lane for lane in self.lanes if lane.name == name)

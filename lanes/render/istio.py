@@ -146,10 +146,10 @@ def _destination(facts: Facts, service: str, lane: str, port: int | None = None)
 
 
 def _rule_routes(facts: Facts) -> tuple[list[str], list[dict]]:
-    """One route per online rule, lanes in topology order; and the rules' hosts."""
+    """One route per online rule, the fallback lane's last; and the rules' hosts."""
     http = []
     hosts = []
-    for lane in facts.topology.lanes:
+    for lane in facts.topology.ingress_lanes:
         for rule in online_rules(lane):
             hosts.append(rule.hosts)
             # A rule named after its lane (ASM's habit) keeps its name; others are prefixed

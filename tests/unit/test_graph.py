@@ -254,7 +254,7 @@ def test_rule_based_gateway(headers: dict, path: str, lane_name: str | None) -> 
         assert trace.routes[0].lane == lane_name
 
 
-def test_the_first_matching_online_rule_in_lane_order_wins() -> None:
+def test_other_lanes_rules_are_tried_before_the_fallback_lanes() -> None:
     docs = [
         group(),
         lane("base", [rule("all-api", uri={"prefix": "/api"})]),
@@ -268,7 +268,8 @@ def test_the_first_matching_online_rule_in_lane_order_wins() -> None:
     ]
     topo = topology(docs)
     graph = build_graph(topo)
-    assert explain(topo, graph, {}, "/api/v2/x").routes[0].lane == "base"
+    assert explain(topo, graph, {}, "/api/v2/x").routes[0].lane == "canary"
+    assert explain(topo, graph, {}, "/api/v1/x").routes[0].lane == "base"
     offline = explain(topo, graph, {"x-lane": "canary"}, "/other")
     assert not offline.routed
     only_canary = topology([docs[0], lane("base"), docs[2]])
@@ -313,7 +314,9 @@ def test_weighted_routing_ignores_the_route_header_for_the_choice() -> None:
 def test_weighted_routing_notes_weights_short_of_100() -> None:
     topo = weighted(50, 20)
     notes = explain(topo, build_graph(topo), {}, "/").notes
-    assert notes == ("lane weights add up to 70%, not 100%",)
+    assert notes == (
+        "lane weights add up to 70%, not 100%: the fallback lane base takes the rest (80%)",
+    )
 
 
 def test_weighted_routing_rule_filters_requests() -> None:
@@ -325,9 +328,10 @@ def test_weighted_routing_rule_filters_requests() -> None:
     assert "weighted routing rule does not match" in missed.notes[0]
 
 
-def test_weighted_routing_without_weights_has_no_route() -> None:
+def test_weighted_routing_without_weights_sends_everything_to_the_fallback() -> None:
     topo = weighted(0, 0)
-    assert not explain(topo, build_graph(topo), {}, "/").routed
+    trace = explain(topo, build_graph(topo), {}, "/")
+    assert [(r.lane, r.weight) for r in trace.routes] == [("base", 100)]
 
 
 lane_sets = st.lists(st.sampled_from(["base", "canary"]), unique=True)

@@ -99,8 +99,8 @@ def test_rule_ports_reach_the_destination() -> None:
     [ingress] = gateway_objects(render_group(group(), lanes, flavour="istio"))
     destinations = [h["route"][0]["destination"] for h in ingress["spec"]["http"]]
     assert destinations == [
-        {"host": "front.web.svc.cluster.local", "subset": "base", "port": {"number": 8080}},
         {"host": "front.web.svc.cluster.local", "subset": "base"},
+        {"host": "front.web.svc.cluster.local", "subset": "base", "port": {"number": 8080}},
     ]
     [asm] = gateway_objects(render_group(group(), lanes[:1], flavour="asm"))
     route = asm["spec"]["http"][0]["route"][0]
@@ -110,7 +110,7 @@ def test_rule_ports_reach_the_destination() -> None:
 def test_gateway_routes_go_to_the_lane_only_where_it_serves_the_entry() -> None:
     lanes = [lane("base", [rule("base")]), lane("canary", [rule("canary")], services=["cart"])]
     [ingress] = gateway_objects(render_group(group(), lanes, flavour="istio"))
-    canary = ingress["spec"]["http"][1]
+    canary = ingress["spec"]["http"][0]
     assert canary["route"][0]["destination"]["subset"] == "base"
     assert canary["route"][0]["headers"]["request"]["set"] == {"x-lane": "canary"}
 
@@ -118,7 +118,14 @@ def test_gateway_routes_go_to_the_lane_only_where_it_serves_the_entry() -> None:
 def test_route_names_stay_unique_across_lanes() -> None:
     lanes = [lane("base", [rule("base"), rule("api")]), lane("canary", [rule("api")])]
     [ingress] = gateway_objects(render_group(group(), lanes, flavour="istio"))
-    assert [h["name"] for h in ingress["spec"]["http"]] == ["base", "base/api", "canary/api"]
+    assert [h["name"] for h in ingress["spec"]["http"]] == ["canary/api", "base", "base/api"]
+
+
+def test_the_fallback_lanes_rules_come_last_so_they_shadow_no_lane() -> None:
+    catch_all = {"name": "all", "route": {"destination": {"host": "front.web"}}}
+    lanes = [lane("base", [catch_all]), lane("canary", [rule("canary")])]
+    [ingress] = gateway_objects(render_group(group(), lanes, flavour="istio"))
+    assert [h["name"] for h in ingress["spec"]["http"]] == ["canary", "base/all"]
 
 
 def test_gateway_hosts_are_the_union_of_rule_hosts() -> None:
@@ -127,7 +134,7 @@ def test_gateway_hosts_are_the_union_of_rule_hosts() -> None:
     [ingress] = gateway_objects(
         render_group(group(), [lane("base", [first]), lane("canary", [second])], flavour="istio")
     )
-    assert ingress["spec"]["hosts"] == ["a.example.com", "b.example.com", "c.example.com"]
+    assert ingress["spec"]["hosts"] == ["b.example.com", "c.example.com", "a.example.com"]
     assert ingress["metadata"]["namespace"] == "edge"
     assert ingress["spec"]["gateways"] == ["edge/gw"]
 
