@@ -39,10 +39,10 @@ def build_env() -> dict[str, str]:
     return env
 
 
-def count_packages(module_dir: Path) -> int | None:
+def count_packages(module_dir: Path, package: str = ".") -> int | None:
     """Count the packages the build links, so progress can be shown as a fraction."""
     result = subprocess.run(
-        [go_executable(), "list", "-deps", "-f", "{{.ImportPath}}", "."],
+        [go_executable(), "list", "-deps", "-f", "{{.ImportPath}}", package],
         cwd=module_dir,
         env=build_env(),
         capture_output=True,
@@ -67,15 +67,16 @@ def go_build(
     what: str,
     log_path: Path,
     progress: TextIO | None,
+    package: str = ".",
 ) -> float:
-    """Build the main package in `module_dir` into `output`; return seconds taken.
+    """Build a main package (by default the one in `module_dir`) into `output`; return seconds.
 
     Go's own build cache is reused, so only the first build is slow. Progress goes to
     `progress` every PROGRESS_INTERVAL_S; the full `go build -v` output goes to `log_path`.
     """
     go = go_executable()
-    total = count_packages(module_dir)
-    argv = [go, "build", "-v", "-trimpath", "-ldflags", ldflags, "-o", str(output), "."]
+    total = count_packages(module_dir, package)
+    argv = [go, "build", "-v", "-trimpath", "-ldflags", ldflags, "-o", str(output), package]
     started = time.monotonic()
     built = 0
     last_package = ""
@@ -91,7 +92,7 @@ def go_build(
                 f"{fraction} packages compiled, last {last_package or '-'}",
             )
 
-    _say(progress, f"lanes: building {what} (about 5 minutes cold on 2 cores; log: {log_path})")
+    _say(progress, f"lanes: building {what} (minutes when cold; log: {log_path})")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     reporter = threading.Thread(target=report, name="go-build-progress", daemon=True)
     with log_path.open("w") as log:
