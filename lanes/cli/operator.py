@@ -1,0 +1,47 @@
+"""`kubectl lane operator`: run the lane operator against the current cluster."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def operator(
+    kubeconfig: Annotated[
+        str | None,
+        typer.Option(help="Kubeconfig file; default: $KUBECONFIG, ~/.kube/config, else in-cluster."),
+    ] = None,
+    context: Annotated[str | None, typer.Option(help="Kubeconfig context to use.")] = None,
+    metrics_port: Annotated[
+        int, typer.Option(help="Port for /metrics and /healthz; 0 picks a free port, -1 disables.")
+    ] = 9090,
+    metrics_host: Annotated[str, typer.Option(help="Address the metrics endpoint binds.")] = "0.0.0.0",
+    log_level: Annotated[str, typer.Option(help=f"One of {', '.join(LOG_LEVELS)}.")] = "info",
+    workers: Annotated[int, typer.Option(min=1, help="Groups reconciled in parallel.")] = 4,
+    resync: Annotated[
+        float, typer.Option(min=1.0, help="Seconds between full checks of every group's live objects.")
+    ] = 300.0,
+) -> None:
+    """Run the lane operator: watch lane groups, lanes and pods; keep the routes in force."""
+    if log_level.lower() not in LOG_LEVELS:
+        raise typer.BadParameter(f"{log_level!r} is not one of {', '.join(LOG_LEVELS)}", param_hint="--log-level")
+    from lanes.operator.run import run
+    from lanes.operator.runtime import Options
+
+    options = Options(
+        kubeconfig=kubeconfig,
+        context=context,
+        metrics_port=None if metrics_port < 0 else metrics_port,
+        metrics_host=metrics_host,
+        workers=workers,
+        resync=resync,
+    )
+    run(options, log_level.lower())
+
+
+def main() -> None:
+    """`python -m lanes.operator`."""
+    typer.run(operator)

@@ -1,0 +1,6 @@
+"""`python -m lanes.operator`: the same command as `kubectl lane operator`."""
+
+from lanes.cli.operator import main
+
+if __name__ == "__main__":
+    main()

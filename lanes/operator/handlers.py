@@ -1,0 +1,166 @@
+"""kopf handlers, thin: each turns a watch event into triggers of the groups it concerns.
+
+Only watch-level handlers (`on.event`, indices) are used, never kopf's change-tracking ones:
+those store handling progress in annotations, a write per change that an operator promising
+zero idle writes cannot afford. Deletion cleanup uses lanes' own finalizer, handled in the
+same per-group queue as every reconcile, so cleanup and reconcile can never interleave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from typing import Any
+
+import kopf
+
+from lanes.api.common import GROUP, GROUP_LABEL, VERSION
+from lanes.kube.kinds import ISTIO_GROUP
+from lanes.render.observe import pod_view
+
+from .metrics import MetricsServer
+from .runtime import Runtime
+
+log = logging.getLogger("lanes.operator")
+
+ISTIO_CRDS = frozenset({"virtualservices.networking.istio.io", "destinationrules.networking.istio.io"})
+
+
+def _runtime(memo: Any) -> Runtime:
+    return memo.runtime
+
+
+def swimlanegroup_index(name: str, body: kopf.Body, **_: Any) -> dict:
+    """Groups by name, as plain dicts the planner parses."""
+    return {name: copy.deepcopy(dict(body))}
+
+
+def swimlane_index(body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict | None:
+    """Lanes by the group their `swimlane-group` label names."""
+    group = labels.get(GROUP_LABEL)
+    return {group: copy.deepcopy(dict(body))} if group else None
+
+
+def service_index(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> dict:
+    """Service selectors by `namespace/name`."""
+    return {f"{namespace}/{name}": dict(spec.get("selector") or {})}
+
+
+def pod_index(namespace: str, body: kopf.Body, **_: Any) -> dict:
+    """Lane-labelled pods by namespace, reduced to labels and readiness."""
+    return {namespace: pod_view(body)}
+
+
+def pod_carries_lane_key(labels: kopf.Labels, memo: Any, **_: Any) -> bool:
+    """Index only pods carrying a label key some lane selects on."""
+    return _runtime(memo).pod_has_lane_key(labels)
+
+
+async def swimlanegroup_event(type: str | None, name: str, body: kopf.Body, memo: Any, **kwargs: Any) -> None:
+    """A group was listed, changed or deleted."""
+    runtime = _runtime(memo)
+    runtime.bind(kwargs)
+    runtime.on_group(type, name, body)
+
+
+async def swimlane_event(type: str | None, name: str, body: kopf.Body, spec: kopf.Spec, memo: Any, **kwargs: Any) -> None:
+    """A lane was listed, changed or deleted; new label keys widen the pod filter."""
+    runtime = _runtime(memo)
+    runtime.bind(kwargs)
+    if type != "DELETED":
+        await runtime.learn_lane_keys((spec.get("labelSelector") or {}).keys())
+    runtime.on_lane(type, name, body)
+
+
+async def pod_event(type: str | None, body: kopf.Body, memo: Any, **kwargs: Any) -> None:
+    """A pod changed; cheap for pods in no lane, which return at once."""
+    runtime = _runtime(memo)
+    runtime.bind(kwargs)
+    runtime.on_pod(type, body)
+
+
+async def service_event(namespace: str, name: str, memo: Any, **kwargs: Any) -> None:
+    """A Service's selector may have changed which pods are its own."""
+    runtime = _runtime(memo)
+    runtime.bind(kwargs)
+    runtime.on_service(namespace, name)
+
+
+async def virtualservice_event(labels: kopf.Labels, memo: Any, **kwargs: Any) -> None:
+    """A generated VirtualService was edited or deleted: restore it if it differs."""
+    _runtime(memo).on_generated(labels)
+
+
+async def destinationrule_event(labels: kopf.Labels, memo: Any, **kwargs: Any) -> None:
+    """A generated DestinationRule was edited or deleted: restore it if it differs."""
+    _runtime(memo).on_generated(labels)
+
+
+async def customresourcedefinition_event(name: str, memo: Any, **kwargs: Any) -> None:
+    """An Istio CRD changed: what the server prunes may differ now, so check every group."""
+    if name in ISTIO_CRDS:
+        runtime = _runtime(memo)
+        runtime.objects.forget_schemas()
+        runtime.reconciler.invalidate()
+        runtime.trigger_all(force=True)
+
+
+def generated_by_lanes(labels: kopf.Labels, **_: Any) -> bool:
+    """Watch only objects carrying some flavour's managed labels."""
+    from lanes.render import FLAVOURS
+
+    return any(
+        all(labels.get(k) == v for k, v in f.managed_labels().items()) for f in FLAVOURS.values()
+    )
+
+
+async def operator_startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
+    """Tune kopf for low latency and no writes of its own; start workers and metrics."""
+    runtime = _runtime(memo)
+    settings.posting.enabled = False
+    settings.batching.batch_window = 0.01
+    settings.watching.server_timeout = 300
+    settings.peering.standalone = True
+    await asyncio.to_thread(runtime.seed_lane_keys)
+    runtime.scheduler.start()
+    memo.resync_task = asyncio.create_task(runtime.resync(), name="lanes-resync")
+    if runtime.options.metrics_port is not None:
+        memo.metrics_server = MetricsServer(
+            runtime.metrics, runtime.options.metrics_port, runtime.options.metrics_host
+        ).start()
+        log.info("metrics on port %d", memo.metrics_server.port)
+
+
+async def operator_cleanup(memo: Any, **_: Any) -> None:
+    """Stop workers and the metrics endpoint."""
+    runtime = _runtime(memo)
+    memo.resync_task.cancel()
+    await runtime.scheduler.stop()
+    server = getattr(memo, "metrics_server", None)
+    if server is not None:
+        server.stop()
+
+
+def register(registry: kopf.OperatorRegistry) -> kopf.OperatorRegistry:
+    """Register every handler on `registry`; one registry per operator instance."""
+    lanes = dict(group=GROUP, version=VERSION, registry=registry)
+    kopf.on.startup(registry=registry)(operator_startup)
+    kopf.on.cleanup(registry=registry)(operator_cleanup)
+    kopf.index(plural="swimlanegroups", **lanes)(swimlanegroup_index)
+    kopf.index(plural="swimlanes", **lanes)(swimlane_index)
+    kopf.index("services", registry=registry)(service_index)
+    kopf.index("pods", when=pod_carries_lane_key, registry=registry)(pod_index)
+    kopf.on.event(plural="swimlanegroups", **lanes)(swimlanegroup_event)
+    kopf.on.event(plural="swimlanes", **lanes)(swimlane_event)
+    kopf.on.event("pods", registry=registry)(pod_event)
+    kopf.on.event("services", registry=registry)(service_event)
+    for plural, handler in (
+        ("virtualservices", virtualservice_event),
+        ("destinationrules", destinationrule_event),
+    ):
+        kopf.on.event(ISTIO_GROUP, plural, when=generated_by_lanes, registry=registry)(handler)
+    kopf.on.event("apiextensions.k8s.io", "customresourcedefinitions", registry=registry)(
+        customresourcedefinition_event
+    )
+    return registry

@@ -1,0 +1,212 @@
+"""One group's reconcile: plan, sync the generated objects, write status and events.
+
+Synchronous on purpose: the scheduler runs it in a worker thread, so blocking API calls never
+stall kopf's event loop, and one group never runs twice at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import trace
+
+from lanes.kube.apply import ApplyReport, delete_owned, sync_objects
+from lanes.kube.kinds import SWIMLANE, SWIMLANEGROUP, Kind
+from lanes.kube.lanesapi import FINALIZER, LanesApi, now
+from lanes.kube.objects import Objects, error_message
+from lanes.render.observe import PodView, lane_services
+
+from .conditions import group_status, lane_status, orphan_lane_status, same_status
+from .metrics import Metrics
+from .plan import GroupPlan, Inputs, owners, plan_group
+
+log = logging.getLogger("lanes.operator")
+tracer = trace.get_tracer("lanes.operator")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the watches hold for one group when its reconcile starts."""
+
+    name: str
+    group: Mapping[str, Any] | None
+    lanes: Sequence[Mapping[str, Any]] = ()
+    services: Mapping[str, Mapping[str, str] | None] = field(default_factory=dict)
+    pods: Sequence[PodView] = ()
+
+
+@dataclass
+class Outcome:
+    """How a reconcile ended, for metrics, spans and tests."""
+
+    result: str
+    writes: int = 0
+    report: ApplyReport | None = None
+    plan: GroupPlan | None = None
+
+
+def fingerprint(objects: Sequence[dict]) -> str:
+    """A digest of desired objects, to skip re-reading live ones when nothing changed."""
+    return hashlib.sha256(json.dumps(objects, sort_keys=True).encode()).hexdigest()
+
+
+class GroupReconciler:
+    """Carries out reconciles; remembers what it put in force to avoid needless reads and writes."""
+
+    def __init__(
+        self,
+        objects: Objects,
+        lanes_api: LanesApi,
+        metrics: Metrics,
+        clock: Callable[[], str] = now,
+    ):
+        self.objects = objects
+        self.lanes_api = lanes_api
+        self.metrics = metrics
+        self.clock = clock
+        self._in_force: dict[str, tuple[str, dict[str, list[str]]]] = {}
+        self._status_written: dict[tuple[str, str], tuple[str | None, dict]] = {}
+        self._lock = threading.Lock()
+
+    def invalidate(self, name: str | None = None) -> None:
+        """Forget what is in force for a group (all when None): live objects may have changed."""
+        with self._lock:
+            if name is None:
+                self._in_force.clear()
+            else:
+                self._in_force.pop(name, None)
+
+    def reconcile(self, snap: Snapshot, force: bool = False) -> Outcome:
+        """Reconcile one group, inside a span, recording metrics.
+
+        Raises:
+            Exception: an API error, after status says so; the scheduler retries.
+        """
+        started = time.monotonic()
+        with tracer.start_as_current_span("lanes.reconcile", attributes={"lanes.group": snap.name}) as span:
+            try:
+                outcome = self._reconcile(snap, force)
+            except Exception as error:
+                self.invalidate(snap.name)
+                self.metrics.errors.inc()
+                self.metrics.reconciles.labels("error").inc()
+                span.record_exception(error)
+                span.set_status(trace.Status(trace.StatusCode.ERROR, str(error)))
+                raise
+            finally:
+                self.metrics.duration.observe(time.monotonic() - started)
+            span.set_attribute("lanes.result", outcome.result)
+            span.set_attribute("lanes.writes", outcome.writes)
+        self.metrics.reconciles.labels(outcome.result).inc()
+        return outcome
+
+    def _reconcile(self, snap: Snapshot, force: bool) -> Outcome:
+        group = snap.group
+        if group is None:
+            return self._orphaned(snap)
+        if (group.get("metadata") or {}).get("deletionTimestamp"):
+            return self._finalize(snap)
+        writes = 0
+        if FINALIZER not in ((group.get("metadata") or {}).get("finalizers") or []):
+            self.lanes_api.add_finalizer(SWIMLANEGROUP, group)
+            writes += 1
+        plan = plan_group(Inputs(group, snap.lanes, snap.services, snap.pods))
+        if not plan.valid:
+            self.invalidate(snap.name)
+            writes += self._invalid(plan, group)
+            writes += self._lane_statuses(plan, snap.lanes)
+            return Outcome("invalid", writes, plan=plan)
+        assert plan.desired is not None
+        digest = fingerprint(plan.desired)
+        with self._lock:
+            known = self._in_force.get(snap.name)
+        report = None
+        dropped = known[1] if known is not None else {}
+        try:
+            if force or known is None or known[0] != digest:
+                report = sync_objects(self.objects, plan.desired, owners(snap.name))
+                dropped = report.dropped
+                with self._lock:
+                    self._in_force[snap.name] = (digest, dropped)
+        except Exception as error:
+            failure = f"writing generated objects failed: {error_message(error)}"
+            self._write_status(SWIMLANEGROUP, group, group_status(plan, group.get("status"), self.clock(), failure=failure))
+            raise
+        if report is not None and report.changed:
+            writes += len(report.created) + len(report.updated) + len(report.deleted)
+            self.lanes_api.post_event(group, "RoutesChanged", report.summary())
+            writes += 1
+            log.info("group %s: %s", snap.name, report.summary())
+        status = group_status(plan, group.get("status"), self.clock(), generated=len(plan.desired), dropped=dropped)
+        writes += self._write_status(SWIMLANEGROUP, group, status)
+        writes += self._lane_statuses(plan, snap.lanes)
+        self.metrics.generated.labels(snap.name).set(len(plan.desired))
+        with_pods = lane_services(plan.observed) if plan.observed else {}
+        self.metrics.lanes_with_pods.labels(snap.name).set(len(with_pods))
+        result = "applied" if report is not None and report.changed else "unchanged"
+        return Outcome(result, writes, report, plan)
+
+    def _invalid(self, plan: GroupPlan, group: Mapping[str, Any]) -> int:
+        previous = group.get("status") or {}
+        status = group_status(plan, previous, self.clock())
+        written = self._write_status(SWIMLANEGROUP, group, status)
+        old_message = next(
+            (c.get("message") for c in previous.get("conditions") or [] if c.get("type") == "Ready"), None
+        )
+        if written and old_message != status["conditions"][0]["message"]:
+            self.lanes_api.post_event(group, "InvalidSpec", status["conditions"][0]["message"], "Warning")
+            written += 1
+            log.warning("group %s: %s", plan.name, status["conditions"][0]["message"])
+        return written
+
+    def _lane_statuses(self, plan: GroupPlan, lanes: Sequence[Mapping[str, Any]]) -> int:
+        stamp = self.clock()
+        return sum(self._write_status(SWIMLANE, lane, lane_status(plan, lane, stamp)) for lane in lanes)
+
+    def _finalize(self, snap: Snapshot) -> Outcome:
+        assert snap.group is not None
+        deleted = delete_owned(self.objects, owners(snap.name))
+        writes = len(deleted)
+        if deleted:
+            self.lanes_api.post_event(snap.group, "RoutesDeleted", f"deleted {', '.join(deleted)}")
+            writes += 1
+        self.lanes_api.remove_finalizer(SWIMLANEGROUP, snap.group)
+        self.invalidate(snap.name)
+        self.metrics.forget_group(snap.name)
+        return Outcome("deleted", writes + 1)
+
+    def _orphaned(self, snap: Snapshot) -> Outcome:
+        deleted = delete_owned(self.objects, owners(snap.name))
+        if deleted:
+            log.info("group %s is gone: deleted %s", snap.name, ", ".join(deleted))
+        stamp = self.clock()
+        writes = len(deleted) + sum(
+            self._write_status(SWIMLANE, lane, orphan_lane_status(lane, snap.name, stamp)) for lane in snap.lanes
+        )
+        self.invalidate(snap.name)
+        self.metrics.forget_group(snap.name)
+        return Outcome("orphaned" if deleted else "absent", writes)
+
+    def _write_status(self, kind: Kind, body: Mapping[str, Any], status: dict) -> int:
+        """Patch status unless it already holds `status`; 1 when written, else 0."""
+        metadata = body.get("metadata") or {}
+        key = (kind.plural, metadata.get("name", ""))
+        version = metadata.get("resourceVersion")
+        if same_status(status, body.get("status")):
+            return 0
+        with self._lock:
+            last = self._status_written.get(key)
+        if last is not None and last[0] == version and same_status(status, last[1]):
+            return 0
+        self.lanes_api.patch_status(kind, key[1], status)
+        with self._lock:
+            self._status_written[key] = (version, status)
+        return 1
+

@@ -1,0 +1,259 @@
+"""The operator's shared state: what the watches hold, and which groups an event concerns.
+
+kopf indices hold the watched objects; this module turns watch events into triggers of
+the groups they affect and assembles a group's Snapshot for its reconcile. It holds no
+kopf import, so the mapping from events to groups stays plain code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lanes.api.common import GROUP_LABEL
+from lanes.kube.connect import MeteredApiClient, connect
+from lanes.kube.lanesapi import LanesApi
+from lanes.kube.objects import Objects
+from lanes.render import FLAVOURS, owner_selector
+from lanes.render.observe import PodView, pod_view, selects
+
+from .metrics import Metrics
+from .reconcile import GroupReconciler, Snapshot
+from .scheduler import Scheduler
+
+log = logging.getLogger("lanes.operator")
+
+GROUP_INDEX = "swimlanegroup_index"
+LANE_INDEX = "swimlane_index"
+SERVICE_INDEX = "service_index"
+POD_INDEX = "pod_index"
+
+
+@dataclass(frozen=True)
+class Options:
+    """How the operator runs; the CLI fills it from flags."""
+
+    kubeconfig: str | None = None
+    context: str | None = None
+    metrics_port: int | None = 9090
+    metrics_host: str = "0.0.0.0"
+    workers: int = 4
+    debounce: float = 0.02
+    resync: float = 300.0
+
+
+def service_keys(group: Mapping[str, Any]) -> frozenset[str]:
+    """The `namespace/name` keys a group body lists, read leniently (it may be invalid)."""
+    keys = set()
+    for service in (group.get("spec") or {}).get("services") or []:
+        if isinstance(service, Mapping) and service.get("name"):
+            keys.add(f"{service.get('namespace') or 'default'}/{service['name']}")
+    return frozenset(keys)
+
+
+def _first(store: Iterable[Any] | None) -> Any:
+    return next(iter(store), None) if store is not None else None
+
+
+class Runtime:
+    """Everything the handlers share, reachable from kopf's memo as `memo.runtime`."""
+
+    def __init__(self, options: Options, api: MeteredApiClient | None = None):
+        self.options = options
+        self.metrics = Metrics()
+        self.api = api or connect(options.kubeconfig, options.context)
+        self.api.on_write = self.metrics.count_write
+        self.objects = Objects(self.api)
+        self.lanes_api = LanesApi(self.api)
+        self.reconciler = GroupReconciler(self.objects, self.lanes_api, self.metrics)
+        self.scheduler = Scheduler(self.work, workers=options.workers, debounce=options.debounce)
+        self.indices: Mapping[str, Any] = {}
+        self.lane_keys: set[str] = set()
+        self.primed: dict[tuple[str, str], PodView] = {}
+        self.group_services: dict[str, frozenset[str]] = {}
+        self.lane_groups: dict[str, str] = {}
+        self.seen: dict[tuple[str, str], tuple] = {}
+        self.pods_seen: dict[tuple[str, str], tuple[tuple, bool, frozenset[str]]] = {}
+
+    def bind(self, indices: Mapping[str, Any]) -> None:
+        """Keep kopf's live indices (passed to every handler) for snapshots."""
+        if not self.indices:
+            self.indices = {k: indices[k] for k in (GROUP_INDEX, LANE_INDEX, SERVICE_INDEX, POD_INDEX)}
+
+    def seed_lane_keys(self) -> None:
+        """Learn lane label keys before pods are first listed, so the pod filter is right."""
+        from lanes.kube.kinds import SWIMLANE
+
+        for lane in self.lanes_api.list_kind(SWIMLANE):
+            self.lane_keys.update(((lane.get("spec") or {}).get("labelSelector") or {}).keys())
+
+    def pod_has_lane_key(self, labels: Mapping[str, str]) -> bool:
+        """The pod filter: only pods carrying a label key some lane selects on matter."""
+        return not self.lane_keys.isdisjoint(labels)
+
+    async def learn_lane_keys(self, keys: Iterable[str]) -> None:
+        """Add label keys of a new lane; list the pods already carrying them.
+
+        The pod index only sees pods through the filter as their events arrive, so pods that
+        carried a new key before the lane existed are listed once here.
+        """
+        new = set(keys) - self.lane_keys
+        if not new:
+            return
+        self.lane_keys |= new
+        for key in sorted(new):
+            pods = await asyncio.to_thread(self.lanes_api.list_pods, key)
+            for body in pods:
+                view = pod_view(body)
+                self.primed[(view.namespace, view.name)] = view
+                self.on_pod(None, body)
+
+    def trigger(self, group: str, *, force: bool = False) -> None:
+        """Queue a reconcile of one group."""
+        self.scheduler.trigger(group, force=force)
+
+    def trigger_all(self, *, force: bool = False) -> None:
+        """Queue every known group, e.g. after a CRD changed or on resync."""
+        for name in list(self.group_services):
+            self.trigger(name, force=force)
+
+    def changed(self, kind: str, event_type: str | None, body: Mapping[str, Any]) -> bool:
+        """Whether an event changes what reconciles read: not our own status writes.
+
+        Without this, every status patch would echo back as an event and a reconcile, and a
+        failing group would retry at once instead of after its backoff.
+        """
+        metadata = body.get("metadata") or {}
+        key = (kind, metadata.get("name", ""))
+        if event_type == "DELETED":
+            self.seen.pop(key, None)
+            return True
+        essence = (
+            metadata.get("generation"),
+            tuple(sorted((metadata.get("labels") or {}).items())),
+            tuple(metadata.get("finalizers") or ()),
+            metadata.get("deletionTimestamp"),
+        )
+        if self.seen.get(key) == essence:
+            return False
+        self.seen[key] = essence
+        return True
+
+    def on_group(self, event_type: str | None, name: str, body: Mapping[str, Any]) -> None:
+        """A group changed: remember its services, reconcile it."""
+        if not self.changed("group", event_type, body):
+            return
+        if event_type == "DELETED":
+            self.group_services.pop(name, None)
+        else:
+            self.group_services[name] = service_keys(body)
+        self.trigger(name)
+
+    def on_lane(self, event_type: str | None, name: str, body: Mapping[str, Any]) -> None:
+        """A lane changed: reconcile the group it joins, and the one it left."""
+        if not self.changed("lane", event_type, body):
+            return
+        labels = (body.get("metadata") or {}).get("labels") or {}
+        group = None if event_type == "DELETED" else labels.get(GROUP_LABEL)
+        previous = self.lane_groups.pop(name, None)
+        if group:
+            self.lane_groups[name] = group
+        for affected in {group, previous} - {None}:
+            self.trigger(affected)
+
+    def on_service(self, namespace: str, name: str) -> None:
+        """A Service changed (its selector decides pod membership)."""
+        key = f"{namespace}/{name}"
+        for group, keys in self.group_services.items():
+            if key in keys:
+                self.trigger(group)
+
+    def on_pod(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A pod changed: reconcile the groups whose services select it, before or now.
+
+        Pods never carrying a lane key are dismissed at once; a pod's event only triggers
+        when its labels or readiness changed, not on every status update.
+        """
+        view = pod_view(body)
+        key = (view.namespace, view.name)
+        seen = self.pods_seen.get(key)
+        if seen is None and not self.pod_has_lane_key(view.labels):
+            return
+        if event_type is not None:
+            self.primed.pop(key, None)
+        state = (tuple(sorted(view.labels.items())), view.ready)
+        if event_type != "DELETED" and seen is not None and seen[:2] == state:
+            return
+        groups = self.groups_selecting(view.namespace, view.labels)
+        if event_type == "DELETED":
+            self.pods_seen.pop(key, None)
+        else:
+            self.pods_seen[key] = (*state, frozenset(groups))
+        for group in groups | (seen[2] if seen is not None else frozenset()):
+            self.trigger(group)
+
+    def on_generated(self, labels: Mapping[str, str]) -> None:
+        """A generated object changed or vanished: check its group's objects again."""
+        for name in self.owners_of(labels):
+            self.reconciler.invalidate(name)
+            self.trigger(name)
+
+    def owners_of(self, labels: Mapping[str, str]) -> set[str]:
+        """Groups whose owner labels `labels` carry; the label value itself if none is known."""
+        found = set()
+        for flavour in FLAVOURS.values():
+            managed = flavour.managed_labels()
+            if not all(labels.get(k) == v for k, v in managed.items()):
+                continue
+            for name in self.group_services:
+                if selects(owner_selector(name, flavour.name), labels):
+                    found.add(name)
+            if not found:
+                value = {k: v for k, v in flavour.owner_labels("x").items() if k not in managed}
+                found.update(labels[k] for k in value if k in labels)
+        return found
+
+    def groups_selecting(self, namespace: str, labels: Mapping[str, str]) -> set[str]:
+        """Groups with a service in `namespace` whose Service selects these labels."""
+        services = self.indices.get(SERVICE_INDEX) if self.indices else None
+        groups = set()
+        for group, keys in self.group_services.items():
+            for key in keys:
+                if key.split("/", 1)[0] != namespace:
+                    continue
+                selector = _first(services.get(key)) if services is not None else None
+                if selects(selector, labels):
+                    groups.add(group)
+                    break
+        return groups
+
+    def snapshot(self, name: str) -> Snapshot:
+        """What the indices hold for one group, copied so the worker thread reads a still view."""
+        groups, lanes = self.indices[GROUP_INDEX], self.indices[LANE_INDEX]
+        services, pods = self.indices[SERVICE_INDEX], self.indices[POD_INDEX]
+        group = _first(groups.get(name))
+        keys = service_keys(group) if group is not None else frozenset()
+        selectors = {key: _first(services.get(key)) for key in keys if key in services}
+        namespaces = {key.split("/", 1)[0] for key in keys}
+        found: dict[tuple[str, str], PodView] = {
+            k: v for k, v in self.primed.items() if k[0] in namespaces
+        }
+        for namespace in namespaces:
+            for view in pods.get(namespace, ()):
+                found[(view.namespace, view.name)] = view
+        return Snapshot(name, group, list(lanes.get(name, ())), selectors, list(found.values()))
+
+    async def work(self, name: str, force: bool) -> None:
+        """The scheduler's work: snapshot in the loop, reconcile in a thread."""
+        snap = self.snapshot(name)
+        await asyncio.to_thread(self.reconciler.reconcile, snap, force)
+
+    async def resync(self) -> None:
+        """Every `resync` seconds, compare every group's live objects in full (reads only)."""
+        while True:
+            await asyncio.sleep(self.options.resync)
+            self.reconciler.invalidate()
+            self.trigger_all(force=True)

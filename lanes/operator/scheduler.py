@@ -1,0 +1,111 @@
+"""Coalescing work queue: many triggers for one group become one reconcile, soon.
+
+Events arrive in bursts (a Deployment's pods turn Ready one by one, our own writes echo back
+as watch events). Each key waits a short debounce in the queue, collecting further triggers;
+a key is never worked on twice at once, and a trigger that arrives while it runs queues
+exactly one more run. Failures retry with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+log = logging.getLogger("lanes.operator")
+
+Work = Callable[[str, bool], Awaitable[object]]
+
+
+class Scheduler:
+    """Runs `work(key, force)` for triggered keys on a few worker tasks."""
+
+    def __init__(
+        self,
+        work: Work,
+        *,
+        workers: int = 4,
+        debounce: float = 0.02,
+        backoff: tuple[float, float] = (0.5, 30.0),
+    ):
+        self.work = work
+        self.workers = workers
+        self.debounce = debounce
+        self.backoff = backoff
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._queued: set[str] = set()
+        self._running: set[str] = set()
+        self._again: set[str] = set()
+        self._force: set[str] = set()
+        self._failures: dict[str, int] = {}
+        self._tasks: list[asyncio.Task] = []
+        self._retries: dict[str, asyncio.TimerHandle] = {}
+
+    def trigger(self, key: str, *, force: bool = False) -> None:
+        """Ask for `key` to be worked on; `force` asks for a full check, not a shortcut."""
+        if force:
+            self._force.add(key)
+        if key in self._running:
+            self._again.add(key)
+        elif key not in self._queued:
+            self._queued.add(key)
+            self._queue.put_nowait(key)
+
+    @property
+    def busy(self) -> bool:
+        """True while anything is queued or running."""
+        return bool(self._queued or self._running)
+
+    def start(self) -> None:
+        """Start the workers on the running loop."""
+        self._tasks = [
+            asyncio.create_task(self._worker(), name=f"lanes-worker-{i}") for i in range(self.workers)
+        ]
+
+    async def stop(self) -> None:
+        """Cancel workers and pending retries, waiting for the workers to end."""
+        for handle in self._retries.values():
+            handle.cancel()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def _worker(self) -> None:
+        while True:
+            key = await self._queue.get()
+            if self.debounce:
+                await asyncio.sleep(self.debounce)
+            self._queued.discard(key)
+            self._running.add(key)
+            force = key in self._force
+            self._force.discard(key)
+            try:
+                await self.work(key, force)
+                self._failures.pop(key, None)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reconciling %s failed; retrying", key)
+                self._retry(key)
+            finally:
+                self._running.discard(key)
+            if key in self._again:
+                self._again.discard(key)
+                self.trigger(key)
+
+    def _retry(self, key: str) -> None:
+        count = self._failures.get(key, 0)
+        self._failures[key] = count + 1
+        first, cap = self.backoff
+        delay = min(first * 2**count, cap)
+        loop = asyncio.get_running_loop()
+
+        def fire() -> None:
+            self._retries.pop(key, None)
+            self.trigger(key, force=True)
+
+        old = self._retries.pop(key, None)
+        if old is not None:
+            old.cancel()
+        self._retries[key] = loop.call_later(delay, fire)
