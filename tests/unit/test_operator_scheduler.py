@@ -1,0 +1,211 @@
+"""The coalescing queue and the mapping from watch events to the groups they concern."""
+
+from __future__ import annotations
+
+import asyncio
+
+from kubernetes import client
+
+from lanes.kube.connect import MeteredApiClient
+from lanes.operator.runtime import GROUP_INDEX, LANE_INDEX, POD_INDEX, SERVICE_INDEX, Options, Runtime, service_keys
+from lanes.operator.scheduler import Scheduler
+from lanes.render.observe import PodView
+
+
+def run(coroutine):
+    return asyncio.run(asyncio.wait_for(coroutine, 10))
+
+
+def test_a_burst_of_triggers_is_one_run() -> None:
+    calls = []
+
+    async def main():
+        async def work(key, force):
+            calls.append((key, force))
+
+        scheduler = Scheduler(work, debounce=0.05)
+        scheduler.start()
+        for _ in range(20):
+            scheduler.trigger("g")
+        scheduler.trigger("g", force=True)
+        await asyncio.sleep(0.2)
+        await scheduler.stop()
+
+    run(main())
+    assert calls == [("g", True)]
+
+
+def test_a_trigger_while_running_gives_exactly_one_more_run() -> None:
+    calls, running = [], {"now": 0, "max": 0}
+
+    async def main():
+        async def work(key, force):
+            running["now"] += 1
+            running["max"] = max(running["max"], running["now"])
+            calls.append(key)
+            await asyncio.sleep(0.05)
+            running["now"] -= 1
+
+        scheduler = Scheduler(work, debounce=0, workers=4)
+        scheduler.start()
+        scheduler.trigger("g")
+        await asyncio.sleep(0.01)
+        for _ in range(5):
+            scheduler.trigger("g")
+        await asyncio.sleep(0.3)
+        assert not scheduler.busy
+        await scheduler.stop()
+
+    run(main())
+    assert calls == ["g", "g"]
+    assert running["max"] == 1
+
+
+def test_groups_run_in_parallel() -> None:
+    active, peak = set(), []
+
+    async def main():
+        async def work(key, force):
+            active.add(key)
+            peak.append(len(active))
+            await asyncio.sleep(0.05)
+            active.discard(key)
+
+        scheduler = Scheduler(work, debounce=0, workers=3)
+        scheduler.start()
+        for key in "abc":
+            scheduler.trigger(key)
+        await asyncio.sleep(0.2)
+        await scheduler.stop()
+
+    run(main())
+    assert max(peak) == 3
+
+
+def test_failures_retry_with_backoff_and_force() -> None:
+    calls = []
+
+    async def main():
+        loop = asyncio.get_running_loop()
+
+        async def work(key, force):
+            calls.append((round(loop.time(), 2), force))
+            if len(calls) < 3:
+                raise RuntimeError("apiserver away")
+
+        scheduler = Scheduler(work, debounce=0, backoff=(0.05, 1.0))
+        scheduler.start()
+        scheduler.trigger("g")
+        await asyncio.sleep(0.5)
+        await scheduler.stop()
+
+    run(main())
+    assert len(calls) == 3
+    assert [force for _, force in calls] == [False, True, True]
+    gaps = [b[0] - a[0] for a, b in zip(calls, calls[1:])]
+    assert gaps[1] > gaps[0] * 1.5
+
+
+class Recorder:
+    def __init__(self):
+        self.triggered = []
+
+    def trigger(self, key, *, force=False):
+        self.triggered.append(key)
+
+
+def group(name: str, *services: str) -> dict:
+    return {
+        "metadata": {"name": name, "generation": 1},
+        "spec": {"services": [{"name": s.split("/")[1], "namespace": s.split("/")[0]} for s in services]},
+    }
+
+
+def pod(name: str, labels: dict, ready: bool = True, namespace: str = "default") -> dict:
+    return {
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]},
+    }
+
+
+def runtime() -> tuple[Runtime, Recorder]:
+    rt = Runtime(Options(metrics_port=None), api=MeteredApiClient(client.Configuration()))
+    rt.scheduler = Recorder()
+    rt.lane_keys = {"lane"}
+    rt.indices = {
+        GROUP_INDEX: {},
+        LANE_INDEX: {},
+        SERVICE_INDEX: {"default/a": [{"app": "a"}], "default/b": [{"app": "b"}], "other/a": [{"app": "a"}]},
+        POD_INDEX: {},
+    }
+    rt.on_group(None, "g1", group("g1", "default/a", "default/b"))
+    rt.on_group(None, "g2", group("g2", "other/a"))
+    rt.scheduler.triggered.clear()
+    return rt, rt.scheduler
+
+
+def test_service_keys_read_leniently() -> None:
+    body = {"spec": {"services": [{"name": "a"}, {"name": "b", "namespace": "x"}, "junk", {"namespace": "y"}]}}
+    assert service_keys(body) == {"default/a", "x/b"}
+
+
+def test_pod_events_trigger_groups_whose_services_select_them() -> None:
+    rt, rec = runtime()
+    rt.on_pod(None, pod("p", {"app": "a", "lane": "canary"}))
+    assert rec.triggered == ["g1"]
+    rt.on_pod("MODIFIED", pod("p", {"app": "a", "lane": "canary"}))
+    assert rec.triggered == ["g1"], "an unchanged pod triggers nothing"
+    rt.on_pod("MODIFIED", pod("p", {"app": "a", "lane": "canary"}, ready=False))
+    rt.on_pod("DELETED", pod("p", {"app": "a", "lane": "canary"}, ready=False))
+    assert rec.triggered == ["g1", "g1", "g1"]
+
+
+def test_pods_outside_lanes_are_dismissed() -> None:
+    rt, rec = runtime()
+    rt.on_pod(None, pod("p", {"app": "a"}))
+    rt.on_pod(None, pod("q", {"app": "a", "lane": "x"}, namespace="elsewhere"))
+    assert rec.triggered == []
+
+
+def test_a_pod_leaving_a_service_triggers_its_old_group() -> None:
+    rt, rec = runtime()
+    rt.on_pod(None, pod("p", {"app": "a", "lane": "x"}))
+    rt.on_pod("MODIFIED", pod("p", {"app": "zzz", "lane": "x"}))
+    assert rec.triggered == ["g1", "g1"]
+
+
+def test_status_only_changes_do_not_trigger() -> None:
+    rt, rec = runtime()
+    body = group("g1", "default/a", "default/b")
+    rt.on_group("MODIFIED", "g1", {**body, "status": {"generated": 3}})
+    assert rec.triggered == []
+    rt.on_group("MODIFIED", "g1", {**body, "metadata": {**body["metadata"], "generation": 2}})
+    assert rec.triggered == ["g1"]
+
+
+def test_lane_moving_between_groups_triggers_both() -> None:
+    rt, rec = runtime()
+    lane = {"metadata": {"name": "canary", "generation": 1, "labels": {"swimlane-group": "g1"}}}
+    rt.on_lane(None, "canary", lane)
+    moved = {"metadata": {"name": "canary", "generation": 1, "labels": {"swimlane-group": "g2"}}}
+    rt.on_lane("MODIFIED", "canary", moved)
+    assert rec.triggered[0] == "g1" and sorted(rec.triggered[1:]) == ["g1", "g2"]
+
+
+def test_generated_objects_map_back_to_their_group() -> None:
+    rt, rec = runtime()
+    assert rt.owners_of({"app.kubernetes.io/managed-by": "lanes", "lanes.dev/group": "g1"}) == {"g1"}
+    assert rt.owners_of({"asm-system": "true", "provider": "asm", "swimlane-group": "g2"}) == {"g2"}
+    assert rt.owners_of({"asm-system": "true", "provider": "asm", "swimlane-group": "gone"}) == {"gone"}
+    assert rt.owners_of({"lanes.dev/group": "g1"}) == set()
+
+
+def test_snapshot_gathers_the_groups_objects() -> None:
+    rt, _ = runtime()
+    rt.indices[GROUP_INDEX]["g1"] = [group("g1", "default/a")]
+    rt.indices[POD_INDEX]["default"] = [PodView("default", "p", {"app": "a"}, True)]
+    rt.indices[POD_INDEX]["other"] = [PodView("other", "q", {"app": "a"}, True)]
+    snap = rt.snapshot("g1")
+    assert snap.services == {"default/a": {"app": "a"}}
+    assert [p.name for p in snap.pods] == ["p"]
+    assert rt.snapshot("nope").group is None
