@@ -5,6 +5,7 @@ Nothing here talks to the API server; the operator reads the objects, calls `pla
 """
 
 from .actions import (
+    HELD_ANNOTATION,
     Action,
     ApplyCanary,
     Change,
@@ -36,6 +37,7 @@ from .revisions import pod_template, template_hash
 __all__ = [
     "ANNOTATIONS",
     "CANARY_LABEL",
+    "HELD_ANNOTATION",
     "REVISION_ANNOTATION",
     "ROLLOUT_LABEL",
     "TEMPLATE_ANNOTATION",

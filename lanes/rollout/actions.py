@@ -15,16 +15,24 @@ from typing import Any, Literal
 from lanes.api.workloadrollout import WorkloadRolloutStatus
 
 
+HELD_ANNOTATION = "lanes.dev/held-by"
+
+
 @dataclass(frozen=True)
 class PauseBase:
-    """Set `spec.paused: true` on the base Deployment, holding it on its running version."""
+    """Hold the base Deployment on its running version.
+
+    Set `spec.paused: true` and annotate `lanes.dev/held-by: <rollout name>` in the same
+    write (as the admission webhook does when it pauses), so a later plan can tell its own
+    hold from a pause the Deployment's owner made.
+    """
 
     name: str
 
 
 @dataclass(frozen=True)
 class UnpauseBase:
-    """Set `spec.paused: false` on the base Deployment, letting it roll to its template."""
+    """Release the base Deployment: `spec.paused: false`, `lanes.dev/held-by` removed."""
 
     name: str
 

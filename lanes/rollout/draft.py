@@ -15,7 +15,7 @@ from lanes.api.workloadrollout import (
     WorkloadRolloutStatus,
 )
 
-from .actions import Action, ApplyCanary, Event, Plan
+from .actions import HELD_ANNOTATION, Action, ApplyCanary, Event, Plan
 from .batches import step_replicas
 from .canary import canary_deployment, canary_name, owns
 from .observed import DeploymentView, Observed
@@ -116,6 +116,11 @@ class Draft:
     def foreign_canary(self) -> bool:
         """Whether something else already holds the canary Deployment's name."""
         return self.observed.canary is not None and self.canary is None
+
+    @property
+    def held(self) -> bool:
+        """Whether the base's pause is this rollout's hold (`lanes.dev/held-by`)."""
+        return self.base.annotations.get(HELD_ANNOTATION) == self.rollout.metadata.name
 
     @property
     def is_paused(self) -> bool:

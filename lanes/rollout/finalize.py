@@ -10,10 +10,10 @@
   template for its owner to decide.
 - During promotion the revision was approved and the base is already rolling to it, so the
   promotion finishes: the canary is deleted and the base unpaused.
-- When no release is in progress, a leftover canary is deleted, and a base paused on a
-  template that never started a release (held by the admission webhook) is unpaused so the
-  change rolls out as it would without a rollout. A base paused on its stable revision was
-  paused by someone else and is left alone.
+- When no release is in progress, a leftover canary is deleted, and a base this rollout (or
+  the admission webhook on its behalf) holds, or one paused on a template that never started
+  a release, is unpaused so the change rolls out as it would without a rollout. A base its
+  owner paused on the stable revision is left alone.
 
 The canary Deployment is owned by the WorkloadRollout, so the garbage collector removes it
 even if these actions never run; deleting it here just does so before the rollout is gone.
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from lanes.api.workloadrollout import WorkloadRollout
 
-from .actions import Change, DeleteCanary, RestoreBaseTemplate, UnpauseBase
+from .actions import HELD_ANNOTATION, Change, DeleteCanary, RestoreBaseTemplate, UnpauseBase
 from .canary import owns
 from .observed import Observed
 from .status import IN_STEPS, status_of
@@ -47,7 +47,8 @@ def plan_finalize(rollout: WorkloadRollout, observed: Observed) -> tuple[Change,
     if canary is not None and owns(rollout, canary):
         actions.append(DeleteCanary(canary.name))
     if base is not None and base.paused:
-        held = status.phase in (*IN_STEPS, "RollingBack", "Promoting")
-        if held or (stable is not None and base.revision != stable):
+        held = base.annotations.get(HELD_ANNOTATION) == rollout.metadata.name
+        in_release = status.phase in (*IN_STEPS, "RollingBack", "Promoting")
+        if held or in_release or (stable is not None and base.revision != stable):
             actions.append(UnpauseBase(base.name))
     return tuple(actions)

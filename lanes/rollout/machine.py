@@ -20,6 +20,8 @@ a restarted operator resumes from the stored status alone):
   pods become available, a new template restarts it, and undo rolls back.
 - Pause (spec.strategy.paused or the pause intent) stops the steps (phase Paused) while the
   base stays held; promotion and roll back are not interrupted.
+- A Healthy rollout releases a hold it (or the webhook) put on a base whose template is back
+  on the stable revision, e.g. a change reverted before the release started.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from datetime import datetime
 
 from lanes.api.workloadrollout import WorkloadRollout
 
-from .actions import ClearIntent, DeleteCanary, Plan
+from .actions import ClearIntent, DeleteCanary, Plan, UnpauseBase
 from .draft import Draft
 from .intents import ANNOTATIONS, PRIORITY, Intent, check_intent, requested
 from .observed import Observed
@@ -88,10 +90,17 @@ def _no_base(d: Draft) -> None:
 
 
 def _healthy(d: Draft) -> None:
-    if d.canary is not None:
-        d.act(DeleteCanary(d.canary.name))
+    """Settled: drop a leftover canary, or start a release on a new template.
+
+    A canary left from a start whose status write was lost is reused by the release that
+    starts again, not deleted and re-created, so its pods are not restarted.
+    """
     revision = d.base.revision
+    if d.canary is not None and (revision == d.stable or d.is_paused):
+        d.act(DeleteCanary(d.canary.name))
     if revision == d.stable:
+        if d.base.paused and d.held:
+            d.act(UnpauseBase(d.base.name))
         d.message = healthy_message(d)
     elif d.is_paused:
         hold_base(d)

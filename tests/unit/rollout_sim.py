@@ -17,6 +17,7 @@ from typing import Any
 
 from lanes.api.workloadrollout import WorkloadRollout
 from lanes.rollout import (
+    HELD_ANNOTATION,
     ApplyCanary,
     ClearIntent,
     DeleteCanary,
@@ -195,9 +196,10 @@ class World:
 
     def set_image(self, image: str) -> None:
         """What `kubectl set image` does, with the admission webhook holding the base."""
-        base = self.base
-        base["spec"]["template"]["spec"]["containers"][0]["image"] = image
-        self._spec_changed(base, template_changed=True)
+        container = self.base["spec"]["template"]["spec"]["containers"][0]
+        if container["image"] != image:
+            container["image"] = image
+            self._spec_changed(self.base, template_changed=True)
         self.settle()
 
     def request(self, intent: Intent) -> None:
@@ -244,10 +246,7 @@ class World:
         """Carry out one planned action as the operator and API server would."""
         if isinstance(action, PauseBase | UnpauseBase):
             obj = self.deployments[action.name]
-            paused = isinstance(action, PauseBase)
-            if bool(obj["spec"].get("paused")) != paused:
-                obj["spec"]["paused"] = paused
-                self._spec_changed(obj)
+            self._hold(obj, isinstance(action, PauseBase))
         elif isinstance(action, RestoreBaseTemplate):
             obj = self.deployments[action.name]
             template = _defaulted(action.template)
@@ -262,7 +261,7 @@ class World:
                 obj["spec"]["replicas"] = action.replicas
                 self._spec_changed(obj)
         elif isinstance(action, DeleteCanary):
-            self._delete(action.name)
+            self.delete(action.name)
         elif isinstance(action, ClearIntent):
             annotations = dict(self.rollout.metadata.annotations)
             annotations.pop(action.annotation, None)
@@ -281,11 +280,21 @@ class World:
         metadata = self.rollout.metadata.model_copy(update={"annotations": annotations})
         self.rollout = self.rollout.model_copy(update={"metadata": metadata})
 
+    def _hold(self, obj: dict, paused: bool) -> None:
+        annotations = obj["metadata"].setdefault("annotations", {})
+        if paused:
+            annotations[HELD_ANNOTATION] = self.rollout.metadata.name
+        else:
+            annotations.pop(HELD_ANNOTATION, None)
+        if bool(obj["spec"].get("paused")) != paused:
+            obj["spec"]["paused"] = paused
+            obj["metadata"]["generation"] += 1
+
     def _spec_changed(self, obj: dict, template_changed: bool = False) -> None:
         obj["metadata"]["generation"] += 1
         is_base = obj["metadata"]["name"] == self.base_name
         if template_changed and is_base and self.webhook:
-            obj["spec"]["paused"] = True
+            self._hold(obj, True)
 
     def _apply_canary(self, desired: dict) -> None:
         desired["spec"]["template"] = _defaulted(desired["spec"]["template"])
@@ -303,7 +312,8 @@ class World:
             current["spec"] = desired["spec"]
             self._spec_changed(current)
 
-    def _delete(self, name: str) -> None:
+    def delete(self, name: str) -> None:
+        """Delete a Deployment with its ReplicaSets and pods (cascading, at once)."""
         obj = self.deployments.pop(name, None)
         if obj is None:
             return

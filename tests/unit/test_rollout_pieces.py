@@ -207,16 +207,23 @@ def test_running_revision(
     base = deployment(image=image)
     base["spec"]["paused"] = paused
     observed = Observed.from_objects(base, [replica_set(*s) for s in sets])
-    assert observed.running_revision() == template_hash(deployment(image=expected)["spec"]["template"])
+    expected_revision = template_hash(deployment(image=expected)["spec"]["template"])
+    assert observed.running_revision() == expected_revision
 
 
 def test_deployment_view_reads_status_and_defaults() -> None:
     obj = deployment(replicas=2)
-    obj["status"] = {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}
+    obj["status"] = {
+        "observedGeneration": 1,
+        "replicas": 2,
+        "updatedReplicas": 2,
+        "availableReplicas": 2,
+    }
     view = DeploymentView.from_object(obj)
     assert view.rolled_out
     assert view.progress_deadline_seconds == 600
-    assert not DeploymentView.from_object({**obj, "spec": {**obj["spec"], "paused": True}}).rolled_out
+    paused = {**obj, "spec": {**obj["spec"], "paused": True}}
+    assert not DeploymentView.from_object(paused).rolled_out
 
 
 def test_replica_set_view_reads_its_revision_number() -> None:
@@ -268,26 +275,27 @@ def _spec_paused():
 @pytest.mark.parametrize(
     ("ro", "intent", "error"),
     [
-        pytest.param(_in("Paused"), "approve", None, id="approve-paused-step"),
-        pytest.param(_in("Progressing"), "approve", None, id="approve-timed-pause"),
-        pytest.param(_in("Progressing", "StepUpgrade"), "approve", "only a paused step", id="approve-upgrading"),
-        pytest.param(_in("Healthy", None), "approve", "no canary step", id="approve-healthy"),
-        pytest.param(_in("Promoting", "Completed"), "approve", "no canary step", id="approve-promoting"),
-        pytest.param(_in("Paused", paused=True), "approve", "resume it first", id="approve-user-paused"),
-        pytest.param(
-            _in("Paused", spec_paused=True), "approve", "spec.strategy.paused", id="approve-spec-paused"
-        ),
-        pytest.param(_in("Paused"), "undo", None, id="undo-paused"),
-        pytest.param(_in("Failed", "StepUpgrade"), "undo", None, id="undo-failed"),
-        pytest.param(_in("Promoting", "Completed"), "undo", None, id="undo-promoting"),
-        pytest.param(_in("Healthy", None), "undo", "nothing in progress", id="undo-healthy"),
-        pytest.param(_in("RollingBack"), "undo", "already rolling back", id="undo-rolling-back"),
-        pytest.param(_in("Progressing", "StepUpgrade"), "pause", None, id="pause-progressing"),
-        pytest.param(_in("Healthy", None), "pause", None, id="pause-healthy"),
-        pytest.param(_in("Paused", paused=True), "pause", "already paused", id="pause-paused"),
-        pytest.param(_in("Promoting", "Completed"), "pause", "cannot be paused", id="pause-promoting"),
-        pytest.param(_in("Paused", paused=True), "resume", None, id="resume-paused"),
-        pytest.param(_in("Paused"), "resume", "not paused", id="resume-not-paused"),
+        pytest.param(*case[:3], id=case[3])
+        for case in [
+            (_in("Paused"), "approve", None, "approve-paused-step"),
+            (_in("Progressing"), "approve", None, "approve-timed-pause"),
+            (_in("Progressing", "StepUpgrade"), "approve", "only a paused", "approve-upgrading"),
+            (_in("Healthy", None), "approve", "no canary step", "approve-healthy"),
+            (_in("Promoting", "Completed"), "approve", "no canary step", "approve-promoting"),
+            (_in("Paused", paused=True), "approve", "resume it first", "approve-user-paused"),
+            (_in("Paused", spec_paused=True), "approve", "spec.strategy", "approve-spec-paused"),
+            (_in("Paused"), "undo", None, "undo-paused"),
+            (_in("Failed", "StepUpgrade"), "undo", None, "undo-failed"),
+            (_in("Promoting", "Completed"), "undo", None, "undo-promoting"),
+            (_in("Healthy", None), "undo", "nothing in progress", "undo-healthy"),
+            (_in("RollingBack"), "undo", "already rolling back", "undo-rolling-back"),
+            (_in("Progressing", "StepUpgrade"), "pause", None, "pause-progressing"),
+            (_in("Healthy", None), "pause", None, "pause-healthy"),
+            (_in("Paused", paused=True), "pause", "already paused", "pause-paused"),
+            (_in("Promoting", "Completed"), "pause", "cannot be paused", "pause-promoting"),
+            (_in("Paused", paused=True), "resume", None, "resume-paused"),
+            (_in("Paused"), "resume", "not paused", "resume-not-paused"),
+        ]
     ],
 )
 def test_check_intent(ro, intent: str, error: str | None) -> None:
