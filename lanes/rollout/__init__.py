@@ -27,6 +27,7 @@ from .canary import (
     TEMPLATE_ANNOTATION,
     canary_deployment,
     canary_name,
+    canary_revision,
 )
 from .finalize import plan_finalize
 from .intents import ANNOTATIONS, Intent, check_intent, intent_patch, requested
@@ -59,6 +60,7 @@ __all__ = [
     "UnpauseBase",
     "canary_deployment",
     "canary_name",
+    "canary_revision",
     "check_intent",
     "intent_patch",
     "is_batch_ready",

@@ -39,11 +39,6 @@ def status_of(rollout: WorkloadRollout) -> WorkloadRolloutStatus:
     return rollout.status or WorkloadRolloutStatus()
 
 
-def is_paused(rollout: WorkloadRollout) -> bool:
-    """Paused by the spec or by a pause request."""
-    return rollout.spec.strategy.paused or status_of(rollout).paused
-
-
 def current_step(rollout: WorkloadRollout, index: int) -> CanaryStep:
     """Step `index` (1-based); an index past the end (steps were removed) is the last step."""
     steps = rollout.spec.strategy.canary.steps

@@ -18,6 +18,7 @@ from lanes.rollout import (
     ReplicaSetView,
     canary_deployment,
     canary_name,
+    canary_revision,
     check_intent,
     intent_patch,
     is_batch_ready,
@@ -136,6 +137,7 @@ def test_canary_deployment_runs_the_new_template_in_the_canary_lane() -> None:
     assert obj["spec"]["replicas"] == 1
     assert obj["metadata"]["labels"][ROLLOUT_LABEL] == "rollouts-mocka"
     assert obj["metadata"]["annotations"][REVISION_ANNOTATION] == base.revision
+    assert canary_revision(DeploymentView.from_object(obj)) == base.revision
     assert obj["metadata"]["ownerReferences"] == [
         {
             "apiVersion": "lanes.dev/v1alpha1",
