@@ -1,0 +1,165 @@
+"""Data-plane cost of the local mesh: `.venv/bin/python bench/dataplane.py [options]`.
+
+Runs the mock chain twice on loopback: once called directly (mocka -> mockb -> mockc by pod
+address, no Envoy) and once through the gateway and the mesh listener of one real Envoy,
+with the rendered objects of story state 0 in each flavour. A load generator in separate
+processes (one kept-alive connection each) sends a bounded number of requests to each, and
+the table gives requests/s and p50/p99 latency. Then it times `EnvoyMesh.update` for route
+changes (story states 1 <-> 2), which is how long a change takes to be in force.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import yaml
+
+from lanes.api.load import load, load_observations
+from lanes.dev.mesh import Endpoint, EnvoyMesh
+from lanes.dev.mesh.pods import free_block, start_mock
+from lanes.dev.processes import Child, free_port, stop
+from lanes.render import render_group
+
+ROOT = Path(__file__).resolve().parent.parent
+INPUTS = ROOT.parent / "shared" / "reference" / "asm-mock-chain-inputs.yaml"
+OBSERVED = ROOT / "samples" / "mock-chain" / "observed"
+CHAIN = ("mocka", "mockb", "mockc")
+
+
+def load_worker(
+    url: str, headers: dict[str, str], count: int, deadline: float
+) -> tuple[list[float], int]:
+    """Send up to `count` GETs on one kept-alive connection; latencies in seconds, errors."""
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    latencies, errors = [], 0
+    for _ in range(count):
+        if time.time() > deadline:
+            break
+        started = time.perf_counter()
+        try:
+            conn.request("GET", "/mock", headers=headers)
+            response = conn.getresponse()
+            response.read()
+            ok = response.status == 200
+        except (OSError, http.client.HTTPException):
+            conn.close()
+            ok = False
+        latencies.append(time.perf_counter() - started)
+        errors += not ok
+    conn.close()
+    return latencies, errors
+
+
+def measure(
+    pool: ProcessPoolExecutor, url: str, headers: dict[str, str], args: argparse.Namespace
+) -> dict[str, float]:
+    """Warm up, then run `args.requests` spread over `args.concurrency` connections."""
+    load_worker(url, headers, 50, time.time() + 10)
+    deadline = time.time() + args.max_seconds
+    share = args.requests // args.concurrency
+    started = time.perf_counter()
+    futures = [
+        pool.submit(load_worker, url, headers, share, deadline) for _ in range(args.concurrency)
+    ]
+    results = [f.result() for f in futures]
+    elapsed = time.perf_counter() - started
+    latencies = sorted(lat for lats, _ in results for lat in lats)
+    return {
+        "requests": len(latencies),
+        "errors": sum(e for _, e in results),
+        "rps": len(latencies) / elapsed,
+        "p50": statistics.quantiles(latencies, n=100)[49] * 1000,
+        "p99": statistics.quantiles(latencies, n=100)[98] * 1000,
+    }
+
+
+def mesh_objects(flavour: str, state: str) -> list[dict]:
+    bundle = load(INPUTS)
+    docs = yaml.safe_load_all(INPUTS.read_text())
+    plain = [d for d in docs if d["kind"] in {"Service", "Gateway"}]
+    observed = load_observations(OBSERVED / f"state-{state}.yaml")
+    return [*plain, *render_group(bundle.groups[0], bundle.lanes, observed, flavour)]
+
+
+def start_chains(
+    work: Path, mesh: EnvoyMesh
+) -> tuple[list[Child], dict[str, str], list[Endpoint]]:
+    """A chain behind the mesh (calls by service name via the proxy) and a direct one."""
+    block = free_block()
+    children, ips, endpoints = [], {}, []
+    for n, service in enumerate(CHAIN):
+        mesh_ip, direct_ip = f"{block}.{n + 1}", f"{block}.{n + 11}"
+        ips[service] = direct_ip
+        nxt = CHAIN[n + 1] if n + 1 < len(CHAIN) else None
+        via_mesh = {"app": service, "version": "v1", "HTTP_PROXY": mesh.proxy_url,
+                    "upstream_url": f"http://{nxt}:8000/" if nxt else ""}
+        direct = {"app": service, "version": "v1",
+                  "upstream_url": f"http://{block}.{n + 12}:8000/" if nxt else ""}
+        children.append(start_mock(f"{service}-mesh", mesh_ip, via_mesh, work / "pods"))
+        children.append(start_mock(f"{service}-direct", direct_ip, direct, work / "pods"))
+        endpoints.append(Endpoint(mesh_ip, {"app": service, "ASM_TRAFFIC_TAG": "base"}))
+    return children, ips, endpoints
+
+
+def time_updates(mesh: EnvoyMesh, endpoints: list[Endpoint], rounds: int) -> list[float]:
+    """Seconds from `update` called to every new version applied, flipping states 1 and 2."""
+    states = [mesh_objects("istio", "1"), mesh_objects("istio", "2")]
+    canary = [Endpoint(e.ip, {**e.labels, "ASM_TRAFFIC_TAG": "canary"}) for e in endpoints]
+    timings = []
+    for n in range(rounds):
+        started = time.perf_counter()
+        mesh.update(states[n % 2], endpoints + canary[: 1 + n % 2])
+        timings.append(time.perf_counter() - started)
+    return timings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=3000, help="per row (default 3000)")
+    parser.add_argument("--concurrency", type=int, default=4, help="client connections")
+    parser.add_argument("--max-seconds", type=float, default=60, help="cap per row")
+    parser.add_argument("--envoy-concurrency", type=int, default=None, help="Envoy workers")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="lanes-bench-") as tmp:
+        work = Path(tmp)
+        mesh = EnvoyMesh(work / "mesh", gateway_port=free_port(), mesh_port=free_port(),
+                         concurrency=args.envoy_concurrency)
+        children: list[Child] = []
+        try:
+            mesh.start()
+            children, direct, endpoints = start_chains(work, mesh)
+            rows = []
+            lane = {"x-asm-prefer-tag": "base"}
+            with ProcessPoolExecutor(max_workers=args.concurrency) as pool:
+                entry = f"http://{direct['mocka']}:8000"
+                rows.append(("direct (no Envoy)", measure(pool, entry, lane, args)))
+                for flavour in ("istio", "asm"):
+                    mesh.update(mesh_objects(flavour, "0"), endpoints)
+                    row = measure(pool, mesh.gateway_url, lane, args)
+                    rows.append((f"gateway + mesh, {flavour}", row))
+            updates = time_updates(mesh, endpoints, 40)
+        finally:
+            for child in children:
+                stop(child)
+            mesh.stop()
+    print(f"\nmocka -> mockb -> mockc, {args.concurrency} client connections, "
+          f"{args.requests} requests per row\n")
+    print(f"{'path':<24} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7}")
+    for name, r in rows:
+        print(f"{name:<24} {r['requests']:>8} {r['errors']:>6} {r['rps']:>8.0f} "
+              f"{r['p50']:>7.2f} {r['p99']:>7.2f}")
+    print(f"\nroute change applied (EnvoyMesh.update, {len(updates)} changes): "
+          f"p50 {statistics.median(updates) * 1000:.1f} ms, max {max(updates) * 1000:.1f} ms")
+    sys.exit(1 if any(r["errors"] for _, r in rows) else 0)
+
+
+if __name__ == "__main__":
+    main()
