@@ -7,15 +7,13 @@ control plane the same way.
 from __future__ import annotations
 
 import ipaddress
-import os
 import random
 import socket
-import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..processes import Child, stop, wait_until
+from ..processes import Child, spawn, stop, wait_until
 
 APP_MODULE = "lanes.dev.mesh.mockapp"
 _PROXY_VARS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy",
@@ -30,29 +28,23 @@ def start_mock(
     port: int = 8000,
     timeout: float = 15.0,
 ) -> Child:
-    """Start one sample service on `ip:port` and wait until it answers `/healthz`.
+    """Start one sample service on `ip:port` and wait until it accepts connections.
 
     The environment is this process's minus any proxy settings, plus `env`: a proxy is set
     only when the caller gives one, so a developer's own HTTP_PROXY never captures the chain.
+    Output goes to `workdir/NAME.log`.
     """
     if not ipaddress.ip_address(ip).is_loopback:
         raise ValueError(f"{ip} is not a loopback address")
-    workdir.mkdir(parents=True, exist_ok=True)
-    child_env = {k: v for k, v in os.environ.items() if k not in _PROXY_VARS}
-    child_env.update({"POD_IP": ip, "PORT": str(port), "PYTHONUNBUFFERED": "1", **env})
-    log_path = workdir / f"{name}.log"
-    pid_path = workdir / f"{name}.pid"
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", APP_MODULE],
-            env=child_env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    pid_path.write_text(f"{process.pid}\n")
-    child = Child(name=name, process=process, log_path=log_path, pid_path=pid_path)
+    settings = {"POD_IP": ip, "PORT": str(port), "PYTHONUNBUFFERED": "1", **env}
+    # `env` execs in place, so the child keeps spawn's session and die-with-parent setup.
+    argv = [
+        "env",
+        *(f"--unset={var}" for var in _PROXY_VARS),
+        *(f"{key}={value}" for key, value in settings.items()),
+        sys.executable, "-m", APP_MODULE,
+    ]
+    child = spawn(name, argv, workdir / f"{name}.log", workdir / f"{name}.pid")
     try:
         wait_until(lambda: serving(ip, port), what=f"{name} on {ip}:{port}", timeout=timeout,
                    watch=[child], interval=0.05)
