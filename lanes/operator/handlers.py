@@ -119,17 +119,16 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: Any, **_: Any)
     """Tune kopf for low latency and no writes of its own; start workers and metrics."""
     runtime = _runtime(memo)
     settings.posting.enabled = False
-    settings.batching.batch_window = 0.01
     settings.watching.server_timeout = 300
     settings.peering.standalone = True
     await asyncio.to_thread(runtime.seed_lane_keys)
     runtime.scheduler.start()
     memo.resync_task = asyncio.create_task(runtime.resync(), name="lanes-resync")
     if runtime.options.metrics_port is not None:
-        memo.metrics_server = MetricsServer(
+        runtime.metrics_server = MetricsServer(
             runtime.metrics, runtime.options.metrics_port, runtime.options.metrics_host
         ).start()
-        log.info("metrics on port %d", memo.metrics_server.port)
+        log.info("metrics on port %d", runtime.metrics_server.port)
 
 
 async def operator_cleanup(memo: Any, **_: Any) -> None:
@@ -137,9 +136,9 @@ async def operator_cleanup(memo: Any, **_: Any) -> None:
     runtime = _runtime(memo)
     memo.resync_task.cancel()
     await runtime.scheduler.stop()
-    server = getattr(memo, "metrics_server", None)
-    if server is not None:
-        server.stop()
+    if runtime.metrics_server is not None:
+        runtime.metrics_server.stop()
+        runtime.metrics_server = None
 
 
 def register(registry: kopf.OperatorRegistry) -> kopf.OperatorRegistry:

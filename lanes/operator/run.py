@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from typing import Any
 
 import kopf
@@ -76,38 +75,3 @@ def run(options: Options, log_level: str = "info") -> None:
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     asyncio.run(serve(options))
 
-
-class OperatorThread:
-    """An operator running in a background thread of this process, for tests and benchmarks."""
-
-    def __init__(self, options: Options, runtime: Runtime | None = None):
-        self.options = options
-        self.runtime = runtime or Runtime(options)
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._main, name="lanes-operator", daemon=True)
-
-    def _main(self) -> None:
-        try:
-            asyncio.run(
-                serve(self.options, runtime=self.runtime, stop_flag=self._stop, ready_flag=self._ready)
-            )
-        except BaseException as error:  # surfaced by stop()
-            self._error = error
-
-    def __enter__(self) -> OperatorThread:
-        self._thread.start()
-        if not self._ready.wait(60):
-            raise RuntimeError("the operator did not start within 60s")
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        """Stop and join; re-raise what ended the operator abnormally."""
-        self._stop.set()
-        self._thread.join(60)
-        if self._error is not None:
-            raise self._error

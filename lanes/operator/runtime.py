@@ -16,11 +16,11 @@ from typing import Any
 from lanes.api.common import GROUP_LABEL
 from lanes.kube.connect import MeteredApiClient, connect
 from lanes.kube.lanesapi import LanesApi
-from lanes.kube.objects import Objects
+from lanes.kube.objects import Objects, error_message
 from lanes.render import FLAVOURS, owner_selector
 from lanes.render.observe import PodView, pod_view, selects
 
-from .metrics import Metrics
+from .metrics import Metrics, MetricsServer
 from .reconcile import GroupReconciler, Snapshot
 from .scheduler import Scheduler
 
@@ -69,7 +69,10 @@ class Runtime:
         self.objects = Objects(self.api)
         self.lanes_api = LanesApi(self.api)
         self.reconciler = GroupReconciler(self.objects, self.lanes_api, self.metrics)
-        self.scheduler = Scheduler(self.work, workers=options.workers, debounce=options.debounce)
+        self.metrics_server: MetricsServer | None = None
+        self.scheduler = Scheduler(
+            self.work, workers=options.workers, debounce=options.debounce, describe=error_message
+        )
         self.indices: Mapping[str, Any] = {}
         self.lane_keys: set[str] = set()
         self.primed: dict[tuple[str, str], PodView] = {}

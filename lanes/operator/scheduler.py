@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 log = logging.getLogger("lanes.operator")
 
 Work = Callable[[str, bool], Awaitable[object]]
+Describe = Callable[[BaseException], str]
 
 
 class Scheduler:
@@ -27,11 +28,13 @@ class Scheduler:
         workers: int = 4,
         debounce: float = 0.02,
         backoff: tuple[float, float] = (0.5, 30.0),
+        describe: Describe = str,
     ):
         self.work = work
         self.workers = workers
         self.debounce = debounce
         self.backoff = backoff
+        self.describe = describe
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
         self._running: set[str] = set()
@@ -85,16 +88,17 @@ class Scheduler:
                 self._failures.pop(key, None)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("reconciling %s failed; retrying", key)
-                self._retry(key)
+            except Exception as error:
+                delay = self._retry(key)
+                log.warning("reconciling %s failed, retrying in %.1fs: %s", key, delay, self.describe(error))
+                log.debug("reconciling %s failed", key, exc_info=True)
             finally:
                 self._running.discard(key)
             if key in self._again:
                 self._again.discard(key)
                 self.trigger(key)
 
-    def _retry(self, key: str) -> None:
+    def _retry(self, key: str) -> float:
         count = self._failures.get(key, 0)
         self._failures[key] = count + 1
         first, cap = self.backoff
@@ -109,3 +113,4 @@ class Scheduler:
         if old is not None:
             old.cancel()
         self._retries[key] = loop.call_later(delay, fire)
+        return delay

@@ -1,0 +1,150 @@
+"""The mock-chain story on a real API server: after each state the live objects are render's.
+
+Istio flavour here, against Istio's own CRDs; the ASM flavour is in test_operator_asm.py.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+from kubernetes import client
+
+from lanes.kube.kinds import SWIMLANE, SWIMLANEGROUP
+from lanes.kube.lanesapi import LanesApi
+from lanes.operator.runtime import Options
+from lanes.operator.testing import OperatorThread, eventually
+
+from .operator_support import SUBSETS, Stories, delete_story, enter_state, live_generated, matches
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def operator(control_plane):
+    options = Options(kubeconfig=str(control_plane.kubeconfig), metrics_port=0, metrics_host="127.0.0.1")
+    with OperatorThread(options) as running:
+        yield running
+
+
+@pytest.fixture
+def stories(operator, kube_api, namespace):
+    made = Stories(kube_api, namespace)
+    yield made
+    made.close()
+
+
+def subsets_of(live: list[dict]) -> dict[str, list[str]]:
+    return {
+        o["spec"]["host"].split(".")[0]: [s["name"] for s in o["spec"]["subsets"]]
+        for o in live
+        if o["kind"] == "DestinationRule"
+    }
+
+
+def read(kube_api, kind, name) -> dict:
+    custom = client.CustomObjectsApi(kube_api)
+    return custom.get_cluster_custom_object(kind.group, kind.version, kind.plural, name)
+
+
+def test_story_states_0_to_4(operator, stories, kube_api, namespace) -> None:
+    story = stories.create("istio")
+    for state in "01234":
+        enter_state(kube_api, story, state)
+        expected = story.expected(state)
+        live = eventually(
+            lambda: (lambda objs: objs if matches(objs, expected) else None)(live_generated(kube_api, story.name)),
+            f"state {state}'s objects",
+        )
+        assert subsets_of(live) == {s: [story.lane(l) for l in ls] for s, ls in SUBSETS[state].items()}
+        assert {o["apiVersion"] for o in live} == {"networking.istio.io/v1"}
+        canary = eventually(
+            lambda: (lambda s: s if s.get("services") == sorted(
+                story.key(svc) for svc, ls in SUBSETS[state].items() if "canary" in ls
+            ) else None)(read(kube_api, SWIMLANE, story.lane("canary")).get("status") or {}),
+            f"canary lane status in state {state}",
+        )
+        assert canary["conditions"][0]["type"] == "Ready"
+    group = read(kube_api, SWIMLANEGROUP, story.name)
+    ready = {c["type"]: c for c in group["status"]["conditions"]}
+    assert ready["Ready"]["status"] == "True" and ready["Degraded"]["status"] == "False"
+    assert group["status"]["generated"] == len(story.expected("4"))
+    assert group["status"]["observedGeneration"] == group["metadata"]["generation"]
+    reasons = [e["reason"] for e in LanesApi(kube_api).events_of(story.name, "SwimLaneGroup")]
+    assert "RoutesChanged" in reasons
+
+
+def test_kubectl_wait_for_ready(operator, stories, control_plane, kube_api) -> None:
+    story = stories.create()
+    output = control_plane.kubectl("wait", "--for=condition=Ready", "--timeout=30s", f"swimlanegroup/{story.name}")
+    assert "condition met" in output
+    output = control_plane.kubectl("get", "swimlanegroup", story.name)
+    assert "True" in output.splitlines()[1]
+
+
+def test_deleting_the_group_removes_what_it_generated(operator, stories, kube_api, namespace) -> None:
+    story = stories.create("istio")
+    enter_state(kube_api, story, "1")
+    eventually(lambda: matches(live_generated(kube_api, story.name), story.expected("1")), "routes")
+    assert "lanes.dev/cleanup" in read(kube_api, SWIMLANEGROUP, story.name)["metadata"]["finalizers"]
+    delete_story(kube_api, story)
+    eventually(lambda: live_generated(kube_api, story.name) == [], "generated objects to be deleted")
+
+    def group_gone() -> bool:
+        try:
+            read(kube_api, SWIMLANEGROUP, story.name)
+        except client.exceptions.ApiException as error:
+            return error.status == 404
+        return False
+
+    eventually(group_gone, "the group to be released by the finalizer")
+
+
+def test_edited_or_deleted_generated_objects_are_restored(operator, stories, kube_api, namespace) -> None:
+    story = stories.create("istio")
+    enter_state(kube_api, story, "1")
+    expected = story.expected("1")
+    eventually(lambda: matches(live_generated(kube_api, story.name), expected), "routes")
+    custom = client.CustomObjectsApi(kube_api)
+    dr_name = f"lanes-{story.name}-mocka"
+    custom.delete_namespaced_custom_object("networking.istio.io", "v1", namespace, "destinationrules", dr_name)
+    eventually(lambda: matches(live_generated(kube_api, story.name), expected), "the deleted DestinationRule back")
+    custom.patch_namespaced_custom_object(
+        "networking.istio.io", "v1", namespace, "virtualservices", dr_name,
+        {"spec": {"http": [{"route": [{"destination": {"host": "evil.example.com"}}]}]}},
+        field_manager="someone-else",
+    )
+    eventually(lambda: matches(live_generated(kube_api, story.name), expected), "the edited VirtualService restored")
+
+
+def test_metrics_endpoint(operator, stories, kube_api) -> None:
+    story = stories.create()
+    enter_state(kube_api, story, "1")
+    eventually(lambda: matches(live_generated(kube_api, story.name), story.expected("1")), "routes")
+    operator.settle()
+    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port(operator)}/metrics", timeout=5).read().decode()
+    for name in (
+        "lanes_reconciles_total",
+        "lanes_reconcile_duration_seconds_bucket",
+        "lanes_reconcile_errors_total",
+        f'lanes_generated_objects{{group="{story.name}"}} 7.0',
+        f'lanes_lanes_with_pods{{group="{story.name}"}} 2.0',
+        "lanes_api_writes_total",
+    ):
+        assert name in text
+    health = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port(operator)}/healthz", timeout=5)
+    assert health.status == 200
+
+
+def metrics_port(operator: OperatorThread) -> int:
+    assert operator.runtime.metrics_server is not None
+    return operator.runtime.metrics_server.port
+
+
+def test_python_m_lanes_operator_starts(control_plane) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "lanes.operator", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "--metrics-port" in result.stdout
