@@ -17,7 +17,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,8 +50,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def spawn(name: str, argv: Sequence[str], log_path: Path, pid_path: Path) -> Child:
-    """Start `argv` in a new session with output to `log_path` and its pid in `pid_path`."""
+def spawn(
+    name: str,
+    argv: Sequence[str],
+    log_path: Path,
+    pid_path: Path,
+    env: Mapping[str, str] | None = None,
+) -> Child:
+    """Start `argv` in a new session with output to `log_path` and its pid in `pid_path`.
+
+    `env`, when given, is the child's whole environment; otherwise it inherits ours.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     pid_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
@@ -61,6 +70,7 @@ def spawn(name: str, argv: Sequence[str], log_path: Path, pid_path: Path) -> Chi
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env=dict(env) if env is not None else None,
             preexec_fn=_die_with_parent() if _in_main_thread() else None,
         )
     pid_path.write_text(f"{process.pid}\n")

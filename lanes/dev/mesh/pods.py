@@ -7,6 +7,7 @@ control plane the same way.
 from __future__ import annotations
 
 import ipaddress
+import os
 import random
 import socket
 import sys
@@ -36,15 +37,10 @@ def start_mock(
     """
     if not ipaddress.ip_address(ip).is_loopback:
         raise ValueError(f"{ip} is not a loopback address")
-    settings = {"POD_IP": ip, "PORT": str(port), "PYTHONUNBUFFERED": "1", **env}
-    # `env` execs in place, so the child keeps spawn's session and die-with-parent setup.
-    argv = [
-        "env",
-        *(f"--unset={var}" for var in _PROXY_VARS),
-        *(f"{key}={value}" for key, value in settings.items()),
-        sys.executable, "-m", APP_MODULE,
-    ]
-    child = spawn(name, argv, workdir / f"{name}.log", workdir / f"{name}.pid")
+    inherited = {k: v for k, v in os.environ.items() if k not in _PROXY_VARS}
+    settings = {**inherited, "POD_IP": ip, "PORT": str(port), "PYTHONUNBUFFERED": "1", **env}
+    argv = [sys.executable, "-m", APP_MODULE]
+    child = spawn(name, argv, workdir / f"{name}.log", workdir / f"{name}.pid", env=settings)
     try:
         wait_until(lambda: serving(ip, port), what=f"{name} on {ip}:{port}", timeout=timeout,
                    watch=[child], interval=0.05)
