@@ -53,7 +53,7 @@ class Story:
     """The story's objects, renamed for one test."""
 
     namespace: str
-    suffix: str
+    suffix: str | None
     group: dict
     lanes: list[dict]
     services: list[dict] = field(default_factory=list)
@@ -64,7 +64,7 @@ class Story:
 
     def lane(self, plain: str) -> str:
         """The cluster name of the story's lane `base` or `canary`."""
-        return f"{plain}-{self.suffix}"
+        return f"{plain}-{self.suffix}" if self.suffix else plain
 
     def key(self, service: str) -> str:
         return f"{self.namespace}/{service}"
@@ -82,27 +82,37 @@ class Story:
         return render_group(group, lanes, self.observations(state))
 
 
-def build_story(namespace: str, flavour: str = "istio") -> Story:
-    """The reference inputs as lanes.dev objects for one namespace and a unique name suffix."""
-    suffix = namespace.rsplit("-", 1)[-1]
+_DEFAULT = object()
+
+
+def build_story(namespace: str, flavour: str = "istio", suffix: str | None | object = _DEFAULT) -> Story:
+    """The reference inputs as lanes.dev objects in `namespace`, names ending in `-suffix`.
+
+    The suffix defaults to the namespace's random tail; None keeps the reference names.
+    """
+    if suffix is _DEFAULT:
+        suffix = namespace.rsplit("-", 1)[-1]
+
+    def named(plain: str) -> str:
+        return f"{plain}-{suffix}" if suffix else plain
+
     docs = reference_documents()
-    group = next(d for d in docs if d["kind"] == "SwimLaneGroup")
-    group = copy.deepcopy(group)
-    group["metadata"] = {"name": f"rollout-{suffix}"}
+    group = copy.deepcopy(next(d for d in docs if d["kind"] == "SwimLaneGroup"))
+    group["metadata"] = {"name": named("rollout")}
     group["spec"]["flavour"] = flavour
-    group["spec"]["permissiveModeConfiguration"]["fallbackTarget"] = f"base-{suffix}"
+    group["spec"]["permissiveModeConfiguration"]["fallbackTarget"] = named("base")
     for service in group["spec"]["services"]:
         service["namespace"] = namespace
     lanes = []
     for lane in (d for d in docs if d["kind"] == "SwimLane"):
         lane = copy.deepcopy(lane)
         plain = lane["metadata"]["name"]
-        lane["metadata"] = {"name": f"{plain}-{suffix}", "labels": {"swimlane-group": group["metadata"]["name"]}}
+        lane["metadata"] = {"name": named(plain), "labels": {"swimlane-group": group["metadata"]["name"]}}
         for service in lane["spec"].get("services") or []:
             service["namespace"] = namespace
         for rule in lane["spec"].get("ingressRules") or []:
-            rule["name"] = f"{plain}-{suffix}"
-            rule["match"]["headers"]["x-asm-prefer-tag"] = {"exact": f"{plain}-{suffix}"}
+            rule["name"] = named(plain)
+            rule["match"]["headers"]["x-asm-prefer-tag"] = {"exact": named(plain)}
             rule["route"]["destination"]["host"] = f"mocka.{namespace}.svc.cluster.local"
         lanes.append(lane)
     services = [
@@ -114,7 +124,7 @@ def build_story(namespace: str, flavour: str = "istio") -> Story:
         }
         for s in SERVICES
     ]
-    return Story(namespace, suffix, group, lanes, services)
+    return Story(namespace, suffix or None, group, lanes, services)
 
 
 def ensure_namespace(api: client.ApiClient, name: str) -> None:
