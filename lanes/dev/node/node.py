@@ -1,0 +1,369 @@
+"""LocalNode: a tiny kubelet that runs the sample's pods as local processes.
+
+Two pod watches feed it: one binds pending pods it is told to handle to this node (no
+scheduler runs on the local control plane), the other follows the pods bound here, as
+kubelet's does. A single sync thread owns every process: it starts them, restarts them
+per restartPolicy, probes readiness, writes pod status when it changes, and on deletion
+stops the processes gracefully before confirming the deletion with gracePeriodSeconds=0.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import logging
+import os
+import queue
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+import lanes
+from lanes.dev.node.addresses import AddressPool, PoolExhausted
+from lanes.dev.node.env import Source
+from lanes.dev.node.objects import binding
+from lanes.dev.node.pods import PodRun, grace_period, pod_ports
+from lanes.dev.node.registration import Registration
+from lanes.dev.node.watches import PodWatch
+
+log = logging.getLogger("lanes.dev.node")
+
+TICK_S = 0.05
+HEARTBEAT_S = 10.0
+STATUS_EVERY = 6
+STOP_GRACE_S = 10.0
+_TIMEOUT = 10
+_TERMINAL = ("Succeeded", "Failed")
+
+
+@dataclass(frozen=True)
+class RunningPod:
+    """A pod the node runs, as seen from outside the sync thread."""
+
+    namespace: str
+    name: str
+    uid: str
+    ip: str | None
+    pids: tuple[int, ...]
+    ready: bool
+
+
+class LocalNode:
+    """Registers a Node and runs the pods bound to it; a context manager.
+
+    Args:
+        kubeconfig: how to reach the API server.
+        name: the Node's name.
+        proxy_url: the mesh listener every pod sends its upstream calls through
+            (passed as HTTP_PROXY/http_proxy, overriding the pod's own).
+        namespaces: bind pending pods only in these; None means all but `exclude_namespaces`.
+        label_selector: bind only pending pods matching it.
+        addresses: the loopback pool pod IPs come from.
+        log_dir: where each container's output goes, `NS_POD_UID/CONTAINER.log`.
+    """
+
+    def __init__(
+        self,
+        kubeconfig: Path | str,
+        name: str = "lanes-local",
+        proxy_url: str | None = None,
+        *,
+        namespaces: Iterable[str] | None = None,
+        exclude_namespaces: Iterable[str] = ("kube-system",),
+        label_selector: str | None = None,
+        addresses: AddressPool | None = None,
+        host_ip: str = "127.0.0.1",
+        log_dir: Path | str | None = None,
+        heartbeat_s: float = HEARTBEAT_S,
+    ) -> None:
+        self.kubeconfig = Path(kubeconfig)
+        self.name = name
+        self.proxy_url = proxy_url
+        self.namespaces = frozenset(namespaces) if namespaces is not None else None
+        self.exclude_namespaces = frozenset(exclude_namespaces)
+        self.label_selector = label_selector
+        self.addresses = addresses or AddressPool()
+        self.host_ip = host_ip
+        self.log_dir = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix=f"{name}-"))
+        self.heartbeat_s = heartbeat_s
+        self._api: client.ApiClient | None = None
+        self._events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._watches: list[PodWatch] = []
+        self._runs: dict[str, PodRun] = {}
+        self._gone: set[str] = set()
+        self._written: dict[str, dict[str, Any]] = {}
+        self._snapshot: dict[str, RunningPod] = {}
+        self._lock = threading.Lock()
+        self._probes = ThreadPoolExecutor(max_workers=8, thread_name_prefix=f"{name}-probe")
+
+    def __enter__(self) -> LocalNode:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self) -> LocalNode:
+        """Register the Node, then start binding and running pods; returns once registered."""
+        if self._threads:
+            raise RuntimeError(f"local node {self.name} is already started")
+        self._api = config.new_client_from_config(config_file=str(self.kubeconfig))
+        self._registration = Registration(self._api, self.name, self.host_ip, len(self.addresses))
+        self._registration.register()
+        atexit.register(self.stop)
+        core = client.CoreV1Api(self._api)
+        self._core = core
+        bound = PodWatch(self._api, field_selector=f"spec.nodeName={self.name}", label_selector=None,
+                         on_sync=lambda pods: self._events.put(("SYNC", pods)),
+                         on_event=lambda kind, pod: self._events.put((kind, pod)), log=log)
+        pending = PodWatch(self._api, field_selector="spec.nodeName=", label_selector=self.label_selector,
+                           on_sync=lambda pods: [self._bind(p) for p in pods],
+                           on_event=lambda kind, pod: kind != "DELETED" and self._bind(pod), log=log)
+        self._watches = [bound, pending]
+        for target, label in ((self._sync_loop, "sync"), (bound.run, "pods"),
+                              (pending.run, "binder"), (self._heartbeat_loop, "heartbeat")):
+            thread = threading.Thread(target=target, name=f"{self.name}-{label}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        """Stop every process (gracefully, up to 10 s), mark the node NotReady, disconnect."""
+        if not self._threads:
+            return
+        self._stopping.set()
+        for watch in self._watches:
+            watch.stop()
+        for thread in self._threads:
+            thread.join(timeout=STOP_GRACE_S + 10)
+        self._threads.clear()
+        try:
+            self._registration.post_status(ready=False)
+        except Exception as error:  # noqa: BLE001 (the API server may be gone first)
+            log.info("could not mark node %s NotReady: %s", self.name, error)
+        self._probes.shutdown(wait=False, cancel_futures=True)
+        if self._api is not None:
+            self._api.close()
+        atexit.unregister(self.stop)
+
+    def running(self) -> dict[str, RunningPod]:
+        """The pods this node runs now, keyed `namespace/name`."""
+        with self._lock:
+            return dict(self._snapshot)
+
+    def wants(self, pod: Mapping[str, Any]) -> bool:
+        """Whether a pending pod is one this node should bind."""
+        namespace = pod["metadata"]["namespace"]
+        if self.namespaces is not None:
+            return namespace in self.namespaces
+        return namespace not in self.exclude_namespaces
+
+    def _bind(self, pod: dict[str, Any]) -> None:
+        metadata, spec = pod["metadata"], pod.get("spec") or {}
+        if spec.get("nodeName") or metadata.get("deletionTimestamp") or not self.wants(pod):
+            return
+        if (pod.get("status") or {}).get("phase") in _TERMINAL:
+            return
+        try:
+            self._core.create_namespaced_pod_binding(
+                metadata["name"], metadata["namespace"], binding(pod, self.name),
+                _preload_content=False, _request_timeout=_TIMEOUT,
+            )
+        except ApiException as error:
+            if error.status not in (404, 409):
+                log.warning("binding %s/%s failed: %s", metadata["namespace"], metadata["name"], error)
+
+    def _heartbeat_loop(self) -> None:
+        beats = 0
+        while not self._stopping.wait(self.heartbeat_s):
+            beats += 1
+            try:
+                if not self._registration.exists():
+                    self._registration.register()
+                    continue
+                self._registration.renew_lease()
+                if beats % STATUS_EVERY == 0:
+                    self._registration.post_status(ready=True)
+            except Exception as error:  # noqa: BLE001 (retry on the next beat)
+                log.warning("node %s heartbeat failed: %s", self.name, error)
+
+    def _sync_loop(self) -> None:
+        """The only thread that starts or stops processes (see containers.py for why)."""
+        try:
+            while not self._stopping.is_set():
+                self._drain()
+                self._step()
+        finally:
+            self._shutdown()
+
+    def _drain(self) -> None:
+        try:
+            kind, payload = self._events.get(timeout=TICK_S)
+        except queue.Empty:
+            return
+        while True:
+            if kind == "SYNC":
+                listed = {p["metadata"]["uid"] for p in payload}
+                for uid in set(self._runs) - listed:
+                    self._forget(uid)
+                for pod in payload:
+                    self._observe(pod)
+            elif kind == "DELETED":
+                self._forget(payload["metadata"]["uid"])
+            else:
+                self._observe(payload)
+            try:
+                kind, payload = self._events.get_nowait()
+            except queue.Empty:
+                return
+
+    def _observe(self, pod: dict[str, Any]) -> None:
+        uid, deleting = pod["metadata"]["uid"], bool(pod["metadata"].get("deletionTimestamp"))
+        run = self._runs.get(uid)
+        if run is None:
+            if uid in self._gone:
+                return
+            if (pod.get("status") or {}).get("phase") in _TERMINAL or deleting:
+                if deleting:
+                    self._confirm_deletion(pod["metadata"])
+                return
+            run = PodRun(pod, host_ip=self.host_ip, log_dir=self.log_dir,
+                         base_env=_base_env(), node_env=self._node_env())
+            self._runs[uid] = run
+        run.pod = pod
+        if deleting and not run.terminating:
+            run.terminate()
+
+    def _forget(self, uid: str) -> None:
+        """The pod left the API (force-deleted, or gone while we were away): stop its processes."""
+        self._gone.add(uid)
+        run = self._runs.get(uid)
+        if run is not None and not run.terminating:
+            run.terminate()
+
+    def _step(self) -> None:
+        for uid, run in list(self._runs.items()):
+            if run.ip is None and run.runnable and not run.terminating:
+                self._assign(run)
+            run.tick(self._probes, self._lookup)
+            if run.terminating and run.stopped:
+                self._finish(uid, run)
+            elif uid not in self._gone:
+                self._write_status(run)
+        self._publish()
+
+    def _assign(self, run: PodRun) -> None:
+        observed = (run.pod.get("status") or {}).get("podIP")
+        try:
+            run.assign(self.addresses.allocate(pod_ports(run.pod), prefer=observed))
+        except PoolExhausted as error:
+            for container in run.containers:
+                if container.waiting is None:
+                    container.waiting = ("ContainerCreating", str(error))
+
+    def _finish(self, uid: str, run: PodRun) -> None:
+        if uid not in self._gone:
+            self._confirm_deletion(run.pod["metadata"])
+        if run.ip is not None:
+            self.addresses.release(run.ip)
+        del self._runs[uid]
+        self._written.pop(uid, None)
+
+    def _confirm_deletion(self, metadata: Mapping[str, Any]) -> None:
+        """Remove a terminating pod whose processes are gone, as kubelet does."""
+        options = client.V1DeleteOptions(grace_period_seconds=0,
+                                          preconditions=client.V1Preconditions(uid=metadata["uid"]))
+        try:
+            self._core.delete_namespaced_pod(metadata["name"], metadata["namespace"], body=options,
+                                             _preload_content=False, _request_timeout=_TIMEOUT)
+        except ApiException as error:
+            if error.status not in (404, 409):
+                log.warning("deleting %s/%s failed: %s", metadata["namespace"], metadata["name"], error)
+
+    def _write_status(self, run: PodRun, timeout: float = _TIMEOUT) -> None:
+        status = run.status()
+        if self._written.get(run.uid) == status:
+            return
+        body = {"metadata": {"uid": run.uid}, "status": status}
+        try:
+            self._core.patch_namespaced_pod_status(
+                run.name, run.namespace, body, _content_type="application/merge-patch+json",
+                _preload_content=False, _request_timeout=timeout,
+            )
+        except ApiException as error:
+            if error.status in (404, 409):
+                self._gone.add(run.uid)
+            else:
+                log.warning("status of %s failed: %s", run.key, error)
+            return
+        self._written[run.uid] = status
+
+    def _lookup(self, namespace: str, kind: Source, name: str) -> dict[str, str] | None:
+        try:
+            if kind == "configmap":
+                found = self._core.read_namespaced_config_map(name, namespace, _request_timeout=_TIMEOUT)
+                return dict(found.data or {})
+            secret = self._core.read_namespaced_secret(name, namespace, _request_timeout=_TIMEOUT)
+            return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def _publish(self) -> None:
+        snapshot = {
+            run.key: RunningPod(run.namespace, run.name, run.uid, run.ip, tuple(run.pids),
+                                bool(run.containers) and all(c.ready for c in run.containers))
+            for run in self._runs.values()
+            if run.pids
+        }
+        with self._lock:
+            self._snapshot = snapshot
+
+    def _shutdown(self) -> None:
+        """Stop every process, then tell the API server they are no longer ready."""
+        for run in self._runs.values():
+            run.halt(min(STOP_GRACE_S, grace_period(run.pod)))
+        deadline = time.monotonic() + STOP_GRACE_S + 1
+        while any(not run.stopped for run in self._runs.values()) and time.monotonic() < deadline:
+            for run in self._runs.values():
+                run.tick(self._probes, self._lookup)
+            time.sleep(TICK_S)
+        for run in self._runs.values():
+            run.kill_now()
+            if run.uid not in self._gone:
+                try:
+                    self._write_status(run, timeout=2)
+                except Exception as error:  # noqa: BLE001 (the API server may be gone first)
+                    log.info("final status of %s not written: %s", run.key, error)
+        for run in self._runs.values():
+            if run.ip is not None:
+                self.addresses.release(run.ip)
+        self._runs.clear()
+        self._publish()
+
+    def _node_env(self) -> dict[str, str]:
+        if not self.proxy_url:
+            return {}
+        return {"HTTP_PROXY": self.proxy_url, "http_proxy": self.proxy_url}
+
+
+def _base_env() -> dict[str, str]:
+    """A container's starting env: not the node's own (no developer proxy leaks in), only
+    what the program needs to start and import this copy of lanes."""
+    root = str(Path(lanes.__file__).resolve().parent.parent)
+    return {
+        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        "PYTHONPATH": root,
+        "PYTHONUNBUFFERED": "1",
+        "LANG": "C.UTF-8",
+    }
