@@ -5,6 +5,7 @@ Istio flavour here, against Istio's own CRDs; the ASM flavour is in test_operato
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import urllib.request
@@ -148,3 +149,30 @@ def test_python_m_lanes_operator_starts(control_plane) -> None:
         [sys.executable, "-m", "lanes.operator", "--help"], capture_output=True, text=True, check=True
     )
     assert "--metrics-port" in result.stdout
+
+
+def test_kubectl_lane_status_reads_the_live_cluster(operator, stories, control_plane, kube_api) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from lanes.cli.status import status
+
+    story = stories.create(state="1")
+    eventually(lambda: matches(live_generated(kube_api, story.name), story.expected("1")), "state 1")
+    operator.settle()
+    app = typer.Typer()
+    app.command()(status)
+    runner = CliRunner()
+    result = runner.invoke(app, [story.name, "--kubeconfig", str(control_plane.kubeconfig), "-o", "json"])
+    assert result.exit_code == 0, result.output
+    [view] = json.loads(result.output)
+    canary = next(l for l in view["lanes"] if l["name"] == story.lane("canary"))
+    assert [(s["service"], s["has_pods"], s["served_by"]) for s in canary["services"]] == [
+        (story.key("mocka"), True, story.lane("canary")),
+        (story.key("mockb"), False, story.lane("base")),
+        (story.key("mockc"), False, story.lane("base")),
+    ]
+    tree = runner.invoke(app, [story.name, "--kubeconfig", str(control_plane.kubeconfig)], env={"COLUMNS": "250"})
+    assert f"{story.key('mockb')}  ○ no pods  -> falls back to {story.lane('base')}" in tree.output
+    missing = runner.invoke(app, ["no-such-group", "--kubeconfig", str(control_plane.kubeconfig)])
+    assert missing.exit_code == 1 and "SwimLaneGroup/no-such-group: not found" in missing.output
