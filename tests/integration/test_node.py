@@ -7,7 +7,6 @@ sample service on a loopback address per pod, and reports status. Requests go on
 
 from __future__ import annotations
 
-import http.server
 import ipaddress
 import os
 import signal

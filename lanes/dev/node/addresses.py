@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import socket
+import threading
 from collections.abc import Iterable
 
 DEFAULT_FIRST = "127.0.0.10"
@@ -29,13 +30,15 @@ class AddressPool:
             raise ValueError(f"{first}-{last} is not a loopback range")
         self._addresses = [str(ipaddress.IPv4Address(n)) for n in range(int(low), int(high) + 1)]
         self._taken: set[str] = set()
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._addresses)
 
     @property
     def taken(self) -> frozenset[str]:
-        return frozenset(self._taken)
+        with self._lock:
+            return frozenset(self._taken)
 
     def allocate(self, ports: Iterable[int], prefer: str | None = None) -> str:
         """An address on which all of `ports` are free; `prefer` first (a pod's earlier IP).
@@ -45,17 +48,19 @@ class AddressPool:
         """
         ports = tuple(ports)
         candidates = ([prefer] if prefer in self._addresses else []) + self._addresses
-        for address in candidates:
-            if address not in self._taken and all(bindable(address, p) for p in ports):
-                self._taken.add(address)
-                return address
+        with self._lock:
+            for address in candidates:
+                if address not in self._taken and all(bindable(address, p) for p in ports):
+                    self._taken.add(address)
+                    return address
         raise PoolExhausted(
             f"no address of {self._addresses[0]}-{self._addresses[-1]} is free "
             f"on port(s) {', '.join(map(str, ports))}"
         )
 
     def release(self, address: str) -> None:
-        self._taken.discard(address)
+        with self._lock:
+            self._taken.discard(address)
 
 
 def bindable(address: str, port: int) -> bool:

@@ -50,6 +50,7 @@ class Container:
     last: Termination | None = None
     waiting: tuple[str, str] | None = None
     restart_at: float | None = 0.0
+    backoff_s: float = 0.0
     kill_at: float | None = None
     stopping: bool = False
     _probe_due: float = 0.0
@@ -133,9 +134,8 @@ class Container:
         if self.waiting is not None:
             reason, message = self.waiting
         elif self.ended is not None:
-            wait = max(0.0, (self.restart_at or 0.0) - time.monotonic())
             reason = "CrashLoopBackOff"
-            message = f"back-off {wait:.0f}s restarting failed container={self.name}"
+            message = f"back-off {self.backoff_s:.0f}s restarting failed container={self.name}"
         else:
             reason, message = "ContainerCreating", ""
         return ContainerView(**common, state="waiting", reason=reason, message=message,
@@ -167,7 +167,8 @@ class Container:
             return
         ran_s = now - self.started_mono if self.started_mono else 0.0
         streak = 0 if ran_s >= BACKOFF_RESET_S else self.restart_count
-        self.restart_at = now + (0.0 if streak == 0 else min(MAX_BACKOFF_S, 2.0 ** (streak - 1)))
+        self.backoff_s = 0.0 if streak == 0 else min(MAX_BACKOFF_S, 2.0 ** (streak - 1))
+        self.restart_at = now + self.backoff_s
 
     def _advance_probe(self, now: float, probes: Executor) -> None:
         result = self._probe_result

@@ -92,7 +92,7 @@ class LocalNode:
         self.label_selector = label_selector
         self.addresses = addresses or AddressPool()
         self.host_ip = host_ip
-        self.log_dir = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix=f"{name}-"))
+        self.log_dir = Path(log_dir) if log_dir else None
         self.heartbeat_s = heartbeat_s
         self._api: client.ApiClient | None = None
         self._events: queue.Queue[tuple[str, Any]] = queue.Queue()
@@ -100,11 +100,10 @@ class LocalNode:
         self._threads: list[threading.Thread] = []
         self._watches: list[PodWatch] = []
         self._runs: dict[str, PodRun] = {}
-        self._gone: set[str] = set()
-        self._written: dict[str, dict[str, Any]] = {}
         self._snapshot: dict[str, RunningPod] = {}
         self._lock = threading.Lock()
         self._probes = ThreadPoolExecutor(max_workers=8, thread_name_prefix=f"{name}-probe")
+        self._used = False
 
     def __enter__(self) -> LocalNode:
         return self.start()
@@ -114,20 +113,25 @@ class LocalNode:
 
     def start(self) -> LocalNode:
         """Register the Node, then start binding and running pods; returns once registered."""
-        if self._threads:
-            raise RuntimeError(f"local node {self.name} is already started")
+        if self._used:
+            raise RuntimeError(f"local node {self.name} was started before; make a new LocalNode")
+        self._used = True
+        if self.log_dir is None:
+            self.log_dir = Path(tempfile.mkdtemp(prefix=f"{self.name}-"))
         self._api = config.new_client_from_config(config_file=str(self.kubeconfig))
+        self._core = client.CoreV1Api(self._api)
         self._registration = Registration(self._api, self.name, self.host_ip, len(self.addresses))
-        self._registration.register()
+        try:
+            self._registration.register()
+        except BaseException:
+            self._api.close()
+            raise
         atexit.register(self.stop)
-        core = client.CoreV1Api(self._api)
-        self._core = core
         bound = PodWatch(self._api, field_selector=f"spec.nodeName={self.name}", label_selector=None,
                          on_sync=lambda pods: self._events.put(("SYNC", pods)),
                          on_event=lambda kind, pod: self._events.put((kind, pod)), log=log)
         pending = PodWatch(self._api, field_selector="spec.nodeName=", label_selector=self.label_selector,
-                           on_sync=lambda pods: [self._bind(p) for p in pods],
-                           on_event=lambda kind, pod: kind != "DELETED" and self._bind(pod), log=log)
+                           on_sync=self._bind_all, on_event=self._on_pending, log=log)
         self._watches = [bound, pending]
         for target, label in ((self._sync_loop, "sync"), (bound.run, "pods"),
                               (pending.run, "binder"), (self._heartbeat_loop, "heartbeat")):
@@ -167,7 +171,17 @@ class LocalNode:
             return namespace in self.namespaces
         return namespace not in self.exclude_namespaces
 
+    def _bind_all(self, pods: list[dict[str, Any]]) -> None:
+        for pod in pods:
+            self._bind(pod)
+
+    def _on_pending(self, kind: str, pod: dict[str, Any]) -> None:
+        if kind != "DELETED":
+            self._bind(pod)
+
     def _bind(self, pod: dict[str, Any]) -> None:
+        """Bind a pod this node wants; other failures than a lost race make the watch relist,
+        which retries every pending pod."""
         metadata, spec = pod["metadata"], pod.get("spec") or {}
         if spec.get("nodeName") or metadata.get("deletionTimestamp") or not self.wants(pod):
             return
@@ -180,7 +194,7 @@ class LocalNode:
             )
         except ApiException as error:
             if error.status not in (404, 409):
-                log.warning("binding %s/%s failed: %s", metadata["namespace"], metadata["name"], error)
+                raise
 
     def _heartbeat_loop(self) -> None:
         beats = 0
@@ -230,12 +244,11 @@ class LocalNode:
         uid, deleting = pod["metadata"]["uid"], bool(pod["metadata"].get("deletionTimestamp"))
         run = self._runs.get(uid)
         if run is None:
-            if uid in self._gone:
-                return
             if (pod.get("status") or {}).get("phase") in _TERMINAL or deleting:
                 if deleting:
                     self._confirm_deletion(pod["metadata"])
                 return
+            assert self.log_dir is not None
             run = PodRun(pod, host_ip=self.host_ip, log_dir=self.log_dir,
                          base_env=_base_env(), node_env=self._node_env())
             self._runs[uid] = run
@@ -245,10 +258,11 @@ class LocalNode:
 
     def _forget(self, uid: str) -> None:
         """The pod left the API (force-deleted, or gone while we were away): stop its processes."""
-        self._gone.add(uid)
         run = self._runs.get(uid)
-        if run is not None and not run.terminating:
-            run.terminate()
+        if run is not None:
+            run.gone = True
+            if not run.terminating:
+                run.terminate()
 
     def _step(self) -> None:
         for uid, run in list(self._runs.items()):
@@ -257,7 +271,7 @@ class LocalNode:
             run.tick(self._probes, self._lookup)
             if run.terminating and run.stopped:
                 self._finish(uid, run)
-            elif uid not in self._gone:
+            elif not run.gone:
                 self._write_status(run)
         self._publish()
 
@@ -271,12 +285,11 @@ class LocalNode:
                     container.waiting = ("ContainerCreating", str(error))
 
     def _finish(self, uid: str, run: PodRun) -> None:
-        if uid not in self._gone:
+        if not run.gone:
             self._confirm_deletion(run.pod["metadata"])
         if run.ip is not None:
             self.addresses.release(run.ip)
         del self._runs[uid]
-        self._written.pop(uid, None)
 
     def _confirm_deletion(self, metadata: Mapping[str, Any]) -> None:
         """Remove a terminating pod whose processes are gone, as kubelet does."""
@@ -291,7 +304,7 @@ class LocalNode:
 
     def _write_status(self, run: PodRun, timeout: float = _TIMEOUT) -> None:
         status = run.status()
-        if self._written.get(run.uid) == status:
+        if run.written == status:
             return
         body = {"metadata": {"uid": run.uid}, "status": status}
         try:
@@ -301,11 +314,11 @@ class LocalNode:
             )
         except ApiException as error:
             if error.status in (404, 409):
-                self._gone.add(run.uid)
+                run.gone = True
             else:
                 log.warning("status of %s failed: %s", run.key, error)
             return
-        self._written[run.uid] = status
+        run.written = status
 
     def _lookup(self, namespace: str, kind: Source, name: str) -> dict[str, str] | None:
         try:
@@ -340,7 +353,7 @@ class LocalNode:
             time.sleep(TICK_S)
         for run in self._runs.values():
             run.kill_now()
-            if run.uid not in self._gone:
+            if not run.gone:
                 try:
                     self._write_status(run, timeout=2)
                 except Exception as error:  # noqa: BLE001 (the API server may be gone first)

@@ -49,6 +49,8 @@ class PodRun:
         self.host_ip = host_ip
         self.base_env, self.node_env = dict(base_env), dict(node_env)
         self.terminating = False
+        self.gone = False
+        self.written: dict[str, Any] | None = None
         self.start_time = _observed_start(pod) or datetime.now(UTC)
         self._since: dict[str, tuple[str, datetime]] = {}
         self.programs: dict[str, Program | None] = {}
