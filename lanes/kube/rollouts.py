@@ -1,0 +1,298 @@
+"""WorkloadRollout I/O: read what a rollout plans from, carry out its actions, write its status.
+
+The planner (`lanes.rollout`) decides; this module only talks to the API server. Every write
+names the `lanes` field manager, which is also how the admission webhook recognises the
+operator's own changes to a base Deployment and leaves them alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from lanes.api.common import GROUP, VERSION
+from lanes.rollout import (
+    CANARY_LABEL,
+    HELD_ANNOTATION,
+    ROLLOUT_LABEL,
+    ApplyCanary,
+    Change,
+    DeleteCanary,
+    Event,
+    PauseBase,
+    RestoreBaseTemplate,
+    ScaleCanary,
+    UnpauseBase,
+    canary_name,
+)
+
+from .diff import MANAGER
+from .lanesapi import FINALIZER, JSON_PATCH, MERGE_PATCH
+from .objects import APPLY_PATCH
+
+PLURAL = "workloadrollouts"
+
+
+def _missing(error: ApiException) -> bool:
+    return error.status == 404
+
+
+@dataclass(frozen=True)
+class Workloads:
+    """The raw objects one rollout plans from, as the API server returns them (camelCase)."""
+
+    base: dict | None
+    replica_sets: list[dict]
+    canary: dict | None
+
+
+class RolloutsApi:
+    """Reads and writes for WorkloadRollouts and the Deployments they drive.
+
+    Thread-safe as the underlying ApiClient is: the operator calls it from worker threads.
+    """
+
+    def __init__(self, api: client.ApiClient, manager: str = MANAGER):
+        self.api = api
+        self.manager = manager
+        self.custom = client.CustomObjectsApi(api)
+        self.apps = client.AppsV1Api(api)
+        self.core = client.CoreV1Api(api)
+
+    def get(self, namespace: str, name: str) -> dict | None:
+        """A WorkloadRollout, or None when it does not exist."""
+        try:
+            return self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+        except ApiException as error:
+            if _missing(error):
+                return None
+            raise
+
+    def list(self, namespace: str | None = None) -> list[dict]:
+        """WorkloadRollouts in one namespace, or in all."""
+        if namespace is None:
+            listing = self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)
+        else:
+            listing = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+        return listing.get("items") or []
+
+    def deployment(self, namespace: str, name: str) -> dict | None:
+        """A Deployment as plain camelCase JSON, or None."""
+        try:
+            response = self.apps.read_namespaced_deployment(name, namespace, _preload_content=False)
+        except ApiException as error:
+            if _missing(error):
+                return None
+            raise
+        return json.loads(response.data)
+
+    def replica_sets(self, namespace: str, owner_uid: str | None) -> list[dict]:
+        """The ReplicaSets a Deployment controls, as plain JSON."""
+        if owner_uid is None:
+            return []
+        response = self.apps.list_namespaced_replica_set(namespace, _preload_content=False)
+        items = json.loads(response.data).get("items") or []
+        return [
+            rs
+            for rs in items
+            if any(
+                ref.get("controller") and ref.get("uid") == owner_uid
+                for ref in (rs.get("metadata") or {}).get("ownerReferences") or []
+            )
+        ]
+
+    def workloads(self, namespace: str, workload: str) -> Workloads:
+        """The base Deployment, its ReplicaSets and the canary Deployment of a rollout."""
+        base = self.deployment(namespace, workload)
+        uid = (base or {}).get("metadata", {}).get("uid")
+        replica_sets = self.replica_sets(namespace, uid)
+        canary = self.deployment(namespace, canary_name(workload))
+        return Workloads(base, replica_sets, canary)
+
+    def carry_out(self, namespace: str, rollout: str, change: Change) -> None:
+        """Make one planned change to a Deployment."""
+        if isinstance(change, PauseBase):
+            self._patch_deployment(
+                namespace,
+                change.name,
+                {"metadata": {"annotations": {HELD_ANNOTATION: rollout}}, "spec": {"paused": True}},
+            )
+        elif isinstance(change, UnpauseBase):
+            self._patch_deployment(
+                namespace,
+                change.name,
+                {"metadata": {"annotations": {HELD_ANNOTATION: None}}, "spec": {"paused": False}},
+            )
+        elif isinstance(change, ApplyCanary):
+            body = change.deployment
+            self.apps.patch_namespaced_deployment(
+                change.name, namespace, body, field_manager=self.manager, force=True,
+                _content_type=APPLY_PATCH,
+            )
+        elif isinstance(change, ScaleCanary):
+            self._patch_deployment(namespace, change.name, {"spec": {"replicas": change.replicas}})
+        elif isinstance(change, DeleteCanary):
+            self.delete_deployment(namespace, change.name)
+        elif isinstance(change, RestoreBaseTemplate):
+            # A JSON patch replaces the template whole; a merge patch would keep labels or
+            # annotations that only the newer template has, and so start a new ReplicaSet.
+            ops = [{"op": "replace", "path": "/spec/template", "value": change.template}]
+            self.apps.patch_namespaced_deployment(
+                change.name, namespace, ops, field_manager=self.manager, _content_type=JSON_PATCH
+            )
+        else:
+            raise TypeError(f"unknown change {change!r}")
+
+    def _patch_deployment(self, namespace: str, name: str, patch: Mapping[str, Any]) -> dict:
+        return self.apps.patch_namespaced_deployment(
+            name, namespace, dict(patch), field_manager=self.manager, _content_type=MERGE_PATCH
+        )
+
+    def delete_deployment(self, namespace: str, name: str) -> bool:
+        """Delete a Deployment (its ReplicaSets and pods follow); False if already gone."""
+        try:
+            self.apps.delete_namespaced_deployment(
+                name, namespace, propagation_policy="Background"
+            )
+        except ApiException as error:
+            if _missing(error):
+                return False
+            raise
+        return True
+
+    def label_base(self, namespace: str, name: str, rollout: str | None) -> None:
+        """Mark a Deployment as the target of a rollout (None removes the mark).
+
+        The admission webhook's objectSelector matches this label, so the API server calls it
+        only for Deployments that some rollout targets.
+        """
+        try:
+            self._patch_deployment(namespace, name, {"metadata": {"labels": {ROLLOUT_LABEL: rollout}}})
+        except ApiException as error:
+            if not _missing(error):
+                raise
+
+    def labelled_bases(self, namespace: str, rollout: str) -> list[str]:
+        """Deployments (not canaries) carrying a rollout's target label."""
+        listing = self.apps.list_namespaced_deployment(
+            namespace, label_selector=f"{ROLLOUT_LABEL}={rollout},!{CANARY_LABEL}"
+        )
+        return [d.metadata.name for d in listing.items]
+
+    def write_status(self, body: Mapping[str, Any], status: Mapping[str, Any]) -> dict:
+        """Replace a rollout's status, at the resourceVersion it was read at.
+
+        A conflict (409) means the rollout changed since it was planned; the caller plans again
+        rather than recording a status made from stale input.
+        """
+        metadata = body["metadata"]
+        new = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "WorkloadRollout",
+            "metadata": {
+                "name": metadata["name"],
+                "namespace": metadata["namespace"],
+                "resourceVersion": metadata["resourceVersion"],
+            },
+            "status": dict(status),
+        }
+        return self.custom.replace_namespaced_custom_object_status(
+            GROUP, VERSION, metadata["namespace"], PLURAL, metadata["name"], new,
+            field_manager=self.manager,
+        )
+
+    def annotate(self, namespace: str, name: str, annotations: Mapping[str, str | None]) -> dict:
+        """Merge annotations into a rollout (None removes one): intents and their clearing."""
+        return self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name,
+            {"metadata": {"annotations": dict(annotations)}},
+            field_manager=self.manager, _content_type=MERGE_PATCH,
+        )
+
+    def add_finalizer(self, body: Mapping[str, Any]) -> dict:
+        """Hold deletion until the base is released; returns the updated rollout."""
+        finalizers = body["metadata"].get("finalizers")
+        if finalizers and FINALIZER in finalizers:
+            return dict(body)
+        if finalizers:
+            ops = [{"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER}]
+        else:
+            ops = [{"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]}]
+        return self._json_patch(body, ops)
+
+    def remove_finalizer(self, body: Mapping[str, Any]) -> None:
+        """Let the rollout go, testing the finalizer's position so no other one is lost."""
+        finalizers = list(body["metadata"].get("finalizers") or [])
+        if FINALIZER not in finalizers:
+            return
+        index = finalizers.index(FINALIZER)
+        ops = [
+            {"op": "test", "path": f"/metadata/finalizers/{index}", "value": FINALIZER},
+            {"op": "remove", "path": f"/metadata/finalizers/{index}"},
+        ]
+        try:
+            self._json_patch(body, ops)
+        except ApiException as error:
+            if not _missing(error):
+                raise
+
+    def _json_patch(self, body: Mapping[str, Any], ops: list[dict]) -> dict:
+        metadata = body["metadata"]
+        return self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, metadata["namespace"], PLURAL, metadata["name"], ops,
+            field_manager=self.manager, _content_type=JSON_PATCH,
+        )
+
+    def post_event(self, body: Mapping[str, Any], event: Event) -> None:
+        """A core/v1 Event on the rollout, in its namespace, for `kubectl describe`."""
+        metadata = body["metadata"]
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.core.create_namespaced_event(
+            metadata["namespace"],
+            {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {
+                    "name": f"{metadata['name']}.{uuid.uuid4().hex[:12]}",
+                    "namespace": metadata["namespace"],
+                },
+                "involvedObject": {
+                    "apiVersion": body.get("apiVersion", f"{GROUP}/{VERSION}"),
+                    "kind": "WorkloadRollout",
+                    "name": metadata["name"],
+                    "namespace": metadata["namespace"],
+                    "uid": metadata.get("uid"),
+                },
+                "reason": event.reason,
+                "message": event.message[:1024],
+                "type": event.type,
+                "source": {"component": "lanes"},
+                "reportingComponent": "lanes",
+                "firstTimestamp": stamp,
+                "lastTimestamp": stamp,
+                "count": 1,
+            },
+        )
+
+    def events_of(self, namespace: str, name: str) -> list[dict]:
+        """Events about one rollout, oldest first."""
+        response = self.core.list_namespaced_event(
+            namespace,
+            field_selector=f"involvedObject.name={name},involvedObject.kind=WorkloadRollout",
+            _preload_content=False,
+        )
+        items = json.loads(response.data).get("items") or []
+        return sorted(items, key=lambda e: e.get("lastTimestamp") or "")
+
+    def pods(self, namespace: str, selector: Mapping[str, str]) -> list[dict]:
+        """Pods matching an equality selector, as plain JSON (for status views)."""
+        text = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+        response = self.core.list_namespaced_pod(namespace, label_selector=text, _preload_content=False)
+        return json.loads(response.data).get("items") or []

@@ -1,0 +1,277 @@
+"""kopf handlers for WorkloadRollouts, thin: read -> `plan_step` -> carry out -> write status.
+
+Watches of WorkloadRollouts, Deployments and ReplicaSets only trigger a rollout's reconcile;
+the reconcile reads the rollout and its workloads fresh, so it never plans from a stale
+cache, and one rollout is never reconciled twice at once (the same coalescing queue the lane
+operator uses). Order within a reconcile follows the planner's contract: the planned changes
+in order, stopping at the first failure without writing status; then the status, written at
+the resourceVersion that was planned from; then intent clean-up and events.
+
+Deletion runs through lanes' finalizer: `plan_finalize` releases the base Deployment before
+the rollout goes. Like the lane operator, no kopf change-tracking handler is used, so kopf
+writes nothing of its own onto rollouts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
+
+from lanes.api.common import GROUP, VERSION
+from lanes.api.workloadrollout import WorkloadRollout
+from lanes.kube.connect import connect
+from lanes.kube.objects import error_message
+from lanes.kube.rollouts import PLURAL, RolloutsApi, Workloads
+from lanes.rollout import (
+    CANARY_LABEL,
+    ROLLOUT_LABEL,
+    ClearIntent,
+    Event,
+    Observed,
+    plan_finalize,
+    plan_step,
+)
+
+from . import webhook
+from .scheduler import Scheduler
+
+log = logging.getLogger("lanes.operator.rollouts")
+
+Key = str
+_REGISTERED: weakref.WeakSet[kopf.OperatorRegistry] = weakref.WeakSet()
+
+
+def key_of(namespace: str, name: str) -> Key:
+    """A rollout's key in the work queue: `namespace/name`."""
+    return f"{namespace}/{name}"
+
+
+def observed_of(seen: Workloads) -> Observed:
+    """The planner's view of what was read."""
+    return Observed.from_objects(seen.base, seen.replica_sets, seen.canary)
+
+
+def reconcile(api: RolloutsApi, namespace: str, name: str, now: datetime) -> float | None:
+    """One reconcile of one rollout; returns when to plan again (see `Plan.requeue_after`)."""
+    body = api.get(namespace, name)
+    if body is None:
+        return None
+    if body["metadata"].get("deletionTimestamp"):
+        finalize(api, body)
+        return None
+    body = api.add_finalizer(body)
+    try:
+        rollout = WorkloadRollout.model_validate(body)
+    except ValidationError as error:
+        log.warning("workloadrollout %s/%s is invalid: %s", namespace, name, error)
+        return None
+    workload = rollout.spec.workload_ref.name
+    status = body.get("status") or {}
+    if status.get("observedGeneration") != body["metadata"].get("generation"):
+        release_targets(api, namespace, name, keep=workload)
+    seen = api.workloads(namespace, workload)
+    if seen.base is not None:
+        labels = seen.base["metadata"].get("labels") or {}
+        if labels.get(ROLLOUT_LABEL) != name:
+            api.label_base(namespace, workload, name)
+    plan = plan_step(rollout, observed_of(seen), now)
+    for change in plan.changes:
+        api.carry_out(namespace, name, change)
+    wanted = plan.status.to_wire()
+    if wanted != status:
+        try:
+            api.write_status(body, wanted)
+        except ApiException as error:
+            if error.status == 409:
+                return 0.0
+            raise
+    for followup in plan.followups:
+        if isinstance(followup, ClearIntent):
+            api.annotate(namespace, name, {followup.annotation: None})
+        elif isinstance(followup, Event):
+            post_event(api, body, followup)
+    return plan.requeue_after
+
+
+def post_event(api: RolloutsApi, body: Mapping[str, Any], event: Event) -> None:
+    """Post an Event; losing one must not fail a reconcile whose status is already written."""
+    try:
+        api.post_event(body, event)
+    except ApiException as error:
+        log.warning("could not post event %s: %s", event.reason, error_message(error))
+
+
+def release_targets(api: RolloutsApi, namespace: str, name: str, keep: str | None) -> None:
+    """Drop the target label from Deployments this rollout no longer targets."""
+    for base in api.labelled_bases(namespace, name):
+        if base != keep:
+            api.label_base(namespace, base, None)
+
+
+def finalize(api: RolloutsApi, body: Mapping[str, Any]) -> None:
+    """Leave the base a plain Deployment, then let the rollout be deleted."""
+    metadata = body["metadata"]
+    namespace, name = metadata["namespace"], metadata["name"]
+    try:
+        rollout = WorkloadRollout.model_validate(body)
+    except ValidationError:
+        rollout = None
+    if rollout is not None:
+        seen = api.workloads(namespace, rollout.spec.workload_ref.name)
+        for change in plan_finalize(rollout, observed_of(seen)):
+            api.carry_out(namespace, name, change)
+    release_targets(api, namespace, name, keep=None)
+    api.remove_finalizer(body)
+
+
+class Rollouts:
+    """The rollout side of the operator: which Deployments map to which rollouts, the queue."""
+
+    def __init__(self, api: RolloutsApi, workers: int = 4):
+        self.api = api
+        self.scheduler = Scheduler(self.work, workers=workers, describe=error_message)
+        self.targets: dict[tuple[str, str], set[str]] = {}
+        self.target_of: dict[Key, tuple[str, str]] = {}
+        self.seen: dict[Key, tuple] = {}
+        self.timers: dict[Key, asyncio.TimerHandle] = {}
+
+    def start(self) -> None:
+        """Start the workers on the running loop."""
+        self.scheduler.start()
+
+    async def stop(self) -> None:
+        """Cancel timers and workers."""
+        for timer in self.timers.values():
+            timer.cancel()
+        self.timers.clear()
+        await self.scheduler.stop()
+
+    async def work(self, key: Key, force: bool) -> None:
+        """Reconcile in a worker thread, then schedule the next plan if one is due."""
+        namespace, name = key.split("/", 1)
+        now = datetime.now(UTC)
+        again = await asyncio.to_thread(reconcile, self.api, namespace, name, now)
+        old = self.timers.pop(key, None)
+        if old is not None:
+            old.cancel()
+        if again is None:
+            return
+        if again <= 0:
+            self.scheduler.trigger(key)
+            return
+        loop = asyncio.get_running_loop()
+        self.timers[key] = loop.call_later(again, self._fire, key)
+
+    def _fire(self, key: Key) -> None:
+        self.timers.pop(key, None)
+        self.scheduler.trigger(key)
+
+    def on_rollout(self, event_type: str | None, namespace: str, name: str, body: Mapping) -> None:
+        """A rollout was listed, changed or deleted: remember its target, reconcile it.
+
+        Its own status writes are not a reason to reconcile again (the plan already said
+        when to), so only spec, intents, finalizers and deletion count.
+        """
+        key = key_of(namespace, name)
+        previous = self.target_of.pop(key, None)
+        if previous is not None:
+            self.targets.get(previous, set()).discard(name)
+        if event_type == "DELETED":
+            self.seen.pop(key, None)
+            return
+        metadata = body.get("metadata") or {}
+        workload = ((body.get("spec") or {}).get("workloadRef") or {}).get("name")
+        if workload:
+            target = (namespace, workload)
+            self.target_of[key] = target
+            self.targets.setdefault(target, set()).add(name)
+        essence = (
+            metadata.get("uid"),
+            metadata.get("generation"),
+            tuple(sorted((metadata.get("annotations") or {}).items())),
+            tuple(metadata.get("finalizers") or ()),
+            metadata.get("deletionTimestamp"),
+        )
+        if event_type is not None and self.seen.get(key) == essence:
+            return
+        self.seen[key] = essence
+        self.scheduler.trigger(key)
+
+    def on_deployment(self, namespace: str, name: str, labels: Mapping[str, str]) -> None:
+        """A Deployment changed: reconcile the rollouts targeting it or owning it as canary."""
+        names = set(self.targets.get((namespace, name), ()))
+        if CANARY_LABEL in labels and labels.get(ROLLOUT_LABEL):
+            names.add(labels[ROLLOUT_LABEL])
+        for rollout in names:
+            self.scheduler.trigger(key_of(namespace, rollout))
+
+
+def _rollouts(memo: Any) -> Rollouts:
+    return memo.rollouts
+
+
+async def workloadrollout_event(
+    type: str | None, namespace: str, name: str, body: kopf.Body, memo: Any, **_: Any
+) -> None:
+    """A WorkloadRollout was listed, changed or deleted."""
+    _rollouts(memo).on_rollout(type, namespace, name, body)
+
+
+async def deployment_event(
+    namespace: str, name: str, labels: kopf.Labels, memo: Any, **_: Any
+) -> None:
+    """A Deployment changed: a rollout's base or canary moves its rollout."""
+    _rollouts(memo).on_deployment(namespace, name, labels)
+
+
+async def replicaset_event(namespace: str, meta: kopf.Meta, memo: Any, **_: Any) -> None:
+    """A ReplicaSet changed: its Deployment's rollout may be able to move."""
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("controller") and ref.get("kind") == "Deployment":
+            _rollouts(memo).on_deployment(namespace, ref["name"], {})
+
+
+def register(
+    registry: kopf.OperatorRegistry,
+    *,
+    webhook_options: webhook.WebhookOptions | None = None,
+    workers: int = 4,
+) -> kopf.OperatorRegistry:
+    """Add the rollout handlers and the admission webhook to `registry` (once per registry).
+
+    The API client is the lane operator's (`memo.runtime.api`) when one runs in the same
+    process, so its writes are counted with the rest; otherwise one is made from the
+    environment. Webhook options default to `WebhookOptions.from_env()`.
+    """
+    if registry in _REGISTERED:
+        return registry
+    _REGISTERED.add(registry)
+    options = webhook_options or webhook.WebhookOptions.from_env()
+
+    async def rollouts_startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
+        runtime = getattr(memo, "runtime", None)
+        api = runtime.api if runtime is not None else connect()
+        memo.rollouts = Rollouts(RolloutsApi(api), workers=workers)
+        memo.rollouts.start()
+        if options.enabled:
+            webhook.configure(settings, options)
+
+    async def rollouts_cleanup(memo: Any, **_: Any) -> None:
+        await _rollouts(memo).stop()
+
+    kopf.on.startup(registry=registry, id="rollouts-startup")(rollouts_startup)
+    kopf.on.cleanup(registry=registry, id="rollouts-cleanup")(rollouts_cleanup)
+    kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)(workloadrollout_event)
+    kopf.on.event("apps", "v1", "deployments", registry=registry)(deployment_event)
+    kopf.on.event("apps", "v1", "replicasets", registry=registry)(replicaset_event)
+    if options.enabled:
+        webhook.register(registry)
+    return registry
