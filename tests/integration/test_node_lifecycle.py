@@ -1,8 +1,7 @@
 """The local node as kube-controller-manager and the pods' programs see it.
 
 Registration and heartbeat, readiness probes, restart policies, env and proxy handed to
-the processes, which pending pods it takes, and what happens when the node itself stops,
-cleanly or by SIGKILL.
+the processes, and which pending pods it takes.
 """
 
 from __future__ import annotations
@@ -10,11 +9,8 @@ from __future__ import annotations
 import http.server
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -231,47 +227,3 @@ def test_only_pending_pods_matching_the_selector_are_bound(
     assert LocalNode(control_plane.kubeconfig).wants({"metadata": {"namespace": "default"}})
     assert not LocalNode(control_plane.kubeconfig).wants({"metadata": {"namespace": "kube-system"}})
     core.delete_node(name)
-
-
-@pytest.fixture
-def standalone(control_plane: ControlPlane, namespace: str, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """`python -m lanes.dev.node` in its own process, for killing it the hard way."""
-    log = (tmp_path / "node.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lanes.dev.node", "--kubeconfig", str(control_plane.kubeconfig),
-         "--name", f"node-{namespace}", "--namespace", namespace, "--log-dir", str(tmp_path / "pods")],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-        log.close()
-
-
-def test_a_killed_node_leaves_no_process_and_a_new_one_takes_its_pods_back(
-    standalone: subprocess.Popen[bytes], control_plane: ControlPlane, kube_api: client.ApiClient,
-    namespace: str, tmp_path: Path,
-) -> None:
-    client.AppsV1Api(kube_api).create_namespaced_deployment(
-        namespace, deployment("mocka", f"{SAMPLE}:1.0"))
-    (pod,) = ready_pods(kube_api, namespace, "mocka", 1)
-
-    standalone.send_signal(signal.SIGKILL)
-    standalone.wait()
-    eventually(lambda: not alive(pid_of(pod)), "the pod's process to die with its node", timeout=5)
-
-    with LocalNode(control_plane.kubeconfig, f"node-{namespace}", namespaces=[namespace],
-                   log_dir=tmp_path / "again"):
-        def back() -> dict[str, Any] | None:
-            now = read_pod(kube_api, namespace, pod["metadata"]["name"])
-            restarted = now["status"]["containerStatuses"][0]["restartCount"] == 1
-            return now if restarted and is_ready(now) else None
-
-        again = eventually(back, "the new node to run the same pod again")
-        ip = again["status"]["podIP"]
-        assert ip == pod["status"]["podIP"]
-        assert get(ip) == f"-> mocka(version: v1, ip: {ip})"
-    client.CoreV1Api(kube_api).delete_node(f"node-{namespace}")

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 from pathlib import Path
 
 from lanes.dev.node.addresses import DEFAULT_FIRST, DEFAULT_LAST, AddressPool
 from lanes.dev.node.node import LocalNode
+from lanes.dev.node.serve import serve
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,16 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     first, _, last = args.addresses.partition("-")
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, lambda *_: stop.set())
     node = LocalNode(args.kubeconfig, args.name, args.proxy_url, namespaces=args.namespaces,
                      label_selector=args.selector, addresses=AddressPool(first, last or first),
                      log_dir=args.log_dir)
-    with node:
-        print(f"local node {node.name} ready; container logs in {node.log_dir}", flush=True)
-        stop.wait()
-    return 0
+    return serve(node)
 
 
 if __name__ == "__main__":
