@@ -227,3 +227,26 @@ def test_only_pending_pods_matching_the_selector_are_bound(
     assert LocalNode(control_plane.kubeconfig).wants({"metadata": {"namespace": "default"}})
     assert not LocalNode(control_plane.kubeconfig).wants({"metadata": {"namespace": "kube-system"}})
     core.delete_node(name)
+
+
+def test_changing_a_pods_image_in_place_recreates_its_container(
+    node: LocalNode, kube_api: client.ApiClient, namespace: str  # noqa: F811
+) -> None:
+    core = client.CoreV1Api(kube_api)
+    core.create_namespaced_pod(namespace, bare_pod("inplace", f"{SAMPLE}:1.0"))
+    before = once_ready(kube_api, namespace, "inplace")
+
+    core.patch_namespaced_pod("inplace", namespace, {"spec": {"containers": [
+        {"name": "default", "image": f"{SAMPLE}:2.0"}]}})
+
+    def recreated() -> dict[str, Any] | None:
+        pod = read_pod(kube_api, namespace, "inplace")
+        container = pod["status"]["containerStatuses"][0]
+        return pod if container["image"].endswith(":2.0") and is_ready(pod) else None
+
+    after = eventually(recreated, "the container to run the new image")
+    ip = after["status"]["podIP"]
+    assert ip == before["status"]["podIP"]
+    assert after["status"]["containerStatuses"][0]["restartCount"] == 1
+    assert not alive(pid_of(before))
+    assert get(ip) == f"-> mock(version: v2, ip: {ip})"

@@ -129,10 +129,10 @@ class Container:
         if self.process is not None:
             return ContainerView(**common, state="running", started_at=self.started_at,
                                  container_id=self.container_id, ready=self.ready, last=self.last)
-        if self.ended is not None and self.restart_at is None:
-            return ContainerView(**common, state="terminated", ended=self.ended, last=self.last)
         if self.waiting is not None:
             reason, message = self.waiting
+        elif self.ended is not None and self.restart_at is None:
+            return ContainerView(**common, state="terminated", ended=self.ended, last=self.last)
         elif self.ended is not None:
             reason = "CrashLoopBackOff"
             message = f"back-off {self.backoff_s:.0f}s restarting failed container={self.name}"

@@ -252,7 +252,7 @@ class LocalNode:
             run = PodRun(pod, host_ip=self.host_ip, log_dir=self.log_dir,
                          base_env=_base_env(), node_env=self._node_env())
             self._runs[uid] = run
-        run.pod = pod
+        run.update(pod)
         if deleting and not run.terminating:
             run.terminate()
 

@@ -68,14 +68,20 @@ class PodRun:
                 restart_count=_adopted_restarts(observed.get(spec["name"])),
             )
             _adopt_ended(container, observed.get(spec["name"]))
-            try:
-                self.programs[container.name] = program_for(container.image)
-            except ImageNotKnown as error:
-                self.programs[container.name] = None
-                container.restart_at = None
-                container.image_id = ""
-                container.waiting = ("ErrImagePull", str(error))
+            self._set_image(container, container.image)
             self.containers.append(container)
+
+    def update(self, pod: Mapping[str, Any]) -> None:
+        """Take a newer copy of the pod; a container whose image was changed in place is
+        recreated with the new one, as kubelet does."""
+        self.pod = pod
+        images = {c["name"]: c.get("image", "") for c in pod["spec"]["containers"]}
+        for container in self.containers:
+            image = images.get(container.name, container.image)
+            if image != container.image and not self.terminating:
+                container.kill_now()
+                container.stopping, container.restart_at = False, time.monotonic()
+                self._set_image(container, image)
 
     def assign(self, ip: str) -> None:
         """Give the pod its address; readiness is then checked there."""
@@ -144,6 +150,15 @@ class PodRun:
             conditions.append(condition)
         return pod_status(self.pod, views, conditions, phase=phase, pod_ip=self.ip,
                           host_ip=self.host_ip, start_time=self.start_time)
+
+    def _set_image(self, container: Container, image: str) -> None:
+        container.image, container.image_id, container.waiting = image, image_id(image), None
+        try:
+            self.programs[container.name] = program_for(image)
+        except ImageNotKnown as error:
+            self.programs[container.name] = None
+            container.restart_at, container.image_id = None, ""
+            container.waiting = ("ErrImagePull", str(error))
 
     def _start(self, container: Container, program: Program, lookup: Lookup, now: float) -> None:
         spec = next(c for c in self.pod["spec"]["containers"] if c["name"] == container.name)
