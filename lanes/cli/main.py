@@ -8,7 +8,7 @@ import typer
 
 from lanes.cli.dev import app as dev_app
 
-from . import convert, demo, graph, render, trace, version
+from . import approve, convert, demo, graph, pause, render, resume, trace, undo, version
 
 app = typer.Typer(
     name="kubectl-lane",
@@ -41,6 +41,10 @@ app.command("graph")(graph.graph)
 app.command("convert")(convert.convert)
 app.command("demo")(demo.demo)
 app.command("version")(version.version)
+app.command("approve")(approve.approve)
+app.command("undo")(undo.undo)
+app.command("pause")(pause.pause)
+app.command("resume")(resume.resume)
 app.add_typer(dev_app, name="dev")
 
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes import client
+from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from lanes.api.common import GROUP, VERSION
@@ -38,6 +39,23 @@ from .lanesapi import FINALIZER, JSON_PATCH, MERGE_PATCH
 from .objects import APPLY_PATCH
 
 PLURAL = "workloadrollouts"
+SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+
+def default_namespace(kubeconfig: str | None = None, context: str | None = None) -> str:
+    """The namespace kubectl would use: the context's, else the pod's own, else `default`."""
+    try:
+        _, active = config.list_kube_config_contexts(config_file=kubeconfig)
+        if context is not None:
+            contexts, _ = config.list_kube_config_contexts(config_file=kubeconfig)
+            active = next((c for c in contexts if c["name"] == context), active)
+        namespace = (active or {}).get("context", {}).get("namespace")
+    except (config.ConfigException, OSError):
+        namespace = None
+        if os.path.exists(SERVICE_ACCOUNT_NAMESPACE):
+            with open(SERVICE_ACCOUNT_NAMESPACE) as file:
+                namespace = file.read().strip()
+    return namespace or "default"
 
 
 def _missing(error: ApiException) -> bool:
@@ -208,11 +226,23 @@ class RolloutsApi:
             field_manager=self.manager,
         )
 
-    def annotate(self, namespace: str, name: str, annotations: Mapping[str, str | None]) -> dict:
-        """Merge annotations into a rollout (None removes one): intents and their clearing."""
+    def annotate(
+        self,
+        namespace: str,
+        name: str,
+        annotations: Mapping[str, str | None],
+        resource_version: str | None = None,
+    ) -> dict:
+        """Merge annotations into a rollout (None removes one): intents and their clearing.
+
+        With `resource_version` the patch applies only to that version of the rollout (409
+        otherwise), so a request checked against one state is never applied to another.
+        """
+        metadata: dict[str, Any] = {"annotations": dict(annotations)}
+        if resource_version is not None:
+            metadata["resourceVersion"] = resource_version
         return self.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL, name,
-            {"metadata": {"annotations": dict(annotations)}},
+            GROUP, VERSION, namespace, PLURAL, name, {"metadata": metadata},
             field_manager=self.manager, _content_type=MERGE_PATCH,
         )
 
