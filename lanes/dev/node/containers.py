@@ -27,6 +27,7 @@ from lanes.dev.node.objects import ContainerView, Termination
 from lanes.dev.node.probes import Probe
 
 _PR_SET_PDEATHSIG = 1
+_RUNTIME_SCHEME = "lanes-local://"
 MAX_BACKOFF_S = 30.0
 BACKOFF_RESET_S = 60.0
 
@@ -64,6 +65,7 @@ class Container:
 
     @property
     def container_id(self) -> str:
+        """The process id as containerID (`lanes-local://PID`), so `kill` and `ps` can find it."""
         return f"{_RUNTIME_SCHEME}{self.process.pid}" if self.process else ""
 
     def start(self, program: Program, env: Mapping[str, str]) -> None:
@@ -187,9 +189,6 @@ class Container:
             self._probe_due = now + (self.probe.period_s if self.ready else self.probe.startup_period_s)
         if now >= self._probe_due:
             self._probe_result = probes.submit(self.probe.check)
-
-
-_RUNTIME_SCHEME = "lanes-local://"
 
 
 def _exited(pid: int) -> bool:

@@ -10,7 +10,6 @@ stops the processes gracefully before confirming the deletion with gracePeriodSe
 from __future__ import annotations
 
 import atexit
-import base64
 import logging
 import os
 import queue
@@ -24,12 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
 
 import lanes
 from lanes.dev.node.addresses import AddressPool, PoolExhausted
-from lanes.dev.node.env import Source
-from lanes.dev.node.objects import binding
+from lanes.dev.node.podapi import TIMEOUT_S, PodApi
 from lanes.dev.node.pods import PodRun, grace_period, pod_ports
 from lanes.dev.node.registration import Registration
 from lanes.dev.node.watches import PodWatch
@@ -40,7 +37,6 @@ TICK_S = 0.05
 HEARTBEAT_S = 10.0
 STATUS_EVERY = 6
 STOP_GRACE_S = 10.0
-_TIMEOUT = 10
 _TERMINAL = ("Succeeded", "Failed")
 
 
@@ -119,7 +115,7 @@ class LocalNode:
         if self.log_dir is None:
             self.log_dir = Path(tempfile.mkdtemp(prefix=f"{self.name}-"))
         self._api = config.new_client_from_config(config_file=str(self.kubeconfig))
-        self._core = client.CoreV1Api(self._api)
+        self._pods = PodApi(self._api, self.name)
         self._registration = Registration(self._api, self.name, self.host_ip, len(self.addresses))
         try:
             self._registration.register()
@@ -187,14 +183,7 @@ class LocalNode:
             return
         if (pod.get("status") or {}).get("phase") in _TERMINAL:
             return
-        try:
-            self._core.create_namespaced_pod_binding(
-                metadata["name"], metadata["namespace"], binding(pod, self.name),
-                _preload_content=False, _request_timeout=_TIMEOUT,
-            )
-        except ApiException as error:
-            if error.status not in (404, 409):
-                raise
+        self._pods.bind(pod)
 
     def _heartbeat_loop(self) -> None:
         beats = 0
@@ -225,20 +214,26 @@ class LocalNode:
         except queue.Empty:
             return
         while True:
-            if kind == "SYNC":
-                listed = {p["metadata"]["uid"] for p in payload}
-                for uid in set(self._runs) - listed:
-                    self._forget(uid)
-                for pod in payload:
-                    self._observe(pod)
-            elif kind == "DELETED":
-                self._forget(payload["metadata"]["uid"])
-            else:
-                self._observe(payload)
+            try:
+                self._apply(kind, payload)
+            except Exception:  # noqa: BLE001 (a pod we cannot run must not stop the others)
+                log.exception("pod event %s could not be applied", kind)
             try:
                 kind, payload = self._events.get_nowait()
             except queue.Empty:
                 return
+
+    def _apply(self, kind: str, payload: Any) -> None:
+        if kind == "SYNC":
+            listed = {p["metadata"]["uid"] for p in payload}
+            for uid in set(self._runs) - listed:
+                self._forget(uid)
+            for pod in payload:
+                self._observe(pod)
+        elif kind == "DELETED":
+            self._forget(payload["metadata"]["uid"])
+        else:
+            self._observe(payload)
 
     def _observe(self, pod: dict[str, Any]) -> None:
         uid, deleting = pod["metadata"]["uid"], bool(pod["metadata"].get("deletionTimestamp"))
@@ -246,7 +241,7 @@ class LocalNode:
         if run is None:
             if (pod.get("status") or {}).get("phase") in _TERMINAL or deleting:
                 if deleting:
-                    self._confirm_deletion(pod["metadata"])
+                    self._pods.confirm_deletion(pod["metadata"])
                 return
             assert self.log_dir is not None
             run = PodRun(pod, host_ip=self.host_ip, log_dir=self.log_dir,
@@ -266,13 +261,16 @@ class LocalNode:
 
     def _step(self) -> None:
         for uid, run in list(self._runs.items()):
-            if run.ip is None and run.runnable and not run.terminating:
-                self._assign(run)
-            run.tick(self._probes, self._lookup)
-            if run.terminating and run.stopped:
-                self._finish(uid, run)
-            elif not run.gone:
-                self._write_status(run)
+            try:
+                if run.ip is None and run.runnable and not run.terminating:
+                    self._assign(run)
+                run.tick(self._probes, self._pods.lookup)
+                if run.terminating and run.stopped:
+                    self._finish(uid, run)
+                elif not run.gone:
+                    self._write_status(run)
+            except Exception:  # noqa: BLE001 (one pod's trouble must not stop the others)
+                log.exception("pod %s: sync failed; retrying", run.key)
         self._publish()
 
     def _assign(self, run: PodRun) -> None:
@@ -286,51 +284,20 @@ class LocalNode:
 
     def _finish(self, uid: str, run: PodRun) -> None:
         if not run.gone:
-            self._confirm_deletion(run.pod["metadata"])
+            self._pods.confirm_deletion(run.pod["metadata"])
         if run.ip is not None:
             self.addresses.release(run.ip)
         del self._runs[uid]
 
-    def _confirm_deletion(self, metadata: Mapping[str, Any]) -> None:
-        """Remove a terminating pod whose processes are gone, as kubelet does."""
-        options = client.V1DeleteOptions(grace_period_seconds=0,
-                                          preconditions=client.V1Preconditions(uid=metadata["uid"]))
-        try:
-            self._core.delete_namespaced_pod(metadata["name"], metadata["namespace"], body=options,
-                                             _preload_content=False, _request_timeout=_TIMEOUT)
-        except ApiException as error:
-            if error.status not in (404, 409):
-                log.warning("deleting %s/%s failed: %s", metadata["namespace"], metadata["name"], error)
-
-    def _write_status(self, run: PodRun, timeout: float = _TIMEOUT) -> None:
+    def _write_status(self, run: PodRun, timeout: float = TIMEOUT_S) -> None:
         status = run.status()
         if run.written == status:
             return
-        body = {"metadata": {"uid": run.uid}, "status": status}
-        try:
-            self._core.patch_namespaced_pod_status(
-                run.name, run.namespace, body, _content_type="application/merge-patch+json",
-                _preload_content=False, _request_timeout=timeout,
-            )
-        except ApiException as error:
-            if error.status in (404, 409):
-                run.gone = True
-            else:
-                log.warning("status of %s failed: %s", run.key, error)
-            return
-        run.written = status
-
-    def _lookup(self, namespace: str, kind: Source, name: str) -> dict[str, str] | None:
-        try:
-            if kind == "configmap":
-                found = self._core.read_namespaced_config_map(name, namespace, _request_timeout=_TIMEOUT)
-                return dict(found.data or {})
-            secret = self._core.read_namespaced_secret(name, namespace, _request_timeout=_TIMEOUT)
-            return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
+        written = self._pods.write_status(run.namespace, run.name, run.uid, status, timeout)
+        if written:
+            run.written = status
+        elif written is False:
+            run.gone = True
 
     def _publish(self) -> None:
         snapshot = {
@@ -349,7 +316,7 @@ class LocalNode:
         deadline = time.monotonic() + STOP_GRACE_S + 1
         while any(not run.stopped for run in self._runs.values()) and time.monotonic() < deadline:
             for run in self._runs.values():
-                run.tick(self._probes, self._lookup)
+                run.tick(self._probes, self._pods.lookup)
             time.sleep(TICK_S)
         for run in self._runs.values():
             run.kill_now()

@@ -127,6 +127,7 @@ class PodRun:
             container.terminate(grace_s)
 
     def kill_now(self) -> None:
+        """SIGKILL what is left after a graceful stop ran out of time."""
         for container in self.containers:
             container.kill_now()
 
