@@ -1,0 +1,317 @@
+"""Helpers for rollout tests on the real control plane: an operator with the lane and rollout
+handlers, a stand-in kubelet that makes pods Ready, and readers for what the tests assert.
+
+The local control plane runs no kubelet. `PodReadier` marks every pod of a namespace Ready
+the moment it appears, as a kubelet would once its containers pass their probes; the pods
+stay unscheduled (no Node to keep alive), which the ReplicaSet controller does not mind and
+which lets the API server delete them at once when a ReplicaSet scales down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import kopf
+from kubernetes import client, watch
+from kubernetes.client.exceptions import ApiException
+
+from lanes.dev.processes import free_port
+from lanes.kube.rollouts import RolloutsApi
+from lanes.operator import rollouts
+from lanes.operator.run import build_registry
+from lanes.operator.runtime import Options, Runtime
+from lanes.operator.testing import eventually, rfc3339
+from lanes.operator.webhook import WebhookOptions
+
+ROOT = Path(__file__).resolve().parents[2]
+GROUP, VERSION, PLURAL = "lanes.dev", "v1alpha1", "workloadrollouts"
+IMAGE = "registry.cn-beijing.aliyuncs.com/aliacs-app-catalog/go-http-sample"
+
+
+class Operator:
+    """The lane and rollout handlers in one kopf operator on a background thread."""
+
+    def __init__(self, kubeconfig: Path, config_name: str, port: int | None = None):
+        self.options = Options(kubeconfig=str(kubeconfig), metrics_port=None)
+        self.webhook = WebhookOptions(port=port or free_port(), config_name=config_name)
+        self.runtime = Runtime(self.options)
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="lanes-rollouts", daemon=True)
+
+    def _main(self) -> None:
+        registry = rollouts.register(build_registry(), webhook_options=self.webhook)
+        try:
+            asyncio.run(
+                kopf.operator(
+                    registry=registry,
+                    clusterwide=True,
+                    standalone=True,
+                    memo=kopf.Memo(runtime=self.runtime),
+                    stop_flag=self._stop,
+                    ready_flag=self._ready,
+                )
+            )
+        except BaseException as error:
+            self._error = error
+            self._ready.set()
+
+    def __enter__(self) -> Operator:
+        self._thread.start()
+        if not self._ready.wait(60) or self._error is not None:
+            self.stop()
+            raise RuntimeError(f"the operator did not start: {self._error!r}")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(60)
+        if self._error is not None:
+            raise self._error
+
+    @property
+    def writes(self) -> int:
+        return self.runtime.api.write_count
+
+
+class OperatorProcess:
+    """The same operator as a child process, for SIGKILL: `python -m tests.integration.rollout_operator`."""
+
+    def __init__(self, kubeconfig: Path, config_name: str, log_path: Path):
+        self.kubeconfig = kubeconfig
+        self.config_name = config_name
+        self.log_path = log_path
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "LANES_WEBHOOK_PORT": str(self.port),
+            "LANES_WEBHOOK_CONFIG": self.config_name,
+        }
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.integration.rollout_operator", str(self.kubeconfig)],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        log.close()
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup handler runs, as when a node dies."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(30)
+        self.process = None
+
+
+def wait_for_webhook(api: client.ApiClient, config_name: str, port: int, timeout: float = 60) -> None:
+    """Wait until the webhook configuration points at the operator listening on `port`."""
+    admission = client.AdmissionregistrationV1Api(api)
+
+    def registered() -> bool:
+        try:
+            config = admission.read_mutating_webhook_configuration(config_name)
+        except ApiException as error:
+            if error.status == 404:
+                return False
+            raise
+        return any(f":{port}/" in (w.client_config.url or "") for w in config.webhooks or [])
+
+    eventually(registered, f"webhook {config_name} on port {port}", timeout)
+
+
+class PodReadier:
+    """Marks each new pod of a namespace Ready, standing in for a kubelet."""
+
+    def __init__(self, api: client.ApiClient, namespace: str):
+        self.core = client.CoreV1Api(api)
+        self.namespace = namespace
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pod-readier", daemon=True)
+
+    def __enter__(self) -> PodReadier:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            stream = watch.Watch()
+            try:
+                for event in stream.stream(
+                    self.core.list_namespaced_pod, self.namespace, timeout_seconds=2
+                ):
+                    if self._stop.is_set():
+                        break
+                    pod = event["object"]
+                    if event["type"] != "DELETED" and not _ready(pod):
+                        self._mark_ready(pod.metadata.name)
+            except ApiException as error:
+                if error.status not in (404, 410):
+                    logging.getLogger(__name__).warning("pod watch: %s", error)
+            finally:
+                stream.stop()
+
+    def _mark_ready(self, name: str) -> None:
+        now = rfc3339()
+        conditions = [
+            {"type": kind, "status": "True", "lastTransitionTime": now}
+            for kind in ("Initialized", "ContainersReady", "Ready", "PodScheduled")
+        ]
+        try:
+            self.core.patch_namespaced_pod_status(
+                name, self.namespace,
+                {"status": {"phase": "Running", "startTime": now, "conditions": conditions}},
+            )
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+
+def _ready(pod: Any) -> bool:
+    if pod.metadata.deletion_timestamp:
+        return True
+    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+
+
+def deployment(name: str, app: str, image: str, replicas: int = 1, upstream: str | None = None) -> dict:
+    """A story Deployment: pods labelled for the base lane, the sample image at `image`."""
+    env = [{"name": "version", "value": "v1"}, {"name": "app", "value": app}]
+    if upstream:
+        env.append({"name": "upstream_url", "value": upstream})
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": {"app": app, "version": "v1"}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": app}},
+            "template": {
+                "metadata": {"labels": {"app": app, "version": "v1", "ASM_TRAFFIC_TAG": "base"}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "default",
+                            "image": image,
+                            "imagePullPolicy": "IfNotPresent",
+                            "env": env,
+                            "ports": [{"containerPort": 8000}],
+                        }
+                    ]
+                },
+            },
+        },
+    }
+
+
+def workload_rollout(name: str, workload: str, steps: list[dict] | None = None) -> dict:
+    """A WorkloadRollout as converted from the story's Kruise Rollout."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "WorkloadRollout",
+        "metadata": {"name": name},
+        "spec": {
+            "workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": workload},
+            "strategy": {
+                "canary": {
+                    "enableExtraWorkloadForCanary": True,
+                    "steps": steps or [{"replicas": 1}],
+                    "patchPodTemplateMetadata": {"labels": {"ASM_TRAFFIC_TAG": "canary"}},
+                }
+            },
+        },
+    }
+
+
+class Cluster:
+    """Reads and writes the rollout tests make, in one namespace."""
+
+    def __init__(self, api: client.ApiClient, namespace: str):
+        self.api = api
+        self.namespace = namespace
+        self.apps = client.AppsV1Api(api)
+        self.core = client.CoreV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+        self.rollouts = RolloutsApi(api)
+
+    def create_deployment(self, body: dict) -> None:
+        self.apps.create_namespaced_deployment(self.namespace, body)
+
+    def create_rollout(self, body: dict) -> None:
+        self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, body)
+
+    def deployment(self, name: str) -> dict | None:
+        return self.rollouts.deployment(self.namespace, name)
+
+    def rollout(self, name: str) -> dict | None:
+        return self.rollouts.get(self.namespace, name)
+
+    def status(self, name: str) -> dict:
+        return (self.rollout(name) or {}).get("status") or {}
+
+    def set_image(self, name: str, image: str) -> dict:
+        """What `kubectl set image` sends: a strategic merge patch of the container's image."""
+        return self.apps.patch_namespaced_deployment(
+            name, self.namespace,
+            {"spec": {"template": {"spec": {"containers": [{"name": "default", "image": image}]}}}},
+            field_manager="kubectl-set",
+        )
+
+    def request(self, name: str, annotations: dict[str, str | None]) -> None:
+        self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, name,
+            {"metadata": {"annotations": annotations}},
+        )
+
+    def replica_sets(self, owner: str) -> list[dict]:
+        base = self.deployment(owner)
+        uid = base["metadata"]["uid"] if base else None
+        return self.rollouts.replica_sets(self.namespace, uid)
+
+    def pods(self, selector: dict[str, str]) -> list[dict]:
+        return [p for p in self.rollouts.pods(self.namespace, selector) if not p["metadata"].get("deletionTimestamp")]
+
+    def wait_phase(self, name: str, phase: str, state: str | None = None, timeout: float = 60) -> dict:
+        def reached() -> dict | None:
+            status = self.status(name)
+            step = (status.get("canaryStatus") or {}).get("currentStepState")
+            if status.get("phase") == phase and (state is None or step == state):
+                return status
+            return None
+
+        return eventually(reached, f"{name} in {phase} {state or ''}", timeout)
+
+    def until(self, probe: Callable[[], Any], what: str, timeout: float = 60) -> Any:
+        return eventually(probe, what, timeout)
+
+
+def image_of(obj: dict | None) -> str | None:
+    if not obj:
+        return None
+    return obj["spec"]["template"]["spec"]["containers"][0]["image"]
+
+
+def wait_quiet(check: Callable[[], bool], seconds: float) -> None:
+    """Assert `check` holds throughout `seconds`, polling."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert check()
+        time.sleep(0.1)
