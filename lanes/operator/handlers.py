@@ -17,6 +17,7 @@ import kopf
 
 from lanes.api.common import GROUP, GROUP_LABEL, VERSION
 from lanes.kube.kinds import ISTIO_GROUP
+from lanes.render import FLAVOURS
 from lanes.render.observe import pod_view
 
 from .metrics import MetricsServer
@@ -108,8 +109,6 @@ async def customresourcedefinition_event(name: str, memo: Any, **kwargs: Any) ->
 
 def generated_by_lanes(labels: kopf.Labels, **_: Any) -> bool:
     """Watch only objects carrying some flavour's managed labels."""
-    from lanes.render import FLAVOURS
-
     return any(
         all(labels.get(k) == v for k, v in f.managed_labels().items()) for f in FLAVOURS.values()
     )

@@ -75,6 +75,13 @@ class GroupReconciler:
         self._status_written: dict[tuple[str, str], tuple[str | None, dict]] = {}
         self._lock = threading.Lock()
 
+    def forget(self, name: str) -> None:
+        """Drop what is remembered of a group that is gone."""
+        self.invalidate(name)
+        with self._lock:
+            self._status_written.pop((SWIMLANEGROUP.plural, name), None)
+        self.metrics.forget_group(name)
+
     def invalidate(self, name: str | None = None) -> None:
         """Forget what is in force for a group (all when None): live objects may have changed."""
         with self._lock:
@@ -178,8 +185,7 @@ class GroupReconciler:
             self.lanes_api.post_event(snap.group, "RoutesDeleted", f"deleted {', '.join(deleted)}")
             writes += 1
         self.lanes_api.remove_finalizer(SWIMLANEGROUP, snap.group)
-        self.invalidate(snap.name)
-        self.metrics.forget_group(snap.name)
+        self.forget(snap.name)
         return Outcome("deleted", writes + 1)
 
     def _orphaned(self, snap: Snapshot) -> Outcome:
@@ -190,8 +196,7 @@ class GroupReconciler:
         writes = len(deleted) + sum(
             self._write_status(SWIMLANE, lane, orphan_lane_status(lane, snap.name, stamp)) for lane in snap.lanes
         )
-        self.invalidate(snap.name)
-        self.metrics.forget_group(snap.name)
+        self.forget(snap.name)
         return Outcome("orphaned" if deleted else "absent", writes)
 
     def _write_status(self, kind: Kind, body: Mapping[str, Any], status: dict) -> int:

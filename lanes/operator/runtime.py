@@ -15,6 +15,7 @@ from typing import Any
 
 from lanes.api.common import GROUP_LABEL
 from lanes.kube.connect import MeteredApiClient, connect
+from lanes.kube.kinds import SWIMLANE
 from lanes.kube.lanesapi import LanesApi
 from lanes.kube.objects import Objects, error_message
 from lanes.render import FLAVOURS, owner_selector
@@ -88,8 +89,6 @@ class Runtime:
 
     def seed_lane_keys(self) -> None:
         """Learn lane label keys before pods are first listed, so the pod filter is right."""
-        from lanes.kube.kinds import SWIMLANE
-
         for lane in self.lanes_api.list_kind(SWIMLANE):
             self.lane_keys.update(((lane.get("spec") or {}).get("labelSelector") or {}).keys())
 

@@ -13,8 +13,10 @@ import urllib.request
 import pytest
 from kubernetes import client
 
+from lanes.kube.apply import pruned_desired
 from lanes.kube.kinds import SWIMLANE, SWIMLANEGROUP
 from lanes.kube.lanesapi import LanesApi
+from lanes.kube.objects import Objects
 from lanes.operator.runtime import Options
 from lanes.operator.testing import OperatorThread, eventually
 
@@ -176,3 +178,17 @@ def test_kubectl_lane_status_reads_the_live_cluster(operator, stories, control_p
     assert f"{story.key('mockb')}  ○ no pods  -> falls back to {story.lane('base')}" in tree.output
     missing = runner.invoke(app, ["no-such-group", "--kubeconfig", str(control_plane.kubeconfig)])
     assert missing.exit_code == 1 and "SwimLaneGroup/no-such-group: not found" in missing.output
+
+
+
+def test_changing_the_flavour_replaces_the_objects(operator, stories, kube_api) -> None:
+    story = stories.create("istio", state="1")
+    eventually(lambda: matches(live_generated(kube_api, story.name), story.expected("1")), "istio objects")
+    client.CustomObjectsApi(kube_api).patch_cluster_custom_object(
+        SWIMLANEGROUP.group, SWIMLANEGROUP.version, SWIMLANEGROUP.plural, story.name, {"spec": {"flavour": "asm"}}
+    )
+    story.group["spec"]["flavour"] = "asm"
+    # As Istio's CRDs store them: without ASM's `fallback` (see test_operator_asm.py).
+    expected, _ = pruned_desired(Objects(kube_api), story.expected("1"))
+    eventually(lambda: matches(live_generated(kube_api, story.name), expected), "asm objects only")
+    assert {o["metadata"]["namespace"] for o in live_generated(kube_api, story.name)} == {"istio-system"}
