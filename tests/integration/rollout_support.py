@@ -299,6 +299,18 @@ class Cluster:
 
         return eventually(reached, f"{name} in {phase} {state or ''}", timeout)
 
+    def delete_rollouts(self, timeout: float = 60) -> None:
+        """Delete every rollout here and wait until the operator's finalizer let them go."""
+        for body in self.rollouts.list(self.namespace):
+            try:
+                self.custom.delete_namespaced_custom_object(
+                    GROUP, VERSION, self.namespace, PLURAL, body["metadata"]["name"]
+                )
+            except ApiException as error:
+                if error.status != 404:
+                    raise
+        eventually(lambda: not self.rollouts.list(self.namespace), "rollouts finalized", timeout)
+
     def until(self, probe: Callable[[], Any], what: str, timeout: float = 60) -> Any:
         return eventually(probe, what, timeout)
 

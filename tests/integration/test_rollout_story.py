@@ -78,6 +78,7 @@ def story(operator, control_plane, kube_api, namespace, tmp_path):
             elif doc["kind"] == "WorkloadRollout":
                 cluster.create_rollout(copy.deepcopy(doc))
         yield made, cluster
+        cluster.delete_rollouts()
         stories.close()
 
 
