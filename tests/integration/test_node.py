@@ -254,3 +254,4 @@ def test_a_crashed_process_is_restarted(
     assert pid_of(pod) != first and alive(pid_of(pod))
     ip = pod["status"]["podIP"]
     assert get(ip) == f"-> mocka(version: v1, ip: {ip})"
+

@@ -3,6 +3,10 @@
 Linux routes all of 127.0.0.0/8 to the loopback interface, so a process can bind
 127.0.0.23:8000 next to another on 127.0.0.24:8000 without any setup. Addresses another
 program (or another local node) already listens on are skipped when handing one out.
+
+The API server refuses loopback addresses in Endpoints and EndpointSlices, so
+kube-controller-manager lists no endpoints for these pods: whoever needs them (the local
+mesh) reads the pods' IPs and Ready conditions instead.
 """
 
 from __future__ import annotations
