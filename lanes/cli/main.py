@@ -8,7 +8,20 @@ import typer
 
 from lanes.cli.dev import app as dev_app
 
-from . import approve, convert, demo, graph, pause, render, resume, trace, undo, version
+from . import (
+    approve,
+    convert,
+    demo,
+    graph,
+    operator,
+    pause,
+    render,
+    resume,
+    status,
+    trace,
+    undo,
+    version,
+)
 
 app = typer.Typer(
     name="kubectl-lane",
@@ -41,6 +54,8 @@ app.command("graph")(graph.graph)
 app.command("convert")(convert.convert)
 app.command("demo")(demo.demo)
 app.command("version")(version.version)
+app.command("operator")(operator.operator)
+app.command("status")(status.status)
 app.command("approve")(approve.approve)
 app.command("undo")(undo.undo)
 app.command("pause")(pause.pause)
