@@ -179,6 +179,10 @@ class EnvoyMesh:
                 if changed:
                     self._apply(changed, timeout)
 
+    def alive(self) -> bool:
+        """Whether Envoy runs, for supervisors to notice a crash."""
+        return self._child is not None and self._child.alive()
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop Envoy; no process is left behind."""
         child, self._child = self._child, None

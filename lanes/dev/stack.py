@@ -1,0 +1,231 @@
+"""The whole local stack: control plane, operator, local node and the Envoy mesh kept in sync.
+
+One `Stack` owns, under one state directory: the control plane (etcd, kube-apiserver,
+kube-controller-manager) with lanes' CRDs and the mesh's, the operator and the local node as
+child processes, one Envoy serving the gateway and mesh listeners, and the watches that keep
+Envoy in step with the API server. The demo and the end-to-end tests start one in-process;
+`kubectl lane dev up` runs one in a detached supervisor (see `lanes.dev.stackd`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+import lanes
+from lanes.dev import processes
+from lanes.dev.binaries import Paths
+from lanes.dev.controlplane import ControlPlane
+from lanes.dev.mesh import EnvoyMesh
+from lanes.dev.mesh.sync import MeshSync
+from lanes.dev.meshcrds import FLAVOURS, write_manifests
+from lanes.dev.node.addresses import bindable
+
+DEFAULT_GATEWAY_PORT = 8080
+NODE_NAME = "lanes-local"
+WEBHOOK_CONFIG = "lanes.dev"
+MESH_NAMESPACE = "istio-system"
+START_TIMEOUT_S = 90.0
+
+Progress = Callable[[str], None]
+
+
+def gateway_port(wanted: int) -> int:
+    """`wanted` if nobody listens there, else a free port; 0 means any free port."""
+    if wanted and bindable("127.0.0.1", wanted):
+        return wanted
+    return processes.free_port()
+
+
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Our environment for a Python child, able to import this very copy of lanes.
+
+    Proxy settings are dropped: every call a child makes goes to loopback.
+    """
+    env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
+    root = str(Path(lanes.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+def operator_argv(kubeconfig: Path) -> list[str]:
+    """The operator, lane and rollout handlers with the admission webhook, as a process."""
+    return [sys.executable, "-m", "lanes.dev.operator", "--kubeconfig", str(kubeconfig)]
+
+
+class Stack:
+    """Everything the demo needs, on loopback; a context manager.
+
+    Args:
+        state_dir: where etcd data, certificates, kubeconfig, logs and pod output live.
+        flavour: `istio` installs Istio's CRDs; `asm` serves ASM's VirtualService schema.
+        gateway_port: the gateway listener's port; taken already, a free one is used.
+        binaries: control-plane executables (built on first use when None).
+        progress: told what is starting, for a status line.
+    """
+
+    def __init__(
+        self,
+        state_dir: Path | str,
+        *,
+        flavour: str = "istio",
+        gateway_port: int = DEFAULT_GATEWAY_PORT,
+        binaries: Paths | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        if flavour not in FLAVOURS:
+            raise ValueError(f"unknown flavour {flavour!r} (known: {', '.join(FLAVOURS)})")
+        self.state_dir = Path(state_dir).resolve()
+        self.flavour = flavour
+        self.wanted_gateway_port = gateway_port
+        self.plane = ControlPlane(self.state_dir, binaries, progress=sys.stderr)
+        self.mesh: EnvoyMesh | None = None
+        self.sync: MeshSync | None = None
+        self.api: client.ApiClient | None = None
+        self._progress = progress or (lambda _: None)
+        self._children: list[processes.Child] = []
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.plane.kubeconfig
+
+    @property
+    def gateway_url(self) -> str:
+        if self.mesh is None:
+            raise RuntimeError("the stack is not started")
+        return self.mesh.gateway_url
+
+    @property
+    def log_dir(self) -> Path:
+        return self.plane.log_dir
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self) -> Stack:
+        """Start every part in dependency order; return once each is ready."""
+        try:
+            self._progress("starting the control plane (etcd, kube-apiserver, kube-controller-manager)")
+            self.plane.start()
+            self.api = self.plane.api_client()
+            self._progress(f"installing lanes' CRDs and {self.flavour}'s networking CRDs")
+            self.plane.install_manifests(write_manifests(self.state_dir / "manifests", self.flavour))
+            _ensure_namespace(self.api, MESH_NAMESPACE)
+            self._progress("starting Envoy and the mesh sync")
+            self._start_mesh()
+            self._progress("starting the operator and its admission webhook")
+            self._start_operator()
+            self._progress("starting the local node")
+            self._start_node()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop everything, the node (and so every pod) first; no process is left."""
+        while self._children:
+            processes.stop(self._children.pop(), timeout=30)
+        if self.sync is not None:
+            self.sync.stop()
+            self.sync = None
+        if self.mesh is not None:
+            self.mesh.stop()
+        if self.api is not None:
+            self.api.close()
+            self.api = None
+        self.plane.stop()
+
+    def dead_components(self) -> list[str]:
+        """Parts that exited on their own, for a supervisor to notice."""
+        dead = self.plane.dead_components()
+        dead += [c.name for c in self._children if not c.alive()]
+        if self.mesh is not None and not self.mesh.alive():
+            dead.append("envoy")
+        return dead
+
+    def pid_files(self) -> list[Path]:
+        """Where every child's pid is kept, for `down` to sweep after a crash."""
+        return [*self.plane.run_dir.glob("*.pid"), self.state_dir / "mesh" / "envoy.pid"]
+
+    def _start_mesh(self) -> None:
+        port = gateway_port(self.wanted_gateway_port)
+        self.mesh = EnvoyMesh(
+            self.state_dir / "mesh", gateway_port=port, mesh_port=processes.free_port()
+        )
+        self.mesh.start()
+        self.sync = MeshSync(self.api, self.mesh).start()
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> processes.Child:
+        child = processes.spawn(
+            name, argv, self.log_dir / f"{name}.log", self.plane.run_dir / f"{name}.pid",
+            env=child_env(env),
+        )
+        self._children.append(child)
+        return child
+
+    def _start_operator(self) -> None:
+        port = processes.free_port()
+        child = self._spawn(
+            "operator", operator_argv(self.kubeconfig),
+            {"LANES_WEBHOOK_PORT": str(port), "LANES_WEBHOOK_CONFIG": WEBHOOK_CONFIG},
+        )
+        admission = client.AdmissionregistrationV1Api(self.api)
+
+        def registered() -> bool:
+            try:
+                config = admission.read_mutating_webhook_configuration(WEBHOOK_CONFIG)
+            except ApiException as error:
+                if error.status == 404:
+                    return False
+                raise
+            return any(f":{port}/" in (w.client_config.url or "") for w in config.webhooks or [])
+
+        processes.wait_until(registered, what="the operator's admission webhook",
+                             timeout=START_TIMEOUT_S, watch=[child])
+
+    def _start_node(self) -> None:
+        assert self.mesh is not None
+        started = datetime.now(UTC).replace(microsecond=0)
+        child = self._spawn("node", [
+            sys.executable, "-m", "lanes.dev.node", "--kubeconfig", str(self.kubeconfig),
+            "--name", NODE_NAME, "--proxy-url", self.mesh.proxy_url,
+            "--log-dir", str(self.state_dir / "pods"),
+        ])
+        core = client.CoreV1Api(self.api)
+
+        def ready() -> bool:
+            try:
+                node = core.read_node(NODE_NAME)
+            except ApiException as error:
+                if error.status == 404:
+                    return False
+                raise
+            return any(
+                c.type == "Ready" and c.status == "True" and c.last_heartbeat_time >= started
+                for c in node.status.conditions or []
+            )
+
+        processes.wait_until(ready, what=f"node {NODE_NAME} to be Ready",
+                             timeout=START_TIMEOUT_S, watch=[child])
+
+
+def _ensure_namespace(api: client.ApiClient, name: str) -> None:
+    """Create a namespace unless it exists, as a mesh installation would."""
+    try:
+        client.CoreV1Api(api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    except ApiException as error:
+        if error.status != 409:
+            raise
+
