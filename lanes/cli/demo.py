@@ -1,23 +1,28 @@
-"""`kubectl lane demo`: walk the mock-chain story and check each state against its table.
+"""`kubectl lane demo`: the mock-chain story on a real local stack, checked state by state.
 
-The story (states, actions, expected DestinationRule subsets and request chains) is encoded
-here once. What is *seen* in each state comes from a `Source`: today the offline one, which
-renders objects from the state's observation file and traces requests through the call graph;
-a live source (real control plane and Envoy) can replace it without touching the checks.
+The demo starts a stack of its own (control plane, operator, local node, Envoy) in a
+temporary directory, applies `samples/mock-chain`, walks the story with real requests through
+the gateway, and stops everything at the end. It never uses or disturbs a `kubectl lane dev up`
+stack, so it gives the same result on any machine whatever else runs there.
+
+`--offline` walks the same table without any process: objects rendered from the sample's
+observation files and requests traced through the call graph.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Protocol
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console, Group, RenderableType
-from rich.table import Table
+from rich.console import Console
 from rich.text import Text
 
-from lanes.api.common import service_key
 from lanes.api.load import load_observations
 from lanes.api.observations import Observations
 from lanes.api.swimlane import SwimLane
@@ -26,169 +31,32 @@ from lanes.api.topology import resolve
 from lanes.graph import build_graph, explain
 from lanes.render import render_group
 
-from .inputs import invalid_file, read_input, report_invalid_input
-
-SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "mock-chain"
-SERVICES = ("default/mocka", "default/mockb", "default/mockc")
-LANES = ("base", "canary")
-PATH = "/mock"
-NO_ROUTE = "no route at the gateway"
-
-
-@dataclass(frozen=True)
-class State:
-    """One row of the story: the action that leads to it and what it must show.
-
-    `pods` is what the action leaves running: per service, the version of each lane's pods.
-    """
-
-    key: str
-    action: str
-    after: str | None
-    pods: dict[str, dict[str, str]]
-    subsets: dict[str, tuple[str, ...]]
-    chains: dict[str, str]
-
-
-def both(base: str, canary: str) -> dict[str, str]:
-    """A service with base pods on one version and canary pods on another."""
-    return {"base": base, "canary": canary}
-
-
-def only(base: str) -> dict[str, str]:
-    """A service with base pods only."""
-    return {"base": base}
-
-
-V1 = "mocka v1 -> mockb v1 -> mockc v1"
-V2 = "mocka v2 -> mockb v2 -> mockc v2"
-BASE = ("base",)
-BASE_CANARY = ("base", "canary")
-
-STORY: tuple[State, ...] = (
-    State(
-        "0",
-        "apply inputs",
-        None,
-        {"default/mocka": only("v1"), "default/mockb": only("v1"), "default/mockc": only("v1")},
-        {"default/mocka": BASE, "default/mockb": BASE, "default/mockc": BASE},
-        {"base": V1, "canary": V1},
-    ),
-    State(
-        "1",
-        "set mocka-v1's image to 2.0",
-        "0",
-        {
-            "default/mocka": both("v1", "v2"),
-            "default/mockb": only("v1"),
-            "default/mockc": only("v1"),
-        },
-        {"default/mocka": BASE_CANARY, "default/mockb": BASE, "default/mockc": BASE},
-        {"base": V1, "canary": "mocka v2 -> mockb v1 -> mockc v1"},
-    ),
-    State(
-        "2",
-        "set mockb-v1 and mockc-v1 images to 2.0",
-        "1",
-        {
-            "default/mocka": both("v1", "v2"),
-            "default/mockb": both("v1", "v2"),
-            "default/mockc": both("v1", "v2"),
-        },
-        {"default/mocka": BASE_CANARY, "default/mockb": BASE_CANARY, "default/mockc": BASE_CANARY},
-        {"base": V1, "canary": V2},
-    ),
-    State(
-        "3",
-        "approve rollouts-mockb",
-        "2",
-        {
-            "default/mocka": both("v1", "v2"),
-            "default/mockb": only("v2"),
-            "default/mockc": both("v1", "v2"),
-        },
-        {"default/mocka": BASE_CANARY, "default/mockb": BASE, "default/mockc": BASE_CANARY},
-        {"base": "mocka v1 -> mockb v2 -> mockc v1", "canary": V2},
-    ),
-    State(
-        "4",
-        "approve rollouts-mocka and rollouts-mockc",
-        "3",
-        {"default/mocka": only("v2"), "default/mockb": only("v2"), "default/mockc": only("v2")},
-        {"default/mocka": BASE, "default/mockb": BASE, "default/mockc": BASE},
-        {"base": V2, "canary": V2},
-    ),
-    State(
-        "U",
-        "(alternative to 3/4) undo rollouts-mocka while it is in the canary step",
-        "2",
-        {
-            "default/mocka": only("v1"),
-            "default/mockb": both("v1", "v2"),
-            "default/mockc": both("v1", "v2"),
-        },
-        {"default/mocka": BASE, "default/mockb": BASE_CANARY, "default/mockc": BASE_CANARY},
-        {"base": V1, "canary": "mocka v1 -> mockb v2 -> mockc v2"},
-    ),
+from .inputs import invalid_file, invalid_option, read_input, report_invalid_input
+from .story import (
+    LANES,
+    LIVE_STORY,
+    NO_ROUTE,
+    PATH,
+    Check,
+    Seen,
+    State,
+    destination_rule_subsets,
+    format_heading,
+    format_state,
+    format_verdict,
+    format_walk,
+    short_name,
+    steps,
+    walk,
 )
 
+if TYPE_CHECKING:
+    from lanes.dev.stack import Stack
 
-@dataclass(frozen=True)
-class Seen:
-    """What one state shows: DestinationRule subsets per service, the chain per lane header.
+    from .livestory import LiveSource
 
-    `routes` optionally says, per lane header, which subset served each hop (`*`: fallback).
-    """
-
-    subsets: dict[str, tuple[str, ...]]
-    chains: dict[str, str]
-    routes: dict[str, str] = field(default_factory=dict)
-
-
-class Source(Protocol):
-    """Where a walk gets what each state shows."""
-
-    label: str
-
-    def visit(self, state: State) -> Seen:
-        """Bring about `state` (or read it) and report what it shows."""
-        ...
-
-
-@dataclass(frozen=True)
-class Check:
-    """One comparison of what a state shows against the story."""
-
-    what: str
-    seen: str
-    expected: str
-    detail: str = ""
-
-    @property
-    def ok(self) -> bool:
-        """Whether the state shows what the story says."""
-        return self.seen == self.expected
-
-
-def short_name(service: str) -> str:
-    """`default/mocka` as `mocka`, the way the sample answers name themselves."""
-    return service.split("/", 1)[1]
-
-
-def describe_subsets(subsets: dict[str, tuple[str, ...]]) -> str:
-    """Subsets per service on one line, in the story's a / b / c order."""
-    return "  ".join(
-        f"{short_name(s)}: {','.join(subsets.get(s, ())) or '-'}" for s in SERVICES
-    )
-
-
-def destination_rule_subsets(objects: list[dict]) -> dict[str, tuple[str, ...]]:
-    """The subset names of each generated DestinationRule, keyed by service."""
-    return {
-        service_key(obj["spec"]["host"]): tuple(s["name"] for s in obj["spec"].get("subsets", []))
-        for obj in objects
-        if obj.get("kind") == "DestinationRule"
-    }
+SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "mock-chain"
+FLAVOURS = ("istio", "asm")
 
 
 class OfflineSource:
@@ -238,55 +106,92 @@ class OfflineSource:
         return Seen(destination_rule_subsets(objects), chains, routes)
 
 
-def check_state(state: State, seen: Seen) -> list[Check]:
-    """What a state shows next to what the story says: subsets, then each lane's chain."""
-    checks = [Check("DR subsets", describe_subsets(seen.subsets), describe_subsets(state.subsets))]
-    checks.extend(
-        Check(lane, seen.chains.get(lane, NO_ROUTE), state.chains[lane], seen.routes.get(lane, ""))
-        for lane in LANES
-    )
-    return checks
+def walk_live(
+    console: Console, sample: Path, flavour: str, gateway_port: int, timeout: float
+) -> bool:
+    """Start a stack, walk the live story on it, stop it; True when every state matched."""
+    from lanes.dev.stack import Stack
+
+    from .livestory import LiveSource
+
+    workdir = Path(tempfile.mkdtemp(prefix="lanes-demo-"))
+    stack: Stack | None = None
+    results: list[list[Check]] = []
+    complete = False
+    started = time.monotonic()
+    console.print(format_heading(f"{LiveSource.label}; flavour {flavour}"))
+    try:
+        with console.status("starting the local stack") as status:
+            stack = Stack(workdir, flavour=flavour, gateway_port=gateway_port,
+                          progress=_ticker(status.update))
+            stack.start()
+        console.print(_stack_ready(stack, time.monotonic() - started))
+        source = LiveSource(stack.kubeconfig, stack.plane.binaries.kubectl, stack.gateway_url, sample,
+                            flavour=flavour, timeout=timeout)
+        try:
+            complete = _walk_states(console, source, results)
+        finally:
+            source.close()
+        console.print(f"{source.requests} requests sent through the gateway")
+    finally:
+        if stack is not None:
+            with console.status("stopping the local stack"):
+                stack.stop()
+    passed = complete and all(check.ok for checks in results for check in checks)
+    console.print(format_verdict(results))
+    console.print(Text(f"demo took {time.monotonic() - started:.1f}s", style="dim"))
+    if passed:
+        shutil.rmtree(workdir, ignore_errors=True)
+    else:
+        console.print(f"logs kept in {workdir / 'logs'} (components) and {workdir / 'pods'} (pods)")
+    return passed
 
 
-def walk(source: Source, story: tuple[State, ...] = STORY) -> list[tuple[State, list[Check]]]:
-    """Every state of the story with its checks, in story order."""
-    return [(state, check_state(state, source.visit(state))) for state in story]
+def _walk_states(console: Console, source: LiveSource, results: list[list[Check]]) -> bool:
+    """Visit the live story's states in order, printing each; stop at the first that fails."""
+    previous = None
+    timings = []
+    with console.status("") as status:
+        source.progress = _ticker(status.update)
+        walker = steps(source, LIVE_STORY)
+        for index, state in enumerate(LIVE_STORY):
+            status.update(f"state {state.key}: {state.action}")
+            try:
+                _, seen, checks = next(walker)
+            except (TimeoutError, RuntimeError) as error:
+                console.print(Text(f"state {state.key}: {error}", style="bold red"))
+                return False
+            results.append(checks)
+            console.print(format_state(state, checks, seen, previous))
+            timings.append(f"{state.key} {seen.elapsed:.1f}s")
+            previous = state.key
+            if not all(check.ok for check in checks):
+                console.print(Text(f"stopping: state {state.key} does not match the story",
+                                   style="bold red"))
+                return False
+    console.print(Text("timings: " + " · ".join(timings), style="dim"))
+    return True
 
 
-def format_state(state: State, checks: list[Check]) -> RenderableType:
-    """One state: its action, then a line per check with the story's value on a mismatch."""
-    after = f" (from state {state.after})" if state.key == "U" else ""
-    title = Text(f"state {state.key}{after}: {state.action}", style="bold")
-    table = Table(box=None, show_header=False, padding=(0, 1, 0, 2))
-    table.add_column(style="cyan")
-    table.add_column()
-    table.add_column()
-    for check in checks:
-        seen = Text(check.seen)
-        if check.detail:
-            seen.append(f"\n{check.detail}", style="dim")
-        if not check.ok:
-            seen.append(f"\nstory: {check.expected}", style="red")
-        mark = Text("ok", style="green") if check.ok else Text("MISMATCH", style="bold red")
-        table.add_row(check.what, seen, mark)
-    return Group(title, table)
+def _ticker(update: Callable[[str], object]) -> Callable[[str], None]:
+    """A progress callback that shows how long the current wait has lasted."""
+    since = {"text": "", "at": time.monotonic()}
+
+    def say(text: str) -> None:
+        if text != since["text"]:
+            since["text"], since["at"] = text, time.monotonic()
+        update(f"{text}  [dim]{time.monotonic() - since['at']:.0f}s[/dim]")
+
+    return say
 
 
-def format_walk(label: str, results: list[tuple[State, list[Check]]]) -> RenderableType:
-    """The whole walk under its label, with a closing verdict."""
-    failed = sum(not check.ok for _, checks in results for check in checks)
-    total = sum(len(checks) for _, checks in results)
-    verdict = (
-        Text(f"all {total} checks match the story", style="bold green")
-        if not failed
-        else Text(f"{failed} of {total} checks differ from the story", style="bold red")
-    )
-    return Group(
-        Text(f"mock-chain story — {label}", style="bold"),
-        Text("(subsets marked * serve as the fallback for a lane without pods there)", style="dim"),
-        *(format_state(state, checks) for state, checks in results),
-        verdict,
-    )
+def _stack_ready(stack: Stack, elapsed: float) -> Text:
+    text = Text(f"local stack ready in {elapsed:.1f}s\n", style="bold")
+    text.append(f"  gateway     {stack.gateway_url}\n")
+    text.append(f"  KUBECONFIG  {stack.kubeconfig}  (while the demo runs)\n")
+    text.append(f"  requests    curl -H 'x-asm-prefer-tag: base|canary' -H 'my-request-id: N' "
+                f"{stack.gateway_url}{PATH}", style="dim")
+    return text
 
 
 @report_invalid_input
@@ -294,14 +199,37 @@ def demo(
     filename: Annotated[
         Path, typer.Option("-f", "--filename", help="The mock-chain sample.")
     ] = SAMPLE,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Walk the story without any process: render and trace.")
+    ] = False,
     observed_dir: Annotated[
         Path | None,
-        typer.Option(help="The states' observation files; default: <sample>/observed."),
+        typer.Option(help="Offline: the states' observation files; default: <sample>/observed."),
     ] = None,
+    flavour: Annotated[
+        str, typer.Option(help="The lane group's flavour and the mesh schema served: istio or asm.")
+    ] = "istio",
+    gateway_port: Annotated[
+        int, typer.Option(help="The gateway's port; if taken, a free one is used and printed.")
+    ] = 8080,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds a state may take to settle before the demo fails.")
+    ] = 90.0,
 ) -> None:
-    """Walk the mock-chain story offline; exit 0 only if every state matches the story."""
-    source = OfflineSource(filename, observed_dir or filename / "observed")
-    results = walk(source)
-    Console().print(format_walk(source.label, results))
-    if not all(check.ok for _, checks in results for check in checks):
+    """Walk the mock-chain story on a local stack; exit 0 only if every state matches the story."""
+    if flavour not in FLAVOURS:
+        raise invalid_option("--flavour", f"{flavour!r} is not one of {', '.join(FLAVOURS)}")
+    console = Console()
+    if offline:
+        source = OfflineSource(filename, observed_dir or filename / "observed")
+        results = walk(source)
+        console.print(format_walk(source.label, results))
+        passed = all(check.ok for _, checks in results for check in checks)
+    else:
+        try:
+            passed = walk_live(console, filename, flavour, gateway_port, timeout)
+        except KeyboardInterrupt:
+            print("interrupted; the local stack is stopped", file=sys.stderr)
+            raise typer.Exit(130) from None
+    if not passed:
         raise typer.Exit(1)
