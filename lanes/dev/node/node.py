@@ -310,7 +310,8 @@ class LocalNode:
             self._snapshot = snapshot
 
     def _shutdown(self) -> None:
-        """Stop every process, then tell the API server they are no longer ready."""
+        """Stop every process, then tell the API server: pods being deleted go, the others
+        are shown not ready until a node runs them again."""
         for run in self._runs.values():
             run.halt(min(STOP_GRACE_S, grace_period(run.pod)))
         deadline = time.monotonic() + STOP_GRACE_S + 1
@@ -320,11 +321,15 @@ class LocalNode:
             time.sleep(TICK_S)
         for run in self._runs.values():
             run.kill_now()
-            if not run.gone:
-                try:
+            if run.gone:
+                continue
+            try:
+                if run.terminating:
+                    self._pods.confirm_deletion(run.pod["metadata"])
+                else:
                     self._write_status(run, timeout=2)
-                except Exception as error:  # noqa: BLE001 (the API server may be gone first)
-                    log.info("final status of %s not written: %s", run.key, error)
+            except Exception as error:  # noqa: BLE001 (the API server may be gone first)
+                log.info("final update of %s not written: %s", run.key, error)
         for run in self._runs.values():
             if run.ip is not None:
                 self.addresses.release(run.ip)
