@@ -239,29 +239,27 @@ async def replicaset_event(namespace: str, meta: kopf.Meta, memo: Any, **_: Any)
             _rollouts(memo).on_deployment(namespace, ref["name"], {})
 
 
-def register(
-    registry: kopf.OperatorRegistry,
-    *,
-    webhook_options: webhook.WebhookOptions | None = None,
-    workers: int = 4,
-) -> kopf.OperatorRegistry:
+def register(registry: kopf.OperatorRegistry, *, workers: int = 4) -> kopf.OperatorRegistry:
     """Add the rollout handlers and the admission webhook to `registry` (once per registry).
 
     The API client is the lane operator's (`memo.runtime.api`) when one runs in the same
     process, so its writes are counted with the rest; otherwise one is made from the
-    environment. Webhook options default to `WebhookOptions.from_env()`.
+    environment. Webhook options come from `memo.webhook_options` when the program running
+    the operator sets it, else from `LANES_WEBHOOK_*` (`WebhookOptions.from_env`);
+    `LANES_WEBHOOK=off` leaves the webhook out, and the planner then holds bases itself.
     """
     if registry in _REGISTERED:
         return registry
     _REGISTERED.add(registry)
-    options = webhook_options or webhook.WebhookOptions.from_env()
+    serve_webhook = webhook.WebhookOptions.from_env().enabled
 
     async def rollouts_startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
         runtime = getattr(memo, "runtime", None)
         api = runtime.api if runtime is not None else connect()
         memo.rollouts = Rollouts(RolloutsApi(api), workers=workers)
         memo.rollouts.start()
-        if options.enabled:
+        if serve_webhook:
+            options = getattr(memo, "webhook_options", None) or webhook.WebhookOptions.from_env()
             webhook.configure(settings, options)
 
     async def rollouts_cleanup(memo: Any, **_: Any) -> None:
@@ -272,6 +270,6 @@ def register(
     kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)(workloadrollout_event)
     kopf.on.event("apps", "v1", "deployments", registry=registry)(deployment_event)
     kopf.on.event("apps", "v1", "replicasets", registry=registry)(replicaset_event)
-    if options.enabled:
+    if serve_webhook:
         webhook.register(registry)
     return registry

@@ -51,14 +51,14 @@ class Operator:
         self._thread = threading.Thread(target=self._main, name="lanes-rollouts", daemon=True)
 
     def _main(self) -> None:
-        registry = rollouts.register(build_registry(), webhook_options=self.webhook)
+        registry = rollouts.register(build_registry())
         try:
             asyncio.run(
                 kopf.operator(
                     registry=registry,
                     clusterwide=True,
                     standalone=True,
-                    memo=kopf.Memo(runtime=self.runtime),
+                    memo=kopf.Memo(runtime=self.runtime, webhook_options=self.webhook),
                     stop_flag=self._stop,
                     ready_flag=self._ready,
                 )
