@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import typer
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -277,7 +278,7 @@ def show_rollout(
     try:
         view = read_view(api, namespace, name)
         if view is None:
-            console.print(f"error: workloadrollout/{name} not found in namespace {namespace}")
+            typer.echo(f"error: workloadrollout/{name} not found in namespace {namespace}", err=True)
             return 1
         if watch:
             view = _watch(api, namespace, name, view, timeout, console)
