@@ -21,7 +21,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from lanes.rollout import CANARY_LABEL, HELD_ANNOTATION, DeploymentView, template_hash
+from lanes.rollout import CANARY_LABEL, HELD_ANNOTATION, DeploymentView
 
 Outcome = Literal["succeeded", "failed", "rolled back", "progressing"]
 EXIT_CODES: dict[Outcome, int] = {"succeeded": 0, "failed": 1, "rolled back": 1, "progressing": 2}
