@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from convergence import cluster, percentile, report
+from convergence import cluster, report
 from kubernetes import client, config, watch
 
 from lanes.dev.node import LocalNode

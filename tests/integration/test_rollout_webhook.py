@@ -8,6 +8,7 @@ rolling, and the operator, once back, holds the base itself and runs the canary 
 
 from __future__ import annotations
 
+import base64
 import time
 import uuid
 
@@ -75,7 +76,7 @@ def test_configuration_scopes_and_fails_open(control_plane, kube_api, cluster, c
     assert hook.failure_policy == "Ignore"
     assert hook.side_effects == "None"
     assert hook.client_config.url.startswith("https://127.0.0.1:")
-    assert b"BEGIN CERTIFICATE" in __import__("base64").b64decode(hook.client_config.ca_bundle)
+    assert b"BEGIN CERTIFICATE" in base64.b64decode(hook.client_config.ca_bundle)
     assert [(r.api_groups, r.resources, r.operations) for r in hook.rules] == [
         (["apps"], ["deployments"], ["UPDATE"])
     ]
