@@ -64,6 +64,7 @@ def up(state_dir: Path, progress: TextIO | None = sys.stderr) -> Path:
     """
     state_dir = state_dir.resolve()
     with _locked(state_dir):
+        _refuse_if_stack_runs(state_dir)
         if is_running(state_dir):
             return kubeconfig_path(state_dir)
         ensure_binaries(progress)
@@ -95,6 +96,7 @@ def down(state_dir: Path) -> bool:
     """Stop the control plane; return whether anything was running."""
     state_dir = state_dir.resolve()
     with _locked(state_dir):
+        _refuse_if_stack_runs(state_dir)
         stopped = _stop_supervisor(state_dir)
         for pid_path in sorted((state_dir / "run").glob("*.pid")):
             stopped = processes.stop_stale(pid_path, marker=str(state_dir)) or stopped
@@ -122,6 +124,17 @@ def serve(state_dir: Path) -> int:
         (state_dir / "ready").unlink(missing_ok=True)
         plane.stop()
         print("local control plane stopped", flush=True)
+
+
+def _refuse_if_stack_runs(state_dir: Path) -> None:
+    """The full stack (`dev up`) owns this directory's control plane; leave it to `dev down`."""
+    from lanes.dev import stackd
+
+    if stackd.supervisor_pid(state_dir) is not None:
+        raise RuntimeError(
+            f"the full local stack runs in {state_dir} (`kubectl lane dev up`); "
+            "stop it with `kubectl lane dev down`"
+        )
 
 
 def _stop_supervisor(state_dir: Path) -> bool:

@@ -155,10 +155,6 @@ class Stack:
             dead.append("envoy")
         return dead
 
-    def pid_files(self) -> list[Path]:
-        """Where every child's pid is kept, for `down` to sweep after a crash."""
-        return [*self.plane.run_dir.glob("*.pid"), self.state_dir / "mesh" / "envoy.pid"]
-
     def _start_mesh(self) -> None:
         port = gateway_port(self.wanted_gateway_port)
         self.mesh = EnvoyMesh(
