@@ -230,6 +230,10 @@ class ControlPlane:
                 f"--root-ca-file={self.pki.ca_cert}",
                 f"--cluster-signing-cert-file={self.pki.ca_cert}",
                 f"--cluster-signing-key-file={self.pki.ca_key}",
+                # Pods here live on loopback addresses, which the API server refuses in
+                # Endpoints and EndpointSlices; these controllers would only log failures.
+                "--controllers=*,-endpoints-controller,-endpointslice-controller,"
+                "-endpointslice-mirroring-controller",
                 "--leader-elect=false",
                 "--bind-address=127.0.0.1",
                 f"--secure-port={processes.free_port()}",
