@@ -141,6 +141,10 @@ class MeshSync:
             (pods if watch.resource.kind == "Pod" else objects).extend(watch.objects())
         return objects, pods
 
+    def relists(self) -> dict[str, int]:
+        """How often each kind was listed: once at start, then again after each watch failure."""
+        return {w.resource.plural: w.relists for w in self._watches}
+
     def wait_current(self, timeout: float = 10.0) -> None:
         """Wait until every change seen so far is in force in Envoy (or failed to translate).
 
