@@ -89,7 +89,7 @@ class Operator:
 
 
 class OperatorProcess:
-    """The same operator as a child process, for SIGKILL: `python -m tests.integration.rollout_operator`."""
+    """The same operator as a child process, for SIGKILL: `python -m lanes.dev.operator`."""
 
     def __init__(self, kubeconfig: Path, config_name: str, log_path: Path):
         self.kubeconfig = kubeconfig
@@ -106,7 +106,7 @@ class OperatorProcess:
         }
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.integration.rollout_operator", str(self.kubeconfig)],
+            [sys.executable, "-m", "lanes.dev.operator", "--kubeconfig", str(self.kubeconfig)],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
         log.close()
