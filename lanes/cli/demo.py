@@ -12,6 +12,7 @@ observation files and requests traced through the call graph.
 from __future__ import annotations
 
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -133,10 +134,13 @@ def walk_live(
         finally:
             source.close()
         console.print(f"{source.requests} requests sent through the gateway")
-    finally:
-        if stack is not None:
-            with console.status("stopping the local stack"):
-                stack.stop()
+    except KeyboardInterrupt:
+        _stop(console, stack)
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    except Exception as error:  # noqa: BLE001 (reported with the logs to read, then exit 1)
+        console.print(Text(f"error: {error}", style="bold red"))
+    _stop(console, stack)
     passed = complete and all(check.ok for checks in results for check in checks)
     console.print(format_verdict(results))
     console.print(Text(f"demo took {time.monotonic() - started:.1f}s", style="dim"))
@@ -147,6 +151,12 @@ def walk_live(
     return passed
 
 
+def _stop(console: Console, stack: Stack | None) -> None:
+    if stack is not None:
+        with console.status("stopping the local stack"):
+            stack.stop()
+
+
 def _walk_states(console: Console, source: LiveSource, results: list[list[Check]]) -> bool:
     """Visit the live story's states in order, printing each; stop at the first that fails."""
     previous = None
@@ -154,7 +164,7 @@ def _walk_states(console: Console, source: LiveSource, results: list[list[Check]
     with console.status("") as status:
         source.progress = _ticker(status.update)
         walker = steps(source, LIVE_STORY)
-        for index, state in enumerate(LIVE_STORY):
+        for state in LIVE_STORY:
             status.update(f"state {state.key}: {state.action}")
             try:
                 _, seen, checks = next(walker)
@@ -194,6 +204,11 @@ def _stack_ready(stack: Stack, elapsed: float) -> Text:
     return text
 
 
+def _interrupt(*_: object) -> None:
+    """SIGTERM stops the demo as Ctrl-C does, so its stack is stopped too."""
+    raise KeyboardInterrupt
+
+
 @report_invalid_input
 def demo(
     filename: Annotated[
@@ -226,10 +241,13 @@ def demo(
         console.print(format_walk(source.label, results))
         passed = all(check.ok for _, checks in results for check in checks)
     else:
+        previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
             passed = walk_live(console, filename, flavour, gateway_port, timeout)
         except KeyboardInterrupt:
             print("interrupted; the local stack is stopped", file=sys.stderr)
             raise typer.Exit(130) from None
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     if not passed:
         raise typer.Exit(1)

@@ -18,12 +18,15 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import cast
 
 import typer
 import yaml
 from kubernetes import client
 
+from lanes.api.workloadrollout import WorkloadRollout
 from lanes.kube.connect import connect
+from lanes.rollout import Intent, check_intent
 
 from .story import LANES, NO_ROUTE, PATH, SERVICES, Seen, State, check_state, destination_rule_subsets
 
@@ -170,29 +173,27 @@ class LiveSource:
                              input=yaml.safe_dump_all(documents))
             return ""
         rollout = f"rollouts-{service}"
+        intent = cast(Intent, verb)
         if verb == "image":
             self.wait(lambda: self.targeted(service), f"{rollout} to be Healthy and target {service}-v1")
             self.run_kubectl("set", "image", f"deployment/{service}-v1", f"default={IMAGE}:2.0",
                              "-n", NAMESPACE)
             return ""
-        from lanes.api.workloadrollout import WorkloadRollout
-        from lanes.rollout import check_intent
-
         def allowed() -> bool:
             body = self.rollouts().get(rollout)
-            return body is not None and check_intent(WorkloadRollout.model_validate(body), verb) is None
+            return body is not None and check_intent(WorkloadRollout.model_validate(body), intent) is None
 
         self.wait(allowed, f"{rollout} to accept `{verb}`")
-        return self.request_intent(verb, rollout)
+        return self.request_intent(intent, rollout)
 
-    def request_intent(self, verb: str, rollout: str) -> str:
+    def request_intent(self, verb: Intent, rollout: str) -> str:
         """`kubectl lane approve|undo rollout/NAME`, through the same code as the CLI."""
         from .intents import request
 
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
-                request(verb, f"rollout/{rollout}", NAMESPACE, str(self.kubeconfig), None)  # type: ignore[arg-type]
+                request(verb, f"rollout/{rollout}", NAMESPACE, str(self.kubeconfig), None)
             except typer.Exit as exit_:
                 if exit_.exit_code:
                     raise RuntimeError(f"kubectl lane {verb} rollout/{rollout}: {err.getvalue().strip()}") from None
