@@ -228,8 +228,25 @@ def status(
     output: Annotated[Output, typer.Option("--output", "-o", help="tree or json.")] = Output.tree,
     kubeconfig: Annotated[str | None, typer.Option(help="Kubeconfig file; default: $KUBECONFIG or ~/.kube/config.")] = None,
     context: Annotated[str | None, typer.Option(help="Kubeconfig context to use.")] = None,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", "-n", help="Namespace of rollout/NAME.")
+    ] = None,
+    watch: Annotated[
+        bool, typer.Option("--watch", "-w", help="rollout/NAME: redraw until the release ends.")
+    ] = False,
 ) -> None:
-    """Show lane groups on the live cluster: which lanes have pods of each service, and the routes in force."""
+    """Show lane groups (or `rollout/NAME`) on the live cluster: lanes, pods and routes in force.
+
+    For rollout/NAME the exit code: 0 succeeded, 1 failed or rolled back, 2 in progress.
+    """
+    if group is not None and group.startswith(("rollout/", "workloadrollout/", "wro/")):
+        from .rolloutstatus import show_rollout
+
+        raise typer.Exit(
+            show_rollout(
+                group, namespace=namespace, watch=watch, kubeconfig=kubeconfig, context=context
+            )
+        )
     try:
         views = read_views(kubeconfig, context, group)
     except LookupError as error:

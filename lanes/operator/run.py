@@ -13,6 +13,7 @@ from typing import Any
 import kopf
 
 from .handlers import register
+from .rollouts import register as register_rollouts
 from .runtime import Options, Runtime
 
 
@@ -37,8 +38,11 @@ def connection_info(runtime: Runtime, settings: kopf.OperatorSettings) -> kopf.C
 
 
 def build_registry() -> kopf.OperatorRegistry:
-    """A registry with lanes' handlers and a login from the operator's own configuration."""
-    registry = register(kopf.OperatorRegistry())
+    """A registry with lanes' handlers and a login from the operator's own configuration.
+
+    Lane groups, WorkloadRollouts and the rollout admission webhook all run in one operator.
+    """
+    registry = register_rollouts(register(kopf.OperatorRegistry()))
 
     def operator_login(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> kopf.ConnectionInfo:
         return connection_info(memo.runtime, settings)

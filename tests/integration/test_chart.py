@@ -42,6 +42,7 @@ def test_chart_installs_crds_operator_rbac_and_metrics_service(rendered: list[di
         ("CustomResourceDefinition", "workloadrollouts.lanes.dev"),
         ("Deployment", "lanes"),
         ("Service", "lanes-metrics"),
+        ("Service", "lanes-webhook"),
         ("ServiceAccount", "lanes"),
     ]
 
