@@ -86,7 +86,8 @@ def operator_process(kubeconfig: str, log: Path) -> tuple[subprocess.Popen, int,
     env = {**os.environ, "LANES_WEBHOOK_PORT": str(port), "LANES_WEBHOOK_CONFIG": name}
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "lanes.dev.operator", "--kubeconfig", kubeconfig],
+            [sys.executable, "-m", "lanes.operator", "--kubeconfig", kubeconfig,
+             "--metrics-port", "-1"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )
     return process, port, name

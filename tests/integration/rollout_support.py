@@ -89,7 +89,7 @@ class Operator:
 
 
 class OperatorProcess:
-    """The same operator as a child process, for SIGKILL: `python -m lanes.dev.operator`."""
+    """The same operator as a child process, for SIGKILL: `python -m lanes.operator`."""
 
     def __init__(self, kubeconfig: Path, config_name: str, log_path: Path):
         self.kubeconfig = kubeconfig
@@ -106,7 +106,8 @@ class OperatorProcess:
         }
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "lanes.dev.operator", "--kubeconfig", str(self.kubeconfig)],
+            [sys.executable, "-m", "lanes.operator", "--kubeconfig", str(self.kubeconfig),
+             "--metrics-port", "-1"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
         log.close()
