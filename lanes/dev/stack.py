@@ -156,6 +156,7 @@ class Stack:
         return dead
 
     def _start_mesh(self) -> None:
+        processes.stop_stale(self.state_dir / "mesh" / "envoy.pid", marker=str(self.state_dir))
         port = gateway_port(self.wanted_gateway_port)
         self.mesh = EnvoyMesh(
             self.state_dir / "mesh", gateway_port=port, mesh_port=processes.free_port()
