@@ -120,7 +120,7 @@ def walk_live(
     results: list[list[Check]] = []
     complete = False
     started = time.monotonic()
-    console.print(format_heading(f"{LiveSource.label}; flavour {flavour}"))
+    console.print(format_heading(f"{LiveSource.label}; flavour {flavour}", traced=False))
     try:
         with console.status("starting the local stack") as status:
             stack = Stack(workdir, flavour=flavour, gateway_port=gateway_port,

@@ -254,10 +254,13 @@ def format_verdict(results: Iterable[list[Check]]) -> Text:
     return Text(f"{failed} of {total} checks differ from the story", style="bold red")
 
 
-def format_heading(label: str) -> RenderableType:
-    """The walk's title and how to read the subsets."""
+def format_heading(label: str, traced: bool = True) -> RenderableType:
+    """The walk's title, and for traced chains how to read the subsets of each hop."""
+    title = Text(f"mock-chain story — {label}", style="bold")
+    if not traced:
+        return title
     return Group(
-        Text(f"mock-chain story — {label}", style="bold"),
+        title,
         Text("(subsets marked * serve as the fallback for a lane without pods there)", style="dim"),
     )
 
