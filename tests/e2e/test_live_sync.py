@@ -10,7 +10,6 @@ import copy
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from kubernetes import client
@@ -174,7 +173,7 @@ def test_a_route_change_applies_without_failing_requests_in_flight(bed: Bed) -> 
     print(f"route change in force after {took:.2f}s; {len(answers)} requests, none failed")
 
 
-def test_the_sync_lists_again_after_its_watch_breaks(bed: Bed, tmp_path: Path) -> None:
+def test_the_sync_lists_again_after_its_watch_breaks(bed: Bed) -> None:
     bed.apply(GATEWAY)
     bed.apply(RULE)
     bed.apply(route_to("v2"))
