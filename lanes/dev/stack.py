@@ -57,8 +57,12 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def operator_argv(kubeconfig: Path) -> list[str]:
-    """The operator, lane and rollout handlers with the admission webhook, as a process."""
-    return [sys.executable, "-m", "lanes.dev.operator", "--kubeconfig", str(kubeconfig)]
+    """The shipped operator (lane groups, rollouts, admission webhook) as users run it.
+
+    No metrics endpoint: its fixed default port would clash between stacks on one machine.
+    """
+    return [sys.executable, "-m", "lanes.operator", "--kubeconfig", str(kubeconfig),
+            "--metrics-port", "-1"]
 
 
 class Stack:
