@@ -24,8 +24,10 @@ unit: $(STAMP)
 crds: $(STAMP)
 	$(BIN)/python -m lanes.api.crds --write crds charts/lanes/crds
 
+# Every benchmark; each prints a table. Those needing a cluster start a local control plane.
+BENCHES := render dataplane controlplane convergence idle_writes rollout
 bench: $(STAMP)
-	$(BIN)/python bench/render.py
+	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
