@@ -32,6 +32,7 @@ from lanes.api.topology import resolve
 from lanes.graph import build_graph, explain
 from lanes.render import render_group
 
+from .console import make_console
 from .inputs import invalid_file, invalid_option, read_input, report_invalid_input
 from .story import (
     LANES,
@@ -234,7 +235,7 @@ def demo(
     """Walk the mock-chain story on a local stack; exit 0 only if every state matches the story."""
     if flavour not in FLAVOURS:
         raise invalid_option("--flavour", f"{flavour!r} is not one of {', '.join(FLAVOURS)}")
-    console = Console()
+    console = make_console()
     if offline:
         source = OfflineSource(filename, observed_dir or filename / "observed")
         results = walk(source)

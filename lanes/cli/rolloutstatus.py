@@ -21,6 +21,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from lanes.cli.console import make_console
 from lanes.rollout import CANARY_LABEL, HELD_ANNOTATION, DeploymentView
 
 Outcome = Literal["succeeded", "failed", "rolled back", "progressing"]
@@ -273,7 +274,7 @@ def show_rollout(
 
     name = rollout_name(target)
     namespace = namespace or default_namespace(kubeconfig, context)
-    console = console or Console()
+    console = console or make_console()
     api = connect(kubeconfig, context)
     try:
         view = read_view(api, namespace, name)

@@ -21,6 +21,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from lanes.api.common import GROUP_LABEL
+from lanes.cli.console import make_console
 from lanes.render.names import fqdn
 
 
@@ -255,4 +256,4 @@ def status(
     if output is Output.json:
         typer.echo(views_to_json(views))
     else:
-        Console().print(format_groups(views))
+        make_console().print(format_groups(views))

@@ -14,6 +14,7 @@ from rich.tree import Tree
 
 from lanes.graph import Hop, Route, Trace, build_graph, check_graph, explain
 
+from .console import make_console
 from .inputs import (
     Filename,
     GroupName,
@@ -124,4 +125,4 @@ def trace(
     if output is Output.json:
         typer.echo(json.dumps(trace_to_dict(result), indent=2))
     else:
-        Console().print(format_trace(result))
+        make_console().print(format_trace(result))
