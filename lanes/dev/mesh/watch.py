@@ -2,16 +2,14 @@
 
 The mesh needs a full, current picture of a few kinds rather than a stream of changes, so a
 `ListWatch` keeps a store per kind: a list replaces it (which also forgets objects deleted
-while the watch was down), and each watch event updates it. The kubernetes client's `Watch`
-raises on an expired resourceVersion when asked for raw dicts, so the loop is written here;
-`stop()` shuts the socket down so a blocked read returns at once.
+while the watch was down), and each watch event updates it; the loop itself is the one in
+`lanes.dev.listwatch` the local node uses too.
 """
 
 from __future__ import annotations
 
-import json
+import functools
 import logging
-import socket
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,10 +17,10 @@ from typing import Any
 
 from kubernetes import client
 
-WATCH_TIMEOUT_S = 240
+from lanes.dev.listwatch import ListCall, ListWatchLoop, Obj
+
 MAX_BACKOFF_S = 5.0
 
-Obj = dict[str, Any]
 Key = tuple[str, str]
 _SINGULAR = {"pods": "pod", "services": "service"}
 
@@ -39,10 +37,6 @@ class Resource:
     @property
     def api_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
-
-
-class _Expired(Exception):
-    """The resourceVersion is too old (HTTP 410); only a fresh list helps."""
 
 
 def key_of(obj: Mapping[str, Any]) -> Key:
@@ -74,9 +68,11 @@ class ListWatch:
         self.relists = 0
         self._on_change = on_change
         self._reduce = reduce or (lambda obj: obj)
-        self._log = log or logging.getLogger("lanes.dev.mesh")
-        self._stopping = threading.Event()
-        self._response: Any = None
+        self._loop = ListWatchLoop(
+            self._list_call(), on_list=self._stored, on_event=self._changed,
+            what=f"watch of {resource.plural}", log=log or logging.getLogger("lanes.dev.mesh"),
+            backoff=(0.2, MAX_BACKOFF_S),
+        )
 
     def objects(self) -> list[Obj]:
         """A snapshot of the store, in key order."""
@@ -85,86 +81,34 @@ class ListWatch:
 
     def run(self) -> None:
         """Until `stop()`: list, then watch from the list's resourceVersion; again on failure."""
-        backoff = 0.2
-        while not self._stopping.is_set():
-            try:
-                version = self._list()
-                backoff = 0.2
-                while not self._stopping.is_set():
-                    version = self._watch(version)
-            except _Expired:
-                continue
-            except Exception as error:  # noqa: BLE001 (any failure means: list again)
-                if self._stopping.is_set():
-                    return
-                self._log.warning("watch of %s failed, listing again in %.1fs: %s",
-                                  self.resource.plural, backoff, error)
-                self._stopping.wait(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
+        self._loop.run()
 
     def stop(self) -> None:
-        self._stopping.set()
-        sock = getattr(getattr(self._response, "connection", None), "sock", None)
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        self._loop.stop()
 
-    def _get(self, timeout: Any, **query: Any) -> Any:
+    def _list_call(self) -> ListCall:
         resource = self.resource
         if resource.group:
             call = client.CustomObjectsApi(self.api).list_cluster_custom_object
-            args: tuple[str, ...] = (resource.group, resource.version, resource.plural)
-        else:
-            call = getattr(client.CoreV1Api(self.api), f"list_{_SINGULAR[resource.plural]}_for_all_namespaces")
-            args = ()
-        return call(*args, **query, _preload_content=False, _request_timeout=timeout)
+            return functools.partial(call, resource.group, resource.version, resource.plural)
+        return getattr(client.CoreV1Api(self.api), f"list_{_SINGULAR[resource.plural]}_for_all_namespaces")
 
-    def _list(self) -> str:
-        response = self._get(30)
-        listing = json.loads(response.data)
-        items = {}
-        for item in listing.get("items") or []:
+    def _stored(self, items: list[Obj]) -> None:
+        store = {}
+        for item in items:
             item.setdefault("apiVersion", self.resource.api_version)
             item.setdefault("kind", self.resource.kind)
-            items[key_of(item)] = self._reduce(item)
+            store[key_of(item)] = self._reduce(item)
         with self.lock:
-            self.store = items
+            self.store = store
             self.relists += 1
         self.synced.set()
         self._on_change()
-        return listing["metadata"]["resourceVersion"]
 
-    def _watch(self, version: str) -> str:
-        response = self._get(
-            (10, WATCH_TIMEOUT_S + 30), watch=True, resource_version=version,
-            allow_watch_bookmarks=True, timeout_seconds=WATCH_TIMEOUT_S,
-        )
-        self._response = response
-        try:
-            if self._stopping.is_set():
-                return version
-            for line in response:
-                if not line.strip():
-                    continue
-                event = json.loads(line)
-                kind, obj = event["type"], event["object"]
-                if kind == "ERROR":
-                    if obj.get("code") == 410:
-                        raise _Expired()
-                    raise RuntimeError(f"watch error: {obj.get('message')}")
-                version = obj["metadata"]["resourceVersion"]
-                if kind == "BOOKMARK":
-                    continue
-                with self.lock:
-                    if kind == "DELETED":
-                        self.store.pop(key_of(obj), None)
-                    else:
-                        self.store[key_of(obj)] = self._reduce(obj)
-                self._on_change()
-        finally:
-            self._response = None
-            response.close()
-            response.release_conn()
-        return version
+    def _changed(self, kind: str, obj: Obj) -> None:
+        with self.lock:
+            if kind == "DELETED":
+                self.store.pop(key_of(obj), None)
+            else:
+                self.store[key_of(obj)] = self._reduce(obj)
+        self._on_change()
