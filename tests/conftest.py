@@ -1,7 +1,8 @@
-"""Paths shared by every test."""
+"""Paths shared by every test, and the one-time builds the cluster tests need."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,25 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 REFERENCE = SHARED / "reference"
+CLUSTER_SUITES = ("integration", "e2e")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build the control plane and Helm before any test runs, with progress on the terminal.
+
+    A cold build takes minutes; done here it shows its progress instead of happening silently
+    inside whichever test first needs a cluster. Runs of unit tests alone build nothing.
+    """
+    suites = {Path(str(item.path)).relative_to(ROOT).parts[1] for item in session.items}
+    if not suites & set(CLUSTER_SUITES):
+        return
+    from lanes.dev.binaries import ensure_binaries
+    from lanes.dev.helm import ensure_helm
+
+    capture = session.config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        ensure_binaries(progress=sys.stderr)
+        ensure_helm(progress=sys.stderr)
 
 
 @pytest.fixture(scope="session")
