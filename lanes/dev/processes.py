@@ -61,20 +61,35 @@ def spawn(
 
     `env`, when given, is the child's whole environment; otherwise it inherits ours.
     """
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     pid_path.parent.mkdir(parents=True, exist_ok=True)
+    process = start_in_session(argv, log_path, env=env, die_with_parent=_in_main_thread())
+    pid_path.write_text(f"{process.pid}\n")
+    return Child(name=name, process=process, log_path=log_path, pid_path=pid_path)
+
+
+def start_in_session(
+    argv: Sequence[str],
+    log_path: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    die_with_parent: bool,
+) -> subprocess.Popen[bytes]:
+    """Start `argv` in a new session with output appended to `log_path`.
+
+    `die_with_parent` asks the kernel to SIGKILL it when the calling thread exits, which is
+    only right when that thread lives as long as its owner (see `_in_main_thread`).
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
-        process = subprocess.Popen(
+        return subprocess.Popen(
             list(argv),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
             env=dict(env) if env is not None else None,
-            preexec_fn=_die_with_parent() if _in_main_thread() else None,
+            preexec_fn=_die_with_parent() if die_with_parent else None,
         )
-    pid_path.write_text(f"{process.pid}\n")
-    return Child(name=name, process=process, log_path=log_path, pid_path=pid_path)
 
 
 def stop(child: Child, timeout: float = 15.0) -> None:
@@ -85,24 +100,28 @@ def stop(child: Child, timeout: float = 15.0) -> None:
     """
     pid = child.process.pid
     if child.process.returncode is None:
-        _signal_group(pid, signal.SIGTERM)
-        if not _exited(pid, timeout):
-            _signal_group(pid, signal.SIGKILL)
-            _exited(pid, timeout)
-        _signal_group(pid, signal.SIGKILL)
+        signal_group(pid, signal.SIGTERM)
+        if not _exited_within(pid, timeout):
+            signal_group(pid, signal.SIGKILL)
+            _exited_within(pid, timeout)
+        signal_group(pid, signal.SIGKILL)
         child.process.wait()
     child.pid_path.unlink(missing_ok=True)
 
 
-def _exited(pid: int, timeout: float) -> bool:
+def exited(pid: int) -> bool:
+    """Whether our child `pid` exited, leaving it unreaped so its group id stays ours to signal."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+def _exited_within(pid: int, timeout: float) -> bool:
     """Wait for `pid` to exit without reaping it."""
     deadline = time.monotonic() + timeout
     while True:
-        try:
-            info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-        except ChildProcessError:
-            return True
-        if info is not None:
+        if exited(pid):
             return True
         if time.monotonic() > deadline:
             return False
@@ -122,9 +141,9 @@ def stop_stale(pid_path: Path, marker: str, timeout: float = 15.0) -> bool:
         return False
     stopped = False
     if marker in command_line(pid):
-        _signal_group(pid, signal.SIGTERM)
+        signal_group(pid, signal.SIGTERM)
         if not wait_gone(pid, timeout):
-            _signal_group(pid, signal.SIGKILL)
+            signal_group(pid, signal.SIGKILL)
             wait_gone(pid, 5.0)
         stopped = True
     pid_path.unlink(missing_ok=True)
@@ -182,7 +201,8 @@ def _exists(pid: int) -> bool:
     return status.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
-def _signal_group(pid: int, sig: signal.Signals) -> None:
+def signal_group(pid: int, sig: signal.Signals) -> None:
+    """Signal the process group `pid` leads; one already gone is no error."""
     try:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):

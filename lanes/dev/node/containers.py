@@ -10,23 +10,20 @@ anything it forked.
 
 from __future__ import annotations
 
-import ctypes
-import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
+from lanes.dev import processes
 from lanes.dev.node.images import Program
 from lanes.dev.node.objects import ContainerView, Termination
 from lanes.dev.node.probes import Probe
 
-_PR_SET_PDEATHSIG = 1
 _RUNTIME_SCHEME = "lanes-local://"
 MAX_BACKOFF_S = 30.0
 BACKOFF_RESET_S = 60.0
@@ -76,16 +73,9 @@ class Container:
             self.last, self.ended = self.ended, None
             self.restart_count += 1
         try:
-            with self.log_path.open("ab") as log:
-                self.process = subprocess.Popen(
-                    list(program.argv),
-                    env=dict(env),
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    preexec_fn=_die_with_parent(),
-                )
+            self.process = processes.start_in_session(
+                program.argv, self.log_path, env=env, die_with_parent=True
+            )
         except OSError as error:
             self.ended = Termination(128, "StartError", now, now, "")
             self.waiting = ("RunContainerError", str(error))
@@ -100,12 +90,12 @@ class Container:
         """Notice an exit, schedule the restart the policy asks for, and run the probe."""
         if self.process is None:
             return
-        if _exited(self.process.pid):
+        if processes.exited(self.process.pid):
             self._reap()
             self._schedule_restart(now)
             return
         if self.kill_at is not None and now >= self.kill_at:
-            _signal_group(self.process.pid, signal.SIGKILL)
+            processes.signal_group(self.process.pid, signal.SIGKILL)
             return
         if not self.stopping:
             self._advance_probe(now, probes)
@@ -114,14 +104,14 @@ class Container:
         """SIGTERM now, SIGKILL after `grace_s` (kubelet's graceful stop); no restart after."""
         self.stopping, self.restart_at, self.ready = True, None, False
         if self.process is not None and self.kill_at is None:
-            _signal_group(self.process.pid, signal.SIGTERM)
+            processes.signal_group(self.process.pid, signal.SIGTERM)
             self.kill_at = time.monotonic() + max(grace_s, 0.0)
 
     def kill_now(self) -> None:
         """SIGKILL and reap at once, for when nothing may be left running."""
         self.stopping, self.restart_at = True, None
         if self.process is not None:
-            _signal_group(self.process.pid, signal.SIGKILL)
+            processes.signal_group(self.process.pid, signal.SIGKILL)
             self._reap()
 
     def view(self) -> ContainerView:
@@ -146,7 +136,7 @@ class Container:
     def _reap(self) -> None:
         assert self.process is not None
         pid = self.process.pid
-        _signal_group(pid, signal.SIGKILL)
+        processes.signal_group(pid, signal.SIGKILL)
         code = self.process.wait()
         exit_code = 128 - code if code < 0 else code
         self.ended = Termination(
@@ -189,31 +179,3 @@ class Container:
             self._probe_due = now + (self.probe.period_s if self.ready else self.probe.startup_period_s)
         if now >= self._probe_due:
             self._probe_result = probes.submit(self.probe.check)
-
-
-def _exited(pid: int) -> bool:
-    """Whether `pid` exited, leaving it unreaped so its group id stays ours to signal."""
-    try:
-        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-    except ChildProcessError:
-        return True
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _die_with_parent() -> Callable[[], Any]:
-    libc = ctypes.CDLL(None, use_errno=True)
-    prctl = libc.prctl
-    parent = os.getpid()
-
-    def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    return preexec
