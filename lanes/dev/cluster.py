@@ -7,16 +7,9 @@ data, certificates, kubeconfig, logs) stays in the state directory across restar
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shlex
-import signal
-import subprocess
 import sys
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
@@ -24,6 +17,7 @@ import lanes
 from lanes.dev import processes
 from lanes.dev.binaries import ensure_binaries
 from lanes.dev.controlplane import ControlPlane
+from lanes.dev.supervisor import Supervisor, locked, run_until_stopped, stop_on_signals
 
 SUPERVISOR_MODULE = "lanes.dev.cluster"
 UP_TIMEOUT_S = 180.0
@@ -46,11 +40,7 @@ def export_line(state_dir: Path) -> str:
 
 def supervisor_pid(state_dir: Path) -> int | None:
     """The running supervisor's pid, or None; pids reused by other programs do not count."""
-    try:
-        pid = int((state_dir / "supervisor.pid").read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
-    return pid if SUPERVISOR_MODULE in processes.command_line(pid) else None
+    return _supervisor(state_dir).pid()
 
 
 def is_running(state_dir: Path) -> bool:
@@ -63,41 +53,27 @@ def up(state_dir: Path, progress: TextIO | None = sys.stderr) -> Path:
     Binaries are built here, in the foreground, so a first run shows build progress.
     """
     state_dir = state_dir.resolve()
-    with _locked(state_dir):
+    with locked(state_dir):
         _refuse_if_stack_runs(state_dir)
         if is_running(state_dir):
             return kubeconfig_path(state_dir)
         ensure_binaries(progress)
-        _stop_supervisor(state_dir)
+        supervisor = _supervisor(state_dir)
+        supervisor.stop()
         (state_dir / "ready").unlink(missing_ok=True)
-        log_path = state_dir / "logs" / "supervisor.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with log_path.open("ab") as log:
-            supervisor = subprocess.Popen(
-                [sys.executable, "-m", SUPERVISOR_MODULE, "serve", str(state_dir)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                env=_supervisor_env(),
-            )
-        (state_dir / "supervisor.pid").write_text(f"{supervisor.pid}\n")
-        deadline = time.monotonic() + UP_TIMEOUT_S
-        while not (state_dir / "ready").exists():
-            if supervisor.poll() is not None or time.monotonic() > deadline:
-                _stop_supervisor(state_dir)
-                tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-30:])
-                raise RuntimeError(f"the local control plane did not start; {log_path}:\n{tail}")
-            time.sleep(0.2)
+        supervisor.start(
+            [str(state_dir)], _supervisor_env(), (state_dir / "ready").exists,
+            what="the local control plane", timeout_s=UP_TIMEOUT_S,
+        )
     return kubeconfig_path(state_dir)
 
 
 def down(state_dir: Path) -> bool:
     """Stop the control plane; return whether anything was running."""
     state_dir = state_dir.resolve()
-    with _locked(state_dir):
+    with locked(state_dir):
         _refuse_if_stack_runs(state_dir)
-        stopped = _stop_supervisor(state_dir)
+        stopped = _supervisor(state_dir).stop()
         for pid_path in sorted((state_dir / "run").glob("*.pid")):
             stopped = processes.stop_stale(pid_path, marker=str(state_dir)) or stopped
         (state_dir / "ready").unlink(missing_ok=True)
@@ -106,20 +82,13 @@ def down(state_dir: Path) -> bool:
 
 def serve(state_dir: Path) -> int:
     """Run the control plane until SIGTERM/SIGINT/SIGHUP, or until a component dies."""
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals()
     plane = ControlPlane(state_dir)
     plane.start()
     try:
         (state_dir / "ready").write_text(f"{plane.server}\n")
         print(f"local control plane ready at {plane.server}", flush=True)
-        while not stop.wait(1.0):
-            dead = plane.dead_components()
-            if dead:
-                print(f"{', '.join(dead)} exited; stopping; see {plane.log_dir}", flush=True)
-                return 1
-        return 0
+        return run_until_stopped(stop, plane)
     finally:
         (state_dir / "ready").unlink(missing_ok=True)
         plane.stop()
@@ -137,15 +106,11 @@ def _refuse_if_stack_runs(state_dir: Path) -> None:
         )
 
 
-def _stop_supervisor(state_dir: Path) -> bool:
-    pid = supervisor_pid(state_dir)
-    if pid is not None:
-        os.kill(pid, signal.SIGTERM)
-        if not processes.wait_gone(pid, DOWN_TIMEOUT_S):
-            os.kill(pid, signal.SIGKILL)
-            processes.wait_gone(pid, 5.0)
-    (state_dir / "supervisor.pid").unlink(missing_ok=True)
-    return pid is not None
+def _supervisor(state_dir: Path) -> Supervisor:
+    return Supervisor(
+        SUPERVISOR_MODULE, state_dir / "supervisor.pid", state_dir / "logs" / "supervisor.log",
+        DOWN_TIMEOUT_S,
+    )
 
 
 def _supervisor_env() -> dict[str, str]:
@@ -154,14 +119,6 @@ def _supervisor_env() -> dict[str, str]:
     root = str(Path(lanes.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     return env
-
-
-@contextmanager
-def _locked(state_dir: Path) -> Iterator[None]:
-    state_dir.mkdir(parents=True, exist_ok=True)
-    with (state_dir / "lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
 
 
 if __name__ == "__main__":

@@ -8,22 +8,15 @@ so etcd data, certificates and the kubeconfig carry over; only one of the two ru
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import signal
-import subprocess
 import sys
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
 from lanes.dev import cluster, processes
 from lanes.dev.binaries import ensure_binaries
 from lanes.dev.stack import DEFAULT_GATEWAY_PORT, Stack, child_env
+from lanes.dev.supervisor import Supervisor, locked, run_until_stopped, stop_on_signals
 
 SUPERVISOR_MODULE = "lanes.dev.stackd"
 UP_TIMEOUT_S = 240.0
@@ -32,11 +25,7 @@ DOWN_TIMEOUT_S = 90.0
 
 def supervisor_pid(state_dir: Path) -> int | None:
     """The running stack supervisor's pid, or None; pids reused by other programs do not count."""
-    try:
-        pid = int((state_dir / "stack.pid").read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
-    return pid if SUPERVISOR_MODULE in processes.command_line(pid) else None
+    return _supervisor(state_dir).pid()
 
 
 def running(state_dir: Path) -> dict[str, Any] | None:
@@ -82,26 +71,14 @@ def up(
                 )
             return info
         ensure_binaries(progress)
-        _stop_supervisor(state_dir)
+        supervisor = _supervisor(state_dir)
+        supervisor.stop()
         (state_dir / "stack.json").unlink(missing_ok=True)
-        log_path = state_dir / "logs" / "stack.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, "-m", SUPERVISOR_MODULE, "serve", str(state_dir),
-                "--flavour", flavour, "--gateway-port", str(gateway_port)]
-        with log_path.open("ab") as log:
-            supervisor = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, env=child_env(),
-            )
-        (state_dir / "stack.pid").write_text(f"{supervisor.pid}\n")
-        deadline = time.monotonic() + UP_TIMEOUT_S
-        while (info := running(state_dir)) is None:
-            if supervisor.poll() is not None or time.monotonic() > deadline:
-                _stop_supervisor(state_dir)
-                _sweep(state_dir)
-                tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-30:])
-                raise RuntimeError(f"the local stack did not start; {log_path}:\n{tail}")
-            time.sleep(0.2)
+        info = supervisor.start(
+            [str(state_dir), "--flavour", flavour, "--gateway-port", str(gateway_port)],
+            child_env(), lambda: running(state_dir),
+            what="the local stack", timeout_s=UP_TIMEOUT_S, cleanup=lambda: _sweep(state_dir),
+        )
     return info
 
 
@@ -109,7 +86,7 @@ def down(state_dir: Path) -> bool:
     """Stop the stack, pods included; return whether anything was running."""
     state_dir = state_dir.resolve()
     with locked(state_dir):
-        stopped = _stop_supervisor(state_dir)
+        stopped = _supervisor(state_dir).stop()
         stopped = _sweep(state_dir) or stopped
         (state_dir / "stack.json").unlink(missing_ok=True)
     return stopped
@@ -117,9 +94,7 @@ def down(state_dir: Path) -> bool:
 
 def serve(state_dir: Path, flavour: str, gateway_port: int) -> int:
     """Run the stack until SIGTERM/SIGINT/SIGHUP, or until one of its parts dies."""
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals()
     stack = Stack(state_dir, flavour=flavour, gateway_port=gateway_port,
                   progress=lambda text: print(text, flush=True))
     stack.start()
@@ -133,36 +108,17 @@ def serve(state_dir: Path, flavour: str, gateway_port: int) -> int:
         }
         (state_dir / "stack.json").write_text(json.dumps(info, indent=1) + "\n")
         print(f"local stack ready: gateway {stack.gateway_url}", flush=True)
-        while not stop.wait(1.0):
-            dead = stack.dead_components()
-            if dead:
-                print(f"{', '.join(dead)} exited; stopping; see {stack.log_dir}", flush=True)
-                return 1
-        return 0
+        return run_until_stopped(stop, stack)
     finally:
         (state_dir / "stack.json").unlink(missing_ok=True)
         stack.stop()
         print("local stack stopped", flush=True)
 
 
-@contextmanager
-def locked(state_dir: Path) -> Iterator[None]:
-    """The state directory's lock, the same file `dev cluster` takes, so the two never race."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    with (state_dir / "lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
-
-
-def _stop_supervisor(state_dir: Path) -> bool:
-    pid = supervisor_pid(state_dir)
-    if pid is not None:
-        os.kill(pid, signal.SIGTERM)
-        if not processes.wait_gone(pid, DOWN_TIMEOUT_S):
-            os.kill(pid, signal.SIGKILL)
-            processes.wait_gone(pid, 5.0)
-    (state_dir / "stack.pid").unlink(missing_ok=True)
-    return pid is not None
+def _supervisor(state_dir: Path) -> Supervisor:
+    return Supervisor(
+        SUPERVISOR_MODULE, state_dir / "stack.pid", state_dir / "logs" / "stack.log", DOWN_TIMEOUT_S
+    )
 
 
 def _sweep(state_dir: Path) -> bool:
