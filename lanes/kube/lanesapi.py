@@ -29,6 +29,57 @@ def now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def finalizer_added(finalizers: list[str] | None) -> list[dict] | None:
+    """The JSON patch that adds our finalizer, or None when it is there already."""
+    if finalizers and FINALIZER in finalizers:
+        return None
+    if finalizers:
+        return [{"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER}]
+    return [{"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]}]
+
+
+def finalizer_removed(finalizers: list[str] | None) -> list[dict] | None:
+    """The JSON patch that removes our finalizer, testing its position so no other is lost."""
+    finalizers = list(finalizers or [])
+    if FINALIZER not in finalizers:
+        return None
+    index = finalizers.index(FINALIZER)
+    return [
+        {"op": "test", "path": f"/metadata/finalizers/{index}", "value": FINALIZER},
+        {"op": "remove", "path": f"/metadata/finalizers/{index}"},
+    ]
+
+
+def event_body(involved: Mapping[str, Any], namespace: str, reason: str, message: str, type_: str) -> dict:
+    """A core/v1 Event about `involved` (an involvedObject reference), kept in `namespace`."""
+    stamp = now()
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": f"{involved['name']}.{uuid.uuid4().hex[:12]}", "namespace": namespace},
+        "involvedObject": dict(involved),
+        "reason": reason,
+        "message": message[:1024],
+        "type": type_,
+        "source": {"component": "lanes"},
+        "reportingComponent": "lanes",
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+    }
+
+
+def list_events(core: client.CoreV1Api, namespace: str, name: str, kind: str) -> list[dict]:
+    """Events in `namespace` about the object `kind`/`name`, oldest first."""
+    response = core.list_namespaced_event(
+        namespace,
+        field_selector=f"involvedObject.name={name},involvedObject.kind={kind}",
+        _preload_content=False,
+    )
+    items = json.loads(response.data).get("items") or []
+    return sorted(items, key=lambda e: e.get("lastTimestamp") or "")
+
+
 class LanesApi:
     """Status, finalizers, events and listings for the operator and the CLI."""
 
@@ -51,26 +102,15 @@ class LanesApi:
 
     def add_finalizer(self, kind: Kind, body: Mapping[str, Any]) -> None:
         """Add our finalizer, so deleting the object waits for cleanup."""
-        finalizers = (body.get("metadata") or {}).get("finalizers")
-        if finalizers and FINALIZER in finalizers:
-            return
-        if finalizers:
-            ops = [{"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER}]
-        else:
-            ops = [{"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]}]
-        self._json_patch(kind, body, ops)
+        ops = finalizer_added((body.get("metadata") or {}).get("finalizers"))
+        if ops is not None:
+            self._json_patch(kind, body, ops)
 
     def remove_finalizer(self, kind: Kind, body: Mapping[str, Any]) -> None:
         """Remove our finalizer, testing its position first so no other finalizer is lost."""
-        finalizers = list((body.get("metadata") or {}).get("finalizers") or [])
-        if FINALIZER not in finalizers:
-            return
-        index = finalizers.index(FINALIZER)
-        ops = [
-            {"op": "test", "path": f"/metadata/finalizers/{index}", "value": FINALIZER},
-            {"op": "remove", "path": f"/metadata/finalizers/{index}"},
-        ]
-        self._json_patch(kind, body, ops)
+        ops = finalizer_removed((body.get("metadata") or {}).get("finalizers"))
+        if ops is not None:
+            self._json_patch(kind, body, ops)
 
     def _json_patch(self, kind: Kind, body: Mapping[str, Any], ops: list[dict]) -> None:
         try:
@@ -87,40 +127,19 @@ class LanesApi:
     ) -> None:
         """Record a core/v1 Event about a cluster-scoped object (kept in `default`)."""
         metadata = involved.get("metadata") or {}
-        stamp = now()
-        event = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {
-                "name": f"{metadata.get('name')}.{uuid.uuid4().hex[:12]}",
-                "namespace": EVENT_NAMESPACE,
-            },
-            "involvedObject": {
-                "apiVersion": involved.get("apiVersion"),
-                "kind": involved.get("kind"),
-                "name": metadata.get("name"),
-                "uid": metadata.get("uid"),
-            },
-            "reason": reason,
-            "message": message[:1024],
-            "type": type_,
-            "source": {"component": "lanes"},
-            "reportingComponent": "lanes",
-            "firstTimestamp": stamp,
-            "lastTimestamp": stamp,
-            "count": 1,
+        reference = {
+            "apiVersion": involved.get("apiVersion"),
+            "kind": involved.get("kind"),
+            "name": metadata.get("name"),
+            "uid": metadata.get("uid"),
         }
-        self.core.create_namespaced_event(EVENT_NAMESPACE, event)
+        self.core.create_namespaced_event(
+            EVENT_NAMESPACE, event_body(reference, EVENT_NAMESPACE, reason, message, type_)
+        )
 
     def events_of(self, name: str, kind: str) -> list[dict]:
         """Events about one cluster-scoped object, oldest first."""
-        response = self.core.list_namespaced_event(
-            EVENT_NAMESPACE,
-            field_selector=f"involvedObject.name={name},involvedObject.kind={kind}",
-            _preload_content=False,
-        )
-        items = json.loads(response.data).get("items") or []
-        return sorted(items, key=lambda e: e.get("lastTimestamp") or "")
+        return list_events(self.core, EVENT_NAMESPACE, name, kind)
 
     def list_pods(self, selector: str | None = None) -> list[dict]:
         """Pods in all namespaces as plain dicts, optionally by a label selector string."""

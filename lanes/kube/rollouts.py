@@ -7,10 +7,8 @@ operator's own changes to a base Deployment and leaves them alone.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +33,14 @@ from lanes.rollout import (
 )
 
 from .diff import MANAGER
-from .lanesapi import FINALIZER, JSON_PATCH, MERGE_PATCH
+from .lanesapi import (
+    JSON_PATCH,
+    MERGE_PATCH,
+    event_body,
+    finalizer_added,
+    finalizer_removed,
+    list_events,
+)
 from .objects import APPLY_PATCH
 
 PLURAL = "workloadrollouts"
@@ -248,25 +253,14 @@ class RolloutsApi:
 
     def add_finalizer(self, body: Mapping[str, Any]) -> dict:
         """Hold deletion until the base is released; returns the updated rollout."""
-        finalizers = body["metadata"].get("finalizers")
-        if finalizers and FINALIZER in finalizers:
-            return dict(body)
-        if finalizers:
-            ops = [{"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER}]
-        else:
-            ops = [{"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]}]
-        return self._json_patch(body, ops)
+        ops = finalizer_added(body["metadata"].get("finalizers"))
+        return dict(body) if ops is None else self._json_patch(body, ops)
 
     def remove_finalizer(self, body: Mapping[str, Any]) -> None:
         """Let the rollout go, testing the finalizer's position so no other one is lost."""
-        finalizers = list(body["metadata"].get("finalizers") or [])
-        if FINALIZER not in finalizers:
+        ops = finalizer_removed(body["metadata"].get("finalizers"))
+        if ops is None:
             return
-        index = finalizers.index(FINALIZER)
-        ops = [
-            {"op": "test", "path": f"/metadata/finalizers/{index}", "value": FINALIZER},
-            {"op": "remove", "path": f"/metadata/finalizers/{index}"},
-        ]
         try:
             self._json_patch(body, ops)
         except ApiException as error:
@@ -283,43 +277,21 @@ class RolloutsApi:
     def post_event(self, body: Mapping[str, Any], event: Event) -> None:
         """A core/v1 Event on the rollout, in its namespace, for `kubectl describe`."""
         metadata = body["metadata"]
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        reference = {
+            "apiVersion": body.get("apiVersion", f"{GROUP}/{VERSION}"),
+            "kind": "WorkloadRollout",
+            "name": metadata["name"],
+            "namespace": metadata["namespace"],
+            "uid": metadata.get("uid"),
+        }
         self.core.create_namespaced_event(
             metadata["namespace"],
-            {
-                "apiVersion": "v1",
-                "kind": "Event",
-                "metadata": {
-                    "name": f"{metadata['name']}.{uuid.uuid4().hex[:12]}",
-                    "namespace": metadata["namespace"],
-                },
-                "involvedObject": {
-                    "apiVersion": body.get("apiVersion", f"{GROUP}/{VERSION}"),
-                    "kind": "WorkloadRollout",
-                    "name": metadata["name"],
-                    "namespace": metadata["namespace"],
-                    "uid": metadata.get("uid"),
-                },
-                "reason": event.reason,
-                "message": event.message[:1024],
-                "type": event.type,
-                "source": {"component": "lanes"},
-                "reportingComponent": "lanes",
-                "firstTimestamp": stamp,
-                "lastTimestamp": stamp,
-                "count": 1,
-            },
+            event_body(reference, metadata["namespace"], event.reason, event.message, event.type),
         )
 
     def events_of(self, namespace: str, name: str) -> list[dict]:
         """Events about one rollout, oldest first."""
-        response = self.core.list_namespaced_event(
-            namespace,
-            field_selector=f"involvedObject.name={name},involvedObject.kind=WorkloadRollout",
-            _preload_content=False,
-        )
-        items = json.loads(response.data).get("items") or []
-        return sorted(items, key=lambda e: e.get("lastTimestamp") or "")
+        return list_events(self.core, namespace, name, "WorkloadRollout")
 
     def pods(self, namespace: str, selector: Mapping[str, str]) -> list[dict]:
         """Pods matching an equality selector, as plain JSON (for status views)."""
