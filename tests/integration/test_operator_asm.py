@@ -11,7 +11,6 @@ so kube-apiserver prunes it. Two honest checks follow from that:
 
 from __future__ import annotations
 
-import copy
 import sys
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from kubernetes import client
 from lanes.dev.binaries import ensure_binaries
 from lanes.dev.controlplane import ControlPlane
 from lanes.dev.manifests import manifest_files
+from lanes.dev.meshcrds import asm_extended
 from lanes.kube.kinds import SWIMLANEGROUP
 from lanes.kube.schema import prune, version_schema
 from lanes.operator.runtime import Options
@@ -41,37 +41,11 @@ from .operator_support import (
 pytestmark = pytest.mark.integration
 
 PROJECT = Path(__file__).resolve().parents[2]
-FALLBACK = {
-    "description": "ASM extension: where the request goes when the routed subset has no endpoints.",
-    "type": "object",
-    "properties": {
-        "target": {
-            "type": "object",
-            "properties": {
-                "host": {"type": "string"},
-                "subset": {"type": "string"},
-                "port": {"type": "object", "properties": {"number": {"type": "integer", "minimum": 0, "maximum": 4294967295}}},
-            },
-        }
-    },
-}
 
 
 def istio_crds() -> list[dict]:
+    """Istio's CRDs from the reference, not from the copy lanes ships."""
     return [d for d in yaml.safe_load_all((REFERENCE / "istio-networking-crds.yaml").read_text()) if d]
-
-
-def asm_extended(crds: list[dict]) -> list[dict]:
-    """Istio's CRDs with `fallback` declared on every version's HTTP route destinations."""
-    extended = copy.deepcopy(crds)
-    for crd in extended:
-        if crd["spec"]["names"]["kind"] != "VirtualService":
-            continue
-        for version in crd["spec"]["versions"]:
-            spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
-            route = spec["properties"]["http"]["items"]["properties"]["route"]["items"]
-            route["properties"]["fallback"] = FALLBACK
-    return extended
 
 
 @pytest.fixture(scope="module")
