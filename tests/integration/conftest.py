@@ -22,6 +22,8 @@ from lanes.dev.binaries import ensure_binaries
 from lanes.dev.controlplane import ControlPlane
 from lanes.dev.manifests import manifest_files
 
+from .operator_support import Stories
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CRD_DIR = PROJECT_ROOT / "crds"
 ISTIO_CRDS = PROJECT_ROOT.parent / "shared" / "reference" / "istio-networking-crds.yaml"
@@ -86,6 +88,14 @@ def namespace(kube_api: client.ApiClient, request: pytest.FixtureRequest) -> Ite
         except ApiException as error:
             if error.status != 404:
                 raise
+
+
+@pytest.fixture
+def stories(operator, kube_api: client.ApiClient, namespace: str) -> Iterator[Stories]:
+    """The lane stories a test makes, once the module's own `operator` fixture runs."""
+    made = Stories(kube_api, namespace)
+    yield made
+    made.close()
 
 
 def wait_for_default_service_account(core: client.CoreV1Api, namespace: str, timeout: float = 30.0) -> None:

@@ -30,7 +30,6 @@ from lanes.operator.testing import OperatorThread, eventually
 from .operator_support import (
     REFERENCE,
     SUBSETS,
-    Stories,
     build_story,
     create_story,
     enter_state,
@@ -109,13 +108,6 @@ def test_asm_story_reads_back_exactly_and_state_0_is_the_reference(asm_plane, as
 def operator(control_plane):
     with OperatorThread(Options(kubeconfig=str(control_plane.kubeconfig), metrics_port=None)) as running:
         yield running
-
-
-@pytest.fixture
-def stories(operator, kube_api, namespace):
-    made = Stories(kube_api, namespace)
-    yield made
-    made.close()
 
 
 def test_asm_flavour_on_istio_crds_reports_pruned_fallback(operator, stories, kube_api) -> None:

@@ -14,7 +14,7 @@ from lanes.kube.lanesapi import LanesApi
 from lanes.operator.runtime import Options
 from lanes.operator.testing import OperatorThread, eventually
 
-from .operator_support import Stories, Story, build_story, live_generated, matches
+from .operator_support import Story, build_story, live_generated, matches
 
 pytestmark = pytest.mark.integration
 
@@ -79,13 +79,6 @@ def test_an_unknown_field_is_refused_under_strict_validation(kube_api, namespace
 def operator(control_plane):
     with OperatorThread(Options(kubeconfig=str(control_plane.kubeconfig), metrics_port=None)) as running:
         yield running
-
-
-@pytest.fixture
-def stories(operator, kube_api, namespace):
-    made = Stories(kube_api, namespace)
-    yield made
-    made.close()
 
 
 Edit = Callable[[client.CustomObjectsApi, Story], None]

@@ -20,7 +20,7 @@ from lanes.kube.objects import Objects
 from lanes.operator.runtime import Options
 from lanes.operator.testing import OperatorThread, eventually
 
-from .operator_support import SUBSETS, Stories, delete_story, enter_state, live_generated, matches
+from .operator_support import SUBSETS, delete_story, enter_state, live_generated, matches
 
 pytestmark = pytest.mark.integration
 
@@ -30,13 +30,6 @@ def operator(control_plane):
     options = Options(kubeconfig=str(control_plane.kubeconfig), metrics_port=0, metrics_host="127.0.0.1")
     with OperatorThread(options) as running:
         yield running
-
-
-@pytest.fixture
-def stories(operator, kube_api, namespace):
-    made = Stories(kube_api, namespace)
-    yield made
-    made.close()
 
 
 def subsets_of(live: list[dict]) -> dict[str, list[str]]:
