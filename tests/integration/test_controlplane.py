@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 from kubernetes import client
@@ -23,22 +21,11 @@ from lanes.dev import cluster, processes
 from lanes.dev.binaries import pinned_versions, reported_version
 from lanes.dev.controlplane import ControlPlane
 from lanes.dev.manifests import crd_names
+from lanes.operator import testing
 
 pytestmark = pytest.mark.integration
 
-T = TypeVar("T")
-
-
-def eventually(probe: Callable[[], T | None], what: str, timeout: float = 60.0) -> T:
-    """Poll `probe` until it returns something truthy; controllers act asynchronously."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.2)
+eventually = functools.partial(testing.eventually, timeout=60.0, interval=0.2)
 
 
 def virtual_service(name: str, **spec_extra: object) -> dict:

@@ -7,6 +7,7 @@ sample service on a loopback address per pod, and reports status. Requests go on
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import signal
@@ -14,33 +15,24 @@ import socket
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from kubernetes import client
 
 from lanes.dev.controlplane import ControlPlane
 from lanes.dev.node import LocalNode
+from lanes.operator import testing
 
 pytestmark = pytest.mark.integration
 
 SAMPLE = "registry.cn-beijing.aliyuncs.com/aliacs-app-catalog/go-http-sample"
-T = TypeVar("T")
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def eventually(probe: Callable[[], T | None], what: str, timeout: float = 60.0) -> T:
-    """Poll `probe` until it returns something truthy; controllers act asynchronously."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.1)
+eventually = functools.partial(testing.eventually, timeout=60.0, interval=0.1)
 
 
 def deployment(name: str, image: str, replicas: int = 1, **env: str) -> dict[str, Any]:
