@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import kopf
 from kubernetes import client, watch
@@ -29,8 +29,8 @@ from lanes.dev.processes import free_port
 from lanes.kube.rollouts import RolloutsApi
 from lanes.operator import rollouts
 from lanes.operator.run import build_registry
-from lanes.operator.runtime import Options, Runtime
-from lanes.operator.testing import eventually, rfc3339
+from lanes.operator.runtime import Options
+from lanes.operator.testing import OperatorThread, eventually, rfc3339
 from lanes.operator.webhook import WebhookOptions
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,17 +38,16 @@ GROUP, VERSION, PLURAL = "lanes.dev", "v1alpha1", "workloadrollouts"
 IMAGE = "registry.cn-beijing.aliyuncs.com/aliacs-app-catalog/go-http-sample"
 
 
-class Operator:
-    """The lane and rollout handlers in one kopf operator on a background thread."""
+class Operator(OperatorThread):
+    """The lane and rollout handlers in one kopf operator on a background thread.
+
+    Unlike `OperatorThread` it hands the webhook its port and configuration name through the
+    memo rather than the environment, so each test's operator has its own.
+    """
 
     def __init__(self, kubeconfig: Path, config_name: str, port: int | None = None):
-        self.options = Options(kubeconfig=str(kubeconfig), metrics_port=None)
+        super().__init__(Options(kubeconfig=str(kubeconfig), metrics_port=None))
         self.webhook = WebhookOptions(port=port or free_port(), config_name=config_name)
-        self.runtime = Runtime(self.options)
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._main, name="lanes-rollouts", daemon=True)
 
     def _main(self) -> None:
         registry = rollouts.register(build_registry())
@@ -66,22 +65,6 @@ class Operator:
         except BaseException as error:
             self._error = error
             self._ready.set()
-
-    def __enter__(self) -> Operator:
-        self._thread.start()
-        if not self._ready.wait(60) or self._error is not None:
-            self.stop()
-            raise RuntimeError(f"the operator did not start: {self._error!r}")
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(60)
-        if self._error is not None:
-            raise self._error
 
     @property
     def writes(self) -> int:
@@ -136,22 +119,32 @@ def wait_for_webhook(api: client.ApiClient, config_name: str, port: int, timeout
     eventually(registered, f"webhook {config_name} on port {port}", timeout)
 
 
-class PodReadier:
-    """Marks each new pod of a namespace Ready, standing in for a kubelet."""
+class Background:
+    """A daemon thread running `_run` for the length of a `with` block; `_run` polls `_stop`."""
 
-    def __init__(self, api: client.ApiClient, namespace: str):
-        self.core = client.CoreV1Api(api)
-        self.namespace = namespace
+    def __init__(self, name: str):
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="pod-readier", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
-    def __enter__(self) -> PodReadier:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self._stop.set()
         self._thread.join(10)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class PodReadier(Background):
+    """Marks each new pod of a namespace Ready, standing in for a kubelet."""
+
+    def __init__(self, api: client.ApiClient, namespace: str):
+        super().__init__("pod-readier")
+        self.core = client.CoreV1Api(api)
+        self.namespace = namespace
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -9,7 +9,6 @@ goes away before promotion; and the release still completes.
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 
@@ -18,6 +17,7 @@ from kubernetes import client
 
 from .rollout_support import (
     IMAGE,
+    Background,
     Cluster,
     OperatorProcess,
     PodReadier,
@@ -32,10 +32,11 @@ V1, V2 = f"{IMAGE}:1.0", f"{IMAGE}:2.0"
 STEPS = [{"replicas": 1}, {"replicas": "50%"}, {"replicas": "100%"}]
 
 
-class Monitor:
+class Monitor(Background):
     """Polls the namespace on its own connection and records every violation it sees."""
 
     def __init__(self, api: client.ApiClient, namespace: str, base_pods: set[str]):
+        super().__init__("rollout-monitor")
         self.apps = client.AppsV1Api(api)
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
@@ -44,16 +45,6 @@ class Monitor:
         self.canary_uids: set[str] = set()
         self.problems: list[str] = []
         self.promoting = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Monitor:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
 
     def _run(self) -> None:
         while not self._stop.is_set():
