@@ -18,13 +18,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-from kubernetes import client, config, watch
+from _support import Latest
+from kubernetes import client, config
 
 from lanes.dev.binaries import ensure_binaries
 from lanes.dev.controlplane import ControlPlane
@@ -121,51 +121,15 @@ def create_group(api: client.ApiClient, namespace: str, group: dict, lanes: list
     custom.create_cluster_custom_object("lanes.dev", "v1alpha1", "swimlanegroups", group)
 
 
-class Routes:
+class Routes(Latest):
     """A watch on one namespace's DestinationRules and VirtualServices, latest object by name."""
 
     def __init__(self, api: client.ApiClient, namespace: str):
-        self.custom = client.CustomObjectsApi(api)
-        self.namespace = namespace
-        self.latest: dict[tuple[str, str], dict] = {}
-        self.changed = threading.Condition()
-        self._watches: list[watch.Watch] = []
-        self._stopped = False
+        super().__init__("routes did not converge", timeout=30.0)
+        custom = client.CustomObjectsApi(api)
         for plural in ("destinationrules", "virtualservices"):
-            threading.Thread(target=self._follow, args=(plural,), daemon=True).start()
-
-    def _follow(self, plural: str) -> None:
-        stream = watch.Watch()
-        self._watches.append(stream)
-        try:
-            for event in stream.stream(self.custom.list_namespaced_custom_object, *ISTIO, self.namespace, plural):
-                obj = event["object"]
-                key = (plural, obj["metadata"]["name"])
-                with self.changed:
-                    if event["type"] == "DELETED":
-                        self.latest.pop(key, None)
-                    else:
-                        self.latest[key] = obj
-                    self.changed.notify_all()
-        except Exception:
-            if not self._stopped:
-                raise
-
-    def wait(self, predicate: Callable[[dict], bool], timeout: float = 30.0) -> float:
-        """Block until `predicate(latest)` holds; the monotonic time it was first seen to hold."""
-        deadline = time.monotonic() + timeout
-        with self.changed:
-            while not predicate(self.latest):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError("routes did not converge")
-                self.changed.wait(remaining)
-            return time.monotonic()
-
-    def stop(self) -> None:
-        self._stopped = True
-        for stream in self._watches:
-            stream.stop()
+            self.follow(lambda obj, plural=plural: (plural, obj["metadata"]["name"]),
+                        custom.list_namespaced_custom_object, *ISTIO, namespace, plural)
 
 
 def lane_routed(latest: dict, service: str, dr_name: str, lane: str) -> bool:

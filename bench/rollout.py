@@ -21,14 +21,14 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from _support import Latest
 from convergence import cluster, report
-from kubernetes import client, config, watch
+from kubernetes import client, config
 
 from lanes.dev.node import LocalNode
 from lanes.dev.processes import free_port
@@ -38,46 +38,12 @@ IMAGE = "registry.cn-beijing.aliyuncs.com/aliacs-app-catalog/go-http-sample"
 ROLLOUTS = ("lanes.dev", "v1alpha1")
 
 
-class Deployments:
+class Deployments(Latest):
     """A watch on one namespace's Deployments, keeping the latest of each and when it came."""
 
     def __init__(self, api: client.ApiClient, namespace: str):
-        self.apps = client.AppsV1Api(api)
-        self.namespace = namespace
-        self.latest: dict[str, dict] = {}
-        self.changed = threading.Condition()
-        self._stream = watch.Watch()
-        self._stopped = False
-        threading.Thread(target=self._follow, daemon=True).start()
-
-    def _follow(self) -> None:
-        try:
-            for event in self._stream.stream(self.apps.list_namespaced_deployment, self.namespace):
-                obj = event["object"]
-                with self.changed:
-                    if event["type"] == "DELETED":
-                        self.latest.pop(obj.metadata.name, None)
-                    else:
-                        self.latest[obj.metadata.name] = obj
-                    self.changed.notify_all()
-        except Exception:
-            if not self._stopped:
-                raise
-
-    def wait(self, predicate: Callable[[dict], bool], timeout: float = 60.0) -> float:
-        """Block until `predicate(latest)` holds; the monotonic time it was first seen to hold."""
-        deadline = time.monotonic() + timeout
-        with self.changed:
-            while not predicate(self.latest):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError("the Deployments did not reach the expected state")
-                self.changed.wait(remaining)
-            return time.monotonic()
-
-    def stop(self) -> None:
-        self._stopped = True
-        self._stream.stop()
+        super().__init__("the Deployments did not reach the expected state", timeout=60.0)
+        self.follow(lambda obj: obj.metadata.name, client.AppsV1Api(api).list_namespaced_deployment, namespace)
 
 
 def operator_process(kubeconfig: str, log: Path) -> tuple[subprocess.Popen, int, str]:
