@@ -7,6 +7,7 @@ which service and on the entry service.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from .common import service_key
@@ -176,6 +177,26 @@ def entry_service(group: SwimLaneGroup, lanes: list[SwimLane]) -> str | None:
         for rule in lane.spec.ingress_rules:
             return service_key(rule.route.destination.host)
     return None
+
+
+def shared_services(groups: Iterable[SwimLaneGroup]) -> list[FieldError]:
+    """A service listed by more than one group: an error on each group after the first.
+
+    A service belongs to one group, since each generates the one VirtualService and
+    DestinationRule of that service.
+    """
+    errors = []
+    holder: dict[str, str] = {}
+    for group in groups:
+        for i, service in enumerate(group.spec.services):
+            first = holder.setdefault(service.key, group.name)
+            if first != group.name:
+                errors.append(FieldError(
+                    "SwimLaneGroup", group.name, f"spec.services[{i}]",
+                    f"service {service.key} already belongs to SwimLaneGroup {first}; "
+                    "a service belongs to one group",
+                ))
+    return errors
 
 
 def resolve(

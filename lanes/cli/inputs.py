@@ -20,10 +20,12 @@ from lanes.api.convert import convert_document
 from lanes.api.errors import FieldError, InvalidSpec
 from lanes.api.load import Bundle, load_observations, parse_documents, read_documents
 from lanes.api.observations import Observations
-from lanes.api.topology import Topology, resolve
+from lanes.api.swimlanegroup import SwimLaneGroup
+from lanes.api.topology import Topology, resolve, shared_services
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 BAD_INPUT = 2
 FILE = "File"
@@ -148,19 +150,30 @@ def read_observations(path: Path | None) -> Observations | None:
     return load_observations(path) if path is not None else None
 
 
-def resolve_all(given: Input, observed: Observations | None) -> list[Topology]:
-    """Every group of the input resolved with its lanes; all groups' errors are reported."""
-    topologies: list[Topology] = []
+def per_group(given: Input, make: Callable[[SwimLaneGroup], T]) -> list[T]:
+    """`make` applied to every group of the input, in input order.
+
+    Raises:
+        InvalidSpec: with every group's errors, and one for each service that more than one
+            group lists.
+    """
+    results: list[T] = []
     errors: list[FieldError] = []
     for group in given.bundle.groups:
         try:
             with given.locating():
-                topologies.append(resolve(group, given.bundle.lanes, observed))
+                results.append(make(group))
         except InvalidSpec as exc:
             errors.extend(exc.errors)
+    errors.extend(replace(e, source=given.source_of(e)) for e in shared_services(given.bundle.groups))
     if errors:
         raise InvalidSpec(errors)
-    return topologies
+    return results
+
+
+def resolve_all(given: Input, observed: Observations | None) -> list[Topology]:
+    """Every group of the input resolved with its lanes; all groups' errors are reported."""
+    return per_group(given, lambda group: resolve(group, given.bundle.lanes, observed))
 
 
 def select_group(topologies: list[Topology], name: str | None) -> Topology:

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 import typer
 
-from lanes.api.errors import FieldError, InvalidSpec
 from lanes.api.observations import Observations
 from lanes.render import render_group
 
@@ -15,6 +14,7 @@ from .inputs import (
     Filename,
     Input,
     ObservedFile,
+    per_group,
     read_input,
     read_observations,
     report_invalid_input,
@@ -37,17 +37,10 @@ def render_input(
     Raises:
         InvalidSpec: with the problems of every group that does not render.
     """
-    objects: list[dict[str, Any]] = []
-    errors: list[FieldError] = []
-    for group in given.bundle.groups:
-        try:
-            with given.locating():
-                objects.extend(render_group(group, given.bundle.lanes, observed, flavour))
-        except InvalidSpec as exc:
-            errors.extend(exc.errors)
-    if errors:
-        raise InvalidSpec(errors)
-    return objects
+    rendered = per_group(
+        given, lambda group: render_group(group, given.bundle.lanes, observed, flavour)
+    )
+    return [obj for objects in rendered for obj in objects]
 
 
 @report_invalid_input

@@ -190,14 +190,21 @@ class RolloutsApi:
             raise
         return True
 
-    def label_base(self, namespace: str, name: str, rollout: str | None) -> None:
+    def label_base(
+        self, namespace: str, name: str, rollout: str | None, at_version: str | None = None
+    ) -> None:
         """Mark a Deployment as the target of a rollout (None removes the mark).
 
         The admission webhook's objectSelector matches this label, so the API server calls it
-        only for Deployments that some rollout targets.
+        only for Deployments that some rollout targets. With `at_version` the mark is written
+        only if the Deployment is still at that resourceVersion (409 otherwise), so of two
+        rollouts claiming one Deployment at once exactly one wins.
         """
+        metadata: dict[str, Any] = {"labels": {ROLLOUT_LABEL: rollout}}
+        if at_version is not None:
+            metadata["resourceVersion"] = at_version
         try:
-            self._patch_deployment(namespace, name, {"metadata": {"labels": {ROLLOUT_LABEL: rollout}}})
+            self._patch_deployment(namespace, name, {"metadata": metadata})
         except ApiException as error:
             if not _missing(error):
                 raise

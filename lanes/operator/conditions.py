@@ -14,7 +14,7 @@ from typing import Any
 from lanes.api.errors import FieldError
 from lanes.render.observe import lane_services
 
-from .plan import GroupPlan
+from .plan import CONFLICT, GroupPlan
 
 READY = "Ready"
 DEGRADED = "Degraded"
@@ -91,7 +91,8 @@ def group_status(
     old = previous.get("conditions") or []
     if not plan.valid:
         message = describe(plan.errors)
-        conditions = _pair(old, plan.generation, now, (False, "InvalidSpec", message), (True, "InvalidSpec", message))
+        reason = plan.reason
+        conditions = _pair(old, plan.generation, now, (False, reason, message), (True, reason, message))
     elif failure is not None:
         conditions = _pair(old, plan.generation, now, (False, "ApplyFailed", failure), (True, "ApplyFailed", failure))
     else:
@@ -132,6 +133,9 @@ def lane_status(
     if own:
         message = describe(own)
         state = (False, "InvalidSpec", message), (True, "InvalidSpec", message)
+    elif not plan.valid and plan.reason == CONFLICT:
+        message = f"group {plan.name} holds back its routes: {describe(plan.errors)}"
+        state = (False, CONFLICT, message), (True, CONFLICT, message)
     elif not plan.valid:
         message = f"group {plan.name} is invalid: {describe(plan.errors)}"
         state = (False, "GroupInvalid", message), (True, "GroupInvalid", message)

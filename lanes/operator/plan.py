@@ -6,7 +6,7 @@ of its inputs that unit tests drive without a cluster.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,17 +17,26 @@ from lanes.api.observations import Observations
 from lanes.api.swimlane import SwimLane
 from lanes.api.swimlanegroup import SwimLaneGroup
 from lanes.render import FLAVOURS, owner_selector, render_group
-from lanes.render.observe import PodView, observe
+from lanes.render.observe import PodView, observe, selects
+
+
+CONFLICT = "Conflict"
 
 
 @dataclass(frozen=True)
 class Inputs:
-    """What the operator has seen of one group: raw bodies, Service selectors and pods."""
+    """What the operator has seen of one group: raw bodies, Service selectors and pods.
+
+    `others` are the bodies of the other groups; `held` maps a service key to the other
+    group whose routes for that service are in force now (see `held_services`).
+    """
 
     group: Mapping[str, Any]
     lanes: Sequence[Mapping[str, Any]] = ()
     services: Mapping[str, Mapping[str, str] | None] = field(default_factory=dict)
     pods: Sequence[PodView] = ()
+    others: Sequence[Mapping[str, Any]] = ()
+    held: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -42,6 +51,7 @@ class GroupPlan:
     observed: Observations | None = None
     desired: list[dict] | None = None
     errors: list[FieldError] = field(default_factory=list)
+    reason: str = "InvalidSpec"
 
     @property
     def valid(self) -> bool:
@@ -62,6 +72,70 @@ def owners(name: str) -> list[tuple[str, dict[str, str]]]:
     return [(f.api_version, owner_selector(name, f.name)) for f in FLAVOURS.values()]
 
 
+def service_keys(group: Mapping[str, Any]) -> frozenset[str]:
+    """The `namespace/name` keys a group body lists, read leniently (it may be invalid)."""
+    keys = set()
+    for service in (group.get("spec") or {}).get("services") or []:
+        if isinstance(service, Mapping) and service.get("name"):
+            keys.add(f"{service.get('namespace') or 'default'}/{service['name']}")
+    return frozenset(keys)
+
+
+def _seniority(body: Mapping[str, Any]) -> tuple[str, str]:
+    metadata = body.get("metadata") or {}
+    return str(metadata.get("creationTimestamp") or ""), str(metadata.get("name") or "")
+
+
+def listed_elsewhere(group: Mapping[str, Any], others: Iterable[Mapping[str, Any]]) -> frozenset[str]:
+    """The services of `group` that another group lists too."""
+    mine = service_keys(group)
+    return frozenset(k for other in others for k in service_keys(other) & mine)
+
+
+def conflicts(group: SwimLaneGroup, body: Mapping[str, Any], inputs: Inputs) -> list[FieldError]:
+    """The services of a group that another group holds, each naming that group.
+
+    A service belongs to one group, since each group routes the whole of it. It is held by
+    the group whose routes for it are in force; when none has any, by the group created
+    first among those listing it (a group being deleted lets go at once).
+    """
+    mine = _seniority(body)
+    errors = []
+    for i, service in enumerate(group.spec.services):
+        holder = inputs.held.get(service.key)
+        if holder is not None:
+            message = f"service {service.key} is routed by SwimLaneGroup {holder}"
+        else:
+            earlier = sorted(
+                _seniority(other) for other in inputs.others
+                if service.key in service_keys(other)
+                and not (other.get("metadata") or {}).get("deletionTimestamp")
+                and _seniority(other) < mine
+            )
+            if not earlier:
+                continue
+            message = f"service {service.key} belongs to SwimLaneGroup {earlier[0][1]}, created earlier"
+        errors.append(FieldError(
+            "SwimLaneGroup", group.name, f"spec.services[{i}]",
+            f"{message}; a service belongs to one group",
+        ))
+    return errors
+
+
+def generated_by_any() -> list[tuple[str, dict[str, str]]]:
+    """Selectors of every object lanes generates, for any group, in every flavour."""
+    return [(f.api_version, f.managed_labels()) for f in FLAVOURS.values()]
+
+
+def owner_among(groups: Iterable[str], obj: Mapping[str, Any]) -> str | None:
+    """Which of `groups` generated `obj`, by its owner labels in any flavour."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    for name in sorted(groups):
+        if any(selects(selector, labels) for _, selector in owners(name)):
+            return name
+    return None
+
+
 def lane_bodies_of(name: str, lanes: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """The lane bodies that join group `name` by label, sorted by name."""
     joined = [
@@ -74,8 +148,9 @@ def lane_bodies_of(name: str, lanes: Sequence[Mapping[str, Any]]) -> list[Mappin
 def plan_group(inputs: Inputs) -> GroupPlan:
     """Parse the group and its lanes, observe lane membership and render the desired objects.
 
-    Any parse, cross-object or render error leaves `desired` None, so the caller keeps the
-    objects generated before; every error is kept so status can name them all.
+    Any parse, cross-object or render error, or a service another group holds, leaves
+    `desired` None, so the caller keeps the objects generated before; every error is kept so
+    status can name them all.
     """
     metadata = inputs.group.get("metadata") or {}
     plan = GroupPlan(name=metadata.get("name", ""), generation=metadata.get("generation"))
@@ -95,8 +170,14 @@ def plan_group(inputs: Inputs) -> GroupPlan:
     if errors or plan.group is None:
         plan.errors = errors
         return plan
+    held = conflicts(plan.group, inputs.group, inputs)
     try:
-        plan.desired = render_group(plan.group, plan.lanes, plan.observed)
+        desired = render_group(plan.group, plan.lanes, plan.observed)
     except InvalidSpec as exc:
-        plan.errors = list(exc.errors)
+        plan.errors = [*exc.errors, *held]
+        return plan
+    if held:
+        plan.errors, plan.reason = held, CONFLICT
+    else:
+        plan.desired = desired
     return plan

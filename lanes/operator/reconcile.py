@@ -17,15 +17,16 @@ from typing import Any
 
 from opentelemetry import trace
 
-from lanes.kube.apply import ApplyReport, delete_owned, sync_objects
+from lanes.kube.apply import ApplyReport, delete_owned, list_owned, sync_objects
 from lanes.kube.kinds import SWIMLANE, SWIMLANEGROUP, Kind
 from lanes.kube.lanesapi import FINALIZER, LanesApi, now
 from lanes.kube.objects import Objects, error_message
+from lanes.render.names import fqdn
 from lanes.render.observe import PodView, lane_services
 
 from .conditions import group_status, lane_status, orphan_lane_status, same_status
 from .metrics import Metrics
-from .plan import GroupPlan, Inputs, owners, plan_group
+from .plan import GroupPlan, Inputs, generated_by_any, listed_elsewhere, owner_among, owners, plan_group
 
 log = logging.getLogger("lanes.operator")
 tracer = trace.get_tracer("lanes.operator")
@@ -33,13 +34,15 @@ tracer = trace.get_tracer("lanes.operator")
 
 @dataclass(frozen=True)
 class Snapshot:
-    """What the watches hold for one group when its reconcile starts."""
+    """What the watches hold for one group when its reconcile starts; `others` are the other
+    groups, which may hold some of its services."""
 
     name: str
     group: Mapping[str, Any] | None
     lanes: Sequence[Mapping[str, Any]] = ()
     services: Mapping[str, Mapping[str, str] | None] = field(default_factory=dict)
     pods: Sequence[PodView] = ()
+    others: Sequence[Mapping[str, Any]] = ()
 
 
 @dataclass
@@ -124,7 +127,9 @@ class GroupReconciler:
         if FINALIZER not in ((group.get("metadata") or {}).get("finalizers") or []):
             self.lanes_api.add_finalizer(SWIMLANEGROUP, group)
             writes += 1
-        plan = plan_group(Inputs(group, snap.lanes, snap.services, snap.pods))
+        shared = listed_elsewhere(group, snap.others)
+        held = self._held(shared, snap.others) if shared else {}
+        plan = plan_group(Inputs(group, snap.lanes, snap.services, snap.pods, snap.others, held))
         if not plan.valid:
             self.invalidate(snap.name)
             writes += self._invalid(plan, group)
@@ -160,6 +165,19 @@ class GroupReconciler:
         result = "applied" if report is not None and report.changed else "unchanged"
         return Outcome(result, writes, report, plan)
 
+    def _held(self, shared: frozenset[str], others: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+        """Which other group has routes in force for each shared service: a DestinationRule
+        for its host, generated for that group."""
+        names = [(o.get("metadata") or {}).get("name", "") for o in others]
+        hosts = {fqdn(key): key for key in shared}
+        held = {}
+        for obj in list_owned(self.objects, generated_by_any()):
+            key = hosts.get((obj.get("spec") or {}).get("host")) if obj.get("kind") == "DestinationRule" else None
+            owner = owner_among(names, obj) if key else None
+            if owner is not None:
+                held[key] = owner
+        return held
+
     def _invalid(self, plan: GroupPlan, group: Mapping[str, Any]) -> int:
         previous = group.get("status") or {}
         status = group_status(plan, previous, self.clock())
@@ -168,7 +186,7 @@ class GroupReconciler:
             (c.get("message") for c in previous.get("conditions") or [] if c.get("type") == "Ready"), None
         )
         if written and old_message != status["conditions"][0]["message"]:
-            self.lanes_api.post_event(group, "InvalidSpec", status["conditions"][0]["message"], "Warning")
+            self.lanes_api.post_event(group, plan.reason, status["conditions"][0]["message"], "Warning")
             written += 1
             log.warning("group %s: %s", plan.name, status["conditions"][0]["message"])
         return written

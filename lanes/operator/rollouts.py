@@ -54,9 +54,25 @@ def key_of(namespace: str, name: str) -> Key:
     return f"{namespace}/{name}"
 
 
-def observed_of(seen: Workloads) -> Observed:
+def observed_of(seen: Workloads, driven_by: str | None = None) -> Observed:
     """The planner's view of what was read."""
-    return Observed.from_objects(seen.base, seen.replica_sets, seen.canary)
+    return Observed.from_objects(seen.base, seen.replica_sets, seen.canary, driven_by)
+
+
+def other_driver(api: RolloutsApi, namespace: str, name: str, base: Mapping | None) -> str | None:
+    """Another rollout that drives the base, by the base's target mark, if one does.
+
+    A mark naming a rollout that is gone or now targets another Deployment is stale and
+    does not count.
+    """
+    if base is None:
+        return None
+    holder = (base["metadata"].get("labels") or {}).get(ROLLOUT_LABEL)
+    if not holder or holder == name:
+        return None
+    other = api.get(namespace, holder)
+    target = ((other or {}).get("spec") or {}).get("workloadRef") or {}
+    return holder if target.get("name") == base["metadata"]["name"] else None
 
 
 def reconcile(api: RolloutsApi, namespace: str, name: str, now: datetime) -> float | None:
@@ -78,11 +94,17 @@ def reconcile(api: RolloutsApi, namespace: str, name: str, now: datetime) -> flo
     if status.get("observedGeneration") != body["metadata"].get("generation"):
         release_targets(api, namespace, name, keep=workload)
     seen = api.workloads(namespace, workload)
-    if seen.base is not None:
-        labels = seen.base["metadata"].get("labels") or {}
-        if labels.get(ROLLOUT_LABEL) != name:
-            api.label_base(namespace, workload, name)
-    plan = plan_step(rollout, observed_of(seen), now)
+    driven_by = other_driver(api, namespace, name, seen.base)
+    if seen.base is not None and driven_by is None:
+        metadata = seen.base["metadata"]
+        if (metadata.get("labels") or {}).get(ROLLOUT_LABEL) != name:
+            try:
+                api.label_base(namespace, workload, name, at_version=metadata["resourceVersion"])
+            except ApiException as error:
+                if error.status == 409:
+                    return 0.0
+                raise
+    plan = plan_step(rollout, observed_of(seen, driven_by), now)
     for change in plan.changes:
         api.carry_out(namespace, name, change)
     wanted = plan.status.to_wire()
@@ -126,7 +148,8 @@ def finalize(api: RolloutsApi, body: Mapping[str, Any]) -> None:
         rollout = None
     if rollout is not None:
         seen = api.workloads(namespace, rollout.spec.workload_ref.name)
-        for change in plan_finalize(rollout, observed_of(seen)):
+        driven_by = other_driver(api, namespace, name, seen.base)
+        for change in plan_finalize(rollout, observed_of(seen, driven_by)):
             api.carry_out(namespace, name, change)
     release_targets(api, namespace, name, keep=None)
     api.remove_finalizer(body)

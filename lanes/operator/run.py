@@ -55,16 +55,22 @@ async def serve(
     options: Options,
     *,
     runtime: Runtime | None = None,
+    memo: kopf.Memo | None = None,
     stop_flag: Any = None,
     ready_flag: Any = None,
 ) -> None:
-    """Run until `stop_flag` is set (or a signal arrives, in the main thread)."""
-    runtime = runtime or Runtime(options)
+    """Run until `stop_flag` is set (or a signal arrives, in the main thread).
+
+    `memo` is the handlers' shared memo, for a caller that reads it (the rollouts' queue) or
+    fills it (`webhook_options`); its `runtime` is set here.
+    """
+    memo = memo if memo is not None else kopf.Memo()
+    memo.runtime = runtime or Runtime(options)
     await kopf.operator(
         registry=build_registry(),
         clusterwide=True,
         standalone=True,
-        memo=kopf.Memo(runtime=runtime),
+        memo=memo,
         stop_flag=stop_flag,
         ready_flag=ready_flag,
     )

@@ -22,6 +22,7 @@ from lanes.render import FLAVOURS, owner_selector
 from lanes.render.observe import PodView, pod_view, selects
 
 from .metrics import Metrics, MetricsServer
+from .plan import service_keys
 from .reconcile import GroupReconciler, Snapshot
 from .scheduler import Scheduler
 
@@ -44,15 +45,6 @@ class Options:
     workers: int = 4
     debounce: float = 0.02
     resync: float = 300.0
-
-
-def service_keys(group: Mapping[str, Any]) -> frozenset[str]:
-    """The `namespace/name` keys a group body lists, read leniently (it may be invalid)."""
-    keys = set()
-    for service in (group.get("spec") or {}).get("services") or []:
-        if isinstance(service, Mapping) and service.get("name"):
-            keys.add(f"{service.get('namespace') or 'default'}/{service['name']}")
-    return frozenset(keys)
 
 
 def _first(store: Iterable[Any] | None) -> Any:
@@ -145,14 +137,24 @@ class Runtime:
         return True
 
     def on_group(self, event_type: str | None, name: str, body: Mapping[str, Any]) -> None:
-        """A group changed: remember its services, reconcile it."""
+        """A group changed: remember its services, reconcile it and the groups sharing one.
+
+        A group kept from a service another group holds gets its turn once that one lets go.
+        """
         if not self.changed("group", event_type, body):
             return
-        if event_type == "DELETED":
-            self.group_services.pop(name, None)
-        else:
+        before = self.group_services.pop(name, frozenset())
+        if event_type != "DELETED":
             self.group_services[name] = service_keys(body)
         self.trigger(name)
+        for other in self.sharing(name, before | self.group_services.get(name, frozenset())):
+            self.trigger(other)
+
+    def sharing(self, name: str, keys: frozenset[str] | None = None) -> set[str]:
+        """The other groups listing one of `keys` (by default, the services of group `name`)."""
+        if keys is None:
+            keys = self.group_services.get(name, frozenset())
+        return {g for g, theirs in self.group_services.items() if g != name and not theirs.isdisjoint(keys)}
 
     def on_lane(self, event_type: str | None, name: str, body: Mapping[str, Any]) -> None:
         """A lane changed: reconcile the group it joins, and the one it left."""
@@ -198,10 +200,16 @@ class Runtime:
             self.trigger(group)
 
     def on_generated(self, labels: Mapping[str, str]) -> None:
-        """A generated object changed or vanished: check its group's objects again."""
+        """A generated object changed or vanished: check its group's objects again.
+
+        Groups sharing a service with that group are queued too: one kept from a service
+        by a Conflict may now take it over.
+        """
         for name in self.owners_of(labels):
             self.reconciler.invalidate(name)
             self.trigger(name)
+            for other in self.sharing(name):
+                self.trigger(other)
 
     def owners_of(self, labels: Mapping[str, str]) -> set[str]:
         """Groups whose owner labels `labels` carry; the label value itself if none is known."""
@@ -246,7 +254,8 @@ class Runtime:
         for namespace in namespaces:
             for view in pods.get(namespace, ()):
                 found[(view.namespace, view.name)] = view
-        return Snapshot(name, group, list(lanes.get(name, ())), selectors, list(found.values()))
+        others = [body for key, store in groups.items() if key != name and (body := _first(store))]
+        return Snapshot(name, group, list(lanes.get(name, ())), selectors, list(found.values()), others)
 
     async def work(self, name: str, force: bool) -> None:
         """The scheduler's work: snapshot in the loop, reconcile in a thread."""

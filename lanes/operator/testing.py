@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+import kopf
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -25,9 +26,10 @@ T = TypeVar("T")
 class OperatorThread:
     """An operator running on a background thread, stopped on exit."""
 
-    def __init__(self, options: Options, runtime: Runtime | None = None):
+    def __init__(self, options: Options, runtime: Runtime | None = None, memo: kopf.Memo | None = None):
         self.options = options
         self.runtime = runtime or Runtime(options)
+        self.memo = memo if memo is not None else kopf.Memo()
         self.loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -37,7 +39,10 @@ class OperatorThread:
     def _main(self) -> None:
         async def main() -> None:
             self.loop = asyncio.get_running_loop()
-            await serve(self.options, runtime=self.runtime, stop_flag=self._stop, ready_flag=self._ready)
+            await serve(
+                self.options, runtime=self.runtime, memo=self.memo,
+                stop_flag=self._stop, ready_flag=self._ready,
+            )
 
         try:
             asyncio.run(main())
@@ -67,12 +72,18 @@ class OperatorThread:
         assert self.loop is not None
         self.loop.call_soon_threadsafe(lambda: self.runtime.trigger(group, force=force))
 
+    @property
+    def busy(self) -> bool:
+        """Whether a reconcile of a group or of a rollout is queued or running."""
+        rollouts = getattr(self.memo, "rollouts", None)
+        return self.runtime.scheduler.busy or (rollouts is not None and rollouts.scheduler.busy)
+
     def settle(self, quiet: float = 0.5, timeout: float = 30.0) -> None:
         """Wait until no reconcile has been queued or running for `quiet` seconds."""
         deadline = time.monotonic() + timeout
         calm_since = None
         while time.monotonic() < deadline:
-            if self.runtime.scheduler.busy:
+            if self.busy:
                 calm_since = None
             elif calm_since is None:
                 calm_since = time.monotonic()

@@ -46,7 +46,9 @@ class Draft:
     """The status being planned, the observations it is planned from, and the actions so far.
 
     `move` records the one state transition a plan may make; everything else a handler does
-    is bookkeeping (replica counts, message) or a correction of what is observed.
+    is bookkeeping (replica counts, message) or a correction of what is observed. `fresh`
+    drops the stored conditions: a rollout that failed before it ever ran (a Conflict) starts
+    with no history once it can run.
     """
 
     rollout: WorkloadRollout
@@ -67,6 +69,7 @@ class Draft:
     requeue: float | None = None
     failure: str = "ProgressDeadlineExceeded"
     outcome: Outcome | None = None
+    fresh: bool = False
 
     @classmethod
     def of(cls, rollout: WorkloadRollout, observed: Observed, now: datetime) -> Draft:
@@ -190,7 +193,7 @@ class Draft:
         """The plan this draft describes."""
         old = self.rollout.status or WorkloadRolloutStatus()
         generation = self.rollout.metadata.generation
-        conditions = list(old.conditions)
+        conditions = [] if self.fresh else list(old.conditions)
         message = self.message or ""
 
         def put(kind: str, pair: tuple[str, str]) -> None:

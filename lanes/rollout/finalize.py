@@ -33,8 +33,11 @@ def plan_finalize(rollout: WorkloadRollout, observed: Observed) -> tuple[Change,
     """The changes that release the base Deployment from a rollout being deleted.
 
     Carry them out in order and stop at the first failure: the base is unpaused only after
-    its template is back on the stable revision.
+    its template is back on the stable revision. A rollout that never drove the base (another
+    one does) leaves it alone.
     """
+    if observed.driven_by is not None:
+        return ()
     status = status_of(rollout)
     stable = status.canary_status.stable_revision if status.canary_status else None
     base, canary = observed.base, observed.canary

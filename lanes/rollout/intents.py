@@ -65,7 +65,8 @@ def check_intent(rollout: WorkloadRollout, intent: Intent) -> str | None:
     if intent == "undo":
         if phase == "RollingBack":
             return f"{name} is already rolling back"
-        if phase not in IN_PROGRESS:
+        release = status.canary_status.canary_revision if status.canary_status else None
+        if phase not in IN_PROGRESS or release is None:
             return f"{name} has nothing in progress to undo (phase {phase})"
         return None
     if intent == "pause":

@@ -20,6 +20,8 @@ a restarted operator resumes from the stored status alone):
   pods become available, a new template restarts it, and undo rolls back.
 - Pause (spec.strategy.paused or the pause intent) stops the steps (phase Paused) while the
   base stays held; promotion and roll back are not interrupted.
+- A second rollout on a Deployment that another rollout already drives -> Failed (Conflict)
+  without touching anything; it starts from Initial once the other one is gone.
 - A Healthy rollout releases a hold it (or the webhook) put on a base whose template is back
   on the stable revision, e.g. a change reverted before the release started.
 """
@@ -59,6 +61,12 @@ def plan_step(rollout: WorkloadRollout, observed: Observed, now: datetime) -> Pl
         d.fail("Unsupported", "only enableExtraWorkloadForCanary: true is supported")
     elif observed.base is None:
         _no_base(d)
+    elif observed.driven_by is not None:
+        d.fail(
+            "Conflict",
+            f"Deployment {observed.base.name} is already driven by workloadrollout/"
+            f"{observed.driven_by}; a Deployment takes one rollout at a time",
+        )
     elif not _take_intent(d):
         _advance(d)
     return d.plan()
@@ -66,6 +74,8 @@ def plan_step(rollout: WorkloadRollout, observed: Observed, now: datetime) -> Pl
 
 def _advance(d: Draft) -> None:
     if d.phase == "Initial" or d.stable is None:
+        if d.phase == "Failed":
+            d.fresh = True
         stable = d.observed.running_revision()
         d.move(phase="Healthy", stable=stable, canary_revision=None, index=0, state=None)
         d.message = healthy_message(d)

@@ -148,12 +148,15 @@ class Observed:
     """Everything one reconcile of a WorkloadRollout looks at.
 
     `base` is None when the target Deployment does not exist; `canary` is whatever Deployment
-    carries the canary's name, which the planner checks is its own before touching it.
+    carries the canary's name, which the planner checks is its own before touching it;
+    `driven_by` names another WorkloadRollout that already drives the base, since one
+    Deployment takes one rollout at a time.
     """
 
     base: DeploymentView | None
     replica_sets: tuple[ReplicaSetView, ...] = ()
     canary: DeploymentView | None = None
+    driven_by: str | None = None
 
     @classmethod
     def from_objects(
@@ -161,6 +164,7 @@ class Observed:
         base: Mapping[str, Any] | None,
         replica_sets: Iterable[Mapping[str, Any]] = (),
         canary: Mapping[str, Any] | None = None,
+        driven_by: str | None = None,
     ) -> Observed:
         """Views of raw objects; ReplicaSets another controller owns are left out."""
         base_view = DeploymentView.from_object(base) if base else None
@@ -174,6 +178,7 @@ class Observed:
             base=base_view,
             replica_sets=sets,
             canary=DeploymentView.from_object(canary) if canary else None,
+            driven_by=driven_by,
         )
 
     def replica_set_of(self, revision: str) -> ReplicaSetView | None:

@@ -9,7 +9,6 @@ which lets the API server delete them at once when a ReplicaSet scales down.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import signal
@@ -27,8 +26,6 @@ from kubernetes.client.exceptions import ApiException
 
 from lanes.dev.processes import free_port
 from lanes.kube.rollouts import RolloutsApi
-from lanes.operator import rollouts
-from lanes.operator.run import build_registry
 from lanes.operator.runtime import Options
 from lanes.operator.testing import OperatorThread, eventually, rfc3339
 from lanes.operator.webhook import WebhookOptions
@@ -41,34 +38,16 @@ IMAGE = "registry.cn-beijing.aliyuncs.com/aliacs-app-catalog/go-http-sample"
 class Operator(OperatorThread):
     """The lane and rollout handlers in one kopf operator on a background thread.
 
-    Unlike `OperatorThread` it hands the webhook its port and configuration name through the
-    memo rather than the environment, so each test's operator has its own.
+    Unlike a plain `OperatorThread` it hands the webhook its port and configuration name
+    through the memo rather than the environment, so each test's operator has its own.
     """
 
     def __init__(self, kubeconfig: Path, config_name: str, port: int | None = None):
-        super().__init__(Options(kubeconfig=str(kubeconfig), metrics_port=None))
         self.webhook = WebhookOptions(port=port or free_port(), config_name=config_name)
-
-    def _main(self) -> None:
-        registry = rollouts.register(build_registry())
-        try:
-            asyncio.run(
-                kopf.operator(
-                    registry=registry,
-                    clusterwide=True,
-                    standalone=True,
-                    memo=kopf.Memo(runtime=self.runtime, webhook_options=self.webhook),
-                    stop_flag=self._stop,
-                    ready_flag=self._ready,
-                )
-            )
-        except BaseException as error:
-            self._error = error
-            self._ready.set()
-
-    @property
-    def writes(self) -> int:
-        return self.runtime.api.write_count
+        super().__init__(
+            Options(kubeconfig=str(kubeconfig), metrics_port=None),
+            memo=kopf.Memo(webhook_options=self.webhook),
+        )
 
 
 class OperatorProcess:

@@ -14,7 +14,7 @@ from lanes.kube.lanesapi import LanesApi
 from lanes.operator.runtime import Options
 from lanes.operator.testing import OperatorThread, eventually
 
-from .operator_support import Story, build_story, live_generated, matches
+from .operator_support import Story, build_story, delete_story, group_exists, live_generated, matches
 
 pytestmark = pytest.mark.integration
 
@@ -218,3 +218,47 @@ def test_fixing_the_spec_makes_the_group_ready_again(operator, stories, kube_api
     assert ready["reason"] == "RoutesInForce" and ready["degraded"]["status"] == "False"
     assert ready["lastTransitionTime"] >= broken_since
     assert matches(live_generated(kube_api, story.name), story.expected("1"))
+
+
+def test_a_group_listing_services_another_group_holds_writes_nothing_until_it_lets_go(
+    operator, stories, kube_api, namespace
+) -> None:
+    first = stories.create(state="1")
+    eventually(lambda: matches(live_generated(kube_api, first.name), first.expected("1")), "routes in force")
+    operator.settle()
+    versions = sorted((o["metadata"]["name"], o["metadata"]["resourceVersion"]) for o in live_generated(kube_api, first.name))
+    rival = build_story(namespace, suffix=f"rival-{first.suffix}")
+    custom = client.CustomObjectsApi(kube_api)
+    for lane in rival.lanes:
+        custom.create_cluster_custom_object(SWIMLANE.group, SWIMLANE.version, SWIMLANE.plural, lane)
+    custom.create_cluster_custom_object(SWIMLANEGROUP.group, SWIMLANEGROUP.version, SWIMLANEGROUP.plural, rival.group)
+    try:
+        ready = eventually(
+            lambda: (lambda r: r if r.get("reason") == "Conflict" else None)(ready_condition(custom, SWIMLANEGROUP, rival.name)),
+            "the rival group's conflict in status",
+        )
+        assert ready["status"] == "False" and ready["degraded"]["reason"] == "Conflict"
+        assert f"spec.services[1]: service {namespace}/mocka is routed by SwimLaneGroup {first.name}" in ready["message"]
+        lane = ready_condition(custom, SWIMLANE, rival.lane("canary"))
+        assert lane["reason"] == "Conflict" and rival.name in lane["message"]
+        warnings = [e for e in LanesApi(kube_api).events_of(rival.name, "SwimLaneGroup") if e["type"] == "Warning"]
+        assert "Conflict" in [e["reason"] for e in warnings]
+        operator.settle()
+        writes = operator.writes
+        operator.settle(quiet=2.0)
+        assert operator.writes == writes, "two groups on one service do not fight over its routes"
+        assert live_generated(kube_api, rival.name) == []
+        after = sorted((o["metadata"]["name"], o["metadata"]["resourceVersion"]) for o in live_generated(kube_api, first.name))
+        assert after == versions, "the group holding the services keeps its routes untouched"
+
+        delete_story(kube_api, first)
+        eventually(lambda: not group_exists(kube_api, first.name), "the first group to go")
+        eventually(lambda: matches(live_generated(kube_api, rival.name), rival.expected("1")), "the rival's routes")
+        ready = eventually(
+            lambda: (lambda r: r if r.get("status") == "True" else None)(ready_condition(custom, SWIMLANEGROUP, rival.name)),
+            "the rival group Ready",
+        )
+        assert ready["reason"] == "RoutesInForce"
+    finally:
+        delete_story(kube_api, rival)
+        eventually(lambda: not group_exists(kube_api, rival.name), "the rival group to go")

@@ -121,3 +121,37 @@ def test_deleting_a_rollout_mid_release_leaves_the_base_on_its_stable_version(op
     stored = cluster.set_image("mocka-v1", V2)
     assert not stored.spec.paused, "without a rollout the base is a plain Deployment again"
     cluster.until(lambda: len(cluster.replica_sets("mocka-v1")) == 2, "a plain rolling update")
+
+
+def test_a_second_rollout_on_a_driven_deployment_waits_with_a_conflict(operator, cluster) -> None:
+    pods = started(cluster, 2)
+    cluster.set_image("mocka-v1", V2)
+    cluster.wait_phase("rollouts-mocka", "Paused", "StepPaused")
+
+    cluster.create_rollout(workload_rollout("rollouts-again", "mocka-v1"))
+    status = cluster.wait_phase("rollouts-again", "Failed")
+    assert {c["type"]: c["reason"] for c in status["conditions"]} == {
+        "Progressing": "Conflict",
+        "Succeeded": "Conflict",
+    }
+    assert "mocka-v1 is already driven by workloadrollout/rollouts-mocka" in status["message"]
+    events = cluster.rollouts.events_of(cluster.namespace, "rollouts-again")
+    assert [(e["reason"], e["type"]) for e in events] == [("Conflict", "Warning")]
+    writes = operator.writes
+    time.sleep(2)
+    assert operator.writes == writes, "two rollouts on one Deployment do not fight over it"
+    base = cluster.deployment("mocka-v1")
+    assert base["metadata"]["labels"]["lanes.dev/rollout"] == "rollouts-mocka"
+    assert base["spec"]["paused"] is True and image_of(base) == V2
+    assert cluster.status("rollouts-mocka")["phase"] == "Paused"
+
+    cluster.custom.delete_namespaced_custom_object(
+        "lanes.dev", "v1alpha1", cluster.namespace, "workloadrollouts", "rollouts-mocka"
+    )
+    status = cluster.wait_phase("rollouts-again", "Healthy")
+    assert not status.get("conditions")
+    base = cluster.deployment("mocka-v1")
+    assert base["metadata"]["labels"]["lanes.dev/rollout"] == "rollouts-again"
+    assert image_of(base) == V1 and not base["spec"].get("paused")
+    cluster.until(lambda: cluster.deployment("mocka-v1-canary") is None, "the first canary deleted")
+    assert base_pods(cluster) == pods

@@ -57,9 +57,15 @@ def test_the_group_flavour_is_the_default(tmp_path: Path) -> None:
     assert "trafficlabel-dr-rollout-default-mocka" not in istio
 
 
+def second_group(sample: Path) -> str:
+    """The sample's group and lanes again as group `second`, on the services of namespace `second`."""
+    text = (sample / "lanes.yaml").read_text().replace("rollout", "second")
+    return text.replace("namespace: default", "namespace: second").replace(".default.svc", ".second.svc")
+
+
 def test_every_group_in_the_input_is_rendered(tmp_path: Path) -> None:
     sample = sample_copy(tmp_path)
-    second = (sample / "lanes.yaml").read_text().replace("rollout", "second")
+    second = second_group(sample)
     (sample / "second.yaml").write_text(second)
     objects = rendered("-f", sample)
     groups = {
@@ -79,7 +85,7 @@ def test_output_is_the_same_every_time() -> None:
 
 def test_one_bad_group_fails_the_whole_render(tmp_path: Path) -> None:
     sample = sample_copy(tmp_path)
-    second = (sample / "lanes.yaml").read_text().replace("rollout", "second")
+    second = second_group(sample)
     broken = second.replace("fallbackTarget: base", "fallbackTarget: gone")
     (sample / "second.yaml").write_text(broken)
     result = invoke("render", "-f", sample)
@@ -87,3 +93,15 @@ def test_one_bad_group_fails_the_whole_render(tmp_path: Path) -> None:
     assert result.stdout == ""
     field = "spec.permissiveModeConfiguration.fallbackTarget"
     assert f"second.yaml#1: SwimLaneGroup/second: {field}" in result.stderr
+
+
+def test_two_groups_on_one_service_fail_the_render_naming_the_later_group(tmp_path: Path) -> None:
+    sample = sample_copy(tmp_path)
+    (sample / "second.yaml").write_text((sample / "lanes.yaml").read_text().replace("rollout", "second"))
+    result = invoke("render", "-f", sample)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert (
+        "second.yaml#1: SwimLaneGroup/second: spec.services[0]: service default/mocka already "
+        "belongs to SwimLaneGroup rollout" in result.stderr
+    )

@@ -102,8 +102,11 @@ def test_findings_go_to_stderr(tmp_path: Path) -> None:
 
 def test_several_groups_need_a_choice(tmp_path: Path) -> None:
     text = "".join(f.read_text() + "\n---\n" for f in sorted(SAMPLE.glob("*.yaml")))
-    other = text.replace("name: rollout", "name: second").replace(
-        "swimlane-group: rollout", "swimlane-group: second"
+    other = (
+        text.replace("name: rollout", "name: second")
+        .replace("swimlane-group: rollout", "swimlane-group: second")
+        .replace("namespace: default", "namespace: second")
+        .replace(".default.svc", ".second.svc")
     )
     (tmp_path / "a.yaml").write_text(text)
     (tmp_path / "b.yaml").write_text(other)

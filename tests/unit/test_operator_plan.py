@@ -11,8 +11,8 @@ import yaml
 from lanes.api.convert import convert_document
 from lanes.render import render_group
 from lanes.render.observe import PodView
-from lanes.operator.conditions import group_status, lane_status, orphan_lane_status, same_status, set_condition
-from lanes.operator.plan import Inputs, lane_bodies_of, owners, plan_group
+from lanes.operator.conditions import describe, group_status, lane_status, orphan_lane_status, same_status, set_condition
+from lanes.operator.plan import Inputs, lane_bodies_of, owner_among, owners, plan_group
 
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
 DOCS = [convert_document(d) for d in yaml.safe_load_all((REFERENCE / "asm-mock-chain-inputs.yaml").read_text()) if d]
@@ -133,8 +133,82 @@ def test_pruned_fields_degrade_but_stay_ready() -> None:
     assert "spec.http[0].route[0].fallback" in found["Degraded"]["message"]
 
 
+@pytest.mark.parametrize("flavour", ["istio", "asm"])
+def test_owner_among_finds_the_group_that_generated_an_object(flavour) -> None:
+    obj = plan_group(inputs(edited(GROUP, "spec.flavour", flavour))).desired[-1]
+    assert owner_among(["other", GROUP["metadata"]["name"]], obj) == GROUP["metadata"]["name"]
+    assert owner_among(["other"], obj) is None
+    assert owner_among([GROUP["metadata"]["name"]], {"metadata": {"labels": {}}}) is None
+
+
+def born(body: dict, name: str, created: str, deleting: bool = False) -> dict:
+    body = edited(body, "metadata.name", name)
+    body["metadata"]["creationTimestamp"] = created
+    if deleting:
+        body["metadata"]["deletionTimestamp"] = created
+    return body
+
+
+MINE = born(GROUP, GROUP["metadata"]["name"], "2026-01-02T00:00:00Z")
+
+
+def held_inputs(others: list[dict], held: dict[str, str] | None = None, group: dict = MINE) -> Inputs:
+    return Inputs(with_generation(group), LANES, SERVICES, PODS, others, held or {})
+
+
+@pytest.mark.parametrize(
+    ("others", "held", "expected"),
+    [
+        pytest.param(
+            [born(GROUP, "older", "2026-01-01T00:00:00Z")], {},
+            "service default/mocka belongs to SwimLaneGroup older, created earlier",
+            id="an-older-group-listing-it",
+        ),
+        pytest.param(
+            [born(GROUP, "newer", "2026-01-03T00:00:00Z")], {"default/mockb": "newer"},
+            "service default/mockb is routed by SwimLaneGroup newer",
+            id="routes-in-force-win-over-age",
+        ),
+    ],
+)
+def test_a_service_another_group_holds_keeps_every_route_back(others, held, expected) -> None:
+    plan = plan_group(held_inputs(others, held))
+    assert not plan.valid and plan.reason == "Conflict"
+    assert expected in describe(plan.errors)
+    assert "a service belongs to one group" in describe(plan.errors)
+    assert all(e.path.startswith("spec.services[") for e in plan.errors)
+    status = conditions_by_type(group_status(plan, None, NOW))
+    assert (status["Ready"]["status"], status["Ready"]["reason"]) == ("False", "Conflict")
+    assert (status["Degraded"]["status"], status["Degraded"]["reason"]) == ("True", "Conflict")
+    lane = conditions_by_type(lane_status(plan, LANES[0], NOW))
+    assert lane["Ready"]["reason"] == "Conflict" and plan.name in lane["Ready"]["message"]
+
+
+@pytest.mark.parametrize(
+    "others",
+    [
+        pytest.param([born(GROUP, "newer", "2026-01-03T00:00:00Z")], id="a-newer-group-listing-it"),
+        pytest.param([born(GROUP, "going", "2026-01-01T00:00:00Z", deleting=True)], id="an-older-group-being-deleted"),
+        pytest.param(
+            [born(edited(GROUP, "spec.services", [{"name": "mockz", "namespace": "default"}]), "older", "2026-01-01T00:00:00Z")],
+            id="an-older-group-on-other-services",
+        ),
+    ],
+)
+def test_services_no_other_group_holds_are_routed(others) -> None:
+    plan = plan_group(held_inputs(others))
+    assert plan.valid, describe(plan.errors)
+
+
+def test_other_errors_keep_their_reason_next_to_a_conflict() -> None:
+    broken = edited(MINE, "spec.permissiveModeConfiguration.fallbackTarget", "gold")
+    plan = plan_group(held_inputs([born(GROUP, "older", "2026-01-01T00:00:00Z")], group=broken))
+    assert plan.reason == "InvalidSpec"
+    assert "fallbackTarget" in describe(plan.errors) and "created earlier" in describe(plan.errors)
+
+
 def test_apply_failure_is_not_ready() -> None:
-    status = group_status(plan_group(inputs()), None, NOW, failure="403 Forbidden: no")
+    status = group_status(plan_group(inputs()), None, NOW, failure=("ApplyFailed", "403 Forbidden: no"))
     assert conditions_by_type(status)["Ready"]["reason"] == "ApplyFailed"
 
 

@@ -209,3 +209,24 @@ def test_snapshot_gathers_the_groups_objects() -> None:
     assert snap.services == {"default/a": {"app": "a"}}
     assert [p.name for p in snap.pods] == ["p"]
     assert rt.snapshot("nope").group is None
+
+
+def test_groups_sharing_a_service_are_queued_when_either_changes() -> None:
+    rt, rec = runtime()
+    rt.on_group(None, "g3", group("g3", "default/b", "default/c"))
+    assert rec.triggered == ["g3", "g1"]
+    rec.triggered.clear()
+    rt.on_generated({"app.kubernetes.io/managed-by": "lanes", "lanes.dev/group": "g1"})
+    assert rec.triggered == ["g1", "g3"]
+    rec.triggered.clear()
+    rt.on_group("DELETED", "g1", group("g1", "default/a", "default/b"))
+    assert rec.triggered == ["g1", "g3"]
+    rec.triggered.clear()
+    rt.on_generated({"app.kubernetes.io/managed-by": "lanes", "lanes.dev/group": "g2"})
+    assert rec.triggered == ["g2"], "a group sharing no service queues no other"
+
+
+def test_a_snapshot_names_the_other_groups() -> None:
+    rt, _ = runtime()
+    rt.indices[GROUP_INDEX].update({"g1": [group("g1", "default/a")], "g2": [group("g2", "other/a")]})
+    assert rt.snapshot("g1").others == [group("g2", "other/a")]

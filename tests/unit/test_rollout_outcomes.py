@@ -3,6 +3,7 @@ and the changes made when a rollout is deleted."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -40,6 +41,7 @@ from .rollout_fixtures import (
     held,
     observed,
     plan_case,
+    replica_set,
     status,
 )
 from .rollout_sim import rollout
@@ -137,6 +139,38 @@ def test_transition_time_is_kept_while_the_condition_status_holds() -> None:
     times = {c.type: c.last_transition_time for c in second.status.conditions}
     assert times == {c.type: c.last_transition_time for c in first.status.conditions}
     assert second.status.phase == "Paused"
+
+
+def test_a_second_rollout_on_a_driven_deployment_fails_with_conflict_and_touches_nothing() -> None:
+    seen = replace(observed(base(V2, paused=True)), driven_by="rollouts-other")
+    plan = plan_case(Case(None, seen, ""))
+    conditions = {c.type: (c.status, c.reason) for c in plan.status.conditions}
+    assert plan.status.phase == "Failed"
+    assert conditions == {"Progressing": ("False", "Conflict"), "Succeeded": ("False", "Conflict")}
+    assert plan.status.message == (
+        "Deployment mocka-v1 is already driven by workloadrollout/rollouts-other; "
+        "a Deployment takes one rollout at a time"
+    )
+    assert plan.changes == ()
+    assert [(e.reason, e.type) for e in plan.followups] == [("Conflict", "Warning")]
+    again = plan_step(case_rollout(Case(plan.status, seen, "")), seen, NOW)
+    assert again.status == plan.status and again.actions == ()
+
+
+def test_a_conflicted_rollout_starts_afresh_once_the_deployment_is_free() -> None:
+    seen = replace(observed(base(V1), sets=[replica_set()]), driven_by="rollouts-other")
+    failed = plan_case(Case(None, seen, "")).status
+    free = replace(seen, driven_by=None)
+    plan = plan_step(case_rollout(Case(failed, free, "")), free, NOW)
+    assert plan.status.phase == "Healthy"
+    assert plan.status.conditions == []
+    assert plan.status.canary_status.stable_revision == REV[V1]
+
+
+def test_a_rollout_that_never_drove_the_deployment_leaves_it_alone_when_deleted() -> None:
+    seen = replace(observed(held(base(V2, paused=True))), driven_by="rollouts-other")
+    ro = rollout().model_copy(update={"status": status("Failed", None, 0, canary_rev=None)})
+    assert plan_finalize(ro, seen) == ()
 
 
 # --- finalize ------------------------------------------------------------------------------

@@ -268,6 +268,11 @@ def _in(
     return ro.model_copy(update={"status": status})
 
 
+def _never_ran(phase: str):
+    """A rollout that failed before any release started, e.g. on a Conflict."""
+    return rollout().model_copy(update={"status": WorkloadRolloutStatus(phase=phase)})
+
+
 def _spec_paused():
     ro = rollout()
     strategy = ro.spec.strategy.model_copy(update={"paused": True})
@@ -290,6 +295,7 @@ def _spec_paused():
             (_in("Failed", "StepUpgrade"), "undo", None, "undo-failed"),
             (_in("Promoting", "Completed"), "undo", None, "undo-promoting"),
             (_in("Healthy", None), "undo", "nothing in progress", "undo-healthy"),
+            (_never_ran("Failed"), "undo", "nothing in progress", "undo-conflict"),
             (_in("RollingBack"), "undo", "already rolling back", "undo-rolling-back"),
             (_in("Progressing", "StepUpgrade"), "pause", None, "pause-progressing"),
             (_in("Healthy", None), "pause", None, "pause-healthy"),
