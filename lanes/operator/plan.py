@@ -27,8 +27,9 @@ CONFLICT = "Conflict"
 class Inputs:
     """What the operator has seen of one group: raw bodies, Service selectors and pods.
 
-    `others` are the bodies of the other groups; `held` maps a service key to the other
-    group whose routes for that service are in force now (see `held_services`).
+    `others` are the bodies of the other groups; `held` maps a service key to the groups
+    (this one included) whose routes for that service are in force now, which the operator
+    reads from the DestinationRules in the cluster.
     """
 
     group: Mapping[str, Any]
@@ -36,7 +37,7 @@ class Inputs:
     services: Mapping[str, Mapping[str, str] | None] = field(default_factory=dict)
     pods: Sequence[PodView] = ()
     others: Sequence[Mapping[str, Any]] = ()
-    held: Mapping[str, str] = field(default_factory=dict)
+    held: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -96,28 +97,30 @@ def conflicts(group: SwimLaneGroup, body: Mapping[str, Any], inputs: Inputs) -> 
     """The services of a group that another group holds, each naming that group.
 
     A service belongs to one group, since each group routes the whole of it. It is held by
-    the group whose routes for it are in force; when none has any, by the group created
-    first among those listing it (a group being deleted lets go at once).
+    the group whose routes for it are in force (the one created first, should two have
+    some); when none has any, by the group created first among those listing it, a group
+    being deleted letting go at once.
     """
-    mine = _seniority(body)
+    seniority = {group.name: _seniority(body)}
+    listing: dict[str, set[str]] = {}
+    for other in inputs.others:
+        name = (other.get("metadata") or {}).get("name", "")
+        seniority[name] = _seniority(other)
+        if not (other.get("metadata") or {}).get("deletionTimestamp"):
+            for key in service_keys(other):
+                listing.setdefault(key, set()).add(name)
     errors = []
     for i, service in enumerate(group.spec.services):
-        holder = inputs.held.get(service.key)
-        if holder is not None:
-            message = f"service {service.key} is routed by SwimLaneGroup {holder}"
-        else:
-            earlier = sorted(
-                _seniority(other) for other in inputs.others
-                if service.key in service_keys(other)
-                and not (other.get("metadata") or {}).get("deletionTimestamp")
-                and _seniority(other) < mine
-            )
-            if not earlier:
-                continue
-            message = f"service {service.key} belongs to SwimLaneGroup {earlier[0][1]}, created earlier"
+        routed = inputs.held.get(service.key, frozenset())
+        candidates = routed or {group.name, *listing.get(service.key, ())}
+        holder = min(candidates, key=lambda name: seniority.get(name, ("", name)))
+        if holder == group.name:
+            continue
+        how = "is routed by" if routed else "belongs to"
+        since = "" if routed else ", created earlier"
         errors.append(FieldError(
             "SwimLaneGroup", group.name, f"spec.services[{i}]",
-            f"{message}; a service belongs to one group",
+            f"service {service.key} {how} SwimLaneGroup {holder}{since}; a service belongs to one group",
         ))
     return errors
 

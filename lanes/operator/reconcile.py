@@ -128,7 +128,7 @@ class GroupReconciler:
             self.lanes_api.add_finalizer(SWIMLANEGROUP, group)
             writes += 1
         shared = listed_elsewhere(group, snap.others)
-        held = self._held(shared, snap.others) if shared else {}
+        held = self._held(snap.name, shared, snap.others) if shared else {}
         plan = plan_group(Inputs(group, snap.lanes, snap.services, snap.pods, snap.others, held))
         if not plan.valid:
             self.invalidate(snap.name)
@@ -165,18 +165,20 @@ class GroupReconciler:
         result = "applied" if report is not None and report.changed else "unchanged"
         return Outcome(result, writes, report, plan)
 
-    def _held(self, shared: frozenset[str], others: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-        """Which other group has routes in force for each shared service: a DestinationRule
-        for its host, generated for that group."""
-        names = [(o.get("metadata") or {}).get("name", "") for o in others]
+    def _held(
+        self, name: str, shared: frozenset[str], others: Sequence[Mapping[str, Any]]
+    ) -> dict[str, frozenset[str]]:
+        """Which groups, this one included, have routes in force for each shared service: a
+        DestinationRule for its host generated for that group."""
+        names = [name, *((o.get("metadata") or {}).get("name", "") for o in others)]
         hosts = {fqdn(key): key for key in shared}
-        held = {}
+        held: dict[str, set[str]] = {}
         for obj in list_owned(self.objects, generated_by_any()):
             key = hosts.get((obj.get("spec") or {}).get("host")) if obj.get("kind") == "DestinationRule" else None
             owner = owner_among(names, obj) if key else None
             if owner is not None:
-                held[key] = owner
-        return held
+                held.setdefault(key, set()).add(owner)
+        return {key: frozenset(groups) for key, groups in held.items()}
 
     def _invalid(self, plan: GroupPlan, group: Mapping[str, Any]) -> int:
         previous = group.get("status") or {}

@@ -152,22 +152,30 @@ def born(body: dict, name: str, created: str, deleting: bool = False) -> dict:
 MINE = born(GROUP, GROUP["metadata"]["name"], "2026-01-02T00:00:00Z")
 
 
-def held_inputs(others: list[dict], held: dict[str, str] | None = None, group: dict = MINE) -> Inputs:
-    return Inputs(with_generation(group), LANES, SERVICES, PODS, others, held or {})
+def held_inputs(others: list[dict], held: dict[str, set[str]] | None = None, group: dict = MINE) -> Inputs:
+    routed = {key: frozenset(groups) for key, groups in (held or {}).items()}
+    return Inputs(with_generation(group), LANES, SERVICES, PODS, others, routed)
+
+
+OLDER = born(GROUP, "older", "2026-01-01T00:00:00Z")
+NEWER = born(GROUP, "newer", "2026-01-03T00:00:00Z")
 
 
 @pytest.mark.parametrize(
     ("others", "held", "expected"),
     [
         pytest.param(
-            [born(GROUP, "older", "2026-01-01T00:00:00Z")], {},
-            "service default/mocka belongs to SwimLaneGroup older, created earlier",
+            [OLDER], {}, "service default/mocka belongs to SwimLaneGroup older, created earlier",
             id="an-older-group-listing-it",
         ),
         pytest.param(
-            [born(GROUP, "newer", "2026-01-03T00:00:00Z")], {"default/mockb": "newer"},
-            "service default/mockb is routed by SwimLaneGroup newer",
+            [NEWER], {"default/mockb": {"newer"}}, "service default/mockb is routed by SwimLaneGroup newer",
             id="routes-in-force-win-over-age",
+        ),
+        pytest.param(
+            [OLDER], {"default/mockb": {"older", "rollout"}},
+            "service default/mockb is routed by SwimLaneGroup older",
+            id="of-two-groups-routing-it-the-older",
         ),
     ],
 )
@@ -185,24 +193,31 @@ def test_a_service_another_group_holds_keeps_every_route_back(others, held, expe
 
 
 @pytest.mark.parametrize(
-    "others",
+    ("others", "held"),
     [
-        pytest.param([born(GROUP, "newer", "2026-01-03T00:00:00Z")], id="a-newer-group-listing-it"),
-        pytest.param([born(GROUP, "going", "2026-01-01T00:00:00Z", deleting=True)], id="an-older-group-being-deleted"),
+        pytest.param([NEWER], {}, id="a-newer-group-listing-it"),
+        pytest.param(
+            [OLDER], {k: {"rollout"} for k in SERVICES}, id="its-own-routes-in-force-against-an-older-group"
+        ),
+        pytest.param([NEWER], {k: {"rollout", "newer"} for k in SERVICES}, id="routed-by-a-newer-group-too"),
+        pytest.param(
+            [born(GROUP, "going", "2026-01-01T00:00:00Z", deleting=True)], {}, id="an-older-group-being-deleted"
+        ),
         pytest.param(
             [born(edited(GROUP, "spec.services", [{"name": "mockz", "namespace": "default"}]), "older", "2026-01-01T00:00:00Z")],
+            {},
             id="an-older-group-on-other-services",
         ),
     ],
 )
-def test_services_no_other_group_holds_are_routed(others) -> None:
-    plan = plan_group(held_inputs(others))
+def test_services_no_other_group_holds_are_routed(others, held) -> None:
+    plan = plan_group(held_inputs(others, held))
     assert plan.valid, describe(plan.errors)
 
 
 def test_other_errors_keep_their_reason_next_to_a_conflict() -> None:
     broken = edited(MINE, "spec.permissiveModeConfiguration.fallbackTarget", "gold")
-    plan = plan_group(held_inputs([born(GROUP, "older", "2026-01-01T00:00:00Z")], group=broken))
+    plan = plan_group(held_inputs([OLDER], group=broken))
     assert plan.reason == "InvalidSpec"
     assert "fallbackTarget" in describe(plan.errors) and "created earlier" in describe(plan.errors)
 
