@@ -7,7 +7,8 @@ import asyncio
 from kubernetes import client
 
 from lanes.kube.connect import MeteredApiClient
-from lanes.operator.runtime import GROUP_INDEX, LANE_INDEX, POD_INDEX, SERVICE_INDEX, Options, Runtime, service_keys
+from lanes.operator.plan import service_keys
+from lanes.operator.runtime import GROUP_INDEX, LANE_INDEX, POD_INDEX, SERVICE_INDEX, Options, Runtime
 from lanes.operator.scheduler import Scheduler
 from lanes.render.observe import PodView
 
