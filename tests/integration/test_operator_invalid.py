@@ -239,10 +239,18 @@ def test_a_group_listing_services_another_group_holds_writes_nothing_until_it_le
         )
         assert ready["status"] == "False" and ready["degraded"]["reason"] == "Conflict"
         assert f"spec.services[1]: service {namespace}/mocka is routed by SwimLaneGroup {first.name}" in ready["message"]
-        lane = ready_condition(custom, SWIMLANE, rival.lane("canary"))
-        assert lane["reason"] == "Conflict" and rival.name in lane["message"]
-        warnings = [e for e in LanesApi(kube_api).events_of(rival.name, "SwimLaneGroup") if e["type"] == "Warning"]
-        assert "Conflict" in [e["reason"] for e in warnings]
+        lane = eventually(
+            lambda: (lambda r: r if r.get("reason") == "Conflict" else None)(ready_condition(custom, SWIMLANE, rival.lane("canary"))),
+            "the conflict in the rival's lane status",
+        )
+        assert lane["status"] == "False" and rival.name in lane["message"]
+        eventually(
+            lambda: any(
+                e["type"] == "Warning" and e["reason"] == "Conflict"
+                for e in LanesApi(kube_api).events_of(rival.name, "SwimLaneGroup")
+            ),
+            "a Conflict warning on the rival group",
+        )
         operator.settle()
         writes = operator.writes
         operator.settle(quiet=2.0)

@@ -135,8 +135,9 @@ def test_a_second_rollout_on_a_driven_deployment_waits_with_a_conflict(operator,
         "Succeeded": "Conflict",
     }
     assert "mocka-v1 is already driven by workloadrollout/rollouts-mocka" in status["message"]
-    events = cluster.rollouts.events_of(cluster.namespace, "rollouts-again")
+    events = cluster.until(lambda: cluster.rollouts.events_of(cluster.namespace, "rollouts-again"), "an event")
     assert [(e["reason"], e["type"]) for e in events] == [("Conflict", "Warning")]
+    operator.settle()
     writes = operator.writes
     time.sleep(2)
     assert operator.writes == writes, "two rollouts on one Deployment do not fight over it"
