@@ -182,8 +182,8 @@ def entry_service(group: SwimLaneGroup, lanes: list[SwimLane]) -> str | None:
 def shared_services(groups: Iterable[SwimLaneGroup]) -> list[FieldError]:
     """A service listed by more than one group: an error on each group after the first.
 
-    A service belongs to one group, since each generates the one VirtualService and
-    DestinationRule of that service.
+    A service belongs to one group, since a group routes the whole of each of its services;
+    two would give the mesh two configurations for one host.
     """
     errors = []
     holder: dict[str, str] = {}
