@@ -16,7 +16,7 @@ from lanes.dev.controlplane import ControlPlane
 from lanes.dev.manifests import manifest_files
 
 ROOT = Path(__file__).resolve().parent.parent
-ISTIO_CRDS = ROOT.parent / "shared" / "reference" / "istio-networking-crds.yaml"
+ISTIO_CRDS = ROOT / "lanes" / "dev" / "istio-networking-crds.yaml"
 
 
 def timed(action) -> float:

@@ -32,7 +32,7 @@ from lanes.dev.manifests import manifest_files
 from lanes.operator.testing import delete_pod, make_pod, set_ready
 
 ROOT = Path(__file__).resolve().parent.parent
-ISTIO_CRDS = ROOT.parent / "shared" / "reference" / "istio-networking-crds.yaml"
+ISTIO_CRDS = ROOT / "lanes" / "dev" / "istio-networking-crds.yaml"
 ISTIO = ("networking.istio.io", "v1")
 
 

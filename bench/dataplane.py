@@ -28,7 +28,7 @@ from lanes.dev.processes import Child, free_port, stop
 from lanes.render import render_group
 
 ROOT = Path(__file__).resolve().parent.parent
-INPUTS = ROOT.parent / "shared" / "reference" / "asm-mock-chain-inputs.yaml"
+INPUTS = ROOT / "tests" / "testdata" / "reference" / "asm-mock-chain-inputs.yaml"
 OBSERVED = ROOT / "samples" / "mock-chain" / "observed"
 CHAIN = ("mocka", "mockb", "mockc")
 

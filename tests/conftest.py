@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-REFERENCE = SHARED / "reference"
+REFERENCE = ROOT / "tests" / "testdata" / "reference"
+# Istio's networking CRDs ship with lanes; the tests read the same unchanged copy.
+ISTIO_NETWORKING_CRDS = ROOT / "lanes" / "dev" / "istio-networking-crds.yaml"
 CLUSTER_SUITES = ("integration", "e2e")
 
 

@@ -20,8 +20,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-CRDS = SHARED / "reference" / "istio-networking-crds.yaml"
+CRDS = Path(__file__).resolve().parents[1] / "lanes" / "dev" / "istio-networking-crds.yaml"
 _ROOT_FIELDS = {"apiVersion", "kind", "metadata"}
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")

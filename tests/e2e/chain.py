@@ -16,7 +16,7 @@ from lanes.dev.mesh import Endpoint, EnvoyMesh
 from lanes.render import render_group
 
 ROOT = Path(__file__).resolve().parents[2]
-INPUTS = ROOT.parent / "shared" / "reference" / "asm-mock-chain-inputs.yaml"
+INPUTS = ROOT / "tests" / "testdata" / "reference" / "asm-mock-chain-inputs.yaml"
 OBSERVED = ROOT / "samples" / "mock-chain" / "observed"
 CHAIN = ("mocka", "mockb", "mockc")
 UPSTREAM = {"mocka": "http://mockb:8000/", "mockb": "http://mockc:8000/", "mockc": ""}

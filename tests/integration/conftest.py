@@ -26,7 +26,7 @@ from .operator_support import Stories
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CRD_DIR = PROJECT_ROOT / "crds"
-ISTIO_CRDS = PROJECT_ROOT.parent / "shared" / "reference" / "istio-networking-crds.yaml"
+ISTIO_CRDS = PROJECT_ROOT / "lanes" / "dev" / "istio-networking-crds.yaml"
 HERE = Path(__file__).resolve().parent
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import yaml
 from kubernetes import client
@@ -22,8 +21,8 @@ from lanes.kube.objects import Objects
 from lanes.operator.plan import owners
 from lanes.operator.testing import delete_pod, eventually, make_pod
 from lanes.render import object_key, render_group
+from tests.conftest import REFERENCE
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
 INPUTS = REFERENCE / "asm-mock-chain-inputs.yaml"
 SERVICES = ("mocka", "mockb", "mockc")
 

@@ -26,6 +26,7 @@ from lanes.kube.kinds import SWIMLANEGROUP
 from lanes.kube.schema import prune, version_schema
 from lanes.operator.runtime import Options
 from lanes.operator.testing import OperatorThread, eventually
+from tests.conftest import ISTIO_NETWORKING_CRDS
 
 from .operator_support import (
     REFERENCE,
@@ -43,8 +44,8 @@ PROJECT = Path(__file__).resolve().parents[2]
 
 
 def istio_crds() -> list[dict]:
-    """Istio's CRDs from the reference, not from the copy lanes ships."""
-    return [d for d in yaml.safe_load_all((REFERENCE / "istio-networking-crds.yaml").read_text()) if d]
+    """Istio's networking CRDs, unchanged from its release."""
+    return [d for d in yaml.safe_load_all(ISTIO_NETWORKING_CRDS.read_text()) if d]
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import yaml
@@ -14,8 +13,8 @@ from lanes.api.load import parse_object
 from lanes.api.observations import Observations
 from lanes.cli.status import format_group, format_groups, group_view, views_to_json
 from lanes.render import render_group
+from tests.conftest import REFERENCE
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
 DOCS = [convert_document(d) for d in yaml.safe_load_all((REFERENCE / "asm-mock-chain-inputs.yaml").read_text()) if d]
 GROUP = next(d for d in DOCS if d["kind"] == "SwimLaneGroup")
 LANES = [d for d in DOCS if d["kind"] == "SwimLane"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import yaml
 
@@ -12,11 +10,11 @@ from lanes.api.observations import Observations
 from lanes.kube.kinds import kind_of
 from lanes.kube.schema import prune, version_schema
 from lanes.render import render_group
+from tests.conftest import ISTIO_NETWORKING_CRDS, REFERENCE
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
 CRDS = {
     doc["spec"]["names"]["kind"]: doc
-    for doc in yaml.safe_load_all((REFERENCE / "istio-networking-crds.yaml").read_text())
+    for doc in yaml.safe_load_all(ISTIO_NETWORKING_CRDS.read_text())
     if doc
 }
 STORY = load(REFERENCE / "asm-mock-chain-inputs.yaml")

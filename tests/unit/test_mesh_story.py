@@ -18,11 +18,12 @@ from lanes.api.load import load, load_observations
 from lanes.api.observations import Observations
 from lanes.dev.mesh import Endpoint, EnvoyConfig, translate
 from lanes.render import render_group
+from tests.conftest import REFERENCE
 
 from .mesh_helpers import added_headers, cluster, cluster_ips, pick
 
 ROOT = Path(__file__).resolve().parents[2]
-INPUTS = ROOT.parent / "shared" / "reference" / "asm-mock-chain-inputs.yaml"
+INPUTS = REFERENCE / "asm-mock-chain-inputs.yaml"
 OBSERVED = ROOT / "samples" / "mock-chain" / "observed"
 CHAIN = ["mocka", "mockb", "mockc"]
 STATES = ["0", "1", "2", "3", "4", "U"]

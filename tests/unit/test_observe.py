@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from lanes.api.load import load
 from lanes.api.topology import resolve
-from lanes.render.observe import PodView, lane_label_keys, lane_services, observe, pod_view, selects
+from lanes.render.observe import (
+    PodView,
+    lane_label_keys,
+    lane_services,
+    observe,
+    pod_view,
+    selects,
+)
+from tests.conftest import REFERENCE
 
 SERVICES = {
     "default/mocka": {"app": "mocka"},
@@ -19,7 +25,7 @@ SERVICES = {
 }
 
 
-INPUTS = Path(__file__).resolve().parents[3] / "shared" / "reference" / "asm-mock-chain-inputs.yaml"
+INPUTS = REFERENCE / "asm-mock-chain-inputs.yaml"
 STORY = load(INPUTS)
 
 

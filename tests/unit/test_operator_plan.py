@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
 import yaml
 
 from lanes.api.convert import convert_document
+from lanes.operator.conditions import (
+    describe,
+    group_status,
+    lane_status,
+    orphan_lane_status,
+    same_status,
+    set_condition,
+)
+from lanes.operator.plan import Inputs, lane_bodies_of, owner_among, owners, plan_group
 from lanes.render import render_group
 from lanes.render.observe import PodView
-from lanes.operator.conditions import describe, group_status, lane_status, orphan_lane_status, same_status, set_condition
-from lanes.operator.plan import Inputs, lane_bodies_of, owner_among, owners, plan_group
+from tests.conftest import REFERENCE
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
 DOCS = [convert_document(d) for d in yaml.safe_load_all((REFERENCE / "asm-mock-chain-inputs.yaml").read_text()) if d]
 GROUP = next(d for d in DOCS if d["kind"] == "SwimLaneGroup")
 LANES = [d for d in DOCS if d["kind"] == "SwimLane"]

@@ -2,7 +2,7 @@
 
 A case folder holds `input.yaml`, optionally `observed.yaml`, a `flavour` file, and
 `expected.yaml`. Any of the YAML files may instead be a `<name>.ref` file naming a path relative
-to the project root (the shared reference material is `../shared/...`). Regenerate on purpose
+to the project root (the reference material is under `tests/testdata/reference/`). Regenerate on purpose
 with `LANES_UPDATE_GOLDEN=1 .venv/bin/pytest tests/unit/test_render_golden.py`; a case whose
 expected output is a reference file is never rewritten.
 """
@@ -19,7 +19,7 @@ import yaml
 
 from lanes.api.load import load, load_observations
 from lanes.render import render_group
-from tests.conftest import ROOT
+from tests.conftest import REFERENCE, ROOT
 from tests.istio_schema import problems
 
 CASES = ROOT / "tests" / "testdata" / "render"
@@ -96,7 +96,7 @@ def test_render_matches_golden(case: Case) -> None:
 
 def test_asm_state_0_is_the_reference_output() -> None:
     case = Case(CASES / "asm-state-0")
-    reference = ROOT.parent / "shared" / "reference" / "asm-mock-chain-expected.yaml"
+    reference = REFERENCE / "asm-mock-chain-expected.yaml"
     assert case.path("expected") == reference.resolve()
     assert case.render() == read_expected(case.path("expected"))
 
