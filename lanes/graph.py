@@ -192,7 +192,7 @@ def choose_lanes(
     routing = topology.group.spec.ingress.ingress_routing
     header = topology.group.spec.route_header
     notes: list[str] = []
-    if routing.ingress_routing_strategy == "rule_based":
+    if routing.ingress_routing_strategy != "weighted":
         for lane in topology.ingress_lanes:
             for rule in lane.spec.ingress_rules:
                 if rule.online and match_request(rule.match, headers, path):
@@ -271,7 +271,7 @@ def explain(topology: Topology, graph: nx.DiGraph, headers: dict[str, str], path
     )
     header = topology.group.spec.route_header
     strategy = topology.group.spec.ingress.ingress_routing.ingress_routing_strategy
-    if strategy == "rule_based" and routes:
+    if strategy != "weighted" and routes:
         given = lowered.get(header)
         if given is not None and given != routes[0].lane:
             notes.append(f"the gateway sets {header}: {routes[0].lane} in place of {given}")

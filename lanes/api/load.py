@@ -60,9 +60,18 @@ def read_documents(path: Path) -> list[Document]:
     documents = []
     for file in yaml_files(path):
         try:
-            bodies = list(yaml.safe_load_all(file.read_text()))
+            bodies = list(yaml.safe_load_all(file.read_text(encoding="utf-8")))
+        except UnicodeDecodeError as exc:
+            raise InvalidSpec(
+                [FieldError("File", str(file), "(file)", "is not UTF-8 text")]
+            ) from exc
+        except OSError as exc:
+            raise InvalidSpec([FieldError("File", str(file), "(file)", exc.strerror or str(exc))]) from exc
         except yaml.YAMLError as exc:
-            raise InvalidSpec([FieldError("File", str(file), "(yaml)", str(exc))]) from exc
+            message = " ".join(str(exc).split())
+            raise InvalidSpec([FieldError("File", str(file), "(yaml)", message)]) from exc
+        except RecursionError as exc:
+            raise InvalidSpec([FieldError("File", str(file), "(yaml)", "nested too deeply")]) from exc
         bodies = [b for b in bodies if b is not None]
         for i, body in enumerate(bodies):
             source = f"{file}#{i + 1}" if len(bodies) > 1 else str(file)
@@ -100,11 +109,34 @@ def parse_documents(documents: list[Document]) -> Bundle:
     """
     bundle = Bundle()
     errors: list[FieldError] = []
+    seen: dict[tuple[str, str], str] = {}
     for doc in documents:
         body = convert_document(doc.body)
         if api_group(body) != GROUP:
             bundle.others.append(body)
             continue
+        meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+        labels = meta.get("labels") if isinstance(meta.get("labels"), dict) else {}
+        # A lane's name is its own only within its group, as ASM names lanes per group.
+        key = (
+            str(body.get("kind", "")),
+            str(meta.get("name", "")),
+            str(meta.get("namespace", "")),
+            str(labels.get("swimlane-group", "")),
+        )
+        if key in seen:
+            # Later documents would silently replace earlier ones; a copy-paste slip, refuse it.
+            errors.append(
+                FieldError(
+                    key[0],
+                    key[1],
+                    "metadata.name",
+                    f"defined twice: in {seen[key]} and in {doc.source}",
+                    doc.source,
+                )
+            )
+            continue
+        seen[key] = doc.source
         try:
             obj = parse_object(body, doc.source)
         except InvalidSpec as exc:

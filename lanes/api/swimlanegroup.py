@@ -24,7 +24,8 @@ from .common import (
 KIND = "SwimLaneGroup"
 Flavour = Literal["istio", "asm"]
 Propagation = Literal["header", "baggage"]
-RoutingStrategy = Literal["rule_based", "weighted"]
+# `rule-based` is the spelling of ASM's API reference; it is kept as written so echoes match.
+RoutingStrategy = Literal["rule_based", "rule-based", "weighted"]
 
 
 class Gateway(Model):
