@@ -79,6 +79,12 @@ def read_documents(path: Path) -> list[Document]:
                 raise InvalidSpec(
                     [FieldError("File", str(file), f"document {i + 1}", "is not a mapping")]
                 )
+            for field in ("metadata", "spec"):
+                if field in body and not isinstance(body[field], dict | None):
+                    # Every reader of a document looks into these two; a string there is a typo.
+                    raise InvalidSpec(
+                        [FieldError("File", str(file), f"document {i + 1}", f"{field} is not a mapping")]
+                    )
             documents.append(Document(source, body))
     return documents
 
@@ -109,7 +115,7 @@ def parse_documents(documents: list[Document]) -> Bundle:
     """
     bundle = Bundle()
     errors: list[FieldError] = []
-    seen: dict[tuple[str, str], str] = {}
+    seen: dict[tuple[str, str, str, str], str] = {}
     for doc in documents:
         body = convert_document(doc.body)
         if api_group(body) != GROUP:
