@@ -111,7 +111,20 @@ class Ignored:
         )
 
 
-IGNORED: tuple[Ignored, ...] = ()
+IGNORED: tuple[Ignored, ...] = (
+    Ignored(
+        "IST0102",
+        "namespace not labelled for sidecar injection: injection belongs to the mesh install, and "
+        "lanes generates no Namespace",
+        object=r"Namespace \S+",
+    ),
+    Ignored(
+        "IST0101",
+        "the ingress Gateway's selector matches no pod: the Gateway is the mesh install's, and the "
+        "local control plane runs no ingress-gateway Deployment",
+        object=r"Gateway istio-system/ingressgateway",
+    ),
+)
 
 
 def unexpected(messages: Sequence[Message], ignored: Sequence[Ignored] = IGNORED) -> list[Message]:

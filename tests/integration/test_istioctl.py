@@ -1,8 +1,9 @@
 """Istio's own analyzer, `istioctl analyze`, over the Istio-flavour objects lanes generates.
 
 Offline it reads files, so it checks the schema, that every routed subset exists in its
-DestinationRule and that every referenced gateway exists. The live checks, which also see pods,
-run in test_operator_story.py. ASM output is not analyzed: istioctl rejects ASM's `fallback`.
+DestinationRule and that every referenced gateway exists. Against the API server it also sees
+pods (a subset must select some); the story's states are analyzed live in
+test_operator_story.py. ASM output is not analyzed: istioctl rejects ASM's `fallback`.
 """
 
 from __future__ import annotations
@@ -151,3 +152,28 @@ def test_analyze_output_is_parsed_into_messages() -> None:
 def test_every_ignored_code_names_a_reason() -> None:
     for entry in IGNORED:
         assert isinstance(entry, Ignored) and entry.code.startswith("IST") and len(entry.reason) > 20
+
+
+def test_live_analyze_reports_a_subset_that_selects_no_pods(istioctl, control_plane, kube_api, namespace) -> None:
+    from kubernetes import client
+
+    from lanes.operator.testing import make_pod
+
+    core, custom = client.CoreV1Api(kube_api), client.CustomObjectsApi(kube_api)
+    core.create_namespaced_service(namespace, service(namespace, "mocka", {8000}))
+    make_pod(core, namespace, "mocka-v1", {"app": "mocka", "ASM_TRAFFIC_TAG": "base"})
+    rule = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "DestinationRule",
+        "metadata": {"name": "mocka"},
+        "spec": {
+            "host": f"mocka.{namespace}.svc.cluster.local",
+            "subsets": [
+                {"name": lane, "labels": {"ASM_TRAFFIC_TAG": lane}} for lane in ("base", "canary")
+            ],
+        },
+    }
+    custom.create_namespaced_custom_object("networking.istio.io", "v1", namespace, "destinationrules", rule)
+    messages = analyze(istioctl, kubeconfig=control_plane.kubeconfig)
+    mine = [m for m in unexpected(messages) if m.object == f"DestinationRule {namespace}/mocka"]
+    assert [(m.code, "canary" in m.text) for m in mine] == [("IST0173", True)]

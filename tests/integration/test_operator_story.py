@@ -13,6 +13,7 @@ import urllib.request
 import pytest
 from kubernetes import client
 
+from lanes.dev.istioctl import Message, analyze, ensure_istioctl, unexpected
 from lanes.kube.apply import pruned_desired
 from lanes.kube.kinds import SWIMLANE, SWIMLANEGROUP
 from lanes.kube.lanesapi import LanesApi
@@ -20,7 +21,7 @@ from lanes.kube.objects import Objects
 from lanes.operator.runtime import Options
 from lanes.operator.testing import OperatorThread, eventually
 
-from .operator_support import SUBSETS, delete_story, enter_state, live_generated, matches
+from .operator_support import SUBSETS, delete_story, ensure_namespace, enter_state, live_generated, matches
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +46,36 @@ def read(kube_api, kind, name) -> dict:
     return custom.get_cluster_custom_object(kind.group, kind.version, kind.plural, name)
 
 
-def test_story_states_0_to_4(operator, stories, kube_api, namespace) -> None:
+@pytest.fixture
+def ingress_gateway(kube_api):
+    """The Gateway the story's ingress routes name, which the mesh install would have made."""
+    custom = client.CustomObjectsApi(kube_api)
+    body = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": "ingressgateway"},
+        "spec": {
+            "selector": {"istio": "ingressgateway"},
+            "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}],
+        },
+    }
+    ensure_namespace(kube_api, "istio-system")
+    custom.create_namespaced_custom_object("networking.istio.io", "v1", "istio-system", "gateways", body)
+    yield body
+    custom.delete_namespaced_custom_object("networking.istio.io", "v1", "istio-system", "gateways", "ingressgateway")
+
+
+def about(messages: list[Message], namespaces: set[str]) -> list[Message]:
+    """The messages on objects in `namespaces`; other tests share the control plane."""
+    def namespace_of(message: Message) -> str:
+        kind, _, name = message.object.partition(" ")
+        return name if kind == "Namespace" else name.partition("/")[0]
+
+    return [m for m in messages if namespace_of(m) in namespaces]
+
+
+def test_story_states_0_to_4(operator, stories, kube_api, namespace, control_plane, ingress_gateway) -> None:
+    istioctl = ensure_istioctl()
     story = stories.create("istio")
     for state in "01234":
         enter_state(kube_api, story, state)
@@ -63,6 +93,10 @@ def test_story_states_0_to_4(operator, stories, kube_api, namespace) -> None:
             f"canary lane status in state {state}",
         )
         assert canary["conditions"][0]["type"] == "Ready"
+        found = about(analyze(istioctl, kubeconfig=control_plane.kubeconfig), {namespace, "istio-system"})
+        assert unexpected(found) == [], f"state {state}: istioctl analyze reported:\n" + "\n".join(
+            map(str, unexpected(found))
+        )
     group = read(kube_api, SWIMLANEGROUP, story.name)
     ready = {c["type"]: c for c in group["status"]["conditions"]}
     assert ready["Ready"]["status"] == "True" and ready["Degraded"]["status"] == "False"
