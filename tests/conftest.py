@@ -15,7 +15,7 @@ CLUSTER_SUITES = ("integration", "e2e")
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Build the control plane and Helm before any test runs, with progress on the terminal.
+    """Build the control plane, Helm and istioctl before any test runs, with progress shown.
 
     A cold build takes minutes; done here it shows its progress instead of happening silently
     inside whichever test first needs a cluster. Runs of unit tests alone build nothing.
@@ -25,11 +25,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         return
     from lanes.dev.binaries import ensure_binaries
     from lanes.dev.helm import ensure_helm
+    from lanes.dev.istioctl import ensure_istioctl
 
     capture = session.config.pluginmanager.getplugin("capturemanager")
     with capture.global_and_fixture_disabled():
         ensure_binaries(progress=sys.stderr)
         ensure_helm(progress=sys.stderr)
+        ensure_istioctl(progress=sys.stderr)
 
 
 @pytest.fixture(scope="session")

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
+
+
+class Dumper(yaml.SafeDumper):
+    """Quotes `y` and `n` too: PyYAML reads them as strings, but YAML 1.1 readers such as
+    kubectl's and istioctl's (go-yaml v2) read them as booleans and refuse a label value `y`."""
+
+
+Dumper.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:y|Y|n|N)$"), list("yYnN"))
 
 
 def format_documents(documents: list[dict[str, Any]]) -> str:
     """Documents as one YAML stream, each opened by `---`, as `helm template` prints them."""
     if not documents:
         return ""
-    return yaml.safe_dump_all(
-        documents, sort_keys=False, explicit_start=True, default_flow_style=False, width=100
+    return yaml.dump_all(
+        documents, Dumper=Dumper, sort_keys=False, explicit_start=True, default_flow_style=False, width=100
     )

@@ -22,7 +22,7 @@ from lanes.dev.binaries import ensure_binaries
 from lanes.dev.controlplane import ControlPlane
 from lanes.dev.manifests import manifest_files
 
-from .operator_support import Stories
+from .operator_support import INGRESS_GATEWAY, Stories, ensure_namespace
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CRD_DIR = PROJECT_ROOT / "crds"
@@ -96,6 +96,20 @@ def stories(operator, kube_api: client.ApiClient, namespace: str) -> Iterator[St
     made = Stories(kube_api, namespace)
     yield made
     made.close()
+
+
+@pytest.fixture
+def ingress_gateway(kube_api: client.ApiClient) -> Iterator[dict]:
+    """The Gateway the story's ingress routes name, which the mesh install would have made."""
+    custom = client.CustomObjectsApi(kube_api)
+    ensure_namespace(kube_api, "istio-system")
+    custom.create_namespaced_custom_object("networking.istio.io", "v1", "istio-system", "gateways", INGRESS_GATEWAY)
+    try:
+        yield INGRESS_GATEWAY
+    finally:
+        custom.delete_namespaced_custom_object(
+            "networking.istio.io", "v1", "istio-system", "gateways", INGRESS_GATEWAY["metadata"]["name"]
+        )
 
 
 def wait_for_default_service_account(core: client.CoreV1Api, namespace: str, timeout: float = 30.0) -> None:

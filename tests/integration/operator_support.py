@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import yaml
 from kubernetes import client
@@ -15,6 +16,7 @@ from kubernetes import client
 from lanes.api.convert import convert_document
 from lanes.api.load import parse_object
 from lanes.api.observations import Observations
+from lanes.dev.istioctl import Message, analyze, ensure_istioctl, unexpected
 from lanes.kube.apply import list_owned
 from lanes.kube.kinds import SWIMLANE, SWIMLANEGROUP
 from lanes.kube.objects import Objects
@@ -221,3 +223,27 @@ class Stories:
             delete_story(self.api, story)
         for story in self.made:
             eventually(lambda: not group_exists(self.api, story.name), f"group {story.name} to go", timeout)
+
+
+INGRESS_GATEWAY = {
+    "apiVersion": "networking.istio.io/v1",
+    "kind": "Gateway",
+    "metadata": {"name": "ingressgateway", "namespace": "istio-system"},
+    "spec": {
+        "selector": {"istio": "ingressgateway"},
+        "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}],
+    },
+}
+
+
+def namespace_of(message: Message) -> str:
+    kind, _, name = message.object.partition(" ")
+    return name if kind == "Namespace" else name.partition("/")[0]
+
+
+def assert_analyzed_clean(kubeconfig: Path, namespace: str, when: str) -> None:
+    """`istioctl analyze -A` finds nothing lanes should answer for in the test's namespace or the
+    gateway's; other tests share the control plane, so their namespaces are not this test's."""
+    messages = analyze(ensure_istioctl(), kubeconfig=kubeconfig)
+    left = [m for m in unexpected(messages) if namespace_of(m) in {namespace, "istio-system"}]
+    assert left == [], f"{when}: istioctl analyze reported:\n" + "\n".join(map(str, left))

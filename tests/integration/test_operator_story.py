@@ -1,4 +1,5 @@
-"""The mock-chain story on a real API server: after each state the live objects are render's.
+"""The mock-chain story on a real API server: after each state the live objects are render's,
+and `istioctl analyze` finds nothing wrong with them.
 
 Istio flavour here, against Istio's own CRDs; the ASM flavour is in test_operator_asm.py.
 """
@@ -20,7 +21,7 @@ from lanes.kube.objects import Objects
 from lanes.operator.runtime import Options
 from lanes.operator.testing import OperatorThread, eventually
 
-from .operator_support import SUBSETS, delete_story, enter_state, live_generated, matches
+from .operator_support import SUBSETS, assert_analyzed_clean, delete_story, enter_state, live_generated, matches
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +46,7 @@ def read(kube_api, kind, name) -> dict:
     return custom.get_cluster_custom_object(kind.group, kind.version, kind.plural, name)
 
 
-def test_story_states_0_to_4(operator, stories, kube_api, namespace) -> None:
+def test_story_states_0_to_4(operator, stories, kube_api, namespace, control_plane, ingress_gateway) -> None:
     story = stories.create("istio")
     for state in "01234":
         enter_state(kube_api, story, state)
@@ -63,6 +64,7 @@ def test_story_states_0_to_4(operator, stories, kube_api, namespace) -> None:
             f"canary lane status in state {state}",
         )
         assert canary["conditions"][0]["type"] == "Ready"
+        assert_analyzed_clean(control_plane.kubeconfig, namespace, f"state {state}")
     group = read(kube_api, SWIMLANEGROUP, story.name)
     ready = {c["type"]: c for c in group["status"]["conditions"]}
     assert ready["Ready"]["status"] == "True" and ready["Degraded"]["status"] == "False"

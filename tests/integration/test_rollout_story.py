@@ -4,7 +4,8 @@ kube-controller-manager runs the Deployments, the local node runs their pods as 
 reports them Ready, the lane operator turns lane membership into DestinationRule subsets, and
 the rollout handlers and admission webhook hold, canary, promote and undo. At every state of
 the story table the test checks the Deployments (images, paused), the pods the bases run, the
-generated subsets and the rollout statuses. Approve and undo go through `kubectl lane`.
+generated subsets and the rollout statuses, and runs `istioctl analyze` against the cluster.
+Approve and undo go through `kubectl lane`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from lanes.cli.main import app
 from lanes.cli.rolloutstatus import show_rollout
 from lanes.dev.node import LocalNode
 
-from .operator_support import SUBSETS, Stories, live_generated, reference_documents
+from .operator_support import SUBSETS, Stories, assert_analyzed_clean, live_generated, reference_documents
 from .rollout_support import IMAGE, Cluster, Operator, image_of, wait_for_webhook
 
 pytestmark = pytest.mark.integration
@@ -66,7 +67,7 @@ def operator(control_plane, kube_api):
 
 
 @pytest.fixture
-def story(operator, control_plane, kube_api, namespace, tmp_path):
+def story(operator, control_plane, kube_api, namespace, tmp_path, ingress_gateway):
     """The reference inputs in this test's namespace, pods run by a local node."""
     stories = Stories(kube_api, namespace)
     made = stories.create("istio")
@@ -77,7 +78,7 @@ def story(operator, control_plane, kube_api, namespace, tmp_path):
                 cluster.create_deployment(copy.deepcopy(doc))
             elif doc["kind"] == "WorkloadRollout":
                 cluster.create_rollout(copy.deepcopy(doc))
-        yield made, cluster
+        yield made, cluster, control_plane.kubeconfig
         cluster.delete_rollouts()
         stories.close()
 
@@ -117,8 +118,9 @@ def image_of_pod(pod: dict) -> str:
     return pod["spec"]["containers"][0]["image"]
 
 
-def reach(kube_api, story, cluster: Cluster, state: str) -> dict:
-    """Wait until the cluster shows the state's row of the story table, routes included."""
+def reach(kube_api, story, cluster: Cluster, state: str, kubeconfig) -> dict:
+    """Wait until the cluster shows the state's row of the story table, routes included, and
+    istioctl analyze finds nothing wrong with them."""
     wanted_subsets = SUBSETS_U if state == "U" else SUBSETS[state]
     expected = {
         "bases": BASES[state],
@@ -129,6 +131,7 @@ def reach(kube_api, story, cluster: Cluster, state: str) -> dict:
     cluster.until(lambda: observe(cluster) == expected, f"state {state}: {expected}", timeout=90)
     lanes = {s: [story.lane(lane) for lane in names] for s, names in wanted_subsets.items()}
     cluster.until(lambda: subsets(kube_api, story) == lanes, f"state {state} subsets {lanes}")
+    assert_analyzed_clean(kubeconfig, cluster.namespace, f"state {state}")
     return {s: cluster.status(f"rollouts-{s}") for s in SERVICES}
 
 
@@ -148,13 +151,13 @@ def canary_pod_lanes(cluster: Cluster, service: str) -> set[str]:
 
 
 def test_story_states_0_to_4(story, control_plane, kube_api, namespace) -> None:
-    made, cluster = story
-    statuses = reach(kube_api, made, cluster, "0")
+    made, cluster, kubeconfig = story
+    statuses = reach(kube_api, made, cluster, "0", kubeconfig)
     stable = {s: statuses[s]["canaryStatus"]["stableRevision"] for s in SERVICES}
     uids = base_pod_uids(cluster)
 
     cluster.set_image("mocka-v1", V2)
-    statuses = reach(kube_api, made, cluster, "1")
+    statuses = reach(kube_api, made, cluster, "1", kubeconfig)
     canary = statuses["mocka"]["canaryStatus"]
     assert (canary["currentStepIndex"], canary["currentStepState"]) == (1, "StepPaused")
     assert canary["stableRevision"] == stable["mocka"] != canary["canaryRevision"]
@@ -170,7 +173,7 @@ def test_story_states_0_to_4(story, control_plane, kube_api, namespace) -> None:
 
     cluster.set_image("mockb-v1", V2)
     cluster.set_image("mockc-v1", V2)
-    reach(kube_api, made, cluster, "2")
+    reach(kube_api, made, cluster, "2", kubeconfig)
     assert base_pod_uids(cluster) == uids
 
     assert "approved" in kubectl_lane(control_plane, namespace, "approve", "rollout/rollouts-mockb")
@@ -178,7 +181,7 @@ def test_story_states_0_to_4(story, control_plane, kube_api, namespace) -> None:
         "wait", "--for=condition=Succeeded", "--timeout=90s", "-n", namespace, "workloadrollout/rollouts-mockb"
     )
     assert "condition met" in waited
-    statuses = reach(kube_api, made, cluster, "3")
+    statuses = reach(kube_api, made, cluster, "3", kubeconfig)
     assert conditions(statuses["mockb"])["Succeeded"] == ("True", "Promoted")
     assert statuses["mockb"]["canaryStatus"]["stableRevision"] != stable["mockb"]
     assert cluster.deployment("mockb-v1")["metadata"].get("annotations", {}).get("lanes.dev/held-by") is None
@@ -189,7 +192,7 @@ def test_story_states_0_to_4(story, control_plane, kube_api, namespace) -> None:
     code = show_rollout("rollout/rollouts-mocka", namespace=namespace, watch=True, timeout=90,
                         kubeconfig=str(control_plane.kubeconfig), console=Console(file=out, width=200))
     assert code == 0, out.getvalue()
-    statuses = reach(kube_api, made, cluster, "4")
+    statuses = reach(kube_api, made, cluster, "4", kubeconfig)
     for service in SERVICES:
         assert conditions(statuses[service])["Succeeded"] == ("True", "Promoted")
         assert statuses[service]["canaryStatus"]["stableRevision"] != stable[service]
@@ -197,16 +200,16 @@ def test_story_states_0_to_4(story, control_plane, kube_api, namespace) -> None:
 
 
 def test_story_undo_branch(story, control_plane, kube_api, namespace) -> None:
-    made, cluster = story
-    statuses = reach(kube_api, made, cluster, "0")
+    made, cluster, kubeconfig = story
+    statuses = reach(kube_api, made, cluster, "0", kubeconfig)
     stable = statuses["mocka"]["canaryStatus"]["stableRevision"]
     uids = base_pod_uids(cluster)
     for service in SERVICES:
         cluster.set_image(f"{service}-v1", V2)
-    reach(kube_api, made, cluster, "2")
+    reach(kube_api, made, cluster, "2", kubeconfig)
 
     assert "undo requested" in kubectl_lane(control_plane, namespace, "undo", "rollout/rollouts-mocka")
-    statuses = reach(kube_api, made, cluster, "U")
+    statuses = reach(kube_api, made, cluster, "U", kubeconfig)
     assert conditions(statuses["mocka"])["Succeeded"] == ("False", "RolledBack")
     assert statuses["mocka"]["canaryStatus"]["stableRevision"] == stable
     assert base_pod_uids(cluster) == uids

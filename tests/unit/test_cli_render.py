@@ -105,3 +105,13 @@ def test_two_groups_on_one_service_fail_the_render_naming_the_later_group(tmp_pa
         "second.yaml#1: SwimLaneGroup/second: spec.services[0]: service default/mocka already "
         "belongs to SwimLaneGroup rollout" in result.stderr
     )
+
+
+def test_values_yaml_1_1_reads_as_booleans_are_quoted(tmp_path: Path) -> None:
+    # kubectl and istioctl read YAML 1.1, where a bare `y` is true: a label value must stay a string.
+    sample = sample_copy(tmp_path)
+    lanes = sample / "lanes.yaml"
+    lanes.write_text(lanes.read_text().replace("ASM_TRAFFIC_TAG: canary", "ASM_TRAFFIC_TAG: 'y'"))
+    result = invoke("render", "-f", sample, "--observed", OBSERVED / "state-1.yaml")
+    assert result.exit_code == 0, result.output
+    assert "ASM_TRAFFIC_TAG: 'y'" in result.stdout

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from lanes.api.load import load, load_observations
+from lanes.cli.yamlout import Dumper
 from lanes.render import render_group
 from tests.conftest import REFERENCE, ROOT
 from tests.istio_schema import problems
@@ -65,7 +66,7 @@ def all_cases() -> list[Case]:
 
 
 def dump(objects: list[dict]) -> str:
-    return yaml.safe_dump_all(objects, sort_keys=False, width=120)
+    return yaml.dump_all(objects, Dumper=Dumper, sort_keys=False, width=120)
 
 
 def read_expected(path: Path) -> list[dict]:
