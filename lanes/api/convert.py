@@ -1,7 +1,8 @@
 """Rewrite ASM swimlane and OpenKruise Rollout documents as lanes.dev ones.
 
 The specs are laid out the same way, so conversion changes the apiVersion and kind and keeps
-only the metadata a user writes; every other document passes through unchanged.
+only the metadata a user writes (and spells ASM's baggage mode as lanes' `propagation`); every
+other document passes through unchanged.
 """
 
 from __future__ import annotations
@@ -41,5 +42,20 @@ def convert_document(doc: dict[str, Any]) -> dict[str, Any]:
         "metadata": {k: metadata[k] for k in _KEPT_METADATA if k in metadata},
     }
     if "spec" in doc:
-        converted["spec"] = doc["spec"]
+        converted["spec"] = _with_propagation(kind, doc["spec"])
     return converted
+
+
+def _with_propagation(kind: str, spec: Any) -> Any:
+    """ASM's baggage mode (`traceHeader: baggage`) as lanes' baggage propagation.
+
+    Apps in that mode pass on only the W3C `baggage` header, so the lane must travel in it;
+    header propagation would lose the lane after the first hop.
+    """
+    if kind != "SwimLaneGroup" or not isinstance(spec, dict) or "propagation" in spec:
+        return spec
+    permissive = spec.get("permissiveModeConfiguration")
+    trace = permissive.get("traceHeader") if isinstance(permissive, dict) else None
+    if isinstance(trace, str) and trace.lower() == "baggage":
+        return {**spec, "propagation": "baggage"}
+    return spec

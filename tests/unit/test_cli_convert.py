@@ -7,7 +7,9 @@ from typing import Any
 
 import yaml
 
-from lanes.api.load import Document, parse_documents
+from lanes.api.convert import convert_document
+from lanes.api.load import Document, load_observations, parse_documents
+from lanes.render import render_group
 
 from .test_cli import SAMPLE, invoke, sample_documents
 
@@ -126,3 +128,38 @@ def test_an_empty_file_is_bad_input(tmp_path: Path) -> None:
     result = invoke("convert", "-f", source)
     assert result.exit_code == 2
     assert f"error: {source}: holds no YAML documents" in result.stderr
+
+
+def test_asm_baggage_mode_converts_to_baggage_propagation() -> None:
+    group = {
+        "apiVersion": "istio.alibabacloud.com/v1",
+        "kind": "ASMSwimLaneGroup",
+        "metadata": {"name": "rollout"},
+        "spec": {"permissiveModeConfiguration": {"routeHeader": "x-asm-prefer-tag", "traceHeader": "baggage"}},
+    }
+    assert convert_document(group)["spec"]["propagation"] == "baggage"
+    separate = {**group, "spec": {"permissiveModeConfiguration": {"traceHeader": "my-request-id"}}}
+    assert "propagation" not in convert_document(separate)["spec"]
+    chosen = {**group, "spec": {**group["spec"], "propagation": "header"}}
+    assert convert_document(chosen)["spec"]["propagation"] == "header"
+
+
+def test_the_reference_inputs_in_baggage_mode_route_every_hop_by_baggage(reference: Path) -> None:
+    """With only `baggage` passed on by the app, each service's lane routes match on it
+    (state 2: every service has canary pods, so every service routes the lane)."""
+    text = (reference / "asm-mock-chain-inputs.yaml").read_text().replace(
+        "traceHeader: my-request-id", "traceHeader: baggage"
+    )
+    assert "traceHeader: baggage" in text
+    docs = [Document(f"#{i}", d) for i, d in enumerate(yaml.safe_load_all(text)) if d]
+    bundle = parse_documents(docs)
+    assert [g.spec.propagation for g in bundle.groups] == ["baggage"]
+    observed = load_observations(SAMPLE / "observed" / "state-2.yaml")
+    routes = [
+        o for o in render_group(bundle.groups[0], bundle.lanes, observed, "istio")
+        if o["kind"] == "VirtualService" and o["spec"].get("hosts", [""])[0].startswith("mock")
+    ]
+    assert routes
+    for route in routes:
+        headers = [m.get("headers", {}) for h in route["spec"]["http"] for m in h.get("match", [])]
+        assert headers and all("baggage" in h for h in headers if h), route["metadata"]["name"]
