@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import fcntl
 import os
 import shutil
 import subprocess
@@ -128,6 +129,46 @@ def go_build(
         )
     _say(progress, f"lanes: built {what} in {format_elapsed(elapsed)}")
     return elapsed
+
+
+def cached_tool(
+    cache: Path,
+    name: str,
+    version: str,
+    module_dir: Path,
+    package: str,
+    ldflags: str,
+    what: str,
+    progress: TextIO | None,
+) -> Path:
+    """`cache/<name>-<version>/<name>`, built from `package` of `module_dir` on first use.
+
+    A file lock makes concurrent callers (parallel test workers) build once; the binary is
+    written under a temporary name and renamed, so a half-built file is never taken as done.
+    """
+    directory = cache / f"{name}-{version}"
+    binary = directory / name
+    if os.access(binary, os.X_OK):
+        return binary
+    directory.mkdir(parents=True, exist_ok=True)
+    with (cache / f"{name}-{version}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.access(binary, os.X_OK):
+            partial = directory / f".{name}.{os.getpid()}"
+            try:
+                go_build(
+                    module_dir,
+                    partial,
+                    ldflags,
+                    what=what,
+                    log_path=directory / "build.log",
+                    progress=progress,
+                    package=package,
+                )
+                partial.replace(binary)
+            finally:
+                partial.unlink(missing_ok=True)
+    return binary
 
 
 def _say(stream: TextIO | None, message: str) -> None:

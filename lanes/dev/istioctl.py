@@ -8,8 +8,6 @@ go.mod names pseudo-versions the module proxy does not serve, which our go.mod r
 
 from __future__ import annotations
 
-import fcntl
-import os
 import re
 import subprocess
 import sys
@@ -19,7 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from lanes.dev.binaries import cache_root
-from lanes.dev.gobuild import go_build
+from lanes.dev.gobuild import cached_tool
 
 MODULE_DIR = Path(__file__).parent / "istioctl"
 PACKAGE = "istio.io/istio/istioctl/cmd/istioctl"
@@ -38,29 +36,16 @@ def pinned_version(go_mod: Path = MODULE_DIR / "go.mod") -> str:
 def ensure_istioctl(progress: TextIO | None = sys.stderr) -> Path:
     """Return the pinned istioctl executable, building it first if needed (about 5 minutes cold)."""
     version = pinned_version()
-    directory = cache_root() / f"istioctl-{version}"
-    binary = directory / "istioctl"
-    if os.access(binary, os.X_OK):
-        return binary
-    directory.mkdir(parents=True, exist_ok=True)
-    with (cache_root() / f"istioctl-{version}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not os.access(binary, os.X_OK):
-            partial = directory / f".istioctl.{os.getpid()}"
-            try:
-                go_build(
-                    MODULE_DIR,
-                    partial,
-                    f"-s -w -X istio.io/istio/pkg/version.buildVersion={version}",
-                    what=f"istioctl {version}",
-                    log_path=directory / "build.log",
-                    progress=progress,
-                    package=PACKAGE,
-                )
-                partial.replace(binary)
-            finally:
-                partial.unlink(missing_ok=True)
-    return binary
+    return cached_tool(
+        cache_root(),
+        "istioctl",
+        version,
+        MODULE_DIR,
+        PACKAGE,
+        f"-s -w -X istio.io/istio/pkg/version.buildVersion={version}",
+        f"istioctl {version}",
+        progress,
+    )
 
 
 @dataclass(frozen=True)
