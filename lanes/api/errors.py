@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
@@ -44,7 +45,9 @@ def field_path(loc: tuple[int | str, ...], prefix: str = "") -> str:
         elif part.startswith(("function-after", "function-before")) or part in _NOISE:
             continue
         else:
-            path += f".{part}" if path else part
+            # A key that is empty or holds a newline would break the one-line message; quote it.
+            shown = part if part and part.isprintable() else json.dumps(part)
+            path += f".{shown}" if path else shown
     return path or "(object)"
 
 
