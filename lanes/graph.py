@@ -243,7 +243,12 @@ def walk_hops(topology: Topology, graph: nx.DiGraph, lane: str) -> tuple[Hop, ..
         notes = []
         if subset != lane:
             notes.append(f"lane {lane} has no {service}; falls back to {subset}")
-        if via:
+        if via and topology.strict:
+            notes.append(
+                f"reached through {via}, outside the group: the lane holds only if {via}'s "
+                f"pods carry lane {lane}'s labels or it forwards {header}"
+            )
+        elif via:
             notes.append(
                 f"reached through {via}, outside the group: the lane holds only if it "
                 f"forwards {header}"
@@ -271,6 +276,11 @@ def explain(topology: Topology, graph: nx.DiGraph, headers: dict[str, str], path
     )
     header = topology.group.spec.route_header
     strategy = topology.group.spec.ingress.ingress_routing.ingress_routing_strategy
+    if topology.strict and routes:
+        notes.append(
+            "strict mode: each hop is routed by the calling pod's lane labels, with no "
+            "fallback; a lane without ready pods of a service answers 503 for it"
+        )
     if strategy != "weighted" and routes:
         given = lowered.get(header)
         if given is not None and given != routes[0].lane:

@@ -43,6 +43,7 @@ KINDS: list[dict[str, Any]] = [
         "status": SwimLaneGroupStatus,
         "columns": [
             _column("Flavour", ".spec.flavour"),
+            _column("Permissive", ".spec.isPermissive", "boolean"),
             _column("Fallback", ".spec.permissiveModeConfiguration.fallbackTarget"),
             _column("Ready", f"{_READY}.status"),
             _column("Objects", ".status.generated", "integer"),

@@ -1,7 +1,12 @@
-"""SwimLaneGroup: the services of one call chain, its gateway, lane header and fallback lane.
+"""SwimLaneGroup: the services of one call chain, its gateway, lane header and lane mode.
 
 The spec is laid out as ASM's ASMSwimLaneGroup, so an existing spec pastes in unchanged; lanes
 adds `flavour`, `propagation` and per-service `calls`.
+
+ASM's two lane modes are kept: permissive (`isPermissive: true`), where a lane may hold some
+of the services and a request falls back to the fallback lane for the rest, following the lane
+header it carries; and strict (`isPermissive: false` or unset), where every lane holds every
+service, each hop is routed by the calling pod's own lane labels, and nothing falls back.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from .common import (
 )
 
 KIND = "SwimLaneGroup"
+DEFAULT_ROUTE_HEADER = "x-asm-prefer-tag"
 Flavour = Literal["istio", "asm"]
 Propagation = Literal["header", "baggage"]
 # `rule-based` is the spelling of ASM's API reference; it is kept as written so echoes match.
@@ -58,10 +64,14 @@ class Ingress(Model):
 
 
 class PermissiveModeConfiguration(Model):
-    """The lane header, the trace header and the lane that serves what a lane lacks."""
+    """The lane header, the trace header and the lane that serves what a lane lacks.
 
-    fallback_target: DnsLabel
-    route_header: HeaderName = "x-asm-prefer-tag"
+    `fallbackTarget` is required in permissive mode and has no meaning in strict mode (checked
+    with the lanes, so the error names the mode); the lane header applies to both.
+    """
+
+    fallback_target: DnsLabel | None = None
+    route_header: HeaderName = DEFAULT_ROUTE_HEADER
     trace_header: HeaderName | None = None
 
 
@@ -76,21 +86,32 @@ class SwimLaneGroupSpec(Model):
 
     ingress: Ingress
     is_permissive: bool = False
-    permissive_mode_configuration: PermissiveModeConfiguration
+    permissive_mode_configuration: PermissiveModeConfiguration | None = None
     auto_update: bool = False
     services: list[GroupService] = Field(min_length=1)
     flavour: Flavour = "istio"
     propagation: Propagation = "header"
 
     @property
-    def fallback(self) -> str:
-        """The lane that serves every service a request's own lane has no pods of."""
+    def strict(self) -> bool:
+        """Strict mode: every lane holds every service and hops follow the caller's lane."""
+        return not self.is_permissive
+
+    @property
+    def fallback(self) -> str | None:
+        """The lane that serves every service a request's own lane has no pods of.
+
+        None in strict mode, which has no fallback.
+        """
+        if self.strict or self.permissive_mode_configuration is None:
+            return None
         return self.permissive_mode_configuration.fallback_target
 
     @property
     def route_header(self) -> str:
-        """The header that carries a request's lane from hop to hop."""
-        return self.permissive_mode_configuration.route_header
+        """The header that carries a request's lane from hop to hop (set at the gateway)."""
+        config = self.permissive_mode_configuration
+        return config.route_header if config is not None else DEFAULT_ROUTE_HEADER
 
 
 class LaneMembers(Model):

@@ -19,7 +19,10 @@ from .swimlanegroup import SwimLaneGroup
 
 @dataclass(frozen=True)
 class Topology:
-    """The resolved group: lanes fallback-first, and for each service the lanes serving it."""
+    """The resolved group: lanes fallback-first, and for each service the lanes serving it.
+
+    In strict mode lanes are in name order and every lane serves every service.
+    """
 
     group: SwimLaneGroup
     lanes: tuple[SwimLane, ...]
@@ -27,9 +30,14 @@ class Topology:
     entry: str | None
 
     @property
-    def fallback(self) -> str:
-        """The fallback lane's name."""
+    def fallback(self) -> str | None:
+        """The fallback lane's name; None in strict mode."""
         return self.group.spec.fallback
+
+    @property
+    def strict(self) -> bool:
+        """Whether the group is in strict mode (no fallback; hops follow the caller's lane)."""
+        return self.group.spec.strict
 
     @property
     def services(self) -> tuple[str, ...]:
@@ -41,8 +49,10 @@ class Topology:
         """Lanes in the order the gateway tries their rules: the fallback last.
 
         The fallback lane's rules are often the broadest (all of `/`), so trying them first
-        would shadow every other lane's rules.
+        would shadow every other lane's rules. Strict mode has no fallback: name order.
         """
+        if self.strict:
+            return self.lanes
         return self.lanes[1:] + self.lanes[:1]
 
     def lane(self, name: str) -> SwimLane:
@@ -52,18 +62,25 @@ class Topology:
     def reobserve(self, service: str, ready: list[str]) -> Topology:
         """This topology after the lanes with ready pods of one service changed to `ready`.
 
-        Membership follows resolve(): observations count only with autoUpdate, and the fallback
-        always serves. Lets the operator re-render one service without resolving the group.
+        Membership follows resolve(): observations count only with autoUpdate in permissive
+        mode, and the fallback always serves. Lets the operator re-render one service without
+        resolving the group.
         """
-        if not self.group.spec.auto_update or service not in self.members:
+        if self.strict or not self.group.spec.auto_update or service not in self.members:
             return self
         members = dict(self.members)
         members[service] = _serving([lane.name for lane in self.lanes], self.fallback, ready)
         return replace(self, members=members)
 
     def serving(self, service: str, lane: str) -> str:
-        """The lane whose pods serve `service` for a request in `lane`: its own, or the fallback."""
-        return lane if lane in self.members.get(service, ()) else self.fallback
+        """The lane whose pods serve `service` for a request in `lane`: its own, or the fallback.
+
+        In strict mode always its own: a lane without ready pods of a service answers 503
+        rather than send the request to another lane.
+        """
+        if self.strict or lane in self.members.get(service, ()):
+            return lane
+        return self.fallback
 
 
 def _serving(names: list[str], fallback: str, ready: list[str]) -> tuple[str, ...]:
@@ -96,12 +113,7 @@ def validate(group: SwimLaneGroup, lanes: list[SwimLane]) -> list[FieldError]:
     group_keys = set(keys)
 
     names = [lane.name for lane in lanes]
-    if spec.fallback not in names:
-        known = ", ".join(sorted(names)) or "none"
-        group_error(
-            "spec.permissiveModeConfiguration.fallbackTarget",
-            f"lane {spec.fallback!r} is not a lane of this group (lanes: {known})",
-        )
+    errors.extend(_mode_errors(group, names))
 
     seen_selectors: dict[tuple, str] = {}
     for lane in lanes:
@@ -164,7 +176,43 @@ def validate(group: SwimLaneGroup, lanes: list[SwimLane]) -> list[FieldError]:
                 f"lane weights add up to {total}; under weighted routing they may add up to 100 "
                 "at most",
             )
+        elif spec.strict and total != 100:
+            group_error(
+                "spec.ingress.ingressRouting",
+                f"lane weights add up to {total}; in strict mode there is no fallback lane to "
+                "take the rest, so under weighted routing they must add up to 100",
+            )
     return errors
+
+
+def _mode_errors(group: SwimLaneGroup, names: list[str]) -> list[FieldError]:
+    """What the lane mode requires of the fallback setting, against the group's lane names."""
+    spec = group.spec
+    config = spec.permissive_mode_configuration
+    target = config.fallback_target if config is not None else None
+    path = "spec.permissiveModeConfiguration"
+
+    def error(field: str, message: str) -> FieldError:
+        return FieldError("SwimLaneGroup", group.name, field, message)
+
+    if spec.strict:
+        if target is not None:
+            return [error(
+                f"{path}.fallbackTarget",
+                "strict mode (isPermissive: false or unset) has no fallback lane; set "
+                "isPermissive: true for a fallback, or remove fallbackTarget",
+            )]
+        return []
+    if config is None:
+        return [error(path, "required in permissive mode (isPermissive: true); "
+                            "set fallbackTarget to the lane that serves what a lane lacks")]
+    if target is None:
+        return [error(f"{path}.fallbackTarget", "required in permissive mode (isPermissive: true)")]
+    if target not in names:
+        known = ", ".join(sorted(names)) or "none"
+        return [error(f"{path}.fallbackTarget",
+                      f"lane {target!r} is not a lane of this group (lanes: {known})")]
+    return []
 
 
 def entry_service(group: SwimLaneGroup, lanes: list[SwimLane]) -> str | None:
@@ -206,7 +254,9 @@ def resolve(
 
     With `autoUpdate` and observations, the lanes that have ready pods of a service serve it;
     otherwise each lane's declared `services` do. The fallback lane always serves every
-    service, so its subset always exists.
+    service, so its subset always exists. In strict mode every lane serves every service
+    (each must list them all), whatever is observed: routes stay put, and a lane without
+    ready pods of a service answers 503 for it instead of sending its requests elsewhere.
 
     Raises:
         InvalidSpec: with every problem found.
@@ -221,7 +271,9 @@ def resolve(
     use_observed = group.spec.auto_update and observed is not None
     names = [lane.name for lane in ordered]
     members: dict[str, tuple[str, ...]] = {}
-    if use_observed:
+    if group.spec.strict:
+        members = {key: tuple(names) for key in keys}
+    elif use_observed:
         for key in keys:
             members[key] = _serving(names, fallback, observed.lanes_of(key))
     else:

@@ -102,7 +102,7 @@ def group_view(
     name = group["metadata"]["name"]
     spec, status = group.get("spec") or {}, group.get("status") or {}
     pmc = spec.get("permissiveModeConfiguration") or {}
-    fallback = pmc.get("fallbackTarget", "")
+    fallback = pmc.get("fallbackTarget", "") if spec.get("isPermissive") else ""
     keys = [f"{s.get('namespace') or 'default'}/{s.get('name')}" for s in spec.get("services") or []]
     members = {m.get("name"): set(m.get("services") or []) for m in status.get("lanes") or []}
     subsets = _subsets(generated)
@@ -145,8 +145,9 @@ def format_group(view: GroupView) -> Tree:
     title = Text(view.name, style="bold")
     title.append(f"  Ready={view.ready}", style=_READY_STYLE.get(view.ready, "yellow"))
     title.append(f" ({view.reason}: {view.message})" if view.message else f" ({view.reason})", style="dim")
+    mode = f"fallback {view.fallback}" if view.fallback else "strict mode (no fallback)"
     title.append(
-        f"\n{view.flavour} flavour, fallback {view.fallback}, lane header {view.header}, "
+        f"\n{view.flavour} flavour, {mode}, lane header {view.header}, "
         f"{view.generated} generated objects",
         style="dim",
     )

@@ -4,6 +4,9 @@ Everything lives in istio-system under ASM's names and labels, so a cluster movi
 sees the same objects. The mesh VirtualServices route to `subset: $asm-label` (the subset
 named by the request's lane) with a `fallback` target; both are ASM extensions that only
 ASM's data plane understands.
+
+In strict mode each lane's callers are routed to its own subset by `sourceLabels` first, then
+by `$asm-label` with no fallback, as strict mode has none.
 """
 
 from __future__ import annotations
@@ -110,6 +113,20 @@ class AsmFlavour(Flavour):
             namespace, _, short = service.partition("/")
             host = f"{short}.{namespace}.svc.cluster.local"
             suffix = f"{namespace}-{short}"
+            by_label: dict = {"destination": {"host": host, "subset": LANE_SUBSET}}
+            http = []
+            if facts.strict:
+                http = [
+                    {
+                        "name": lane,
+                        "match": [{"sourceLabels": dict(selectors[lane])}],
+                        "route": [{"destination": {"host": host, "subset": lane}}],
+                    }
+                    for lane in members[service]
+                ]
+            else:
+                by_label["fallback"] = {"target": {"host": host, "subset": fallback}}
+            http.append({"name": MESH_ROUTE, "route": [by_label]})
             vs = {
                 "apiVersion": API_VERSION,
                 "kind": "VirtualService",
@@ -118,20 +135,7 @@ class AsmFlavour(Flavour):
                     "namespace": NAMESPACE,
                     "labels": dict(labels),
                 },
-                "spec": {
-                    "hosts": [host],
-                    "http": [
-                        {
-                            "name": MESH_ROUTE,
-                            "route": [
-                                {
-                                    "destination": {"host": host, "subset": LANE_SUBSET},
-                                    "fallback": {"target": {"host": host, "subset": fallback}},
-                                }
-                            ],
-                        }
-                    ],
-                },
+                "spec": {"hosts": [host], "http": http},
             }
             dr = {
                 "apiVersion": API_VERSION,
@@ -160,15 +164,17 @@ def _name(*parts: str) -> str:
 def _lane_route(facts: Facts, service: str, lane: str, port: int | None = None) -> dict:
     """A destination in `lane`'s subset, falling back to the fallback's, tagged with the lane.
 
-    ASM routes to the lane's subset even where the lane has no pods and relies on `fallback`.
+    ASM routes to the lane's subset even where the lane has no pods and relies on `fallback`;
+    strict mode has no fallback.
     """
     destination: dict = {"host": fqdn(service), "subset": lane}
-    target: dict = {"host": fqdn(service), "subset": facts.fallback}
     if port is not None:
         destination["port"] = {"number": port}
-        target["port"] = {"number": port}
-    return {
-        "destination": destination,
-        "fallback": {"target": target},
-        "headers": {"request": {"set": {facts.route_header: lane}}},
-    }
+    route: dict = {"destination": destination}
+    if facts.fallback is not None:
+        target: dict = {"host": fqdn(service), "subset": facts.fallback}
+        if port is not None:
+            target["port"] = {"number": port}
+        route["fallback"] = {"target": target}
+    route["headers"] = {"request": {"set": {facts.route_header: lane}}}
+    return route

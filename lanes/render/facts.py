@@ -42,7 +42,8 @@ class Facts:
 
     topology: Topology
     group: str
-    fallback: str
+    fallback: str | None
+    strict: bool
     route_header: str
     propagation: str
     lanes: tuple[str, ...]
@@ -79,6 +80,7 @@ def facts_of(topology: Topology) -> Facts:
         topology=topology,
         group=group.name,
         fallback=spec.fallback,
+        strict=spec.strict,
         route_header=spec.route_header,
         propagation=spec.propagation,
         lanes=tuple(lane.name for lane in topology.lanes),
@@ -128,6 +130,8 @@ def union(lists: list[tuple[str, ...]] | list[list[str]]) -> list[str]:
 def weighted_shares(topology: Topology) -> list[Weighted]:
     """Each lane's weighted share, lanes with weight 0 left out, the rest given to the fallback.
 
+    In strict mode the weights add up to 100 (checked on resolving), so no rest is left.
+
     Raises:
         InvalidSpec: when no lane names the service weighted traffic enters.
     """
@@ -150,7 +154,7 @@ def weighted_shares(topology: Topology) -> list[Weighted]:
             raise _no_entry(group.name)
         shares.append(Weighted(lane.name, weight.weight, service))
         others += weight.weight
-    if others < 100:
+    if others < 100 and fallback is not None:
         if fallback_service is None:
             raise _no_entry(group.name)
         shares.insert(0, Weighted(fallback, 100 - others, fallback_service))

@@ -5,6 +5,10 @@ of it, matched on the lane header (or the lane's member of the `baggage` header)
 default route to the fallback lane; a request whose lane lacks the service therefore reaches the
 fallback's pods, with no mesh extension needed. The gateway's VirtualService puts requests
 into lanes and sets the lane header for the hops that follow.
+
+In strict mode each lane's route matches the calling pod's labels (`sourceLabels`, the lane's
+selector), so a hop stays in its caller's lane whatever headers the application passes on;
+callers outside every lane are routed by the lane header, and there is no default route.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ MANAGER = "lanes"
 GROUP_LABEL = "lanes.dev/group"
 INGRESS_SUFFIX = "ingress"
 WEIGHTED_ROUTE = "weighted"
+HEADER_ROUTE = "header"
 
 
 class IstioFlavour(Flavour):
@@ -94,20 +99,24 @@ class IstioFlavour(Flavour):
             host = f"{short}.{namespace}.svc.cluster.local"
             name = _mesh_name(prefix, short)
             lanes = members[service]
-            http = []
-            for lane in lanes:
-                if lane != fallback:
-                    key, how, value = lane_match[lane]
-                    http.append(
-                        {
-                            "name": lane,
-                            "match": [{"headers": {key: {how: value}}}],
-                            "route": [{"destination": {"host": host, "subset": lane}}],
-                        }
-                    )
-            http.append(
-                {"name": fallback, "route": [{"destination": {"host": host, "subset": fallback}}]}
-            )
+            if facts.strict:
+                http = _strict_routes(host, lanes, selectors, lane_match)
+            else:
+                http = []
+                for lane in lanes:
+                    if lane != fallback:
+                        key, how, value = lane_match[lane]
+                        http.append(
+                            {
+                                "name": lane,
+                                "match": [{"headers": {key: {how: value}}}],
+                                "route": [{"destination": {"host": host, "subset": lane}}],
+                            }
+                        )
+                http.append(
+                    {"name": fallback,
+                     "route": [{"destination": {"host": host, "subset": fallback}}]}
+                )
             vs = {
                 "apiVersion": API_VERSION,
                 "kind": "VirtualService",
@@ -126,6 +135,38 @@ class IstioFlavour(Flavour):
             return vs, dr
 
         return pair
+
+
+def _strict_routes(
+    host: str,
+    lanes: tuple[str, ...],
+    selectors: dict[str, dict[str, str]],
+    lane_match: dict[str, tuple[str, str, str]],
+) -> list[dict]:
+    """Strict mode: each lane's callers to its own subset, then lane-header routes.
+
+    The `sourceLabels` routes come first, so a pod's own lane decides and a header it passes
+    on cannot move the request; the header routes serve callers outside every lane (a client
+    or a service outside the group forwarding the header). Anything else matches no route.
+    """
+    http = [
+        {
+            "name": lane,
+            "match": [{"sourceLabels": dict(selectors[lane])}],
+            "route": [{"destination": {"host": host, "subset": lane}}],
+        }
+        for lane in lanes
+    ]
+    for lane in lanes:
+        key, how, value = lane_match[lane]
+        http.append(
+            {
+                "name": f"{lane}/{HEADER_ROUTE}",
+                "match": [{"headers": {key: {how: value}}}],
+                "route": [{"destination": {"host": host, "subset": lane}}],
+            }
+        )
+    return http
 
 
 def _lane_headers(facts: Facts, lane: str) -> dict[str, str]:
