@@ -1,0 +1,185 @@
+"""One analysis check: (analysis, its status, what each metric and webhook read, now) -> Judgement.
+
+Values in, verdict out; querying Prometheus and calling webhooks happen at the edges, and the
+rollout machine acts on the verdict. The rules:
+
+- A check is due once `interval` has passed since the last one (the first is due at once).
+- Every metric must have a value within its range, and every `rollout` webhook must succeed.
+  A value outside the range, no value at all (no traffic, NaN) or a failed query or webhook is
+  a failed check; the release does not advance on it. When failed checks reach `threshold`,
+  the verdict is to roll back.
+- Prometheus not answering is not a verdict on the canary: the check holds (no advance, no
+  failed check) until it has been unavailable for `threshold` x `interval`, the time in which
+  that many failed checks would have rolled back, and then rolls back. Flagger instead counts
+  each unanswered query as a failed check.
+- Failed checks are counted for the whole release, as Flagger counts them: a passing check
+  does not reset them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+from lanes.api.analysis import Analysis, AnalysisStatus, Metric, MetricStatus
+
+Verdict = Literal["wait", "pass", "halt", "hold", "rollback"]
+UNITS = {"request-success-rate": "%", "request-duration": "ms"}
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What one metric read: a value, None for no value, or why it could not be read.
+
+    `unavailable` means Prometheus did not answer (the check holds); `error` means it answered
+    with an error for this query (a failed check).
+    """
+
+    metric: str
+    value: float | None = None
+    unavailable: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class HookResult:
+    """The outcome of one `rollout` webhook call."""
+
+    name: str
+    ok: bool
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Event:
+    """An event for people, worded like Flagger's."""
+
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The verdict of a check, the analysis status to store, and the events to post."""
+
+    verdict: Verdict
+    status: AnalysisStatus
+    events: tuple[Event, ...] = field(default=())
+
+    @property
+    def message(self) -> str:
+        return self.status.message or ""
+
+
+def due(analysis: Analysis, status: AnalysisStatus | None, now: datetime) -> bool:
+    """Whether a check is due: none made yet, or `interval` passed since the last."""
+    if status is None or status.last_check_time is None:
+        return True
+    last = datetime.fromisoformat(status.last_check_time)
+    return now - last >= timedelta(seconds=analysis.interval_seconds)
+
+
+def judge(
+    analysis: Analysis,
+    status: AnalysisStatus | None,
+    readings: Mapping[str, Reading],
+    now: datetime,
+    hooks: Sequence[HookResult] = (),
+) -> Judgement:
+    """Judge one check made at `now`; `readings` has one entry per metric of `analysis`.
+
+    Raises:
+        KeyError: when a metric of `analysis` has no reading.
+    """
+    before = status or AnalysisStatus()
+    if not due(analysis, before, now):
+        return Judgement("wait", before)
+    stamp = now.isoformat()
+    read = [readings[m.name] for m in analysis.metrics]
+    unavailable = [r for r in read if r.unavailable is not None]
+    if unavailable:
+        return _hold(analysis, before, unavailable[0], now)
+    metrics = [_metric_status(m, r) for m, r in zip(analysis.metrics, read, strict=True)]
+    failures = [m.message for m in metrics if not m.ok]
+    failures += [f"webhook {h.name}: {h.message or 'failed'}" for h in hooks if not h.ok]
+    checks = before.checks + 1
+    if not failures:
+        summary = ", ".join(m.message for m in metrics) or "no metrics"
+        passed = AnalysisStatus(
+            phase="Passed", failed_checks=before.failed_checks, checks=checks,
+            last_check_time=stamp, metrics=metrics, message=f"check passed: {summary}",
+        )
+        return Judgement("pass", passed)
+    failed = before.failed_checks + 1
+    reason = "; ".join(failures)
+    if failed >= analysis.threshold:
+        message = f"Rolling back: failed checks threshold reached {failed} ({reason})"
+        verdict: Verdict = "rollback"
+        phase = "Failed"
+        event = Event("Warning", "AnalysisFailed", message)
+    else:
+        message = f"Halt advancement: {reason} (failed checks {failed}/{analysis.threshold})"
+        verdict, phase = "halt", "Halted"
+        event = Event("Warning", "HaltAdvancement", message)
+    next_status = AnalysisStatus(
+        phase=phase, failed_checks=failed, checks=checks, last_check_time=stamp,
+        metrics=metrics, message=message,
+    )
+    return Judgement(verdict, next_status, (event,))
+
+
+def unavailable_deadline(analysis: Analysis) -> float:
+    """Seconds Prometheus may stay unavailable before the release rolls back."""
+    return analysis.threshold * analysis.interval_seconds
+
+
+def _hold(analysis: Analysis, before: AnalysisStatus, reading: Reading, now: datetime) -> Judgement:
+    since = before.unavailable_since or now.isoformat()
+    waited = (now - datetime.fromisoformat(since)).total_seconds()
+    deadline = unavailable_deadline(analysis)
+    if waited >= deadline:
+        message = (
+            f"Rolling back: Prometheus unavailable for {waited:.0f}s, past the {deadline:g}s "
+            f"deadline (threshold x interval): {reading.unavailable}"
+        )
+        status = before.model_copy(update={
+            "phase": "Failed", "unavailable_since": since, "last_check_time": now.isoformat(),
+            "message": message,
+        })
+        return Judgement("rollback", status, (Event("Warning", "AnalysisUnavailable", message),))
+    message = (
+        f"Holding: Prometheus unavailable ({reading.unavailable}); no advance and no failed "
+        f"check, rolls back after {deadline:g}s unavailable"
+    )
+    status = before.model_copy(update={
+        "phase": "Holding", "unavailable_since": since, "last_check_time": now.isoformat(),
+        "message": message,
+    })
+    events = () if before.unavailable_since else (Event("Warning", "MetricsUnavailable", message),)
+    return Judgement("hold", status, events)
+
+
+def _metric_status(metric: Metric, reading: Reading) -> MetricStatus:
+    bounds = metric.threshold_range
+    unit = UNITS.get(metric.name, "")
+    common = {"name": metric.name, "range": bounds.describe()}
+    if reading.error is not None:
+        return MetricStatus(**common, message=f"{metric.name}: query failed: {reading.error}")
+    value = reading.value
+    if value is None or value != value:
+        return MetricStatus(**common, message=f"{metric.name}: no values found")
+    shown = f"{metric.name} {value:.4g}{unit}"
+    if bounds.min is not None and value < bounds.min:
+        return MetricStatus(**common, value=value, message=f"{shown} < {bounds.min:g}{unit}")
+    if bounds.max is not None and value > bounds.max:
+        return MetricStatus(**common, value=value, message=f"{shown} > {bounds.max:g}{unit}")
+    return MetricStatus(**common, value=value, ok=True, message=shown)
+
+
+def metric_interval(analysis: Analysis, metric: Metric) -> str:
+    """The range a metric's query covers: its own interval, else the analysis interval."""
+    return metric.interval or analysis.interval
+

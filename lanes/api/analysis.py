@@ -1,0 +1,192 @@
+"""Metric analysis of a release, laid out as Flagger's `analysis` so a Flagger user recognises it,
+and the MetricTemplate kind (namespaced) holding a Prometheus query.
+
+A WorkloadRollout's `strategy.canary.analysis` (and optionally a step's own) says how often to
+check (`interval`), how many failed checks roll the release back (`threshold`), which metrics
+must stay in which range, and which webhooks take part.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, WithJsonSchema, model_validator
+
+from .common import API_VERSION, DnsLabel, Metadata, Model
+
+METRIC_TEMPLATE = "MetricTemplate"
+BUILTIN_METRICS = ("request-success-rate", "request-duration")
+MetricSource = Literal["istio", "envoy"]
+WebhookType = Literal[
+    "pre-rollout", "rollout", "confirm-rollout", "confirm-promotion", "post-rollout", "rollback",
+    "event",
+]
+
+_DURATION = re.compile(r"^(\d+(\.\d+)?(h|m|s|ms))+$")
+_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
+_UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def seconds(text: str) -> float:
+    """A Go-style duration as Flagger and Kubernetes write it ("30s", "1m", "1m30s", "500ms")."""
+    return sum(float(n) * _UNIT[u] for n, u in _PART.findall(text))
+
+
+def _duration(value: str) -> str:
+    if not _DURATION.match(value) or seconds(value) <= 0:
+        raise ValueError(f"{value!r} is not a duration like 30s, 1m or 1m30s")
+    return value
+
+
+Duration = Annotated[
+    str,
+    AfterValidator(_duration),
+    WithJsonSchema({"type": "string", "pattern": _DURATION.pattern}),
+]
+
+
+class ThresholdRange(Model):
+    """The range a metric's value must stay in; either bound may be left open."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ThresholdRange:
+        if self.min is None and self.max is None:
+            raise ValueError("a threshold range needs min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min:g} is greater than max {self.max:g}")
+        return self
+
+    def holds(self, value: float) -> bool:
+        """Whether `value` is within the range, bounds included."""
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+
+    def describe(self) -> str:
+        """The range as people write it: `>= 99`, `<= 500`, `90..110`."""
+        if self.min is not None and self.max is not None:
+            return f"{self.min:g}..{self.max:g}"
+        return f">= {self.min:g}" if self.min is not None else f"<= {self.max:g}"
+
+
+class TemplateRef(Model):
+    """A MetricTemplate by name; its namespace defaults to the rollout's."""
+
+    name: DnsLabel
+    namespace: DnsLabel | None = None
+
+
+class Metric(Model):
+    """One metric checked every interval: a built-in by name, or a MetricTemplate's query."""
+
+    name: str = Field(min_length=1)
+    interval: Duration | None = None
+    threshold_range: ThresholdRange
+    template_ref: TemplateRef | None = None
+
+    @model_validator(mode="after")
+    def _known(self) -> Metric:
+        if self.template_ref is None and self.name not in BUILTIN_METRICS:
+            known = ", ".join(BUILTIN_METRICS)
+            raise ValueError(
+                f"metric {self.name!r} is not built in ({known}); give it a templateRef"
+            )
+        return self
+
+
+class Webhook(Model):
+    """A URL called with Flagger's payload at one point of the release."""
+
+    name: str = Field(min_length=1)
+    type: WebhookType = "rollout"
+    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+")]
+    timeout: Duration = "10s"
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+class Analysis(Model):
+    """When to check, how many failed checks roll back, the metrics and the webhooks."""
+
+    interval: Duration = "1m"
+    threshold: int = Field(default=5, ge=1)
+    metrics: list[Metric] = Field(default_factory=list)
+    webhooks: list[Webhook] = Field(default_factory=list)
+    metric_source: MetricSource | None = None
+    prometheus: PrometheusRef | None = None
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Analysis:
+        for kind, names in (("metric", [m.name for m in self.metrics]),
+                            ("webhook", [w.name for w in self.webhooks])):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise ValueError(f"{kind} {twice[0]!r} is listed twice")
+        return self
+
+    @property
+    def interval_seconds(self) -> float:
+        return seconds(self.interval)
+
+
+class PrometheusRef(Model):
+    """Where Prometheus answers queries (its base URL)."""
+
+    address: Annotated[str, Field(pattern=r"^https?://[^\s/]+")]
+
+
+class MetricProvider(Model):
+    """A MetricTemplate's source of values: Prometheus, at `address` or the operator's default."""
+
+    type: Literal["prometheus"] = "prometheus"
+    address: Annotated[str, Field(pattern=r"^https?://[^\s/]+")] | None = None
+
+
+class MetricTemplateSpec(Model):
+    """A query returning one number, with `{{ namespace }}`, `{{ target }}`, `{{ service }}`,
+    `{{ lane }}` and `{{ interval }}` filled in for the release being checked."""
+
+    provider: MetricProvider = Field(default_factory=MetricProvider)
+    query: str = Field(min_length=1)
+
+
+class MetricTemplate(Model):
+    """A metric query users write once and name from any rollout's analysis (namespaced)."""
+
+    api_version: Literal["lanes.dev/v1alpha1"] = API_VERSION
+    kind: Literal["MetricTemplate"] = METRIC_TEMPLATE
+    metadata: Metadata
+    spec: MetricTemplateSpec
+
+
+Analysis.model_rebuild()
+
+
+class MetricStatus(Model):
+    """A metric's last reading: its value (None: no value found) and whether it was in range."""
+
+    name: str
+    value: float | None = None
+    range: str = ""
+    ok: bool = False
+    message: str = ""
+
+
+AnalysisPhase = Literal["Waiting", "Passed", "Halted", "Holding", "Failed"]
+
+
+class AnalysisStatus(Model):
+    """Where the analysis of the current release stands; stored so a restart resumes from it.
+
+    `failedChecks` counts failed checks since the release started (as Flagger's do, a passing
+    check does not reset them); `unavailableSince` is when Prometheus stopped answering.
+    """
+
+    phase: AnalysisPhase = "Waiting"
+    failed_checks: int = 0
+    checks: int = 0
+    last_check_time: str | None = None
+    unavailable_since: str | None = None
+    metrics: list[MetricStatus] = Field(default_factory=list)
+    message: str | None = None
