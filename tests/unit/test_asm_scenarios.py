@@ -158,6 +158,16 @@ def test_trace_id_scenario_lane_returns_after_a_fallback_hop(flavour: str) -> No
     assert one_way(mesh.walk({ROUTE_HEADER: "s3"})) == ["v1", "v3", "v1"]
 
 
+def test_trace_id_scenario_needs_the_route_header_passed_on() -> None:
+    """What `kubectl lane convert` notes for this group: ASM keeps the lane by trace ID, so its
+    apps may pass on only my-request-id; on lanes such an app's s2 request leaves s2 after
+    mocka, since every hop matches the route header."""
+    mesh = Mesh(mesh_objects("trace-id", "istio"))
+    request = {ROUTE_HEADER: "s2", TRACE_HEADER: "req-1"}
+    assert one_way(mesh.walk(request, carried={TRACE_HEADER})) == ["v2", "v1", "v1"]
+    assert one_way(mesh.walk(request, carried=HEADER_APP)) == ["v2", "v1", "v2"]
+
+
 def test_trace_id_scenario_keeps_the_lane_once_a_lane_loses_its_pods() -> None:
     """s2's mockc pods gone: lanes drops s2's route at mockc, and s2 falls back to s1 there."""
     state = Observations(ready={"default/mocka": ["s1", "s2"], "default/mockb": ["s1", "s3"],
