@@ -59,7 +59,9 @@ def documents(name: str) -> list[dict[str, Any]]:
 
 def bundle(name: str) -> Bundle:
     """A scenario's lane group and lanes, converted from ASM's kinds by `convert_document`."""
-    docs = [Document(f"{name}.yaml#{i}", convert_document(d)) for i, d in enumerate(documents(name))]
+    docs = [
+        Document(f"{name}.yaml#{i}", convert_document(d)) for i, d in enumerate(documents(name))
+    ]
     return parse_documents(docs)
 
 

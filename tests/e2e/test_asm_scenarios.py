@@ -18,7 +18,16 @@ import pytest
 from lanes.dev.mesh import Endpoint, EnvoyMesh
 from lanes.dev.mesh.pods import free_block, start_mock
 from lanes.dev.processes import Child, stop
-from tests.asm_scenarios import CHAIN, FALLBACK, MEMBERS, VERSION, endpoint, hop_table, mesh_objects, pods
+from tests.asm_scenarios import (
+    CHAIN,
+    FALLBACK,
+    MEMBERS,
+    VERSION,
+    endpoint,
+    hop_table,
+    mesh_objects,
+    pods,
+)
 
 from .chain import HOP, IMAGE, UPSTREAM, get
 
