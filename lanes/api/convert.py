@@ -2,7 +2,8 @@
 
 The specs are laid out the same way, so conversion changes the apiVersion and kind and keeps
 only the metadata a user writes (and spells ASM's baggage mode as lanes' `propagation`); every
-other document passes through unchanged.
+other document passes through unchanged. `conversion_notes` says where a converted group will
+behave differently from ASM.
 """
 
 from __future__ import annotations
@@ -59,3 +60,30 @@ def _with_propagation(kind: str, spec: Any) -> Any:
     if isinstance(trace, str) and trace.lower() == "baggage":
         return {**spec, "propagation": "baggage"}
     return spec
+
+
+def conversion_notes(doc: dict[str, Any]) -> list[str]:
+    """Where an ASM document, once converted, routes differently from ASM: `path: message`.
+
+    ASM's trace-ID mode keeps a request's lane by its trace header (its sidecars remember which
+    lane each trace ID entered), so its apps may pass on only that header. lanes matches the
+    route header itself at every hop, as plain Istio can; an app that passes on only the trace
+    header sends its requests to the fallback lane from the second hop on.
+    """
+    if lanes_kind(doc) != "SwimLaneGroup" or not isinstance(doc.get("spec"), dict):
+        return []
+    spec = doc["spec"]
+    permissive = spec.get("permissiveModeConfiguration")
+    if not isinstance(permissive, dict) or spec.get("propagation") == "baggage":
+        return []
+    trace = permissive.get("traceHeader")
+    route = permissive.get("routeHeader") or "x-asm-prefer-tag"
+    if not isinstance(trace, str) or not isinstance(route, str):
+        return []
+    if trace.lower() in ("", "baggage", route.lower()):
+        return []
+    return [
+        f"spec.permissiveModeConfiguration.traceHeader: lanes keeps a request's lane by the "
+        f"route header {route!r} at every hop, not by the trace header {trace!r}, so each "
+        f"service must pass on {route!r} (or use traceHeader: baggage)"
+    ]

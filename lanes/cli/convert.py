@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import typer
 
-from lanes.api.convert import convert_document
+from lanes.api.convert import conversion_notes, convert_document
 from lanes.api.load import Document, parse_documents, read_documents
 
 from .inputs import Filename, invalid_file, report_invalid_input
@@ -26,8 +27,16 @@ def convert_all(documents: list[Document]) -> list[dict[str, Any]]:
 
 @report_invalid_input
 def convert(filename: Filename) -> None:
-    """Print the input with ASMSwimLaneGroup, ASMSwimLane and Rollout as lanes.dev kinds."""
+    """Print the input with ASMSwimLaneGroup, ASMSwimLane and Rollout as lanes.dev kinds.
+
+    Where a converted group will route differently from ASM, a note goes to stderr.
+    """
     documents = read_documents(filename)
     if not documents:
         raise invalid_file(filename, "holds no YAML documents")
-    typer.echo(format_documents(convert_all(documents)), nl=False)
+    converted = convert_all(documents)
+    for doc in documents:
+        for note in conversion_notes(doc.body):
+            kind, name = doc.body.get("kind"), (doc.body.get("metadata") or {}).get("name")
+            print(f"note: {doc.source}: {kind}/{name}: {note}", file=sys.stderr)
+    typer.echo(format_documents(converted), nl=False)

@@ -7,9 +7,10 @@ from typing import Any
 
 import yaml
 
-from lanes.api.convert import convert_document
+from lanes.api.convert import conversion_notes, convert_document
 from lanes.api.load import Document, load_observations, parse_documents
 from lanes.render import render_group
+from tests.asm_scenarios import SCENARIOS
 
 from .test_cli import SAMPLE, invoke, sample_documents
 
@@ -163,3 +164,50 @@ def test_the_reference_inputs_in_baggage_mode_route_every_hop_by_baggage(referen
     for route in routes:
         headers = [m.get("headers", {}) for h in route["spec"]["http"] for m in h.get("match", [])]
         assert headers and all("baggage" in h for h in headers if h), route["metadata"]["name"]
+
+
+def scenario_file(tmp_path: Path, name: str) -> Path:
+    """One of ASM's lane scenarios with the shared Services, as one input file."""
+    source = tmp_path / f"{name}.yaml"
+    source.write_text((SCENARIOS / "app.yaml").read_text() + "---\n"
+                      + (SCENARIOS / f"{name}.yaml").read_text())
+    return source
+
+
+def test_asm_trace_id_mode_is_noted_since_lanes_routes_on_the_route_header(tmp_path: Path) -> None:
+    """ASM's trace-ID scenario lets apps drop the route header; on lanes they must pass it on,
+    so convert says so (on stderr, the output unchanged)."""
+    source = scenario_file(tmp_path, "trace-id")
+    result = invoke("convert", "-f", source)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        f"note: {source}#5: ASMSwimLaneGroup/test: spec.permissiveModeConfiguration.traceHeader: "
+        "lanes keeps a request's lane by the route header 'x-asm-prefer-tag' at every hop, not by "
+        "the trace header 'my-request-id', so each service must pass on 'x-asm-prefer-tag' "
+        "(or use traceHeader: baggage)"
+    ]
+    assert list(yaml.safe_load_all(result.stdout)) == converted(source)
+
+
+def test_one_header_and_baggage_modes_convert_without_a_note(tmp_path: Path) -> None:
+    for name in ("one-header", "baggage"):
+        result = invoke("convert", "-f", scenario_file(tmp_path, name))
+        assert result.exit_code == 0, result.output
+        assert result.stderr == "", name
+
+
+def test_conversion_notes_only_a_separate_trace_header() -> None:
+    def group(permissive: dict[str, Any], **spec: Any) -> dict[str, Any]:
+        return {"apiVersion": "istio.alibabacloud.com/v1", "kind": "ASMSwimLaneGroup",
+                "metadata": {"name": "g"},
+                "spec": {"permissiveModeConfiguration": permissive, **spec}}
+
+    assert conversion_notes(group({"traceHeader": "my-trace-id"}))
+    assert conversion_notes(group({"routeHeader": "x-env", "traceHeader": "x-b3-traceid"}))
+    assert not conversion_notes(group({"routeHeader": "my-trace-id", "traceHeader": "My-Trace-Id"}))
+    assert not conversion_notes(group({"traceHeader": "baggage"}))
+    assert not conversion_notes(group({"traceHeader": "my-trace-id"}, propagation="baggage"))
+    assert not conversion_notes(group({}))
+    lanes_group = {**group({"traceHeader": "my-trace-id"}), "apiVersion": "lanes.dev/v1alpha1",
+                   "kind": "SwimLaneGroup"}
+    assert not conversion_notes(lanes_group)

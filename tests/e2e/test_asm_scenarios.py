@@ -1,0 +1,128 @@
+"""ASM's trace-ID and baggage lane scenarios through a real Envoy and real sample-service pods.
+
+Six pods per app mode play ASM's lanes (s1: v1 of all three services, s2: v2 of mocka and
+mockc, s3: v3 of mockb). Header-mode pods pass on the lane header and the request id, as the
+mock app does; baggage-mode pods pass on only W3C `baggage` (and `traceparent`), as an app
+under OpenTelemetry auto-instrumentation does. Each request's answer names the pod of every
+hop, which must be the one ASM's hop table gives.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
+
+from lanes.dev.mesh import Endpoint, EnvoyMesh
+from lanes.dev.mesh.pods import free_block, start_mock
+from lanes.dev.processes import Child, stop
+from tests.asm_scenarios import (
+    CHAIN,
+    FALLBACK,
+    MEMBERS,
+    VERSION,
+    endpoint,
+    hop_table,
+    mesh_objects,
+    pods,
+)
+
+from .chain import HOP, IMAGE, UPSTREAM, get
+
+LANES = list(VERSION)
+TAG = {"v1": "1.0", "v2": "2.0", "v3": "3.0"}
+UNUSED = "x-lanes-not-forwarded"
+# The environment that makes a pod pass on only what the mode's app passes on.
+MODES: dict[str, dict[str, str]] = {
+    "header": {},
+    "baggage": {"route_header": UNUSED, "trace_header": UNUSED},
+}
+
+Pods = dict[str, dict[tuple[str, str], str]]
+
+
+@pytest.fixture(scope="module")
+def scenario_pods(mesh: EnvoyMesh, e2e_dir: Path) -> Iterator[Pods]:
+    """The lanes' pods in each app mode: mode -> (service, lane) -> pod address."""
+    block = free_block()
+    children: list[Child] = []
+    placed: Pods = {mode: {} for mode in MODES}
+    try:
+        n = 0
+        for mode, extra in MODES.items():
+            for service, lane in pods():
+                n += 1
+                ip = f"{block}.{n}"
+                env = {"app": service, "LANES_IMAGE": f"{IMAGE}:{TAG[VERSION[lane]]}",
+                       "upstream_url": UPSTREAM[service], "HTTP_PROXY": mesh.proxy_url, **extra}
+                name = f"scenario-{mode}-{service}-{lane}"
+                children.append(start_mock(name, ip, env, e2e_dir / "pods"))
+                placed[mode][(service, lane)] = ip
+        yield placed
+    finally:
+        for child in children:
+            stop(child)
+
+
+def endpoints(placed: Mapping[tuple[str, str], str]) -> list[Endpoint]:
+    return [endpoint(ip, service, lane) for (service, lane), ip in placed.items()]
+
+
+def expected_ips(placed: Mapping[tuple[str, str], str], lane: str) -> list[str]:
+    """The pod serving each hop for `lane`: the lane's own where it has the service, else s1's."""
+    return [placed[(s, lane if s in MEMBERS[lane] else FALLBACK)] for s in CHAIN]
+
+
+def answer(mesh: EnvoyMesh, headers: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    """One request through the gateway: the versions and pod addresses of its hops."""
+    status, body = get(mesh.gateway_url, "/mock", headers)
+    assert status == 200, body
+    hops = HOP.findall(body)
+    assert [h[0] for h in hops] == list(CHAIN), body
+    return [h[1] for h in hops], [h[2] for h in hops]
+
+
+@pytest.mark.parametrize("flavour", ["istio", "asm"])
+def test_trace_id_scenario_serves_each_lane_its_hop_table(
+    mesh: EnvoyMesh, scenario_pods: Pods, flavour: str
+) -> None:
+    placed = scenario_pods["header"]
+    mesh.update(mesh_objects("trace-id", flavour), endpoints(placed))
+    for n, lane in enumerate(LANES):
+        versions, ips = answer(mesh, {"x-asm-prefer-tag": lane, "my-request-id": f"e2e-{n}"})
+        assert versions == hop_table(lane), lane
+        assert ips == expected_ips(placed, lane), lane
+    status, _ = get(mesh.gateway_url, "/mock", {"my-request-id": "untagged"})
+    assert status == 404
+
+
+def test_baggage_scenario_keeps_every_weighted_share_in_its_lane(
+    mesh: EnvoyMesh, scenario_pods: Pods
+) -> None:
+    """60/20/20 at the gateway; past it only `baggage` carries the lane, and every hop of every
+    request is its lane's pod."""
+    placed = scenario_pods["baggage"]
+    mesh.update(mesh_objects("baggage", "istio"), endpoints(placed))
+    chains = {lane: expected_ips(placed, lane) for lane in LANES}
+    counts: Counter[str] = Counter()
+    for n in range(100):
+        _, ips = answer(mesh, {"my-request-id": f"b{n}"})
+        lanes = [lane for lane, want in chains.items() if ips == want]
+        assert lanes, f"request {n} left its lane: {ips}"
+        counts[lanes[0]] += 1
+    assert set(counts) == set(LANES), counts
+    assert 40 <= counts["s1"] <= 80, counts
+
+
+def test_baggage_pods_lose_the_lane_under_header_routes(
+    mesh: EnvoyMesh, scenario_pods: Pods
+) -> None:
+    """The same pods under header-mode routes: mocka is s2's but mockc never is, since the
+    apps drop the lane header. This is what the baggage conversion prevents."""
+    placed = scenario_pods["baggage"]
+    mesh.update(mesh_objects("weighted", "istio"), endpoints(placed))
+    seen = Counter(tuple(answer(mesh, {})[0]) for _ in range(60))
+    assert ("v2", "v1", "v2") not in seen, seen
+    assert ("v2", "v1", "v1") in seen, seen
