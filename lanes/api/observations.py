@@ -1,21 +1,36 @@
-"""What the cluster shows: which lanes have ready pods of each service, and observed calls."""
+"""What the cluster shows: which lanes have ready pods of each service, observed calls, and the
+traffic step each service's release is at."""
 
 from __future__ import annotations
 
 from pydantic import Field
 
-from .common import Model
+from .common import DnsLabel, Model, RequestMatch
+
+
+class TrafficStep(Model):
+    """Where a service's release sends its *untagged* requests (those carrying no lane).
+
+    `weight` percent of them go to `lane`'s subset, and every request satisfying one of
+    `matches` does; the rest stay on the fallback lane. Requests that carry a lane keep it.
+    """
+
+    lane: DnsLabel
+    weight: int = Field(default=0, ge=0, le=100)
+    matches: list[RequestMatch] = Field(default_factory=list)
 
 
 class Observations(Model):
     """Observed state the renderer and the graph take as input.
 
     `ready` maps a service key (`namespace/name`) to the lanes that have ready pods of it;
-    `edges` are (source, destination) service keys, as istio_requests_total reports them.
+    `edges` are (source, destination) service keys, as istio_requests_total reports them;
+    `traffic` maps a service key to the traffic step its release is at.
     """
 
     ready: dict[str, list[str]] = Field(default_factory=dict)
     edges: list[tuple[str, str]] = Field(default_factory=list)
+    traffic: dict[str, TrafficStep] = Field(default_factory=dict)
 
     def lanes_of(self, service: str) -> list[str]:
         """The lanes with ready pods of one service."""

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from .common import service_key
 from .errors import FieldError, InvalidSpec
-from .observations import Observations
+from .observations import Observations, TrafficStep
 from .swimlane import SwimLane
 from .swimlanegroup import SwimLaneGroup
 
@@ -28,6 +28,7 @@ class Topology:
     lanes: tuple[SwimLane, ...]
     members: dict[str, tuple[str, ...]]
     entry: str | None
+    traffic: dict[str, TrafficStep] = field(default_factory=dict)
 
     @property
     def fallback(self) -> str | None:
@@ -71,6 +72,13 @@ class Topology:
         members = dict(self.members)
         members[service] = _serving([lane.name for lane in self.lanes], self.fallback, ready)
         return replace(self, members=members)
+
+    def traffic_step(self, service: str) -> TrafficStep | None:
+        """The traffic step of a service's release, while its lane serves the service."""
+        step = self.traffic.get(service)
+        if step is None or step.lane not in self.members.get(service, ()):
+            return None
+        return step
 
     def serving(self, service: str, lane: str) -> str:
         """The lane whose pods serve `service` for a request in `lane`: its own, or the fallback.
@@ -258,6 +266,9 @@ def resolve(
     (each must list them all), whatever is observed: routes stay put, and a lane without
     ready pods of a service answers 503 for it instead of sending its requests elsewhere.
 
+    Observed traffic steps are kept for services of the group whose step names a lane other
+    than the fallback (permissive mode only: strict mode has no untagged requests to split).
+
     Raises:
         InvalidSpec: with every problem found.
     """
@@ -280,4 +291,13 @@ def resolve(
         declared = {lane.name: {s.key for s in lane.spec.services} for lane in ordered}
         for key in keys:
             members[key] = tuple(n for n in names if n == fallback or key in declared[n])
-    return Topology(group=group, lanes=tuple(ordered), members=members, entry=entry_service(group, ordered))
+    traffic = {}
+    if observed is not None and not group.spec.strict:
+        traffic = {
+            key: step for key, step in observed.traffic.items()
+            if key in members and step.lane in names and step.lane != fallback
+        }
+    return Topology(
+        group=group, lanes=tuple(ordered), members=members,
+        entry=entry_service(group, ordered), traffic=traffic,
+    )

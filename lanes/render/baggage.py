@@ -31,3 +31,8 @@ def member_regex(key: str, value: str) -> str:
         f"(.*,)?{_OWS}{escape(key)}{_OWS}={_OWS}{escape(value)}{_OWS}"
         f"(;[^,]*)?(,.*)?"
     )
+
+
+def key_regex(key: str) -> str:
+    """An RE2 pattern that fully matches a baggage header holding a member `key`, any value."""
+    return f"(.*,)?{_OWS}{escape(key)}{_OWS}=.*"

@@ -17,10 +17,11 @@ from collections.abc import Callable
 from typing import ClassVar
 
 from lanes.api.errors import FieldError, InvalidSpec
+from lanes.api.observations import TrafficStep
 
 from . import baggage
 from .base import Flavour
-from .facts import Facts, matches_wire, online_rules, union, weighted_shares
+from .facts import Facts, match_wire, matches_wire, online_rules, union, weighted_shares
 from .names import DNS_LABEL_MAX, fqdn, label_value, object_name, shorten
 
 API_VERSION = "networking.istio.io/v1"
@@ -30,6 +31,8 @@ GROUP_LABEL = "lanes.dev/group"
 INGRESS_SUFFIX = "ingress"
 WEIGHTED_ROUTE = "weighted"
 HEADER_ROUTE = "header"
+UNTAGGED_ROUTE = "untagged"
+MATCHES_ROUTE = "matches"
 
 
 class IstioFlavour(Flavour):
@@ -58,6 +61,7 @@ class IstioFlavour(Flavour):
             hosts, http = _rule_routes(facts)
             if not http:
                 return []
+            http.extend(_untagged_routes(facts))
         gateway = spec.ingress.gateway
         name = object_name("lanes", facts.group, INGRESS_SUFFIX)
         _check_ingress_name(facts, gateway.namespace, name)
@@ -86,6 +90,7 @@ class IstioFlavour(Flavour):
         selectors = facts.selectors
         members = facts.members
         header = facts.route_header
+        untagged = untagged_condition(facts)
         if facts.propagation == "baggage":
             lane_match = {
                 lane: (baggage.HEADER, "regex", baggage.member_regex(header, lane))
@@ -113,6 +118,9 @@ class IstioFlavour(Flavour):
                                 "route": [{"destination": {"host": host, "subset": lane}}],
                             }
                         )
+                step = facts.topology.traffic_step(service)
+                if step is not None:
+                    http.extend(step_routes(host, step, fallback, untagged))
                 http.append(
                     {"name": fallback,
                      "route": [{"destination": {"host": host, "subset": fallback}}]}
@@ -169,6 +177,101 @@ def _strict_routes(
     return http
 
 
+def untagged_condition(facts: Facts) -> dict:
+    """`withoutHeaders` selecting requests that carry no lane."""
+    if facts.propagation == "baggage":
+        return {baggage.HEADER: {"regex": baggage.key_regex(facts.route_header)}}
+    return {facts.route_header: {"regex": ".*"}}
+
+
+def step_routes(host: str, step: TrafficStep, fallback: str, untagged: dict) -> list[dict]:
+    """A release's traffic step for a service's untagged requests; tagged ones keep their lane.
+
+    Requests matching one of the step's matches go to the step's lane; of the rest, `weight`
+    percent do and the others stay on the fallback.
+    """
+    routes = []
+    if step.matches:
+        routes.append(
+            {
+                "name": f"{step.lane}/{MATCHES_ROUTE}",
+                "match": [{**match_wire(m), "withoutHeaders": untagged} for m in step.matches],
+                "route": [{"destination": {"host": host, "subset": step.lane}}],
+            }
+        )
+    if step.weight:
+        routes.append(
+            {
+                "name": UNTAGGED_ROUTE,
+                "match": [{"withoutHeaders": untagged}],
+                "route": [
+                    {"destination": {"host": host, "subset": fallback}, "weight": 100 - step.weight},
+                    {"destination": {"host": host, "subset": step.lane}, "weight": step.weight},
+                ],
+            }
+        )
+    return routes
+
+
+def _untagged_routes(facts: Facts) -> list[dict]:
+    """The gateway's route for requests no lane's rule claims and that carry no lane.
+
+    They go to the fallback lane's subset of the entry service, split by its release's traffic
+    step, on the paths the lanes' rules enter by (their matches without the lane header). No
+    lane header is set, so each later service applies its own release's step.
+    """
+    entry = facts.topology.entry
+    if entry is None or facts.fallback is None:
+        return []
+    matches: list[dict] = []
+    port = None
+    for lane in facts.topology.ingress_lanes:
+        for rule in online_rules(lane):
+            if rule.service != entry:
+                continue
+            port = port if port is not None else rule.port
+            match = dict(rule.match or {})
+            headers = {k: v for k, v in (match.get("headers") or {}).items()
+                       if k != facts.route_header}
+            match.pop("headers", None)
+            if headers:
+                match["headers"] = headers
+            if match not in matches:
+                matches.append(match)
+    if not matches:
+        return []
+    if {} in matches:
+        matches = [{}]
+    without = {facts.route_header: {"regex": ".*"}}
+    step = facts.topology.traffic_step(entry)
+    fallback = _destination(facts, entry, facts.fallback, port)
+    routes = []
+    if step is not None and step.matches:
+        canary = {**fallback, "subset": step.lane}
+        routes.append(
+            {
+                "name": f"{step.lane}/{MATCHES_ROUTE}",
+                "match": [{**m, **match_wire(sm), "withoutHeaders": without}
+                          for m in matches for sm in step.matches],
+                "route": [{"destination": canary}],
+            }
+        )
+    destinations: list[dict] = [{"destination": fallback}]
+    if step is not None and step.weight:
+        destinations = [
+            {"destination": fallback, "weight": 100 - step.weight},
+            {"destination": {**fallback, "subset": step.lane}, "weight": step.weight},
+        ]
+    routes.append(
+        {
+            "name": UNTAGGED_ROUTE,
+            "match": [{**m, "withoutHeaders": without} for m in matches],
+            "route": destinations,
+        }
+    )
+    return routes
+
+
 def _lane_headers(facts: Facts, lane: str) -> dict[str, str]:
     """The headers the gateway sets on a request it puts into `lane`."""
     headers = {facts.route_header: lane}
@@ -214,14 +317,24 @@ def _weighted_route(facts: Facts, matches: list[dict]) -> dict:
     route: dict = {"name": WEIGHTED_ROUTE}
     if matches:
         route["match"] = matches
-    route["route"] = [
-        {
-            "destination": _destination(facts, share.service, share.lane),
-            "headers": {"request": {"set": _lane_headers(facts, share.lane)}},
-            "weight": share.weight,
-        }
-        for share in weighted_shares(facts.topology)
-    ]
+    destinations = []
+    for share in weighted_shares(facts.topology):
+        headers = {"request": {"set": _lane_headers(facts, share.lane)}}
+        step = facts.topology.traffic_step(share.service)
+        if share.lane == facts.fallback and step is not None and step.weight:
+            canary = round(share.weight * step.weight / 100)
+            parts = [(facts.fallback, share.weight - canary), (step.lane, canary)]
+        else:
+            parts = [(_destination(facts, share.service, share.lane)["subset"], share.weight)]
+        for subset, weight in parts:
+            destinations.append(
+                {
+                    "destination": {"host": fqdn(share.service), "subset": subset},
+                    "headers": headers,
+                    "weight": weight,
+                }
+            )
+    route["route"] = destinations
     return route
 
 

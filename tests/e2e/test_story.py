@@ -59,5 +59,21 @@ def test_requests_outside_the_lane_rules_get_404(chain: Chain, flavour: str) -> 
     chain.apply(chain.objects(observations("2"), flavour),
                 chain.endpoints(dict.fromkeys(CHAIN, V1), dict.fromkeys(CHAIN, True)))
     assert chain.get("/other", {"x-asm-prefer-tag": "base"})[0] == 404
+    assert chain.get("/other")[0] == 404
     assert chain.get("/mock", {"x-asm-prefer-tag": "dev"})[0] == 404
-    assert chain.get("/mock")[0] == 404
+
+
+@pytest.mark.parametrize("flavour", ["istio", "asm"])
+def test_untagged_requests_reach_base_only(chain: Chain, flavour: str) -> None:
+    """The istio flavour routes untagged requests on the lanes' paths to the fallback lane and
+    never into canary pods; ASM's output has no such route."""
+    chain.apply(chain.objects(observations("2"), flavour),
+                chain.endpoints(dict.fromkeys(CHAIN, V1), dict.fromkeys(CHAIN, True)))
+    base = [chain.pod(s, "base", V1).ip for s in CHAIN]
+    for n in range(20):
+        status, body = chain.get("/mock", {"my-request-id": f"u{n}"})
+        if flavour == "asm":
+            assert status == 404
+            continue
+        assert status == 200, body
+        assert [h.ip for h in chain.hops(body)] == base, body

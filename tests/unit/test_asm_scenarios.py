@@ -137,16 +137,27 @@ def test_trace_id_scenario_serves_each_lane_its_hop_table(flavour: str, lane: st
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
-@pytest.mark.parametrize("request_headers", [
-    {}, {TRACE_HEADER: "req-1"}, {ROUTE_HEADER: "s4"}, {ROUTE_HEADER: "S2"},
-])
+@pytest.mark.parametrize("request_headers", [{ROUTE_HEADER: "s4"}, {ROUTE_HEADER: "S2"}])
 def test_trace_id_scenario_refuses_requests_no_lane_rule_matches(
     flavour: str, request_headers: dict[str, str]
 ) -> None:
-    """Rule-based entry has no catch-all: a request no lane's rule matches gets no route."""
+    """A request tagged with a lane no rule knows, or off the lanes' paths, gets no route."""
     mesh = Mesh(mesh_objects("trace-id", flavour))
     assert mesh.walk(request_headers) == []
     assert mesh.walk({ROUTE_HEADER: "s2"}, path="/other") == []
+    assert mesh.walk({}, path="/other") == []
+
+
+@pytest.mark.parametrize("request_headers", [{}, {TRACE_HEADER: "req-1"}])
+def test_untagged_requests_on_the_lanes_paths_are_served_by_the_fallback_lane(
+    request_headers: dict[str, str]
+) -> None:
+    """The istio flavour gives untagged requests an explicit route: the fallback lane, s1.
+
+    ASM generates no such route (its output is kept as it is), so there they get none.
+    """
+    assert one_way(Mesh(mesh_objects("trace-id", "istio")).walk(request_headers)) == hop_table("s1")
+    assert Mesh(mesh_objects("trace-id", "asm")).walk(request_headers) == []
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
@@ -195,7 +206,11 @@ def test_one_header_scenario_routes_on_that_header_alone(flavour: str) -> None:
     """x-asm-prefer-tag means nothing here: only my-request-id chooses a lane."""
     objects = mesh_objects("one-header", flavour)
     mesh = Mesh(objects, route_header=TRACE_HEADER)
-    assert mesh.walk({ROUTE_HEADER: "s2"}, carried={TRACE_HEADER}) == []
+    served = mesh.walk({ROUTE_HEADER: "s2"}, carried={TRACE_HEADER})
+    if flavour == "istio":
+        assert one_way(served) == hop_table("s1"), "untagged: the fallback lane"
+    else:
+        assert served == []
     assert ROUTE_HEADER not in str(objects)
     assert TRACE_HEADER in str(objects)
 

@@ -83,7 +83,7 @@ def errors_of(exc: pytest.ExceptionInfo[InvalidSpec]) -> list[str]:
 def test_offline_rules_are_left_out() -> None:
     lanes = [lane("base", [rule("base")]), lane("canary", [rule("canary", online=False)])]
     [ingress] = gateway_objects(render_group(group(), lanes, flavour="istio"))
-    assert [h["name"] for h in ingress["spec"]["http"]] == ["base"]
+    assert [h["name"] for h in ingress["spec"]["http"]] == ["base", "untagged"]
     asm = gateway_objects(render_group(group(), lanes, flavour="asm"))
     assert [o["metadata"]["name"] for o in asm] == ["swimlane-ingress-vs-shop-base"]
 
@@ -100,6 +100,7 @@ def test_rule_ports_reach_the_destination() -> None:
     destinations = [h["route"][0]["destination"] for h in ingress["spec"]["http"]]
     assert destinations == [
         {"host": "front.web.svc.cluster.local", "subset": "base"},
+        {"host": "front.web.svc.cluster.local", "subset": "base", "port": {"number": 8080}},
         {"host": "front.web.svc.cluster.local", "subset": "base", "port": {"number": 8080}},
     ]
     [asm] = gateway_objects(render_group(group(), lanes[:1], flavour="asm"))
@@ -118,14 +119,14 @@ def test_gateway_routes_go_to_the_lane_only_where_it_serves_the_entry() -> None:
 def test_route_names_stay_unique_across_lanes() -> None:
     lanes = [lane("base", [rule("base"), rule("api")]), lane("canary", [rule("api")])]
     [ingress] = gateway_objects(render_group(group(), lanes, flavour="istio"))
-    assert [h["name"] for h in ingress["spec"]["http"]] == ["canary/api", "base", "base/api"]
+    assert [h["name"] for h in ingress["spec"]["http"]] == ["canary/api", "base", "base/api", "untagged"]
 
 
 def test_the_fallback_lanes_rules_come_last_so_they_shadow_no_lane() -> None:
     catch_all = {"name": "all", "route": {"destination": {"host": "front.web"}}}
     lanes = [lane("base", [catch_all]), lane("canary", [rule("canary")])]
     [ingress] = gateway_objects(render_group(group(), lanes, flavour="istio"))
-    assert [h["name"] for h in ingress["spec"]["http"]] == ["canary", "base/all"]
+    assert [h["name"] for h in ingress["spec"]["http"]] == ["canary", "base/all", "untagged"]
 
 
 def test_gateway_hosts_are_the_union_of_rule_hosts() -> None:
