@@ -1,12 +1,14 @@
 """Builders of Istio objects and a reader of translated Envoy routes, for the mesh unit tests.
 
-`pick` follows Envoy's documented route selection (most specific virtual host domain, then
-the first route whose path, header and query conditions all hold) for the subset of matchers
-the translator emits, so tests can say where a request goes rather than how it is spelled.
+`pick` follows Envoy's documented route selection (the listener's filter chain for the
+caller's address, most specific virtual host domain, then the first route whose path, header
+and query conditions all hold) for the subset of matchers the translator emits, so tests can
+say where a request goes rather than how it is spelled.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Any
 
@@ -77,9 +79,53 @@ def cluster_ips(config: EnvoyConfig, name: str) -> list[str]:
     ]
 
 
-def vhost_for(config: EnvoyConfig, listener: str, host: str) -> dict[str, Any] | None:
+def listener_of(config: EnvoyConfig, name: str) -> dict[str, Any]:
+    return next(l for l in config.listeners if l["name"] == name)
+
+
+def chain_for(config: EnvoyConfig, listener: str, source: str | None = None) -> dict[str, Any]:
+    """The filter chain a connection from `source` takes: the one whose source ranges hold
+    it (the longest prefix wins, as in Envoy), else the chain without a source match."""
+    best: tuple[int, dict[str, Any]] | None = None
+    default = None
+    for chain in listener_of(config, listener)["filter_chains"]:
+        ranges = chain.get("filter_chain_match", {}).get("source_prefix_ranges")
+        if not ranges:
+            assert default is None, "two chains without a source match"
+            default = chain
+            continue
+        for r in ranges:
+            network = ipaddress.ip_network(f"{r['address_prefix']}/{r['prefix_len']}")
+            if source is not None and ipaddress.ip_address(source) in network:
+                assert best is None or best[0] != network.prefixlen, f"{source} in two chains"
+                if best is None or network.prefixlen > best[0]:
+                    best = (network.prefixlen, chain)
+    found = best[1] if best else default
+    assert found is not None, f"no chain of {listener} takes {source}"
+    return found
+
+
+def route_name_for(config: EnvoyConfig, listener: str, source: str | None = None) -> str:
+    """The route table the HTTP connection manager of `source`'s chain reads."""
+    hcm = chain_for(config, listener, source)["filters"][0]["typed_config"]
+    return hcm["rds"]["route_config_name"]
+
+
+def source_chains(config: EnvoyConfig, listener: str) -> dict[str, list[str]]:
+    """Route table -> the caller addresses of each chain with a source match."""
+    out = {}
+    for chain in listener_of(config, listener)["filter_chains"]:
+        ranges = chain.get("filter_chain_match", {}).get("source_prefix_ranges")
+        if ranges:
+            name = chain["filters"][0]["typed_config"]["rds"]["route_config_name"]
+            out[name] = [f"{r['address_prefix']}/{r['prefix_len']}" for r in ranges]
+    return out
+
+
+def vhost_for(config: EnvoyConfig, listener: str, host: str,
+              source: str | None = None) -> dict[str, Any] | None:
     """The virtual host Envoy picks for a Host header: exact, then wildcard suffix/prefix, `*`."""
-    vhosts = route_config(config, listener)["virtual_hosts"]
+    vhosts = route_config(config, route_name_for(config, listener, source))["virtual_hosts"]
     for kind in ("exact", "suffix", "prefix", "any"):
         best = None
         for vhost in vhosts:
@@ -93,9 +139,11 @@ def vhost_for(config: EnvoyConfig, listener: str, host: str) -> dict[str, Any] |
 
 
 def pick(config: EnvoyConfig, listener: str, host: str, path: str = "/",
-         headers: dict[str, str] | None = None) -> dict[str, Any] | None:
-    """The route Envoy would take for a request, or None where it answers 404."""
-    vhost = vhost_for(config, listener, host)
+         headers: dict[str, str] | None = None,
+         source: str | None = None) -> dict[str, Any] | None:
+    """The route Envoy would take for a request from `source` (any caller when None), or None
+    where it answers 404."""
+    vhost = vhost_for(config, listener, host, source)
     if vhost is None:
         return None
     headers = {k.lower(): v for k, v in (headers or {}).items()}

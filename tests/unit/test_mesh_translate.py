@@ -288,8 +288,8 @@ def test_short_destination_host_is_resolved_in_the_virtual_service_namespace() -
     [
         ([{"mirror": {"host": B}, "route": [to("base")]}], "spec.http[0]: mirror"),
         ([{"fault": {}, "route": [to("base")]}], "spec.http[0]: fault"),
-        ([{"match": [{"sourceLabels": {"a": "b"}}], "route": [to("base")]}],
-         "spec.http[0].match[0]: sourceLabels"),
+        ([{"match": [{"sourceLabels": {"a": 1}}], "route": [to("base")]}],
+         "spec.http[0].match[0].sourceLabels.a"),
         ([{"route": [{**to("base"), "mirror": {}}]}], "spec.http[0].route[0]: mirror"),
         ([{"match": [{"uri": {"exact": "/", "prefix": "/"}}], "route": [to("base")]}],
          "spec.http[0].match[0].uri"),

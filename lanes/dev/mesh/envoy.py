@@ -24,23 +24,34 @@ from ..processes import Child, free_port, spawn, stop, wait_until
 from .inputs import Endpoint, MeshConfigError
 from .translate import (
     CDS_FILE,
-    GATEWAY,
     LDS_FILE,
-    MESH,
     EnvoyConfig,
     MeshOptions,
     bootstrap,
     rds_file,
+    rds_stat,
     translate,
 )
 
-_STAT_OF_FILE = {
-    CDS_FILE: "cluster_manager.cds",
-    LDS_FILE: "listener_manager.lds",
-    rds_file(GATEWAY): f"http.{GATEWAY}.rds.{GATEWAY}",
-    rds_file(MESH): f"http.{MESH}.rds.{MESH}",
-}
+_RDS_PREFIX, _RDS_SUFFIX = rds_file("|").split("|")
 
+
+def _stat_of_file(name: str) -> str:
+    """The admin stats prefix whose `version_text` shows which version of a file Envoy serves.
+
+    Route files are named after their route table (`rds-NAME.json`), which may be any of the
+    source-group tables the translation makes, so the name is read back from the file name.
+    """
+    if name == CDS_FILE:
+        return "cluster_manager.cds"
+    if name == LDS_FILE:
+        return "listener_manager.lds"
+    if name.startswith(_RDS_PREFIX) and name.endswith(_RDS_SUFFIX):
+        return rds_stat(name[len(_RDS_PREFIX):-len(_RDS_SUFFIX)])
+    raise ValueError(f"{name} is not an xDS file of the local mesh")
+
+
+_WARMING = "listener_manager.total_listeners_warming"
 
 # Admin calls go to loopback directly, whatever proxy the environment names.
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -156,7 +167,9 @@ class EnvoyMesh:
         """Serve new objects and endpoints; returns once Envoy has applied all of it.
 
         Clusters are added before the routes that use them change and removed only after,
-        so no request is routed to a cluster Envoy does not have.
+        so no request is routed to a cluster Envoy does not have. Route files are written
+        before the listeners that read them; a route table no listener reads any more keeps
+        its file, and is written afresh should a listener read it again.
 
         Raises:
             MeshConfigError: the objects cannot be translated, or Envoy rejected the result.
@@ -169,15 +182,20 @@ class EnvoyMesh:
             clusters = {c["name"]: c for c in self._applied.get(CDS_FILE, [])}
             wanted = {c["name"]: c for c in new[CDS_FILE]}
             union = {**clusters, **wanted}
+            routes = {name: new[name] for name in new if name not in (CDS_FILE, LDS_FILE)}
             steps = [
                 {CDS_FILE: sorted(union.values(), key=lambda c: c["name"])},
-                {name: new[name] for name in new if name != CDS_FILE},
+                {**routes, LDS_FILE: new[LDS_FILE]},
                 {CDS_FILE: new[CDS_FILE]},
             ]
             for step in steps:
                 changed = {n: r for n, r in step.items() if r != self._applied.get(n)}
                 if changed:
                     self._apply(changed, timeout)
+            for name in [n for n in self._applied if n not in new]:
+                # Envoy drops the subscription with its last reader; were the file kept as
+                # applied, a later reader would get no fresh version to wait on.
+                del self._applied[name]
 
     def alive(self) -> bool:
         """Whether Envoy runs, for supervisors to notice a crash."""
@@ -231,18 +249,26 @@ class EnvoyMesh:
         self._versions[name] = str(self._version)
 
     def _wait_applied(self, names: list[str], before: Mapping[str, int], timeout: float) -> None:
+        """Wait until Envoy serves the written version of every file in `names`.
+
+        After a listener update that also means no listener still warming: a changed filter
+        chain serves only once its route table has loaded.
+        """
         deadline = time.monotonic() + timeout
         while True:
-            stats = self.stats("version_text|update_rejected")
+            stats = self.stats("version_text|update_rejected|total_listeners_warming")
             pending = [
                 n for n in names
-                if stats.get(f"{_STAT_OF_FILE[n]}.version_text") != self._versions[n]
+                if stats.get(f"{_stat_of_file(n)}.version_text") != self._versions[n]
             ]
+            if LDS_FILE in names and int(stats.get(_WARMING, 0)):
+                pending.append("listeners still warming")
             if not pending:
                 return
             rejected = [
                 n for n in pending
-                if int(stats.get(f"{_STAT_OF_FILE[n]}.update_rejected", 0)) > before.get(n, 0)
+                if n in self._versions
+                and int(stats.get(f"{_stat_of_file(n)}.update_rejected", 0)) > before.get(n, 0)
             ]
             if rejected:
                 raise MeshConfigError(f"Envoy rejected {', '.join(rejected)}:\n{self._log_tail()}")
@@ -254,7 +280,7 @@ class EnvoyMesh:
 
     def _rejections(self, files: Iterable[str]) -> dict[str, int]:
         stats = self.stats("update_rejected")
-        return {n: int(stats.get(f"{_STAT_OF_FILE[n]}.update_rejected", 0)) for n in files}
+        return {n: int(stats.get(f"{_stat_of_file(n)}.update_rejected", 0)) for n in files}
 
     def _ready(self) -> bool:
         try:
@@ -268,8 +294,10 @@ class EnvoyMesh:
 
 
 def _files(config: EnvoyConfig) -> dict[str, list[dict[str, Any]]]:
-    files = {CDS_FILE: list(config.clusters), LDS_FILE: list(config.listeners)}
+    """Every xDS file of `config`, in an order Envoy can load them: clusters, routes, listeners."""
+    files = {CDS_FILE: list(config.clusters)}
     files.update({rds_file(r["name"]): [r] for r in config.routes})
+    files[LDS_FILE] = list(config.listeners)
     return files
 
 

@@ -6,15 +6,24 @@ A stand-in for ASM's `go-http-sample` image, so the story runs on local processe
     app, version      the name and version it reports (version: see `version_of`)
     LANES_IMAGE       the image it stands in for; its tag decides the version (1.0 -> v1)
     upstream_url      the service to call on every request, e.g. http://mockb:8000/
-    POD_IP, PORT      where it listens (default 127.0.0.1:8000); POD_IP is also reported
+    POD_IP, PORT      where it listens (default 127.0.0.1:8000); POD_IP is also reported,
+                      and upstream calls leave from it, so the mesh knows the calling pod
     HTTP_PROXY        the mesh listener to send upstream calls through (http_proxy too)
     route_header      lane header to forward (default x-asm-prefer-tag)
     trace_header      request id header to forward (default my-request-id)
+    forward           what is passed on upstream, comma-separated (default lane,trace,context):
+                        lane     the route_header
+                        trace    the trace_header
+                        context  W3C traceparent and baggage
+                      or `none`, for an app that passes nothing on, as one relying on the
+                      mesh's strict lane mode (lanes chosen by the calling pod) may
     fail_percent      share of requests answered 500, 0-100 (default 0)
     latency_ms        delay added to every answer (default 0)
 
 W3C `traceparent` and `baggage` are carried with OpenTelemetry's propagators; with only the
 API installed no spans are recorded, and the incoming context is passed on unchanged.
+A setting that cannot be read (such as an unknown word in `forward`) stops the app at start
+with a message naming it.
 """
 
 from __future__ import annotations
@@ -37,6 +46,27 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 SAMPLE_IMAGE = "go-http-sample"
 _PROPAGATOR = CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
 _TAG = re.compile(r"^v?(\d+)(?:\.(\d+))?(?:\.\d+)?$")
+FORWARDABLE = ("lane", "trace", "context")
+DEFAULT_FORWARD = ",".join(FORWARDABLE)
+
+
+def forward_of(text: str) -> frozenset[str]:
+    """The `forward` setting: which of lane, trace and context are passed on upstream.
+
+    Raises:
+        ValueError: a word is not one of lane, trace, context, or `none` is combined.
+    """
+    words = [w.strip() for w in text.split(",") if w.strip()]
+    if words == ["none"]:
+        return frozenset()
+    unknown = [w for w in words if w not in FORWARDABLE]
+    if unknown or not words:
+        got = ", ".join(repr(w) for w in unknown) if unknown else "nothing"
+        raise ValueError(
+            f"forward={text!r}: expected a comma-separated list of {', '.join(FORWARDABLE)}"
+            f" or none; got {got}"
+        )
+    return frozenset(words)
 
 
 def version_of_image(image: str) -> str:
@@ -66,11 +96,18 @@ class Settings:
     proxy: str | None = None
     route_header: str = "x-asm-prefer-tag"
     trace_header: str = "my-request-id"
+    forward: frozenset[str] = frozenset(FORWARDABLE)
     fail_percent: float = 0.0
     latency_ms: float = 0.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Settings from env vars named as in the module docstring.
+
+        Raises:
+            ValueError: a setting cannot be read: `forward` names something the app cannot
+                pass on, the image has no version tag, or a number is not one.
+        """
         return cls(
             app=env.get("app", "mock"),
             version=version_of(env),
@@ -80,6 +117,7 @@ class Settings:
             proxy=env.get("HTTP_PROXY") or env.get("http_proxy") or None,
             route_header=env.get("route_header", "x-asm-prefer-tag"),
             trace_header=env.get("trace_header", "my-request-id"),
+            forward=forward_of(env.get("forward", DEFAULT_FORWARD)),
             fail_percent=float(env.get("fail_percent", "0") or 0),
             latency_ms=float(env.get("latency_ms", "0") or 0),
         )
@@ -103,11 +141,13 @@ class Upstream:
     """Calls the upstream service over one kept-alive connection per server thread.
 
     Through a proxy the request line carries the absolute URL, which is how the mesh listener
-    learns which service is meant.
+    learns which service is meant. Connections leave from `source_ip` (the pod's own), which
+    is how it learns who calls.
     """
 
-    def __init__(self, url: str, proxy: str | None) -> None:
+    def __init__(self, url: str, proxy: str | None, source_ip: str | None = None) -> None:
         self.url = url
+        self.source_address = (source_ip, 0) if source_ip else None
         target = urllib.parse.urlsplit(url)
         self.authority = target.netloc
         via = urllib.parse.urlsplit(proxy) if proxy else target
@@ -140,7 +180,9 @@ class Upstream:
     def _connection(self, fresh: bool) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)
         if conn is None or fresh:
-            conn = http.client.HTTPConnection(*self.connect_to, timeout=30)
+            conn = http.client.HTTPConnection(
+                *self.connect_to, timeout=30, source_address=self.source_address
+            )
             self._local.conn = conn
         return conn
 
@@ -173,12 +215,14 @@ class MockHandler(BaseHTTPRequestHandler):
         return self._answer(200 if status < 400 else 502, own + body)
 
     def _forwarded_headers(self) -> dict[str, str]:
+        settings = self.settings
         out: dict[str, str] = {}
-        for name in (self.settings.route_header, self.settings.trace_header):
+        for word, name in (("lane", settings.route_header), ("trace", settings.trace_header)):
             value = self.headers.get(name)
-            if value is not None:
+            if word in settings.forward and value is not None:
                 out[name] = value
-        _PROPAGATOR.inject(out, context=_PROPAGATOR.extract(self.headers))
+        if "context" in settings.forward:
+            _PROPAGATOR.inject(out, context=_PROPAGATOR.extract(self.headers))
         return out
 
     def _answer(self, status: int, body: bytes) -> None:
@@ -201,7 +245,11 @@ class MockServer(ThreadingHTTPServer):
 
 def serve(settings: Settings) -> MockServer:
     """A bound server for `settings`; call `serve_forever` on it (or run it in a thread)."""
-    upstream = Upstream(settings.upstream_url, settings.proxy) if settings.upstream_url else None
+    upstream = (
+        Upstream(settings.upstream_url, settings.proxy, settings.ip)
+        if settings.upstream_url
+        else None
+    )
     handler = type("Handler", (MockHandler,), {"settings": settings, "upstream": upstream})
     return MockServer((settings.ip, settings.port), handler)
 
@@ -210,7 +258,11 @@ def main() -> None:
     """Serve until SIGTERM or Ctrl-C, like the container it stands in for."""
     import signal
 
-    server = serve(Settings.from_env(os.environ))
+    try:
+        settings = Settings.from_env(os.environ)
+    except ValueError as error:
+        raise SystemExit(f"mockapp: {error}") from None
+    server = serve(settings)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     try:
         server.serve_forever(poll_interval=0.1)

@@ -3,6 +3,11 @@
 Only what lanes generates (and what a hand-written lane setup commonly adds) is translated;
 anything else is refused with a `MeshConfigError` rather than silently routed differently
 from Istio.
+
+A match's `sourceLabels` names the calling workloads it applies to. Istio leaves such a match
+out of the config of every other proxy; here one route table is translated per set of
+selectors a caller satisfies (`RouteContext.sources`), keeping the matches whose selector is
+in the set (without the selector, which Envoy cannot express) and dropping the others.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ ASM_LABEL = "$asm-label"
 HTTP_KEYS = {"name", "match", "route", "headers", "timeout", "retries"}
 MATCH_KEYS = {
     "name", "uri", "headers", "withoutHeaders", "method", "authority", "queryParams",
-    "ignoreUriCase",
+    "ignoreUriCase", "sourceLabels",
 }
 DESTINATION_KEYS = {"destination", "weight", "headers", "fallback"}
 
@@ -40,6 +45,10 @@ DEFAULT_RETRIES = {
     ],
     "host_selection_retry_max_attempts": "5",
 }
+
+
+Selector = tuple[tuple[str, str], ...]
+"""A `sourceLabels` selector as sorted (label, value) pairs, so equal selectors compare equal."""
 
 
 class Target(NamedTuple):
@@ -76,20 +85,31 @@ class RouteContext:
     where: str
     port: int | None = None
     host: str | None = None
+    sources: frozenset[Selector] = frozenset()
     targets: set[Target] = field(default_factory=set)
     fallbacks: set[Fallback] = field(default_factory=set)
 
 
 def http_routes(route: Mapping[str, Any], ctx: RouteContext) -> list[dict[str, Any]]:
-    """The Envoy routes for one Istio HTTPRoute, in match order."""
+    """The Envoy routes for one Istio HTTPRoute, in match order.
+
+    Matches whose `sourceLabels` selector is not among `ctx.sources` do not apply to this
+    caller and are left out; a route all of whose matches are left out yields no routes.
+    """
     _check_keys(route, HTTP_KEYS, ctx.where)
     destinations = route.get("route") or []
     if not destinations:
         raise MeshConfigError(f"{ctx.where}.route: a route needs at least one destination")
-    matches = [
-        _match(m, f"{ctx.where}.match[{i}]") for i, m in enumerate(route.get("match") or [{}])
-    ]
+    matches = []
+    for i, spec in enumerate(route.get("match") or [{}]):
+        where = f"{ctx.where}.match[{i}]"
+        match = _match(spec, where)
+        selector = source_selector(spec, where)
+        if not selector or selector in ctx.sources:
+            matches.append(match)
     common = _route_common(route, ctx)
+    if not matches:
+        return []
     asm_label = [d for d in destinations if (d.get("destination") or {}).get("subset") == ASM_LABEL]
     if asm_label:
         if len(destinations) != 1:
@@ -97,6 +117,41 @@ def http_routes(route: Mapping[str, Any], ctx: RouteContext) -> list[dict[str, A
         return _lane_routes(destinations[0], matches, common, ctx)
     action, headers = _action(destinations, ctx)
     return [_route(match, action, headers, common, route.get("name")) for match in matches]
+
+
+def source_selectors(route: Mapping[str, Any], where: str) -> list[Selector]:
+    """The non-empty `sourceLabels` selectors of one HTTPRoute's matches, in match order."""
+    found = []
+    for i, spec in enumerate(route.get("match") or []):
+        selector = source_selector(spec, f"{where}.match[{i}]")
+        if selector:
+            found.append(selector)
+    return found
+
+
+def source_selector(spec: Mapping[str, Any], where: str) -> Selector:
+    """A match's `sourceLabels` as a `Selector`; empty when absent or `{}` (every caller).
+
+    Raises:
+        MeshConfigError: `sourceLabels` is not a map of label names to string values.
+    """
+    labels = spec.get("sourceLabels")
+    if labels is None:
+        return ()
+    where = f"{where}.sourceLabels"
+    if not isinstance(labels, Mapping):
+        raise MeshConfigError(f"{where}: expected a map of label names to values, got {labels!r}")
+    for key, value in labels.items():
+        if not isinstance(key, str) or not key:
+            raise MeshConfigError(f"{where}: label name {key!r} is not a non-empty string")
+        if not isinstance(value, str):
+            raise MeshConfigError(f"{where}.{key}: label value {value!r} is not a string")
+    return tuple(sorted(labels.items()))
+
+
+def selects(selector: Selector, labels: Mapping[str, str]) -> bool:
+    """Whether a caller with `labels` is one a `sourceLabels` selector names."""
+    return all(labels.get(key) == value for key, value in selector)
 
 
 def default_routes(target: Target) -> list[dict[str, Any]]:

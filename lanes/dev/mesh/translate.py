@@ -5,10 +5,19 @@ gateway listener serves the VirtualServices bound to a Gateway, and a mesh liste
 every pod as its HTTP proxy, routes by the Host a pod calls (`http://mockb:8000/`) through
 that service's mesh VirtualService. Pure: the runner in `envoy.py` does the file and process
 work.
+
+Istio's `sourceLabels` make a route apply only on the proxies of matching workloads. The one
+mesh listener tells callers apart by source address, as every pod has its own loopback IP:
+pods are grouped by which of the mesh's distinct selectors their labels satisfy, and each
+non-empty group gets a filter chain for its pods' addresses with its own route table. Callers
+in no group (and anything not a pod) use the default chain and the `mesh` route table.
 """
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +30,16 @@ from .inputs import (
     services_of,
     subset_matches,
 )
-from .routes import Fallback, RouteContext, Target, default_routes, http_routes
+from .routes import (
+    Fallback,
+    RouteContext,
+    Selector,
+    Target,
+    default_routes,
+    http_routes,
+    selects,
+    source_selectors,
+)
 
 LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
 ROUTE_CONFIG = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
@@ -65,6 +83,25 @@ def rds_file(route_name: str) -> str:
     return f"rds-{route_name}.json"
 
 
+def rds_stat(route_name: str) -> str:
+    """The admin stats prefix of a route table's RDS subscription (`...version_text`).
+
+    Envoy names it by the stat prefix of the HCM reading it; every mesh chain shares `mesh`.
+    """
+    prefix = GATEWAY if route_name == GATEWAY else MESH
+    return f"http.{prefix}.rds.{route_name}"
+
+
+def source_route_name(sources: Iterable[Selector]) -> str:
+    """The route table of callers satisfying exactly `sources`: `mesh-` and a digest of them.
+
+    Derived from the selectors alone, so pods joining or leaving the group change only the
+    listener's address list, never the name the chain reads its routes by.
+    """
+    text = json.dumps(sorted(sources), separators=(",", ":"))
+    return f"{MESH}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
 def translate(
     objects: Iterable[Mapping[str, Any]],
     endpoints: Iterable[Endpoint],
@@ -72,10 +109,14 @@ def translate(
 ) -> EnvoyConfig:
     """Envoy config serving `objects` (Gateways, VirtualServices, DestinationRules, Services).
 
+    `endpoints` are the pods: the ready ones are served, and every one, ready or not, is a
+    caller that `sourceLabels` matches may select by its labels.
+
     Raises:
         MeshConfigError: an object uses a field the local mesh does not translate.
     """
     objects = list(objects)
+    endpoints = list(endpoints)
     services = services_of(objects)
     subsets = _subsets(objects, services)
     gateways = {_key(o) for o in objects if o.get("kind") == "Gateway"}
@@ -94,7 +135,12 @@ def translate(
             for host in spec.get("hosts") or []:
                 mesh_vs.setdefault(resolve_host(host, namespace, services), []).append(vs)
 
-    def context(vs: Mapping[str, Any], host: str | None, port: int | None) -> RouteContext:
+    def context(
+        vs: Mapping[str, Any],
+        host: str | None,
+        port: int | None,
+        sources: frozenset[Selector] = frozenset(),
+    ) -> RouteContext:
         return RouteContext(
             services=services,
             subsets=subsets,
@@ -103,6 +149,7 @@ def translate(
             where=f"VirtualService {_key(vs)}",
             port=port,
             host=host,
+            sources=sources,
         )
 
     contexts: list[RouteContext] = []
@@ -111,17 +158,28 @@ def translate(
         for host in (vs.get("spec") or {}).get("hosts") or []:
             contexts.append(context(vs, None, None))
             gateway_routes.setdefault(host, []).extend(_routes_of(vs, contexts[-1]))
-    mesh_vhosts = []
     defaults: set[Target] = set()
-    for vhost, host, port in _mesh_vhosts(services, mesh_vs):
-        routes: list[dict[str, Any]] = []
-        for vs in mesh_vs.get(host, []):
-            contexts.append(context(vs, host, port))
-            routes.extend(_routes_of(vs, contexts[-1]))
-        if host not in mesh_vs:
-            defaults.add(Target(host, port))
-            routes = default_routes(Target(host, port))
-        mesh_vhosts.append({**vhost, "routes": routes})
+
+    def mesh_vhosts(sources: frozenset[Selector]) -> list[dict[str, Any]]:
+        """The mesh route table as seen by callers satisfying the selectors `sources`."""
+        vhosts = []
+        for vhost, host, port in _mesh_vhosts(services, mesh_vs):
+            routes: list[dict[str, Any]] = []
+            for vs in mesh_vs.get(host, []):
+                contexts.append(context(vs, host, port, sources))
+                routes.extend(_routes_of(vs, contexts[-1]))
+            if host not in mesh_vs:
+                defaults.add(Target(host, port))
+                routes = default_routes(Target(host, port))
+            vhosts.append({**vhost, "routes": routes})
+        return vhosts
+
+    mesh_routes = [_route_config(MESH, mesh_vhosts(frozenset()))]
+    source_chains: list[tuple[str, list[str]]] = []
+    for sources, ips in _caller_classes(_mesh_selectors(mesh_vs), endpoints):
+        name = source_route_name(sources)
+        mesh_routes.append(_route_config(name, mesh_vhosts(sources)))
+        source_chains.append((name, ips))
     gateway_vhosts = [
         {"name": host, "domains": ["*"] if host == "*" else [host, f"{host}:*"], "routes": routes}
         for host, routes in gateway_routes.items()
@@ -134,9 +192,9 @@ def translate(
     return EnvoyConfig(
         listeners=(
             _listener(GATEWAY, options.gateway_address, options.gateway_port, options),
-            _listener(MESH, options.mesh_address, options.mesh_port, options),
+            _listener(MESH, options.mesh_address, options.mesh_port, options, source_chains),
         ),
-        routes=(_route_config(GATEWAY, gateway_vhosts), _route_config(MESH, mesh_vhosts)),
+        routes=(_route_config(GATEWAY, gateway_vhosts), *mesh_routes),
         clusters=tuple(sorted(clusters, key=lambda c: c["name"])),
     )
 
@@ -173,6 +231,38 @@ def _routes_of(vs: Mapping[str, Any], ctx: RouteContext) -> list[dict[str, Any]]
         ctx.where = f"VirtualService {_key(vs)}.spec.http[{i}]"
         routes.extend(http_routes(route, ctx))
     return routes
+
+
+def _mesh_selectors(mesh_vs: Mapping[str, list[Mapping[str, Any]]]) -> set[Selector]:
+    """The distinct non-empty `sourceLabels` selectors of the mesh VirtualServices."""
+    found: set[Selector] = set()
+    for services_vs in mesh_vs.values():
+        for vs in services_vs:
+            for i, route in enumerate((vs.get("spec") or {}).get("http") or []):
+                found.update(source_selectors(route, f"VirtualService {_key(vs)}.spec.http[{i}]"))
+    return found
+
+
+def _caller_classes(
+    selectors: set[Selector], endpoints: list[Endpoint]
+) -> list[tuple[frozenset[Selector], list[str]]]:
+    """Pod addresses grouped by the selectors their labels satisfy; groups with none left out.
+
+    Ready or not, a pod makes calls, so every endpoint counts. An address reported by two
+    endpoints takes the selectors of both, so no address is in two groups.
+    """
+    by_ip: dict[str, set[Selector]] = {}
+    for endpoint in endpoints:
+        matched = {s for s in selectors if selects(s, endpoint.labels)}
+        by_ip.setdefault(endpoint.ip, set()).update(matched)
+    classes: dict[frozenset[Selector], list[str]] = {}
+    for ip, matched in by_ip.items():
+        if matched:
+            classes.setdefault(frozenset(matched), []).append(ip)
+    return sorted(
+        ((sources, sorted(ips, key=ipaddress.ip_address)) for sources, ips in classes.items()),
+        key=lambda entry: source_route_name(entry[0]),
+    )
 
 
 def _mesh_vhosts(
@@ -275,14 +365,50 @@ def _aggregate(fallback: Fallback) -> dict[str, Any]:
     }
 
 
-def _listener(name: str, address: str, port: int, options: MeshOptions) -> dict[str, Any]:
+def _listener(
+    name: str,
+    address: str,
+    port: int,
+    options: MeshOptions,
+    source_chains: Iterable[tuple[str, list[str]]] = (),
+) -> dict[str, Any]:
+    """A listener whose default chain reads route table `name`.
+
+    Each of `source_chains` (route table, caller addresses) adds a chain taken by connections
+    from those addresses. Envoy replaces only the chains that differ, so a change to one
+    group's addresses drains no other group's connections.
+    """
+    chains = [_filter_chain(_hcm(name, name, options))]
+    for route_name, ips in source_chains:
+        chain = _filter_chain(_hcm(name, route_name, options))
+        ranges = [
+            {"address_prefix": ip, "prefix_len": ipaddress.ip_address(ip).max_prefixlen}
+            for ip in ips
+        ]
+        chains.append({"filter_chain_match": {"source_prefix_ranges": ranges}, **chain})
+    return {
+        "@type": LISTENER,
+        "name": name,
+        "address": _address(address, port),
+        "filter_chains": chains,
+    }
+
+
+def _filter_chain(hcm: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]
+    }
+
+
+def _hcm(stat_prefix: str, route_name: str, options: MeshOptions) -> dict[str, Any]:
+    """An HTTP connection manager reading route table `route_name` from its RDS file."""
     hcm: dict[str, Any] = {
         "@type": HCM,
-        "stat_prefix": name,
+        "stat_prefix": stat_prefix,
         "rds": {
-            "route_config_name": name,
+            "route_config_name": route_name,
             "config_source": {
-                "path_config_source": {"path": f"{options.config_dir}/{rds_file(name)}"},
+                "path_config_source": {"path": f"{options.config_dir}/{rds_file(route_name)}"},
                 "resource_api_version": "V3",
             },
         },
@@ -305,15 +431,7 @@ def _listener(name: str, address: str, port: int, options: MeshOptions) -> dict[
                 },
             }
         ]
-    return {
-        "@type": LISTENER,
-        "name": name,
-        "address": _address(address, port),
-        "filter_chains": [
-            {"filters": [{"name": "envoy.filters.network.http_connection_manager",
-                          "typed_config": hcm}]}
-        ],
-    }
+    return hcm
 
 
 def _route_config(name: str, vhosts: list[dict[str, Any]]) -> dict[str, Any]:
