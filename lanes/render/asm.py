@@ -17,6 +17,7 @@ from typing import ClassVar
 from .base import Flavour
 from .facts import Facts, matches_wire, online_rules, union, weighted_shares
 from .names import DNS_SUBDOMAIN_MAX, fqdn, label_value, shorten
+from .steps import step_routes, untagged_condition
 
 API_VERSION = "networking.istio.io/v1alpha3"
 NAMESPACE = "istio-system"
@@ -106,6 +107,7 @@ class AsmFlavour(Flavour):
         fallback = facts.fallback
         selectors = facts.selectors
         members = facts.members
+        untagged = untagged_condition(facts)
         vs_prefix = f"trafficlabel-vs-{facts.group}-"
         dr_prefix = f"trafficlabel-dr-{facts.group}-"
 
@@ -126,6 +128,9 @@ class AsmFlavour(Flavour):
                 ]
             else:
                 by_label["fallback"] = {"target": {"host": host, "subset": fallback}}
+                step = facts.topology.traffic_step(service)
+                if step is not None:
+                    http.extend(step_routes(host, step, fallback, untagged))
             http.append({"name": MESH_ROUTE, "route": [by_label]})
             vs = {
                 "apiVersion": API_VERSION,

@@ -17,11 +17,11 @@ from collections.abc import Callable
 from typing import ClassVar
 
 from lanes.api.errors import FieldError, InvalidSpec
-from lanes.api.observations import TrafficStep
 
 from . import baggage
 from .base import Flavour
 from .facts import Facts, match_wire, matches_wire, online_rules, union, weighted_shares
+from .steps import MATCHES_ROUTE, UNTAGGED_ROUTE, and_match, step_routes, untagged_condition
 from .names import DNS_LABEL_MAX, fqdn, label_value, object_name, shorten
 
 API_VERSION = "networking.istio.io/v1"
@@ -31,8 +31,7 @@ GROUP_LABEL = "lanes.dev/group"
 INGRESS_SUFFIX = "ingress"
 WEIGHTED_ROUTE = "weighted"
 HEADER_ROUTE = "header"
-UNTAGGED_ROUTE = "untagged"
-MATCHES_ROUTE = "matches"
+
 
 
 class IstioFlavour(Flavour):
@@ -177,42 +176,6 @@ def _strict_routes(
     return http
 
 
-def untagged_condition(facts: Facts) -> dict:
-    """`withoutHeaders` selecting requests that carry no lane."""
-    if facts.propagation == "baggage":
-        return {baggage.HEADER: {"regex": baggage.key_regex(facts.route_header)}}
-    return {facts.route_header: {"regex": ".*"}}
-
-
-def step_routes(host: str, step: TrafficStep, fallback: str, untagged: dict) -> list[dict]:
-    """A release's traffic step for a service's untagged requests; tagged ones keep their lane.
-
-    Requests matching one of the step's matches go to the step's lane; of the rest, `weight`
-    percent do and the others stay on the fallback.
-    """
-    routes = []
-    if step.matches:
-        routes.append(
-            {
-                "name": f"{step.lane}/{MATCHES_ROUTE}",
-                "match": [{**match_wire(m), "withoutHeaders": untagged} for m in step.matches],
-                "route": [{"destination": {"host": host, "subset": step.lane}}],
-            }
-        )
-    if step.weight:
-        routes.append(
-            {
-                "name": UNTAGGED_ROUTE,
-                "match": [{"withoutHeaders": untagged}],
-                "route": [
-                    {"destination": {"host": host, "subset": fallback}, "weight": 100 - step.weight},
-                    {"destination": {"host": host, "subset": step.lane}, "weight": step.weight},
-                ],
-            }
-        )
-    return routes
-
-
 def _untagged_routes(facts: Facts) -> list[dict]:
     """The gateway's route for requests no lane's rule claims and that carry no lane.
 
@@ -242,7 +205,7 @@ def _untagged_routes(facts: Facts) -> list[dict]:
         return []
     if {} in matches:
         matches = [{}]
-    without = {facts.route_header: {"regex": ".*"}}
+    without = {"withoutHeaders": {facts.route_header: {}}}
     step = facts.topology.traffic_step(entry)
     fallback = _destination(facts, entry, facts.fallback, port)
     routes = []
@@ -251,7 +214,7 @@ def _untagged_routes(facts: Facts) -> list[dict]:
         routes.append(
             {
                 "name": f"{step.lane}/{MATCHES_ROUTE}",
-                "match": [{**m, **match_wire(sm), "withoutHeaders": without}
+                "match": [and_match(and_match(m, match_wire(sm)), without)
                           for m in matches for sm in step.matches],
                 "route": [{"destination": canary}],
             }
@@ -265,7 +228,7 @@ def _untagged_routes(facts: Facts) -> list[dict]:
     routes.append(
         {
             "name": UNTAGGED_ROUTE,
-            "match": [{**m, "withoutHeaders": without} for m in matches],
+            "match": [and_match(m, without) for m in matches],
             "route": destinations,
         }
     )

@@ -78,3 +78,33 @@ def test_istio_subset_without_ready_pods_answers_503_as_istio_does(chain: Chain)
     assert status == 502, body
     assert body.startswith(f"-> mocka(version: v2, ip: {chain.pod('mocka', 'canary', V2).ip})")
     assert "no healthy upstream" in body
+
+
+def test_a_traffic_step_sends_its_share_of_untagged_requests_to_the_canary_only_there(
+    chain: Chain,
+) -> None:
+    """mockb's release at 30%: about 30% of untagged requests are served by mockb's canary,
+    mocka and mockc stay on base, and canary-tagged requests keep their lane."""
+    from lanes.api.observations import TrafficStep
+
+    observed = Observations(
+        ready={f"default/{s}": ["base", "canary"] for s in CHAIN},
+        traffic={"default/mockb": TrafficStep(lane="canary", weight=30)},
+    )
+    chain.apply(chain.objects(observed, "istio"), chain.endpoints(BASE_V1, ALL_CANARY))
+    base = {s: chain.pod(s, "base", V1).ip for s in CHAIN}
+    canary_b = chain.pod("mockb", "canary", V2).ip
+
+    def mockb_of_one(n: int) -> str:
+        status, body = chain.get(headers={"my-request-id": f"t{n}"})
+        assert status == 200, body
+        ips = [h.ip for h in chain.hops(body)]
+        assert ips[0] == base["mocka"] and ips[2] == base["mockc"], body
+        assert ips[1] in (base["mockb"], canary_b), body
+        return "canary" if ips[1] == canary_b else "base"
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        counts = Counter(pool.map(mockb_of_one, range(1000), timeout=120))
+    assert 240 <= counts["canary"] <= 360, counts
+    status, body = chain.get(headers={"x-asm-prefer-tag": "canary"})
+    assert [h.ip for h in chain.hops(body)] == [chain.pod(s, "canary", V2).ip for s in CHAIN], body

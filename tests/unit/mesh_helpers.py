@@ -192,10 +192,13 @@ def _route_matches(match: dict[str, Any], path: str, headers: dict[str, str]) ->
         return False
     for header in match.get("headers", []):
         value = headers.get(header["name"])
+        if value is None and "present_match" not in header:
+            # Envoy: a missing header fails a value match, inverted or not.
+            return False
         if "present_match" in header:
             ok = value is not None
         else:
-            ok = value is not None and _string_matches(header["string_match"], value)
+            ok = _string_matches(header["string_match"], value)
         if ok == bool(header.get("invert_match")):
             return False
     return True
