@@ -37,9 +37,20 @@ def until(check: Callable[[], object], what: str, timeout: float = 60.0) -> obje
     raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
 
 
+SEEN: list[tuple[str, int, list[tuple[str, str]]]] = []
+
+
 def hops(stack: Stack, lane: str) -> tuple[int, list[tuple[str, str]]]:
+    """One request in `lane`: status and the (app, version) of each hop; every answer is kept."""
     status, body = get(stack.gateway_url, "/mock", {"x-asm-prefer-tag": lane})
-    return status, [(app, version) for app, version, _ in HOP.findall(body)]
+    found = [(app, version) for app, version, _ in HOP.findall(body)]
+    SEEN.append((lane, status, found))
+    return status, found
+
+
+def other_versions() -> list[tuple[str, int, list[tuple[str, str]]]]:
+    """Answers in which some hop was served by another lane's version."""
+    return [seen for seen in SEEN if any(version != LANES[seen[0]] for _, version in seen[2])]
 
 
 def in_lane(stack: Stack, lane: str) -> bool:
@@ -48,6 +59,7 @@ def in_lane(stack: Stack, lane: str) -> bool:
 
 @pytest.mark.parametrize("flavour", ["istio", "asm"])
 def test_strict_lanes_through_the_real_stack(tmp_path: Path, flavour: str) -> None:
+    SEEN.clear()
     with Stack(tmp_path / "stack", flavour=flavour, gateway_port=0) as stack:
 
         def kubectl(*args: str) -> str:
@@ -73,11 +85,12 @@ def test_strict_lanes_through_the_real_stack(tmp_path: Path, flavour: str) -> No
         until(lambda: hops(stack, "s2") == (502, [("mocka", "v2")]),
               "s2 answering 502 from mocka v2 while s2 has no mockb")
         for lane in ("s1", "s3"):
-            assert in_lane(stack, lane), lane
+            until(lambda: in_lane(stack, lane), f"lane {lane} still served end to end", 15)
         group = json.loads(kubectl("get", "swimlanegroup/mock", "-o", "json"))
         members = {m["name"]: m["services"] for m in group["status"]["lanes"]}
         assert members["s2"] == ["default/mocka", "default/mockc"], members
 
         kubectl("scale", "deployment/mockb-v2", "--replicas=1")
         until(lambda: in_lane(stack, "s2"), "s2 back end to end once mockb v2 is ready")
+        assert other_versions() == [], "a request was served outside its lane"
         assert stack.sync is not None and stack.sync.last_error is None
