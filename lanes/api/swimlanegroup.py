@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from .common import (
     API_VERSION,
@@ -81,8 +81,32 @@ class GroupService(ServiceRef):
     calls: list[str] = Field(default_factory=list)
 
 
+_PERMISSIVE = "has(self.isPermissive) && self.isPermissive"
+_FALLBACK = "has(self.permissiveModeConfiguration) && has(self.permissiveModeConfiguration.fallbackTarget)"
+
+
 class SwimLaneGroupSpec(Model):
     """What a SwimLaneGroup declares."""
+
+    # The lane mode's rules for the fallback, checked by the API server too (CEL).
+    model_config = ConfigDict(
+        **Model.model_config,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": f"!({_PERMISSIVE}) || ({_FALLBACK})",
+                    "message": "permissive mode (isPermissive: true) needs "
+                    "permissiveModeConfiguration.fallbackTarget, the lane that serves what a "
+                    "lane lacks",
+                },
+                {
+                    "rule": f"({_PERMISSIVE}) || !({_FALLBACK})",
+                    "message": "strict mode (isPermissive: false or unset) has no fallback lane; "
+                    "set isPermissive: true, or remove permissiveModeConfiguration.fallbackTarget",
+                },
+            ]
+        },
+    )
 
     ingress: Ingress
     is_permissive: bool = False

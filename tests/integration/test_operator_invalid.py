@@ -39,7 +39,8 @@ SCHEMA_CASES = [
     ("group", "spec.services", [], "spec.services: Invalid value"),
     ("group", "spec.flavour", "linkerd", 'spec.flavour: Unsupported value: "linkerd"'),
     ("group", "spec.permissiveModeConfiguration.routeHeader", "X Lane", "spec.permissiveModeConfiguration.routeHeader"),
-    ("group", "spec.permissiveModeConfiguration.fallbackTarget", DELETE, "spec.permissiveModeConfiguration.fallbackTarget: Required"),
+    ("group", "spec.permissiveModeConfiguration.fallbackTarget", DELETE, "permissive mode (isPermissive: true) needs permissiveModeConfiguration.fallbackTarget"),
+    ("group", "spec.isPermissive", False, "strict mode (isPermissive: false or unset) has no fallback lane"),
     ("group", "spec.services.0.name", "Mock_A", "spec.services[0].name"),
     ("group", "spec.ingress.ingressRouting.ingressRoutingStrategy", "random", "spec.ingress.ingressRouting.ingressRoutingStrategy"),
     ("lane", "spec.labelSelector", DELETE, "spec.labelSelector: Required value"),
@@ -132,7 +133,7 @@ STATUS_CASES: dict[str, tuple[list[Edit], str, str]] = {
         "canary", "spec.ingressRules[0].route.destination.host: nothere is not a service",
     ),
     "strict-mode-lane-misses-services": (
-        [group_patch(lambda s: {"spec": {"isPermissive": False}})],
+        [group_patch(lambda s: {"spec": {"isPermissive": False, "permissiveModeConfiguration": {"fallbackTarget": None}}})],
         "canary", "spec.services: in strict mode",
     ),
     "weights-over-100": (
