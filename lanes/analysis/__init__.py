@@ -1,0 +1,1 @@
+"""Canary analysis, pure: the metrics a rollout step is judged by and how they are queried."""
