@@ -34,6 +34,8 @@ def query_value(
 
     A scalar or a one-element vector gives its value; an empty vector or NaN (say 0/0, a
     rate over no requests) gives None, "no values found". One attempt, bounded by `timeout`.
+    Without `client`, proxies named in the environment are not used: Prometheus is reached
+    directly, and the local stack's pods name the mesh as their HTTP proxy.
 
     Raises:
         PrometheusUnavailable: connection refused, timeout, or a 5xx answer.
