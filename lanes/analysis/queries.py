@@ -53,7 +53,8 @@ _ENVOY_PREFIX = "envoy_cluster_{{ namespace }}_svc_cluster_local_"
 
 _TEMPLATES: dict[tuple[str, str], str] = {
     ("istio", "request-success-rate"): (
-        "sum(rate(istio_requests_total{" + _ISTIO_SELECTOR + ', response_code!~"5.*"}[{{ interval }}]))\n'
+        "sum(rate(istio_requests_total{" + _ISTIO_SELECTOR
+        + ', response_code!~"5.*"}[{{ interval }}]))\n'
         "/\n"
         "sum(rate(istio_requests_total{" + _ISTIO_SELECTOR + "}[{{ interval }}]))\n"
         "* 100"

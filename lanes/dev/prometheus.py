@@ -44,6 +44,8 @@ DEB_SHA256 = {
 }
 EXECUTABLES = ("prometheus", "promtool")
 MIRROR_ENV = "LANES_DEBIAN_MIRROR"
+_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+_HTTP = ("http://", "https://")
 # Backfilled blocks older than the retention are deleted at start; recorded series in tests
 # are minutes old, and a long retention keeps older recordings queryable too.
 RETENTION = "3650d"
@@ -85,7 +87,7 @@ def ensure_prometheus(progress: TextIO | None = sys.stderr) -> Paths:
 def debian_arch() -> str:
     """The Debian architecture of this machine, refused when no package sha256 is pinned for it."""
     machine = platform.machine().lower()
-    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine, machine)
+    arch = _ARCH.get(machine, machine)
     if arch not in DEB_SHA256:
         raise PrometheusError(
             f"no pinned sha256 of Debian's {PACKAGE} {VERSION} for architecture {arch}; "
@@ -163,8 +165,9 @@ def parse_deb822_sources(text: str) -> list[str]:
             name, sep, value = line.partition(":")
             if sep and not line.startswith((" ", "\t", "#")):
                 fields[name.strip().lower()] = value.strip()
-        if "deb" in fields.get("types", "").split() and "main" in fields.get("components", "").split():
-            uris += [u for u in fields.get("uris", "").split() if u.startswith(("http://", "https://"))]
+        binary = "deb" in fields.get("types", "").split()
+        if binary and "main" in fields.get("components", "").split():
+            uris += [u for u in fields.get("uris", "").split() if u.startswith(_HTTP)]
     return uris
 
 
@@ -174,7 +177,7 @@ def parse_one_line_sources(text: str) -> list[str]:
     for line in text.splitlines():
         words = re.sub(r"\[[^]]*\]", "", line.split("#", 1)[0]).split()
         if len(words) >= 4 and words[0] == "deb" and "main" in words[3:]:
-            if words[1].startswith(("http://", "https://")):
+            if words[1].startswith(_HTTP):
                 uris.append(words[1])
     return uris
 
@@ -333,7 +336,10 @@ class Prometheus:
             for target in self.targets
         ]
         return {
-            "global": {"scrape_interval": self.scrape_interval, "evaluation_interval": self.scrape_interval},
+            "global": {
+                "scrape_interval": self.scrape_interval,
+                "evaluation_interval": self.scrape_interval,
+            },
             "scrape_configs": jobs,
         }
 
@@ -344,7 +350,9 @@ class Prometheus:
         timestamps must lie within the retention of the newest data, or the blocks are dropped.
         """
         if self._child is not None:
-            raise PrometheusError("backfill before start: a running Prometheus does not load new blocks")
+            raise PrometheusError(
+                "backfill before start: a running Prometheus does not load new blocks"
+            )
         self.tsdb_dir.mkdir(parents=True, exist_ok=True)
         source = self.workdir / f"backfill-{time.monotonic_ns()}.om.txt"
         source.write_text(openmetrics_text)
@@ -378,7 +386,9 @@ class Prometheus:
         ]
         self._child = spawn("prometheus", argv, self.log_path, self.workdir / "prometheus.pid")
         try:
-            wait_until(self._ready, what="Prometheus to be ready", timeout=timeout, watch=[self._child])
+            wait_until(
+                self._ready, what="Prometheus to be ready", timeout=timeout, watch=[self._child]
+            )
         except BaseException:
             self.stop()
             raise

@@ -50,9 +50,13 @@ def query_value(
         else:
             response = client.post(url, data={"query": promql}, timeout=timeout)
     except httpx.TimeoutException as error:
-        raise PrometheusUnavailable(f"Prometheus at {address} did not answer within {timeout}s") from error
+        raise PrometheusUnavailable(
+            f"Prometheus at {address} did not answer within {timeout}s"
+        ) from error
     except httpx.TransportError as error:
-        raise PrometheusUnavailable(f"Prometheus at {address} cannot be reached: {error}") from error
+        raise PrometheusUnavailable(
+            f"Prometheus at {address} cannot be reached: {error}"
+        ) from error
     if response.status_code >= 500:
         raise PrometheusUnavailable(
             f"Prometheus at {address} answered {response.status_code}: {_error_text(response)}"
