@@ -1,1 +1,1 @@
-"""Metric analysis, pure: readings in, a verdict and the next analysis status out."""
+"""Metric analysis, pure: the built-in queries, and readings in, a verdict and status out."""

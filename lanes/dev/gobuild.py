@@ -1,4 +1,7 @@
-"""Run `go build` with a progress line, since a cold Kubernetes build takes minutes."""
+"""Run `go build` with a progress line, since a cold Kubernetes build takes minutes.
+
+`cached_install` keeps a tool under the cache once per version, whether built or unpacked.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,10 @@ import fcntl
 import os
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -141,34 +146,55 @@ def cached_tool(
     what: str,
     progress: TextIO | None,
 ) -> Path:
-    """`cache/<name>-<version>/<name>`, built from `package` of `module_dir` on first use.
-
-    A file lock makes concurrent callers (parallel test workers) build once; the binary is
-    written under a temporary name and renamed, so a half-built file is never taken as done.
-    """
+    """`cache/<name>-<version>/<name>`, built from `package` of `module_dir` on first use."""
     directory = cache / f"{name}-{version}"
-    binary = directory / name
-    if os.access(binary, os.X_OK):
-        return binary
-    directory.mkdir(parents=True, exist_ok=True)
-    with (cache / f"{name}-{version}.lock").open("w") as lock:
+
+    def build(staging: Path) -> None:
+        go_build(
+            module_dir,
+            staging / name,
+            ldflags,
+            what=what,
+            log_path=directory / "build.log",
+            progress=progress,
+            package=package,
+        )
+
+    return cached_install(cache, f"{name}-{version}", (name,), build) / name
+
+
+def cached_install(
+    cache: Path, key: str, executables: Sequence[str], install: Callable[[Path], None]
+) -> Path:
+    """`cache/<key>/`, holding `executables` that `install(staging)` makes on first use.
+
+    A file lock makes concurrent callers (parallel test workers) install once. `install`
+    writes into a fresh staging folder beside the cache, whose executables are then renamed
+    into place, so a half-made file is never taken as done.
+    """
+    directory = cache / key
+    if _all_executable(directory, executables):
+        return directory
+    cache.mkdir(parents=True, exist_ok=True)
+    with (cache / f"{key}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not os.access(binary, os.X_OK):
-            partial = directory / f".{name}.{os.getpid()}"
+        if not _all_executable(directory, executables):
+            directory.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=cache))
             try:
-                go_build(
-                    module_dir,
-                    partial,
-                    ldflags,
-                    what=what,
-                    log_path=directory / "build.log",
-                    progress=progress,
-                    package=package,
-                )
-                partial.replace(binary)
+                install(staging)
+                missing = [e for e in executables if not os.access(staging / e, os.X_OK)]
+                if missing:
+                    raise RuntimeError(f"installing {key} made no executable {', '.join(missing)}")
+                for executable in executables:
+                    (staging / executable).replace(directory / executable)
             finally:
-                partial.unlink(missing_ok=True)
-    return binary
+                shutil.rmtree(staging, ignore_errors=True)
+    return directory
+
+
+def _all_executable(directory: Path, executables: Sequence[str]) -> bool:
+    return all(os.access(directory / e, os.X_OK) for e in executables)
 
 
 def _say(stream: TextIO | None, message: str) -> None:

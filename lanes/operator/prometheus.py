@@ -1,0 +1,125 @@
+"""Ask Prometheus for one number: the only operator code that speaks HTTP to Prometheus.
+
+An analysis check sends a rendered query (`lanes.analysis.queries`) and gets back a float, or
+None when Prometheus has no values for it yet. Failures come in two kinds the analysis treats
+differently: `PrometheusUnavailable` (Prometheus cannot be reached or failed itself: hold and
+ask again, the canary is not to blame) and `QueryError` (the query is wrong: Prometheus
+refused it, or it names several series that the template should have aggregated).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import httpx
+
+from lanes.analysis.queries import QueryError
+
+__all__ = ["PrometheusUnavailable", "QueryError", "query_value"]
+
+
+class PrometheusUnavailable(RuntimeError):
+    """Prometheus did not answer, timed out, or answered with a server error."""
+
+
+def query_value(
+    address: str,
+    promql: str,
+    *,
+    timeout: float = 5.0,
+    client: httpx.Client | None = None,
+) -> float | None:
+    """The value of the instant query `promql` at Prometheus `address` (e.g. http://host:9090).
+
+    A scalar or a one-element vector gives its value; an empty vector or NaN (say 0/0, a
+    rate over no requests) gives None, "no values found". One attempt, bounded by `timeout`.
+    Without `client`, proxies named in the environment are not used: Prometheus is reached
+    directly, and the local stack's pods name the mesh as their HTTP proxy.
+
+    Raises:
+        PrometheusUnavailable: connection refused, timeout, or a 5xx answer.
+        QueryError: Prometheus refused the query (its message quoted), or the result holds
+            several series or is not a number.
+    """
+    url = f"{address.rstrip('/')}/api/v1/query"
+    try:
+        if client is None:
+            with httpx.Client(timeout=timeout, trust_env=False) as own:
+                response = own.post(url, data={"query": promql}, timeout=timeout)
+        else:
+            response = client.post(url, data={"query": promql}, timeout=timeout)
+    except httpx.TimeoutException as error:
+        raise PrometheusUnavailable(
+            f"Prometheus at {address} did not answer within {timeout}s"
+        ) from error
+    except httpx.TransportError as error:
+        raise PrometheusUnavailable(
+            f"Prometheus at {address} cannot be reached: {error}"
+        ) from error
+    if response.status_code >= 500:
+        raise PrometheusUnavailable(
+            f"Prometheus at {address} answered {response.status_code}: {_error_text(response)}"
+        )
+    if response.status_code != 200:
+        raise QueryError(
+            f"Prometheus refused query {promql!r} ({response.status_code}): {_error_text(response)}"
+        )
+    return _value_of(promql, _json(response, address))
+
+
+def _value_of(promql: str, body: dict[str, Any]) -> float | None:
+    """The one number in a successful /api/v1/query answer, or None for no values."""
+    if body.get("status") != "success":
+        raise QueryError(f"Prometheus could not run query {promql!r}: {body.get('error', body)}")
+    data = body.get("data") or {}
+    kind, result = data.get("resultType"), data.get("result")
+    if kind == "scalar":
+        return _number(promql, result[1])
+    if kind == "vector":
+        if not result:
+            return None
+        if len(result) > 1:
+            series = ", ".join(_series_name(s.get("metric", {})) for s in result[:3])
+            raise QueryError(
+                f"query {promql!r} returned {len(result)} series ({series}"
+                f"{', ...' if len(result) > 3 else ''}); aggregate it to one, e.g. with sum()"
+            )
+        return _number(promql, result[0]["value"][1])
+    raise QueryError(f"query {promql!r} returned a {kind}, not a scalar or an instant vector")
+
+
+def _number(promql: str, text: str) -> float | None:
+    try:
+        value = float(text)
+    except (TypeError, ValueError) as error:
+        raise QueryError(f"query {promql!r} returned {text!r}, not a number") from error
+    return None if math.isnan(value) else value
+
+
+def _series_name(labels: dict[str, str]) -> str:
+    name = labels.get("__name__", "")
+    rest = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()) if k != "__name__")
+    return f"{name}{{{rest}}}"
+
+
+def _json(response: httpx.Response, address: str) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError as error:
+        raise PrometheusUnavailable(
+            f"Prometheus at {address} answered with no JSON: {response.text[:200]!r}"
+        ) from error
+    if not isinstance(body, dict):
+        raise PrometheusUnavailable(f"Prometheus at {address} answered {body!r}")
+    return body
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500].strip() or response.reason_phrase
+    if isinstance(body, dict) and "error" in body:
+        return f"{body.get('errorType', 'error')}: {body['error']}"
+    return str(body)[:500]

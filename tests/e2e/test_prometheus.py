@@ -1,0 +1,391 @@
+"""The built-in analysis queries, evaluated by a real Prometheus over real and recorded series.
+
+One Prometheus for the module: before it starts, recorded Istio series (as Istio's standard
+metrics report them) are backfilled with promtool; once started, it scrapes a real Envoy at
+1 s, through which the test sends requests to a small local server that answers 500 and
+answers slowly on request. `query_value` then runs the rendered built-ins against it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from lanes.analysis.queries import builtin_query, render_query
+from lanes.dev.mesh import Endpoint, EnvoyMesh
+from lanes.dev.processes import free_port
+from lanes.dev.prometheus import Prometheus, ScrapeTarget, ensure_prometheus
+from lanes.operator.prometheus import PrometheusUnavailable, QueryError, query_value
+
+NAMESPACE, SERVICE, LANE = "default", "mockb", "canary"
+CANARY = "mockb-canary"
+STEP_S, STEPS = 15, 40  # ten minutes of recorded series, one sample per 15 s
+SLOW_MS = 70  # inside Envoy's (50, 100] ms bucket, far from both edges
+
+
+# --- recorded Istio series -------------------------------------------------------------------
+
+# Per 15 s step, requests by response code: 95 of every 100 not 5xx (404s count as success).
+CANARY_CODES = {"200": 90, "404": 5, "500": 4, "503": 1}
+# Series that must not count: the base workload, the same name in another namespace, and
+# what the calling side reports (reporter="source").
+DECOYS = (
+    ({"destination_workload": "mockb", "destination_workload_namespace": NAMESPACE,
+      "reporter": "destination"}, {"200": 50, "500": 50}),
+    ({"destination_workload": CANARY, "destination_workload_namespace": "other",
+      "reporter": "destination"}, {"500": 100}),
+    ({"destination_workload": CANARY, "destination_workload_namespace": NAMESPACE,
+      "reporter": "source"}, {"500": 100}),
+)
+# Per step, the cumulative count of each duration bucket (ms).
+CANARY_BUCKETS = {"5": 50, "10": 80, "25": 95, "50": 100, "100": 100, "+Inf": 100}
+DECOY_BUCKETS = {"5": 0, "10": 0, "25": 0, "50": 0, "100": 100, "+Inf": 100}
+# p99 by hand: rank 0.99 * 100 = 99 falls in (25, 50], which holds ranks 96-100 (5 of them),
+# so Prometheus interpolates 25 + 25 * (99 - 95) / 5 = 45 ms. The decoys all lie in (50, 100].
+CANARY_P99_MS = 45.0
+
+
+def _labels(labels: dict[str, str]) -> str:
+    return ",".join(f'{k}="{v}"' for k, v in labels.items())
+
+
+def recorded_istio_series(end: float) -> str:
+    """OpenMetrics text: counters and histograms growing by the tables above every step."""
+    times = [end - STEP_S * (STEPS - 1 - i) for i in range(STEPS)]
+    canary = {"destination_workload": CANARY, "destination_workload_namespace": NAMESPACE,
+              "reporter": "destination"}
+    lines = ["# TYPE istio_requests counter"]
+    for base, codes in ((canary, CANARY_CODES), *DECOYS):
+        for code, per_step in codes.items():
+            series = _labels({**base, "response_code": code})
+            lines += [f"istio_requests_total{{{series}}} {per_step * (n + 1)} {t:.3f}"
+                      for n, t in enumerate(times)]
+    lines.append("# TYPE istio_request_duration_milliseconds histogram")
+    for base, buckets in ((canary, CANARY_BUCKETS), (DECOYS[0][0], DECOY_BUCKETS),
+                          (DECOYS[1][0], DECOY_BUCKETS), (DECOYS[2][0], DECOY_BUCKETS)):
+        for n, t in enumerate(times):
+            for le, per_step in buckets.items():
+                series = _labels({**base, "le": le})
+                lines.append(
+                    f"istio_request_duration_milliseconds_bucket{{{series}}} {per_step * (n + 1)} {t:.3f}"
+                )
+            total = buckets["+Inf"] * (n + 1)
+            lines.append(f"istio_request_duration_milliseconds_count{{{_labels(base)}}} {total} {t:.3f}")
+            lines.append(f"istio_request_duration_milliseconds_sum{{{_labels(base)}}} {total * 7} {t:.3f}")
+    lines.append("# EOF")
+    return "\n".join(lines) + "\n"
+
+
+# --- a real Envoy in front of a server that fails and stalls on request ---------------------
+
+
+class _Upstream(BaseHTTPRequestHandler):
+    """`/fail` answers 500, `/slow` answers 200 after SLOW_MS, anything else 200 at once."""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        if self.path == "/slow":
+            time.sleep(SLOW_MS / 1000)
+        status = 500 if self.path == "/fail" else 200
+        self.send_response(status)
+        self.send_header("content-length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def mesh_objects(upstream_port: int) -> list[dict]:
+    """mockb with base and canary subsets; requests with the canary lane header go to canary."""
+    return [
+        {"apiVersion": "v1", "kind": "Service",
+         "metadata": {"name": SERVICE, "namespace": NAMESPACE},
+         "spec": {"selector": {"app": SERVICE},
+                  "ports": [{"name": "http", "port": 8000, "targetPort": upstream_port}]}},
+        {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+         "metadata": {"name": SERVICE, "namespace": NAMESPACE},
+         "spec": {"host": SERVICE, "subsets": [
+             {"name": "base", "labels": {"ASM_TRAFFIC_TAG": "base"}},
+             {"name": LANE, "labels": {"ASM_TRAFFIC_TAG": LANE}}]}},
+        {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+         "metadata": {"name": SERVICE, "namespace": NAMESPACE},
+         "spec": {"hosts": [SERVICE], "http": [
+             {"match": [{"headers": {"x-asm-prefer-tag": {"exact": LANE}}}],
+              "route": [{"destination": {"host": SERVICE, "subset": LANE}}]},
+             {"route": [{"destination": {"host": SERVICE, "subset": "base"}}]}]}},
+    ]
+
+
+@dataclass
+class Bed:
+    prometheus: Prometheus
+    mesh: EnvoyMesh
+    recorded_end: float
+
+    def send(self, path: str, lane: str = LANE) -> int:
+        """One request through the mesh listener, as a pod calling mockb would send it."""
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": self.mesh.proxy_url}))
+        request = urllib.request.Request(f"http://{SERVICE}:8000{path}", headers={"x-asm-prefer-tag": lane})
+        try:
+            with opener.open(request, timeout=10) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    def value(self, promql: str) -> float | None:
+        return query_value(self.prometheus.url, promql)
+
+
+@pytest.fixture(scope="module")
+def bed(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Iterator[Bed]:
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        paths = ensure_prometheus()
+    workdir = tmp_path_factory.mktemp("prometheus")
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _Upstream)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    mesh = EnvoyMesh(workdir / "mesh", gateway_port=free_port(), mesh_port=free_port())
+    labels = {"app": SERVICE, "ASM_TRAFFIC_TAG": LANE}
+    mesh.start(mesh_objects(server.server_address[1]),
+               [Endpoint("127.0.0.1", labels, port=server.server_address[1])])
+    prometheus = Prometheus(
+        workdir / "prom",
+        [ScrapeTarget("envoy", f"127.0.0.1:{mesh.admin_port}", "/stats/prometheus")],
+        scrape_interval="1s",
+        paths=paths,
+    )
+    end = time.time() - 5
+    prometheus.backfill(recorded_istio_series(end))
+    try:
+        with mesh, prometheus:
+            yield Bed(prometheus, mesh, end)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def variables(interval: str) -> dict[str, str]:
+    return {"namespace": NAMESPACE, "target": CANARY, "service": SERVICE, "lane": LANE,
+            "interval": interval}
+
+
+# --- istio built-ins over recorded series ------------------------------------------------------
+
+
+def test_istio_success_rate_counts_only_the_canary_workload(bed: Bed) -> None:
+    promql = render_query(builtin_query("istio", "request-success-rate"), variables("5m"))
+    assert bed.value(promql) == pytest.approx(95.0, abs=1e-9)
+
+
+def test_istio_p99_duration_is_the_interpolated_bucket_value(bed: Bed) -> None:
+    promql = render_query(builtin_query("istio", "request-duration"), variables("5m"))
+    assert bed.value(promql) == pytest.approx(CANARY_P99_MS, abs=1e-9)
+
+
+def test_istio_query_for_a_workload_with_no_requests_has_no_value(bed: Bed) -> None:
+    promql = render_query(builtin_query("istio", "request-success-rate"),
+                          {**variables("5m"), "target": "nobody-canary"})
+    assert bed.value(promql) is None
+
+
+# --- envoy built-ins over a real Envoy, scraped at 1 s -----------------------------------------
+
+# Requests per kind in the measured burst: 5 of 100 fail; 10 of 100 are slow, so the p99 rank
+# (99 of 100) lies among the slow ones in Envoy's (50, 100] ms bucket, after the 90 fast ones:
+# 50 + 50 * (99 - 90) / 10 = 95 ms, were every request in Envoy's histogram. Envoy 1.40's
+# upstream_rq_time histogram keeps only part of them, though (between half and 97 % of its
+# counters' requests in our trials, for good; more often with keep-alive upstream connections
+# and more workers), so the expected p99 is worked out by hand from the bucket counts Envoy
+# itself reports, and must lie in the slow requests' bucket.
+BURST = {"/fail": 5, "/slow": 10, "/": 85}
+FLUSH_S = 5.0  # Envoy's default stats flush interval: histograms are merged this often
+_BUCKET = re.compile(
+    r'^envoy_cluster_(\w+)_svc_cluster_local_upstream_rq_time_bucket\{envoy_cluster_name="([^"]*)",le="([^"]+)"\} (\S+)$',
+    re.MULTILINE,
+)
+
+
+def envoy_buckets(bed: Bed) -> dict[float, float]:
+    """The canary cluster's upstream_rq_time buckets as Envoy exports them now (le -> count)."""
+    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
+        f"{bed.mesh.admin_url}/stats/prometheus", timeout=5
+    ) as response:
+        text = response.read().decode()
+    return {
+        float(le): float(count)
+        for namespace, cluster, le, count in _BUCKET.findall(text)
+        if namespace == NAMESPACE and cluster == f"outbound|8000|{LANE}|{SERVICE}"
+    }
+
+
+def settled_histogram(bed: Bed, before: float, timeout: float = 30.0) -> dict[float, float]:
+    """Envoy's buckets once they hold more than `before` requests and stayed put a flush long."""
+    deadline = time.monotonic() + timeout
+    last, since = envoy_buckets(bed), time.monotonic()
+    while True:
+        time.sleep(0.5)
+        now = envoy_buckets(bed)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif last.get(math.inf, 0) > before and time.monotonic() - since > FLUSH_S + 0.5:
+            return last
+        assert time.monotonic() < deadline, f"Envoy's histogram did not settle: {last}"
+
+
+def quantile_by_hand(q: float, buckets: dict[float, float]) -> float:
+    """Prometheus's histogram_quantile over cumulative `buckets`: linear within a bucket."""
+    bounds = sorted(buckets)
+    rank = q * buckets[math.inf]
+    below, lower = 0.0, 0.0
+    for upper in bounds:
+        if buckets[upper] >= rank:
+            if upper == math.inf:
+                return lower
+            return lower + (upper - lower) * (rank - below) / (buckets[upper] - below)
+        below, lower = buckets[upper], upper
+    raise AssertionError(f"no bucket reaches rank {rank}: {buckets}")
+
+
+def _wait_scraped(bed: Bed, count: float, timeout: float = 10.0) -> None:
+    """Until Prometheus has scraped a histogram count of `count` for the canary cluster."""
+    promql = render_query(
+        'sum({__name__="envoy_cluster_{{ namespace }}_svc_cluster_local_upstream_rq_time_count",'
+        ' envoy_cluster_name="outbound|8000|{{ lane }}|{{ service }}"})', variables("1m"))
+    deadline = time.monotonic() + timeout
+    while (seen := bed.value(promql) or 0.0) < count:
+        assert time.monotonic() < deadline, f"Prometheus saw {seen} of {count} requests in {timeout}s"
+        time.sleep(0.25)
+
+
+@dataclass(frozen=True)
+class Burst:
+    interval: str  # a rate window that holds the whole burst and none of the warm-up
+    buckets: dict[float, float]  # Envoy's own bucket counts of the burst (after - before)
+
+
+@pytest.fixture(scope="module")
+def envoy_burst(bed: Bed) -> Burst:
+    """Send a warm-up, then the burst through Envoy, each settled and scraped.
+
+    The warm-up makes every series exist (Envoy creates the 5xx counter at the first 5xx),
+    so the burst is measured as an increase of series that all have samples from before it.
+    `rate` extrapolates a window's increase to its edges by the same factor for every series
+    of one scrape, unless a counter would reach zero within that stretch; a warm-up as large
+    as the burst keeps every counter the queries divide far from zero, so the ratio and the
+    quantile come out exact, up to float rounding.
+    """
+    warm_up = 100
+    for _ in range(warm_up):
+        assert bed.send("/") == 200 and bed.send("/fail") == 500
+    before = settled_histogram(bed, 0)
+    _wait_scraped(bed, before[math.inf])
+    time.sleep(2.5)  # a few scrapes holding only the warm-up
+    started = time.time()
+    for path, count in BURST.items():
+        for _ in range(count):
+            bed.send(path)
+    after = settled_histogram(bed, before[math.inf])
+    _wait_scraped(bed, after[math.inf])
+    time.sleep(1.5)  # one more scrape, so the window's last sample follows the burst
+    return Burst(
+        interval=f"{math.ceil(time.time() - started) + 1}s",
+        buckets={le: after[le] - before.get(le, 0.0) for le in after},
+    )
+
+
+def test_envoy_success_rate_is_the_share_of_non_5xx_answers(bed: Bed, envoy_burst: Burst) -> None:
+    promql = render_query(builtin_query("envoy", "request-success-rate"), variables(envoy_burst.interval))
+    assert bed.value(promql) == pytest.approx(95.0, abs=1e-6)
+
+
+def test_envoy_p99_duration_is_decided_by_the_slow_requests(bed: Bed, envoy_burst: Burst) -> None:
+    buckets = envoy_burst.buckets
+    slow = buckets[100.0] - buckets[50.0]
+    assert 0 < slow <= BURST["/slow"], f"no slow request in (50, 100] ms: {buckets}"
+    expected = quantile_by_hand(0.99, buckets)
+    promql = render_query(builtin_query("envoy", "request-duration"), variables(envoy_burst.interval))
+    value = bed.value(promql)
+    assert value == pytest.approx(expected, abs=1e-6)
+    assert value > 50.0, "the slow tenth of the requests decides the p99, not the fast ones"
+
+
+def test_envoy_queries_of_a_lane_that_got_no_requests_have_no_value(bed: Bed, envoy_burst: Burst) -> None:
+    promql = render_query(builtin_query("envoy", "request-success-rate"),
+                          {**variables(envoy_burst.interval), "lane": "base"})
+    assert bed.value(promql) is None
+
+
+# --- query_value's errors ------------------------------------------------------------------------
+
+
+def test_a_scalar_or_one_series_is_its_value_and_nan_is_no_value(bed: Bed) -> None:
+    assert bed.value("scalar(vector(2.5))") == 2.5
+    assert bed.value('sum(istio_requests_total{destination_workload="mockb-canary"}) > 0') > 0
+    assert bed.value("vector(0) / vector(0)") is None  # NaN: a rate over no requests
+    assert bed.value("scalar(vector(0) / vector(0))") is None
+
+
+def test_bad_promql_is_a_query_error_with_prometheus_message(bed: Bed) -> None:
+    with pytest.raises(QueryError, match=r"bad_data: .*parse error"):
+        bed.value("sum(rate(istio_requests_total[5m])")
+
+
+def test_a_query_of_several_series_is_a_query_error_naming_it(bed: Bed) -> None:
+    with pytest.raises(QueryError, match=r"returned \d+ series .*aggregate"):
+        bed.value('istio_requests_total{destination_workload="mockb-canary"}')
+
+
+def test_unreachable_prometheus_is_unavailable_not_a_failed_check(tmp_path: Path) -> None:
+    stopped = Prometheus(tmp_path, [], paths=ensure_prometheus(None))
+    stopped.start()
+    url = stopped.url
+    assert query_value(url, "vector(1)") == 1.0
+    stopped.stop()
+    with pytest.raises(PrometheusUnavailable, match="cannot be reached"):
+        query_value(url, "vector(1)")
+
+
+class _Failing(BaseHTTPRequestHandler):
+    """Answers every query as a Prometheus whose storage is not ready would: 503."""
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = b'{"status":"error","errorType":"unavailable","error":"TSDB not ready"}'
+        self.send_response(503)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_server_error_is_unavailable() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _Failing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(PrometheusUnavailable, match="503: unavailable: TSDB not ready"):
+            query_value(f"http://127.0.0.1:{server.server_address[1]}", "vector(1)")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_prometheus_that_never_answers_times_out_within_the_timeout() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+        address = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        started = time.monotonic()
+        with pytest.raises(PrometheusUnavailable, match="within 0.5s"):
+            query_value(address, "vector(1)", timeout=0.5)
+        assert time.monotonic() - started < 2.0
