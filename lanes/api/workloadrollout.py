@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
-from .common import API_VERSION, Condition, Metadata, Model
+from .common import API_VERSION, Condition, HeaderName, Metadata, Model, RequestMatch, StringMatch
 
 KIND = "WorkloadRollout"
 _PERCENT = re.compile(r"^(100|[1-9]?[0-9])%$")
@@ -44,11 +44,67 @@ class Pause(Model):
     duration: int | None = Field(default=None, ge=0)
 
 
+def _traffic(value: str) -> str:
+    if not _PERCENT.match(value):
+        raise ValueError(f"{value!r} is not a percentage like '20%'")
+    return value
+
+
+Percent = Annotated[str, AfterValidator(_traffic)]
+
+
+class PathMatch(Model):
+    """Kruise's (Gateway API's) path match."""
+
+    type: Literal["Exact", "PathPrefix", "RegularExpression"] = "PathPrefix"
+    value: str = Field(min_length=1)
+
+
+class HeaderMatch(Model):
+    """Kruise's (Gateway API's) header match."""
+
+    type: Literal["Exact", "RegularExpression"] = "Exact"
+    name: HeaderName
+    value: str
+
+
+class HttpRouteMatch(Model):
+    """Kruise's request match: every header and the path must match."""
+
+    path: PathMatch | None = None
+    headers: list[HeaderMatch] = Field(default_factory=list)
+
+    def to_request_match(self) -> RequestMatch:
+        """The same match in Istio's terms."""
+        uri = None
+        if self.path is not None:
+            kind = {"Exact": "exact", "PathPrefix": "prefix", "RegularExpression": "regex"}
+            uri = StringMatch(**{kind[self.path.type]: self.path.value})
+        headers = {
+            h.name: StringMatch(**{"exact" if h.type == "Exact" else "regex": h.value})
+            for h in self.headers
+        }
+        return RequestMatch(uri=uri, headers=headers)
+
+
 class CanaryStep(Model):
-    """One batch: how many canary pods run, then how long to pause."""
+    """One batch: how many canary pods run, the traffic they get, then how long to pause.
+
+    `traffic` is the share of the service's untagged requests (those carrying no lane) sent to
+    the canary while the step's pods are ready; `matches` send every untagged request they
+    select there, whatever the share (Kruise's rule: matches win over the weight). Requests
+    that carry a lane keep it.
+    """
 
     replicas: IntOrPercent
+    traffic: Percent | None = None
+    matches: list[HttpRouteMatch] = Field(default_factory=list)
     pause: Pause = Field(default_factory=Pause)
+
+    @property
+    def weight(self) -> int:
+        """`traffic` as a number, 0 when unset."""
+        return int(self.traffic.rstrip("%")) if self.traffic else 0
 
 
 class PodTemplateMetadata(Model):

@@ -53,6 +53,18 @@ def pod_index(namespace: str, body: kopf.Body, **_: Any) -> dict:
     return {namespace: pod_view(body)}
 
 
+def workloadrollout_index(namespace: str, body: kopf.Body, **_: Any) -> dict:
+    """Rollouts by namespace, for the traffic steps of the services beside them."""
+    return {namespace: copy.deepcopy(dict(body))}
+
+
+async def workloadrollout_event(type: str | None, body: kopf.Body, memo: Any, **kwargs: Any) -> None:
+    """A rollout changed; its traffic step may split a group service's requests."""
+    runtime = _runtime(memo)
+    runtime.bind(kwargs)
+    runtime.on_rollout(type, body)
+
+
 def pod_carries_lane_key(labels: kopf.Labels, memo: Any, **_: Any) -> bool:
     """Index only pods carrying a label key some lane selects on."""
     return _runtime(memo).pod_has_lane_key(labels)
@@ -149,10 +161,14 @@ def register(registry: kopf.OperatorRegistry) -> kopf.OperatorRegistry:
     kopf.index(plural="swimlanes", **lanes)(swimlane_index)
     kopf.index("services", registry=registry)(service_index)
     kopf.index("pods", when=pod_carries_lane_key, registry=registry)(pod_index)
+    kopf.index(plural="workloadrollouts", **lanes)(workloadrollout_index)
     kopf.on.event(plural="swimlanegroups", **lanes)(swimlanegroup_event)
     kopf.on.event(plural="swimlanes", **lanes)(swimlane_event)
     kopf.on.event("pods", registry=registry)(pod_event)
     kopf.on.event("services", registry=registry)(service_event)
+    kopf.on.event(plural="workloadrollouts", id="workloadrollout_traffic", **lanes)(
+        workloadrollout_event
+    )
     for plural, handler in (
         ("virtualservices", virtualservice_event),
         ("destinationrules", destinationrule_event),

@@ -10,14 +10,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from lanes.api.common import GROUP_LABEL
 from lanes.api.errors import FieldError, InvalidSpec
 from lanes.api.load import parse_object
 from lanes.api.observations import Observations
 from lanes.api.swimlane import SwimLane
 from lanes.api.swimlanegroup import SwimLaneGroup
+from lanes.api.workloadrollout import WorkloadRollout
 from lanes.render import FLAVOURS, owner_selector, render_group
 from lanes.render.observe import PodView, observe, selects
+from lanes.rollout.traffic import traffic_steps
 
 
 CONFLICT = "Conflict"
@@ -29,7 +33,8 @@ class Inputs:
 
     `others` are the bodies of the other groups; `held` maps a service key to the groups
     (this one included) whose routes for that service are in force now, which the operator
-    reads from the DestinationRules in the cluster.
+    reads from the DestinationRules in the cluster; `rollouts` are the WorkloadRollouts in the
+    group's namespaces, whose traffic steps split the services' untagged requests.
     """
 
     group: Mapping[str, Any]
@@ -38,6 +43,7 @@ class Inputs:
     pods: Sequence[PodView] = ()
     others: Sequence[Mapping[str, Any]] = ()
     held: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    rollouts: Sequence[Mapping[str, Any]] = ()
 
 
 @dataclass
@@ -148,6 +154,17 @@ def lane_bodies_of(name: str, lanes: Sequence[Mapping[str, Any]]) -> list[Mappin
     return sorted(joined, key=lambda lane: lane["metadata"]["name"])
 
 
+def _rollouts(bodies: Iterable[Mapping[str, Any]]) -> list[WorkloadRollout]:
+    """The rollouts that parse; one that does not is reported on itself, not on the group."""
+    parsed = []
+    for body in bodies:
+        try:
+            parsed.append(WorkloadRollout.model_validate(dict(body)))
+        except ValidationError:
+            continue
+    return parsed
+
+
 def plan_group(inputs: Inputs) -> GroupPlan:
     """Parse the group and its lanes, observe lane membership and render the desired objects.
 
@@ -169,7 +186,10 @@ def plan_group(inputs: Inputs) -> GroupPlan:
         except InvalidSpec as exc:
             errors.extend(exc.errors)
     if plan.group is not None:
-        plan.observed = observe(plan.group, plan.lanes, inputs.services, inputs.pods)
+        observed = observe(plan.group, plan.lanes, inputs.services, inputs.pods)
+        steps = traffic_steps(plan.group, plan.lanes, inputs.services, inputs.pods,
+                              _rollouts(inputs.rollouts))
+        plan.observed = observed.model_copy(update={"traffic": steps}) if steps else observed
     if errors or plan.group is None:
         plan.errors = errors
         return plan

@@ -43,6 +43,7 @@ class Snapshot:
     services: Mapping[str, Mapping[str, str] | None] = field(default_factory=dict)
     pods: Sequence[PodView] = ()
     others: Sequence[Mapping[str, Any]] = ()
+    rollouts: Sequence[Mapping[str, Any]] = ()
 
 
 @dataclass
@@ -129,7 +130,9 @@ class GroupReconciler:
             writes += 1
         shared = listed_elsewhere(group, snap.others)
         held = self._held(snap.name, shared, snap.others) if shared else {}
-        plan = plan_group(Inputs(group, snap.lanes, snap.services, snap.pods, snap.others, held))
+        plan = plan_group(
+            Inputs(group, snap.lanes, snap.services, snap.pods, snap.others, held, snap.rollouts)
+        )
         if not plan.valid:
             self.invalidate(snap.name)
             writes += self._invalid(plan, group)

@@ -32,6 +32,7 @@ GROUP_INDEX = "swimlanegroup_index"
 LANE_INDEX = "swimlane_index"
 SERVICE_INDEX = "service_index"
 POD_INDEX = "pod_index"
+ROLLOUT_INDEX = "workloadrollout_index"
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,10 @@ class Runtime:
     def bind(self, indices: Mapping[str, Any]) -> None:
         """Keep kopf's live indices (passed to every handler) for snapshots."""
         if not self.indices:
-            self.indices = {k: indices[k] for k in (GROUP_INDEX, LANE_INDEX, SERVICE_INDEX, POD_INDEX)}
+            self.indices = {
+                k: indices[k]
+                for k in (GROUP_INDEX, LANE_INDEX, SERVICE_INDEX, POD_INDEX, ROLLOUT_INDEX)
+            }
 
     def seed_lane_keys(self) -> None:
         """Learn lane label keys before pods are first listed, so the pod filter is right."""
@@ -175,6 +179,31 @@ class Runtime:
             if key in keys:
                 self.trigger(group)
 
+    def on_rollout(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A rollout's step may have moved: reconcile the groups with a service beside it.
+
+        Only what decides the traffic step counts (spec, phase, step and state), so the
+        rollout's own status writes of progress messages trigger nothing.
+        """
+        metadata = body.get("metadata") or {}
+        key = ("rollout", f"{metadata.get('namespace')}/{metadata.get('name')}")
+        status = body.get("status") or {}
+        canary = status.get("canaryStatus") or {}
+        essence = (
+            metadata.get("generation"), status.get("phase"),
+            canary.get("currentStepIndex"), canary.get("currentStepState"),
+        )
+        if event_type == "DELETED":
+            self.seen.pop(key, None)
+        elif self.seen.get(key) == essence:
+            return
+        else:
+            self.seen[key] = essence
+        namespace = metadata.get("namespace") or "default"
+        for group, keys in self.group_services.items():
+            if any(k.split("/", 1)[0] == namespace for k in keys):
+                self.trigger(group)
+
     def on_pod(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A pod changed: reconcile the groups whose services select it, before or now.
 
@@ -255,7 +284,11 @@ class Runtime:
             for view in pods.get(namespace, ()):
                 found[(view.namespace, view.name)] = view
         others = [body for key, store in groups.items() if key != name and (body := _first(store))]
-        return Snapshot(name, group, list(lanes.get(name, ())), selectors, list(found.values()), others)
+        rollouts = self.indices[ROLLOUT_INDEX]
+        steps = [body for namespace in namespaces for body in rollouts.get(namespace, ())]
+        return Snapshot(
+            name, group, list(lanes.get(name, ())), selectors, list(found.values()), others, steps
+        )
 
     async def work(self, name: str, force: bool) -> None:
         """The scheduler's work: snapshot in the loop, reconcile in a thread."""

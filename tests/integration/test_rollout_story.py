@@ -220,3 +220,37 @@ def test_story_undo_branch(story, control_plane, kube_api, namespace) -> None:
     )
     assert refused.exit_code == 1
     assert "has nothing in progress to undo (phase Healthy)" in refused.output
+
+
+def mockb_routes(kube_api, story) -> dict[str, list]:
+    """mockb's live mesh routes: name -> [(subset, weight)]."""
+    vs = next(o for o in live_generated(kube_api, story.name)
+              if o["kind"] == "VirtualService" and o["spec"]["hosts"][0].startswith("mockb."))
+    return {r["name"]: [(d["destination"]["subset"], d.get("weight")) for d in r["route"]]
+            for r in vs["spec"]["http"]}
+
+
+def test_a_traffic_step_splits_untagged_requests_until_promotion(story, control_plane, kube_api, namespace) -> None:
+    """mockb's release at 30% with a header match: the group's routes for mockb split its
+    untagged requests while the step's canary pods are ready, and stop at promotion."""
+    made, cluster, kubeconfig = story
+    reach(kube_api, made, cluster, "0", kubeconfig)
+    canary, base = made.lane("canary"), made.lane("base")
+    cluster.rollouts.custom.patch_namespaced_custom_object(
+        "lanes.dev", "v1alpha1", namespace, "workloadrollouts", "rollouts-mockb",
+        {"spec": {"strategy": {"canary": {"steps": [
+            {"replicas": 1, "traffic": "30%", "pause": {},
+             "matches": [{"headers": [{"name": "x-canary", "value": "1"}]}]},
+        ]}}}},
+    )
+    cluster.set_image("mockb-v1", V2)
+    cluster.until(lambda: "untagged" in mockb_routes(kube_api, made), "mockb's untagged split")
+    routes = mockb_routes(kube_api, made)
+    assert routes["untagged"] == [(base, 70), (canary, 30)]
+    assert routes[f"{canary}/matches"] == [(canary, None)]
+    assert_analyzed_clean(kubeconfig, namespace, "traffic step")
+    kubectl_lane(control_plane, namespace, "approve", "rollout/rollouts-mockb")
+    control_plane.kubectl(
+        "wait", "--for=condition=Succeeded", "--timeout=90s", "-n", namespace, "workloadrollout/rollouts-mockb"
+    )
+    cluster.until(lambda: "untagged" not in mockb_routes(kube_api, made), "no split after promotion")

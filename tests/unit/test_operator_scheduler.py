@@ -8,7 +8,9 @@ from kubernetes import client
 
 from lanes.kube.connect import MeteredApiClient
 from lanes.operator.plan import service_keys
-from lanes.operator.runtime import GROUP_INDEX, LANE_INDEX, POD_INDEX, SERVICE_INDEX, Options, Runtime
+from lanes.operator.runtime import (
+    GROUP_INDEX, LANE_INDEX, POD_INDEX, ROLLOUT_INDEX, SERVICE_INDEX, Options, Runtime,
+)
 from lanes.operator.scheduler import Scheduler
 from lanes.render.observe import PodView
 
@@ -138,6 +140,7 @@ def runtime() -> tuple[Runtime, Recorder]:
         LANE_INDEX: {},
         SERVICE_INDEX: {"default/a": [{"app": "a"}], "default/b": [{"app": "b"}], "other/a": [{"app": "a"}]},
         POD_INDEX: {},
+        ROLLOUT_INDEX: {},
     }
     rt.on_group(None, "g1", group("g1", "default/a", "default/b"))
     rt.on_group(None, "g2", group("g2", "other/a"))
@@ -231,3 +234,25 @@ def test_a_snapshot_names_the_other_groups() -> None:
     rt, _ = runtime()
     rt.indices[GROUP_INDEX].update({"g1": [group("g1", "default/a")], "g2": [group("g2", "other/a")]})
     assert rt.snapshot("g1").others == [group("g2", "other/a")]
+
+
+def rollout_body(phase: str, index: int, state: str, message: str = "") -> dict:
+    return {
+        "metadata": {"name": "r", "namespace": "default", "generation": 1},
+        "status": {"phase": phase, "message": message,
+                   "canaryStatus": {"currentStepIndex": index, "currentStepState": state}},
+    }
+
+
+def test_a_rollout_moving_a_step_triggers_the_groups_beside_it_and_nothing_else_does() -> None:
+    rt, recorder = runtime()
+    rt.on_rollout(None, rollout_body("Progressing", 1, "StepUpgrade"))
+    assert recorder.triggered == ["g1"]
+    recorder.triggered.clear()
+    rt.on_rollout("MODIFIED", rollout_body("Progressing", 1, "StepUpgrade", "1/2 pods available"))
+    assert recorder.triggered == [], "a progress message alone moves no traffic"
+    rt.on_rollout("MODIFIED", rollout_body("Paused", 1, "StepPaused"))
+    assert recorder.triggered == ["g1"]
+    recorder.triggered.clear()
+    rt.on_rollout("DELETED", rollout_body("Paused", 1, "StepPaused"))
+    assert recorder.triggered == ["g1"]
