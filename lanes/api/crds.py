@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from .analysis import MetricTemplate, MetricTemplateSpec
 from .common import GROUP, VERSION
 from .swimlane import SwimLane, SwimLaneSpec, SwimLaneStatus
 from .swimlanegroup import SwimLaneGroup, SwimLaneGroupSpec, SwimLaneGroupStatus
@@ -80,6 +81,21 @@ KINDS: list[dict[str, Any]] = [
             _column("Step", ".status.canaryStatus.currentStepIndex", "integer"),
             _column("State", ".status.canaryStatus.currentStepState"),
             _column("Message", ".status.message"),
+            _AGE,
+        ],
+    },
+    {
+        "kind": "MetricTemplate",
+        "model": MetricTemplate,
+        "plural": "metrictemplates",
+        "short": ["mt"],
+        "scope": "Namespaced",
+        "spec": MetricTemplateSpec,
+        "status": None,
+        "columns": [
+            _column("Provider", ".spec.provider.type"),
+            _column("Address", ".spec.provider.address"),
+            _column("Query", ".spec.query", priority=1),
             _AGE,
         ],
     },
@@ -156,7 +172,7 @@ def crd(entry: dict[str, Any]) -> dict[str, Any]:
                     "name": VERSION,
                     "served": True,
                     "storage": True,
-                    "subresources": {"status": {}},
+                    **({"subresources": {"status": {}}} if entry["status"] else {}),
                     "additionalPrinterColumns": entry["columns"],
                     "schema": {
                         "openAPIV3Schema": {
@@ -168,7 +184,7 @@ def crd(entry: dict[str, Any]) -> dict[str, Any]:
                                 "kind": {"type": "string"},
                                 "metadata": {"type": "object"},
                                 "spec": spec,
-                                "status": model_schema(entry["status"]),
+                                **({"status": model_schema(entry["status"])} if entry["status"] else {}),
                             },
                         }
                     },
