@@ -110,7 +110,8 @@ class Plan:
     `check` is the analysis whose check is due, asked for only by a plan made without readings
     (`Observed.readings` None). The operator then queries its metrics and calls its `rollout`
     webhooks, and plans again with the same `now` and `Observed.with_check(...)`; it carries
-    out that second plan, never the one that asked (which moves nothing and requeues at 0).
+    out that second plan, never the one that asked. That one moves nothing; its requeue is
+    the analysis interval, so an operator that cannot check retries then instead of at once.
     """
 
     status: WorkloadRolloutStatus

@@ -241,7 +241,7 @@ class Draft:
             observed_generation=generation,
             message=self.message,
         )
-        requeue = 0.0 if self.moved or self.check is not None else self.requeue
+        requeue = 0.0 if self.moved else self.requeue
         plan = Plan(status=status, actions=tuple(self.actions), requeue_after=requeue)
         return Plan(status, plan.changes + plan.followups, requeue, self.check)
 

@@ -152,7 +152,8 @@ def _paused_message(d: Draft) -> str:
     ready = f"{d.where}: {d.ready}/{d.replicas} canary pod(s) available"
     analysis = analysis_at(d.rollout, d.index)
     note = "" if analysis is None else f"; {progress_note(d.analysis, d.index)}"
-    once = "" if analysis is None else " once an analysis check passes"
+    passed = analysis is None or passed_at(d.analysis, d.index)
+    once = "" if passed else " once an analysis check passes"
     duration = d.step.pause_duration
     if duration is not None:
         end = d.last_update_time + timedelta(seconds=duration)
@@ -208,8 +209,7 @@ def _check(d: Draft, analysis: Analysis) -> bool:
         wait = next_check_in(analysis, d.analysis, d.now)
         if wait <= 0:
             d.check = analysis
-        else:
-            d.wake(wait)
+        d.wake(wait or analysis.interval_seconds)
         return True
     full = complete_readings(analysis, readings)
     judged = judge(analysis, d.analysis, full, d.now, d.observed.hooks)
