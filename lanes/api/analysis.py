@@ -180,7 +180,8 @@ class AnalysisStatus(Model):
     """Where the analysis of the current release stands; stored so a restart resumes from it.
 
     `failedChecks` counts failed checks since the release started (as Flagger's do, a passing
-    check does not reset them); `unavailableSince` is when Prometheus stopped answering.
+    check does not reset them); `unavailableSince` is when Prometheus stopped answering;
+    `step` is the canary step the last check was made at, so a pass counts for that step only.
     """
 
     phase: AnalysisPhase = "Waiting"
@@ -190,3 +191,4 @@ class AnalysisStatus(Model):
     unavailable_since: str | None = None
     metrics: list[MetricStatus] = Field(default_factory=list)
     message: str | None = None
+    step: int | None = None

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
+from .analysis import Analysis, AnalysisStatus
 from .common import API_VERSION, Condition, HeaderName, Metadata, Model, RequestMatch, StringMatch
 
 KIND = "WorkloadRollout"
@@ -39,7 +40,12 @@ class WorkloadRef(Model):
 
 
 class Pause(Model):
-    """A pause after a step: until approved, or for `duration` seconds."""
+    """A pause after a step: until approved (`{}`), or for `duration` seconds.
+
+    Whether a step gives `pause` at all matters once analysis is in force: a step without one
+    continues on its own when a check passes, while `pause: {}` still waits for approval.
+    Without analysis an absent pause waits for approval, as Kruise's does.
+    """
 
     duration: int | None = Field(default=None, ge=0)
 
@@ -94,12 +100,21 @@ class CanaryStep(Model):
     the canary while the step's pods are ready; `matches` send every untagged request they
     select there, whatever the share (Kruise's rule: matches win over the weight). Requests
     that carry a lane keep it.
+
+    `analysis` replaces the release's analysis for this step (Flagger's layout); `pause` is
+    None when the step gives none (see `Pause`).
     """
 
     replicas: IntOrPercent
     traffic: Percent | None = None
     matches: list[HttpRouteMatch] = Field(default_factory=list)
-    pause: Pause = Field(default_factory=Pause)
+    pause: Pause | None = None
+    analysis: Analysis | None = None
+
+    @property
+    def pause_duration(self) -> int | None:
+        """The timed pause in seconds, None when the step pauses until approved or not at all."""
+        return self.pause.duration if self.pause is not None else None
 
     @property
     def weight(self) -> int:
@@ -115,12 +130,13 @@ class PodTemplateMetadata(Model):
 
 
 class Canary(Model):
-    """The canary strategy."""
+    """The canary strategy; `analysis` checks metrics while each step's canary pods are ready."""
 
     enable_extra_workload_for_canary: bool = True
     steps: list[CanaryStep] = Field(min_length=1)
     patch_pod_template_metadata: PodTemplateMetadata | None = None
     failure_threshold: IntOrPercent | None = None
+    analysis: Analysis | None = None
 
 
 class Strategy(Model):
@@ -153,12 +169,15 @@ class WorkloadRolloutStatus(Model):
     """The rollout's state machine, stored so a restarted operator resumes from it.
 
     `paused` is set by a pause request (`kubectl lane pause`) and cleared by resume; it lives
-    here rather than in the spec so pausing never changes what the user declared.
+    here rather than in the spec so pausing never changes what the user declared. `analysis`
+    is where the current (or last) release's metric analysis stands; a new release starts it
+    afresh.
     """
 
     phase: Phase = "Initial"
     paused: bool = False
     canary_status: CanaryStatus | None = None
+    analysis: AnalysisStatus | None = None
     conditions: list[Condition] = Field(default_factory=list)
     observed_generation: int | None = None
     message: str | None = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from lanes.api.analysis import Analysis
 from lanes.api.workloadrollout import WorkloadRolloutStatus
 
 
@@ -103,12 +104,25 @@ class Plan:
 
     `requeue_after` is when to plan again without a new observation: 0 when the state moved
     (the next step may already be possible), the seconds until a pause or deadline expires, or
-    None when only a change in the cluster or an intent can move the rollout.
+    None when only a change in the cluster or an intent can move the rollout; while a step is
+    under analysis, also the seconds until its next check is due.
+
+    `check` is the analysis whose check is due, asked for only by a plan made without readings
+    (`Observed.readings` None). The operator then queries its metrics and calls its `rollout`
+    webhooks, and plans again with the same `now` and `Observed.with_check(...)`; it carries
+    out that second plan, never the one that asked. That one moves nothing; its requeue is
+    the analysis interval, so an operator that cannot check retries then instead of at once.
     """
 
     status: WorkloadRolloutStatus
     actions: tuple[Action, ...] = ()
     requeue_after: float | None = None
+    check: Analysis | None = None
+
+    @property
+    def check_due(self) -> bool:
+        """Whether the operator must make an analysis check and plan again with it."""
+        return self.check is not None
 
     @property
     def changes(self) -> tuple[Change, ...]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from lanes.api.analysis import Analysis, AnalysisStatus
 from lanes.api.workloadrollout import (
     CanaryStatus,
     CanaryStep,
@@ -18,6 +19,7 @@ from lanes.api.workloadrollout import (
 from .actions import HELD_ANNOTATION, Action, ApplyCanary, Event, Plan
 from .batches import step_replicas
 from .canary import canary_deployment, canary_name, owns
+from .checks import failure_reason, waits_for_approval
 from .observed import DeploymentView, Observed
 from .status import (
     PROGRESSING,
@@ -48,7 +50,8 @@ class Draft:
     `move` records the one state transition a plan may make; everything else a handler does
     is bookkeeping (replica counts, message) or a correction of what is observed. `fresh`
     drops the stored conditions: a rollout that failed before it ever ran (a Conflict) starts
-    with no history once it can run.
+    with no history once it can run. `analysis` is the analysis status to store, `check` the
+    analysis whose check this plan asks the operator for.
     """
 
     rollout: WorkloadRollout
@@ -70,6 +73,8 @@ class Draft:
     failure: str = "ProgressDeadlineExceeded"
     outcome: Outcome | None = None
     fresh: bool = False
+    analysis: AnalysisStatus | None = None
+    check: Analysis | None = None
 
     @classmethod
     def of(cls, rollout: WorkloadRollout, observed: Observed, now: datetime) -> Draft:
@@ -91,6 +96,7 @@ class Draft:
             last_update=canary.last_update_time,
             message=status.message,
             failure=_failure_reason(status),
+            analysis=status.analysis,
         )
 
     @property
@@ -148,7 +154,7 @@ class Draft:
     @property
     def awaiting_approval(self) -> bool:
         """Whether the step is paused until someone approves it."""
-        return self.state == "StepPaused" and self.step.pause.duration is None
+        return self.state == "StepPaused" and waits_for_approval(self.rollout, self.index)
 
     @property
     def last_update_time(self) -> datetime:
@@ -180,6 +186,10 @@ class Draft:
         if {"phase", "index", "state"} & changes.keys() and "last_update" not in changes:
             self.last_update = timestamp(self.now)
         self.moved = True
+
+    def wake(self, seconds: float) -> None:
+        """Plan again within `seconds` without a new observation (the earliest wins)."""
+        self.requeue = seconds if self.requeue is None else min(self.requeue, seconds)
 
     def fail(self, reason: str, message: str) -> None:
         """Enter (or stay in) Failed; entering it is a move and gets a Warning event."""
@@ -226,13 +236,20 @@ class Draft:
             phase=self.phase,
             paused=self.paused,
             canary_status=canary,
+            analysis=self.analysis,
             conditions=conditions,
             observed_generation=generation,
             message=self.message,
         )
         requeue = 0.0 if self.moved else self.requeue
         plan = Plan(status=status, actions=tuple(self.actions), requeue_after=requeue)
-        return Plan(status, plan.changes + plan.followups, requeue)
+        return Plan(status, plan.changes + plan.followups, requeue, self.check)
+
+
+def rolled_back(analysis: AnalysisStatus | None) -> Outcome:
+    """How a finished roll back ends: `RolledBack`, or the analysis failure that caused it."""
+    reason = failure_reason(analysis)
+    return ROLLED_BACK if reason is None else (ROLLED_BACK[0], ("False", reason))
 
 
 def succeeded_reason(rollout: WorkloadRollout) -> str | None:

@@ -6,7 +6,8 @@ declared, and rather than a status write they leave the status to the operator a
 
 - `lanes.dev/approve: "<step>"` continues past the paused step `<step>` (1-based, the
   status's `currentStepIndex`); an approve for any other step is stale and is dropped, so
-  a late or repeated approve never skips a step.
+  a late or repeated approve never skips a step. A step under analysis is approved only
+  once its latest check passed: approve does not overrule the metrics.
 - `lanes.dev/undo: "<time>"` rolls back whatever is in progress.
 - `lanes.dev/pause: "<time>"` / `lanes.dev/resume: "<time>"` stop and continue the steps.
 """
@@ -18,6 +19,7 @@ from typing import Literal
 
 from lanes.api.workloadrollout import WorkloadRollout
 
+from .checks import analysis_at, passed_at
 from .status import IN_PROGRESS, IN_STEPS, status_of, step_count, timestamp
 
 Intent = Literal["approve", "undo", "pause", "resume"]
@@ -60,6 +62,13 @@ def check_intent(rollout: WorkloadRollout, intent: Intent) -> str | None:
                 f"{name} is at step {canary.current_step_index}/{step_count(rollout)} "
                 f"({canary.current_step_state}): only a paused step can be approved; "
                 "wait until its canary pods are ready"
+            )
+        index = canary.current_step_index
+        if analysis_at(rollout, index) is not None and not passed_at(status.analysis, index):
+            said = status.analysis.message if status.analysis and status.analysis.step == index else None
+            return (
+                f"{name} is at step {index}/{step_count(rollout)}: its analysis has not passed "
+                f"({said or 'no check made yet'}); approve once a check passes"
             )
         return None
     if intent == "undo":

@@ -24,6 +24,29 @@ a restarted operator resumes from the stored status alone):
   without touching anything; it starts from Initial once the other one is gone.
 - A Healthy rollout releases a hold it (or the webhook) put on a base whose template is back
   on the stable revision, e.g. a change reverted before the release started.
+
+Metric analysis (`strategy.canary.analysis`, or a step's own `analysis` for that step; the
+rules of one check are in `lanes.analysis.verdict`, how each kind of pause waits in `checks`):
+
+- Checks run only while a step's canary pods are ready (StepPaused) and the rollout is not
+  paused. A plan made without readings asks for one when it is due (`Plan.check`) and
+  otherwise requeues at the next due time; the operator queries, calls the `rollout`
+  webhooks and plans again with the same `now` and the readings (`Observed.readings`,
+  `Observed.hooks`). Planning again from the returned status with the same readings judges
+  nothing twice: the next check is not due until `interval` has passed.
+- The judged check is stored in `status.analysis` (with the step it was made at) and its
+  events are posted. `pass`: a step without `pause` goes to StepReady in the same
+  reconcile; `pause: {duration}` goes once the duration is also over; `pause: {}` waits for
+  approve, accepted only while the step's latest check passed. `halt` (a failed check) and
+  `hold` (Prometheus unavailable) stay at the step. Failed checks count for the whole
+  release: a pass resets nothing.
+- `rollback` (failed checks reached `threshold`, or Prometheus unavailable for
+  threshold x interval) enters RollingBack as undo does (base never restarted, canary
+  deleted) and ends Healthy with Succeeded=False, reason AnalysisFailed or
+  AnalysisUnavailable, the message naming each failing metric, its value and its range.
+- A new release (a new canary revision) starts with no `status.analysis`; the last
+  release's stays after it ends, to show why it ended.
+- Without analysis nothing of this applies: a step without `pause` waits for approve.
 """
 
 from __future__ import annotations

@@ -7,9 +7,11 @@ needs, so tests can write them by hand and the planner never sees a client objec
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+from lanes.analysis.verdict import HookResult, Reading
 
 from .revisions import POD_TEMPLATE_HASH, pod_template, template_hash
 
@@ -151,12 +153,18 @@ class Observed:
     carries the canary's name, which the planner checks is its own before touching it;
     `driven_by` names another WorkloadRollout that already drives the base, since one
     Deployment takes one rollout at a time.
+
+    `readings` (one per metric) and `hooks` (the `rollout` webhooks' outcomes) are the analysis
+    check the operator made for this reconcile, at the `now` it plans with; `readings` is None
+    when it made none, which it does only when a plan asks for one (`Plan.check`).
     """
 
     base: DeploymentView | None
     replica_sets: tuple[ReplicaSetView, ...] = ()
     canary: DeploymentView | None = None
     driven_by: str | None = None
+    readings: Mapping[str, Reading] | None = field(default=None, hash=False)
+    hooks: Sequence[HookResult] = field(default=(), hash=False)
 
     @classmethod
     def from_objects(
@@ -165,6 +173,8 @@ class Observed:
         replica_sets: Iterable[Mapping[str, Any]] = (),
         canary: Mapping[str, Any] | None = None,
         driven_by: str | None = None,
+        readings: Mapping[str, Reading] | None = None,
+        hooks: Sequence[HookResult] = (),
     ) -> Observed:
         """Views of raw objects; ReplicaSets another controller owns are left out."""
         base_view = DeploymentView.from_object(base) if base else None
@@ -179,7 +189,15 @@ class Observed:
             replica_sets=sets,
             canary=DeploymentView.from_object(canary) if canary else None,
             driven_by=driven_by,
+            readings=readings,
+            hooks=tuple(hooks),
         )
+
+    def with_check(
+        self, readings: Mapping[str, Reading], hooks: Sequence[HookResult] = ()
+    ) -> Observed:
+        """The same observations plus the analysis check the operator just made."""
+        return replace(self, readings=dict(readings), hooks=tuple(hooks))
 
     def replica_set_of(self, revision: str) -> ReplicaSetView | None:
         """The newest ReplicaSet running a revision, if one still exists."""

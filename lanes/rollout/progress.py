@@ -11,6 +11,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from lanes.analysis.verdict import judge
+from lanes.api.analysis import Analysis
+
 from .actions import (
     ApplyCanary,
     DeleteCanary,
@@ -21,7 +24,17 @@ from .actions import (
 )
 from .batches import is_batch_ready
 from .canary import drift, is_current
-from .draft import PROMOTED, ROLLED_BACK, Draft, succeeded_reason
+from .checks import (
+    ANALYSIS_REASONS,
+    analysis_at,
+    complete_readings,
+    failure_summary,
+    next_check_in,
+    passed_at,
+    progress_note,
+    waits_for_approval,
+)
+from .draft import PROMOTED, Draft, rolled_back, succeeded_reason
 from .observed import DeploymentView
 from .status import timestamp
 
@@ -48,6 +61,7 @@ def start_canary(d: Draft, revision: str, reason: str) -> None:
     the canary Deployment keeps its name, so it is updated in place, never duplicated.
     """
     d.move(phase="Progressing", canary_revision=revision, index=1, state="StepUpgrade", ready=0)
+    d.analysis = None
     hold_base(d)
     if d.foreign_canary:
         d.fail("CanaryConflict", _conflict(d))
@@ -118,8 +132,8 @@ def _upgrade_step(d: Draft, canary: DeploymentView | None, desired: dict[str, An
         d.rollout.spec.strategy.canary.failure_threshold,
     )
     if ready:
-        timed = d.step.pause.duration is not None
-        d.move(state="StepPaused", phase="Progressing" if timed else "Paused")
+        approval = waits_for_approval(d.rollout, d.index)
+        d.move(state="StepPaused", phase="Paused" if approval else "Progressing")
         d.message = _paused_message(d)
         d.event("StepReady", f"{d.where}: {d.ready}/{d.replicas} canary pod(s) available")
         return
@@ -136,16 +150,24 @@ def _upgrade_step(d: Draft, canary: DeploymentView | None, desired: dict[str, An
 
 def _paused_message(d: Draft) -> str:
     ready = f"{d.where}: {d.ready}/{d.replicas} canary pod(s) available"
-    duration = d.step.pause.duration
+    analysis = analysis_at(d.rollout, d.index)
+    note = "" if analysis is None else f"; {progress_note(d.analysis, d.index)}"
+    passed = analysis is None or passed_at(d.analysis, d.index)
+    once = "" if passed else " once an analysis check passes"
+    duration = d.step.pause_duration
     if duration is not None:
         end = d.last_update_time + timedelta(seconds=duration)
-        return f"{ready}; continues at {timestamp(end)}"
+        return f"{ready}{note}; continues at {timestamp(end)}{once}"
+    if not waits_for_approval(d.rollout, d.index):
+        return f"{ready}{note}; continues{once}"
     if d.index >= d.steps:
-        return f"{ready}; approve to promote"
-    return f"{ready}; approve to continue to step {d.index + 1}/{d.steps}"
+        return f"{ready}{note}; approve to promote{once}"
+    return f"{ready}{note}; approve to continue to step {d.index + 1}/{d.steps}{once}"
 
 
 def _paused_step(d: Draft, canary: DeploymentView | None, desired: dict[str, Any]) -> None:
+    """The step's canary pods are ready: check the analysis, then continue when the step's
+    pause allows (approve, the duration, or a passing check)."""
     if canary is None:
         d.act(ApplyCanary(desired))
         d.move(state="StepUpgrade", phase="Progressing")
@@ -153,16 +175,53 @@ def _paused_step(d: Draft, canary: DeploymentView | None, desired: dict[str, Any
         d.event("CanaryMissing", d.message, warning=True)
         return
     correct_canary(d, canary, desired)
+    analysis = analysis_at(d.rollout, d.index)
+    if analysis is not None and not _check(d, analysis):
+        return
     d.message = _paused_message(d)
-    duration = d.step.pause.duration
+    if d.awaiting_approval or d.check is not None:
+        return
+    passed = analysis is None or passed_at(d.analysis, d.index)
+    duration = d.step.pause_duration
     if duration is None:
+        if passed:
+            d.move(state="StepReady")
+            d.message = f"{d.where}: analysis passed"
         return
     end = d.last_update_time + timedelta(seconds=duration)
-    if d.now >= end:
+    if d.now < end:
+        d.wake((end - d.now).total_seconds())
+    elif passed:
         d.move(state="StepReady")
         d.message = f"{d.where}: pause of {duration}s is over"
-    else:
-        d.requeue = (end - d.now).total_seconds()
+        if analysis is not None:
+            d.message += " and analysis passed"
+
+
+def _check(d: Draft, analysis: Analysis) -> bool:
+    """Ask for the step's analysis check when it is due, or judge the one the operator made.
+
+    Stores the judged status with the step it was made at and posts its events. Returns
+    False when the verdict rolled the release back, True when the step carries on.
+    """
+    readings = d.observed.readings
+    if readings is None:
+        wait = next_check_in(analysis, d.analysis, d.now)
+        if wait <= 0:
+            d.check = analysis
+        d.wake(wait or analysis.interval_seconds)
+        return True
+    full = complete_readings(analysis, readings)
+    judged = judge(analysis, d.analysis, full, d.now, d.observed.hooks)
+    if judged.verdict != "wait":
+        d.analysis = judged.status.model_copy(update={"step": d.index})
+        for event in judged.events:
+            d.event(event.reason, event.message, warning=event.type == "Warning")
+    if judged.verdict == "rollback":
+        enter_rollback(d, f"{d.where}: {judged.message}")
+        return False
+    d.wake(next_check_in(analysis, d.analysis, d.now) or analysis.interval_seconds)
+    return True
 
 
 def _ready_step(d: Draft, canary: DeploymentView | None) -> None:
@@ -242,7 +301,7 @@ def roll_back(d: Draft, finish: bool = True) -> None:
     if base.paused:
         d.act(UnpauseBase(base.name))
     if finish and not base.paused and base.rolled_out and canary is None:
-        d.move(phase="Healthy", index=0, state=None, outcome=ROLLED_BACK)
+        d.move(phase="Healthy", index=0, state=None, outcome=rolled_back(d.analysis))
         d.message = healthy_message(d)
         d.event("RolledBack", d.message)
         return
@@ -257,6 +316,11 @@ def healthy_message(d: Draft) -> str:
     ended = d.outcome[1][1] if d.outcome else succeeded_reason(d.rollout)
     if ended == "Promoted":
         return f"revision {d.stable} promoted; Deployment {d.base.name} runs it"
+    if ended in ANALYSIS_REASONS and d.analysis is not None:
+        return (
+            f"revision {d.canary_revision} rolled back: {failure_summary(d.analysis)}; "
+            f"Deployment {d.base.name} runs revision {d.stable}"
+        )
     if ended == "RolledBack":
         return (
             f"revision {d.canary_revision} rolled back; "

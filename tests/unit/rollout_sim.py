@@ -2,7 +2,8 @@
 
 It plays the Deployment controller (simplified: scaling is instant, pods are available at
 once unless their image is marked broken), the admission webhook that pauses a base whose
-template changes, and the operator loop around `plan_step`. It is a harness for the pure
+template changes, and the operator loop around `plan_step`, including the analysis check it
+makes when a plan asks for one (`metrics` and `hooks` answer it). It is a harness for the pure
 planner, not a stand-in for the integration tests against a real control plane.
 """
 
@@ -11,10 +12,13 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from lanes.analysis.verdict import HookResult, Reading
+from lanes.api.analysis import Analysis
 from lanes.api.workloadrollout import WorkloadRollout
 from lanes.rollout import (
     HELD_ANNOTATION,
@@ -146,6 +150,9 @@ class World:
     events: list[Event] = field(default_factory=list)
     plans: list[Plan] = field(default_factory=list)
     canaries_created: int = 0
+    metrics: Callable[[World, Analysis], Mapping[str, Reading]] | None = None
+    hooks: Callable[[World, Analysis], Sequence[HookResult]] | None = None
+    checks: list[datetime] = field(default_factory=list)
     _pod_counter: int = 0
 
     @classmethod
@@ -214,8 +221,18 @@ class World:
         self._set_annotations(annotations)
 
     def reconcile(self, crash_after: int | None = None, advance: float = 1.0) -> Plan:
-        """One operator reconcile; with `crash_after`, die after that many changes."""
-        plan = plan_step(self.rollout, self.observed(), self.now)
+        """One operator reconcile; with `crash_after`, die after that many changes.
+
+        A plan that asks for an analysis check is answered by `metrics` and `hooks` and
+        planned again with the readings, as the operator does.
+        """
+        seen = self.observed()
+        plan = plan_step(self.rollout, seen, self.now)
+        if plan.check is not None:
+            self.checks.append(self.now)
+            readings = self.metrics(self, plan.check) if self.metrics else {}
+            hooks = self.hooks(self, plan.check) if self.hooks else ()
+            plan = plan_step(self.rollout, seen.with_check(readings, hooks), self.now)
         self.plans.append(plan)
         changes = plan.changes if crash_after is None else plan.changes[:crash_after]
         for action in changes:
