@@ -89,7 +89,7 @@ def up(
 ) -> None:
     """Start everything in the background: control plane, operator, local node, Envoy mesh.
 
-    stdout gets only shell exports (KUBECONFIG and LANES_GATEWAY), so
+    stdout gets only shell exports (KUBECONFIG, LANES_GATEWAY and LANES_PROMETHEUS), so
     `eval "$(kubectl lane dev up)"` works; what started, and where, goes to stderr.
     """
     from lanes.dev import stackd
@@ -105,7 +105,8 @@ def up(
         raise typer.Exit(1) from None
     typer.echo(stackd.exports(info))
     typer.echo(
-        f"local stack running (flavour {info['flavour']}): gateway {info['gateway_url']}; "
+        f"local stack running (flavour {info['flavour']}): gateway {info['gateway_url']}, "
+        f"Prometheus {info.get('prometheus_url', 'none')}; "
         f"logs in {info['logs']}, pod output in {info['pods']}; "
         "stop it with `kubectl lane dev down`",
         err=True,
@@ -126,7 +127,7 @@ def down(state_dir: StateDir = None) -> None:
 
 @app.command("env")
 def env(state_dir: StateDir = None) -> None:
-    """Print the shell exports (KUBECONFIG, LANES_GATEWAY) of the running stack."""
+    """Print the shell exports (KUBECONFIG, LANES_GATEWAY, LANES_PROMETHEUS) of the running stack."""
     from lanes.dev import stackd
 
     directory = state_dir or cluster.default_state_dir()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 import typer
 
+from lanes.analysis.queries import SOURCES as METRIC_SOURCES
+
 LOG_LEVELS = ("debug", "info", "warning", "error")
+PROMETHEUS_URL = re.compile(r"^https?://[^\s/]+")
 
 
 def operator(
@@ -24,10 +28,35 @@ def operator(
     resync: Annotated[
         float, typer.Option(min=1.0, help="Seconds between full checks of every group's live objects.")
     ] = 300.0,
+    prometheus_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="LANES_PROMETHEUS_URL",
+            help="Prometheus base URL for rollout analysis, used when neither the analysis "
+            "(prometheus.address) nor a MetricTemplate names one.",
+        ),
+    ] = None,
+    metric_source: Annotated[
+        str,
+        typer.Option(
+            envvar="LANES_METRIC_SOURCE",
+            help=f"Source of the built-in analysis metrics when the analysis names none: "
+            f"{' or '.join(METRIC_SOURCES)}.",
+        ),
+    ] = "istio",
 ) -> None:
     """Run the lane operator: watch lane groups, lanes and pods; keep the routes in force."""
     if log_level.lower() not in LOG_LEVELS:
         raise typer.BadParameter(f"{log_level!r} is not one of {', '.join(LOG_LEVELS)}", param_hint="--log-level")
+    prometheus_url = prometheus_url or None  # an empty setting (a chart's default) is none
+    if metric_source not in METRIC_SOURCES:
+        raise typer.BadParameter(
+            f"{metric_source!r} is not one of {', '.join(METRIC_SOURCES)}", param_hint="--metric-source"
+        )
+    if prometheus_url is not None and not PROMETHEUS_URL.match(prometheus_url):
+        raise typer.BadParameter(
+            f"{prometheus_url!r} is not an http:// or https:// URL", param_hint="--prometheus-url"
+        )
     from lanes.operator.run import run
     from lanes.operator.runtime import Options
 
@@ -38,6 +67,8 @@ def operator(
         metrics_host=metrics_host,
         workers=workers,
         resync=resync,
+        prometheus_url=prometheus_url,
+        metric_source=metric_source,
     )
     run(options, log_level.lower())
 

@@ -1,10 +1,12 @@
-"""The whole local stack: control plane, operator, local node and the Envoy mesh kept in sync.
+"""The whole local stack: control plane, operator, local node, Envoy mesh and Prometheus.
 
 One `Stack` owns, under one state directory: the control plane (etcd, kube-apiserver,
 kube-controller-manager) with lanes' CRDs and the mesh's, the operator and the local node as
-child processes, one Envoy serving the gateway and mesh listeners, and the watches that keep
-Envoy in step with the API server. The demo and the end-to-end tests start one in-process;
-`kubectl lane dev up` runs one in a detached supervisor (see `lanes.dev.stackd`).
+child processes, one Envoy serving the gateway and mesh listeners, the watches that keep
+Envoy in step with the API server, and a Prometheus scraping Envoy's stats and the operator's
+`/metrics` every second, which the operator asks for rollout analysis (`envoy` source). The
+demo and the end-to-end tests start one in-process; `kubectl lane dev up` runs one in a
+detached supervisor (see `lanes.dev.stackd`).
 """
 
 from __future__ import annotations
@@ -26,12 +28,18 @@ from lanes.dev.mesh import EnvoyMesh
 from lanes.dev.mesh.sync import MeshSync
 from lanes.dev.meshcrds import FLAVOURS, write_manifests
 from lanes.dev.node.addresses import bindable
+from lanes.dev.prometheus import Prometheus, ScrapeTarget
 
 DEFAULT_GATEWAY_PORT = 8080
 NODE_NAME = "lanes-local"
 WEBHOOK_CONFIG = "lanes.dev"
 MESH_NAMESPACE = "istio-system"
 START_TIMEOUT_S = 90.0
+SCRAPE_INTERVAL = "1s"
+# The stack's series are for watching a release as it happens, not for history.
+PROMETHEUS_RETENTION = "2d"
+# The mesh is one plain Envoy: its own cluster stats serve the built-in metrics.
+METRIC_SOURCE = "envoy"
 
 Progress = Callable[[str], None]
 
@@ -56,13 +64,23 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def operator_argv(kubeconfig: Path) -> list[str]:
+def operator_argv(kubeconfig: Path, metrics_port: int, prometheus_url: str) -> list[str]:
     """The shipped operator (lane groups, rollouts, admission webhook) as users run it.
 
-    No metrics endpoint: its fixed default port would clash between stacks on one machine.
+    Its metrics endpoint listens on a free loopback port (the fixed default would clash between
+    stacks on one machine), and its analysis asks the stack's Prometheus for Envoy's stats.
     """
     return [sys.executable, "-m", "lanes.operator", "--kubeconfig", str(kubeconfig),
-            "--metrics-port", "-1"]
+            "--metrics-port", str(metrics_port), "--metrics-host", "127.0.0.1",
+            "--prometheus-url", prometheus_url, "--metric-source", METRIC_SOURCE]
+
+
+def scrape_targets(envoy_admin_port: int, operator_metrics_port: int) -> list[ScrapeTarget]:
+    """What the stack's Prometheus scrapes: Envoy's admin stats and the operator's metrics."""
+    return [
+        ScrapeTarget("envoy", f"127.0.0.1:{envoy_admin_port}", "/stats/prometheus"),
+        ScrapeTarget("lanes-operator", f"127.0.0.1:{operator_metrics_port}", "/metrics"),
+    ]
 
 
 class Stack:
@@ -94,6 +112,8 @@ class Stack:
         self.mesh: EnvoyMesh | None = None
         self.sync: MeshSync | None = None
         self.api: client.ApiClient | None = None
+        self.prometheus: Prometheus | None = None
+        self.operator_metrics_port: int | None = None
         self._progress = progress or (lambda _: None)
         self._children: list[processes.Child] = []
 
@@ -106,6 +126,16 @@ class Stack:
         if self.mesh is None:
             raise RuntimeError("the stack is not started")
         return self.mesh.gateway_url
+
+    @property
+    def prometheus_url(self) -> str:
+        if self.prometheus is None:
+            raise RuntimeError("the stack is not started")
+        return self.prometheus.url
+
+    @property
+    def prometheus_dir(self) -> Path:
+        return self.state_dir / "prometheus"
 
     @property
     def log_dir(self) -> Path:
@@ -128,6 +158,8 @@ class Stack:
             _ensure_namespace(self.api, MESH_NAMESPACE)
             self._progress("starting Envoy and the mesh sync")
             self._start_mesh()
+            self._progress("starting Prometheus (scraping Envoy and the operator every second)")
+            self._start_prometheus()
             self._progress("starting the operator and its admission webhook")
             self._start_operator()
             self._progress("starting the local node")
@@ -141,6 +173,9 @@ class Stack:
         """Stop everything, the node (and so every pod) first; no process is left."""
         while self._children:
             processes.stop(self._children.pop(), timeout=30)
+        if self.prometheus is not None:
+            self.prometheus.stop()
+            self.prometheus = None
         if self.sync is not None:
             self.sync.stop()
             self.sync = None
@@ -157,6 +192,8 @@ class Stack:
         dead += [c.name for c in self._children if not c.alive()]
         if self.mesh is not None and not self.mesh.alive():
             dead.append("envoy")
+        if self.prometheus is not None and not self.prometheus.alive():
+            dead.append("prometheus")
         return dead
 
     def _start_mesh(self) -> None:
@@ -168,6 +205,20 @@ class Stack:
         self.mesh.start()
         self.sync = MeshSync(self.api, self.mesh).start()
 
+    def _start_prometheus(self) -> None:
+        """Prometheus with its TSDB under the state dir; the operator's port is chosen here."""
+        assert self.mesh is not None
+        processes.stop_stale(self.prometheus_dir / "prometheus.pid", marker=str(self.state_dir))
+        self.operator_metrics_port = processes.free_port()
+        self.prometheus_dir.mkdir(parents=True, exist_ok=True)
+        self.prometheus = Prometheus(
+            self.prometheus_dir,
+            scrape_targets(self.mesh.admin_port, self.operator_metrics_port),
+            SCRAPE_INTERVAL,
+            retention=PROMETHEUS_RETENTION,
+        )
+        self.prometheus.start()
+
     def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> processes.Child:
         child = processes.spawn(
             name, argv, self.log_dir / f"{name}.log", self.plane.run_dir / f"{name}.pid",
@@ -177,9 +228,11 @@ class Stack:
         return child
 
     def _start_operator(self) -> None:
+        assert self.operator_metrics_port is not None
         port = processes.free_port()
         child = self._spawn(
-            "operator", operator_argv(self.kubeconfig),
+            "operator",
+            operator_argv(self.kubeconfig, self.operator_metrics_port, self.prometheus_url),
             {"LANES_WEBHOOK_PORT": str(port), "LANES_WEBHOOK_CONFIG": WEBHOOK_CONFIG},
         )
         admission = client.AdmissionregistrationV1Api(self.api)

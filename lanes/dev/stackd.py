@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from lanes.dev import cluster, processes
 from lanes.dev.binaries import ensure_binaries
+from lanes.dev.prometheus import ensure_prometheus
 from lanes.dev.stack import DEFAULT_GATEWAY_PORT, Stack, child_env
 from lanes.dev.supervisor import Supervisor, locked, run_until_stopped, stop_on_signals
 
@@ -39,8 +40,11 @@ def running(state_dir: Path) -> dict[str, Any] | None:
 
 
 def exports(info: dict[str, Any]) -> str:
-    """Shell lines pointing kubectl, our CLI and curl at the stack."""
-    return f"export KUBECONFIG={info['kubeconfig']}\nexport LANES_GATEWAY={info['gateway_url']}"
+    """Shell lines pointing kubectl, our CLI and curl at the stack (and at its Prometheus)."""
+    lines = [f"export KUBECONFIG={info['kubeconfig']}", f"export LANES_GATEWAY={info['gateway_url']}"]
+    if info.get("prometheus_url"):
+        lines.append(f"export LANES_PROMETHEUS={info['prometheus_url']}")
+    return "\n".join(lines)
 
 
 def up(
@@ -71,6 +75,7 @@ def up(
                 )
             return info
         ensure_binaries(progress)
+        ensure_prometheus(progress)
         supervisor = _supervisor(state_dir)
         supervisor.stop()
         (state_dir / "stack.json").unlink(missing_ok=True)
@@ -102,12 +107,14 @@ def serve(state_dir: Path, flavour: str, gateway_port: int) -> int:
         info = {
             "kubeconfig": str(stack.kubeconfig),
             "gateway_url": stack.gateway_url,
+            "prometheus_url": stack.prometheus_url,
             "flavour": flavour,
             "logs": str(stack.log_dir),
             "pods": str(state_dir / "pods"),
         }
         (state_dir / "stack.json").write_text(json.dumps(info, indent=1) + "\n")
-        print(f"local stack ready: gateway {stack.gateway_url}", flush=True)
+        print(f"local stack ready: gateway {stack.gateway_url}, Prometheus {stack.prometheus_url}",
+              flush=True)
         return run_until_stopped(stop, stack)
     finally:
         (state_dir / "stack.json").unlink(missing_ok=True)
@@ -124,7 +131,12 @@ def _supervisor(state_dir: Path) -> Supervisor:
 def _sweep(state_dir: Path) -> bool:
     """Stop children a supervisor that died without cleaning up left behind."""
     stopped = False
-    for pid_path in [*sorted((state_dir / "run").glob("*.pid")), state_dir / "mesh" / "envoy.pid"]:
+    pid_paths = [
+        *sorted((state_dir / "run").glob("*.pid")),
+        state_dir / "mesh" / "envoy.pid",
+        state_dir / "prometheus" / "prometheus.pid",
+    ]
+    for pid_path in pid_paths:
         stopped = processes.stop_stale(pid_path, marker=str(state_dir)) or stopped
     return stopped
 

@@ -46,6 +46,10 @@ class Options:
     workers: int = 4
     debounce: float = 0.02
     resync: float = 300.0
+    # Analysis: the Prometheus asked when neither a MetricTemplate nor the analysis names one,
+    # and the source of the built-in metrics when the analysis names none (`istio`, `envoy`).
+    prometheus_url: str | None = None
+    metric_source: str = "istio"
 
 
 def _first(store: Iterable[Any] | None) -> Any:

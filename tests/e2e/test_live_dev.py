@@ -1,15 +1,32 @@
-"""`kubectl lane dev up|env|down`: the whole stack in the background, and nothing left after down."""
+"""`kubectl lane dev up|env|down`: the whole stack in the background, and nothing left after down.
+
+The stack's Prometheus scrapes Envoy and the operator, and the operator is told to ask it.
+"""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from lanes.cli.main import app
+from lanes.dev.processes import command_line
+from lanes.operator.prometheus import query_value
 
 from .chain import get
 from .test_live_story import processes_mentioning
+
+
+def wait_scraped(prometheus: str, jobs: list[str], timeout: float = 30.0) -> None:
+    """Until the stack's Prometheus has scraped every job in `jobs` successfully (`up` is 1)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        up = {job: query_value(prometheus, f'up{{job="{job}"}}') for job in jobs}
+        if all(value == 1.0 for value in up.values()):
+            return
+        assert time.monotonic() < deadline, f"Prometheus did not scrape every job in {timeout}s: {up}"
+        time.sleep(0.5)
 
 
 def kubectl_lane(*args: str) -> tuple[int, str, str]:
@@ -26,8 +43,14 @@ def test_up_serves_a_gateway_env_repeats_it_and_down_stops_everything(tmp_path: 
         assert lines[0] == f"export KUBECONFIG={state}/kubeconfig"
         assert lines[1].startswith("export LANES_GATEWAY=http://127.0.0.1:")
         gateway = lines[1].split("=", 1)[1]
-        assert "local stack running (flavour istio)" in err
+        assert lines[2].startswith("export LANES_PROMETHEUS=http://127.0.0.1:")
+        assert len(lines) == 3
+        prometheus = lines[2].split("=", 1)[1]
+        assert "local stack running (flavour istio)" in err and f"Prometheus {prometheus}" in err
         assert get(gateway, "/mock")[0] == 404
+        wait_scraped(prometheus, ["envoy", "lanes-operator"])
+        operator = command_line(int(Path(state, "run", "operator.pid").read_text()))
+        assert f"--prometheus-url {prometheus} --metric-source envoy" in operator
         assert processes_mentioning(state)
 
         assert kubectl_lane("dev", "up", "--state-dir", state, "--gateway-port", "0")[1] == out

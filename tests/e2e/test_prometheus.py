@@ -3,7 +3,8 @@
 One Prometheus for the module: before it starts, recorded Istio series (as Istio's standard
 metrics report them) are backfilled with promtool; once started, it scrapes a real Envoy at
 1 s, through which the test sends requests to a small local server that answers 500 and
-answers slowly on request. `query_value` then runs the rendered built-ins against it.
+answers slowly on request. `query_value` then runs the rendered built-ins against it, and
+the operator's `read_metrics` reads a rollout's analysis from it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from lanes.analysis.queries import builtin_query, render_query
 from lanes.dev.mesh import Endpoint, EnvoyMesh
 from lanes.dev.processes import free_port
 from lanes.dev.prometheus import Prometheus, ScrapeTarget, ensure_prometheus
+from lanes.api.analysis import Analysis, MetricTemplate
+from lanes.operator.analysis import CheckContext, read_metrics
 from lanes.operator.prometheus import PrometheusUnavailable, QueryError, query_value
 
 NAMESPACE, SERVICE, LANE = "default", "mockb", "canary"
@@ -324,6 +327,53 @@ def test_envoy_queries_of_a_lane_that_got_no_requests_have_no_value(bed: Bed, en
     promql = render_query(builtin_query("envoy", "request-success-rate"),
                           {**variables(envoy_burst.interval), "lane": "base"})
     assert bed.value(promql) is None
+
+
+# --- the operator's readings edge over the same Prometheus -------------------------------------
+
+CHECK = CheckContext(namespace=NAMESPACE, target=CANARY, service=SERVICE, lane=LANE)
+
+
+def test_read_metrics_reads_istio_builtins_and_a_template_over_recorded_series(bed: Bed) -> None:
+    analysis = Analysis.model_validate({"interval": "5m", "metrics": [
+        {"name": "request-success-rate", "thresholdRange": {"min": 99}},
+        {"name": "request-duration", "thresholdRange": {"max": 500}},
+        {"name": "canary-requests", "templateRef": {"name": "requests"}, "thresholdRange": {"min": 1}},
+        {"name": "missing", "templateRef": {"name": "nowhere"}, "thresholdRange": {"min": 1}},
+    ]})
+    requests = MetricTemplate.model_validate({
+        "metadata": {"name": "requests", "namespace": NAMESPACE},
+        "spec": {"query": 'sum(increase(istio_requests_total{reporter="destination",'
+                          ' destination_workload_namespace="{{ namespace }}",'
+                          ' destination_workload=~"{{ target }}"}[{{ interval }}]))'},
+    })
+    readings = read_metrics(analysis, CHECK, {(NAMESPACE, "requests"): requests},
+                            default_address=bed.prometheus.url, default_source="istio")
+    assert readings["request-success-rate"].value == pytest.approx(95.0, abs=1e-9)
+    assert readings["request-duration"].value == pytest.approx(CANARY_P99_MS, abs=1e-9)
+    # 100 requests per 15 s step, over five minutes of steps
+    assert readings["canary-requests"].value == pytest.approx(100 * 300 / STEP_S, rel=0.1)
+    assert readings["missing"].error == f"MetricTemplate {NAMESPACE}/nowhere not found"
+
+
+def test_read_metrics_reads_envoy_builtins_of_the_canary_lane(bed: Bed, envoy_burst: Burst) -> None:
+    analysis = Analysis.model_validate({"interval": envoy_burst.interval, "metricSource": "envoy",
+                                        "prometheus": {"address": bed.prometheus.url}, "metrics": [
+        {"name": "request-success-rate", "thresholdRange": {"min": 99}},
+    ]})
+    [reading] = read_metrics(analysis, CHECK, {}, default_address="http://127.0.0.1:1").values()
+    assert reading.value == pytest.approx(95.0, abs=1e-6)
+
+
+def test_read_metrics_of_a_stopped_prometheus_is_unavailable(tmp_path: Path) -> None:
+    analysis = Analysis.model_validate({"metrics": [
+        {"name": "request-success-rate", "thresholdRange": {"min": 99}}]})
+    stopped = Prometheus(tmp_path, [], paths=ensure_prometheus(None))
+    stopped.start()
+    stopped.stop()
+    [reading] = read_metrics(analysis, CHECK, {}, default_address=stopped.url).values()
+    assert reading.value is None and reading.error is None
+    assert reading.unavailable is not None and "cannot be reached" in reading.unavailable
 
 
 # --- query_value's errors ------------------------------------------------------------------------

@@ -88,3 +88,31 @@ def test_the_apiserver_accepts_every_rendered_object(
         control_plane.kubectl("delete", "namespace", "lanes-system", "--wait=false")
     applied = [line for line in out.splitlines() if "serverside-applied" in line]
     assert len(applied) == len(rendered), out
+
+
+def operator_env(*sets: str) -> dict[str, str]:
+    """The operator container's plain env values, rendered with `--set` values."""
+    args = [arg for value in sets for arg in ("--set", value)]
+    text = helm("template", "lanes", str(CHART), "--namespace", "lanes-system", *args)
+    [deployment] = [d for d in yaml.safe_load_all(text) if d and d["kind"] == "Deployment"]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e["value"] for e in container["env"] if "value" in e}
+
+
+def test_analysis_values_reach_the_operator_environment() -> None:
+    env = operator_env()
+    assert env["LANES_METRIC_SOURCE"] == "istio"
+    assert "LANES_PROMETHEUS_URL" not in env
+    env = operator_env("prometheus.address=http://prometheus.monitoring:9090",
+                       "analysis.metricSource=envoy")
+    assert env["LANES_PROMETHEUS_URL"] == "http://prometheus.monitoring:9090"
+    assert env["LANES_METRIC_SOURCE"] == "envoy"
+
+
+def test_an_unknown_metric_source_is_refused_naming_the_value() -> None:
+    result = subprocess.run(
+        [str(ensure_helm()), "template", "lanes", str(CHART), "--set", "analysis.metricSource=linkerd"],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode != 0
+    assert 'analysis.metricSource: "linkerd" is not one of istio, envoy' in result.stderr

@@ -1,0 +1,58 @@
+"""`kubectl lane operator`'s analysis settings: flags and environment reach the Options, bad ones are refused."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+import lanes.operator.run
+from lanes.cli.main import app
+from lanes.operator.runtime import Options
+
+
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list[Options]:
+    """The Options the operator would run with; nothing is started."""
+    seen: list[Options] = []
+    monkeypatch.setattr(lanes.operator.run, "run", lambda options, level="info": seen.append(options))
+    for name in ("LANES_PROMETHEUS_URL", "LANES_METRIC_SOURCE"):
+        monkeypatch.delenv(name, raising=False)
+    return seen
+
+
+def invoke(*args: str, env: dict[str, str] | None = None):
+    return CliRunner().invoke(app, ["operator", *args], env=env)
+
+
+def test_by_default_no_prometheus_and_the_istio_source(started: list[Options]) -> None:
+    assert invoke().exit_code == 0
+    assert (started[0].prometheus_url, started[0].metric_source) == (None, "istio")
+
+
+def test_flags_set_the_prometheus_url_and_the_metric_source(started: list[Options]) -> None:
+    result = invoke("--prometheus-url", "http://prometheus.monitoring:9090", "--metric-source", "envoy")
+    assert result.exit_code == 0, result.output
+    assert (started[0].prometheus_url, started[0].metric_source) == (
+        "http://prometheus.monitoring:9090", "envoy")
+
+
+def test_the_environment_sets_them_too_and_an_empty_url_is_none(started: list[Options]) -> None:
+    env = {"LANES_PROMETHEUS_URL": "https://prom:9090", "LANES_METRIC_SOURCE": "envoy"}
+    assert invoke(env=env).exit_code == 0
+    assert (started[0].prometheus_url, started[0].metric_source) == ("https://prom:9090", "envoy")
+    assert invoke(env={"LANES_PROMETHEUS_URL": ""}).exit_code == 0
+    assert started[1].prometheus_url is None
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--metric-source", "linkerd"), "'linkerd' is not one of istio, envoy"),
+    (("--prometheus-url", "prom:9090"), "'prom:9090' is not an http:// or https:// URL"),
+])
+def test_bad_settings_are_refused_naming_the_flag(
+    started: list[Options], args: tuple[str, ...], message: str
+) -> None:
+    result = invoke(*args)
+    assert result.exit_code == 2
+    said = " ".join(result.output.replace("│", " ").split())  # unwrap the error box
+    assert message in said and args[0] in said
+    assert started == []

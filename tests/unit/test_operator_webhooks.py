@@ -1,0 +1,167 @@
+"""Webhook calls against a real local HTTP server: 2xx, 5xx, 4xx, timeouts, refused connections."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from lanes.api.analysis import Webhook
+from lanes.operator.webhooks import MAX_ATTEMPTS, call_webhook, webhook_payload
+
+
+@dataclass
+class Hooks:
+    """A local server: `/ok` 200, `/fail` 500, `/denied` 403, `/flaky` 503 once then 200,
+    `/slow` answers after `slow_s`; every request's path and JSON body is kept."""
+
+    url: str
+    slow_s: float = 2.0
+    received: list[tuple[str, dict, str]] = field(default_factory=list)
+    flaky_left: int = 1
+
+    def paths(self) -> list[str]:
+        return [path for path, _, _ in self.received]
+
+
+def _handler(hooks: Hooks) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+            hooks.received.append((self.path, body, self.headers.get("content-type", "")))
+            if self.path == "/slow":
+                time.sleep(hooks.slow_s)
+            status = {"/ok": 200, "/fail": 500, "/denied": 403}.get(self.path, 200)
+            if self.path == "/flaky" and hooks.flaky_left > 0:
+                hooks.flaky_left -= 1
+                status = 503
+            text = b"load test failed: 12 errors" if status >= 400 else b"done"
+            try:
+                self.send_response(status)
+                self.send_header("content-length", str(len(text)))
+                self.end_headers()
+                self.wfile.write(text)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the caller gave up (a timeout test)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    return Handler
+
+
+@pytest.fixture
+def hooks() -> Iterator[Hooks]:
+    state = Hooks(url="")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    server.daemon_threads = True
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def hook(url: str, timeout: str = "5s", **extra) -> Webhook:
+    return Webhook.model_validate({"name": "load-test", "url": url, "timeout": timeout, **extra})
+
+
+def payload(h: Webhook) -> dict:
+    return webhook_payload(h, "rollouts-mockb", "default", "Progressing", "5d8f9c")
+
+
+def test_the_payload_is_flaggers_with_the_hook_metadata() -> None:
+    h = hook("http://x/", metadata={"cmd": "hey -z 1m http://mockb:8000/", "type": "cmd"})
+    assert payload(h) == {
+        "name": "rollouts-mockb", "namespace": "default", "phase": "Progressing",
+        "checksum": "5d8f9c", "metadata": {"cmd": "hey -z 1m http://mockb:8000/", "type": "cmd"},
+    }
+
+
+def test_a_2xx_answer_is_ok_and_the_payload_arrives_as_json_and_is_not_run(
+    hooks: Hooks, tmp_path: Path
+) -> None:
+    ran = tmp_path / "ran"
+    h = hook(f"{hooks.url}/ok", metadata={"type": "cmd", "cmd": f"touch {ran}"})
+    result = call_webhook(h, payload(h))
+    assert result.ok and result.name == "load-test"
+    assert result.message == f"POST {hooks.url}/ok answered 200"
+    [(path, body, content_type)] = hooks.received
+    assert (path, body, content_type) == ("/ok", payload(h), "application/json")
+    assert not ran.exists(), "the operator ran a command from the hook's metadata"
+
+
+def test_a_500_is_retried_once_and_fails_naming_the_status_and_body(hooks: Hooks) -> None:
+    h = hook(f"{hooks.url}/fail")
+    result = call_webhook(h, payload(h))
+    assert not result.ok
+    assert result.message == (
+        f"POST {hooks.url}/fail answered 500: load test failed: 12 errors (attempt 2 of 2)")
+    assert hooks.paths() == ["/fail"] * MAX_ATTEMPTS
+
+
+def test_a_server_error_that_clears_on_the_retry_is_ok(hooks: Hooks) -> None:
+    h = hook(f"{hooks.url}/flaky")
+    result = call_webhook(h, payload(h))
+    assert result.ok, result.message
+    assert hooks.paths() == ["/flaky", "/flaky"]
+
+
+def test_a_4xx_is_final_and_not_retried(hooks: Hooks) -> None:
+    h = hook(f"{hooks.url}/denied")
+    result = call_webhook(h, payload(h))
+    assert not result.ok
+    assert result.message == f"POST {hooks.url}/denied answered 403: load test failed: 12 errors"
+    assert hooks.paths() == ["/denied"]
+
+
+def test_a_hook_slower_than_its_timeout_fails_within_the_timeout(hooks: Hooks) -> None:
+    h = hook(f"{hooks.url}/slow", timeout="500ms")
+    started = time.monotonic()
+    result = call_webhook(h, payload(h))
+    elapsed = time.monotonic() - started
+    assert not result.ok
+    assert result.message == f"POST {hooks.url}/slow did not answer within 500ms"
+    assert elapsed < 1.0, f"took {elapsed:.2f}s for a 500ms timeout"
+    assert hooks.paths() == ["/slow"]
+
+
+def test_a_server_that_accepts_and_never_answers_times_out() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/hook"
+        h = hook(url, timeout="300ms")
+        started = time.monotonic()
+        result = call_webhook(h, payload(h))
+        assert time.monotonic() - started < 1.0
+    assert not result.ok and result.message == f"POST {url} did not answer within 300ms"
+
+
+def test_a_refused_connection_is_retried_within_the_timeout_and_fails_naming_the_url() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # bound, not listening: connections are refused
+        h = hook(f"http://127.0.0.1:{port}/hook", timeout="2s")
+        started = time.monotonic()
+        result = call_webhook(h, payload(h))
+        assert time.monotonic() - started < 2.0
+    assert not result.ok
+    assert result.message.startswith(f"POST http://127.0.0.1:{port}/hook cannot be reached: ")
+    assert result.message.endswith("(attempt 2 of 2)")
+
+
+def test_no_second_attempt_when_the_timeout_has_no_room_for_it(hooks: Hooks) -> None:
+    hooks.slow_s = 0.45
+    h = hook(f"{hooks.url}/slow", timeout="500ms")
+    # The slow path answers 200 within the timeout: one attempt, ok.
+    assert call_webhook(h, payload(h)).ok
+    assert hooks.paths() == ["/slow"]
