@@ -305,3 +305,25 @@ class RolloutsApi:
         text = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
         response = self.core.list_namespaced_pod(namespace, label_selector=text, _preload_content=False)
         return json.loads(response.data).get("items") or []
+
+    def services(self, namespace: str) -> list[dict]:
+        """The Services of a namespace, as plain JSON (an analysis names the canary's)."""
+        response = self.core.list_namespaced_service(namespace, _preload_content=False)
+        return json.loads(response.data).get("items") or []
+
+    def swimlanes(self) -> list[dict]:
+        """Every SwimLane (cluster-scoped): an analysis names the canary's lane."""
+        listing = self.custom.list_cluster_custom_object(GROUP, VERSION, "swimlanes")
+        return listing.get("items") or []
+
+    def metric_template(self, namespace: str, name: str) -> dict | None:
+        """A MetricTemplate, or None when it does not exist."""
+        try:
+            return self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, "metrictemplates", name
+            )
+        except ApiException as error:
+            if _missing(error):
+                return None
+            raise
+

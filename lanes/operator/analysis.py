@@ -15,12 +15,15 @@ The only I/O is the injected `query` callable (by default `query_value`), so tes
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from lanes.analysis.queries import QueryError, builtin_query, render_query
 from lanes.analysis.verdict import Reading, metric_interval
 from lanes.api.analysis import Analysis, Metric, MetricTemplate
+from lanes.api.workloadrollout import WorkloadRollout
+from lanes.rollout.canary import canary_name
 
 from .prometheus import PrometheusUnavailable, query_value
 
@@ -142,3 +145,40 @@ def prometheus_address(
     if analysis.prometheus is not None:
         return analysis.prometheus.address
     return default_address or None
+
+
+def _within(selector: Mapping[str, str] | None, labels: Mapping[str, str]) -> bool:
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def check_context(
+    rollout: WorkloadRollout,
+    base: Mapping[str, Any] | None,
+    services: Sequence[Mapping[str, Any]],
+    lanes: Sequence[Mapping[str, Any]],
+) -> CheckContext:
+    """The canary of `rollout` as the query variables name it.
+
+    The service is the first (by name) whose selector selects the base's pods, the lane the
+    first SwimLane (by name) whose selector selects the canary's pods (the base's labels plus
+    `patchPodTemplateMetadata`'s). Where none is found the workload's name and the canary's
+    lane label stand in, and the queries then find no values, which fails the check visibly.
+    """
+    namespace = rollout.metadata.namespace or "default"
+    workload = rollout.spec.workload_ref.name
+    template = (((base or {}).get("spec") or {}).get("template") or {}).get("metadata") or {}
+    pod_labels = dict(template.get("labels") or {})
+    patch = rollout.spec.strategy.canary.patch_pod_template_metadata
+    canary_labels = {**pod_labels, **(patch.labels if patch else {})}
+    service = next(
+        (svc["metadata"]["name"] for svc in sorted(services, key=lambda o: o["metadata"]["name"])
+         if _within((svc.get("spec") or {}).get("selector"), pod_labels)),
+        workload,
+    )
+    lane = next(
+        (l["metadata"]["name"] for l in sorted(lanes, key=lambda o: o["metadata"]["name"])
+         if _within((l.get("spec") or {}).get("labelSelector"), canary_labels)),
+        next(iter(patch.labels.values()), "") if patch and patch.labels else "",
+    )
+    return CheckContext(namespace, canary_name(workload), service, lane)
+

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import weakref
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +27,8 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
+from lanes.analysis.verdict import HookResult, Reading
+from lanes.api.analysis import Analysis, MetricTemplate
 from lanes.api.common import GROUP, VERSION
 from lanes.api.workloadrollout import WorkloadRollout
 from lanes.kube.connect import connect
@@ -41,6 +45,8 @@ from lanes.rollout import (
 )
 
 from . import webhook
+from .analysis import check_context, read_metrics, template_keys
+from .webhooks import call_webhook, webhook_payload
 from .scheduler import Scheduler
 
 log = logging.getLogger("lanes.operator.rollouts")
@@ -75,8 +81,60 @@ def other_driver(api: RolloutsApi, namespace: str, name: str, base: Mapping | No
     return holder if target.get("name") == base["metadata"]["name"] else None
 
 
-def reconcile(api: RolloutsApi, namespace: str, name: str, now: datetime) -> float | None:
-    """One reconcile of one rollout; returns when to plan again (see `Plan.requeue_after`)."""
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """The operator's defaults for analyses that name no Prometheus or metric source."""
+
+    prometheus_url: str | None = None
+    metric_source: str = "istio"
+
+    @classmethod
+    def from_env(cls) -> AnalysisSettings:
+        """`LANES_PROMETHEUS_URL` and `LANES_METRIC_SOURCE`, as the operator's options set them."""
+        return cls(os.environ.get("LANES_PROMETHEUS_URL") or None,
+                   os.environ.get("LANES_METRIC_SOURCE") or "istio")
+
+
+def make_check(
+    api: RolloutsApi,
+    rollout: WorkloadRollout,
+    seen: Workloads,
+    analysis: Analysis,
+    settings: AnalysisSettings,
+    status: Mapping[str, Any],
+) -> tuple[dict[str, Reading], list[HookResult]]:
+    """One analysis check: every metric read from Prometheus, every `rollout` webhook called."""
+    namespace = rollout.metadata.namespace or "default"
+    templates = {}
+    for key in template_keys(analysis, namespace):
+        body = api.metric_template(*key)
+        if body is not None:
+            try:
+                templates[key] = MetricTemplate.model_validate(body)
+            except ValidationError as error:
+                log.warning("MetricTemplate %s/%s is invalid: %s", *key, error)
+    context = check_context(rollout, seen.base, api.services(namespace), api.swimlanes())
+    readings = read_metrics(analysis, context, templates, default_address=settings.prometheus_url,
+                            default_source=settings.metric_source)
+    checksum = ((status.get("canaryStatus") or {}).get("canaryRevision")) or ""
+    hooks = [
+        call_webhook(hook, webhook_payload(hook, rollout.metadata.name, namespace,
+                                           status.get("phase") or "Progressing", checksum))
+        for hook in analysis.webhooks
+        if hook.type == "rollout"
+    ]
+    return readings, hooks
+
+
+def reconcile(
+    api: RolloutsApi, namespace: str, name: str, now: datetime,
+    settings: AnalysisSettings = AnalysisSettings(),
+) -> float | None:
+    """One reconcile of one rollout; returns when to plan again (see `Plan.requeue_after`).
+
+    When the plan asks for an analysis check, the check is made and the rollout planned again
+    from the same observations with its readings, at the same `now`.
+    """
     body = api.get(namespace, name)
     if body is None:
         return None
@@ -104,7 +162,11 @@ def reconcile(api: RolloutsApi, namespace: str, name: str, now: datetime) -> flo
                 if error.status == 409:
                     return 0.0
                 raise
-    plan = plan_step(rollout, observed_of(seen, driven_by), now)
+    observed = observed_of(seen, driven_by)
+    plan = plan_step(rollout, observed, now)
+    if plan.check is not None:
+        readings, hooks = make_check(api, rollout, seen, plan.check, settings, status)
+        plan = plan_step(rollout, observed.with_check(readings, hooks), now)
     for change in plan.changes:
         api.carry_out(namespace, name, change)
     wanted = plan.status.to_wire()
@@ -158,8 +220,10 @@ def finalize(api: RolloutsApi, body: Mapping[str, Any]) -> None:
 class Rollouts:
     """The rollout side of the operator: which Deployments map to which rollouts, the queue."""
 
-    def __init__(self, api: RolloutsApi, workers: int = 4):
+    def __init__(self, api: RolloutsApi, workers: int = 4,
+                 settings: AnalysisSettings | None = None):
         self.api = api
+        self.settings = settings or AnalysisSettings.from_env()
         self.scheduler = Scheduler(self.work, workers=workers, describe=error_message)
         self.targets: dict[tuple[str, str], set[str]] = {}
         self.target_of: dict[Key, tuple[str, str]] = {}
@@ -181,7 +245,7 @@ class Rollouts:
         """Reconcile in a worker thread, then schedule the next plan if one is due."""
         namespace, name = key.split("/", 1)
         now = datetime.now(UTC)
-        again = await asyncio.to_thread(reconcile, self.api, namespace, name, now)
+        again = await asyncio.to_thread(reconcile, self.api, namespace, name, now, self.settings)
         old = self.timers.pop(key, None)
         if old is not None:
             old.cancel()
@@ -279,7 +343,12 @@ def register(registry: kopf.OperatorRegistry, *, workers: int = 4) -> kopf.Opera
     async def rollouts_startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
         runtime = getattr(memo, "runtime", None)
         api = runtime.api if runtime is not None else connect()
-        memo.rollouts = Rollouts(RolloutsApi(api), workers=workers)
+        operator_options = runtime.options if runtime is not None else None
+        defaults = (
+            AnalysisSettings(operator_options.prometheus_url, operator_options.metric_source)
+            if operator_options is not None else AnalysisSettings.from_env()
+        )
+        memo.rollouts = Rollouts(RolloutsApi(api), workers=workers, settings=defaults)
         memo.rollouts.start()
         if serve_webhook:
             options = getattr(memo, "webhook_options", None) or webhook.WebhookOptions.from_env()

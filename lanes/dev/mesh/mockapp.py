@@ -19,6 +19,8 @@ A stand-in for ASM's `go-http-sample` image, so the story runs on local processe
                       mesh's strict lane mode (lanes chosen by the calling pod) may
     fail_percent      share of requests answered 500, 0-100 (default 0)
     latency_ms        delay added to every answer (default 0)
+    drain_ms          how long it keeps serving after SIGTERM (default 1000), as a pod's preStop
+                      sleep does, so requests routed before the mesh drops it still succeed
 
 W3C `traceparent` and `baggage` are carried with OpenTelemetry's propagators; with only the
 API installed no spans are recorded, and the incoming context is passed on unchanged.
@@ -99,6 +101,7 @@ class Settings:
     forward: frozenset[str] = frozenset(FORWARDABLE)
     fail_percent: float = 0.0
     latency_ms: float = 0.0
+    drain_ms: float = 1000.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -120,6 +123,7 @@ class Settings:
             forward=forward_of(env.get("forward", DEFAULT_FORWARD)),
             fail_percent=float(env.get("fail_percent", "0") or 0),
             latency_ms=float(env.get("latency_ms", "0") or 0),
+            drain_ms=float(env.get("drain_ms", "1000") or 0),
         )
 
     def line(self) -> str:
@@ -263,7 +267,12 @@ def main() -> None:
     except ValueError as error:
         raise SystemExit(f"mockapp: {error}") from None
     server = serve(settings)
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+
+    def drain_then_stop() -> None:
+        time.sleep(settings.drain_ms / 1000)
+        server.shutdown()
+
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=drain_then_stop).start())
     try:
         server.serve_forever(poll_interval=0.1)
     except KeyboardInterrupt:
