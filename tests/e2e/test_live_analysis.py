@@ -24,8 +24,8 @@ from .chain import get
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "mock-chain"
 ANALYSIS = {
     "interval": "2s",
-    "threshold": 2,
-    "metrics": [{"name": "request-success-rate", "interval": "4s", "thresholdRange": {"min": 99}}],
+    "threshold": 4,
+    "metrics": [{"name": "request-success-rate", "interval": "10s", "thresholdRange": {"min": 99}}],
 }
 
 
@@ -106,12 +106,17 @@ def test_metrics_promote_a_healthy_release_and_roll_back_a_failing_one(stack: St
     with Load(stack.gateway_url) as load:
         kubectl("set", "image", "deployment/mockb-v1",
                 "default=registry.cn-beijing.aliyuncs.com/aliacs-app-catalog/go-http-sample:2.0")
-        until(lambda: rollout()["status"].get("phase") == "Healthy"
-              and rollout()["status"].get("analysis"), "the healthy release promoted by its metrics", 120)
-        kubectl("wait", "--for=condition=Succeeded", "--timeout=10s", "workloadrollout/rollouts-mockb")
+
+        def outcome() -> tuple[str, str] | None:
+            status = rollout()["status"]
+            if status.get("phase") != "Healthy" or not status.get("analysis"):
+                return None
+            return next(((c["status"], c["reason"]) for c in status.get("conditions", [])
+                         if c["type"] == "Succeeded"), None)
+
+        until(outcome, "the healthy release decided by its metrics", 120)
         done = rollout()["status"]
-        reasons = {c["type"]: c["reason"] for c in done["conditions"]}
-        assert reasons["Succeeded"] == "Promoted", done
+        assert outcome() == ("True", "Promoted"), done
         # The first check may find no values yet (the canary subset's first seconds of traffic).
         assert done["analysis"]["checks"] >= 2, done["analysis"]
         assert done["analysis"]["failedChecks"] < ANALYSIS["threshold"], done["analysis"]
