@@ -80,6 +80,8 @@ KINDS: list[dict[str, Any]] = [
             _column("Status", ".status.phase"),
             _column("Step", ".status.canaryStatus.currentStepIndex", "integer"),
             _column("State", ".status.canaryStatus.currentStepState"),
+            _column("Analysis", ".status.analysis.phase"),
+            _column("Failed", ".status.analysis.failedChecks", "integer", priority=1),
             _column("Message", ".status.message"),
             _AGE,
         ],

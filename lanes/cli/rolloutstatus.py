@@ -37,6 +37,7 @@ class StepView:
     replicas: str
     pause: str
     state: str
+    traffic: str = "-"
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,19 @@ class RolloutView:
     steps: list[StepView] = field(default_factory=list)
     workloads: list[WorkloadView] = field(default_factory=list)
     pods: list[PodLine] = field(default_factory=list)
+    analysis: AnalysisView | None = None
+
+
+@dataclass(frozen=True)
+class AnalysisView:
+    """The last analysis check: counts, each metric's last value against its range."""
+
+    phase: str
+    checks: int
+    failed: int
+    threshold: int | None
+    message: str
+    metrics: list[tuple[str, str, str, bool]] = field(default_factory=list)
 
 
 def _condition(status: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
@@ -113,8 +127,19 @@ def _steps(rollout: Mapping[str, Any]) -> list[StepView]:
     current = canary.get("currentStepIndex") or 0
     state = canary.get("currentStepState")
     views = []
+    judged = bool(spec.get("analysis"))
     for index, step in enumerate(spec.get("steps") or [], start=1):
-        duration = (step.get("pause") or {}).get("duration")
+        pause = step.get("pause")
+        duration = (pause or {}).get("duration")
+        if judged or step.get("analysis"):
+            how = ("when a check passes" if pause is None else
+                   "until approved (after a passing check)" if duration is None else
+                   f"{duration}s and a passing check")
+        else:
+            how = "until approved" if duration is None else f"{duration}s"
+        traffic = step.get("traffic") or "-"
+        if step.get("matches"):
+            traffic = f"{traffic} + matches" if step.get("traffic") else "matches"
         if state == "Completed" or index < current:
             where = "done"
         elif index == current:
@@ -125,8 +150,9 @@ def _steps(rollout: Mapping[str, Any]) -> list[StepView]:
             StepView(
                 index=index,
                 replicas=str(step.get("replicas")),
-                pause="until approved" if duration is None else f"{duration}s",
+                pause=how,
                 state=where,
+                traffic=traffic,
             )
         )
     return views
@@ -194,6 +220,24 @@ def rollout_view(
         steps=_steps(rollout),
         workloads=workloads,
         pods=lines,
+        analysis=_analysis(status, strategy),
+    )
+
+
+def _analysis(status: Mapping[str, Any], strategy: Mapping[str, Any]) -> AnalysisView | None:
+    found = status.get("analysis")
+    if not found:
+        return None
+    threshold = (strategy.get("analysis") or {}).get("threshold")
+    metrics = []
+    for m in found.get("metrics") or []:
+        value = m.get("value")
+        shown = "no value" if value is None else f"{value:.4g}"
+        metrics.append((m.get("name", ""), shown, m.get("range", ""), bool(m.get("ok"))))
+    return AnalysisView(
+        phase=found.get("phase", ""), checks=int(found.get("checks") or 0),
+        failed=int(found.get("failedChecks") or 0), threshold=threshold,
+        message=found.get("message") or "", metrics=metrics,
     )
 
 
@@ -212,9 +256,10 @@ def format_rollout(view: RolloutView) -> RenderableType:
     parts: list[RenderableType] = [head]
     if view.message:
         parts.append(Text(view.message, style="dim"))
-    steps = Table("step", "canary replicas", "pause", "state", title="steps", title_justify="left")
+    steps = Table("step", "canary replicas", "traffic", "pause", "state", title="steps",
+                  title_justify="left")
     for step in view.steps:
-        steps.add_row(str(step.index), step.replicas, step.pause, step.state)
+        steps.add_row(str(step.index), step.replicas, step.traffic, step.pause, step.state)
     workloads = Table(
         "deployment", "role", "image", "ready", "updated", "paused",
         title="workloads", title_justify="left",
@@ -228,6 +273,16 @@ def format_rollout(view: RolloutView) -> RenderableType:
     for pod in view.pods:
         pods.add_row(pod.name, pod.role, pod.lane, "yes" if pod.ready else "no")
     parts.extend([steps, workloads, pods])
+    if view.analysis is not None:
+        a = view.analysis
+        of = f"/{a.threshold}" if a.threshold else ""
+        table = Table("metric", "last value", "range", "ok", title=(
+            f"analysis: {a.phase}, {a.checks} check(s), failed {a.failed}{of}"), title_justify="left")
+        for name, value, bounds, ok in a.metrics:
+            table.add_row(name, value, bounds, Text("yes", style="green") if ok else Text("no", style="red"))
+        parts.append(table)
+        if a.message:
+            parts.append(Text(a.message, style="dim"))
     parts.append(Text(f"release: {view.outcome}", style=_OUTCOME_STYLE[view.outcome]))
     return Group(*parts)
 
@@ -238,7 +293,12 @@ def summary_line(view: RolloutView) -> str:
     where = f" step {step.index}/{len(view.steps)} {step.state}" if step else ""
     canary = next((w for w in view.workloads if w.role == "canary"), None)
     pods = f" canary {canary.available}/{canary.replicas}" if canary else ""
-    return f"{view.phase}{where}{pods}: {view.message}"
+    checks = ""
+    if view.analysis is not None:
+        values = ", ".join(f"{n} {v}" for n, v, _, _ in view.analysis.metrics)
+        checks = f" analysis {view.analysis.phase} failed {view.analysis.failed}" + (
+            f" ({values})" if values else "")
+    return f"{view.phase}{where}{pods}{checks}: {view.message}"
 
 
 def read_view(api: Any, namespace: str, name: str) -> RolloutView | None:

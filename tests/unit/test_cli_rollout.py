@@ -203,3 +203,31 @@ def test_every_rollout_verb_is_offered() -> None:
     refused = CliRunner().invoke(app, ["approve", "deployment/mocka-v1"], env={"COLUMNS": "200"})
     assert refused.exit_code != 0
     assert "expected rollout/NAME" in refused.output
+
+
+def test_view_shows_traffic_steps_and_the_last_analysis_check() -> None:
+    rollout = live_rollout("Progressing", "StepPaused", index=1, steps=2)
+    canary_spec = rollout["spec"]["strategy"]["canary"]
+    canary_spec["steps"] = [
+        {"replicas": 1, "traffic": "20%", "matches": [{"headers": [{"name": "x-canary", "value": "1"}]}]},
+        {"replicas": 1, "pause": {}},
+    ]
+    canary_spec["analysis"] = {"interval": "30s", "threshold": 5, "metrics": [
+        {"name": "request-success-rate", "thresholdRange": {"min": 99}}]}
+    rollout["status"]["analysis"] = {
+        "phase": "Halted", "checks": 2, "failedChecks": 1,
+        "metrics": [{"name": "request-success-rate", "value": 88.2, "range": ">= 99", "ok": False}],
+        "message": "Halt advancement: request-success-rate 88.2% < 99% (failed checks 1/5)",
+    }
+    view = rollout_view(rollout, base(V2, True), None)
+    assert [(s.traffic, s.pause) for s in view.steps] == [
+        ("20% + matches", "when a check passes"),
+        ("-", "until approved (after a passing check)"),
+    ]
+    console = Console(width=160, record=True)
+    console.print(format_rollout(view))
+    text = console.export_text()
+    for expected in ("analysis: Halted, 2 check(s), failed 1/5", "request-success-rate", "88.2",
+                     ">= 99", "Halt advancement: request-success-rate 88.2% < 99%"):
+        assert expected in text, expected
+    assert "analysis Halted failed 1 (request-success-rate 88.2)" in summary_line(view)
