@@ -43,6 +43,36 @@ class Child:
             return ""
 
 
+class Served:
+    """A server run as one child process: `start()` it, or use it as a context manager.
+
+    Subclasses set `self._child` in `start()`; stopping leaves no process behind.
+    """
+
+    _child: Child | None = None
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def alive(self) -> bool:
+        """Whether the process runs, for supervisors to notice a crash."""
+        return self._child is not None and self._child.alive()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the process; no process is left behind."""
+        child, self._child = self._child, None
+        if child is not None:
+            stop(child, timeout)
+
+    def __enter__(self):  # noqa: ANN204 (returns the subclass)
+        if self._child is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 def free_port() -> int:
     """Ask the kernel for an unused loopback port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -22,7 +22,6 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
 import time
 import urllib.request
 from collections.abc import Iterable, Mapping
@@ -34,7 +33,7 @@ import yaml
 
 from lanes.dev.binaries import cache_root
 from lanes.dev.gobuild import cached_install
-from lanes.dev.processes import Child, free_port, spawn, stop, wait_until
+from lanes.dev.processes import Child, Served, free_port, spawn, wait_until
 
 VERSION = "2.42.0+ds-5+deb12u1"
 PACKAGE = "prometheus"
@@ -280,7 +279,7 @@ class ScrapeTarget:
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
-class Prometheus:
+class Prometheus(Served):
     """One Prometheus server on 127.0.0.1 scraping static targets, its TSDB in `workdir`.
 
     Use as a context manager, or call `start` and `stop`. `backfill` before `start` loads
@@ -392,23 +391,6 @@ class Prometheus:
         except BaseException:
             self.stop()
             raise
-
-    def alive(self) -> bool:
-        return self._child is not None and self._child.alive()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop Prometheus; no process is left behind."""
-        child, self._child = self._child, None
-        if child is not None:
-            stop(child, timeout)
-
-    def __enter__(self) -> Prometheus:
-        if self._child is None:
-            self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def _ready(self) -> bool:
         try:

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..processes import Child, free_port, spawn, stop, wait_until
+from ..processes import Child, Served, free_port, spawn, wait_until
 from .inputs import Endpoint, MeshConfigError
 from .translate import (
     CDS_FILE,
@@ -67,7 +67,7 @@ def envoy_binary() -> Path:
     return path
 
 
-class EnvoyMesh:
+class EnvoyMesh(Served):
     """One Envoy process serving the gateway and mesh listeners of a local mesh.
 
     Use as a context manager, or call `start` and `stop`. Only loopback addresses are served,
@@ -196,24 +196,6 @@ class EnvoyMesh:
                 # Envoy drops the subscription with its last reader; were the file kept as
                 # applied, a later reader would get no fresh version to wait on.
                 del self._applied[name]
-
-    def alive(self) -> bool:
-        """Whether Envoy runs, for supervisors to notice a crash."""
-        return self._child is not None and self._child.alive()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop Envoy; no process is left behind."""
-        child, self._child = self._child, None
-        if child is not None:
-            stop(child, timeout)
-
-    def __enter__(self) -> EnvoyMesh:
-        if self._child is None:
-            self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def stats(self, filter_regex: str) -> dict[str, str]:
         """Envoy admin stats whose names match `filter_regex`, values as text."""
