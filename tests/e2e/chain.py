@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import http.client
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,3 +117,17 @@ def _weighted(document: Document, canary_weight: int) -> Document:
             "destination": {"host": "mocka.default.svc.cluster.local"}, "weight": canary_weight,
         }
     return Document(document.source, body)
+
+
+def until(check: Callable[[], object], what: str, timeout: float = 60.0,
+          every: float = 0.2) -> object:
+    """The first truthy result of `check`, polled; fails naming `what` and the last result."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
+

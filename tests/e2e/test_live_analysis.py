@@ -12,14 +12,14 @@ import json
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from lanes.dev.stack import Stack
 
-from .chain import get
+from .chain import get, until
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "mock-chain"
 ANALYSIS = {
@@ -28,16 +28,6 @@ ANALYSIS = {
     "metrics": [{"name": "request-success-rate", "interval": "10s", "thresholdRange": {"min": 99}}],
 }
 
-
-def until(check: Callable[[], object], what: str, timeout: float = 90.0) -> object:
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
 
 
 @pytest.fixture(scope="module")

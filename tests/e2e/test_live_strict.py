@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,22 +17,11 @@ import yaml
 from lanes.dev.istioctl import analyze, ensure_istioctl, unexpected
 from lanes.dev.stack import Stack
 
-from .chain import CHAIN, HOP, get
+from .chain import CHAIN, HOP, get, until
 
 STRICT = Path(__file__).resolve().parents[2] / "samples" / "strict"
 LANES = {"s1": "v1", "s2": "v2", "s3": "v3"}
 
-
-def until(check: Callable[[], object], what: str, timeout: float = 60.0) -> object:
-    """The first truthy result of `check`, polled; fails naming `what` and the last result."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
 
 
 SEEN: list[tuple[str, int, list[tuple[str, str]]]] = []
