@@ -291,6 +291,11 @@ def _flagger_analysis(
     webhooks = analysis.get("webhooks") or []
     for i, webhook in enumerate(webhooks if isinstance(webhooks, list) else []):
         refusals.unknown(_mapping(webhook), f"spec.analysis.webhooks[{i}]", _FLAGGER_WEBHOOK)
+        kind = _mapping(webhook).get("type", "rollout")
+        if kind != "rollout":
+            # lanes calls only `rollout` hooks so far; converting others would drop them unseen.
+            refusals.add(f"spec.analysis.webhooks[{i}].type",
+                         f"{kind!r}: lanes runs only 'rollout' webhooks so far")
     if webhooks:
         checks["webhooks"] = webhooks
     if metrics_server:
@@ -428,7 +433,9 @@ def argo_rollout(
             "lanes drives an existing Deployment: move the pod template into a Deployment and "
             "point spec.workloadRef at it",
         )
-    refusals.unknown({k: v for k, v in spec.items() if k != "template"}, "spec", _ARGO_SPEC)
+    if "replicas" in spec:
+        refusals.add("spec.replicas", "lanes keeps the Deployment's replica count; set it there")
+    refusals.unknown({k: v for k, v in spec.items() if k not in ("template", "replicas")}, "spec", _ARGO_SPEC)
     workload = _workload_ref(spec.get("workloadRef"), "spec.workloadRef", refusals)
     strategy = _mapping(spec.get("strategy"))
     refusals.unknown(strategy, "spec.strategy", ("canary",))
@@ -480,6 +487,8 @@ def _argo_steps(steps: Any, analysed: bool, refusals: Refusals) -> list[dict[str
             converted.append(_step(step["setWeight"], []))
         elif "pause" in step:
             _attach_pause(converted, step["pause"], f"{path}.pause", refusals)
+    if not converted:
+        refusals.add("spec.strategy.canary.steps", "lanes needs at least one setWeight step")
     if not analysed:
         for step in converted:
             step.setdefault("pause", {"duration": 0})

@@ -407,3 +407,18 @@ def test_converted_flagger_and_argo_documents_render(tmp_path: Path) -> None:
     assert again.stdout == rendered.stdout
     kinds = [d["kind"] for d in yaml.safe_load_all((output / "all.yaml").read_text())]
     assert kinds.count("WorkloadRollout") == 2 and kinds.count("MetricTemplate") == 2
+
+
+def test_flagger_webhooks_other_than_rollout_are_refused(tmp_path: Path) -> None:
+    """lanes calls only `rollout` hooks so far; a converted pre-rollout hook would never run."""
+    doc = canary()
+    doc["spec"]["analysis"]["webhooks"][0]["type"] = "pre-rollout"
+    [line] = refused(tmp_path, [doc])
+    assert "Canary/podinfo: spec.analysis.webhooks[0].type: 'pre-rollout'" in line
+
+
+def test_argo_replicas_and_steps_without_a_weight_are_refused(tmp_path: Path) -> None:
+    docs = argo(steps=[{"pause": {}}])
+    docs[0]["spec"]["replicas"] = 5
+    paths = sorted(line.split(": ")[3] for line in refused(tmp_path, docs))
+    assert paths == ["spec.replicas", "spec.strategy.canary.steps", "spec.strategy.canary.steps[0].pause"]
