@@ -81,10 +81,12 @@ def _mapping(value: Any) -> dict[str, Any]:
 
 
 def _name(doc: Mapping[str, Any]) -> str:
+    """The document's name, as errors name it."""
     return str(_mapping(doc.get("metadata")).get("name", "(unnamed)"))
 
 
 def _namespace(doc: Mapping[str, Any]) -> str:
+    """The document's namespace, `""` when it gives none (Argo looks templates up in it)."""
     return str(_mapping(doc.get("metadata")).get("namespace") or "")
 
 
@@ -103,6 +105,7 @@ def _metadata(doc: Mapping[str, Any], name: str | None = None) -> dict[str, Any]
 
 
 def _document(kind: str, metadata: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    """A lanes.dev document of `kind`."""
     return {"apiVersion": API_VERSION, "kind": kind, "metadata": metadata, "spec": spec}
 
 
@@ -245,6 +248,7 @@ def _flagger_weights(analysis: dict[str, Any], refusals: Refusals) -> list[int]:
 
 
 def _percent(value: Any) -> bool:
+    """Whether `value` is a whole percentage a canary step can send, 1 to 100."""
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 100
 
 
@@ -260,6 +264,9 @@ def _flagger_matches(match: Any, refusals: Refusals) -> list[dict[str, Any]]:
         path = f"spec.analysis.match[{i}]"
         item = _mapping(item)
         refusals.unknown(item, path, ("headers",))
+        if not _mapping(item.get("headers")):
+            # A match without headers selects every request: all untagged traffic to the canary.
+            refusals.add(f"{path}.headers", "missing: lanes converts header matches only")
         headers = []
         for name, rule in _mapping(item.get("headers")).items():
             header = _header_match(str(name), _mapping(rule), f"{path}.headers.{name}", refusals)
@@ -442,23 +449,28 @@ def argo_rollout(
     canary = _mapping(strategy.get("canary"))
     refusals.unknown(canary, "spec.strategy.canary", _ARGO_CANARY)
     _argo_traffic_routing(_mapping(canary.get("trafficRouting")), refusals)
-    labels = {**_argo_canary_metadata(canary, refusals), **canary_labels(doc, refusals)}
+    refusals.unknown(_mapping(canary.get("canaryMetadata")), "spec.strategy.canary.canaryMetadata",
+                     ("labels", "annotations"))
+    labels = {**_argo_canary_metadata(canary, "labels"), **canary_labels(doc, refusals)}
     _require_labels(labels, refusals)
     names = _argo_template_refs(canary, refusals)
     checks = _argo_analysis(names, _namespace(doc), templates, refusals)
     steps = _argo_steps(canary.get("steps"), bool(checks), refusals)
     refusals.check()
     converted: dict[str, Any] = {"canary": _canary(steps, labels, checks)}
+    annotations = _argo_canary_metadata(canary, "annotations")
+    if annotations:
+        converted["canary"]["patchPodTemplateMetadata"]["annotations"] = annotations
     if spec.get("paused"):
         converted["paused"] = True
     return _document("WorkloadRollout", _metadata(doc), {"workloadRef": workload, "strategy": converted})
 
 
-def _argo_canary_metadata(canary: dict[str, Any], refusals: Refusals) -> dict[str, str]:
-    """Argo's `canaryMetadata.labels`: the labels Argo puts on canary pods, lanes' lane labels."""
+def _argo_canary_metadata(canary: dict[str, Any], key: str) -> dict[str, str]:
+    """Argo's `canaryMetadata.labels` or `.annotations`: what Argo puts on the canary pods,
+    which lanes' `patchPodTemplateMetadata` does too."""
     metadata = _mapping(canary.get("canaryMetadata"))
-    refusals.unknown(metadata, "spec.strategy.canary.canaryMetadata", ("labels",))
-    return {str(k): str(v) for k, v in _mapping(metadata.get("labels")).items()}
+    return {str(k): str(v) for k, v in _mapping(metadata.get(key)).items()}
 
 
 def _argo_traffic_routing(routing: dict[str, Any], refusals: Refusals) -> None:
@@ -592,6 +604,7 @@ def progressive_notes(doc: Mapping[str, Any]) -> list[str]:
 
 
 def _argo_notes(spec: dict[str, Any]) -> list[str]:
+    """The Argo Rollout fields lanes drops because it does that part itself."""
     canary = _mapping(_mapping(spec.get("strategy")).get("canary"))
     notes = []
     if "istio" in _mapping(canary.get("trafficRouting")):

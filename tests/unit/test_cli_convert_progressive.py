@@ -422,3 +422,18 @@ def test_argo_replicas_and_steps_without_a_weight_are_refused(tmp_path: Path) ->
     docs[0]["spec"]["replicas"] = 5
     paths = sorted(line.split(": ")[3] for line in refused(tmp_path, docs))
     assert paths == ["spec.replicas", "spec.strategy.canary.steps", "spec.strategy.canary.steps[0].pause"]
+
+
+def test_a_flagger_match_without_headers_is_refused(tmp_path: Path) -> None:
+    """It would select every request and send all untagged traffic to the canary."""
+    [line] = refused(tmp_path, [canary(match=[{}])])
+    assert "Canary/podinfo: spec.analysis.match[0].headers: missing" in line
+
+
+def test_argo_canary_metadata_annotations_go_on_the_canary_pods(tmp_path: Path) -> None:
+    docs = argo()
+    docs[0]["spec"]["strategy"]["canary"]["canaryMetadata"]["annotations"] = {"team": "shop"}
+    [rollout, _] = converted(write(tmp_path, docs))
+    assert rollout["spec"]["strategy"]["canary"]["patchPodTemplateMetadata"] == {
+        **LABELS, "annotations": {"team": "shop"}
+    }
