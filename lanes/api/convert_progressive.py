@@ -282,7 +282,8 @@ def _header_match(name: str, rule: dict[str, Any], path: str, refusals: Refusals
         refusals.add(path, "only exact and regex header matches convert")
         return {}
     (how, value), = rule.items()
-    return {"name": name, "value": str(value), "type": "Exact" if how == "exact" else "RegularExpression"}
+    kind = "Exact" if how == "exact" else "RegularExpression"
+    return {"name": name, "value": str(value), "type": kind}
 
 
 def _flagger_analysis(
@@ -324,14 +325,17 @@ def flagger_metric_template(doc: dict[str, Any]) -> dict[str, Any]:
     if provider.get("type", "prometheus") != "prometheus":
         refusals.add("spec.provider.type", f"{provider.get('type')!r}: lanes queries Prometheus only")
     refusals.check()
-    converted = {"provider": provider, "query": spec.get("query")} if provider else {"query": spec.get("query")}
+    converted: dict[str, Any] = {"provider": provider} if provider else {}
+    converted["query"] = spec.get("query")
     return _document("MetricTemplate", _metadata(doc), converted)
 
 
 # --- Argo Rollouts -------------------------------------------------------------------------
 
 _ARGO_SPEC = ("workloadRef", "strategy", "selector", "revisionHistoryLimit", "paused")
-_ARGO_CANARY = ("steps", "analysis", "trafficRouting", "canaryService", "stableService", "canaryMetadata")
+_ARGO_CANARY = (
+    "steps", "analysis", "trafficRouting", "canaryService", "stableService", "canaryMetadata",
+)
 _ARGO_METRIC = ("name", "interval", "successCondition", "failureLimit", "provider")
 
 
@@ -442,7 +446,8 @@ def argo_rollout(
         )
     if "replicas" in spec:
         refusals.add("spec.replicas", "lanes keeps the Deployment's replica count; set it there")
-    refusals.unknown({k: v for k, v in spec.items() if k not in ("template", "replicas")}, "spec", _ARGO_SPEC)
+    rest = {k: v for k, v in spec.items() if k not in ("template", "replicas")}
+    refusals.unknown(rest, "spec", _ARGO_SPEC)
     workload = _workload_ref(spec.get("workloadRef"), "spec.workloadRef", refusals)
     strategy = _mapping(spec.get("strategy"))
     refusals.unknown(strategy, "spec.strategy", ("canary",))
@@ -463,7 +468,8 @@ def argo_rollout(
         converted["canary"]["patchPodTemplateMetadata"]["annotations"] = annotations
     if spec.get("paused"):
         converted["paused"] = True
-    return _document("WorkloadRollout", _metadata(doc), {"workloadRef": workload, "strategy": converted})
+    rollout_spec = {"workloadRef": workload, "strategy": converted}
+    return _document("WorkloadRollout", _metadata(doc), rollout_spec)
 
 
 def _argo_canary_metadata(canary: dict[str, Any], key: str) -> dict[str, str]:
@@ -518,7 +524,8 @@ def _attach_pause(steps: list[dict[str, Any]], pause: Any, path: str, refusals: 
     elif isinstance(duration, int) and not isinstance(duration, bool):
         steps[-1]["pause"] = {"duration": duration}
     elif isinstance(duration, str) and re.fullmatch(r"\d+[smh]?", duration):
-        steps[-1]["pause"] = {"duration": int(seconds(duration if duration[-1].isalpha() else duration + "s"))}
+        text = duration if duration[-1].isalpha() else f"{duration}s"
+        steps[-1]["pause"] = {"duration": int(seconds(text))}
     else:
         refusals.add(f"{path}.duration", f"{duration!r} is not seconds or a duration like 30s, 5m, 1h")
 
@@ -571,13 +578,15 @@ def _argo_analysis(
     where = "spec.strategy.canary.analysis"
     intervals = sorted({m.interval for m in metrics if m.interval is not None})
     if len(intervals) > 1:
-        refusals.add(where, f"its metrics are measured at different intervals ({', '.join(intervals)}); "
+        shown = ", ".join(intervals)
+        refusals.add(where, f"its metrics are measured at different intervals ({shown}); "
                             "lanes checks all metrics at one interval")
     elif intervals:
         checks["interval"] = intervals[0]
     limits = sorted({m.failure_limit for m in metrics})
     if len(limits) > 1:
-        refusals.add(where, f"its metrics have different failureLimits ({limits}); lanes has one threshold")
+        refusals.add(where, f"its metrics have different failureLimits ({limits}); "
+                            "lanes has one threshold")
     else:
         checks["threshold"] = limits[0] + 1
     return checks

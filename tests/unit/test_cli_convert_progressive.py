@@ -437,3 +437,18 @@ def test_argo_canary_metadata_annotations_go_on_the_canary_pods(tmp_path: Path) 
     assert rollout["spec"]["strategy"]["canary"]["patchPodTemplateMetadata"] == {
         **LABELS, "annotations": {"team": "shop"}
     }
+
+
+def test_argo_metrics_measured_at_different_intervals_are_refused(tmp_path: Path) -> None:
+    """lanes checks every metric of a release at one interval, so it cannot keep both."""
+    docs = argo()
+    second = copy.deepcopy(docs[1]["spec"]["metrics"][0])
+    docs[1]["spec"]["metrics"].append({**second, "name": "latency", "interval": "1m"})
+    [line] = refused(tmp_path, docs)
+    assert ("Rollout/checkout: spec.strategy.canary.analysis: its metrics are measured at "
+            "different intervals (1m, 30s)") in line
+    docs[1]["spec"]["metrics"][1]["interval"] = "30s"
+    _, first, latency = converted(write(tmp_path, docs))
+    assert [first["metadata"]["name"], latency["metadata"]["name"]] == [
+        "success-rate", "success-rate-latency"
+    ]
