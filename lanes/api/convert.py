@@ -1,16 +1,30 @@
-"""Rewrite ASM swimlane and OpenKruise Rollout documents as lanes.dev ones.
+"""Rewrite ASM swimlane, OpenKruise Rollout, Flagger and Argo Rollouts documents as lanes.dev ones.
 
-The specs are laid out the same way, so conversion changes the apiVersion and kind and keeps
-only the metadata a user writes (and spells ASM's baggage mode as lanes' `propagation`); every
-other document passes through unchanged. `conversion_notes` says where a converted group will
-behave differently from ASM.
+ASM's and Kruise's specs are laid out the same way, so their conversion changes the apiVersion
+and kind and keeps only the metadata a user writes (and spells ASM's baggage mode as lanes'
+`propagation`). Flagger's Canary and MetricTemplate and Argo's Rollout and AnalysisTemplate
+are rebuilt field by field (`convert_progressive`); an Argo Rollout needs the
+AnalysisTemplates it names from the same input. Every other document passes through
+unchanged. `conversion_notes` says where a converted document will behave differently.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from .common import API_VERSION
+from .convert_progressive import (
+    ARGO,
+    FLAGGER,
+    TemplateKey,
+    analysis_templates,
+    argo_analysis_template,
+    argo_rollout,
+    flagger_canary,
+    flagger_metric_template,
+    progressive_notes,
+)
 
 _KINDS = {
     ("istio.alibabacloud.com", "ASMSwimLaneGroup"): "SwimLaneGroup",
@@ -31,8 +45,43 @@ def lanes_kind(doc: dict[str, Any]) -> str | None:
     return _KINDS.get((api_group(doc), str(doc.get("kind", ""))))
 
 
+def convert_into(
+    doc: dict[str, Any], templates: Mapping[TemplateKey, dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """The lanes.dev documents one document becomes (itself when it is no foreign kind).
+
+    `templates` are the Argo AnalysisTemplates an Argo Rollout may name; an AnalysisTemplate
+    becomes one MetricTemplate per metric.
+
+    Raises:
+        InvalidSpec: naming each field of a Flagger or Argo document that does not convert
+            (without a source; the caller knows the file).
+    """
+    group, kind = api_group(doc), doc.get("kind")
+    if group == FLAGGER and kind == "Canary":
+        return [flagger_canary(doc)]
+    if group == FLAGGER and kind == "MetricTemplate":
+        return [flagger_metric_template(doc)]
+    if group == ARGO and kind == "Rollout":
+        return [argo_rollout(doc, analysis_templates([doc]) if templates is None else templates)]
+    if group == ARGO and kind == "AnalysisTemplate":
+        return argo_analysis_template(doc)
+    return [convert_document(doc)]
+
+
 def convert_document(doc: dict[str, Any]) -> dict[str, Any]:
-    """One document as lanes.dev when it is an ASM lane or Kruise Rollout; else unchanged."""
+    """One document as lanes.dev when it is an ASM lane, a Kruise Rollout or a Flagger or Argo
+    kind that becomes one document; else unchanged.
+
+    An Argo AnalysisTemplate passes through here, since it becomes several documents, and an
+    Argo Rollout finds no AnalysisTemplates; `convert_into` handles both.
+
+    Raises:
+        InvalidSpec: naming each field of a Flagger or Argo document that does not convert.
+    """
+    group, kind = api_group(doc), doc.get("kind")
+    if (group, kind) in ((FLAGGER, "Canary"), (FLAGGER, "MetricTemplate"), (ARGO, "Rollout")):
+        return convert_into(doc)[0]
     kind = lanes_kind(doc)
     if kind is None:
         return doc
@@ -69,7 +118,13 @@ def conversion_notes(doc: dict[str, Any]) -> list[str]:
     lane each trace ID entered), so its apps may pass on only that header. lanes matches the
     route header itself at every hop, as plain Istio can; an app that passes on only the trace
     header sends its requests to the fallback lane from the second hop on.
+
+    Flagger and Argo documents are noted where lanes drops a field because it does that part
+    itself (routes, Services).
     """
+    progressive = progressive_notes(doc)
+    if progressive:
+        return progressive
     if lanes_kind(doc) != "SwimLaneGroup" or not isinstance(doc.get("spec"), dict):
         return []
     spec = doc["spec"]

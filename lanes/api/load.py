@@ -1,16 +1,18 @@
-"""Read lanes.dev (and ASM / Kruise) documents from YAML files into checked models."""
+"""Read lanes.dev (and ASM / Kruise / Flagger / Argo) documents from YAML files into checked models."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from .analysis import MetricTemplate
 from .common import GROUP
-from .convert import api_group, convert_document
+from .convert import api_group, convert_document, convert_into
+from .convert_progressive import analysis_templates
 from .errors import FieldError, InvalidSpec, from_validation_error
 from .observations import Observations
 from .swimlane import SwimLane
@@ -21,6 +23,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "SwimLaneGroup": SwimLaneGroup,
     "SwimLane": SwimLane,
     "WorkloadRollout": WorkloadRollout,
+    "MetricTemplate": MetricTemplate,
 }
 
 
@@ -39,6 +42,7 @@ class Bundle:
     groups: list[SwimLaneGroup] = field(default_factory=list)
     lanes: list[SwimLane] = field(default_factory=list)
     rollouts: list[WorkloadRollout] = field(default_factory=list)
+    templates: list[MetricTemplate] = field(default_factory=list)
     others: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -89,6 +93,28 @@ def read_documents(path: Path) -> list[Document]:
     return documents
 
 
+def convert_documents(documents: list[Document]) -> list[Document]:
+    """Every document converted to lanes.dev where it is a foreign kind, in input order.
+
+    Argo Rollouts find the AnalysisTemplates they name among the same documents; a document
+    that becomes several keeps its source for each.
+
+    Raises:
+        InvalidSpec: with every field of every document that does not convert.
+    """
+    templates = analysis_templates(doc.body for doc in documents)
+    converted: list[Document] = []
+    errors: list[FieldError] = []
+    for doc in documents:
+        try:
+            converted.extend(Document(doc.source, body) for body in convert_into(doc.body, templates))
+        except InvalidSpec as exc:
+            errors.extend(e if e.source else replace(e, source=doc.source) for e in exc.errors)
+    if errors:
+        raise InvalidSpec(errors)
+    return converted
+
+
 def parse_object(body: dict[str, Any], source: str | None = None) -> BaseModel:
     """One lanes.dev object (or an ASM / Kruise one, converted) as its model.
 
@@ -114,10 +140,11 @@ def parse_documents(documents: list[Document]) -> Bundle:
         InvalidSpec: with all problems of all documents.
     """
     bundle = Bundle()
+    documents = convert_documents(documents)
     errors: list[FieldError] = []
     seen: dict[tuple[str, str, str, str], str] = {}
     for doc in documents:
-        body = convert_document(doc.body)
+        body = doc.body
         if api_group(body) != GROUP:
             bundle.others.append(body)
             continue
@@ -154,6 +181,8 @@ def parse_documents(documents: list[Document]) -> Bundle:
             bundle.lanes.append(obj)
         elif isinstance(obj, WorkloadRollout):
             bundle.rollouts.append(obj)
+        elif isinstance(obj, MetricTemplate):
+            bundle.templates.append(obj)
     if errors:
         raise InvalidSpec(errors)
     return bundle

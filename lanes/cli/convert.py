@@ -1,4 +1,5 @@
-"""`kubectl lane convert`: ASM swimlane and Kruise Rollout manifests rewritten as lanes.dev."""
+"""`kubectl lane convert`: ASM swimlane, Kruise, Flagger and Argo Rollouts manifests rewritten
+as lanes.dev."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from typing import Any
 
 import typer
 
-from lanes.api.convert import conversion_notes, convert_document
-from lanes.api.load import Document, parse_documents, read_documents
+from lanes.api.convert import conversion_notes
+from lanes.api.load import Document, convert_documents, parse_documents, read_documents
 
 from .inputs import Filename, invalid_file, report_invalid_input
 from .yamlout import format_documents
@@ -20,16 +21,17 @@ def convert_all(documents: list[Document]) -> list[dict[str, Any]]:
     Raises:
         InvalidSpec: naming every converted object and field that lanes would reject.
     """
-    converted = [Document(doc.source, convert_document(doc.body)) for doc in documents]
+    converted = convert_documents(documents)
     parse_documents(converted)
     return [doc.body for doc in converted]
 
 
 @report_invalid_input
 def convert(filename: Filename) -> None:
-    """Print the input with ASMSwimLaneGroup, ASMSwimLane and Rollout as lanes.dev kinds.
+    """Print the input with ASM, Kruise, Flagger and Argo Rollouts kinds as lanes.dev kinds.
 
-    Where a converted group will route differently from ASM, a note goes to stderr.
+    Where a converted document will behave differently (an ASM group routing otherwise, a
+    Flagger or Argo field lanes does itself), a note goes to stderr.
     """
     documents = read_documents(filename)
     if not documents:

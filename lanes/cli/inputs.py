@@ -16,9 +16,14 @@ from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 
-from lanes.api.convert import convert_document
 from lanes.api.errors import FieldError, InvalidSpec
-from lanes.api.load import Bundle, load_observations, parse_documents, read_documents
+from lanes.api.load import (
+    Bundle,
+    convert_documents,
+    load_observations,
+    parse_documents,
+    read_documents,
+)
 from lanes.api.observations import Observations
 from lanes.api.swimlanegroup import SwimLaneGroup
 from lanes.api.topology import Topology, resolve, shared_services
@@ -36,7 +41,7 @@ Filename = Annotated[
     typer.Option(
         "-f",
         "--filename",
-        help="A YAML file or a directory of them (lanes.dev, ASM or Kruise kinds).",
+        help="A YAML file or a directory of them (lanes.dev, ASM, Kruise, Flagger or Argo kinds).",
         show_default=False,
     ),
 ]
@@ -129,8 +134,8 @@ def read_input(path: Path) -> Input:
     if not bundle.groups:
         raise invalid_file(path, "holds no SwimLaneGroup (or ASMSwimLaneGroup)")
     sources = {}
-    for document in documents:
-        body = convert_document(document.body)
+    for document in convert_documents(documents):
+        body = document.body
         name = str((body.get("metadata") or {}).get("name", ""))
         sources[(str(body.get("kind", "")), name)] = document.source
     known = {group.name for group in bundle.groups}
