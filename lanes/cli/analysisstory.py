@@ -48,6 +48,7 @@ HEALTHY_COMMAND = f"kubectl set image deployment/{DEPLOYMENT} default={IMAGE}:2.
 FAILING_COMMAND = f"kubectl set env deployment/{DEPLOYMENT} fail_percent=100"
 POLL_S = 0.5
 LOAD_PAUSE_S = 0.02
+INJECTED = "injected failure"  # what the sample app answers when `fail_percent` fails a request
 
 Outcome = tuple[str, str]
 PROMOTED: Outcome = ("True", "Promoted")
@@ -132,21 +133,38 @@ def hop_ips(body: str) -> set[str]:
 
 @dataclass
 class Tally:
-    """What the load saw: requests per lane, and the errors that count against base."""
+    """What the load saw: requests per lane, and the errors that count against base.
+
+    An untagged request the traffic step sent to a failing canary may fail, so an untagged
+    answer with the sample app's injected failure waits in `untagged` until `settle` knows
+    every canary pod's IP (the load may see a canary's answer before the watcher sees that
+    canary); any other untagged error is a base error at once.
+    """
 
     sent: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
     base_errors: list[str] = field(default_factory=list)
+    untagged: list[tuple[str, frozenset[str]]] = field(default_factory=list)
 
-    def record(self, lane: str, status: int, body: str, canary_ips: Iterable[str]) -> None:
-        """Count one answer; a base-tagged error, or an untagged one not through a canary pod,
-        is a base error (an untagged request the traffic step sent to a canary may fail)."""
+    def record(self, lane: str, status: int, body: str) -> None:
+        """Count one answer and file its error, if any, as base's or as one to settle."""
         self.sent[lane] = self.sent.get(lane, 0) + 1
         if status == 200:
             return
         self.errors[lane] = self.errors.get(lane, 0) + 1
-        if lane == "base" or (lane == "untagged" and not hop_ips(body) & set(canary_ips)):
-            self.base_errors.append(f"{lane}: HTTP {status} {body.strip()[:120]}")
+        line = f"{lane}: HTTP {status} {body.strip()[:120]}"
+        if lane == "base":
+            self.base_errors.append(line)
+        elif lane == "untagged" and INJECTED in body:
+            self.untagged.append((line, frozenset(hop_ips(body))))
+        elif lane == "untagged":
+            self.base_errors.append(line)
+
+    def settle(self, canary_ips: Iterable[str]) -> None:
+        """Count as base errors the untagged errors that went through no canary pod."""
+        canaries = set(canary_ips)
+        self.base_errors += [line for line, ips in self.untagged if not ips & canaries]
+        self.untagged = []
 
 
 def format_load(tally: Tally) -> str:
@@ -164,7 +182,9 @@ def missing(healthy: Outcome | None, failing: Outcome | None, tally: Tally) -> l
     if failing != ROLLED_BACK:
         wrong.append(f"the failing release did not roll back by itself (saw {failing or 'no outcome'})")
     if tally.base_errors:
-        wrong.append(f"{len(tally.base_errors)} requests on base got an error, first: {tally.base_errors[0]}")
+        count = len(tally.base_errors)
+        wrong.append(f"{count} request{'s' if count != 1 else ''} on base got an error, "
+                     f"first: {tally.base_errors[0]}")
     if not tally.sent:
         wrong.append("no request was sent through the gateway")
     return wrong
@@ -173,8 +193,8 @@ def missing(healthy: Outcome | None, failing: Outcome | None, tally: Tally) -> l
 class Load:
     """Canary-tagged, base-tagged and untagged requests through the gateway, in a thread.
 
-    `canary_ips` is fed by the watcher with the canary pods' IPs, so an untagged request the
-    traffic step sent to a failing canary does not count against base.
+    `canary_ips` is fed by the watcher with every canary pod IP it sees, so an untagged request
+    the traffic step sent to a failing canary does not count against base.
     """
 
     LANES: Sequence[str] = ("canary", "base", "untagged")
@@ -204,7 +224,7 @@ class Load:
         while not self.stop.is_set():
             for lane in self.LANES:
                 status, body = self.ask(lane)
-                self.tally.record(lane, status, body, tuple(self.canary_ips))
+                self.tally.record(lane, status, body)
             time.sleep(LOAD_PAUSE_S)
 
     def __enter__(self) -> Load:
@@ -214,6 +234,7 @@ class Load:
     def __exit__(self, *exc: object) -> None:
         self.stop.set()
         self.thread.join(10)
+        self.tally.settle(self.canary_ips)
 
 
 class AnalysisStory:
@@ -261,10 +282,10 @@ class AnalysisStory:
         healthy = failing = None
         with Load(self.gateway_url) as load:
             try:
-                healthy = self.release("healthy", HEALTHY_COMMAND, load, PROMOTED)
+                healthy = self.release("healthy", HEALTHY_COMMAND, load)
                 if healthy == PROMOTED:
                     self.wait(lambda: len(self.base_pods()) == 1, "one mockb base pod, the promoted one")
-                    failing = self.release("failing", FAILING_COMMAND, load, ROLLED_BACK)
+                    failing = self.release("failing", FAILING_COMMAND, load)
             except TimeoutError as error:
                 self.console.print(Text(str(error), style="bold red"))
         self.console.print(format_load(load.tally))
@@ -283,12 +304,19 @@ class AnalysisStory:
                   f"{ROLLOUT} to be Healthy")
         self.wait(lambda: Load(self.gateway_url).ask("base")[0] == 200, "base to answer")
 
-    def release(self, name: str, command: str, load: Load, expected: Outcome) -> Outcome | None:
+    def release(self, name: str, command: str, load: Load) -> Outcome | None:
         """Start a release with `command`, print each check as it lands, return how it ended."""
         self.console.print(Text(f"\n{name} release", style="bold"))
         self.say(command)
         self.kubectl_run(*command.removeprefix("kubectl ").split(), "-n", NAMESPACE)
         self.wait(lambda: release_started(self.rollout()), f"the {name} release to start")
+        try:
+            return self.watch(name, load)
+        finally:
+            load.canary_ips |= self.canary_ips()
+
+    def watch(self, name: str, load: Load) -> Outcome | None:
+        """Print each check as it lands until the release ends; how it ended, None on timeout."""
         shown: tuple[int, str] | None = None
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
