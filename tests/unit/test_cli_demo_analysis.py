@@ -158,10 +158,13 @@ def test_the_verdict_names_what_did_not_happen() -> None:
     assert missing(PROMOTED, ROLLED_BACK, Tally()) == ["no request was sent through the gateway"]
 
 
-def test_an_unknown_story_or_an_offline_analysis_is_refused_before_anything_starts() -> None:
+def test_an_unknown_story_or_an_offline_or_asm_analysis_is_refused_before_anything_starts() -> None:
     result = invoke("demo", "--story", "flagger")
     assert result.exit_code == 2
     assert "'flagger' is not one of chain, analysis" in result.stderr
     result = invoke("demo", "--story", "analysis", "--offline")
     assert result.exit_code == 2
     assert "runs live only" in result.stderr
+    result = invoke("demo", "--story", "analysis", "--flavour", "asm")
+    assert result.exit_code == 2
+    assert "istio flavour only" in result.stderr
