@@ -308,16 +308,20 @@ class AnalysisStory:
         """Start a release with `command`, print each check as it lands, return how it ended."""
         self.console.print(Text(f"\n{name} release", style="bold"))
         self.say(command)
+        previous = check_key(self.rollout())
         self.kubectl_run(*command.removeprefix("kubectl ").split(), "-n", NAMESPACE)
         self.wait(lambda: release_started(self.rollout()), f"the {name} release to start")
         try:
-            return self.watch(name, load)
+            return self.watch(name, load, previous)
         finally:
             load.canary_ips |= self.canary_ips()
 
-    def watch(self, name: str, load: Load) -> Outcome | None:
-        """Print each check as it lands until the release ends; how it ended, None on timeout."""
-        shown: tuple[int, str] | None = None
+    def watch(self, name: str, load: Load, previous: tuple[int, str] | None) -> Outcome | None:
+        """Print each check as it lands until the release ends; how it ended, None on timeout.
+
+        `previous` is the last check of the release before, never printed as this one's.
+        """
+        shown = previous
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             rollout = self.rollout()
