@@ -1,10 +1,10 @@
-# Two commands: `make demo` runs the mock-chain story, `make test` runs every test.
+# Two commands: `make demo` runs the mock-chain story (`make demo-analysis` its metrics story), `make test` runs every test.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test unit crds bench clean
+.PHONY: demo demo-analysis test unit crds bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/kubectl-lane demo
+
+# Two mockb releases decided by Prometheus metrics: one promoted, one rolled back by itself.
+demo-analysis: $(STAMP)
+	$(BIN)/kubectl-lane demo --story analysis
 
 test: $(STAMP)
 	$(BIN)/pytest
