@@ -63,6 +63,7 @@ from .progress import (
     enter_rollback,
     healthy_message,
     hold_base,
+    post_rollout,
     promote,
     roll_back,
     run_steps,
@@ -126,8 +127,11 @@ def _healthy(d: Draft) -> None:
     """Settled: drop a leftover canary, or start a release on a new template.
 
     A canary left from a start whose status write was lost is reused by the release that
-    starts again, not deleted and re-created, so its pods are not restarted.
+    starts again, not deleted and re-created, so its pods are not restarted. The last
+    release's post-rollout hooks are called first.
     """
+    if post_rollout(d):
+        return
     revision = d.base.revision
     if d.canary is not None and (revision == d.stable or d.is_paused):
         d.act(DeleteCanary(d.canary.name))
