@@ -137,7 +137,7 @@ def pre_rollout_failed(
     reason = failures(results)
     rollback = failed >= analysis.threshold
     message = (
-        f"Rolling back: pre-rollout failed checks threshold reached {failed} ({reason})"
+        f"pre-rollout failed {failed} check(s), the threshold: {reason}"
         if rollback
         else f"Halt advancement: pre-rollout {reason} (failed checks {failed}/{analysis.threshold})"
     )
@@ -160,7 +160,7 @@ def rolled_back_by(
         "phase": "Failed",
         "checks": before.checks + 1,
         "last_check_time": stamp,
-        "message": f"Rolling back: rollback webhook {hook.name} answered ({hook.message})",
+        "message": f"rollback webhook {hook.name} asked to roll back ({hook.message or '2xx'})",
         "reason": ROLLED_BACK_BY_WEBHOOK,
         "step": step,
     })
