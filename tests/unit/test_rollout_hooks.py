@@ -8,6 +8,8 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lanes.analysis.verdict import HookResult
 from lanes.api.analysis import Webhook
@@ -311,3 +313,43 @@ def test_payload_phases_are_flaggers(phase: str, succeeded: str | None, expected
     found = [] if succeeded is None else [Condition(type="Succeeded", status=succeeded,
                                                     reason="x", message="")]
     assert flagger_phase(WorkloadRolloutStatus(phase=phase, conditions=found)) == expected
+
+
+GATED = (hook("gate", "confirm-rollout"), hook("smoke", "pre-rollout"),
+         hook("abort", "rollback"), hook("promote", "confirm-promotion"),
+         hook("notify", "post-rollout"))
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    answers=st.dictionaries(
+        st.sampled_from([h["name"] for h in GATED]),
+        st.lists(st.booleans(), min_size=1, max_size=4),
+    ),
+    restart_at=st.integers(min_value=0, max_value=30),
+)
+def test_gates_hold_what_they_gate_and_post_rollout_is_called_once(
+    answers: dict[str, list[bool]], restart_at: int
+) -> None:
+    answers.setdefault("abort", [False])
+    for gate in ("gate", "promote"):  # a gate that never opens holds the release for good
+        answers[gate] = [*answers.get(gate, []), True]
+    world = started(hooked(*GATED, steps=[{"replicas": 1}, {"replicas": 2}]))
+    world.webhooks = answering(**answers)
+    for turn in range(60):
+        if turn == restart_at:
+            restarted(world)
+        replayed(world)
+        world.now += timedelta(seconds=world.plans[-1].requeue_after or 1)
+        done = world.status.analysis.hooks_done if world.status.analysis else []
+        if world.canary is not None and world.status.phase != "Healthy":
+            assert "confirm-rollout" in done
+        if world.status.phase == "Promoting":
+            assert {"confirm-rollout", "pre-rollout", "confirm-promotion"} <= set(done)
+        if world.status.phase == "Healthy" and calls(world, "post-rollout"):
+            break
+    else:
+        raise AssertionError(f"the release never ended: {world.status}")
+    assert len(calls(world, "post-rollout")) == 1
+    assert conditions(world)["Succeeded"][1] in ("Promoted", "PreRolloutFailed",
+                                                 "RolledBackByWebhook", "AnalysisFailed")
