@@ -9,9 +9,7 @@ not caught up yet never asks for the canary twice; actions that correct an exist
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
-
-from typing import Literal
+from typing import Any, Literal
 
 from lanes.analysis.verdict import judge
 from lanes.api.analysis import Analysis, AnalysisStatus, WebhookType
@@ -294,13 +292,13 @@ def _check(d: Draft, analysis: Analysis) -> bool:
     """Ask for the step's analysis check when it is due, or judge the one the operator made.
 
     The check carries the `rollback` hooks of the analysis and, until they passed once, the
-    `pre-rollout` ones: a rollback hook's 2xx rolls back at once, a failed pre-rollout is a
+    release's `pre-rollout` ones: a rollback hook's 2xx rolls back at once, a failed pre-rollout is a
     failed check without judging the metrics. Stores the judged status with the step it was
     made at and posts its events. Returns False when the check rolled the release back, True
     when the step carries on.
     """
     readings = d.observed.readings
-    pre = () if is_done(d.analysis, "pre-rollout") else hooks_of(analysis, "pre-rollout")
+    pre = () if is_done(d.analysis, "pre-rollout") else release_hooks(d.rollout, "pre-rollout")
     if readings is None:
         wait = next_check_in(analysis, d.analysis, d.now)
         if wait <= 0:

@@ -353,3 +353,11 @@ def test_gates_hold_what_they_gate_and_post_rollout_is_called_once(
     assert len(calls(world, "post-rollout")) == 1
     assert conditions(world)["Succeeded"][1] in ("Promoted", "PreRolloutFailed",
                                                  "RolledBackByWebhook", "AnalysisFailed")
+
+
+def test_pre_rollout_of_a_later_steps_analysis_runs_with_the_first_check() -> None:
+    later = {**ANALYSIS, "webhooks": [hook("smoke", "pre-rollout")]}
+    world = started(rollout(steps=[{"replicas": 1}, {"replicas": 2, "analysis": later}],
+                            analysis=ANALYSIS))
+    run_until(world, lambda w: len(w.checks) == 1)
+    assert calls(world, "pre-rollout") == [("smoke", "Progressing")]
