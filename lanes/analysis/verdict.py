@@ -45,11 +45,12 @@ class Reading:
 
 @dataclass(frozen=True)
 class HookResult:
-    """The outcome of one `rollout` webhook call."""
+    """The outcome of one webhook call; `type` is the hook's (`rollout`, `rollback`, ...)."""
 
     name: str
     ok: bool
     message: str = ""
+    type: str = "rollout"
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,11 @@ def judge(
         return _hold(analysis, before, unavailable[0], now)
     metrics = [_metric_status(m, r) for m, r in zip(analysis.metrics, read, strict=True)]
     failures = [m.message for m in metrics if not m.ok]
-    failures += [f"webhook {h.name}: {h.message or 'failed'}" for h in hooks if not h.ok]
+    failures += [
+        f"webhook {h.name}: {h.message or 'failed'}"
+        for h in hooks
+        if not h.ok and h.type == "rollout"
+    ]
     checks = before.checks + 1
     if not failures:
         summary = ", ".join(m.message for m in metrics) or "no metrics"

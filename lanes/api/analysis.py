@@ -182,6 +182,13 @@ class AnalysisStatus(Model):
     `failedChecks` counts failed checks since the release started (as Flagger's do, a passing
     check does not reset them); `unavailableSince` is when Prometheus stopped answering;
     `step` is the canary step the last check was made at, so a pass counts for that step only.
+
+    Webhooks beyond `rollout` leave their mark here too, so a restarted operator neither asks a
+    gate again nor repeats a notification: `hooksDone` lists the hook types that have done their
+    part for this release (a `confirm-rollout`, `pre-rollout` or `confirm-promotion` gate that
+    answered 2xx, `post-rollout` once called), `lastGateTime` when a waiting gate was last asked
+    (it is asked again an `interval` later), and `reason` what ended the release when no metric
+    did (`PreRolloutFailed`, `RolledBackByWebhook`).
     """
 
     phase: AnalysisPhase = "Waiting"
@@ -192,3 +199,6 @@ class AnalysisStatus(Model):
     metrics: list[MetricStatus] = Field(default_factory=list)
     message: str | None = None
     step: int | None = None
+    hooks_done: list[WebhookType] = Field(default_factory=list)
+    last_gate_time: str | None = None
+    reason: str | None = None

@@ -16,9 +16,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
-from .analysis import seconds
+from .analysis import WebhookType, seconds
 from .common import API_VERSION
 from .errors import FieldError, InvalidSpec
 
@@ -300,10 +300,10 @@ def _flagger_analysis(
     for i, webhook in enumerate(webhooks if isinstance(webhooks, list) else []):
         refusals.unknown(_mapping(webhook), f"spec.analysis.webhooks[{i}]", _FLAGGER_WEBHOOK)
         kind = _mapping(webhook).get("type", "rollout")
-        if kind != "rollout":
-            # lanes calls only `rollout` hooks so far; converting others would drop them unseen.
+        if kind not in get_args(WebhookType):
             refusals.add(f"spec.analysis.webhooks[{i}].type",
-                         f"{kind!r}: lanes runs only 'rollout' webhooks so far")
+                         f"{kind!r}: lanes has no such webhook type "
+                         f"({', '.join(get_args(WebhookType))})")
     if webhooks:
         checks["webhooks"] = webhooks
     if metrics_server:

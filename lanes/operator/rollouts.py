@@ -28,7 +28,7 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from lanes.analysis.verdict import HookResult, Reading
-from lanes.api.analysis import Analysis, MetricTemplate
+from lanes.api.analysis import Analysis, MetricTemplate, Webhook
 from lanes.api.common import GROUP, VERSION
 from lanes.api.workloadrollout import WorkloadRollout
 from lanes.kube.connect import connect
@@ -39,7 +39,10 @@ from lanes.rollout import (
     ROLLOUT_LABEL,
     ClearIntent,
     Event,
+    HookCall,
     Observed,
+    Plan,
+    flagger_phase,
     plan_finalize,
     plan_step,
 )
@@ -116,14 +119,52 @@ def make_check(
     context = check_context(rollout, seen.base, api.services(namespace), api.swimlanes())
     readings = read_metrics(analysis, context, templates, default_address=settings.prometheus_url,
                             default_source=settings.metric_source)
-    checksum = ((status.get("canaryStatus") or {}).get("canaryRevision")) or ""
     hooks = [
         call_webhook(hook, webhook_payload(hook, rollout.metadata.name, namespace,
-                                           status.get("phase") or "Progressing", checksum))
+                                           flagger_phase(rollout.status), checksum_of(status)))
         for hook in analysis.webhooks
         if hook.type == "rollout"
     ]
     return readings, hooks
+
+
+def checksum_of(status: Mapping[str, Any]) -> str:
+    """The revision being released, as a payload's `checksum`."""
+    return ((status.get("canaryStatus") or {}).get("canaryRevision")) or ""
+
+
+def call_hooks(
+    rollout: WorkloadRollout, calls: tuple[HookCall, ...], status: Mapping[str, Any]
+) -> list[HookResult]:
+    """Call the webhooks a plan named in `Plan.hooks_due`, each with its payload phase."""
+    namespace = rollout.metadata.namespace or "default"
+    return [
+        call_webhook(c.hook, webhook_payload(c.hook, rollout.metadata.name, namespace, c.phase,
+                                             checksum_of(status)))
+        for c in calls
+    ]
+
+
+def event_payload(
+    hook: Webhook, rollout: WorkloadRollout, plan: Plan, event: Event
+) -> dict[str, Any]:
+    """An `event` hook's payload: Flagger's, its metadata carrying `eventMessage` and
+    `eventType`, the phase the planned status has."""
+    namespace = rollout.metadata.namespace or "default"
+    status = plan.status.to_wire()
+    payload = webhook_payload(hook, rollout.metadata.name, namespace, flagger_phase(plan.status),
+                              checksum_of(status))
+    payload["metadata"] = {**payload["metadata"], "eventMessage": event.message,
+                           "eventType": event.type}
+    return payload
+
+
+def notify(rollout: WorkloadRollout, plan: Plan, event: Event) -> None:
+    """Send one event to the release's `event` hooks; a failure is only logged."""
+    for hook in plan.event_hooks:
+        result = call_webhook(hook, event_payload(hook, rollout, plan, event))
+        if not result.ok:
+            log.warning("event webhook %s: %s", hook.name, result.message)
 
 
 def reconcile(
@@ -132,8 +173,9 @@ def reconcile(
 ) -> float | None:
     """One reconcile of one rollout; returns when to plan again (see `Plan.requeue_after`).
 
-    When the plan asks for an analysis check, the check is made and the rollout planned again
-    from the same observations with its readings, at the same `now`.
+    When the plan asks for an analysis check or webhooks (`Plan.asks`), the hooks are called,
+    then the check made, and the rollout planned again from the same observations with their
+    answers, at the same `now`. Each event posted also goes to the release's `event` hooks.
     """
     body = api.get(namespace, name)
     if body is None:
@@ -164,9 +206,14 @@ def reconcile(
                 raise
     observed = observed_of(seen, driven_by)
     plan = plan_step(rollout, observed, now)
-    if plan.check is not None:
-        readings, hooks = make_check(api, rollout, seen, plan.check, settings, status)
-        plan = plan_step(rollout, observed.with_check(readings, hooks), now)
+    if plan.asks:
+        called = call_hooks(rollout, plan.hooks_due, status)
+        if plan.check is not None:
+            readings, hooks = make_check(api, rollout, seen, plan.check, settings, status)
+            asked = observed.with_check(readings, [*called, *hooks])
+        else:
+            asked = observed.with_hooks(called)
+        plan = plan_step(rollout, asked, now)
     for change in plan.changes:
         api.carry_out(namespace, name, change)
     wanted = plan.status.to_wire()
@@ -182,6 +229,7 @@ def reconcile(
             api.annotate(namespace, name, {followup.annotation: None})
         elif isinstance(followup, Event):
             post_event(api, body, followup)
+            notify(rollout, plan, followup)
     return plan.requeue_after
 
 

@@ -78,11 +78,11 @@ def _call(
             left -= RETRY_PAUSE_S
         ok, outcome, retry = _attempt(hook, payload, client, left)
         if ok:
-            return HookResult(hook.name, True, outcome)
+            return HookResult(hook.name, True, outcome, hook.type)
         failure = outcome if attempt == 1 else f"{outcome} (attempt {attempt} of {MAX_ATTEMPTS})"
         if not retry:
             break
-    return HookResult(hook.name, False, failure)
+    return HookResult(hook.name, False, failure, hook.type)
 
 
 def _attempt(

@@ -30,6 +30,7 @@ from .canary import (
     canary_revision,
 )
 from .finalize import plan_finalize
+from .hooks import HookCall, flagger_phase, release_hooks
 from .intents import ANNOTATIONS, Intent, check_intent, intent_patch, requested
 from .machine import plan_step
 from .observed import DeploymentView, Observed, ReplicaSetView
@@ -50,6 +51,7 @@ __all__ = [
     "DeploymentView",
     "Event",
     "Followup",
+    "HookCall",
     "Intent",
     "Observed",
     "PauseBase",
@@ -62,11 +64,13 @@ __all__ = [
     "canary_name",
     "canary_revision",
     "check_intent",
+    "flagger_phase",
     "intent_patch",
     "is_batch_ready",
     "plan_finalize",
     "plan_step",
     "pod_template",
+    "release_hooks",
     "requested",
     "scaled_value",
     "step_replicas",

@@ -12,8 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from lanes.api.analysis import Analysis
+from lanes.api.analysis import Analysis, Webhook
 from lanes.api.workloadrollout import WorkloadRolloutStatus
+
+from .hooks import HookCall
 
 
 HELD_ANNOTATION = "lanes.dev/held-by"
@@ -112,12 +114,30 @@ class Plan:
     webhooks, and plans again with the same `now` and `Observed.with_check(...)`; it carries
     out that second plan, never the one that asked. That one moves nothing; its requeue is
     the analysis interval, so an operator that cannot check retries then instead of at once.
+
+    `hooks_due` are the webhooks of the other types (`lanes.rollout.hooks`) to call now, each
+    with the phase its payload carries, asked for the same way: alone (a gate, post-rollout)
+    or with `check` (pre-rollout, rollback). The operator calls them before the check's
+    metrics are read and passes every answer back in `Observed.hooks`. `event_hooks` are
+    called by the operator with each Event it posts; their answers are not planned from.
     """
 
     status: WorkloadRolloutStatus
     actions: tuple[Action, ...] = ()
     requeue_after: float | None = None
     check: Analysis | None = None
+    hooks_due: tuple[HookCall, ...] = ()
+    event_hooks: tuple[Webhook, ...] = ()
+
+    @property
+    def asks(self) -> bool:
+        """Whether the operator must call hooks or make a check and plan again with them."""
+        return self.check is not None or bool(self.hooks_due)
+
+    @property
+    def hook_types(self) -> tuple[str, ...]:
+        """The types of the hooks due, in the order asked."""
+        return tuple(dict.fromkeys(c.type for c in self.hooks_due))
 
     @property
     def check_due(self) -> bool:

@@ -24,7 +24,9 @@ from .status import current_step, parse_time
 
 ANALYSIS_FAILED = "AnalysisFailed"
 ANALYSIS_UNAVAILABLE = "AnalysisUnavailable"
-ANALYSIS_REASONS = (ANALYSIS_FAILED, ANALYSIS_UNAVAILABLE)
+PRE_ROLLOUT_FAILED = "PreRolloutFailed"
+ROLLED_BACK_BY_WEBHOOK = "RolledBackByWebhook"
+ANALYSIS_REASONS = (ANALYSIS_FAILED, ANALYSIS_UNAVAILABLE, PRE_ROLLOUT_FAILED, ROLLED_BACK_BY_WEBHOOK)
 
 
 def analysis_at(rollout: WorkloadRollout, index: int) -> Analysis | None:
@@ -66,20 +68,24 @@ def complete_readings(analysis: Analysis, readings: Mapping[str, Reading]) -> di
 
 
 def failure_reason(status: AnalysisStatus | None) -> str | None:
-    """`AnalysisFailed` or `AnalysisUnavailable` when the analysis ended the release, else None.
+    """`AnalysisFailed` or `AnalysisUnavailable` when the analysis ended the release, the
+    status's own `reason` when a webhook did (`PreRolloutFailed`, `RolledBackByWebhook`), else
+    None.
 
     A failed analysis that still records when Prometheus stopped answering failed on that:
     any check that was judged on values starts a status without `unavailableSince`.
     """
     if status is None or status.phase != "Failed":
         return None
+    if status.reason:
+        return status.reason
     return ANALYSIS_UNAVAILABLE if status.unavailable_since else ANALYSIS_FAILED
 
 
 def failure_summary(status: AnalysisStatus) -> str:
     """Why the analysis rolled the release back, naming each failing metric, value and range."""
-    if status.unavailable_since:
-        return status.message or "Prometheus unavailable"
+    if status.unavailable_since or status.reason:
+        return status.message or status.reason or "Prometheus unavailable"
     failing = [f"{m.message} (range {m.range})" for m in status.metrics if not m.ok]
     if not failing:
         return status.message or "analysis failed"

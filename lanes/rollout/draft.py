@@ -20,6 +20,7 @@ from .actions import HELD_ANNOTATION, Action, ApplyCanary, Event, Plan
 from .batches import step_replicas
 from .canary import canary_deployment, canary_name, owns
 from .checks import failure_reason, waits_for_approval
+from .hooks import HookCall, release_hooks
 from .observed import DeploymentView, Observed
 from .status import (
     PROGRESSING,
@@ -75,6 +76,7 @@ class Draft:
     fresh: bool = False
     analysis: AnalysisStatus | None = None
     check: Analysis | None = None
+    calls: list[HookCall] = field(default_factory=list)
 
     @classmethod
     def of(cls, rollout: WorkloadRollout, observed: Observed, now: datetime) -> Draft:
@@ -179,6 +181,12 @@ class Draft:
         """Add an Event on the rollout."""
         self.act(Event(reason, message, "Warning" if warning else "Normal"))
 
+    def call(self, hooks: tuple, phase: str) -> None:
+        """Ask the operator to call webhooks, each once, with `phase` in their payload."""
+        for hook in hooks:
+            if all(c.hook.name != hook.name or c.type != hook.type for c in self.calls):
+                self.calls.append(HookCall(hook, phase))
+
     def move(self, **changes: Any) -> None:
         """Make this plan's state transition; touching the step stamps `lastUpdateTime`."""
         for key, value in changes.items():
@@ -243,7 +251,10 @@ class Draft:
         )
         requeue = 0.0 if self.moved else self.requeue
         plan = Plan(status=status, actions=tuple(self.actions), requeue_after=requeue)
-        return Plan(status, plan.changes + plan.followups, requeue, self.check)
+        return Plan(
+            status, plan.changes + plan.followups, requeue, self.check, tuple(self.calls),
+            release_hooks(self.rollout, "event"),
+        )
 
 
 def rolled_back(analysis: AnalysisStatus | None) -> Outcome:

@@ -31,7 +31,7 @@ rules of one check are in `lanes.analysis.verdict`, how each kind of pause waits
 - Checks run only while a step's canary pods are ready (StepPaused) and the rollout is not
   paused. A plan made without readings asks for one when it is due (`Plan.check`) and
   otherwise requeues at the next due time; the operator queries, calls the `rollout`
-  webhooks and plans again with the same `now` and the readings (`Observed.readings`,
+  webhooks (and the `hooks_due`, below) and plans again with the same `now` and the readings (`Observed.readings`,
   `Observed.hooks`). Planning again from the returned status with the same readings judges
   nothing twice: the next check is not due until `interval` has passed.
 - The judged check is stored in `status.analysis` (with the step it was made at) and its
@@ -46,6 +46,31 @@ rules of one check are in `lanes.analysis.verdict`, how each kind of pause waits
   AnalysisUnavailable, the message naming each failing metric, its value and its range.
 - A new release (a new canary revision) starts with no `status.analysis`; the last
   release's stays after it ends, to show why it ended.
+
+Webhooks of the other types (rules in `hooks`; the release's own are gathered from every
+analysis of the rollout, `rollout` and `rollback` ones are the checking analysis's). The plan
+names the hooks to call now in `Plan.hooks_due`, each with its payload phase; the operator
+calls them (before the check's metrics, when a check is also due) and plans again with their
+answers in `Observed.hooks`, at the same `now`, exactly as for a check:
+
+- `confirm-rollout` (payload phase `Waiting`): a release entering step 1 stays Progressing at
+  StepUpgrade with no canary Deployment and the base held, asking every `interval`, until every
+  such hook answers 2xx; then the canary is applied and the step's progress deadline starts.
+- `pre-rollout` (`Progressing`): called with the first check of the release; a failure is a
+  failed check whose metrics are not judged, retried with the next check, and `threshold` of
+  them roll back with reason `PreRolloutFailed`. Once they pass they are not called again.
+- `rollback` (`Progressing`): called with every check; a 2xx rolls back at once, reason
+  `RolledBackByWebhook`, the message naming the hook.
+- `confirm-promotion` (`WaitingPromotion`): after the last step is ready (its analysis passed,
+  or approve), the release stays at StepReady, base held, asking every `interval` until they
+  answer 2xx; then promotion starts. No checks run while it waits (Flagger keeps checking).
+- `post-rollout` (`Succeeded` or `Failed`): once the release is Healthy again, called once
+  before anything else (a next release included); the answer is only an event.
+- `event`: `Plan.event_hooks`, called by the operator with each event it posts.
+
+What they did lives in `status.analysis` (`hooksDone`, `lastGateTime`, `reason`), so a
+restarted operator neither asks a passed gate again nor calls post-rollout twice, and a plan
+made again from the returned status with the same answers asks for nothing new.
 - Without analysis nothing of this applies: a step without `pause` waits for approve.
 """
 
@@ -63,6 +88,7 @@ from .progress import (
     enter_rollback,
     healthy_message,
     hold_base,
+    post_rollout,
     promote,
     roll_back,
     run_steps,
@@ -126,8 +152,11 @@ def _healthy(d: Draft) -> None:
     """Settled: drop a leftover canary, or start a release on a new template.
 
     A canary left from a start whose status write was lost is reused by the release that
-    starts again, not deleted and re-created, so its pods are not restarted.
+    starts again, not deleted and re-created, so its pods are not restarted. The last
+    release's post-rollout hooks are called first.
     """
+    if post_rollout(d):
+        return
     revision = d.base.revision
     if d.canary is not None and (revision == d.stable or d.is_paused):
         d.act(DeleteCanary(d.canary.name))

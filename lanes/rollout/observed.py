@@ -154,9 +154,10 @@ class Observed:
     `driven_by` names another WorkloadRollout that already drives the base, since one
     Deployment takes one rollout at a time.
 
-    `readings` (one per metric) and `hooks` (the `rollout` webhooks' outcomes) are the analysis
-    check the operator made for this reconcile, at the `now` it plans with; `readings` is None
-    when it made none, which it does only when a plan asks for one (`Plan.check`).
+    `readings` (one per metric) and `hooks` (the webhooks' outcomes, each with its type) are what
+    the operator asked for this reconcile, at the `now` it plans with: `readings` is None when it
+    made no check, which it does only when a plan asks for one (`Plan.check`), and `hooks` holds
+    the `rollout` hooks of that check and whatever `Plan.hooks_due` named.
     """
 
     base: DeploymentView | None
@@ -198,6 +199,10 @@ class Observed:
     ) -> Observed:
         """The same observations plus the analysis check the operator just made."""
         return replace(self, readings=dict(readings), hooks=tuple(hooks))
+
+    def with_hooks(self, hooks: Sequence[HookResult]) -> Observed:
+        """The same observations plus the answers of webhooks called without a check."""
+        return replace(self, hooks=tuple(hooks))
 
     def replica_set_of(self, revision: str) -> ReplicaSetView | None:
         """The newest ReplicaSet running a revision, if one still exists."""

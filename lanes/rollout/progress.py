@@ -9,10 +9,10 @@ not caught up yet never asks for the canary twice; actions that correct an exist
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from lanes.analysis.verdict import judge
-from lanes.api.analysis import Analysis
+from lanes.api.analysis import Analysis, AnalysisStatus, WebhookType
 
 from .actions import (
     ApplyCanary,
@@ -35,6 +35,21 @@ from .checks import (
     waits_for_approval,
 )
 from .draft import PROMOTED, Draft, rolled_back, succeeded_reason
+from .hooks import (
+    answered,
+    answers,
+    carry,
+    failures,
+    gate_interval,
+    gate_wait,
+    hooks_of,
+    is_done,
+    mark_done,
+    names,
+    pre_rollout_failed,
+    release_hooks,
+    rolled_back_by,
+)
 from .observed import DeploymentView
 from .status import timestamp
 
@@ -66,6 +81,12 @@ def start_canary(d: Draft, revision: str, reason: str) -> None:
     if d.foreign_canary:
         d.fail("CanaryConflict", _conflict(d))
         return
+    if release_hooks(d.rollout, "confirm-rollout"):
+        d.replicas = 0
+        d.message = _confirm_message(d)
+        d.event(reason, f"revision {revision} of Deployment {d.base.name} waits for "
+                f"confirm-rollout; the base stays on revision {d.stable}")
+        return
     desired = d.desired_canary(1)
     d.replicas = desired["spec"]["replicas"]
     d.act(ApplyCanary(desired))
@@ -93,6 +114,8 @@ def run_steps(d: Draft) -> None:
         d.move(phase="Progressing")
         d.message = f"resumed at {d.where}"
         return
+    if d.state == "StepUpgrade" and d.index == 1 and not _rollout_confirmed(d):
+        return
     desired = d.desired_canary()
     d.replicas = desired["spec"]["replicas"]
     if d.state == "StepPaused":
@@ -103,6 +126,73 @@ def run_steps(d: Draft) -> None:
         enter_promotion(d)
     else:
         _upgrade_step(d, canary, desired)
+
+
+Gate = Literal["open", "opened", "closed"]
+
+
+def _gate(d: Draft, kind: WebhookType, phase: str) -> Gate:
+    """Whether the release's `kind` hooks let it go on: `open` (none, or they already answered
+    2xx), `opened` (every one answered 2xx in this reconcile) or `closed` (asked for, or a
+    failed answer; asked again every interval). What they did is kept in `status.analysis`."""
+    hooks = release_hooks(d.rollout, kind)
+    if not hooks or is_done(d.analysis, kind):
+        return "open"
+    interval = gate_interval(d.rollout)
+    wait = gate_wait(interval, d.analysis, d.now)
+    if wait > 0:
+        d.wake(wait)
+        return "closed"
+    if not answered(d.observed.hooks, kind):
+        d.call(hooks, phase)
+        d.wake(interval)
+        return "closed"
+    results = answers(d.observed.hooks, hooks)
+    if all(r.ok for r in results):
+        d.analysis = mark_done(d.analysis, kind)
+        d.event(_GATE_EVENTS[kind][0], f"{kind} webhook(s) {names(hooks)} answered 2xx")
+        return "opened"
+    first = d.analysis is None or d.analysis.last_gate_time is None
+    said = f"{kind} {failures(results)}"
+    d.analysis = (d.analysis or AnalysisStatus()).model_copy(
+        update={"last_gate_time": timestamp(d.now), "message": said}
+    )
+    if first:
+        d.event(_GATE_EVENTS[kind][1], said)
+    d.wake(interval)
+    return "closed"
+
+
+_GATE_EVENTS: dict[str, tuple[str, str]] = {
+    "confirm-rollout": ("RolloutConfirmed", "WaitingForConfirmRollout"),
+    "confirm-promotion": ("PromotionConfirmed", "WaitingForConfirmPromotion"),
+}
+
+
+def _confirm_message(d: Draft) -> str:
+    hooks = release_hooks(d.rollout, "confirm-rollout")
+    said = f" ({d.analysis.message})" if d.analysis is not None and d.analysis.message else ""
+    return (
+        f"{d.where}: revision {d.canary_revision} waits for confirm-rollout webhook(s) "
+        f"{names(hooks)}{said}"
+    )
+
+
+def _rollout_confirmed(d: Draft) -> bool:
+    """The confirm-rollout gate before the release's canary starts; opening it starts it."""
+    gate = _gate(d, "confirm-rollout", "Waiting")
+    if gate == "open":
+        return True
+    if gate == "closed":
+        d.replicas = 0
+        d.message = _confirm_message(d)
+        return False
+    desired = d.desired_canary(1)
+    d.replicas = desired["spec"]["replicas"]
+    d.act(ApplyCanary(desired))
+    d.move(state="StepUpgrade", phase="Progressing")
+    d.message = f"{d.where}: rollout confirmed; starting {d.replicas} canary pod(s)"
+    return False
 
 
 def _upgrade_step(d: Draft, canary: DeploymentView | None, desired: dict[str, Any]) -> None:
@@ -201,20 +291,50 @@ def _paused_step(d: Draft, canary: DeploymentView | None, desired: dict[str, Any
 def _check(d: Draft, analysis: Analysis) -> bool:
     """Ask for the step's analysis check when it is due, or judge the one the operator made.
 
-    Stores the judged status with the step it was made at and posts its events. Returns
-    False when the verdict rolled the release back, True when the step carries on.
+    The check carries the `rollback` hooks of the analysis and, until they passed once, the
+    release's `pre-rollout` ones: a rollback hook's 2xx rolls back at once, a failed pre-rollout is a
+    failed check without judging the metrics. Stores the judged status with the step it was
+    made at and posts its events. Returns False when the check rolled the release back, True
+    when the step carries on.
     """
     readings = d.observed.readings
+    pre = () if is_done(d.analysis, "pre-rollout") else release_hooks(d.rollout, "pre-rollout")
     if readings is None:
         wait = next_check_in(analysis, d.analysis, d.now)
         if wait <= 0:
             d.check = analysis
+            d.call(pre + hooks_of(analysis, "rollback"), "Progressing")
         d.wake(wait or analysis.interval_seconds)
         return True
+    if next_check_in(analysis, d.analysis, d.now) > 0:
+        d.wake(next_check_in(analysis, d.analysis, d.now))
+        return True
+    stamp = d.now.isoformat()
+    hooks = d.observed.hooks
+    fired = [r for r in answers(hooks, hooks_of(analysis, "rollback")) if r.ok]
+    if fired:
+        d.analysis = rolled_back_by(d.analysis, fired[0], stamp, d.index)
+        d.event("RolledBackByWebhook", d.analysis.message or "", warning=True)
+        enter_rollback(d, f"{d.where}: rollback webhook {fired[0].name} answered")
+        return False
+    if pre:
+        results = answers(hooks, pre)
+        if not all(r.ok for r in results):
+            status, rollback = pre_rollout_failed(analysis, d.analysis, results, stamp)
+            d.analysis = status.model_copy(update={"step": d.index})
+            d.event("PreRolloutFailed" if rollback else "HaltAdvancement", status.message or "",
+                    warning=True)
+            if rollback:
+                enter_rollback(d, f"{d.where}: {status.message}")
+                return False
+            d.wake(analysis.interval_seconds)
+            return True
+        d.analysis = mark_done(d.analysis, "pre-rollout")
+        d.event("PreRolloutPassed", f"pre-rollout webhook(s) {names(pre)} answered 2xx")
     full = complete_readings(analysis, readings)
-    judged = judge(analysis, d.analysis, full, d.now, d.observed.hooks)
+    judged = judge(analysis, d.analysis, full, d.now, hooks)
     if judged.verdict != "wait":
-        d.analysis = judged.status.model_copy(update={"step": d.index})
+        d.analysis = carry(judged.status.model_copy(update={"step": d.index}), d.analysis)
         for event in judged.events:
             d.event(event.reason, event.message, warning=event.type == "Warning")
     if judged.verdict == "rollback":
@@ -226,6 +346,14 @@ def _check(d: Draft, analysis: Analysis) -> bool:
 
 def _ready_step(d: Draft, canary: DeploymentView | None) -> None:
     if d.index >= d.steps:
+        if _gate(d, "confirm-promotion", "WaitingPromotion") == "closed":
+            hooks = release_hooks(d.rollout, "confirm-promotion")
+            said = f" ({d.analysis.message})" if d.analysis and d.analysis.last_gate_time else ""
+            d.message = (
+                f"{d.where} passed; promotion waits for confirm-promotion webhook(s) "
+                f"{names(hooks)}{said}"
+            )
+            return
         enter_promotion(d)
         return
     d.move(index=d.index + 1, state="StepUpgrade", phase="Progressing")
@@ -254,6 +382,7 @@ def promote(d: Draft) -> None:
     if base.paused:
         d.act(UnpauseBase(base.name))
     if base.rolled_out:
+        _ended(d)
         d.move(phase="Healthy", stable=d.canary_revision, replicas=0, outcome=PROMOTED)
         if d.canary is not None:
             d.act(DeleteCanary(d.canary.name))
@@ -301,6 +430,7 @@ def roll_back(d: Draft, finish: bool = True) -> None:
     if base.paused:
         d.act(UnpauseBase(base.name))
     if finish and not base.paused and base.rolled_out and canary is None:
+        _ended(d)
         d.move(phase="Healthy", index=0, state=None, outcome=rolled_back(d.analysis))
         d.message = healthy_message(d)
         d.event("RolledBack", d.message)
@@ -309,6 +439,34 @@ def roll_back(d: Draft, finish: bool = True) -> None:
         f"rolling back to revision {d.stable}: Deployment {base.name} has "
         f"{base.available_replicas}/{base.replicas} available"
     )
+
+
+def _ended(d: Draft) -> None:
+    """A release that ends with post-rollout hooks keeps an analysis status to record the
+    call in, even if it never made a check."""
+    if d.analysis is None and release_hooks(d.rollout, "post-rollout"):
+        d.analysis = AnalysisStatus()
+
+
+def post_rollout(d: Draft) -> bool:
+    """Call the release's post-rollout hooks once after it ended; True while asking for them.
+
+    Their answers are only reported (an event each way); the outcome stays as it is.
+    """
+    hooks = release_hooks(d.rollout, "post-rollout")
+    if not hooks or d.analysis is None or is_done(d.analysis, "post-rollout"):
+        return False
+    if not answered(d.observed.hooks, "post-rollout"):
+        ended = d.outcome[1][1] if d.outcome else succeeded_reason(d.rollout)
+        d.call(hooks, "Succeeded" if ended == "Promoted" else "Failed")
+        return True
+    results = answers(d.observed.hooks, hooks)
+    d.analysis = mark_done(d.analysis, "post-rollout")
+    if all(r.ok for r in results):
+        d.event("PostRolloutCalled", f"post-rollout webhook(s) {names(hooks)} answered 2xx")
+    else:
+        d.event("PostRolloutFailed", f"post-rollout {failures(results)}", warning=True)
+    return False
 
 
 def healthy_message(d: Draft) -> str:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lanes.analysis.verdict import HookResult, Reading
-from lanes.api.analysis import Analysis
+from lanes.api.analysis import Analysis, Webhook
 from lanes.api.workloadrollout import WorkloadRollout
 from lanes.rollout import (
     HELD_ANNOTATION,
@@ -153,6 +153,9 @@ class World:
     metrics: Callable[[World, Analysis], Mapping[str, Reading]] | None = None
     hooks: Callable[[World, Analysis], Sequence[HookResult]] | None = None
     checks: list[datetime] = field(default_factory=list)
+    webhooks: Callable[[World, Webhook, str], HookResult] | None = None
+    called: list[tuple[str, str, str]] = field(default_factory=list)
+    notified: list[tuple[str, str, str]] = field(default_factory=list)
     _pod_counter: int = 0
 
     @classmethod
@@ -223,16 +226,23 @@ class World:
     def reconcile(self, crash_after: int | None = None, advance: float = 1.0) -> Plan:
         """One operator reconcile; with `crash_after`, die after that many changes.
 
-        A plan that asks for an analysis check is answered by `metrics` and `hooks` and
-        planned again with the readings, as the operator does.
+        A plan that asks for an analysis check is answered by `metrics` and `hooks` (the
+        `rollout` hooks), the webhooks it names in `hooks_due` by `webhooks` (2xx when unset,
+        each call kept in `called` as (type, name, phase)), and planned again with the answers,
+        as the operator does. Events sent to `event` hooks are kept in `notified`.
         """
         seen = self.observed()
         plan = plan_step(self.rollout, seen, self.now)
-        if plan.check is not None:
-            self.checks.append(self.now)
-            readings = self.metrics(self, plan.check) if self.metrics else {}
-            hooks = self.hooks(self, plan.check) if self.hooks else ()
-            plan = plan_step(self.rollout, seen.with_check(readings, hooks), self.now)
+        if plan.asks:
+            answered = [self._call(c.hook, c.phase) for c in plan.hooks_due]
+            if plan.check is not None:
+                self.checks.append(self.now)
+                readings = self.metrics(self, plan.check) if self.metrics else {}
+                hooks = self.hooks(self, plan.check) if self.hooks else ()
+                asked = seen.with_check(readings, [*answered, *hooks])
+            else:
+                asked = seen.with_hooks(answered)
+            plan = plan_step(self.rollout, asked, self.now)
         self.plans.append(plan)
         changes = plan.changes if crash_after is None else plan.changes[:crash_after]
         for action in changes:
@@ -244,6 +254,12 @@ class World:
         self.settle()
         self.now += timedelta(seconds=advance)
         return plan
+
+    def _call(self, hook: Webhook, phase: str) -> HookResult:
+        self.called.append((hook.type, hook.name, phase))
+        if self.webhooks is None:
+            return HookResult(hook.name, True, "answered 200", hook.type)
+        return self.webhooks(self, hook, phase)
 
     def finalize(self) -> None:
         """What the operator does when the rollout is deleted."""
@@ -285,6 +301,8 @@ class World:
             self._set_annotations(annotations)
         elif isinstance(action, Event):
             self.events.append(action)
+            for hook in self.plans[-1].event_hooks if self.plans else ():
+                self.notified.append((hook.name, action.type, action.message))
         else:
             raise TypeError(action)
 

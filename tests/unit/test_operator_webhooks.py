@@ -1,4 +1,5 @@
-"""Webhook calls against a real local HTTP server: 2xx, 5xx, 4xx, timeouts, refused connections."""
+"""Webhook calls against a real local HTTP server: 2xx, 5xx, 4xx, timeouts, refused connections;
+and the operator's reconcile calling each type of hook the plan asks for."""
 
 from __future__ import annotations
 
@@ -14,7 +15,12 @@ from pathlib import Path
 import pytest
 
 from lanes.api.analysis import Webhook
+from lanes.kube.rollouts import Workloads
+from lanes.operator.rollouts import reconcile
 from lanes.operator.webhooks import MAX_ATTEMPTS, call_webhook, webhook_payload
+
+from .rollout_fixtures import LONG_AGO, NOW, REV, V2, base, canary, held, replica_set, status
+from .rollout_sim import rollout
 
 
 @dataclass
@@ -165,3 +171,104 @@ def test_no_second_attempt_when_the_timeout_has_no_room_for_it(hooks: Hooks) -> 
     # The slow path answers 200 within the timeout: one attempt, ok.
     assert call_webhook(h, payload(h)).ok
     assert hooks.paths() == ["/slow"]
+
+
+class FakeRollouts:
+    """The parts of `RolloutsApi` one reconcile uses, over one rollout and fixed workloads."""
+
+    def __init__(self, body: dict, seen: Workloads):
+        self.body, self.seen = body, seen
+        self.changes: list = []
+        self.events: list = []
+        self.status: dict | None = None
+
+    def get(self, namespace: str, name: str) -> dict | None:
+        return self.body if name == self.body["metadata"]["name"] else None
+
+    def add_finalizer(self, body: dict) -> dict:
+        return body
+
+    def workloads(self, namespace: str, workload: str) -> Workloads:
+        return self.seen
+
+    def label_base(self, *args, **kwargs) -> None:
+        pass
+
+    def labelled_bases(self, namespace: str, rollout: str) -> list[str]:
+        return []
+
+    def carry_out(self, namespace: str, rollout: str, change) -> None:
+        self.changes.append(change)
+
+    def write_status(self, body: dict, status: dict) -> dict:
+        self.status = status
+        return body
+
+    def annotate(self, *args, **kwargs) -> None:
+        pass
+
+    def post_event(self, body: dict, event) -> None:
+        self.events.append(event)
+
+    def metric_template(self, namespace: str, name: str) -> dict | None:
+        return None
+
+    def services(self, namespace: str) -> list[dict]:
+        return []
+
+    def swimlanes(self) -> list[dict]:
+        return []
+
+
+def _reconciled(hooks: Hooks, webhooks: list[dict], before, canary_obj: dict | None) -> FakeRollouts:
+    """One operator reconcile of a rollout whose analysis has no metrics and these webhooks."""
+    ro = rollout(analysis={"interval": "30s", "threshold": 2, "webhooks": [
+        {**h, "url": f"{hooks.url}{h['url']}"} for h in webhooks]})
+    body = ro.model_copy(update={"status": before}).to_wire()
+    body["metadata"]["generation"] = body["status"]["observedGeneration"] = 1
+    base_obj = held(base(V2))
+    base_obj["metadata"]["resourceVersion"] = "7"
+    seen = Workloads(base_obj, [replica_set()], canary_obj)
+    api = FakeRollouts(body, seen)
+    reconcile(api, "default", ro.metadata.name, NOW)  # type: ignore[arg-type]
+    return api
+
+
+def test_the_operator_calls_a_confirm_rollout_gate_then_sends_each_event_to_event_hooks(
+    hooks: Hooks,
+) -> None:
+    api = _reconciled(hooks, [
+        {"name": "gate", "type": "confirm-rollout", "url": "/ok"},
+        {"name": "slack", "type": "event", "url": "/events", "metadata": {"channel": "#rel"}},
+    ], status("Progressing", "StepUpgrade", last=LONG_AGO), None)
+    assert hooks.paths()[0] == "/ok"
+    gate = hooks.received[0][1]
+    assert (gate["phase"], gate["checksum"], gate["name"]) == ("Waiting", REV[V2], "rollouts-mocka")
+    assert [type(c).__name__ for c in api.changes] == ["ApplyCanary"]
+    assert api.status["analysis"]["hooksDone"] == ["confirm-rollout"]
+    [event] = api.events
+    [(path, sent, _)] = hooks.received[1:]
+    assert path == "/events" and sent["phase"] == "Progressing"
+    assert sent["metadata"] == {"channel": "#rel", "eventMessage": event.message,
+                                "eventType": "Normal"}
+
+
+def test_the_operator_calls_pre_rollout_and_rollback_hooks_with_the_check(hooks: Hooks) -> None:
+    api = _reconciled(hooks, [
+        {"name": "smoke", "type": "pre-rollout", "url": "/ok"},
+        {"name": "abort", "type": "rollback", "url": "/denied"},
+        {"name": "load", "type": "rollout", "url": "/load"},
+    ], status("Progressing", "StepPaused", last=LONG_AGO), canary())
+    assert hooks.paths() == ["/ok", "/denied", "/load"], "the plan's hooks, then the check's"
+    assert {body["phase"] for _, body, _ in hooks.received} == {"Progressing"}
+    analysis = api.status["analysis"]
+    assert analysis["hooksDone"] == ["pre-rollout"] and analysis["phase"] == "Passed"
+    assert api.status["canaryStatus"]["currentStepState"] == "StepReady"
+
+
+def test_the_operator_rolls_back_when_a_rollback_hook_answers_2xx(hooks: Hooks) -> None:
+    api = _reconciled(hooks, [{"name": "abort", "type": "rollback", "url": "/ok"}],
+                      status("Progressing", "StepPaused", last=LONG_AGO), canary())
+    assert api.status["phase"] == "RollingBack"
+    assert api.status["analysis"]["reason"] == "RolledBackByWebhook"
+    assert "abort" in api.status["analysis"]["message"]
