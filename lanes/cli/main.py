@@ -13,6 +13,7 @@ from . import (
     convert,
     demo,
     graph,
+    loadtester,
     operator,
     pause,
     render,
@@ -60,6 +61,7 @@ app.command("approve")(approve.approve)
 app.command("undo")(undo.undo)
 app.command("pause")(pause.pause)
 app.command("resume")(resume.resume)
+app.command("loadtester")(loadtester.loadtester)
 app.add_typer(dev_app, name="dev")
 
 
