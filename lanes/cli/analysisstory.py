@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import http.client
 import json
-import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,9 +27,8 @@ from kubernetes import client
 from rich.console import Console
 from rich.text import Text
 
-from lanes.kube.connect import connect
 
-from .livestory import HOP, IMAGE, NAMESPACE, ROUTE_HEADER, sample_documents
+from .livestory import HOP, IMAGE, NAMESPACE, ROUTE_HEADER, LiveSession, sample_documents
 from .story import PATH
 
 ROLLOUT = "rollouts-mockb"
@@ -237,7 +235,7 @@ class Load:
         self.tally.settle(self.canary_ips)
 
 
-class AnalysisStory:
+class AnalysisStory(LiveSession):
     """The analysis story's actions and watching, on a running stack.
 
     Args:
@@ -251,30 +249,13 @@ class AnalysisStory:
         timeout: how long one wait (a release's outcome included) may take.
     """
 
-    def __init__(
-        self,
-        kubeconfig: Path,
-        kubectl: Path,
-        gateway_url: str,
-        sample: Path,
-        console: Console,
-        *,
-        flavour: str = "istio",
-        progress: Callable[[str], None] | None = None,
-        timeout: float = 90.0,
-    ) -> None:
-        self.kubeconfig = kubeconfig
-        self.kubectl = kubectl
-        self.gateway_url = gateway_url
-        self.sample = sample
-        self.console = console
-        self.flavour = flavour
-        self.progress = progress or (lambda _: None)
-        self.timeout = timeout
-        self.api = connect(str(kubeconfig))
+    kubectl_timeout = 180.0
+    poll_s = POLL_S
 
-    def close(self) -> None:
-        self.api.close()
+    def __init__(self, kubeconfig: Path, kubectl: Path, gateway_url: str, sample: Path,
+                 console: Console, **options: Any) -> None:
+        super().__init__(kubeconfig, kubectl, gateway_url, sample, **options)
+        self.console = console
 
     def run(self) -> tuple[Outcome | None, Outcome | None, Tally]:
         """Set up, then the healthy and the failing release under load; what each ended as."""
@@ -294,11 +275,11 @@ class AnalysisStory:
     def setup(self) -> None:
         """Apply the sample, give rollouts-mockb its steps and analysis, wait until base serves."""
         self.say("kubectl apply --server-side -f " + str(self.sample))
-        self.kubectl_run("apply", "--server-side", "--field-manager=kubectl", "-f", "-",
+        self.run_kubectl("apply", "--server-side", "--field-manager=kubectl", "-f", "-",
                          input=yaml.safe_dump_all(sample_documents(self.sample, self.flavour)))
         patch = json.dumps(analysis_patch(), separators=(",", ":"))
         self.say(f"kubectl patch workloadrollout/{ROLLOUT} --type=merge -p '{patch}'")
-        self.kubectl_run("patch", f"workloadrollout/{ROLLOUT}", "--type=merge", "-p", patch,
+        self.run_kubectl("patch", f"workloadrollout/{ROLLOUT}", "--type=merge", "-p", patch,
                          "-n", NAMESPACE)
         self.wait(lambda: (self.rollout().get("status") or {}).get("phase") == "Healthy",
                   f"{ROLLOUT} to be Healthy")
@@ -309,7 +290,7 @@ class AnalysisStory:
         self.console.print(Text(f"\n{name} release", style="bold"))
         self.say(command)
         previous = check_key(self.rollout())
-        self.kubectl_run(*command.removeprefix("kubectl ").split(), "-n", NAMESPACE)
+        self.run_kubectl(*command.removeprefix("kubectl ").split(), "-n", NAMESPACE)
         self.wait(lambda: release_started(self.rollout()), f"the {name} release to start")
         try:
             return self.watch(name, load, previous)
@@ -342,21 +323,6 @@ class AnalysisStory:
 
     def say(self, command: str) -> None:
         self.console.print(Text(f"  $ {command}", style="yellow"))
-
-    def kubectl_run(self, *args: str, input: str | None = None) -> str:
-        argv = [str(self.kubectl), f"--kubeconfig={self.kubeconfig}", *args]
-        result = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=180)
-        if result.returncode != 0:
-            raise RuntimeError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
-        return result.stdout
-
-    def wait(self, check: Callable[[], bool], what: str) -> None:
-        self.progress(f"waiting for {what}")
-        deadline = time.monotonic() + self.timeout
-        while not check():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out after {self.timeout:.0f}s waiting for {what}")
-            time.sleep(POLL_S)
 
     def rollout(self) -> dict[str, Any]:
         return client.CustomObjectsApi(self.api).get_namespaced_custom_object(

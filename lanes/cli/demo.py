@@ -148,12 +148,7 @@ def walk_live(
     _stop(console, stack)
     passed = complete and all(check.ok for checks in results for check in checks)
     console.print(format_verdict(results))
-    console.print(Text(f"demo took {time.monotonic() - started:.1f}s", style="dim"))
-    if passed:
-        shutil.rmtree(workdir, ignore_errors=True)
-    else:
-        console.print(f"logs kept in {workdir / 'logs'} (components) and {workdir / 'pods'} (pods)")
-    return passed
+    return _finish(console, workdir, started, passed)
 
 
 def walk_analysis(
@@ -192,12 +187,17 @@ def walk_analysis(
         console.print(Text(f"error: {error}", style="bold red"))
     _stop(console, stack)
     console.print(_analysis_verdict(wrong))
+    return _finish(console, workdir, started, not wrong)
+
+
+def _finish(console: Console, workdir: Path, started: float, passed: bool) -> bool:
+    """Say how long the demo took; drop its folder when it passed, else point at the logs."""
     console.print(Text(f"demo took {time.monotonic() - started:.1f}s", style="dim"))
-    if not wrong:
+    if passed:
         shutil.rmtree(workdir, ignore_errors=True)
     else:
         console.print(f"logs kept in {workdir / 'logs'} (components) and {workdir / 'pods'} (pods)")
-    return not wrong
+    return passed
 
 
 def _analysis_verdict(wrong: list[str]) -> Text:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import typer
 import yaml
@@ -108,20 +108,15 @@ class Answer:
         return chain_of(self.body) or self.body.strip()[:80]
 
 
-class LiveSource:
-    """A story `Source` acting on a running stack and reading what it shows.
+class LiveSession:
+    """What a story driving a running stack shares: its API client, kubectl, and waiting.
 
-    Args:
-        kubeconfig: the stack's control plane.
-        kubectl: the kubectl executable to run actions with.
-        gateway_url: the stack's gateway, `http://127.0.0.1:PORT`.
-        sample: the mock-chain sample folder.
-        flavour: the lane group's flavour.
-        progress: told what the source does or waits for.
-        timeout: how long a state may take to settle.
+    `kubectl_timeout` bounds one kubectl call (None: no bound); `poll_s` is how often a wait
+    looks again.
     """
 
-    label = "live: local control plane, operator, local node and Envoy; real requests"
+    kubectl_timeout: float | None = None
+    poll_s: float = POLL_S
 
     def __init__(
         self,
@@ -141,11 +136,46 @@ class LiveSource:
         self.flavour = flavour
         self.progress = progress or (lambda _: None)
         self.timeout = timeout
-        self.requests = 0
         self.api = connect(str(kubeconfig))
 
     def close(self) -> None:
         self.api.close()
+
+    def run_kubectl(self, *args: str, input: str | None = None) -> str:
+        argv = [str(self.kubectl), f"--kubeconfig={self.kubeconfig}", *args]
+        result = subprocess.run(argv, input=input, capture_output=True, text=True,
+                                timeout=self.kubectl_timeout)
+        if result.returncode != 0:
+            raise RuntimeError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+        return result.stdout
+
+    def wait(self, check: Callable[[], bool], what: str) -> None:
+        self.progress(f"waiting for {what}")
+        deadline = time.monotonic() + self.timeout
+        while not check():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out after {self.timeout:.0f}s waiting for {what}")
+            time.sleep(self.poll_s)
+
+
+class LiveSource(LiveSession):
+    """A story `Source` acting on a running stack and reading what it shows.
+
+    Args:
+        kubeconfig: the stack's control plane.
+        kubectl: the kubectl executable to run actions with.
+        gateway_url: the stack's gateway, `http://127.0.0.1:PORT`.
+        sample: the mock-chain sample folder.
+        flavour: the lane group's flavour.
+        progress: told what the source does or waits for.
+        timeout: how long a state may take to settle.
+    """
+
+    label = "live: local control plane, operator, local node and Envoy; real requests"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.requests = 0
 
     def visit(self, state: State) -> Seen:
         """Do the state's actions, then wait until it settles; report what it shows."""
@@ -198,21 +228,6 @@ class LiveSource:
                 if exit_.exit_code:
                     raise RuntimeError(f"kubectl lane {verb} rollout/{rollout}: {err.getvalue().strip()}") from None
         return out.getvalue().strip()
-
-    def run_kubectl(self, *args: str, input: str | None = None) -> str:
-        argv = [str(self.kubectl), f"--kubeconfig={self.kubeconfig}", *args]
-        result = subprocess.run(argv, input=input, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise RuntimeError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
-        return result.stdout
-
-    def wait(self, check: Callable[[], bool], what: str) -> None:
-        self.progress(f"waiting for {what}")
-        deadline = time.monotonic() + self.timeout
-        while not check():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out after {self.timeout:.0f}s waiting for {what}")
-            time.sleep(POLL_S)
 
     def settle(self, state: State) -> Seen:
         """Poll until the state shows its row and its rollout phases, or the timeout passes."""
