@@ -3,7 +3,7 @@
 ASM's and Kruise's specs are laid out the same way, so their conversion changes the apiVersion
 and kind and keeps only the metadata a user writes (and spells ASM's baggage mode as lanes'
 `propagation`). Flagger's Canary and MetricTemplate and Argo's Rollout and AnalysisTemplate
-are rebuilt field by field (`convert_progressive`); an Argo Rollout needs the
+are rebuilt field by field (`convert_flagger`, `convert_argo`); an Argo Rollout needs the
 AnalysisTemplates it names from the same input. Every other document passes through
 unchanged. `conversion_notes` says where a converted document will behave differently.
 """
@@ -14,17 +14,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from .common import API_VERSION
-from .convert_progressive import (
-    ARGO,
-    FLAGGER,
+from .convert_argo import (
     TemplateKey,
     analysis_templates,
     argo_analysis_template,
+    argo_notes,
     argo_rollout,
-    flagger_canary,
-    flagger_metric_template,
-    progressive_notes,
 )
+from .convert_flagger import flagger_canary, flagger_metric_template, flagger_notes
+from .convert_progressive import ARGO, FLAGGER, as_mapping
 
 _KINDS = {
     ("istio.alibabacloud.com", "ASMSwimLaneGroup"): "SwimLaneGroup",
@@ -142,3 +140,15 @@ def conversion_notes(doc: dict[str, Any]) -> list[str]:
         f"route header {route!r} at every hop, not by the trace header {trace!r}, so each "
         f"service must pass on {route!r} (or use traceHeader: baggage)"
     ]
+
+
+def progressive_notes(doc: Mapping[str, Any]) -> list[str]:
+    """What a converted Flagger or Argo document leaves to lanes: `path: message`."""
+    group = str(doc.get("apiVersion", "")).split("/")[0]
+    spec = as_mapping(doc.get("spec"))
+    if group == FLAGGER and doc.get("kind") == "Canary":
+        return flagger_notes(spec)
+    if group == ARGO and doc.get("kind") == "Rollout":
+        return argo_notes(spec)
+    return []
+

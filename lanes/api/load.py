@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 from .analysis import MetricTemplate
 from .common import GROUP
 from .convert import api_group, convert_document, convert_into
-from .convert_progressive import analysis_templates
+from .convert_argo import analysis_templates
 from .errors import FieldError, InvalidSpec, from_validation_error
 from .observations import Observations
 from .swimlane import SwimLane
