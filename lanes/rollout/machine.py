@@ -84,16 +84,8 @@ from .actions import ClearIntent, DeleteCanary, Plan, UnpauseBase
 from .draft import Draft
 from .intents import ANNOTATIONS, PRIORITY, Intent, check_intent, requested
 from .observed import Observed
-from .progress import (
-    enter_rollback,
-    healthy_message,
-    hold_base,
-    post_rollout,
-    promote,
-    roll_back,
-    run_steps,
-    start_canary,
-)
+from .endings import enter_rollback, healthy_message, post_rollout, promote, roll_back
+from .progress import hold_base, run_steps, start_canary
 from .status import IN_STEPS, utc
 
 

@@ -1,0 +1,135 @@
+"""How a release ends: promotion to the canary's revision, or roll back to the stable one,
+then the release's post-rollout hooks.
+
+Like the steps, each handler makes at most one transition; roll back restores the stable
+template before it unpauses the base, so no running pod restarts.
+"""
+
+from __future__ import annotations
+
+from lanes.api.analysis import AnalysisStatus
+
+from .actions import DeleteCanary, RestoreBaseTemplate, UnpauseBase
+from .checks import ANALYSIS_REASONS, failure_summary
+from .draft import PROMOTED, Draft, rolled_back, succeeded_reason
+from .hooks import answered, answers, failures, is_done, mark_done, names, release_hooks
+
+
+def enter_promotion(d: Draft) -> None:
+    """After the last step: let the base roll to the canary's revision."""
+    d.move(phase="Promoting", state="Completed")
+    if d.base.paused:
+        d.act(UnpauseBase(d.base.name))
+    d.message = f"promoting revision {d.canary_revision}: Deployment {d.base.name} rolls to it"
+    d.event("Promoting", d.message)
+
+
+def promote(d: Draft) -> None:
+    """Wait for the base to run the new revision everywhere, then drop the canary."""
+    base = d.base
+    if base.paused:
+        d.act(UnpauseBase(base.name))
+    if base.rolled_out:
+        _ended(d)
+        d.move(phase="Healthy", stable=d.canary_revision, replicas=0, outcome=PROMOTED)
+        if d.canary is not None:
+            d.act(DeleteCanary(d.canary.name))
+        d.message = healthy_message(d)
+        d.event("Promoted", d.message)
+        return
+    d.message = (
+        f"promoting revision {d.canary_revision}: Deployment {base.name} has "
+        f"{base.updated_replicas}/{base.replicas} updated, "
+        f"{base.available_replicas}/{base.replicas} available"
+    )
+
+
+def enter_rollback(d: Draft, message: str) -> None:
+    """Start rolling back: restore the stable template and drop the canary."""
+    d.move(phase="RollingBack")
+    d.event("RollingBack", message)
+    roll_back(d, finish=False)
+
+
+def roll_back(d: Draft, finish: bool = True) -> None:
+    """Bring the base back to the stable revision without restarting its running pods.
+
+    The stable ReplicaSet's template is written back while the base is still paused, so the
+    Deployment controller adopts that ReplicaSet as current; only once the restored template
+    is observed is the base unpaused, and then it has nothing to roll.
+    """
+    base, canary = d.base, d.canary
+    d.replicas = 0
+    if base.revision != d.stable:
+        stable = d.observed.replica_set_of(d.stable or "")
+        if stable is not None:
+            d.act(RestoreBaseTemplate(base.name, stable.deployment_template))
+        if canary is not None:
+            d.act(DeleteCanary(canary.name))
+        d.message = (
+            f"rolling back: restoring Deployment {base.name} to revision {d.stable}"
+            if stable is not None
+            else f"no ReplicaSet of Deployment {base.name} runs stable revision {d.stable}; "
+            "restore its template by hand"
+        )
+        return
+    if canary is not None:
+        d.act(DeleteCanary(canary.name))
+    if base.paused:
+        d.act(UnpauseBase(base.name))
+    if finish and not base.paused and base.rolled_out and canary is None:
+        _ended(d)
+        d.move(phase="Healthy", index=0, state=None, outcome=rolled_back(d.analysis))
+        d.message = healthy_message(d)
+        d.event("RolledBack", d.message)
+        return
+    d.message = (
+        f"rolling back to revision {d.stable}: Deployment {base.name} has "
+        f"{base.available_replicas}/{base.replicas} available"
+    )
+
+
+def _ended(d: Draft) -> None:
+    """A release that ends with post-rollout hooks keeps an analysis status to record the
+    call in, even if it never made a check."""
+    if d.analysis is None and release_hooks(d.rollout, "post-rollout"):
+        d.analysis = AnalysisStatus()
+
+
+def post_rollout(d: Draft) -> bool:
+    """Call the release's post-rollout hooks once after it ended; True while asking for them.
+
+    Their answers are only reported (an event each way); the outcome stays as it is.
+    """
+    hooks = release_hooks(d.rollout, "post-rollout")
+    if not hooks or d.analysis is None or is_done(d.analysis, "post-rollout"):
+        return False
+    if not answered(d.observed.hooks, "post-rollout"):
+        ended = d.outcome[1][1] if d.outcome else succeeded_reason(d.rollout)
+        d.call(hooks, "Succeeded" if ended == "Promoted" else "Failed")
+        return True
+    results = answers(d.observed.hooks, hooks)
+    d.analysis = mark_done(d.analysis, "post-rollout")
+    if all(r.ok for r in results):
+        d.event("PostRolloutCalled", f"post-rollout webhook(s) {names(hooks)} answered 2xx")
+    else:
+        d.event("PostRolloutFailed", f"post-rollout {failures(results)}", warning=True)
+    return False
+
+
+def healthy_message(d: Draft) -> str:
+    """What a settled rollout says, from how its last release ended."""
+    ended = d.outcome[1][1] if d.outcome else succeeded_reason(d.rollout)
+    if ended == "Promoted":
+        return f"revision {d.stable} promoted; Deployment {d.base.name} runs it"
+    if ended in ANALYSIS_REASONS and d.analysis is not None:
+        return (
+            f"revision {d.canary_revision} rolled back: {failure_summary(d.analysis)}; "
+            f"Deployment {d.base.name} runs revision {d.stable}"
+        )
+    if ended == "RolledBack":
+        return (
+            f"revision {d.canary_revision} rolled back; "
+            f"Deployment {d.base.name} runs revision {d.stable}"
+        )
+    return f"Deployment {d.base.name} runs revision {d.stable}"
