@@ -14,13 +14,12 @@ Two sources serve the built-ins:
 - `istio`: Istio's standard metrics, queried as Flagger queries them (`istio_requests_total`,
   `istio_request_duration_milliseconds_bucket`, reported by the destination workload).
 - `envoy`: Envoy's own per-cluster stats for the lane's subset of the service, as Envoy
-  exposes them on `/stats/prometheus` with its default tag extraction. Envoy's
-  `envoy.cluster_name` tag ends at the first dot of the stat name, so for the cluster
-  `outbound|8000|canary|mockb.default.svc.cluster.local` the label holds
-  `outbound|8000|canary|mockb` and the rest of the host becomes part of the metric name:
-  `envoy_cluster_default_svc_cluster_local_upstream_rq_xx{envoy_response_code_class="5"}`.
-  The templates therefore name the namespace in `__name__`. Envoy writes characters that a
-  metric name cannot hold as `_`, so a namespace with `-` in it does not match this source.
+  exposes them on `/stats/prometheus` with Istio's `cluster_name` tag rule: the label holds the
+  whole cluster, `outbound|8000|canary|mockb.default.svc.cluster.local`, and the metric name
+  none of it (`envoy_cluster_upstream_rq_xx{envoy_response_code_class="5"}`). Envoy's default
+  `envoy.cluster_name` tag would stop at the first dot of the host, so an Envoy scraped for this
+  source needs that rule in its bootstrap's `stats_config` (the local mesh has it, see
+  `lanes.dev.mesh.translate.STATS_TAGS`).
 
 Pure: no I/O; `lanes.operator.prometheus` sends the rendered queries.
 """
@@ -48,8 +47,10 @@ _ISTIO_SELECTOR = (
 )
 
 # The lane's subset of the service, on any port. Label values are matched whole.
-_ENVOY_CLUSTER = 'envoy_cluster_name=~"outbound\\\\|[0-9]+\\\\|{{ lane }}\\\\|{{ service }}"'
-_ENVOY_PREFIX = "envoy_cluster_{{ namespace }}_svc_cluster_local_"
+_ENVOY_CLUSTER = (
+    'cluster_name=~"outbound\\\\|[0-9]+\\\\|{{ lane }}\\\\|'
+    '{{ service }}\\\\.{{ namespace }}\\\\.svc\\\\.cluster\\\\.local"'
+)
 
 _TEMPLATES: dict[tuple[str, str], str] = {
     ("istio", "request-success-rate"): (
@@ -66,17 +67,16 @@ _TEMPLATES: dict[tuple[str, str], str] = {
         ")"
     ),
     ("envoy", "request-success-rate"): (
-        'sum(rate({__name__="' + _ENVOY_PREFIX + 'upstream_rq_xx", ' + _ENVOY_CLUSTER
+        'sum(rate(envoy_cluster_upstream_rq_xx{' + _ENVOY_CLUSTER
         + ', envoy_response_code_class!="5"}[{{ interval }}]))\n'
         "/\n"
-        'sum(rate({__name__="' + _ENVOY_PREFIX + 'upstream_rq_xx", ' + _ENVOY_CLUSTER
+        'sum(rate(envoy_cluster_upstream_rq_xx{' + _ENVOY_CLUSTER
         + "}[{{ interval }}]))\n"
         "* 100"
     ),
     ("envoy", "request-duration"): (
         "histogram_quantile(0.99,\n"
-        '  sum by (le) (rate({__name__="' + _ENVOY_PREFIX + 'upstream_rq_time_bucket", '
-        + _ENVOY_CLUSTER + "}[{{ interval }}]))\n"
+        '  sum by (le) (rate(envoy_cluster_upstream_rq_time_bucket{' + _ENVOY_CLUSTER + "}[{{ interval }}]))\n"
         ")"
     ),
 }

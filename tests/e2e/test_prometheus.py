@@ -31,7 +31,7 @@ from lanes.api.analysis import Analysis, MetricTemplate
 from lanes.operator.analysis import CheckContext, read_metrics
 from lanes.operator.prometheus import PrometheusUnavailable, QueryError, query_value
 
-NAMESPACE, SERVICE, LANE = "default", "mockb", "canary"
+NAMESPACE, SERVICE, LANE = "team-a", "mockb", "canary"  # a `-` in the namespace, on purpose
 CANARY = "mockb-canary"
 STEP_S, STEPS = 15, 40  # ten minutes of recorded series, one sample per 15 s
 SLOW_MS = 70  # inside Envoy's (50, 100] ms bucket, far from both edges
@@ -161,7 +161,7 @@ def bed(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -
     mesh = EnvoyMesh(workdir / "mesh", gateway_port=free_port(), mesh_port=free_port())
     labels = {"app": SERVICE, "ASM_TRAFFIC_TAG": LANE}
     mesh.start(mesh_objects(server.server_address[1]),
-               [Endpoint("127.0.0.1", labels, port=server.server_address[1])])
+               [Endpoint("127.0.0.1", labels, NAMESPACE, port=server.server_address[1])])
     prometheus = Prometheus(
         workdir / "prom",
         [ScrapeTarget("envoy", f"127.0.0.1:{mesh.admin_port}", "/stats/prometheus")],
@@ -214,9 +214,10 @@ def test_istio_query_for_a_workload_with_no_requests_has_no_value(bed: Bed) -> N
 BURST = {"/fail": 5, "/slow": 10, "/": 85}
 FLUSH_S = 5.0  # Envoy's default stats flush interval: histograms are merged this often
 _BUCKET = re.compile(
-    r'^envoy_cluster_(\w+)_svc_cluster_local_upstream_rq_time_bucket\{envoy_cluster_name="([^"]*)",le="([^"]+)"\} (\S+)$',
+    r'^envoy_cluster_upstream_rq_time_bucket\{([^}]*)\} (\S+)$',
     re.MULTILINE,
 )
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
 def envoy_buckets(bed: Bed) -> dict[float, float]:
@@ -225,11 +226,13 @@ def envoy_buckets(bed: Bed) -> dict[float, float]:
         f"{bed.mesh.admin_url}/stats/prometheus", timeout=5
     ) as response:
         text = response.read().decode()
-    return {
-        float(le): float(count)
-        for namespace, cluster, le, count in _BUCKET.findall(text)
-        if namespace == NAMESPACE and cluster == f"outbound|8000|{LANE}|{SERVICE}"
-    }
+    cluster = f"outbound|8000|{LANE}|{SERVICE}.{NAMESPACE}.svc.cluster.local"
+    buckets = {}
+    for body, count in _BUCKET.findall(text):
+        labels = dict(_LABEL.findall(body))
+        if labels.get("cluster_name") == cluster:
+            buckets[float(labels["le"])] = float(count)
+    return buckets
 
 
 def settled_histogram(bed: Bed, before: float, timeout: float = 30.0) -> dict[float, float]:
@@ -263,8 +266,9 @@ def quantile_by_hand(q: float, buckets: dict[float, float]) -> float:
 def _wait_scraped(bed: Bed, count: float, timeout: float = 10.0) -> None:
     """Until Prometheus has scraped a histogram count of `count` for the canary cluster."""
     promql = render_query(
-        'sum({__name__="envoy_cluster_{{ namespace }}_svc_cluster_local_upstream_rq_time_count",'
-        ' envoy_cluster_name="outbound|8000|{{ lane }}|{{ service }}"})', variables("1m"))
+        'sum(envoy_cluster_upstream_rq_time_count{'
+        'cluster_name="outbound|8000|{{ lane }}|{{ service }}.{{ namespace }}.svc.cluster.local"})',
+        variables("1m"))
     deadline = time.monotonic() + timeout
     while (seen := bed.value(promql) or 0.0) < count:
         assert time.monotonic() < deadline, f"Prometheus saw {seen} of {count} requests in {timeout}s"

@@ -72,36 +72,43 @@ def test_istio_duration_is_the_p99_of_the_destination_workloads_histogram() -> N
 
 
 def _cluster_regex(promql: str) -> re.Pattern[str]:
-    (matcher,) = [m for _, ms in selectors(promql) for m in ms if m[0] == "envoy_cluster_name"][:1]
+    (matcher,) = [m for _, ms in selectors(promql) for m in ms if m[0] == "cluster_name"][:1]
     assert matcher[1] == "=~"
     return re.compile(matcher[2])
 
 
 @pytest.mark.parametrize("metric", BUILTIN_METRICS)
 def test_envoy_queries_select_the_lanes_subset_of_the_service_on_any_port(metric: str) -> None:
-    # Envoy's default tags cut `outbound|8000|canary|mockb.shop.svc.cluster.local` at the
-    # first dot: the label keeps `outbound|8000|canary|mockb`, the name the namespace.
+    # Istio's cluster_name tag keeps the whole cluster, namespace and all.
     cluster = _cluster_regex(rendered("envoy", metric))
-    for name in ("outbound|8000|canary|mockb", "outbound|9080|canary|mockb"):
+    host = "mockb.shop.svc.cluster.local"
+    for name in (f"outbound|8000|canary|{host}", f"outbound|9080|canary|{host}"):
         assert cluster.fullmatch(name), name
-    for name in ("outbound|8000|base|mockb", "outbound|8000|canary|mockb-v2",
-                 "outbound|8000||mockb", "outbound|http|canary|mockb", "inbound|8000|canary|mockb"):
+    for name in (f"outbound|8000|base|{host}", "outbound|8000|canary|mockb-v2.shop.svc.cluster.local",
+                 f"outbound|8000||{host}", f"outbound|http|canary|{host}",
+                 f"inbound|8000|canary|{host}", "outbound|8000|canary|mockb.shop-2.svc.cluster.local",
+                 "outbound|8000|canary|mockb", "outbound|8000|canary|mockbXshop.svc.cluster.local"):
         assert not cluster.fullmatch(name), name
 
 
-def test_envoy_success_rate_divides_non_5xx_by_all_upstream_requests_of_the_namespace() -> None:
+def test_envoy_queries_match_a_namespace_with_a_dash() -> None:
+    promql = render_query(builtin_query("envoy", "request-success-rate"),
+                          {**VARS, "namespace": "team-a"})
+    cluster = _cluster_regex(promql)
+    assert cluster.fullmatch("outbound|8000|canary|mockb.team-a.svc.cluster.local")
+
+
+def test_envoy_success_rate_divides_non_5xx_by_all_upstream_requests_of_the_subset() -> None:
     promql = rendered("envoy", "request-success-rate")
     (num_name, num), (den_name, den) = selectors(promql)
-    name = ("__name__", "=", "envoy_cluster_shop_svc_cluster_local_upstream_rq_xx")
-    assert num_name == den_name == ""
-    assert name in num and name in den
+    assert num_name == den_name == "envoy_cluster_upstream_rq_xx"
     assert num - den == {("envoy_response_code_class", "!=", "5")}
 
 
 def test_envoy_duration_is_the_p99_of_upstream_rq_time() -> None:
     promql = rendered("envoy", "request-duration")
-    (_, matchers), = selectors(promql)
-    assert ("__name__", "=", "envoy_cluster_shop_svc_cluster_local_upstream_rq_time_bucket") in matchers
+    (name, _), = selectors(promql)
+    assert name == "envoy_cluster_upstream_rq_time_bucket"
     assert promql.startswith("histogram_quantile(0.99,") and "sum by (le)" in promql
 
 

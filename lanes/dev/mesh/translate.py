@@ -199,6 +199,16 @@ def translate(
     )
 
 
+# Istio's cluster tag: `cluster_name` keeps the whole cluster name
+# (`outbound|8000|canary|mockb.default.svc.cluster.local`), where Envoy's default
+# `envoy_cluster_name` stops at the first dot and leaves the host, mangled, in the metric name.
+# Custom tags are extracted before the defaults, so names lose the host and both labels remain
+# (the default one truncated). The `envoy` metric source reads `cluster_name`.
+STATS_TAGS = [
+    {"tag_name": "cluster_name", "regex": r"^cluster\.((.+?(\..+?\.svc\.cluster\.local)?)\.)"},
+]
+
+
 def bootstrap(options: MeshOptions, admin_port: int, node_id: str = "lanes-mesh") -> dict[str, Any]:
     """The static part of Envoy's config: admin on loopback, LDS and CDS read from files."""
 
@@ -210,6 +220,7 @@ def bootstrap(options: MeshOptions, admin_port: int, node_id: str = "lanes-mesh"
         "node": {"id": node_id, "cluster": node_id},
         "admin": {"address": _address("127.0.0.1", admin_port)},
         "dynamic_resources": {"lds_config": source(LDS_FILE), "cds_config": source(CDS_FILE)},
+        "stats_config": {"stats_tags": STATS_TAGS, "use_all_default_tags": True},
         "overload_manager": {
             "resource_monitors": [
                 {
