@@ -1,0 +1,324 @@
+"""The LaneRelease planner: steps, lane-wide checks, all-or-nothing promotion and roll back,
+and the defined outcome of each way a release can be disturbed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pydantic import ValidationError
+
+from lanes.analysis.verdict import Reading
+from lanes.api.lanerelease import LaneRelease, LaneReleaseSpec
+from lanes.api.swimlane import SwimLane
+from lanes.api.workloadrollout import WorkloadRollout
+from lanes.rollout.lanerelease import (
+    ReleaseObserved,
+    driven_rollouts,
+    entry_weight,
+    member_rollouts,
+    plan_release,
+)
+
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+SERVICES = ("mocka", "mockb", "mockc")
+LANE = SwimLane.model_validate({
+    "metadata": {"name": "canary", "labels": {"swimlane-group": "g"}},
+    "spec": {"labelSelector": {"ASM_TRAFFIC_TAG": "canary"}},
+})
+ANALYSIS = {
+    "interval": "10s", "threshold": 2,
+    "metrics": [{"name": "request-success-rate", "thresholdRange": {"min": 99}}],
+}
+
+
+def member(service: str, phase: str = "Paused", state: str = "StepPaused", ready: int = 1,
+           revision: str = "v2", stable: str = "v1", annotations: dict | None = None,
+           lane: str = "canary", **canary: object) -> WorkloadRollout:
+    """A rollout of one service, by default waiting for approval at its only step."""
+    return WorkloadRollout.model_validate({
+        "metadata": {"name": f"rollouts-{service}", "namespace": "default",
+                     "annotations": annotations or {}},
+        "spec": {"workloadRef": {"name": f"{service}-v1"}, "strategy": {"canary": {
+            "steps": [{"replicas": 1}],
+            "patchPodTemplateMetadata": {"labels": {"ASM_TRAFFIC_TAG": lane}}, **canary}}},
+        "status": {"phase": phase, "canaryStatus": {
+            "stableRevision": stable, "canaryRevision": revision, "currentStepIndex": 1,
+            "currentStepState": state, "canaryReadyReplicas": ready}},
+    })
+
+
+def release(status: dict | None = None, annotations: dict | None = None, **spec: object
+            ) -> LaneRelease:
+    body = {"swimLaneRef": {"name": "canary"},
+            "steps": [{"weight": 10}, {"weight": 25}, {"weight": 50}], "analysis": ANALYSIS}
+    body.update(spec)
+    return LaneRelease.model_validate({
+        "metadata": {"name": "seed", "namespace": "default", "generation": 1,
+                     "annotations": annotations or {}},
+        "spec": body, **({"status": status} if status else {}),
+    })
+
+
+def rollouts(**phases: dict) -> list[WorkloadRollout]:
+    return [member(s, **phases.get(s, {})) for s in SERVICES]
+
+
+def ok(value: float = 100.0) -> dict:
+    return {s: {"request-success-rate": Reading("request-success-rate", value)}
+            for s in (f"rollouts-{x}" for x in SERVICES)}
+
+
+def run(rel: LaneRelease, observed: ReleaseObserved, now: datetime, readings=None):
+    """Plan once; when a check is asked for, plan again with `readings` as the operator does."""
+    plan = plan_release(rel, observed, now)
+    if plan.check is not None and readings is not None:
+        plan = plan_release(rel, observed.with_readings(readings), now)
+    return plan
+
+
+def advance(rel: LaneRelease, plan) -> LaneRelease:
+    return rel.model_copy(update={"status": plan.status})
+
+
+def started() -> LaneRelease:
+    rel = release()
+    observed = ReleaseObserved(LANE, rollouts())
+    rel = advance(rel, plan_release(rel, observed, NOW))
+    rel = advance(rel, plan_release(rel, observed, NOW))
+    assert rel.status.phase == "Progressing"
+    return rel
+
+
+def test_members_are_the_rollouts_the_lane_selects_when_none_are_named() -> None:
+    other = member("mockd", lane="blue")
+    found, missing = member_rollouts(release(), LANE, [*rollouts(), other])
+    assert [r.metadata.name for r in found] == ["rollouts-mocka", "rollouts-mockb",
+                                                "rollouts-mockc"]
+    assert missing == []
+    found, missing = member_rollouts(release(rollouts=["rollouts-mocka", "rollouts-x"]), LANE,
+                                     rollouts())
+    assert [r.metadata.name for r in found] == ["rollouts-mocka"] and missing == ["rollouts-x"]
+
+
+def test_waits_until_every_member_is_ready_at_its_last_step() -> None:
+    rel = release()
+    observed = ReleaseObserved(LANE, rollouts(mockc={"phase": "Progressing",
+                                                    "state": "StepUpgrade", "ready": 0}))
+    rel = advance(rel, plan_release(rel, observed, NOW))
+    plan = plan_release(rel, observed, NOW)
+    assert plan.status.phase == "Waiting" and plan.status.weight == 0
+    assert "rollouts-mockc" in plan.status.message
+    ready = ReleaseObserved(LANE, rollouts())
+    plan = plan_release(advance(rel, plan), ready, NOW)
+    assert (plan.status.phase, plan.status.current_step_index, plan.status.weight) == (
+        "Progressing", 1, 10)
+    assert [m.revision for m in plan.status.rollouts] == ["v2"] * 3
+
+
+def test_healthy_steps_then_all_promoted_in_one_reconcile() -> None:
+    rel = started()
+    observed = ReleaseObserved(LANE, rollouts())
+    weights = []
+    now = NOW
+    for _ in range(3):
+        plan = run(rel, observed, now, ok())
+        rel = advance(rel, plan)
+        weights.append(rel.status.weight)
+        now += timedelta(seconds=10)
+    assert weights == [25, 50, 100]
+    assert rel.status.phase == "Promoting"
+    assert [s.service for s in rel.status.services] == ["mocka-v1", "mockb-v1", "mockc-v1"]
+    waiting = plan_release(rel, ReleaseObserved(LANE, rollouts(), routed_weight=50), now)
+    assert waiting.intents == () and "waiting for the gateway" in waiting.status.message
+    routed = ReleaseObserved(LANE, rollouts(), routed_weight=100)
+    plan = plan_release(rel, routed, now)
+    assert {(i.rollout, i.intent, i.value) for i in plan.intents} == {
+        (f"rollouts-{s}", "approve", "1") for s in SERVICES}
+    rel = advance(rel, plan)
+    assert plan.status.weight == 100 and plan.status.phase == "Promoting"
+    rolling = ReleaseObserved(LANE, [
+        member("mocka", phase="Healthy", stable="v2"),
+        member("mockb", phase="Promoting", state="Completed"),
+        member("mockc", phase="Healthy", stable="v2")], routed_weight=100)
+    plan = plan_release(rel, rolling, now)
+    assert plan.intents == () and plan.status.weight == 100
+    done = ReleaseObserved(LANE, [member(s, phase="Healthy", stable="v2") for s in SERVICES],
+                           routed_weight=100)
+    plan = plan_release(advance(rel, plan), done, now)
+    assert (plan.status.phase, plan.status.weight) == ("Succeeded", 0)
+    succeeded = {c.type: c.status for c in plan.status.conditions}
+    assert succeeded == {"Ready": "True", "Progressing": "False", "Succeeded": "True"}
+
+
+def test_a_failing_service_halts_the_lane_then_rolls_every_rollout_back() -> None:
+    rel = started()
+    observed = ReleaseObserved(LANE, rollouts())
+    bad = ok()
+    bad["rollouts-mockc"] = {"request-success-rate": Reading("request-success-rate", 62.5)}
+    plan = run(rel, observed, NOW, bad)
+    assert plan.status.weight == 10 and plan.status.failed_checks == 1
+    [event] = [e for e in plan.events if e.reason == "HaltAdvancement"]
+    assert "mockc-v1" in event.message and "62.5" in event.message and ">= 99" in event.message
+    rel = advance(rel, plan)
+    plan = run(rel, observed, NOW + timedelta(seconds=10), bad)
+    assert (plan.status.phase, plan.status.weight, plan.status.reason) == (
+        "RollingBack", 0, "AnalysisFailed")
+    assert plan.intents == ()
+    rel = advance(rel, plan)
+    routed = ReleaseObserved(LANE, rollouts(), routed_weight=0)
+    plan = plan_release(rel, routed, NOW + timedelta(seconds=11))
+    assert {(i.rollout, i.intent) for i in plan.intents} == {
+        (f"rollouts-{s}", "undo") for s in SERVICES}
+    rel = advance(rel, plan)
+    again = plan_release(rel, ReleaseObserved(LANE, rollouts(mocka={"phase": "RollingBack"}),
+                                              routed_weight=0), NOW + timedelta(seconds=12))
+    assert {i.rollout for i in again.intents} == {"rollouts-mockb", "rollouts-mockc"}
+    done = ReleaseObserved(LANE, [member(s, phase="Healthy") for s in SERVICES], routed_weight=0)
+    plan = plan_release(rel, done, NOW + timedelta(seconds=20))
+    assert (plan.status.phase, plan.status.reason) == ("Failed", "AnalysisFailed")
+    conditions = {c.type: (c.status, c.reason) for c in plan.status.conditions}
+    assert conditions["Succeeded"] == ("False", "AnalysisFailed")
+
+
+def test_checks_are_not_repeated_within_an_interval() -> None:
+    rel = advance(started(), run(started(), ReleaseObserved(LANE, rollouts()), NOW, {
+        **ok(), "rollouts-mocka": {"request-success-rate": Reading("request-success-rate", 1)}}))
+    plan = plan_release(rel, ReleaseObserved(LANE, rollouts()), NOW + timedelta(seconds=5))
+    assert plan.check is None and plan.requeue_after == pytest.approx(5)
+    assert plan.status.failed_checks == 1
+
+
+def test_prometheus_unavailable_holds_without_a_failed_check() -> None:
+    down = {f"rollouts-{s}": {"request-success-rate": Reading("request-success-rate",
+                                                              unavailable="refused")}
+            for s in SERVICES}
+    plan = run(started(), ReleaseObserved(LANE, rollouts()), NOW, down)
+    assert (plan.status.weight, plan.status.failed_checks) == (10, 0)
+    assert plan.status.unavailable_since is not None
+
+
+@pytest.mark.parametrize(
+    ("observed", "reason"),
+    [
+        pytest.param(ReleaseObserved(None, rollouts()), "LaneDeleted", id="lane-deleted"),
+        pytest.param(ReleaseObserved(LANE, rollouts()[:2]), "RolloutDeleted",
+                     id="rollout-deleted"),
+        pytest.param(ReleaseObserved(LANE, rollouts(mockb={"phase": "RollingBack"})),
+                     "RolloutFailed", id="rollout-undone-on-its-own"),
+        pytest.param(ReleaseObserved(LANE, rollouts(mockb={"phase": "Failed"})),
+                     "RolloutFailed", id="rollout-failed-on-its-own"),
+        pytest.param(ReleaseObserved(LANE, rollouts(mockb={"revision": "v3",
+                                                           "state": "StepUpgrade"})),
+                     "RolloutFailed", id="rollout-restarted-on-another-template"),
+    ],
+)
+def test_a_disturbed_release_rolls_the_whole_lane_back(observed, reason) -> None:
+    plan = plan_release(started(), observed, NOW)
+    assert (plan.status.phase, plan.status.weight, plan.status.reason) == (
+        "RollingBack", 0, reason)
+    assert plan.intents == ()
+    assert [e.type for e in plan.events] == ["Warning"]
+
+
+def test_a_deleted_lane_rolls_back_without_waiting_for_routes() -> None:
+    rel = advance(started(), plan_release(started(), ReleaseObserved(None, rollouts()), NOW))
+    plan = plan_release(rel, ReleaseObserved(None, rollouts(), routed_weight=None), NOW)
+    assert {i.intent for i in plan.intents} == {"undo"}
+
+
+def test_a_restarted_operator_resumes_from_status_alone() -> None:
+    rel = started()
+    observed = ReleaseObserved(LANE, rollouts())
+    plan = run(rel, observed, NOW, ok())
+    stored = LaneRelease.model_validate({**rel.model_dump(by_alias=True, exclude_none=True),
+                                        "status": plan.status.to_wire()})
+    again = plan_release(stored, observed, NOW)
+    assert again.check is None and again.status == plan.status.model_copy(
+        update={"conditions": again.status.conditions})
+    promoting = stored.model_copy(update={"status": stored.status.model_copy(update={
+        "phase": "Promoting", "weight": 100})})
+    approved = [member(s, annotations={"lanes.dev/approve": "1"}) for s in SERVICES]
+    plan = plan_release(promoting, ReleaseObserved(LANE, approved, routed_weight=100), NOW)
+    assert plan.intents == ()
+
+
+def test_timed_pause_and_approve_steps() -> None:
+    rel = release(steps=[{"weight": 20, "pause": {"duration": 30}}, {"weight": 40, "pause": {}}],
+                  analysis=None)
+    observed = ReleaseObserved(LANE, rollouts())
+    rel = advance(rel, plan_release(rel, observed, NOW))
+    rel = advance(rel, plan_release(rel, observed, NOW))
+    plan = plan_release(rel, observed, NOW + timedelta(seconds=10))
+    assert plan.status.weight == 20 and plan.requeue_after == pytest.approx(20)
+    rel = advance(rel, plan_release(rel, observed, NOW + timedelta(seconds=30)))
+    assert rel.status.weight == 40
+    plan = plan_release(rel, observed, NOW + timedelta(seconds=40))
+    assert "waiting for approve" in plan.status.message
+    stale = rel.model_copy(update={"metadata": rel.metadata.model_copy(
+        update={"annotations": {"lanes.dev/approve": "1"}})})
+    plan = plan_release(stale, observed, NOW)
+    assert plan.status.weight == 40 and plan.clear == ("lanes.dev/approve",)
+    fresh = rel.model_copy(update={"metadata": rel.metadata.model_copy(
+        update={"annotations": {"lanes.dev/approve": "2"}})})
+    plan = plan_release(fresh, observed, NOW)
+    assert (plan.status.phase, plan.status.weight) == ("Promoting", 100)
+
+
+def test_pause_resume_and_undo_intents() -> None:
+    rel = started()
+    observed = ReleaseObserved(LANE, rollouts())
+
+    def annotated(**annotations: str) -> LaneRelease:
+        return rel.model_copy(update={"metadata": rel.metadata.model_copy(
+            update={"annotations": annotations})})
+
+    plan = plan_release(annotated(**{"lanes.dev/pause": "t"}), observed, NOW)
+    assert plan.status.paused and plan.clear == ("lanes.dev/pause",)
+    rel = advance(rel, plan)
+    plan = plan_release(rel, observed, NOW)
+    assert plan.status.phase == "Paused" and plan.check is None
+    rel = advance(rel, plan)
+    plan = plan_release(annotated(**{"lanes.dev/resume": "t"}), observed, NOW)
+    assert not plan.status.paused
+    plan = plan_release(annotated(**{"lanes.dev/undo": "t"}), observed, NOW)
+    assert (plan.status.phase, plan.status.weight, plan.status.reason) == (
+        "RollingBack", 0, "UndoRequested")
+
+
+def test_traffic_of_a_release_in_force() -> None:
+    rel = started()
+    assert entry_weight(rel) == 10
+    assert driven_rollouts(rel) == {f"rollouts-{s}" for s in SERVICES}
+    assert entry_weight(release()) == 0 and driven_rollouts(release()) == set()
+
+
+def test_a_member_whose_last_step_promotes_on_its_own_is_refused() -> None:
+    rel = release()
+    own = [member("mocka", analysis=ANALYSIS), *rollouts()[1:]]
+    plan = plan_release(rel, ReleaseObserved(LANE, own), NOW)
+    assert plan.status.phase == "Initial" and "rollouts-mocka" in plan.status.message
+    assert {c.type: c.reason for c in plan.status.conditions}["Ready"] == "InvalidSpec"
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        pytest.param({"steps": []}, "give steps", id="no-steps"),
+        pytest.param({"stepWeight": 10}, "either steps or stepWeight", id="both"),
+        pytest.param({"steps": [{"weight": 50}, {"weight": 10}]}, "must rise", id="falling"),
+        pytest.param({"steps": [{"weight": 0}]}, "greater than or equal to 1", id="zero"),
+        pytest.param({"rollouts": ["a", "a"]}, "listed twice", id="twice"),
+        pytest.param({"analysis": {**ANALYSIS, "webhooks": [
+            {"name": "w", "url": "http://x"}]}}, "webhooks", id="webhooks"),
+    ],
+)
+def test_invalid_specs_are_refused(spec, message) -> None:
+    with pytest.raises(ValidationError, match=message):
+        release(**spec)
+
+
+def test_step_weight_expands_like_flagger() -> None:
+    spec = LaneReleaseSpec.model_validate({"swimLaneRef": {"name": "c"}, "stepWeight": 20,
+                                           "maxWeight": 50})
+    assert [s.weight for s in spec.all_steps] == [20, 40, 50]
