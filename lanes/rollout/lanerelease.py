@@ -53,7 +53,6 @@ from typing import Literal
 
 from lanes.analysis.verdict import Reading, judge
 from lanes.api.analysis import Analysis, AnalysisStatus
-from lanes.api.common import Condition
 from lanes.api.lanerelease import (
     LaneRelease,
     LaneReleaseStatus,
@@ -61,7 +60,10 @@ from lanes.api.lanerelease import (
     MemberStatus,
     ServiceCheck,
 )
+from lanes.api.observations import TrafficStep
 from lanes.api.swimlane import SwimLane
+from lanes.api.swimlanegroup import SwimLaneGroup
+from lanes.api.topology import entry_service
 from lanes.api.workloadrollout import WorkloadRollout
 from lanes.render.observe import selects
 
@@ -73,6 +75,7 @@ from .status import IN_PROGRESS, parse_time, set_condition, step_count, timestam
 IN_RELEASE = ("Waiting", "Progressing", "Paused", "Promoting", "RollingBack")
 DRIVING = ("Progressing", "Paused", "Promoting", "RollingBack")
 ENDED = ("Succeeded", "Failed")
+ENTERING = ("Progressing", "Paused", "Promoting")
 READY, PROGRESSING, SUCCEEDED = "Ready", "Progressing", "Succeeded"
 
 ANALYSIS_FAILED = "AnalysisFailed"
@@ -655,6 +658,33 @@ def entry_weight(release: LaneRelease) -> int:
     return status.weight if status is not None and status.phase in DRIVING else 0
 
 
-def conditions_of(release: LaneRelease) -> list[Condition]:
-    """The release's conditions as stored."""
-    return list(release.status.conditions) if release.status else []
+def entry_steps(
+    group: SwimLaneGroup, lanes: Sequence[SwimLane], releases: Sequence[LaneRelease]
+) -> dict[str, TrafficStep]:
+    """The entry step of each release in force on one of the group's lanes, by entry service.
+
+    The step is the group's entry service's (where the gateway sends requests), marked
+    `enter`, so the gateway tags what it sends into the lane and every hop keeps it there.
+    The release's `matches` hold while it progresses or promotes, not while it rolls back.
+    """
+    fallback = group.spec.fallback
+    own = sorted((lane for lane in lanes if lane.group == group.name),
+                 key=lambda lane: (lane.name != fallback, lane.name))
+    names = {lane.name for lane in own}
+    entry = entry_service(group, own)
+    found: dict[str, TrafficStep] = {}
+    if entry is None:
+        return found
+    for release in sorted(releases, key=lambda r: r.metadata.name):
+        lane = release.spec.swim_lane_ref.name
+        status = release.status
+        if lane not in names or lane == group.spec.fallback or status is None:
+            continue
+        matches = release.spec.matches if status.phase in ENTERING else []
+        weight = entry_weight(release)
+        if weight or matches:
+            found[entry] = TrafficStep(
+                lane=lane, weight=weight, matches=[m.to_request_match() for m in matches],
+                enter=True,
+            )
+    return found
