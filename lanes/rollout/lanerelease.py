@@ -85,6 +85,9 @@ ROLLOUT_FAILED = "RolloutFailed"
 LANE_DELETED = "LaneDeleted"
 UNDO_REQUESTED = "UndoRequested"
 PROMOTED = "Promoted"
+ROUTES_POLL = 1.0
+"""Seconds between looks at the gateway route while waiting for an entry weight to apply
+(a change of the generated route also triggers a look at once)."""
 
 
 @dataclass(frozen=True)
@@ -404,7 +407,7 @@ def _steps(d: _Draft) -> None:
         left = step.pause.duration - (d.now - started).total_seconds()
         if left > 0:
             d.say(f"step {index}/{count}: entry weight {d.status.weight}%; paused for "
-                  f"{left:.0f}s more")
+                  f"{step.pause.duration}s")
             d.requeue = left if d.requeue is None else min(d.requeue, left)
             return
     _advance(d)
@@ -515,6 +518,7 @@ def _promoting(d: _Draft) -> None:
     if d.observed.routed_weight != 100:
         d.say(f"promoting lane {d.lane}: waiting for the gateway to route every untagged "
               f"request into the lane (now {d.observed.routed_weight}%)")
+        d.requeue = ROUTES_POLL
         return
     present = {r.metadata.name: r for r in d.observed.rollouts}
     approving, pending, gone_back = [], [], []
@@ -561,6 +565,7 @@ def _rolling_back(d: _Draft) -> None:
     if d.observed.routed_weight not in (0, None):
         d.say(f"rolling back lane {d.lane}: waiting for the gateway to stop routing untagged "
               f"requests into the lane (now {d.observed.routed_weight}%)")
+        d.requeue = ROUTES_POLL
         return
     present = {r.metadata.name: r for r in d.observed.rollouts}
     members, pending, undoing = [], [], []
