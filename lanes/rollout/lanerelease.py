@@ -69,7 +69,7 @@ from lanes.render.observe import selects
 
 from .actions import Event
 from .checks import analysis_at, complete_readings
-from .intents import ANNOTATIONS, Intent, requested
+from .intents import ANNOTATIONS, PRIORITY, Intent, requested
 from .status import IN_PROGRESS, parse_time, set_condition, step_count, timestamp, utc
 
 IN_RELEASE = ("Waiting", "Progressing", "Paused", "Promoting", "RollingBack")
@@ -600,43 +600,82 @@ def _end(d: _Draft, phase: str, reason: str | None, message: str) -> None:
             warning=phase != "Succeeded")
 
 
+def check_release_intent(release: LaneRelease, intent: Intent) -> str | None:
+    """Why an intent cannot apply to the release now, or None when it can.
+
+    The CLI calls this to refuse a verb before writing anything; the planner to drop an
+    annotation written at the wrong time.
+    """
+    status = release.status or LaneReleaseStatus()
+    phase, index = status.phase, status.current_step_index
+    name = f"lanerelease/{release.metadata.name}"
+    count = len(release.spec.all_steps)
+    if intent == "undo":
+        if phase not in ("Initial", "Waiting", "Progressing", "Paused"):
+            return f"{name} is {phase.lower()}: nothing to undo"
+        return None
+    if intent == "pause":
+        if phase in ("Promoting", "RollingBack", *ENDED):
+            return f"{name} is {phase.lower()} and cannot be paused"
+        if release.spec.paused or status.paused:
+            return f"{name} is already paused"
+        return None
+    if intent == "resume":
+        if release.spec.paused:
+            return f"{name} is paused by spec.paused; set it to false to resume"
+        return None if status.paused else f"{name} is not paused"
+    if phase != "Progressing" or status.paused or release.spec.paused:
+        return f"{name} has no step waiting for approval (phase {phase})"
+    step = release.spec.all_steps[min(max(index, 1), count) - 1]
+    analysis = release.spec.analysis
+    under = analysis is not None and bool(analysis.metrics)
+    if step.pause is not None and step.pause.duration is not None:
+        return f"{name} step {index}/{count} pauses for {step.pause.duration}s, not for approval"
+    if step.pause is None and under:
+        return f"{name} step {index}/{count} continues on its own once a check passes"
+    if under and not status.step_passed:
+        return f"{name} step {index}/{count}: its analysis has not passed yet; approve once it has"
+    return None
+
+
+def release_intent_patch(release: LaneRelease, intent: Intent, now: datetime) -> dict:
+    """The merge patch requesting an intent; approve names the current step."""
+    status = release.status or LaneReleaseStatus()
+    value = str(status.current_step_index) if intent == "approve" else timestamp(now)
+    annotations: dict[str, str | None] = {ANNOTATIONS[intent]: value}
+    if intent in ("pause", "resume"):
+        annotations[ANNOTATIONS["resume" if intent == "pause" else "pause"]] = None
+    return {"metadata": {"annotations": annotations}}
+
+
 def _take_intent(d: _Draft) -> bool:
-    """Act on the release's own intents (approve, undo, pause, resume). True if one moved it."""
+    """Act on the release's own intents (undo, resume, pause, approve). True if one moved it."""
     present = requested(d.release)  # type: ignore[arg-type]
     if not present:
         return False
-    phase, index = d.status.phase, d.status.current_step_index
     for intent in present:
         d.clear.append(ANNOTATIONS[intent])
-    if "undo" in present:
-        if phase in ("Waiting", "Progressing", "Paused"):
+    if "pause" in present and "resume" in present:
+        d.event("IntentRejected", "both pause and resume were requested; ignored both", True)
+        present = {k: v for k, v in present.items() if k not in ("pause", "resume")}
+    for intent in PRIORITY:
+        if intent not in present:
+            continue
+        refused = check_release_intent(d.release.model_copy(update={"status": d.status}), intent)
+        if refused is None and intent == "approve" \
+                and present[intent].strip() != str(d.status.current_step_index):
+            refused = (f"approve of step {present[intent]} is stale: {d.name} is at step "
+                       f"{d.status.current_step_index}")
+        if refused is not None:
+            d.event("IntentRejected", refused, warning=True)
+        elif intent == "undo":
             _enter_rollback(d, UNDO_REQUESTED, f"undo requested: rolling back lane {d.lane}")
             return True
-        d.event("IntentRejected", f"{d.name} is {phase.lower()}: nothing to undo", True)
-    if "resume" in present and "pause" not in present:
-        if d.status.paused:
-            d.move(paused=False)
-            d.event("Resumed", f"{d.name} resumed")
-    elif "pause" in present and "resume" not in present:
-        if phase in ("Promoting", "RollingBack") or phase in ENDED:
-            d.event("IntentRejected", f"{d.name} is {phase.lower()} and cannot be paused", True)
-        elif not d.status.paused:
-            d.move(paused=True)
-            d.event("Paused", f"{d.name} paused")
-    if "approve" in present:
-        step = d.step
-        waits = step.pause is None or step.pause.duration is None
-        analysis = d.release.spec.analysis
-        under = analysis is not None and bool(analysis.metrics)
-        if phase != "Progressing" or d.paused or present["approve"].strip() != str(index):
-            d.event("IntentRejected", f"approve of step {present['approve']} does not apply: "
-                                      f"{d.name} is {phase.lower()} at step {index}", True)
-        elif not waits or (under and not d.status.step_passed):
-            d.event("IntentRejected", f"{d.name} step {index}: "
-                                      + ("its analysis has not passed yet" if under
-                                         else "the step does not wait for approval"), True)
+        elif intent in ("pause", "resume"):
+            d.move(paused=intent == "pause")
+            d.event("Paused" if intent == "pause" else "Resumed", f"{d.name} {intent}d")
         elif not _member_trouble(d):
-            d.event("Approved", f"{d.name} step {index} approved")
+            d.event("Approved", f"{d.name} step {d.status.current_step_index} approved")
             _advance(d)
             return True
         else:

@@ -12,7 +12,9 @@ import uuid
 
 import pytest
 from kubernetes import client
+from typer.testing import CliRunner
 
+from lanes.cli.main import app
 from lanes.render.steps import entered_weight
 
 from .operator_support import Stories
@@ -93,6 +95,13 @@ def release_status(api: client.ApiClient, namespace: str) -> dict:
     return body.get("status") or {}
 
 
+def lane_cli(control_plane, namespace: str, *args: str):
+    return CliRunner().invoke(
+        app, [*args, "-n", namespace, "--kubeconfig", str(control_plane.kubeconfig)],
+        env={"COLUMNS": "200"},
+    )
+
+
 def routed(api: client.ApiClient, story) -> int:
     vs = client.CustomObjectsApi(api).get_namespaced_custom_object(
         "networking.istio.io", "v1", "istio-system", "virtualservices",
@@ -100,7 +109,8 @@ def routed(api: client.ApiClient, story) -> int:
     return entered_weight(vs, "x-asm-prefer-tag", story.lane("canary"))
 
 
-def test_a_healthy_lane_is_promoted_together(kube_api, namespace, lane_story) -> None:
+def test_a_healthy_lane_is_promoted_together(control_plane, kube_api, namespace,
+                                             lane_story) -> None:
     story, cluster, _ = lane_story
     create_release(kube_api, namespace, story.lane("canary"),
                    [{"weight": 10, "pause": {"duration": 1}}, {"weight": 25, "pause": {}}])
@@ -113,9 +123,10 @@ def test_a_healthy_lane_is_promoted_together(kube_api, namespace, lane_story) ->
         "networking.istio.io", "v1", namespace, "virtualservices")["items"]
     assert all("untagged" not in [r.get("name") for r in v["spec"]["http"]] for v in vs), \
         "a driven rollout split untagged requests on its own"
-    client.CustomObjectsApi(kube_api).patch_namespaced_custom_object(
-        GROUP, VERSION, namespace, "lanereleases", "seed",
-        {"metadata": {"annotations": {"lanes.dev/approve": "2"}}})
+    shown = lane_cli(control_plane, namespace, "status", "lanerelease/seed")
+    assert shown.exit_code == 2 and "entry weight 25%" in shown.output, shown.output
+    approved = lane_cli(control_plane, namespace, "approve", "lanerelease/seed")
+    assert approved.exit_code == 0, approved.output
     cluster.until(lambda: release_status(kube_api, namespace).get("phase") in
                   ("Promoting", "Succeeded"), "promoting")
     final = cluster.until(
@@ -127,15 +138,22 @@ def test_a_healthy_lane_is_promoted_together(kube_api, namespace, lane_story) ->
         assert cluster.status(f"rollouts-{service}")["phase"] == "Healthy"
         assert image_of(cluster.deployment(f"{service}-v1")) == V2
     cluster.until(lambda: routed(kube_api, story) == 0, "entry weight back to 0")
+    shown = lane_cli(control_plane, namespace, "status", "lanerelease/seed", "-w")
+    assert shown.exit_code == 0 and "Succeeded" in shown.output, shown.output
+    again = lane_cli(control_plane, namespace, "undo", "lanerelease/seed")
+    assert again.exit_code == 1 and "nothing to undo" in again.output
 
 
-def test_undo_rolls_the_whole_lane_back_weight_first(kube_api, namespace, lane_story) -> None:
+def test_undo_rolls_the_whole_lane_back_weight_first(control_plane, kube_api, namespace,
+                                                     lane_story) -> None:
     story, cluster, bases = lane_story
     create_release(kube_api, namespace, story.lane("canary"), [{"weight": 50, "pause": {}}])
     cluster.until(lambda: routed(kube_api, story) == 50, "entry weight 50 at the gateway")
-    client.CustomObjectsApi(kube_api).patch_namespaced_custom_object(
-        GROUP, VERSION, namespace, "lanereleases", "seed",
-        {"metadata": {"annotations": {"lanes.dev/undo": "now"}}})
+    paused = lane_cli(control_plane, namespace, "pause", "lanerelease/seed")
+    assert paused.exit_code == 0, paused.output
+    cluster.until(lambda: release_status(kube_api, namespace).get("phase") == "Paused", "paused")
+    undone = lane_cli(control_plane, namespace, "undo", "lanerelease/seed")
+    assert undone.exit_code == 0, undone.output
     final = cluster.until(
         lambda: (s := release_status(kube_api, namespace)).get("phase") == "Failed" and s,
         "the lane rolled back", timeout=90)

@@ -322,3 +322,41 @@ def test_step_weight_expands_like_flagger() -> None:
     spec = LaneReleaseSpec.model_validate({"swimLaneRef": {"name": "c"}, "stepWeight": 20,
                                            "maxWeight": 50})
     assert [s.weight for s in spec.all_steps] == [20, 40, 50]
+
+
+def test_status_view_shows_each_service_metrics_and_the_step() -> None:
+    import io
+
+    from rich.console import Console
+
+    from lanes.cli.releasestatus import format_release, release_view, summary_line
+
+    rel = started()
+    bad = ok()
+    bad["rollouts-mockc"] = {"request-success-rate": Reading("request-success-rate", 62.5)}
+    rel = advance(rel, run(rel, ReleaseObserved(LANE, rollouts()), NOW, bad))
+    view = release_view(rel.model_dump(by_alias=True, exclude_none=True, mode="json"))
+    assert (view.outcome, view.step, view.weight, view.failed) == ("progressing", 1, 10, 1)
+    out = io.StringIO()
+    Console(file=out, width=120).print(format_release(view))
+    text = out.getvalue()
+    assert "mockc-v1" in text and "62.5" in text and ">= 99" in text
+    assert "weight 10%" in summary_line(view) and "failed 1/2" in summary_line(view)
+
+
+@pytest.mark.parametrize(
+    ("phase", "intent", "refused"),
+    [
+        ("Promoting", "undo", "nothing to undo"),
+        ("Succeeded", "pause", "cannot be paused"),
+        ("Progressing", "resume", "not paused"),
+        ("Waiting", "approve", "no step waiting"),
+        ("Progressing", "approve", "continues on its own"),
+    ],
+)
+def test_release_intents_refused_with_a_reason(phase, intent, refused) -> None:
+    from lanes.rollout.lanerelease import check_release_intent
+
+    rel = release(status={"phase": phase, "currentStepIndex": 1})
+    assert refused in check_release_intent(rel, intent)
+    assert check_release_intent(release(status={"phase": "Progressing"}), "undo") is None
