@@ -1,10 +1,10 @@
-# Two commands: `make demo` runs the mock-chain story (`make demo-analysis` its metrics story), `make test` runs every test.
+# Two commands: `make demo` runs the mock-chain story (`make demo-analysis` its metrics story, `make demo-lane` its lane release), `make test` runs every test.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo demo-analysis test unit crds bench clean
+.PHONY: demo demo-analysis demo-lane test unit crds bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ demo: $(STAMP)
 # Two mockb releases decided by Prometheus metrics: one promoted, one rolled back by itself.
 demo-analysis: $(STAMP)
 	$(BIN)/kubectl-lane demo --story analysis
+
+# mocka, mockb and mockc released as one lane: promoted together, then rolled back together.
+demo-lane: $(STAMP)
+	$(BIN)/kubectl-lane demo --story lane
 
 test: $(STAMP)
 	$(BIN)/pytest

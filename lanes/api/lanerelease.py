@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .analysis import Analysis, MetricStatus
+from .analysis import Analysis, Duration, MetricStatus, seconds
 from .common import API_VERSION, Condition, DnsLabel, Metadata, Model
 from .workloadrollout import HttpRouteMatch, Pause
 
@@ -49,7 +49,9 @@ class LaneReleaseSpec(Model):
 
     Either `steps`, or Flagger's `stepWeight` (and `maxWeight`, default 50): the weights
     stepWeight, 2 x stepWeight, ... up to maxWeight. `matches` put every untagged request
-    they select into the lane whatever the weight (a tester's header, say).
+    they select into the lane whatever the weight (a tester's header, say). `routeSettle` is
+    how long a changed entry weight, once the gateway's route holds it, is given to reach every
+    proxy before the release acts on it (Istio pushes configuration asynchronously).
     """
 
     swim_lane_ref: SwimLaneRef
@@ -60,6 +62,7 @@ class LaneReleaseSpec(Model):
     analysis: Analysis | None = None
     matches: list[HttpRouteMatch] = Field(default_factory=list)
     paused: bool = False
+    route_settle: Duration = "2s"
 
     @field_validator("steps")
     @classmethod
@@ -102,6 +105,10 @@ class LaneReleaseSpec(Model):
         return self
 
     @property
+    def route_settle_seconds(self) -> float:
+        return seconds(self.route_settle)
+
+    @property
     def all_steps(self) -> list[LaneReleaseStep]:
         """The steps, Flagger's stepWeight/maxWeight expanded into explicit ones."""
         if self.steps:
@@ -138,7 +145,9 @@ class LaneReleaseStatus(Model):
     `weight` is the entry weight in force (what the gateway routes); `failedChecks` counts the
     lane's failed checks since the release started (a check fails if any service's does);
     `services` the last metric values per service; `rollouts` which were approved for
-    promotion or undone, so a restart neither promotes nor undoes twice.
+    promotion or undone, so a restart neither promotes nor undoes twice; `checkStep` the step
+    the last check was made at; `routesSince` when the gateway was first seen routing the
+    weight the current move needs, so the change has time to reach every proxy first.
     """
 
     phase: Phase = "Initial"
@@ -152,6 +161,8 @@ class LaneReleaseStatus(Model):
     unavailable_since: str | None = None
     analysis_phase: str | None = None
     step_passed: bool = False
+    check_step: int | None = None
+    routes_since: str | None = None
     services: list[ServiceCheck] = Field(default_factory=list)
     rollouts: list[MemberStatus] = Field(default_factory=list)
     reason: str | None = None

@@ -14,7 +14,14 @@ from lanes.rollout import Event
 
 from .diff import MANAGER
 from .kinds import ISTIO_GROUP
-from .lanesapi import MERGE_PATCH, event_body, list_events
+from .lanesapi import (
+    JSON_PATCH,
+    MERGE_PATCH,
+    event_body,
+    finalizer_added,
+    finalizer_removed,
+    list_events,
+)
 from .rollouts import RolloutsApi
 
 PLURAL = "lanereleases"
@@ -89,6 +96,29 @@ class LaneReleasesApi:
         return self.custom.patch_namespaced_custom_object(
             GROUP, VERSION, namespace, PLURAL, name, {"metadata": metadata},
             field_manager=self.manager, _content_type=MERGE_PATCH,
+        )
+
+    def add_finalizer(self, body: Mapping[str, Any]) -> dict:
+        """Hold deletion until the canaries the release holds are released."""
+        ops = finalizer_added(body["metadata"].get("finalizers"))
+        return dict(body) if ops is None else self._json_patch(body, ops)
+
+    def remove_finalizer(self, body: Mapping[str, Any]) -> None:
+        """Let the release go, testing the finalizer's position so no other one is lost."""
+        ops = finalizer_removed(body["metadata"].get("finalizers"))
+        if ops is None:
+            return
+        try:
+            self._json_patch(body, ops)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+    def _json_patch(self, body: Mapping[str, Any], ops: list[dict]) -> dict:
+        metadata = body["metadata"]
+        return self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, metadata["namespace"], PLURAL, metadata["name"], ops,
+            field_manager=self.manager, _content_type=JSON_PATCH,
         )
 
     def post_event(self, body: Mapping[str, Any], event: Event) -> None:

@@ -8,8 +8,9 @@ resourceVersion planned from, then the release's own intents cleared and the eve
 Any WorkloadRollout change in a namespace requeues the releases there; their entry weight is
 rendered by the lane operator (`lanes.operator.plan`), not here.
 
-Deleting a LaneRelease needs no cleanup: its entry weight leaves the routes with it and the
-rollouts it drove are back to their own steps, waiting for approval at their last one.
+Deleting a LaneRelease (lanes' finalizer) releases the canaries it held mid-promotion; its
+entry weight leaves the routes with it, and the rollouts it drove are back to their own steps,
+waiting for approval at their last one or finishing the promotion it approved.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ from lanes.kube.objects import error_message
 from lanes.render.istio import INGRESS_SUFFIX
 from lanes.render.names import object_name
 from lanes.render.steps import entered_weight
+from lanes.rollout import DeploymentView
+from lanes.rollout.actions import LANE_RELEASE_ANNOTATION
 from lanes.rollout.lanerelease import ReleaseObserved, member_rollouts, plan_release
 from lanes.rollout.status import set_condition
 
@@ -80,8 +83,9 @@ def routed_weight(api: LaneReleasesApi, lane: SwimLane | None) -> int | None:
 def read_lane(
     api: LaneReleasesApi, analysis: Analysis | None, namespace: str, members: list[WorkloadRollout],
     settings: AnalysisSettings,
-) -> tuple[dict[str, str], dict[str, dict[str, Reading]] | None]:
-    """Each member's service, and (with `analysis`) its readings on its own lane subset."""
+) -> tuple[dict[str, str], dict[str, dict[str, Reading]] | None, frozenset[str]]:
+    """Each member's service, (with `analysis`) its readings on its own lane subset, and the
+    members whose base runs their canary's revision on every replica."""
     services = api.rollouts.services(namespace)
     lanes = api.rollouts.swimlanes()
     templates = {}
@@ -92,9 +96,14 @@ def read_lane(
                 templates[key] = MetricTemplate.model_validate(body)
             except ValidationError as error:
                 log.warning("MetricTemplate %s/%s is invalid: %s", *key, error)
-    names, readings = {}, {}
+    names, readings, rolled = {}, {}, set()
     for rollout in members:
         base = api.rollouts.deployment(namespace, rollout.spec.workload_ref.name)
+        canary = rollout.status.canary_status if rollout.status else None
+        if base is not None and canary is not None:
+            view = DeploymentView.from_object(base)
+            if view.rolled_out and view.revision == canary.canary_revision:
+                rolled.add(rollout.metadata.name)
         context = check_context(rollout, base, services, lanes)
         names[rollout.metadata.name] = context.service
         if analysis is not None:
@@ -102,7 +111,7 @@ def read_lane(
                 analysis, context, templates, default_address=settings.prometheus_url,
                 default_source=settings.metric_source,
             )
-    return names, (readings if analysis is not None else None)
+    return names, (readings if analysis is not None else None), frozenset(rolled)
 
 
 def invalid_status(body: Mapping[str, Any], error: ValidationError, now: datetime) -> dict:
@@ -124,8 +133,12 @@ def reconcile(api: LaneReleasesApi, namespace: str, name: str, now: datetime,
               settings: AnalysisSettings = AnalysisSettings()) -> float | None:
     """One reconcile of one release; returns when to plan again (None: on a change only)."""
     body = api.get(namespace, name)
-    if body is None or body["metadata"].get("deletionTimestamp"):
+    if body is None:
         return None
+    if body["metadata"].get("deletionTimestamp"):
+        finalize(api, body)
+        return None
+    body = api.add_finalizer(body)
     status = body.get("status") or {}
     try:
         release = LaneRelease.model_validate(body)
@@ -140,14 +153,14 @@ def reconcile(api: LaneReleasesApi, namespace: str, name: str, now: datetime,
     lane = lanes[0] if lanes else None
     rollouts = parse_all(api.rollouts.list(namespace), WorkloadRollout)
     members, _ = member_rollouts(release, lane, rollouts)
-    services, _ = read_lane(api, None, namespace, members, settings)
-    observed = ReleaseObserved(lane, rollouts, services, None, routed_weight(api, lane))
+    services, _, rolled = read_lane(api, None, namespace, members, settings)
+    observed = ReleaseObserved(lane, rollouts, services, None, routed_weight(api, lane), rolled)
     plan = plan_release(release, observed, now)
     if plan.check is not None:
-        _, readings = read_lane(api, plan.check, namespace, members, settings)
+        _, readings, _ = read_lane(api, plan.check, namespace, members, settings)
         plan = plan_release(release, observed.with_readings(readings or {}), now)
     for intent in plan.intents:
-        api.rollouts.annotate(namespace, intent.rollout, intent.patch["metadata"]["annotations"])
+        api.rollouts.annotate(namespace, intent.rollout, intent.annotations)
     wanted = plan.status.to_wire()
     if wanted != status:
         try:
@@ -164,6 +177,21 @@ def reconcile(api: LaneReleasesApi, namespace: str, name: str, now: datetime,
         except ApiException as error:
             log.warning("could not post event %s: %s", event.reason, error_message(error))
     return plan.requeue_after
+
+
+def finalize(api: LaneReleasesApi, body: Mapping[str, Any]) -> None:
+    """Release the canaries a deleted release held, then let it go.
+
+    Its entry weight leaves the routes with it; a rollout it held mid-promotion then finishes
+    its own promotion.
+    """
+    metadata = body["metadata"]
+    for rollout in api.rollouts.list(metadata["namespace"]):
+        annotations = rollout["metadata"].get("annotations") or {}
+        if annotations.get(LANE_RELEASE_ANNOTATION) == metadata["name"]:
+            api.rollouts.annotate(metadata["namespace"], rollout["metadata"]["name"],
+                                  {LANE_RELEASE_ANNOTATION: None})
+    api.remove_finalizer(body)
 
 
 class LaneReleases:

@@ -67,7 +67,7 @@ from lanes.api.topology import entry_service
 from lanes.api.workloadrollout import WorkloadRollout
 from lanes.render.observe import selects
 
-from .actions import Event
+from .actions import LANE_RELEASE_ANNOTATION, Event
 from .checks import analysis_at, complete_readings
 from .intents import ANNOTATIONS, PRIORITY, Intent, requested
 from .status import IN_PROGRESS, parse_time, set_condition, step_count, timestamp, utc
@@ -99,7 +99,8 @@ class ReleaseObserved:
     the workload's name stands in); `readings` one reading per metric of each member (rollout
     name -> metric name -> reading), given only to a plan made after a check was asked for;
     `routed_weight` the share of untagged requests the gateway's routes put into the lane now
-    (None when the group's gateway route is not found).
+    (None when the group's gateway route is not found); `rolled_out` the members whose base
+    Deployment runs their canary's revision on every replica.
     """
 
     lane: SwimLane | None
@@ -107,25 +108,36 @@ class ReleaseObserved:
     services: Mapping[str, str] = field(default_factory=dict)
     readings: Mapping[str, Mapping[str, Reading]] | None = None
     routed_weight: int | None = None
+    rolled_out: frozenset[str] = frozenset()
 
     def with_readings(self, readings: Mapping[str, Mapping[str, Reading]]) -> ReleaseObserved:
         """The same observation with a check's readings."""
         return ReleaseObserved(self.lane, self.rollouts, self.services, readings,
-                               self.routed_weight)
+                               self.routed_weight, self.rolled_out)
 
 
 @dataclass(frozen=True)
 class RolloutIntent:
-    """Request an intent on a member rollout (the annotation `kubectl lane` writes)."""
+    """Annotate a member rollout: an intent (the annotation `kubectl lane` writes), and the
+    release's hold on its canary (`hold` sets it, `unhold` removes it)."""
 
     rollout: str
-    intent: Intent
-    value: str
+    intent: Intent | None
+    value: str = ""
+    hold: str | None = None
+    unhold: bool = False
 
     @property
-    def patch(self) -> dict:
-        """The JSON merge patch writing the intent."""
-        return {"metadata": {"annotations": {ANNOTATIONS[self.intent]: self.value}}}
+    def annotations(self) -> dict[str, str | None]:
+        """The annotations to merge into the rollout (None removes one)."""
+        out: dict[str, str | None] = {}
+        if self.intent is not None:
+            out[ANNOTATIONS[self.intent]] = self.value
+        if self.hold is not None:
+            out[LANE_RELEASE_ANNOTATION] = self.hold
+        elif self.unhold:
+            out[LANE_RELEASE_ANNOTATION] = None
+        return out
 
 
 @dataclass(frozen=True)
@@ -343,7 +355,7 @@ def _waiting(d: _Draft) -> None:
     step = d.steps[0]
     d.move(
         phase="Progressing", current_step_index=1, weight=step.weight,
-        step_start_time=timestamp(d.now), step_passed=False,
+        step_start_time=timestamp(d.now), step_passed=False, last_check_time=d.now.isoformat(),
         rollouts=[MemberStatus(name=r.metadata.name, revision=_revision(r)) for r in d.members],
     )
     names = ", ".join(r.metadata.name for r in d.members)
@@ -431,7 +443,7 @@ def _check(d: _Draft, analysis: Analysis) -> bool:
         checks=lane_status.checks, failed_checks=lane_status.failed_checks,
         last_check_time=lane_status.last_check_time,
         unavailable_since=lane_status.unavailable_since, analysis_phase=lane_status.phase,
-        services=services,
+        services=services, check_step=index,
     )
     d.requeue = interval
     if verdict == "pass":
@@ -506,7 +518,7 @@ def _advance(d: _Draft) -> None:
         d.event("Advance", f"Advance {d.name}: entry weight {step.weight}% into lane {d.lane}")
         d.requeue = 0.0
         return
-    d.move(phase="Promoting", weight=100, step_passed=False)
+    d.move(phase="Promoting", weight=100, step_passed=False, routes_since=None)
     d.say(f"promoting lane {d.lane}: every untagged request enters the lane while the bases "
           "roll")
     d.event("Promoting", f"{d.name}: all steps passed; every untagged request now enters lane "
@@ -514,35 +526,84 @@ def _advance(d: _Draft) -> None:
     d.requeue = 0.0
 
 
-def _promoting(d: _Draft) -> None:
-    if d.observed.routed_weight != 100:
-        d.say(f"promoting lane {d.lane}: waiting for the gateway to route every untagged "
-              f"request into the lane (now {d.observed.routed_weight}%)")
+def _routes_settled(d: _Draft, wanted: int) -> bool:
+    """Whether the gateway has routed `wanted` percent into the lane for `routeSettle`."""
+    routed = d.observed.routed_weight
+    if routed != wanted and not (wanted == 0 and routed is None):
+        d.move(routes_since=None)
         d.requeue = ROUTES_POLL
-        return
+        return False
+    settle = d.release.spec.route_settle_seconds
+    since = parse_time(d.status.routes_since)
+    if since is None:
+        d.move(routes_since=d.now.isoformat())
+        d.requeue = settle
+        return False
+    left = settle - (d.now - since).total_seconds()
+    if left > 0:
+        d.requeue = left
+        return False
+    return True
+
+
+def _promoting(d: _Draft) -> None:
+    """Every untagged request into the lane, every member approved together and its canary
+    held; once every base runs the new version, the entry weight back to 0, then the holds
+    released so the rollouts drop their canaries."""
     present = {r.metadata.name: r for r in d.observed.rollouts}
-    approving, pending, gone_back = [], [], []
+    name = d.release.metadata.name
+    if d.status.weight == 100:
+        if not _routes_settled(d, 100):
+            d.say(f"promoting lane {d.lane}: waiting for every untagged request to enter the "
+                  f"lane (the gateway routes {d.observed.routed_weight}%)")
+            return
+        approving, pending = [], []
+        for member in d.status.rollouts:
+            rollout = present.get(member.name)
+            if rollout is None:
+                continue
+            wanted = "approve" not in requested(rollout) and ready_at_last_step(rollout) \
+                and _revision(rollout) == member.revision
+            held = rollout.metadata.annotations.get(LANE_RELEASE_ANNOTATION) == name
+            if wanted or not held:
+                index = rollout.status.canary_status.current_step_index if wanted else 0
+                d.intents.append(RolloutIntent(member.name, "approve" if wanted else None,
+                                               str(index), hold=name))
+                if wanted:
+                    approving.append(member.name)
+            if member.name not in d.observed.rolled_out and not _healthy(rollout):
+                pending.append(member.name)
+        d.move(rollouts=[m.model_copy(update={"promoted": True}) for m in d.status.rollouts])
+        if approving:
+            d.event("Promoting", f"{d.name}: approved {', '.join(approving)} together")
+        if pending or approving:
+            d.say(f"promoting lane {d.lane}: every untagged request runs through the lane while "
+                  f"{', '.join(pending or approving)} roll to the new version")
+            return
+        d.move(weight=0, routes_since=None)
+        d.say(f"promoting lane {d.lane}: every base runs the new version; entry weight back "
+              "to 0, then the canaries go")
+        d.event("Promoting", f"{d.name}: every base of lane {d.lane} runs the new version; "
+                             "untagged requests back on base")
+        d.requeue = 0.0
+        return
+    if not _routes_settled(d, 0):
+        d.say(f"promoting lane {d.lane}: waiting for untagged requests to leave the lane (the "
+              f"gateway routes {d.observed.routed_weight}%)")
+        return
+    pending, gone_back = [], []
     for member in d.status.rollouts:
         rollout = present.get(member.name)
         if rollout is None:
             continue
-        status = rollout.status
-        if status is not None and status.phase == "Healthy":
-            if _stable(rollout) != member.revision:
-                gone_back.append(member.name)
-            continue
-        pending.append(member.name)
-        if ready_at_last_step(rollout) and _revision(rollout) == member.revision \
-                and "approve" not in requested(rollout):
-            index = status.canary_status.current_step_index
-            d.intents.append(RolloutIntent(member.name, "approve", str(index)))
-            approving.append(member.name)
-    d.move(rollouts=[m.model_copy(update={"promoted": True}) for m in d.status.rollouts])
-    if approving:
-        d.event("Promoting", f"{d.name}: approved {', '.join(approving)} together")
+        if rollout.metadata.annotations.get(LANE_RELEASE_ANNOTATION) == name:
+            d.intents.append(RolloutIntent(member.name, None, unhold=True))
+        if not _healthy(rollout):
+            pending.append(member.name)
+        elif _stable(rollout) != member.revision:
+            gone_back.append(member.name)
     if pending:
-        d.say(f"promoting lane {d.lane}: waiting for {', '.join(pending)} to run the new "
-              "version on every base replica")
+        d.say(f"promoting lane {d.lane}: waiting for {', '.join(pending)} to drop their canary")
         return
     if gone_back:
         _end(d, "Failed", ROLLOUT_FAILED,
@@ -551,21 +612,24 @@ def _promoting(d: _Draft) -> None:
         return
     _end(d, "Succeeded", None, f"lane {d.lane} promoted: "
                                f"{', '.join(m.name for m in d.status.rollouts)} run the new "
-                               "version; entry weight back to 0")
+                               "version together")
+
+
+def _healthy(rollout: WorkloadRollout) -> bool:
+    return rollout.status is not None and rollout.status.phase == "Healthy"
 
 
 def _enter_rollback(d: _Draft, reason: str, message: str) -> None:
-    d.move(phase="RollingBack", weight=0, reason=reason)
+    d.move(phase="RollingBack", weight=0, reason=reason, routes_since=None)
     d.say(message)
     d.event("RollingBack", message, warning=True)
     d.requeue = 0.0
 
 
 def _rolling_back(d: _Draft) -> None:
-    if d.observed.routed_weight not in (0, None):
-        d.say(f"rolling back lane {d.lane}: waiting for the gateway to stop routing untagged "
-              f"requests into the lane (now {d.observed.routed_weight}%)")
-        d.requeue = ROUTES_POLL
+    if not _routes_settled(d, 0):
+        d.say(f"rolling back lane {d.lane}: waiting for untagged requests to leave the lane "
+              f"(the gateway routes {d.observed.routed_weight}%)")
         return
     present = {r.metadata.name: r for r in d.observed.rollouts}
     members, pending, undoing = [], [], []

@@ -102,6 +102,21 @@ def lane_cli(control_plane, namespace: str, *args: str):
     )
 
 
+def _ended(api, namespace, cluster) -> bool:
+    """Wait for the release to end; on a timeout, say where it and its rollouts stand."""
+    try:
+        cluster.until(lambda: release_status(api, namespace).get("phase") in ("Succeeded", "Failed"),
+                      "the release to end", timeout=90)
+    except AssertionError as error:
+        rollouts = {r["metadata"]["name"]: ((r.get("status") or {}).get("phase"),
+                                            (r.get("status") or {}).get("message"),
+                                            r["metadata"].get("annotations"))
+                    for r in cluster.rollouts.list(namespace)}
+        raise AssertionError(f"{error}; release {release_status(api, namespace)}; "
+                             f"rollouts {rollouts}") from None
+    return True
+
+
 def routed(api: client.ApiClient, story) -> int:
     vs = client.CustomObjectsApi(api).get_namespaced_custom_object(
         "networking.istio.io", "v1", "istio-system", "virtualservices",
@@ -131,7 +146,8 @@ def test_a_healthy_lane_is_promoted_together(control_plane, kube_api, namespace,
                   ("Promoting", "Succeeded"), "promoting")
     final = cluster.until(
         lambda: (s := release_status(kube_api, namespace)).get("phase") == "Succeeded" and s,
-        "the lane promoted", timeout=90)
+        "the lane promoted", timeout=90) if _ended(kube_api, namespace, cluster) else None
+    assert final is not None
     assert final["weight"] == 0
     assert {c["type"]: c["status"] for c in final["conditions"]}["Succeeded"] == "True"
     for service in SERVICES:

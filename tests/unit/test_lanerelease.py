@@ -21,6 +21,7 @@ from lanes.rollout.lanerelease import (
 )
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+CHECK = NOW + timedelta(seconds=10)
 SERVICES = ("mocka", "mockb", "mockc")
 LANE = SwimLane.model_validate({
     "metadata": {"name": "canary", "labels": {"swimlane-group": "g"}},
@@ -116,36 +117,60 @@ def test_waits_until_every_member_is_ready_at_its_last_step() -> None:
     assert [m.revision for m in plan.status.rollouts] == ["v2"] * 3
 
 
+def test_the_first_check_comes_one_interval_after_the_start() -> None:
+    plan = plan_release(started(), ReleaseObserved(LANE, rollouts()), NOW + timedelta(seconds=5))
+    assert plan.check is None and plan.requeue_after == pytest.approx(5)
+
+
 def test_healthy_steps_then_all_promoted_in_one_reconcile() -> None:
     rel = started()
     observed = ReleaseObserved(LANE, rollouts())
     weights = []
-    now = NOW
+    now = CHECK
     for _ in range(3):
         plan = run(rel, observed, now, ok())
         rel = advance(rel, plan)
         weights.append(rel.status.weight)
         now += timedelta(seconds=10)
     assert weights == [25, 50, 100]
-    assert rel.status.phase == "Promoting"
+    assert rel.status.phase == "Promoting" and rel.status.check_step == 3
     assert [s.service for s in rel.status.services] == ["mocka-v1", "mockb-v1", "mockc-v1"]
     waiting = plan_release(rel, ReleaseObserved(LANE, rollouts(), routed_weight=50), now)
-    assert waiting.intents == () and "waiting for the gateway" in waiting.status.message
+    assert waiting.intents == () and "gateway routes 50%" in waiting.status.message
     routed = ReleaseObserved(LANE, rollouts(), routed_weight=100)
     plan = plan_release(rel, routed, now)
-    assert {(i.rollout, i.intent, i.value) for i in plan.intents} == {
-        (f"rollouts-{s}", "approve", "1") for s in SERVICES}
+    assert plan.intents == () and plan.requeue_after == pytest.approx(2)
     rel = advance(rel, plan)
+    plan = plan_release(rel, routed, now + timedelta(seconds=2))
+    assert {(i.rollout, i.intent, i.value, i.hold) for i in plan.intents} == {
+        (f"rollouts-{s}", "approve", "1", "seed") for s in SERVICES}
     assert plan.status.weight == 100 and plan.status.phase == "Promoting"
+    rel = advance(rel, plan)
+    now += timedelta(seconds=2)
+    held = {"lanes.dev/lane-release": "seed"}
     rolling = ReleaseObserved(LANE, [
-        member("mocka", phase="Healthy", stable="v2"),
-        member("mockb", phase="Promoting", state="Completed"),
-        member("mockc", phase="Healthy", stable="v2")], routed_weight=100)
+        member("mocka", phase="Promoting", state="Completed", annotations=held),
+        member("mockb", phase="Promoting", state="Completed", annotations=held),
+        member("mockc", phase="Promoting", state="Completed", annotations=held)],
+        routed_weight=100, rolled_out=frozenset({"rollouts-mocka", "rollouts-mockc"}))
     plan = plan_release(rel, rolling, now)
     assert plan.intents == () and plan.status.weight == 100
+    assert "rollouts-mockb" in plan.status.message
+    rolled = ReleaseObserved(LANE, rolling.rollouts, routed_weight=100,
+                             rolled_out=frozenset(f"rollouts-{s}" for s in SERVICES))
+    plan = plan_release(rel, rolled, now)
+    assert (plan.status.phase, plan.status.weight, plan.intents) == ("Promoting", 0, ())
+    rel = advance(rel, plan)
+    back = ReleaseObserved(LANE, rolling.rollouts, routed_weight=0, rolled_out=rolled.rolled_out)
+    rel = advance(rel, plan_release(rel, back, now))
+    plan = plan_release(rel, back, now + timedelta(seconds=2))
+    assert {(i.rollout, i.unhold) for i in plan.intents} == {
+        (f"rollouts-{s}", True) for s in SERVICES}
+    assert plan.status.phase == "Promoting"
+    rel = advance(rel, plan)
     done = ReleaseObserved(LANE, [member(s, phase="Healthy", stable="v2") for s in SERVICES],
-                           routed_weight=100)
-    plan = plan_release(advance(rel, plan), done, now)
+                           routed_weight=0)
+    plan = plan_release(rel, done, now + timedelta(seconds=3))
     assert (plan.status.phase, plan.status.weight) == ("Succeeded", 0)
     succeeded = {c.type: c.status for c in plan.status.conditions}
     assert succeeded == {"Ready": "True", "Progressing": "False", "Succeeded": "True"}
@@ -156,35 +181,36 @@ def test_a_failing_service_halts_the_lane_then_rolls_every_rollout_back() -> Non
     observed = ReleaseObserved(LANE, rollouts())
     bad = ok()
     bad["rollouts-mockc"] = {"request-success-rate": Reading("request-success-rate", 62.5)}
-    plan = run(rel, observed, NOW, bad)
+    plan = run(rel, observed, CHECK, bad)
     assert plan.status.weight == 10 and plan.status.failed_checks == 1
     [event] = [e for e in plan.events if e.reason == "HaltAdvancement"]
     assert "mockc-v1" in event.message and "62.5" in event.message and ">= 99" in event.message
     rel = advance(rel, plan)
-    plan = run(rel, observed, NOW + timedelta(seconds=10), bad)
+    plan = run(rel, observed, CHECK + timedelta(seconds=10), bad)
     assert (plan.status.phase, plan.status.weight, plan.status.reason) == (
         "RollingBack", 0, "AnalysisFailed")
     assert plan.intents == ()
     rel = advance(rel, plan)
     routed = ReleaseObserved(LANE, rollouts(), routed_weight=0)
-    plan = plan_release(rel, routed, NOW + timedelta(seconds=11))
+    rel = advance(rel, plan_release(rel, routed, NOW + timedelta(seconds=21)))
+    plan = plan_release(rel, routed, NOW + timedelta(seconds=23))
     assert {(i.rollout, i.intent) for i in plan.intents} == {
         (f"rollouts-{s}", "undo") for s in SERVICES}
     rel = advance(rel, plan)
     again = plan_release(rel, ReleaseObserved(LANE, rollouts(mocka={"phase": "RollingBack"}),
-                                              routed_weight=0), NOW + timedelta(seconds=12))
+                                              routed_weight=0), NOW + timedelta(seconds=24))
     assert {i.rollout for i in again.intents} == {"rollouts-mockb", "rollouts-mockc"}
     done = ReleaseObserved(LANE, [member(s, phase="Healthy") for s in SERVICES], routed_weight=0)
-    plan = plan_release(rel, done, NOW + timedelta(seconds=20))
+    plan = plan_release(rel, done, NOW + timedelta(seconds=30))
     assert (plan.status.phase, plan.status.reason) == ("Failed", "AnalysisFailed")
     conditions = {c.type: (c.status, c.reason) for c in plan.status.conditions}
     assert conditions["Succeeded"] == ("False", "AnalysisFailed")
 
 
 def test_checks_are_not_repeated_within_an_interval() -> None:
-    rel = advance(started(), run(started(), ReleaseObserved(LANE, rollouts()), NOW, {
+    rel = advance(started(), run(started(), ReleaseObserved(LANE, rollouts()), CHECK, {
         **ok(), "rollouts-mocka": {"request-success-rate": Reading("request-success-rate", 1)}}))
-    plan = plan_release(rel, ReleaseObserved(LANE, rollouts()), NOW + timedelta(seconds=5))
+    plan = plan_release(rel, ReleaseObserved(LANE, rollouts()), CHECK + timedelta(seconds=5))
     assert plan.check is None and plan.requeue_after == pytest.approx(5)
     assert plan.status.failed_checks == 1
 
@@ -193,7 +219,7 @@ def test_prometheus_unavailable_holds_without_a_failed_check() -> None:
     down = {f"rollouts-{s}": {"request-success-rate": Reading("request-success-rate",
                                                               unavailable="refused")}
             for s in SERVICES}
-    plan = run(started(), ReleaseObserved(LANE, rollouts()), NOW, down)
+    plan = run(started(), ReleaseObserved(LANE, rollouts()), CHECK, down)
     assert (plan.status.weight, plan.status.failed_checks) == (10, 0)
     assert plan.status.unavailable_since is not None
 
@@ -223,23 +249,27 @@ def test_a_disturbed_release_rolls_the_whole_lane_back(observed, reason) -> None
 
 def test_a_deleted_lane_rolls_back_without_waiting_for_routes() -> None:
     rel = advance(started(), plan_release(started(), ReleaseObserved(None, rollouts()), NOW))
-    plan = plan_release(rel, ReleaseObserved(None, rollouts(), routed_weight=None), NOW)
+    gone = ReleaseObserved(None, rollouts(), routed_weight=None)
+    rel = advance(rel, plan_release(rel, gone, NOW))
+    plan = plan_release(rel, gone, NOW + timedelta(seconds=2))
     assert {i.intent for i in plan.intents} == {"undo"}
 
 
 def test_a_restarted_operator_resumes_from_status_alone() -> None:
     rel = started()
     observed = ReleaseObserved(LANE, rollouts())
-    plan = run(rel, observed, NOW, ok())
+    plan = run(rel, observed, CHECK, ok())
     stored = LaneRelease.model_validate({**rel.model_dump(by_alias=True, exclude_none=True),
                                         "status": plan.status.to_wire()})
-    again = plan_release(stored, observed, NOW)
+    again = plan_release(stored, observed, CHECK)
     assert again.check is None and again.status == plan.status.model_copy(
         update={"conditions": again.status.conditions})
     promoting = stored.model_copy(update={"status": stored.status.model_copy(update={
-        "phase": "Promoting", "weight": 100})})
-    approved = [member(s, annotations={"lanes.dev/approve": "1"}) for s in SERVICES]
-    plan = plan_release(promoting, ReleaseObserved(LANE, approved, routed_weight=100), NOW)
+        "phase": "Promoting", "weight": 100, "routesSince": NOW.isoformat()})})
+    approved = [member(s, annotations={"lanes.dev/approve": "1", "lanes.dev/lane-release": "seed"})
+                for s in SERVICES]
+    plan = plan_release(promoting, ReleaseObserved(LANE, approved, routed_weight=100),
+                        NOW + timedelta(seconds=5))
     assert plan.intents == ()
 
 
@@ -276,7 +306,7 @@ def test_pause_resume_and_undo_intents() -> None:
     plan = plan_release(annotated(**{"lanes.dev/pause": "t"}), observed, NOW)
     assert plan.status.paused and plan.clear == ("lanes.dev/pause",)
     rel = advance(rel, plan)
-    plan = plan_release(rel, observed, NOW)
+    plan = plan_release(rel, observed, CHECK)
     assert plan.status.phase == "Paused" and plan.check is None
     rel = advance(rel, plan)
     plan = plan_release(annotated(**{"lanes.dev/resume": "t"}), observed, NOW)
@@ -334,7 +364,7 @@ def test_status_view_shows_each_service_metrics_and_the_step() -> None:
     rel = started()
     bad = ok()
     bad["rollouts-mockc"] = {"request-success-rate": Reading("request-success-rate", 62.5)}
-    rel = advance(rel, run(rel, ReleaseObserved(LANE, rollouts()), NOW, bad))
+    rel = advance(rel, run(rel, ReleaseObserved(LANE, rollouts()), CHECK, bad))
     view = release_view(rel.model_dump(by_alias=True, exclude_none=True, mode="json"))
     assert (view.outcome, view.step, view.weight, view.failed) == ("progressing", 1, 10, 1)
     out = io.StringIO()
@@ -360,3 +390,27 @@ def test_release_intents_refused_with_a_reason(phase, intent, refused) -> None:
     rel = release(status={"phase": phase, "currentStepIndex": 1})
     assert refused in check_release_intent(rel, intent)
     assert check_release_intent(release(status={"phase": "Progressing"}), "undo") is None
+
+
+def test_the_lane_demo_classifies_every_untagged_answer() -> None:
+    from lanes.cli.lanestory import Tally, missing, share_ok
+
+    hop = "-> {app}(version: {v}, ip: 10.0.0.{n})"
+    chain = lambda *vs: "".join(hop.format(app=a, v=v, n=i) for i, (a, v) in  # noqa: E731
+                                enumerate(zip(("mocka", "mockb", "mockc"), vs)))
+    tally = Tally()
+    tally.record("untagged", 200, chain("v2", "v2", "v2"), 10, "v2")
+    tally.record("untagged", 200, chain("v1", "v1", "v1"), 10, "v2")
+    tally.record("untagged", 200, chain("v2", "v1", "v1"), 10, "v2")
+    tally.record("untagged", 500, "injected failure", 10, "v2")
+    tally.record("untagged", 503, "no healthy upstream", None, "v2")
+    tally.record("canary", 500, "injected failure", 10, "v2")
+    assert tally.by_weight == {10: [2, 3]}
+    assert tally.mixed == ["v2 -> v1 -> v1"]
+    assert tally.base_errors == ["untagged: HTTP 503 no healthy upstream"]
+    assert tally.lane_errors == 2
+    wrong = missing(("True", "Promoted"), ("False", "AnalysisFailed"), tally)
+    assert any("mixed versions" in w for w in wrong) and any("base got an error" in w or
+                                                             "served by base" in w for w in wrong)
+    assert share_ok(10, 10, 100)[0] and not share_ok(10, 40, 100)[0]
+    assert share_ok(50, 30, 40)[0] and not share_ok(50, 5, 200)[0]
