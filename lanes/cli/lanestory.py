@@ -41,6 +41,8 @@ ANALYSIS: dict[str, Any] = {
     "threshold": 2,
     "metrics": [{"name": "request-success-rate", "interval": "10s", "thresholdRange": {"min": 99}}],
 }
+# The local stack's Envoy takes a route change within milliseconds; a second is ample.
+ROUTE_SETTLE = "1s"
 POLL_S = 0.25
 LOAD_PAUSE_S = 0.01
 SETTLE_S = 0.5
@@ -58,7 +60,7 @@ def lane_release(name: str) -> dict[str, Any]:
         "apiVersion": "lanes.dev/v1alpha1", "kind": "LaneRelease",
         "metadata": {"name": name, "namespace": NAMESPACE},
         "spec": {"swimLaneRef": {"name": LANE}, "steps": [{"weight": w} for w in WEIGHTS],
-                 "analysis": ANALYSIS},
+                 "analysis": ANALYSIS, "routeSettle": ROUTE_SETTLE},
     }
 
 
