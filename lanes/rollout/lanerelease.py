@@ -10,34 +10,38 @@ where the last one stopped. The phases:
   lane release is what approves it.
 - Waiting -> Progressing at step 1 once every member has its canary pods ready at its last
   step (StepPaused); the lane's entry weight is then step 1's.
-- Each step: under analysis, a check is due every `interval`; the metrics of every member are
-  judged with `lanes.analysis.verdict.judge` on that member's service and lane subset, and a
-  check fails for the lane when any member's does (the event names service, metric, value and
-  range). Failed checks count for the whole release. A step ends as a WorkloadRollout's does
+- Each step: under analysis, a check is due every `interval` (the first one interval after the
+  start, so the lane has had traffic to judge); the metrics of every member are judged with
+  `lanes.analysis.verdict.judge` on that member's service and lane subset, and a check fails
+  for the lane when any member's does (the event names service, metric, value and range).
+  Failed checks count for the whole release. A step ends as a WorkloadRollout's does
   (`lanes.rollout.checks`): without pause on a passing check, `pause: {duration}` once the
   duration is over (and a check passed), `pause: {}` on approve.
 - After the last step -> Promoting: the entry weight goes to 100, so every untagged request
-  runs through the lane, whose chain is entirely the new version. Only once the gateway routes
-  100 (`ReleaseObserved.routed_weight`) is every member approved, all in the same reconcile;
-  each base then rolls to the new version. Requests that explicitly ask for the base lane see
-  each base service as it rolls: a mix of old and new pods, as in any rolling update.
-  Once every member is Healthy on the new revision -> Succeeded, entry weight 0 (the rollouts
-  delete their canaries as each base finishes; the lane's traffic then falls back to the new
-  base of that service, so its chain is still all new).
+  runs through the lane, whose chain is entirely the new version. Once the gateway has routed
+  100 (`ReleaseObserved.routed_weight`) for `spec.routeSettle`, every member is approved, all
+  in the same reconcile, and marked with `LANE_RELEASE_ANNOTATION`, so its rollout keeps its
+  canary after its base has rolled. Once every base runs the new version on every replica
+  (`ReleaseObserved.rolled_out`) the entry weight goes back to 0; once the gateway has routed 0
+  for `routeSettle` the marks are removed, the rollouts drop their canaries and finish, and the
+  release is Succeeded. Requests that explicitly ask for the base lane see each base service as
+  it rolls: a mix of old and new pods, as in any rolling update.
 - Roll back (failed checks reach `threshold`, Prometheus unavailable for threshold x interval,
   `undo`, a member failing or vanishing, the lane deleted) -> RollingBack: the entry weight goes
-  to 0 at once; only once the gateway routes 0 into the lane is every member undone (bases are
-  never restarted: each rollout restores its stable template). Once no member is in progress
-  -> Failed, Succeeded=False with the reason.
+  to 0 at once; only once the gateway has routed 0 into the lane for `routeSettle` is every
+  member undone (bases are never restarted: each rollout restores its stable template). Once
+  no member is in progress -> Failed, Succeeded=False with the reason.
 
 While a lane release drives them, the members' own traffic steps do not apply: the lane's entry
 weight decides which untagged requests see the new versions (`driven_rollouts`).
 
 Edge cases, each ending with base traffic on one version per service:
 
-- A member deleted mid-release: its rollout's finalizer leaves its base as it is; the release
-  rolls back (`RolloutDeleted`) so no untagged request meets a half-released chain. Deleted
-  while promoting, it counts as done (its base rolls to the new template on its own).
+- A member deleted mid-release: its rollout's finalizer restores its base to the stable
+  revision and deletes its canary, and the release rolls back (`RolloutDeleted`). Until the
+  entry weight 0 is in force, untagged requests already in the lane meet that service's old
+  version: deleting a member is the one move that can mix a chain, for that moment. Deleted
+  while promoting, it counts as done (its base rolls to the approved template on its own).
 - The lane deleted: no request can enter it any more; the release rolls back (`LaneDeleted`).
 - A member failing on its own (undone, rolled back, restarted on another template, Failed past
   its progress deadline): the release rolls back (`RolloutFailed`), naming it.
