@@ -414,3 +414,24 @@ def test_the_lane_demo_classifies_every_untagged_answer() -> None:
                                                              "served by base" in w for w in wrong)
     assert share_ok(10, 10, 100)[0] and not share_ok(10, 40, 100)[0]
     assert share_ok(50, 30, 40)[0] and not share_ok(50, 5, 200)[0]
+
+
+def test_a_rollout_a_lane_release_holds_keeps_its_canary_once_its_base_rolled() -> None:
+    from lanes.rollout import DeleteCanary, plan_step
+
+    from .rollout_fixtures import NOW as ROLLOUT_NOW
+    from .rollout_fixtures import V2, base, canary, observed, status
+    from .rollout_sim import rollout as sim_rollout
+
+    promoting = status("Promoting", "Completed")
+    held = sim_rollout().model_copy(update={"status": promoting})
+    held = held.model_copy(update={"metadata": held.metadata.model_copy(
+        update={"annotations": {"lanes.dev/lane-release": "seed"}})})
+    plan = plan_step(held, observed(base(V2), canary()), ROLLOUT_NOW)
+    assert plan.status.phase == "Promoting"
+    assert not any(isinstance(a, DeleteCanary) for a in plan.actions)
+    assert "lanerelease/seed" in plan.status.message
+    free = sim_rollout().model_copy(update={"status": promoting})
+    plan = plan_step(free, observed(base(V2), canary()), ROLLOUT_NOW)
+    assert plan.status.phase == "Healthy"
+    assert any(isinstance(a, DeleteCanary) for a in plan.actions)
