@@ -14,9 +14,7 @@ The classification and the printed lines are pure functions, tested without a st
 
 from __future__ import annotations
 
-import http.client
 import json
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,8 +27,8 @@ from rich.console import Console
 from rich.text import Text
 
 from .analysisstory import INJECTED
-from .livestory import HOP, IMAGE, NAMESPACE, ROUTE_HEADER, LiveSession, sample_documents
-from .story import PATH
+from .analysisstory import Load as GatewayLoad
+from .livestory import HOP, IMAGE, NAMESPACE, LiveSession, sample_documents
 
 SERVICES = ("mocka", "mockb", "mockc")
 LANE = "canary"
@@ -201,8 +199,8 @@ def missing(healthy: Outcome | None, failing: Outcome | None, tally: Tally) -> l
     return wrong
 
 
-class Load:
-    """Untagged, base- and canary-tagged requests through the gateway, in a thread.
+class Load(GatewayLoad):
+    """Untagged (twice as many), base- and canary-tagged requests through the gateway.
 
     `weight` and `new` are set by the watcher: the entry weight in force (None while it
     changes) and the version the lane runs.
@@ -211,25 +209,10 @@ class Load:
     LANES = ("untagged", "untagged", "base", "canary")
 
     def __init__(self, gateway_url: str) -> None:
-        host, port = gateway_url.removeprefix("http://").split(":")
-        self.host, self.port = host, int(port)
-        self.tally = Tally()
+        super().__init__(gateway_url)
+        self.lane_tally = Tally()
         self.weight: int | None = None
         self.new: str | None = None
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, name="lane-demo-load", daemon=True)
-
-    def ask(self, lane: str) -> tuple[int, str]:
-        headers = {} if lane == "untagged" else {ROUTE_HEADER: lane}
-        connection = http.client.HTTPConnection(self.host, self.port, timeout=5)
-        try:
-            connection.request("GET", PATH, headers=headers)
-            response = connection.getresponse()
-            return response.status, response.read().decode(errors="replace")
-        except OSError as error:
-            return 0, f"no answer: {error}"
-        finally:
-            connection.close()
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -238,16 +221,8 @@ class Load:
                 status, body = self.ask(lane)
                 if self.weight != weight:
                     weight = None
-                self.tally.record(lane, status, body, weight, new)
+                self.lane_tally.record(lane, status, body, weight, new)
             time.sleep(LOAD_PAUSE_S)
-
-    def __enter__(self) -> Load:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(10)
 
 
 class LaneStory(LiveSession):
@@ -272,7 +247,7 @@ class LaneStory(LiveSession):
                     failing = self.release("failing", "lane-v3", "3.0", "mockc", load)
             except TimeoutError as error:
                 self.console.print(Text(str(error), style="bold red"))
-        tally = load.tally
+        tally = load.lane_tally
         for line in format_shares(tally):
             self.console.print(f"  {line}")
         self.console.print(

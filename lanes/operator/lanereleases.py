@@ -15,7 +15,6 @@ waiting for approval at their last one or finishing the promotion it approved.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -48,7 +47,7 @@ from lanes.rollout.status import set_condition
 from .analysis import check_context, read_metrics, template_keys
 from .checks import AnalysisSettings
 from .handlers import generated_by_lanes
-from .scheduler import Scheduler
+from .scheduler import RequeuingQueue
 
 log = logging.getLogger("lanes.operator.lanereleases")
 
@@ -194,46 +193,19 @@ def finalize(api: LaneReleasesApi, body: Mapping[str, Any]) -> None:
     api.remove_finalizer(body)
 
 
-class LaneReleases:
-    """The lane-release side of the operator: one queue of releases, timers for requeues."""
+class LaneReleases(RequeuingQueue):
+    """The lane-release side of the operator: one queue of releases, by namespace."""
 
     def __init__(self, api: LaneReleasesApi, workers: int = 2,
                  settings: AnalysisSettings | None = None):
+        super().__init__(self.reconcile_one, workers=workers, describe=error_message)
         self.api = api
         self.settings = settings or AnalysisSettings.from_env()
-        self.scheduler = Scheduler(self.work, workers=workers, describe=error_message)
-        self.timers: dict[str, asyncio.TimerHandle] = {}
         self.by_namespace: dict[str, set[str]] = {}
 
-    def start(self) -> None:
-        """Start the workers on the running loop."""
-        self.scheduler.start()
-
-    async def stop(self) -> None:
-        """Cancel timers and workers."""
-        for timer in self.timers.values():
-            timer.cancel()
-        self.timers.clear()
-        await self.scheduler.stop()
-
-    async def work(self, key: str, force: bool) -> None:
-        """Reconcile in a worker thread, then schedule the next plan if one is due."""
-        namespace, name = key.split("/", 1)
-        again = await asyncio.to_thread(reconcile, self.api, namespace, name, datetime.now(UTC),
-                                        self.settings)
-        old = self.timers.pop(key, None)
-        if old is not None:
-            old.cancel()
-        if again is None:
-            return
-        if again <= 0:
-            self.scheduler.trigger(key)
-            return
-        self.timers[key] = asyncio.get_running_loop().call_later(again, self._fire, key)
-
-    def _fire(self, key: str) -> None:
-        self.timers.pop(key, None)
-        self.scheduler.trigger(key)
+    def reconcile_one(self, namespace: str, name: str) -> float | None:
+        """One reconcile of one release, now."""
+        return reconcile(self.api, namespace, name, datetime.now(UTC), self.settings)
 
     def on_release(self, event_type: str | None, namespace: str, name: str) -> None:
         """A release was listed, changed or deleted."""
