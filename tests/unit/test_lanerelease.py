@@ -435,3 +435,33 @@ def test_a_rollout_a_lane_release_holds_keeps_its_canary_once_its_base_rolled() 
     plan = plan_step(free, observed(base(V2), canary()), ROLLOUT_NOW)
     assert plan.status.phase == "Healthy"
     assert any(isinstance(a, DeleteCanary) for a in plan.actions)
+
+
+def test_a_bad_lane_release_file_is_refused_with_exit_2_naming_the_field(tmp_path) -> None:
+    from .test_cli import invoke, sample_copy
+
+    sample = sample_copy(tmp_path)
+    (sample / "release.yaml").write_text(
+        "apiVersion: lanes.dev/v1alpha1\nkind: LaneRelease\n"
+        "metadata: {name: seed, namespace: default}\n"
+        "spec:\n  swimLaneRef: {name: canary}\n  steps: [{weight: 50}, {weight: 10}]\n")
+    result = invoke("render", "-f", sample)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert "LaneRelease/seed: spec.steps: step weights must rise" in result.stderr
+
+
+def test_an_invalid_lane_release_gets_a_condition_naming_the_field() -> None:
+    from pydantic import ValidationError as PydanticError
+
+    from lanes.operator.lanereleases import invalid_status
+
+    body = {"metadata": {"name": "seed", "namespace": "default", "generation": 3},
+            "spec": {"swimLaneRef": {"name": "canary"}, "steps": [{"weight": 0}]}}
+    with pytest.raises(PydanticError) as error:
+        LaneRelease.model_validate(body)
+    status = invalid_status(body, error.value, NOW)
+    [ready] = [c for c in status["conditions"] if c["type"] == "Ready"]
+    assert ready["status"] == "False" and ready["reason"] == "InvalidSpec"
+    assert "spec.steps[0].weight" in ready["message"]
+    assert status["observedGeneration"] == 3
