@@ -153,7 +153,10 @@ def reconcile(api: LaneReleasesApi, namespace: str, name: str, now: datetime,
     rollouts = parse_all(api.rollouts.list(namespace), WorkloadRollout)
     members, _ = member_rollouts(release, lane, rollouts)
     services, _, rolled = read_lane(api, None, namespace, members, settings)
-    observed = ReleaseObserved(lane, rollouts, services, None, routed_weight(api, lane), rolled)
+    others = [r for r in parse_all(api.list(namespace), LaneRelease)
+              if r.metadata.name != name]
+    observed = ReleaseObserved(lane, rollouts, services, None, routed_weight(api, lane), rolled,
+                               others)
     plan = plan_release(release, observed, now)
     if plan.check is not None:
         _, readings, _ = read_lane(api, plan.check, namespace, members, settings)

@@ -104,7 +104,8 @@ class ReleaseObserved:
     name -> metric name -> reading), given only to a plan made after a check was asked for;
     `routed_weight` the share of untagged requests the gateway's routes put into the lane now
     (None when the group's gateway route is not found); `rolled_out` the members whose base
-    Deployment runs their canary's revision on every replica.
+    Deployment runs their canary's revision on every replica; `others` the other
+    LaneReleases of the namespace (a lane takes one release at a time).
     """
 
     lane: SwimLane | None
@@ -113,11 +114,12 @@ class ReleaseObserved:
     readings: Mapping[str, Mapping[str, Reading]] | None = None
     routed_weight: int | None = None
     rolled_out: frozenset[str] = frozenset()
+    others: Sequence[LaneRelease] = ()
 
     def with_readings(self, readings: Mapping[str, Mapping[str, Reading]]) -> ReleaseObserved:
         """The same observation with a check's readings."""
         return ReleaseObserved(self.lane, self.rollouts, self.services, readings,
-                               self.routed_weight, self.rolled_out)
+                               self.routed_weight, self.rolled_out, self.others)
 
 
 @dataclass(frozen=True)
@@ -337,6 +339,13 @@ def _initial(d: _Draft) -> None:
 
 
 def _waiting(d: _Draft) -> None:
+    busy = sorted(o.metadata.name for o in d.observed.others
+                  if o.spec.swim_lane_ref.name == d.lane and o.status is not None
+                  and o.status.phase in DRIVING)
+    if busy:
+        d.say(f"lane {d.lane} is being released by lanerelease/{busy[0]}; a lane takes one "
+              "release at a time, this one starts after it")
+        return
     if d.observed.lane is None:
         d.say(f"SwimLane {d.lane} not found; waiting for it")
         return

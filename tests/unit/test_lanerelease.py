@@ -465,3 +465,15 @@ def test_an_invalid_lane_release_gets_a_condition_naming_the_field() -> None:
     assert ready["status"] == "False" and ready["reason"] == "InvalidSpec"
     assert "spec.steps[0].weight" in ready["message"]
     assert status["observedGeneration"] == 3
+
+
+def test_a_lane_takes_one_release_at_a_time() -> None:
+    busy = started()
+    other = release().model_copy(update={"metadata": release().metadata.model_copy(
+        update={"name": "next"}), "status": None})
+    other = advance(other, plan_release(other, ReleaseObserved(LANE, rollouts()), NOW))
+    plan = plan_release(other, ReleaseObserved(LANE, rollouts(), others=[busy]), NOW)
+    assert plan.status.phase == "Waiting" and "lanerelease/seed" in plan.status.message
+    done = busy.model_copy(update={"status": busy.status.model_copy(update={"phase": "Succeeded"})})
+    plan = plan_release(other, ReleaseObserved(LANE, rollouts(), others=[done]), NOW)
+    assert plan.status.phase == "Progressing"
