@@ -1,10 +1,10 @@
-# Two commands: `make demo` runs the mock-chain story (`make demo-analysis` its metrics story), `make test` runs every test.
+# Two commands: `make demo` runs the mock-chain story (`make demo-analysis` its metrics story, `make demo-lane` its lane release), `make test` runs every test.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo demo-analysis test unit crds bench clean
+.PHONY: demo demo-analysis demo-lane test unit crds bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ demo: $(STAMP)
 demo-analysis: $(STAMP)
 	$(BIN)/kubectl-lane demo --story analysis
 
+# mocka, mockb and mockc released as one lane: promoted together, then rolled back together.
+demo-lane: $(STAMP)
+	$(BIN)/kubectl-lane demo --story lane
+
 test: $(STAMP)
 	$(BIN)/pytest
 
@@ -29,7 +33,7 @@ crds: $(STAMP)
 	$(BIN)/python -m lanes.api.crds --write crds charts/lanes/crds
 
 # Every benchmark; each prints a table. Those needing a cluster start a local control plane.
-BENCHES := render dataplane controlplane convergence idle_writes rollout analysis
+BENCHES := render dataplane controlplane convergence idle_writes rollout analysis lanerelease
 bench: $(STAMP)
 	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; done
 

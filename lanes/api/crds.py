@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from .analysis import MetricTemplate, MetricTemplateSpec
 from .common import GROUP, VERSION
+from .lanerelease import LaneRelease, LaneReleaseSpec, LaneReleaseStatus
 from .swimlane import SwimLane, SwimLaneSpec, SwimLaneStatus
 from .swimlanegroup import SwimLaneGroup, SwimLaneGroupSpec, SwimLaneGroupStatus
 from .workloadrollout import WorkloadRollout, WorkloadRolloutSpec, WorkloadRolloutStatus
@@ -98,6 +99,24 @@ KINDS: list[dict[str, Any]] = [
             _column("Provider", ".spec.provider.type"),
             _column("Address", ".spec.provider.address"),
             _column("Query", ".spec.query", priority=1),
+            _AGE,
+        ],
+    },
+    {
+        "kind": "LaneRelease",
+        "model": LaneRelease,
+        "plural": "lanereleases",
+        "short": ["lr"],
+        "scope": "Namespaced",
+        "spec": LaneReleaseSpec,
+        "status": LaneReleaseStatus,
+        "columns": [
+            _column("Lane", ".spec.swimLaneRef.name"),
+            _column("Status", ".status.phase"),
+            _column("Step", ".status.currentStepIndex", "integer"),
+            _column("Weight", ".status.weight", "integer"),
+            _column("Failed", ".status.failedChecks", "integer"),
+            _column("Message", ".status.message", priority=1),
             _AGE,
         ],
     },

@@ -14,6 +14,7 @@ from .common import GROUP
 from .convert import api_group, convert_document, convert_into
 from .convert_argo import analysis_templates
 from .errors import FieldError, InvalidSpec, from_validation_error
+from .lanerelease import LaneRelease
 from .observations import Observations
 from .swimlane import SwimLane
 from .swimlanegroup import SwimLaneGroup
@@ -24,6 +25,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "SwimLane": SwimLane,
     "WorkloadRollout": WorkloadRollout,
     "MetricTemplate": MetricTemplate,
+    "LaneRelease": LaneRelease,
 }
 
 
@@ -43,6 +45,7 @@ class Bundle:
     lanes: list[SwimLane] = field(default_factory=list)
     rollouts: list[WorkloadRollout] = field(default_factory=list)
     templates: list[MetricTemplate] = field(default_factory=list)
+    releases: list[LaneRelease] = field(default_factory=list)
     others: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -183,6 +186,8 @@ def parse_documents(documents: list[Document]) -> Bundle:
             bundle.rollouts.append(obj)
         elif isinstance(obj, MetricTemplate):
             bundle.templates.append(obj)
+        elif isinstance(obj, LaneRelease):
+            bundle.releases.append(obj)
     if errors:
         raise InvalidSpec(errors)
     return bundle

@@ -13,11 +13,16 @@ class TrafficStep(Model):
 
     `weight` percent of them go to `lane`'s subset, and every request satisfying one of
     `matches` does; the rest stay on the fallback lane. Requests that carry a lane keep it.
+
+    `enter` makes the step a lane's entry (a LaneRelease): it applies at the gateway only,
+    and the requests it sends to the lane are tagged with it, so they stay in the lane on
+    every later hop; the entry service's own mesh routes are left unsplit.
     """
 
     lane: DnsLabel
     weight: int = Field(default=0, ge=0, le=100)
     matches: list[RequestMatch] = Field(default_factory=list)
+    enter: bool = False
 
 
 class Observations(Model):

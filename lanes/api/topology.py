@@ -74,9 +74,13 @@ class Topology:
         return replace(self, members=members)
 
     def traffic_step(self, service: str) -> TrafficStep | None:
-        """The traffic step of a service's release, while its lane serves the service."""
+        """The traffic step of a service's release, while its lane serves the service.
+
+        A lane's entry step (`enter`) holds whether or not the lane has pods of the entry
+        service: the requests it tags reach the fallback's pods there and the lane's after.
+        """
         step = self.traffic.get(service)
-        if step is None or step.lane not in self.members.get(service, ()):
+        if step is None or (not step.enter and step.lane not in self.members.get(service, ())):
             return None
         return step
 

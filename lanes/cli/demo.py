@@ -10,6 +10,8 @@ observation files and requests traced through the call graph.
 
 `--story analysis` tells another story on its own stack: two mockb releases decided by their
 metrics, a healthy one promoted and a failing one rolled back (`lanes/cli/analysisstory.py`).
+`--story lane` releases mocka, mockb and mockc as one lane with a LaneRelease, a healthy change
+promoted together and a failing one rolled back together (`lanes/cli/lanestory.py`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -62,7 +64,7 @@ if TYPE_CHECKING:
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "mock-chain"
 FLAVOURS = ("istio", "asm")
-STORIES = ("chain", "analysis")
+STORIES = ("chain", "analysis", "lane")
 
 
 class OfflineSource:
@@ -155,16 +157,41 @@ def walk_analysis(
     console: Console, sample: Path, flavour: str, gateway_port: int, timeout: float
 ) -> bool:
     """Start a stack, run the analysis story on it, stop it; True when it all went as told."""
-    from lanes.dev.stack import Stack
-
     from .analysisstory import AnalysisStory, missing
+
+    title = "analysis story — live: releases of mockb decided by Prometheus metrics"
+    done = "healthy release promoted, failing release rolled back, base served every request"
+    return walk_metrics_story(console, sample, flavour, gateway_port, timeout, title,
+                              AnalysisStory, missing, done)
+
+
+def walk_lane(
+    console: Console, sample: Path, flavour: str, gateway_port: int, timeout: float
+) -> bool:
+    """Start a stack, release the canary lane twice as one unit, stop it; True when both
+    outcomes happened with no mixed chain and no base error."""
+    from .lanestory import LaneStory, missing
+
+    title = ("lane story — live: mocka, mockb and mockc released as one lane, entry weight "
+             "10% -> 25% -> 50%, checked per service by Prometheus")
+    done = ("healthy lane promoted together, failing lane rolled back together; no untagged "
+            "request saw mixed versions, base served every request")
+    return walk_metrics_story(console, sample, flavour, gateway_port, timeout, title,
+                              LaneStory, missing, done)
+
+
+def walk_metrics_story(
+    console: Console, sample: Path, flavour: str, gateway_port: int, timeout: float,
+    title: str, story_class: Any, missing: Any, done: str,
+) -> bool:
+    """Start a stack, run a story whose `run()` gives what `missing` judges, stop the stack."""
+    from lanes.dev.stack import Stack
 
     workdir = Path(tempfile.mkdtemp(prefix="lanes-demo-"))
     stack: Stack | None = None
     wrong = ["the story did not run to its end"]
     started = time.monotonic()
-    console.print(Text(f"analysis story — live: releases of mockb decided by Prometheus metrics; "
-                       f"flavour {flavour}", style="bold"))
+    console.print(Text(f"{title}; flavour {flavour}", style="bold"))
     try:
         with console.status("starting the local stack") as status:
             stack = Stack(workdir, flavour=flavour, gateway_port=gateway_port,
@@ -172,7 +199,7 @@ def walk_analysis(
             stack.start()
         console.print(_stack_ready(stack, time.monotonic() - started))
         with console.status("") as status:
-            story = AnalysisStory(stack.kubeconfig, stack.plane.binaries.kubectl, stack.gateway_url,
+            story = story_class(stack.kubeconfig, stack.plane.binaries.kubectl, stack.gateway_url,
                                   sample, console, flavour=flavour, progress=_ticker(status.update),
                                   timeout=timeout)
             try:
@@ -186,7 +213,7 @@ def walk_analysis(
     except Exception as error:  # noqa: BLE001 (reported with the logs to read, then exit 1)
         console.print(Text(f"error: {error}", style="bold red"))
     _stop(console, stack)
-    console.print(_analysis_verdict(wrong))
+    console.print(_verdict(wrong, done))
     return _finish(console, workdir, started, not wrong)
 
 
@@ -200,11 +227,10 @@ def _finish(console: Console, workdir: Path, started: float, passed: bool) -> bo
     return passed
 
 
-def _analysis_verdict(wrong: list[str]) -> Text:
-    """The analysis story's closing line, or what did not happen, one line each."""
+def _verdict(wrong: list[str], done: str) -> Text:
+    """A story's closing line, or what did not happen, one line each."""
     if not wrong:
-        return Text("healthy release promoted, failing release rolled back, base served every "
-                    "request", style="bold green")
+        return Text(done, style="bold green")
     return Text("\n".join(f"did not happen: {line}" for line in wrong), style="bold red")
 
 
@@ -289,24 +315,28 @@ def demo(
     ] = 90.0,
     story: Annotated[
         str, typer.Option(help="chain: the mock-chain story, state by state; analysis: a healthy "
-                               "and a failing release decided by their metrics.")
+                               "and a failing release decided by their metrics; lane: mocka, "
+                               "mockb and mockc released as one lane.")
     ] = "chain",
 ) -> None:
     """Walk the mock-chain story on a local stack; exit 0 only if every state matches the story.
 
     With `--story analysis`: a healthy and a failing mockb release decided by their metrics;
     exit 0 only if the first promotes, the second rolls back by itself and base never errs.
+    With `--story lane`: mocka, mockb and mockc released as one lane, a healthy change promoted
+    together and a failing one rolled back together; exit 0 only if both happened, no untagged
+    request saw mixed versions and base never erred.
     """
     if flavour not in FLAVOURS:
         raise invalid_option("--flavour", f"{flavour!r} is not one of {', '.join(FLAVOURS)}")
     if story not in STORIES:
         raise invalid_option("--story", f"{story!r} is not one of {', '.join(STORIES)}")
-    if story == "analysis" and offline:
-        raise invalid_option("--offline", "the analysis story needs metrics, so it runs live only")
-    if story == "analysis" and flavour != "istio":
+    if story in ("analysis", "lane") and offline:
+        raise invalid_option("--offline", f"the {story} story needs metrics, so it runs live only")
+    if story in ("analysis", "lane") and flavour != "istio":
         # On ASM-flavoured routes the stack's Envoy answers untagged requests 404 and the
         # canary's built-in success rate finds no series, so the story could not pass there.
-        raise invalid_option("--flavour", "the analysis story runs on the istio flavour only")
+        raise invalid_option("--flavour", f"the {story} story runs on the istio flavour only")
     console = make_console()
     if offline:
         source = OfflineSource(filename, observed_dir or filename / "observed")
@@ -316,7 +346,7 @@ def demo(
     else:
         previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
-            walker = walk_analysis if story == "analysis" else walk_live
+            walker = {"analysis": walk_analysis, "lane": walk_lane}.get(story, walk_live)
             passed = walker(console, filename, flavour, gateway_port, timeout)
         except KeyboardInterrupt:
             print("interrupted; the local stack is stopped", file=sys.stderr)

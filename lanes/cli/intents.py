@@ -21,7 +21,11 @@ KINDS = frozenset({"rollout", "rollouts", "workloadrollout", "workloadrollouts",
 FIELD_MANAGER = "kubectl-lane"
 ATTEMPTS = 3
 
-Target = Annotated[str, typer.Argument(help="The rollout, as rollout/NAME.", metavar="rollout/NAME")]
+Target = Annotated[
+    str,
+    typer.Argument(help="The rollout, as rollout/NAME, or a lane release, as lanerelease/NAME.",
+                   metavar="rollout/NAME"),
+]
 Namespace = Annotated[
     str | None,
     typer.Option("--namespace", "-n", help="The rollout's namespace; default: the context's."),
@@ -77,8 +81,16 @@ def request(
     kubeconfig: str | None,
     context: str | None,
 ) -> None:
-    """Check an intent against the live rollout and request it; exit 1 when refused."""
+    """Check an intent against the live rollout (or lane release) and request it; exit 1
+    when refused."""
     from kubernetes.client.exceptions import ApiException
+
+    from .releaseintents import release_name, request_release
+
+    release = release_name(target)
+    if release is not None:
+        request_release(intent, release, namespace, kubeconfig, context)
+        return
 
     from lanes.kube.connect import connect
     from lanes.kube.objects import error_message

@@ -149,6 +149,21 @@ class LiveSession:
             raise RuntimeError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
         return result.stdout
 
+    def rollouts(self) -> Mapping[str, dict]:
+        """The rollouts of the story's namespace, by name."""
+        items = client.CustomObjectsApi(self.api).list_namespaced_custom_object(
+            "lanes.dev", "v1alpha1", NAMESPACE, "workloadrollouts"
+        )["items"]
+        return {item["metadata"]["name"]: item for item in items}
+
+    def targeted(self, service: str) -> bool:
+        """Whether a rollout is Healthy and has labelled its Deployment, so the webhook holds it."""
+        rollout = self.rollouts().get(f"rollouts-{service}") or {}
+        if (rollout.get("status") or {}).get("phase") != HEALTHY:
+            return False
+        deployment = client.AppsV1Api(self.api).read_namespaced_deployment(f"{service}-v1", NAMESPACE)
+        return (deployment.metadata.labels or {}).get("lanes.dev/rollout") == f"rollouts-{service}"
+
     def wait(self, check: Callable[[], bool], what: str) -> None:
         self.progress(f"waiting for {what}")
         deadline = time.monotonic() + self.timeout
@@ -290,17 +305,4 @@ class LiveSource(LiveSession):
         found = destination_rule_subsets([{**item, "kind": "DestinationRule"} for item in items])
         return {s: found[s] for s in SERVICES if s in found}
 
-    def rollouts(self) -> Mapping[str, dict]:
-        items = client.CustomObjectsApi(self.api).list_namespaced_custom_object(
-            "lanes.dev", "v1alpha1", NAMESPACE, "workloadrollouts"
-        )["items"]
-        return {item["metadata"]["name"]: item for item in items}
-
-    def targeted(self, service: str) -> bool:
-        """Whether a rollout is Healthy and has labelled its Deployment, so the webhook holds it."""
-        rollout = self.rollouts().get(f"rollouts-{service}") or {}
-        if (rollout.get("status") or {}).get("phase") != HEALTHY:
-            return False
-        deployment = client.AppsV1Api(self.api).read_namespaced_deployment(f"{service}-v1", NAMESPACE)
-        return (deployment.metadata.labels or {}).get("lanes.dev/rollout") == f"rollouts-{service}"
 

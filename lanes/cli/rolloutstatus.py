@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -342,7 +342,8 @@ def show_rollout(
             typer.echo(f"error: workloadrollout/{name} not found in namespace {namespace}", err=True)
             return 1
         if watch:
-            view = _watch(api, namespace, name, view, timeout, console)
+            view = watch_view(view, lambda v: _reread(api, namespace, name, v), format_rollout,
+                              summary_line, timeout, console)
         else:
             console.print(format_rollout(view))
         return EXIT_CODES[view.outcome]
@@ -358,27 +359,33 @@ def _reread(api: Any, namespace: str, name: str, view: RolloutView) -> RolloutVi
     return new
 
 
-def _watch(
-    api: Any, namespace: str, name: str, view: RolloutView, timeout: float | None, console: Console
-) -> RolloutView:
+def watch_view(
+    view: Any, reread: Callable[[Any], Any], draw: Callable[[Any], RenderableType],
+    summary: Callable[[Any], str], timeout: float | None, console: Console,
+) -> Any:
+    """Redraw a view (anything with an `outcome`) until it is no longer progressing.
+
+    On a terminal the view is redrawn in place; otherwise each changed summary line is
+    printed, then the final view, so a log shows every move.
+    """
     deadline = None if timeout is None else time.monotonic() + timeout
     if console.is_terminal:
         from rich.live import Live
 
-        with Live(format_rollout(view), console=console, auto_refresh=False) as live:
+        with Live(draw(view), console=console, auto_refresh=False) as live:
             while view.outcome == "progressing" and (deadline is None or time.monotonic() < deadline):
                 time.sleep(POLL_S)
-                view = _reread(api, namespace, name, view)
-                live.update(format_rollout(view), refresh=True)
+                view = reread(view)
+                live.update(draw(view), refresh=True)
         return view
-    last = summary_line(view)
+    last = summary(view)
     console.print(last, soft_wrap=True)
     while view.outcome == "progressing" and (deadline is None or time.monotonic() < deadline):
         time.sleep(POLL_S)
-        view = _reread(api, namespace, name, view)
-        line = summary_line(view)
+        view = reread(view)
+        line = summary(view)
         if line != last:
             console.print(line, soft_wrap=True)
             last = line
-    console.print(format_rollout(view))
+    console.print(draw(view))
     return view

@@ -231,16 +231,28 @@ def status(
     kubeconfig: Annotated[str | None, typer.Option(help="Kubeconfig file; default: $KUBECONFIG or ~/.kube/config.")] = None,
     context: Annotated[str | None, typer.Option(help="Kubeconfig context to use.")] = None,
     namespace: Annotated[
-        str | None, typer.Option("--namespace", "-n", help="Namespace of rollout/NAME.")
+        str | None, typer.Option("--namespace", "-n", help="Namespace of rollout/NAME or lanerelease/NAME.")
     ] = None,
     watch: Annotated[
-        bool, typer.Option("--watch", "-w", help="rollout/NAME: redraw until the release ends.")
+        bool, typer.Option("--watch", "-w", help="rollout/NAME, lanerelease/NAME: redraw until the release ends.")
     ] = False,
 ) -> None:
     """Show lane groups (or `rollout/NAME`) on the live cluster: lanes, pods and routes in force.
 
-    For rollout/NAME the exit code: 0 succeeded, 1 failed or rolled back, 2 in progress.
+    For rollout/NAME and lanerelease/NAME the exit code: 0 succeeded, 1 failed or rolled
+    back, 2 in progress.
     """
+    from .releaseintents import release_name
+
+    release = release_name(group) if group is not None else None
+    if release is not None:
+        from .releasestatus import show_release
+
+        raise typer.Exit(
+            show_release(
+                release, namespace=namespace, watch=watch, kubeconfig=kubeconfig, context=context
+            )
+        )
     if group is not None and group.startswith(("rollout/", "workloadrollout/", "wro/")):
         from .rolloutstatus import show_rollout
 

@@ -80,7 +80,11 @@ class RolloutsApi:
     """Reads and writes for WorkloadRollouts and the Deployments they drive.
 
     Thread-safe as the underlying ApiClient is: the operator calls it from worker threads.
+    The reads and writes of the object itself (`plural`, `kind`) serve LaneReleases too.
     """
+
+    plural = PLURAL
+    kind = "WorkloadRollout"
 
     def __init__(self, api: client.ApiClient, manager: str = MANAGER):
         self.api = api
@@ -92,7 +96,7 @@ class RolloutsApi:
     def get(self, namespace: str, name: str) -> dict | None:
         """A WorkloadRollout, or None when it does not exist."""
         try:
-            return self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+            return self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, self.plural, name)
         except ApiException as error:
             if _missing(error):
                 return None
@@ -101,9 +105,9 @@ class RolloutsApi:
     def list(self, namespace: str | None = None) -> list[dict]:
         """WorkloadRollouts in one namespace, or in all."""
         if namespace is None:
-            listing = self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)
+            listing = self.custom.list_cluster_custom_object(GROUP, VERSION, self.plural)
         else:
-            listing = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+            listing = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, self.plural)
         return listing.get("items") or []
 
     def deployment(self, namespace: str, name: str) -> dict | None:
@@ -225,7 +229,7 @@ class RolloutsApi:
         metadata = body["metadata"]
         new = {
             "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "WorkloadRollout",
+            "kind": self.kind,
             "metadata": {
                 "name": metadata["name"],
                 "namespace": metadata["namespace"],
@@ -234,7 +238,7 @@ class RolloutsApi:
             "status": dict(status),
         }
         return self.custom.replace_namespaced_custom_object_status(
-            GROUP, VERSION, metadata["namespace"], PLURAL, metadata["name"], new,
+            GROUP, VERSION, metadata["namespace"], self.plural, metadata["name"], new,
             field_manager=self.manager,
         )
 
@@ -254,7 +258,7 @@ class RolloutsApi:
         if resource_version is not None:
             metadata["resourceVersion"] = resource_version
         return self.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL, name, {"metadata": metadata},
+            GROUP, VERSION, namespace, self.plural, name, {"metadata": metadata},
             field_manager=self.manager, _content_type=MERGE_PATCH,
         )
 
@@ -277,7 +281,7 @@ class RolloutsApi:
     def _json_patch(self, body: Mapping[str, Any], ops: list[dict]) -> dict:
         metadata = body["metadata"]
         return self.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, metadata["namespace"], PLURAL, metadata["name"], ops,
+            GROUP, VERSION, metadata["namespace"], self.plural, metadata["name"], ops,
             field_manager=self.manager, _content_type=JSON_PATCH,
         )
 
@@ -286,7 +290,7 @@ class RolloutsApi:
         metadata = body["metadata"]
         reference = {
             "apiVersion": body.get("apiVersion", f"{GROUP}/{VERSION}"),
-            "kind": "WorkloadRollout",
+            "kind": self.kind,
             "name": metadata["name"],
             "namespace": metadata["namespace"],
             "uid": metadata.get("uid"),
@@ -298,7 +302,7 @@ class RolloutsApi:
 
     def events_of(self, namespace: str, name: str) -> list[dict]:
         """Events about one rollout, oldest first."""
-        return list_events(self.core, namespace, name, "WorkloadRollout")
+        return list_events(self.core, namespace, name, self.kind)
 
     def pods(self, namespace: str, selector: Mapping[str, str]) -> list[dict]:
         """Pods matching an equality selector, as plain JSON (for status views)."""

@@ -58,6 +58,18 @@ def workloadrollout_index(namespace: str, body: kopf.Body, **_: Any) -> dict:
     return {namespace: copy.deepcopy(dict(body))}
 
 
+def lanerelease_index(namespace: str, body: kopf.Body, **_: Any) -> dict:
+    """Lane releases by namespace, for the entry weight of their lanes' groups."""
+    return {namespace: copy.deepcopy(dict(body))}
+
+
+async def lanerelease_traffic_event(type: str | None, body: kopf.Body, memo: Any, **kwargs: Any) -> None:
+    """A lane release changed; its entry weight may put untagged requests into its lane."""
+    runtime = _runtime(memo)
+    runtime.bind(kwargs)
+    runtime.on_release(type, body)
+
+
 async def workloadrollout_event(type: str | None, body: kopf.Body, memo: Any, **kwargs: Any) -> None:
     """A rollout changed; its traffic step may split a group service's requests."""
     runtime = _runtime(memo)
@@ -162,12 +174,16 @@ def register(registry: kopf.OperatorRegistry) -> kopf.OperatorRegistry:
     kopf.index("services", registry=registry)(service_index)
     kopf.index("pods", when=pod_carries_lane_key, registry=registry)(pod_index)
     kopf.index(plural="workloadrollouts", **lanes)(workloadrollout_index)
+    kopf.index(plural="lanereleases", **lanes)(lanerelease_index)
     kopf.on.event(plural="swimlanegroups", **lanes)(swimlanegroup_event)
     kopf.on.event(plural="swimlanes", **lanes)(swimlane_event)
     kopf.on.event("pods", registry=registry)(pod_event)
     kopf.on.event("services", registry=registry)(service_event)
     kopf.on.event(plural="workloadrollouts", id="workloadrollout_traffic", **lanes)(
         workloadrollout_event
+    )
+    kopf.on.event(plural="lanereleases", id="lanerelease_traffic", **lanes)(
+        lanerelease_traffic_event
     )
     for plural, handler in (
         ("virtualservices", virtualservice_event),

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from lanes.api.common import GROUP_LABEL
 from lanes.api.errors import FieldError, InvalidSpec
+from lanes.api.lanerelease import LaneRelease
 from lanes.api.load import parse_object
 from lanes.api.observations import Observations
 from lanes.api.swimlane import SwimLane
@@ -21,6 +22,7 @@ from lanes.api.swimlanegroup import SwimLaneGroup
 from lanes.api.workloadrollout import WorkloadRollout
 from lanes.render import FLAVOURS, owner_selector, render_group
 from lanes.render.observe import PodView, observe, selects
+from lanes.rollout.lanerelease import driven_rollouts, entry_steps
 from lanes.rollout.traffic import traffic_steps
 
 
@@ -34,7 +36,9 @@ class Inputs:
     `others` are the bodies of the other groups; `held` maps a service key to the groups
     (this one included) whose routes for that service are in force now, which the operator
     reads from the DestinationRules in the cluster; `rollouts` are the WorkloadRollouts in the
-    group's namespaces, whose traffic steps split the services' untagged requests.
+    group's namespaces, whose traffic steps split the services' untagged requests;
+    `releases` the LaneReleases there, whose entry weight puts untagged requests into a lane
+    at the gateway (the rollouts they drive then have no traffic step of their own).
     """
 
     group: Mapping[str, Any]
@@ -44,6 +48,7 @@ class Inputs:
     others: Sequence[Mapping[str, Any]] = ()
     held: Mapping[str, frozenset[str]] = field(default_factory=dict)
     rollouts: Sequence[Mapping[str, Any]] = ()
+    releases: Sequence[Mapping[str, Any]] = ()
 
 
 @dataclass
@@ -165,6 +170,33 @@ def _rollouts(bodies: Iterable[Mapping[str, Any]]) -> list[WorkloadRollout]:
     return parsed
 
 
+def _releases(bodies: Iterable[Mapping[str, Any]]) -> list[LaneRelease]:
+    """The lane releases that parse; one that does not is reported on itself."""
+    parsed = []
+    for body in bodies:
+        try:
+            parsed.append(LaneRelease.model_validate(dict(body)))
+        except ValidationError:
+            continue
+    return parsed
+
+
+def _traffic(plan: GroupPlan, inputs: Inputs) -> dict:
+    """Every traffic step in force: the rollouts' own, then the lane releases' entry steps,
+    which replace the steps of the rollouts they drive."""
+    releases = _releases(inputs.releases)
+    driven = {
+        (r.metadata.namespace or "default", name) for r in releases for name in driven_rollouts(r)
+    }
+    rollouts = [
+        r for r in _rollouts(inputs.rollouts)
+        if (r.metadata.namespace or "default", r.metadata.name) not in driven
+    ]
+    steps = traffic_steps(plan.group, plan.lanes, inputs.services, inputs.pods, rollouts)
+    steps.update(entry_steps(plan.group, plan.lanes, releases))
+    return steps
+
+
 def plan_group(inputs: Inputs) -> GroupPlan:
     """Parse the group and its lanes, observe lane membership and render the desired objects.
 
@@ -187,8 +219,7 @@ def plan_group(inputs: Inputs) -> GroupPlan:
             errors.extend(exc.errors)
     if plan.group is not None:
         observed = observe(plan.group, plan.lanes, inputs.services, inputs.pods)
-        steps = traffic_steps(plan.group, plan.lanes, inputs.services, inputs.pods,
-                              _rollouts(inputs.rollouts))
+        steps = _traffic(plan, inputs)
         plan.observed = observed.model_copy(update={"traffic": steps}) if steps else observed
     if errors or plan.group is None:
         plan.errors = errors

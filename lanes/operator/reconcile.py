@@ -44,6 +44,7 @@ class Snapshot:
     pods: Sequence[PodView] = ()
     others: Sequence[Mapping[str, Any]] = ()
     rollouts: Sequence[Mapping[str, Any]] = ()
+    releases: Sequence[Mapping[str, Any]] = ()
 
 
 @dataclass
@@ -131,7 +132,8 @@ class GroupReconciler:
         shared = listed_elsewhere(group, snap.others)
         held = self._held(snap.name, shared, snap.others) if shared else {}
         plan = plan_group(
-            Inputs(group, snap.lanes, snap.services, snap.pods, snap.others, held, snap.rollouts)
+            Inputs(group, snap.lanes, snap.services, snap.pods, snap.others, held, snap.rollouts,
+                   snap.releases)
         )
         if not plan.valid:
             self.invalidate(snap.name)

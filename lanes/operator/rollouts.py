@@ -14,7 +14,6 @@ writes nothing of its own onto rollouts.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import weakref
 from collections.abc import Mapping
@@ -42,7 +41,7 @@ from lanes.rollout import (
 
 from . import webhook
 from .checks import AnalysisSettings, call_hooks, make_check, notify
-from .scheduler import Scheduler
+from .scheduler import RequeuingQueue
 
 log = logging.getLogger("lanes.operator.rollouts")
 
@@ -174,49 +173,21 @@ def finalize(api: RolloutsApi, body: Mapping[str, Any]) -> None:
     api.remove_finalizer(body)
 
 
-class Rollouts:
+class Rollouts(RequeuingQueue):
     """The rollout side of the operator: which Deployments map to which rollouts, the queue."""
 
     def __init__(self, api: RolloutsApi, workers: int = 4,
                  settings: AnalysisSettings | None = None):
+        super().__init__(self.reconcile_one, workers=workers, describe=error_message)
         self.api = api
         self.settings = settings or AnalysisSettings.from_env()
-        self.scheduler = Scheduler(self.work, workers=workers, describe=error_message)
         self.targets: dict[tuple[str, str], set[str]] = {}
         self.target_of: dict[Key, tuple[str, str]] = {}
         self.seen: dict[Key, tuple] = {}
-        self.timers: dict[Key, asyncio.TimerHandle] = {}
 
-    def start(self) -> None:
-        """Start the workers on the running loop."""
-        self.scheduler.start()
-
-    async def stop(self) -> None:
-        """Cancel timers and workers."""
-        for timer in self.timers.values():
-            timer.cancel()
-        self.timers.clear()
-        await self.scheduler.stop()
-
-    async def work(self, key: Key, force: bool) -> None:
-        """Reconcile in a worker thread, then schedule the next plan if one is due."""
-        namespace, name = key.split("/", 1)
-        now = datetime.now(UTC)
-        again = await asyncio.to_thread(reconcile, self.api, namespace, name, now, self.settings)
-        old = self.timers.pop(key, None)
-        if old is not None:
-            old.cancel()
-        if again is None:
-            return
-        if again <= 0:
-            self.scheduler.trigger(key)
-            return
-        loop = asyncio.get_running_loop()
-        self.timers[key] = loop.call_later(again, self._fire, key)
-
-    def _fire(self, key: Key) -> None:
-        self.timers.pop(key, None)
-        self.scheduler.trigger(key)
+    def reconcile_one(self, namespace: str, name: str) -> float | None:
+        """One reconcile of one rollout, now."""
+        return reconcile(self.api, namespace, name, datetime.now(UTC), self.settings)
 
     def on_rollout(self, event_type: str | None, namespace: str, name: str, body: Mapping) -> None:
         """A rollout was listed, changed or deleted: remember its target, reconcile it.

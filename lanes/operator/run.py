@@ -13,6 +13,7 @@ from typing import Any
 import kopf
 
 from .handlers import register
+from .lanereleases import register as register_lanereleases
 from .rollouts import register as register_rollouts
 from .runtime import Options, Runtime
 
@@ -40,9 +41,10 @@ def connection_info(runtime: Runtime, settings: kopf.OperatorSettings) -> kopf.C
 def build_registry() -> kopf.OperatorRegistry:
     """A registry with lanes' handlers and a login from the operator's own configuration.
 
-    Lane groups, WorkloadRollouts and the rollout admission webhook all run in one operator.
+    Lane groups, WorkloadRollouts, LaneReleases and the rollout admission webhook all run in
+    one operator.
     """
-    registry = register_rollouts(register(kopf.OperatorRegistry()))
+    registry = register_lanereleases(register_rollouts(register(kopf.OperatorRegistry())))
 
     def operator_login(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> kopf.ConnectionInfo:
         return connection_info(memo.runtime, settings)

@@ -33,6 +33,7 @@ LANE_INDEX = "swimlane_index"
 SERVICE_INDEX = "service_index"
 POD_INDEX = "pod_index"
 ROLLOUT_INDEX = "workloadrollout_index"
+RELEASE_INDEX = "lanerelease_index"
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,8 @@ class Runtime:
                 k: indices[k]
                 for k in (GROUP_INDEX, LANE_INDEX, SERVICE_INDEX, POD_INDEX, ROLLOUT_INDEX)
             }
+            if RELEASE_INDEX in indices:
+                self.indices[RELEASE_INDEX] = indices[RELEASE_INDEX]
 
     def seed_lane_keys(self) -> None:
         """Learn lane label keys before pods are first listed, so the pod filter is right."""
@@ -208,6 +211,32 @@ class Runtime:
             if any(k.split("/", 1)[0] == namespace for k in keys):
                 self.trigger(group)
 
+    def on_release(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A lane release's entry weight or phase may have moved: reconcile its lane's group.
+
+        Only the phase, step and weight count, so its progress messages trigger nothing.
+        """
+        metadata = body.get("metadata") or {}
+        key = ("lanerelease", f"{metadata.get('namespace')}/{metadata.get('name')}")
+        status = body.get("status") or {}
+        essence = (metadata.get("generation"), status.get("phase"),
+                   status.get("currentStepIndex"), status.get("weight"))
+        if event_type == "DELETED":
+            self.seen.pop(key, None)
+        elif self.seen.get(key) == essence:
+            return
+        else:
+            self.seen[key] = essence
+        lane = ((body.get("spec") or {}).get("swimLaneRef") or {}).get("name")
+        group = self.lane_groups.get(lane) if lane else None
+        if group is not None:
+            self.trigger(group)
+            return
+        namespace = metadata.get("namespace") or "default"
+        for name, keys in self.group_services.items():
+            if any(k.split("/", 1)[0] == namespace for k in keys):
+                self.trigger(name)
+
     def on_pod(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A pod changed: reconcile the groups whose services select it, before or now.
 
@@ -290,8 +319,11 @@ class Runtime:
         others = [body for key, store in groups.items() if key != name and (body := _first(store))]
         rollouts = self.indices[ROLLOUT_INDEX]
         steps = [body for namespace in namespaces for body in rollouts.get(namespace, ())]
+        store = self.indices.get(RELEASE_INDEX) or {}
+        releases = [body for namespace in namespaces for body in store.get(namespace, ())]
         return Snapshot(
-            name, group, list(lanes.get(name, ())), selectors, list(found.values()), others, steps
+            name, group, list(lanes.get(name, ())), selectors, list(found.values()), others, steps,
+            releases,
         )
 
     async def work(self, name: str, force: bool) -> None:

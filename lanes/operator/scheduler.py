@@ -114,3 +114,50 @@ class Scheduler:
             old.cancel()
         self._retries[key] = loop.call_later(delay, fire)
         return delay
+
+
+Reconcile = Callable[[str, str], "float | None"]
+"""One reconcile of `namespace`, `name`, run in a worker thread; when to plan again."""
+
+
+class RequeuingQueue:
+    """A Scheduler of `namespace/name` keys whose reconcile says when to run again.
+
+    The reconcile runs in a thread; it returns None (only a change will move the object), 0
+    (run again at once) or seconds until a pause, check or deadline is due, kept as one timer
+    per key so a new trigger replaces it.
+    """
+
+    def __init__(self, reconcile: Reconcile, workers: int = 4, describe: Describe = str):
+        self.reconcile = reconcile
+        self.scheduler = Scheduler(self.work, workers=workers, describe=describe)
+        self.timers: dict[str, asyncio.TimerHandle] = {}
+
+    def start(self) -> None:
+        """Start the workers on the running loop."""
+        self.scheduler.start()
+
+    async def stop(self) -> None:
+        """Cancel timers and workers."""
+        for timer in self.timers.values():
+            timer.cancel()
+        self.timers.clear()
+        await self.scheduler.stop()
+
+    async def work(self, key: str, force: bool) -> None:
+        """Reconcile in a worker thread, then schedule the next run if one is due."""
+        namespace, name = key.split("/", 1)
+        again = await asyncio.to_thread(self.reconcile, namespace, name)
+        old = self.timers.pop(key, None)
+        if old is not None:
+            old.cancel()
+        if again is None:
+            return
+        if again <= 0:
+            self.scheduler.trigger(key)
+            return
+        self.timers[key] = asyncio.get_running_loop().call_later(again, self._fire, key)
+
+    def _fire(self, key: str) -> None:
+        self.timers.pop(key, None)
+        self.scheduler.trigger(key)

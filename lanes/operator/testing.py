@@ -8,13 +8,14 @@ by the API server, which lets a test remove a lane's pods instantly.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import kopf
-from kubernetes import client
+from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
 from .run import serve
@@ -155,3 +156,70 @@ def delete_pod(core: client.CoreV1Api, namespace: str, name: str) -> None:
     except ApiException as error:
         if error.status != 404:
             raise
+
+
+class Background:
+    """A daemon thread running `_run` for the length of a `with` block; `_run` polls `_stop`."""
+
+    def __init__(self, name: str):
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class PodReadier(Background):
+    """Marks each new pod of a namespace Ready, standing in for a kubelet."""
+
+    def __init__(self, api: client.ApiClient, namespace: str):
+        super().__init__("pod-readier")
+        self.core = client.CoreV1Api(api)
+        self.namespace = namespace
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            stream = watch.Watch()
+            try:
+                for event in stream.stream(
+                    self.core.list_namespaced_pod, self.namespace, timeout_seconds=2
+                ):
+                    if self._stop.is_set():
+                        break
+                    pod = event["object"]
+                    if event["type"] != "DELETED" and not _ready(pod):
+                        self._mark_ready(pod.metadata.name)
+            except ApiException as error:
+                if error.status not in (404, 410):
+                    logging.getLogger(__name__).warning("pod watch: %s", error)
+            finally:
+                stream.stop()
+
+    def _mark_ready(self, name: str) -> None:
+        now = rfc3339()
+        conditions = [
+            {"type": kind, "status": "True", "lastTransitionTime": now}
+            for kind in ("Initialized", "ContainersReady", "Ready", "PodScheduled")
+        ]
+        try:
+            self.core.patch_namespaced_pod_status(
+                name, self.namespace,
+                {"status": {"phase": "Running", "startTime": now, "conditions": conditions}},
+            )
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+
+def _ready(pod: Any) -> bool:
+    if pod.metadata.deletion_timestamp:
+        return True
+    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])

@@ -129,7 +129,7 @@ class AsmFlavour(Flavour):
             else:
                 by_label["fallback"] = {"target": {"host": host, "subset": fallback}}
                 step = facts.topology.traffic_step(service)
-                if step is not None:
+                if step is not None and not step.enter:
                     http.extend(step_routes(host, step, fallback, untagged))
             http.append({"name": MESH_ROUTE, "route": [by_label]})
             vs = {

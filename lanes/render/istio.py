@@ -118,7 +118,7 @@ class IstioFlavour(Flavour):
                             }
                         )
                 step = facts.topology.traffic_step(service)
-                if step is not None:
+                if step is not None and not step.enter:
                     http.extend(step_routes(host, step, fallback, untagged))
                 http.append(
                     {"name": fallback,
@@ -209,21 +209,30 @@ def _untagged_routes(facts: Facts) -> list[dict]:
     step = facts.topology.traffic_step(entry)
     fallback = _destination(facts, entry, facts.fallback, port)
     routes = []
+    canary: dict = {}
+    if step is not None:
+        canary = {"destination": {**fallback, "subset": step.lane}}
+        if step.enter:
+            canary = {
+                "destination": _destination(facts, entry, step.lane, port),
+                "headers": {"request": {"set": _lane_headers(facts, step.lane)}},
+            }
     if step is not None and step.matches:
-        canary = {**fallback, "subset": step.lane}
         routes.append(
             {
                 "name": f"{step.lane}/{MATCHES_ROUTE}",
                 "match": [and_match(and_match(m, match_wire(sm)), without)
                           for m in matches for sm in step.matches],
-                "route": [{"destination": canary}],
+                "route": [canary],
             }
         )
     destinations: list[dict] = [{"destination": fallback}]
-    if step is not None and step.weight:
+    if step is not None and step.enter and step.weight == 100:
+        destinations = [canary]
+    elif step is not None and step.weight:
         destinations = [
             {"destination": fallback, "weight": 100 - step.weight},
-            {"destination": {**fallback, "subset": step.lane}, "weight": step.weight},
+            {**canary, "weight": step.weight},
         ]
     routes.append(
         {
@@ -282,18 +291,23 @@ def _weighted_route(facts: Facts, matches: list[dict]) -> dict:
         route["match"] = matches
     destinations = []
     for share in weighted_shares(facts.topology):
-        headers = {"request": {"set": _lane_headers(facts, share.lane)}}
         step = facts.topology.traffic_step(share.service)
         if share.lane == facts.fallback and step is not None and step.weight:
             canary = round(share.weight * step.weight / 100)
-            parts = [(facts.fallback, share.weight - canary), (step.lane, canary)]
+            entered = step.lane if step.enter else share.lane
+            lane_subset = _destination(facts, share.service, step.lane)["subset"]
+            parts = [(facts.fallback, share.weight - canary, share.lane),
+                     (lane_subset if step.enter else step.lane, canary, entered)]
         else:
-            parts = [(_destination(facts, share.service, share.lane)["subset"], share.weight)]
-        for subset, weight in parts:
+            subset = _destination(facts, share.service, share.lane)["subset"]
+            parts = [(subset, share.weight, share.lane)]
+        for subset, weight, lane in parts:
+            if weight == 0 and len(parts) > 1:
+                continue
             destinations.append(
                 {
                     "destination": {"host": fqdn(share.service), "subset": subset},
-                    "headers": headers,
+                    "headers": {"request": {"set": _lane_headers(facts, lane)}},
                     "weight": weight,
                 }
             )

@@ -72,3 +72,22 @@ def step_routes(host: str, step: TrafficStep, fallback: str, untagged: list[dict
             }
         )
     return routes
+
+
+def entered_weight(virtual_service: dict, header: str, lane: str) -> int:
+    """The share (percent) of untagged requests a gateway VirtualService puts into `lane`.
+
+    Read from the routes that split untagged or weighted requests: the weights of the
+    destinations that set the lane header to `lane` (a lone destination counts 100). The
+    operator reads it from the live object, so a lane release acts only on routes in force.
+    """
+    total = 0
+    for route in (virtual_service.get("spec") or {}).get("http") or []:
+        if route.get("name") not in (UNTAGGED_ROUTE, "weighted"):
+            continue
+        destinations = route.get("route") or []
+        for destination in destinations:
+            sets = ((destination.get("headers") or {}).get("request") or {}).get("set") or {}
+            if sets.get(header) == lane:
+                total += destination.get("weight", 100 if len(destinations) == 1 else 0)
+    return min(total, 100)

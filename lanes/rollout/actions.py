@@ -19,6 +19,10 @@ from .hooks import HookCall
 
 
 HELD_ANNOTATION = "lanes.dev/held-by"
+LANE_RELEASE_ANNOTATION = "lanes.dev/lane-release"
+"""Set by a LaneRelease on the rollouts it promotes: once its base runs the new revision the
+rollout keeps its canary (and stays Promoting) until the release removes the mark, after it
+has taken its lane's untagged traffic off the canaries."""
 
 
 @dataclass(frozen=True)

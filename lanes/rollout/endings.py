@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from lanes.api.analysis import AnalysisStatus
 
-from .actions import DeleteCanary, RestoreBaseTemplate, UnpauseBase
+from .actions import LANE_RELEASE_ANNOTATION, DeleteCanary, RestoreBaseTemplate, UnpauseBase
 from .checks import ANALYSIS_REASONS, failure_summary
 from .draft import PROMOTED, Draft, rolled_back, succeeded_reason
 from .hooks import answered, answers, failures, is_done, mark_done, names, release_hooks
@@ -29,6 +29,13 @@ def promote(d: Draft) -> None:
     base = d.base
     if base.paused:
         d.act(UnpauseBase(base.name))
+    holder = d.rollout.metadata.annotations.get(LANE_RELEASE_ANNOTATION)
+    if base.rolled_out and holder:
+        d.message = (
+            f"Deployment {base.name} runs revision {d.canary_revision}; canary kept until "
+            f"lanerelease/{holder} has moved its lane's traffic off it"
+        )
+        return
     if base.rolled_out:
         _ended(d)
         d.move(phase="Healthy", stable=d.canary_revision, replicas=0, outcome=PROMOTED)

@@ -1,7 +1,7 @@
 """Helpers for rollout tests on the real control plane: an operator with the lane and rollout
 handlers, a stand-in kubelet that makes pods Ready, and readers for what the tests assert.
 
-The local control plane runs no kubelet. `PodReadier` marks every pod of a namespace Ready
+The local control plane runs no kubelet. `PodReadier` (`lanes.operator.testing`) marks every pod of a namespace Ready
 the moment it appears, as a kubelet would once its containers pass their probes; the pods
 stay unscheduled (no Node to keep alive), which the ReplicaSet controller does not mind and
 which lets the API server delete them at once when a ReplicaSet scales down.
@@ -9,25 +9,23 @@ which lets the API server delete them at once when a ReplicaSet scales down.
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import kopf
-from kubernetes import client, watch
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from lanes.dev.processes import free_port
 from lanes.kube.rollouts import RolloutsApi
 from lanes.operator.runtime import Options
-from lanes.operator.testing import OperatorThread, eventually, rfc3339
+from lanes.operator.testing import Background, OperatorThread, PodReadier, eventually
 from lanes.operator.webhook import WebhookOptions
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,73 +94,6 @@ def wait_for_webhook(api: client.ApiClient, config_name: str, port: int, timeout
         return any(f":{port}/" in (w.client_config.url or "") for w in config.webhooks or [])
 
     eventually(registered, f"webhook {config_name} on port {port}", timeout)
-
-
-class Background:
-    """A daemon thread running `_run` for the length of a `with` block; `_run` polls `_stop`."""
-
-    def __init__(self, name: str):
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        raise NotImplementedError
-
-
-class PodReadier(Background):
-    """Marks each new pod of a namespace Ready, standing in for a kubelet."""
-
-    def __init__(self, api: client.ApiClient, namespace: str):
-        super().__init__("pod-readier")
-        self.core = client.CoreV1Api(api)
-        self.namespace = namespace
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            stream = watch.Watch()
-            try:
-                for event in stream.stream(
-                    self.core.list_namespaced_pod, self.namespace, timeout_seconds=2
-                ):
-                    if self._stop.is_set():
-                        break
-                    pod = event["object"]
-                    if event["type"] != "DELETED" and not _ready(pod):
-                        self._mark_ready(pod.metadata.name)
-            except ApiException as error:
-                if error.status not in (404, 410):
-                    logging.getLogger(__name__).warning("pod watch: %s", error)
-            finally:
-                stream.stop()
-
-    def _mark_ready(self, name: str) -> None:
-        now = rfc3339()
-        conditions = [
-            {"type": kind, "status": "True", "lastTransitionTime": now}
-            for kind in ("Initialized", "ContainersReady", "Ready", "PodScheduled")
-        ]
-        try:
-            self.core.patch_namespaced_pod_status(
-                name, self.namespace,
-                {"status": {"phase": "Running", "startTime": now, "conditions": conditions}},
-            )
-        except ApiException as error:
-            if error.status != 404:
-                raise
-
-
-def _ready(pod: Any) -> bool:
-    if pod.metadata.deletion_timestamp:
-        return True
-    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
 
 
 def deployment(name: str, app: str, image: str, replicas: int = 1, upstream: str | None = None) -> dict:

@@ -1,0 +1,181 @@
+"""LaneRelease: one change spanning several services, released as one unit through its lane.
+
+A LaneRelease names a SwimLane and the WorkloadRollouts whose canary pods join it (`rollouts`,
+or, left empty, every rollout in the namespace whose `patchPodTemplateMetadata` labels put its
+canary pods in the lane). Its steps are the lane's *entry weight*: the share of untagged
+requests that the gateway puts into the lane, and that then stay in it on every hop. Its
+`analysis` has a WorkloadRollout's layout and is evaluated for every service of the lane, each
+on its own lane subset; promotion and roll back take every rollout of the lane together.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from .analysis import Analysis, Duration, MetricStatus, seconds
+from .common import API_VERSION, Condition, DnsLabel, Metadata, Model
+from .workloadrollout import HttpRouteMatch, Pause
+
+KIND = "LaneRelease"
+
+Phase = Literal[
+    "Initial", "Waiting", "Progressing", "Paused", "Promoting", "RollingBack", "Succeeded",
+    "Failed",
+]
+
+
+class LaneReleaseStep(Model):
+    """One entry weight (percent of untagged requests entering the lane), then a pause.
+
+    Under analysis a step without `pause` continues once a check passes, `pause: {}` waits
+    for approval too, `pause: {duration}` for the duration and a passing check; without
+    analysis a step without `pause` waits for approval, as a WorkloadRollout's step does.
+    """
+
+    weight: int = Field(ge=1, le=100)
+    pause: Pause | None = None
+
+
+class SwimLaneRef(Model):
+    """The lane released (a SwimLane is cluster-scoped)."""
+
+    name: DnsLabel
+
+
+class LaneReleaseSpec(Model):
+    """What a LaneRelease declares.
+
+    Either `steps`, or Flagger's `stepWeight` (and `maxWeight`, default 50): the weights
+    stepWeight, 2 x stepWeight, ... up to maxWeight. `matches` put every untagged request
+    they select into the lane whatever the weight (a tester's header, say). `routeSettle` is
+    how long a changed entry weight, once the gateway's route holds it, is given to reach every
+    proxy before the release acts on it (Istio pushes configuration asynchronously).
+    """
+
+    swim_lane_ref: SwimLaneRef
+    rollouts: list[DnsLabel] = Field(default_factory=list)
+    steps: list[LaneReleaseStep] = Field(default_factory=list)
+    step_weight: int | None = Field(default=None, ge=1, le=100)
+    max_weight: int | None = Field(default=None, ge=1, le=100)
+    analysis: Analysis | None = None
+    matches: list[HttpRouteMatch] = Field(default_factory=list)
+    paused: bool = False
+    route_settle: Duration = "2s"
+
+    @field_validator("steps")
+    @classmethod
+    def _rising(cls, steps: list[LaneReleaseStep]) -> list[LaneReleaseStep]:
+        weights = [s.weight for s in steps]
+        if weights != sorted(set(weights)):
+            raise ValueError(f"step weights must rise from step to step; got {weights}")
+        return steps
+
+    @field_validator("rollouts")
+    @classmethod
+    def _once(cls, names: list[str]) -> list[str]:
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"rollout {twice[0]!r} is listed twice")
+        return names
+
+    @field_validator("analysis")
+    @classmethod
+    def _no_webhooks(cls, analysis: Analysis | None) -> Analysis | None:
+        if analysis is not None and analysis.webhooks:
+            raise ValueError(
+                "webhooks are not supported in a LaneRelease's analysis (the member rollouts "
+                "keep theirs); remove analysis.webhooks"
+            )
+        return analysis
+
+    @model_validator(mode="after")
+    def _one_way_of_stepping(self) -> LaneReleaseSpec:
+        if self.steps and self.step_weight is not None:
+            raise ValueError("give either steps or stepWeight, not both")
+        if not self.steps and self.step_weight is None:
+            raise ValueError("give steps (entry weights) or stepWeight")
+        if self.max_weight is not None and self.step_weight is None:
+            raise ValueError("maxWeight needs stepWeight")
+        if self.step_weight is not None and self.step_weight > (self.max_weight or 50):
+            raise ValueError(
+                f"stepWeight {self.step_weight} is above maxWeight {self.max_weight or 50}"
+            )
+        return self
+
+    @property
+    def route_settle_seconds(self) -> float:
+        return seconds(self.route_settle)
+
+    @property
+    def all_steps(self) -> list[LaneReleaseStep]:
+        """The steps, Flagger's stepWeight/maxWeight expanded into explicit ones."""
+        if self.steps:
+            return list(self.steps)
+        top = self.max_weight or 50
+        step = self.step_weight or top
+        weights = list(range(step, top + 1, step))
+        if weights[-1] != top:
+            weights.append(top)
+        return [LaneReleaseStep(weight=w) for w in weights]
+
+
+class ServiceCheck(Model):
+    """A service of the lane as the last check read it: its rollout and its metrics."""
+
+    service: str
+    rollout: str
+    ok: bool = False
+    metrics: list[MetricStatus] = Field(default_factory=list)
+
+
+class MemberStatus(Model):
+    """A rollout of the release, and what the release has done to it."""
+
+    name: str
+    revision: str | None = None
+    promoted: bool = False
+    undone: bool = False
+
+
+class LaneReleaseStatus(Model):
+    """The release's state machine, stored so a restarted operator resumes from it.
+
+    `weight` is the entry weight in force (what the gateway routes); `failedChecks` counts the
+    lane's failed checks since the release started (a check fails if any service's does);
+    `services` the last metric values per service; `rollouts` which were approved for
+    promotion or undone, so a restart neither promotes nor undoes twice; `checkStep` the step
+    the last check was made at; `routesSince` when the gateway was first seen routing the
+    weight the current move needs, so the change has time to reach every proxy first.
+    """
+
+    phase: Phase = "Initial"
+    paused: bool = False
+    current_step_index: int = 0
+    weight: int = 0
+    step_start_time: str | None = None
+    checks: int = 0
+    failed_checks: int = 0
+    last_check_time: str | None = None
+    unavailable_since: str | None = None
+    analysis_phase: str | None = None
+    step_passed: bool = False
+    check_step: int | None = None
+    routes_since: str | None = None
+    services: list[ServiceCheck] = Field(default_factory=list)
+    rollouts: list[MemberStatus] = Field(default_factory=list)
+    reason: str | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    observed_generation: int | None = None
+    message: str | None = None
+
+
+class LaneRelease(Model):
+    """A release of every service of one lane as one unit (namespaced, beside its rollouts)."""
+
+    api_version: Literal["lanes.dev/v1alpha1"] = API_VERSION
+    kind: Literal["LaneRelease"] = KIND
+    metadata: Metadata
+    spec: LaneReleaseSpec
+    status: LaneReleaseStatus | None = None
