@@ -29,7 +29,8 @@ Metric analysis (`strategy.canary.analysis`, or a step's own `analysis` for that
 rules of one check are in `lanes.analysis.verdict`, how each kind of pause waits in `checks`):
 
 - Checks run only while a step's canary pods are ready (StepPaused) and the rollout is not
-  paused. A plan made without readings asks for one when it is due (`Plan.check`) and
+  paused, the first one an `interval` after the step's `lastUpdateTime` (when the pods became
+  ready, or the step was resumed), so its window holds the step's traffic. A plan made without readings asks for one when it is due (`Plan.check`) and
   otherwise requeues at the next due time; the operator queries, calls the `rollout`
   webhooks (and the `hooks_due`, below) and plans again with the same `now` and the readings (`Observed.readings`,
   `Observed.hooks`). Planning again from the returned status with the same readings judges

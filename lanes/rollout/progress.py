@@ -297,15 +297,16 @@ def _check(d: Draft, analysis: Analysis) -> bool:
     """
     readings = d.observed.readings
     pre = () if is_done(d.analysis, "pre-rollout") else release_hooks(d.rollout, "pre-rollout")
+    since = d.last_update_time
     if readings is None:
-        wait = next_check_in(analysis, d.analysis, d.now)
+        wait = next_check_in(analysis, d.analysis, d.now, since)
         if wait <= 0:
             d.check = analysis
             d.call(pre + hooks_of(analysis, "rollback"), "Progressing")
         d.wake(wait or analysis.interval_seconds)
         return True
-    if next_check_in(analysis, d.analysis, d.now) > 0:
-        d.wake(next_check_in(analysis, d.analysis, d.now))
+    if next_check_in(analysis, d.analysis, d.now, since) > 0:
+        d.wake(next_check_in(analysis, d.analysis, d.now, since))
         return True
     stamp = d.now.isoformat()
     hooks = d.observed.hooks
@@ -338,7 +339,7 @@ def _check(d: Draft, analysis: Analysis) -> bool:
     if judged.verdict == "rollback":
         enter_rollback(d, f"{d.where}: {judged.message}")
         return False
-    d.wake(next_check_in(analysis, d.analysis, d.now) or analysis.interval_seconds)
+    d.wake(next_check_in(analysis, d.analysis, d.now, since) or analysis.interval_seconds)
     return True
 
 

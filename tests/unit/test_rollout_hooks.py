@@ -22,6 +22,7 @@ from .test_rollout_analysis import (
     V2,
     always,
     conditions,
+    first_check,
     reasons,
     run_until,
     started,
@@ -137,7 +138,7 @@ def test_pre_rollout_runs_once_before_the_first_check_and_never_again() -> None:
     world = started(hooked(hook("smoke", "pre-rollout"), steps=[{"replicas": 1}, {"replicas": 2}]))
     wait(world)
     assert calls(world, "pre-rollout") == [], "not before the step's canary pods are ready"
-    wait(world)
+    first_check(world)
     assert calls(world, "pre-rollout") == [("smoke", "Progressing")]
     assert len(world.checks) == 1, "called with the first check"
     assert "PreRolloutPassed" in reasons(world.events)
