@@ -224,17 +224,24 @@ def test_prometheus_unavailable_holds_without_failed_checks_and_recovers() -> No
     world = started(analysed([{"replicas": 1}]), metrics)
     world.reconcile()
     world.events.clear()
+    assert "MetricsAvailable" not in conditions(world), "only an outage brings the condition"
     first_check(world)
     assert state(world) == ("Progressing", 1, "StepPaused")
     assert world.status.analysis.phase == "Holding"
     assert world.status.analysis.failed_checks == 0
     assert reasons(world.events) == ["MetricsUnavailable"]
+    assert conditions(world)["MetricsAvailable"] == ("False", "PrometheusUnavailable")
+    held = next(c for c in world.status.conditions if c.type == "MetricsAvailable")
+    assert "Holding: Prometheus unavailable (connection refused)" in held.message
     wait(world)
     assert world.status.analysis.phase == "Holding"
     assert reasons(world.events) == ["MetricsUnavailable"], "the hold is announced once"
+    again = next(c for c in world.status.conditions if c.type == "MetricsAvailable")
+    assert again.last_transition_time == held.last_transition_time
     wait(world)
     assert state(world) == ("Progressing", 1, "StepReady")
     assert world.status.analysis.unavailable_since is None
+    assert conditions(world)["MetricsAvailable"] == ("True", "PrometheusAnswered")
     world.run(lambda w: w.status.phase == "Healthy")
     assert conditions(world)["Succeeded"] == ("True", "Promoted")
 
@@ -248,6 +255,7 @@ def test_prometheus_unavailable_past_the_deadline_rolls_back_as_unavailable() ->
     assert "HaltAdvancement" not in reasons(world.events)
     world.run(lambda w: w.status.phase == "Healthy")
     assert conditions(world)["Succeeded"] == ("False", "AnalysisUnavailable")
+    assert conditions(world)["MetricsAvailable"] == ("False", "PrometheusUnavailable")
     assert "Prometheus unavailable" in world.status.message
     assert base_pods(world) == v1_pods
 
