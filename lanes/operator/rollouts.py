@@ -57,7 +57,15 @@ def key_of(namespace: str, name: str) -> Key:
 
 def observed_of(seen: Workloads, driven_by: str | None = None) -> Observed:
     """The planner's view of what was read."""
-    return Observed.from_objects(seen.base, seen.replica_sets, seen.canary, driven_by)
+    return Observed.from_objects(seen.base, seen.replica_sets, seen.canary, driven_by,
+                                 autoscaler=seen.autoscaler,
+                                 canary_autoscaler=seen.canary_autoscaler)
+
+
+def autoscaler_of(rollout: WorkloadRollout | None) -> str | None:
+    """The HorizontalPodAutoscaler a rollout names, if any."""
+    ref = rollout.spec.autoscaler_ref if rollout is not None else None
+    return ref.name if ref is not None else None
 
 
 def other_driver(api: RolloutsApi, namespace: str, name: str, base: Mapping | None) -> str | None:
@@ -102,7 +110,7 @@ def reconcile(
     status = body.get("status") or {}
     if status.get("observedGeneration") != body["metadata"].get("generation"):
         release_targets(api, namespace, name, keep=workload)
-    seen = api.workloads(namespace, workload)
+    seen = api.workloads(namespace, workload, autoscaler_of(rollout))
     driven_by = other_driver(api, namespace, name, seen.base)
     if seen.base is not None and driven_by is None:
         metadata = seen.base["metadata"]
@@ -166,7 +174,7 @@ def finalize(api: RolloutsApi, body: Mapping[str, Any]) -> None:
     except ValidationError:
         rollout = None
     if rollout is not None:
-        seen = api.workloads(namespace, rollout.spec.workload_ref.name)
+        seen = api.workloads(namespace, rollout.spec.workload_ref.name, autoscaler_of(rollout))
         driven_by = other_driver(api, namespace, name, seen.base)
         for change in plan_finalize(rollout, observed_of(seen, driven_by)):
             api.carry_out(namespace, name, change)

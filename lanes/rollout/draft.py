@@ -17,6 +17,7 @@ from lanes.api.workloadrollout import (
 )
 
 from .actions import HELD_ANNOTATION, Action, ApplyCanary, Event, Plan
+from .autoscaler import owns_autoscaler
 from .batches import step_replicas
 from .canary import canary_deployment, canary_name, owns
 from .checks import failure_reason, waits_for_approval
@@ -128,6 +129,13 @@ class Draft:
     def foreign_canary(self) -> bool:
         """Whether something else already holds the canary Deployment's name."""
         return self.observed.canary is not None and self.canary is None
+
+    @property
+    def autoscaled(self) -> bool:
+        """Whether the canary runs under its own copy of the base's autoscaler."""
+        found = self.observed.canary_autoscaler
+        return (self.rollout.spec.autoscaler_ref is not None and found is not None
+                and owns_autoscaler(self.rollout, found))
 
     @property
     def held(self) -> bool:

@@ -81,13 +81,22 @@ from datetime import datetime
 
 from lanes.api.workloadrollout import WorkloadRollout
 
-from .actions import ClearIntent, DeleteCanary, Plan, UnpauseBase
+from .actions import (
+    ApplyAutoscaler,
+    ApplyCanary,
+    ClearIntent,
+    DeleteAutoscaler,
+    DeleteCanary,
+    Plan,
+    UnpauseBase,
+)
+from .autoscaler import autoscaler_drifted, canary_autoscaler, owns_autoscaler
 from .draft import Draft
 from .intents import ANNOTATIONS, PRIORITY, Intent, check_intent, requested
 from .observed import Observed
 from .endings import enter_rollback, healthy_message, post_rollout, promote, roll_back
 from .progress import hold_base, run_steps, start_canary
-from .status import IN_STEPS, utc
+from .status import IN_PROGRESS, IN_STEPS, utc
 
 
 def plan_step(rollout: WorkloadRollout, observed: Observed, now: datetime) -> Plan:
@@ -111,7 +120,30 @@ def plan_step(rollout: WorkloadRollout, observed: Observed, now: datetime) -> Pl
         )
     elif not _take_intent(d):
         _advance(d)
+    _follow_autoscaler(d)
     return d.plan()
+
+
+def _follow_autoscaler(d: Draft) -> None:
+    """Keep the canary's copy of the base's autoscaler while a canary Deployment runs, with
+    the planned step's replicas as its floor; delete the copy once the canary is gone or
+    going (promotion done, roll back, no base), whatever handler decided that."""
+    found = d.observed.canary_autoscaler
+    ours = found is not None and owns_autoscaler(d.rollout, found)
+    applying = any(isinstance(a, ApplyCanary) for a in d.actions)
+    deleting = any(isinstance(a, DeleteCanary) for a in d.actions)
+    running = applying or (d.canary is not None and not deleting)
+    source = d.observed.autoscaler
+    wanted = (d.rollout.spec.autoscaler_ref is not None and source is not None and running
+              and d.replicas > 0 and d.phase in IN_PROGRESS and d.phase != "RollingBack")
+    if wanted and (ours or found is None):
+        assert source is not None and d.observed.base is not None
+        desired = canary_autoscaler(d.rollout, d.base.name, d.base.namespace, source, d.replicas)
+        if autoscaler_drifted(found, desired):
+            d.act(ApplyAutoscaler(desired))
+    elif not wanted and ours:
+        assert found is not None
+        d.act(DeleteAutoscaler(found.name))
 
 
 def _advance(d: Draft) -> None:

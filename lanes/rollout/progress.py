@@ -59,8 +59,9 @@ def hold_base(d: Draft) -> None:
 
 
 def correct_canary(d: Draft, canary: DeploymentView, desired: dict[str, Any]) -> None:
-    """Bring an existing canary Deployment back to the desired template or size."""
-    kind = drift(canary, desired)
+    """Bring an existing canary Deployment back to the desired template or size (at least
+    that size while the canary's own autoscaler is in force)."""
+    kind = drift(canary, desired, d.autoscaled)
     if kind == "template":
         d.act(ApplyCanary(desired))
     elif kind == "replicas":
@@ -213,7 +214,7 @@ def _upgrade_step(d: Draft, canary: DeploymentView | None, desired: dict[str, An
             d.requeue = (deadline - d.now).total_seconds()
         return
     correct_canary(d, canary, desired)
-    ready = is_current(canary, desired) and is_batch_ready(
+    ready = is_current(canary, desired, d.autoscaled) and is_batch_ready(
         d.replicas,
         canary.updated_replicas,
         canary.available_replicas,

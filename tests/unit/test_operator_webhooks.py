@@ -188,7 +188,7 @@ class FakeRollouts:
     def add_finalizer(self, body: dict) -> dict:
         return body
 
-    def workloads(self, namespace: str, workload: str) -> Workloads:
+    def workloads(self, namespace: str, workload: str, autoscaler: str | None = None) -> Workloads:
         return self.seen
 
     def label_base(self, *args, **kwargs) -> None:
