@@ -125,11 +125,21 @@ class RolloutsApi:
             raise
         return json.loads(response.data)
 
-    def replica_sets(self, namespace: str, owner_uid: str | None) -> list[dict]:
-        """The ReplicaSets a Deployment controls, as plain JSON."""
+    def replica_sets(
+        self, namespace: str, owner_uid: str | None, selector: Mapping[str, str] | None = None
+    ) -> list[dict]:
+        """The ReplicaSets a Deployment controls, as plain JSON.
+
+        `selector` (the Deployment's `matchLabels`, which its ReplicaSets' labels carry) has the
+        API server filter the list, so a reconcile reads its own Deployment's ReplicaSets rather
+        than every one in the namespace.
+        """
         if owner_uid is None:
             return []
-        response = self.apps.list_namespaced_replica_set(namespace, _preload_content=False)
+        text = ",".join(f"{k}={v}" for k, v in sorted((selector or {}).items()))
+        response = self.apps.list_namespaced_replica_set(
+            namespace, label_selector=text or None, _preload_content=False
+        )
         items = json.loads(response.data).get("items") or []
         return [
             rs
@@ -157,7 +167,8 @@ class RolloutsApi:
         with `autoscaler` (the HorizontalPodAutoscaler it names) the autoscalers it plans from."""
         base = self.deployment(namespace, workload)
         uid = (base or {}).get("metadata", {}).get("uid")
-        replica_sets = self.replica_sets(namespace, uid)
+        selector = (((base or {}).get("spec") or {}).get("selector") or {}).get("matchLabels")
+        replica_sets = self.replica_sets(namespace, uid, selector)
         canary = self.deployment(namespace, canary_name(workload))
         source = self.autoscaler(namespace, autoscaler) if autoscaler else None
         copy = (

@@ -313,7 +313,8 @@ def register(registry: kopf.OperatorRegistry, *, workers: int = 4) -> kopf.Opera
             AnalysisSettings(operator_options.prometheus_url, operator_options.metric_source)
             if operator_options is not None else AnalysisSettings.from_env()
         )
-        memo.rollouts = Rollouts(RolloutsApi(api), workers=workers, settings=defaults)
+        count = operator_options.rollout_workers if operator_options is not None else workers
+        memo.rollouts = Rollouts(RolloutsApi(api), workers=count, settings=defaults)
         memo.rollouts.start()
         if serve_webhook:
             options = getattr(memo, "webhook_options", None) or webhook.WebhookOptions.from_env()
