@@ -62,6 +62,10 @@ answers in `Observed.hooks`, at the same `now`, exactly as for a check:
   them roll back with reason `PreRolloutFailed`. Once they pass they are not called again.
 - `rollback` (`Progressing`): called with every check; a 2xx rolls back at once, reason
   `RolledBackByWebhook`, the message naming the hook.
+- `confirm-traffic-increase` (`Progressing`): a ready step whose next step raises `traffic`
+  stays at StepReady (its share in force, no checks) asking every `interval` until every such
+  hook answers 2xx; the answer that opens it is the move to the next step, so each increase
+  asks again. Step 1's share is not gated (pre-rollout and confirm-rollout gate the start).
 - `confirm-promotion` (`WaitingPromotion`): after the last step is ready (its analysis passed,
   or approve), the release stays at StepReady, base held, asking every `interval` until they
   answer 2xx; then promotion starts. No checks run while it waits (Flagger keeps checking).

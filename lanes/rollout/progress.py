@@ -49,7 +49,7 @@ from .hooks import (
 )
 from .endings import enter_promotion, enter_rollback
 from .observed import DeploymentView
-from .status import timestamp
+from .status import current_step, timestamp
 
 
 def hold_base(d: Draft) -> None:
@@ -344,6 +344,46 @@ def _check(d: Draft, analysis: Analysis) -> bool:
     return True
 
 
+def _traffic_increase_confirmed(d: Draft) -> bool:
+    """The confirm-traffic-increase gate before a step that raises the canary's share.
+
+    Asked (payload phase `Progressing`) when the next step's `traffic` is above this one's,
+    again every interval while any answer is not 2xx; the step stays ready at its share
+    meanwhile. Opening it is the move to the next step, so nothing needs keeping as done: the
+    next increase asks again.
+    """
+    kind: WebhookType = "confirm-traffic-increase"
+    hooks = release_hooks(d.rollout, kind)
+    if not hooks or current_step(d.rollout, d.index + 1).weight <= d.step.weight:
+        return True
+    interval = gate_interval(d.rollout)
+    wait = gate_wait(interval, d.analysis, d.now)
+    if wait > 0:
+        d.wake(wait)
+        return False
+    if not answered(d.observed.hooks, kind):
+        d.call(hooks, "Progressing")
+        d.wake(interval)
+        return False
+    results = answers(d.observed.hooks, hooks)
+    weight = current_step(d.rollout, d.index + 1).weight
+    if all(r.ok for r in results):
+        if d.analysis is not None and d.analysis.last_gate_time is not None:
+            d.analysis = d.analysis.model_copy(update={"last_gate_time": None})
+        d.event("TrafficIncreaseConfirmed",
+                f"{kind} webhook(s) {names(hooks)} answered 2xx: canary weight {weight}")
+        return True
+    first = d.analysis is None or d.analysis.last_gate_time is None
+    said = f"{kind} {failures(results)}"
+    d.analysis = (d.analysis or AnalysisStatus()).model_copy(
+        update={"last_gate_time": timestamp(d.now), "message": said}
+    )
+    if first:
+        d.event("WaitingForConfirmTrafficIncrease", said)
+    d.wake(interval)
+    return False
+
+
 def _ready_step(d: Draft, canary: DeploymentView | None) -> None:
     if d.index >= d.steps:
         if _gate(d, "confirm-promotion", "WaitingPromotion") == "closed":
@@ -355,6 +395,14 @@ def _ready_step(d: Draft, canary: DeploymentView | None) -> None:
             )
             return
         enter_promotion(d)
+        return
+    if not _traffic_increase_confirmed(d):
+        hooks = release_hooks(d.rollout, "confirm-traffic-increase")
+        said = f" ({d.analysis.message})" if d.analysis and d.analysis.last_gate_time else ""
+        d.message = (
+            f"{d.where} passed; canary weight {current_step(d.rollout, d.index + 1).weight} "
+            f"waits for confirm-traffic-increase webhook(s) {names(hooks)}{said}"
+        )
         return
     d.move(index=d.index + 1, state="StepUpgrade", phase="Progressing")
     desired = d.desired_canary()

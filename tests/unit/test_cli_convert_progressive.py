@@ -432,19 +432,20 @@ def test_converted_flagger_and_argo_documents_render(tmp_path: Path) -> None:
 
 
 def test_flagger_webhook_types_convert_and_unknown_ones_are_refused(tmp_path: Path) -> None:
-    """Every Flagger hook type lanes runs converts as written; confirm-traffic-increase has no
-    equivalent and is refused rather than dropped."""
+    """Every Flagger hook type converts as written; a type Flagger does not have is refused
+    rather than dropped."""
     doc = canary()
-    doc["spec"]["analysis"]["webhooks"][0]["type"] = "pre-rollout"
-    path = tmp_path / "in.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    result = invoke("convert", "-f", path)
-    assert result.exit_code == 0, result.output
-    [rollout] = [d for d in yaml.safe_load_all(result.stdout) if d["kind"] == "WorkloadRollout"]
-    assert rollout["spec"]["strategy"]["canary"]["analysis"]["webhooks"][0]["type"] == "pre-rollout"
-    doc["spec"]["analysis"]["webhooks"][0]["type"] = "confirm-traffic-increase"
+    for kind in ("pre-rollout", "confirm-traffic-increase"):
+        doc["spec"]["analysis"]["webhooks"][0]["type"] = kind
+        path = tmp_path / "in.yaml"
+        path.write_text(yaml.safe_dump(doc))
+        result = invoke("convert", "-f", path)
+        assert result.exit_code == 0, result.output
+        [rollout] = [d for d in yaml.safe_load_all(result.stdout) if d["kind"] == "WorkloadRollout"]
+        assert rollout["spec"]["strategy"]["canary"]["analysis"]["webhooks"][0]["type"] == kind
+    doc["spec"]["analysis"]["webhooks"][0]["type"] = "confirm-everything"
     [line] = refused(tmp_path, [doc])
-    assert "Canary/podinfo: spec.analysis.webhooks[0].type: 'confirm-traffic-increase'" in line
+    assert "Canary/podinfo: spec.analysis.webhooks[0].type: 'confirm-everything'" in line
 
 
 def test_argo_replicas_and_steps_without_a_weight_are_refused(tmp_path: Path) -> None:
