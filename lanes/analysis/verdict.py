@@ -3,7 +3,9 @@
 Values in, verdict out; querying Prometheus and calling webhooks happen at the edges, and the
 rollout machine acts on the verdict. The rules:
 
-- A check is due once `interval` has passed since the last one (the first is due at once).
+- A check is due once `interval` has passed since the last one (the first is due at once here;
+  the rollout machine also waits an `interval` from the step's start before a step's first
+  check, `lanes.rollout.checks.next_check_in`).
 - Every metric must have a value within its range, and every `rollout` webhook must succeed.
   A value outside the range, no value at all (no traffic, NaN) or a failed query or webhook is
   a failed check; the release does not advance on it. When failed checks reach `threshold`,

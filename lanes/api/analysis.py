@@ -19,8 +19,8 @@ METRIC_TEMPLATE = "MetricTemplate"
 BUILTIN_METRICS = ("request-success-rate", "request-duration")
 MetricSource = Literal["istio", "envoy"]
 WebhookType = Literal[
-    "pre-rollout", "rollout", "confirm-rollout", "confirm-promotion", "post-rollout", "rollback",
-    "event",
+    "pre-rollout", "rollout", "confirm-rollout", "confirm-traffic-increase", "confirm-promotion",
+    "post-rollout", "rollback", "event",
 ]
 
 _DURATION = re.compile(r"^(\d+(\.\d+)?(h|m|s|ms))+$")

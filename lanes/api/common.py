@@ -15,6 +15,7 @@ GROUP_LABEL = "swimlane-group"
 
 _HEADER_NAME = re.compile(r"^[a-z0-9!#$%&'*+.^_`|~-]+$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 class Model(BaseModel):
@@ -50,6 +51,14 @@ def _dns_label(value: str) -> str:
     return value
 
 
+def _dns_name(value: str) -> str:
+    if len(value) > 253 or not _DNS_NAME.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid object name (a DNS subdomain: lower-case a-z, 0-9, '-', '.')"
+        )
+    return value
+
+
 HeaderName = Annotated[
     str,
     AfterValidator(_header_name),
@@ -59,6 +68,12 @@ DnsLabel = Annotated[
     str,
     AfterValidator(_dns_label),
     WithJsonSchema({"type": "string", "maxLength": 63, "pattern": _DNS_LABEL.pattern}),
+]
+
+DnsName = Annotated[
+    str,
+    AfterValidator(_dns_name),
+    WithJsonSchema({"type": "string", "maxLength": 253, "pattern": _DNS_NAME.pattern}),
 ]
 
 

@@ -25,7 +25,9 @@ from .convert_progressive import (
 )
 
 
-_FLAGGER_SPEC = ("targetRef", "service", "analysis", "provider", "metricsServer", "skipAnalysis")
+_FLAGGER_SPEC = (
+    "targetRef", "service", "analysis", "provider", "metricsServer", "skipAnalysis", "autoscalerRef",
+)
 _FLAGGER_SERVICE_DROPPED = ("name", "port", "targetPort", "portName", "portDiscovery", "appProtocol")
 _FLAGGER_ANALYSIS = (
     "interval", "threshold", "maxWeight", "stepWeight", "stepWeights", "metrics", "webhooks", "match",
@@ -42,9 +44,8 @@ def flagger_canary(doc: dict[str, Any]) -> dict[str, Any]:
     """
     refusals = Refusals("Canary", doc_name(doc))
     spec = as_mapping(doc.get("spec"))
-    if "autoscalerRef" in spec:
-        refusals.add("spec.autoscalerRef", "not supported yet: lanes scales the canary by its steps")
-    refusals.unknown({k: v for k, v in spec.items() if k != "autoscalerRef"}, "spec", _FLAGGER_SPEC)
+    refusals.unknown(spec, "spec", _FLAGGER_SPEC)
+    autoscaler = _autoscaler_ref(spec.get("autoscalerRef"), refusals)
     _flagger_service(as_mapping(spec.get("service")), refusals)
     if spec.get("provider", "istio") != "istio":
         refusals.add("spec.provider", f"{spec.get('provider')!r}: lanes routes with Istio only")
@@ -60,7 +61,31 @@ def flagger_canary(doc: dict[str, Any]) -> dict[str, Any]:
     checks = _flagger_analysis(analysis, spec.get("metricsServer"), refusals)
     refusals.check()
     rollout_spec = {"workloadRef": workload, "strategy": {"canary": canary_spec(steps, labels, checks)}}
+    if autoscaler:
+        rollout_spec["autoscalerRef"] = autoscaler
     return lanes_document("WorkloadRollout", kept_metadata(doc), rollout_spec)
+
+
+def _autoscaler_ref(ref: Any, refusals: Refusals) -> dict[str, str]:
+    """Flagger's `autoscalerRef` to an autoscaling/v2 HorizontalPodAutoscaler, as lanes'.
+
+    Flagger scales its primary with a copy of the HPA; lanes keeps the base's own HPA on the
+    base and gives the canary the copy, so the primary-scaler settings have no equivalent.
+    """
+    if ref is None:
+        return {}
+    ref = as_mapping(ref)
+    path = "spec.autoscalerRef"
+    refusals.unknown(ref, path, ("apiVersion", "kind", "name"))
+    if ref.get("kind", "HorizontalPodAutoscaler") != "HorizontalPodAutoscaler":
+        refusals.add(f"{path}.kind", f"{ref.get('kind')!r}: lanes copies HorizontalPodAutoscalers only")
+    if ref.get("apiVersion", "autoscaling/v2") != "autoscaling/v2":
+        refusals.add(f"{path}.apiVersion",
+                     f"{ref.get('apiVersion')!r}: lanes reads autoscaling/v2 HorizontalPodAutoscalers")
+    if not ref.get("name"):
+        refusals.add(f"{path}.name", "missing: name the target's HorizontalPodAutoscaler")
+    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "name": str(ref.get("name", ""))}
 
 
 def _flagger_service(service: dict[str, Any], refusals: Refusals) -> None:

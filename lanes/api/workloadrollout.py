@@ -9,7 +9,16 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field
 
 from .analysis import Analysis, AnalysisStatus
-from .common import API_VERSION, Condition, HeaderName, Metadata, Model, RequestMatch, StringMatch
+from .common import (
+    API_VERSION,
+    Condition,
+    DnsName,
+    HeaderName,
+    Metadata,
+    Model,
+    RequestMatch,
+    StringMatch,
+)
 
 KIND = "WorkloadRollout"
 _PERCENT = re.compile(r"^(100|[1-9]?[0-9])%$")
@@ -37,6 +46,18 @@ class WorkloadRef(Model):
     api_version: Literal["apps/v1"] = "apps/v1"
     kind: Literal["Deployment"] = "Deployment"
     name: str = Field(min_length=1)
+
+
+class AutoscalerRef(Model):
+    """The base's HorizontalPodAutoscaler, as Flagger's `autoscalerRef` names it.
+
+    While a release runs the canary Deployment gets a copy of it (scale target the canary,
+    `minReplicas` the step's replica count), removed after promotion or roll back.
+    """
+
+    api_version: Literal["autoscaling/v2"] = "autoscaling/v2"
+    kind: Literal["HorizontalPodAutoscaler"] = "HorizontalPodAutoscaler"
+    name: DnsName
 
 
 class Pause(Model):
@@ -147,10 +168,11 @@ class Strategy(Model):
 
 
 class WorkloadRolloutSpec(Model):
-    """What a WorkloadRollout declares."""
+    """What a WorkloadRollout declares; `autoscalerRef` gives the canary the base's autoscaler."""
 
     workload_ref: WorkloadRef
     strategy: Strategy
+    autoscaler_ref: AutoscalerRef | None = None
 
 
 class CanaryStatus(Model):

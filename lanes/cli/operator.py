@@ -25,6 +25,12 @@ def operator(
     metrics_host: Annotated[str, typer.Option(help="Address the metrics endpoint binds.")] = "0.0.0.0",
     log_level: Annotated[str, typer.Option(help=f"One of {', '.join(LOG_LEVELS)}.")] = "info",
     workers: Annotated[int, typer.Option(min=1, help="Groups reconciled in parallel.")] = 4,
+    rollout_workers: Annotated[
+        int,
+        typer.Option(min=1, envvar="LANES_ROLLOUT_WORKERS",
+                     help="Rollouts reconciled in parallel (each analysis check waits on "
+                     "Prometheus and the API server)."),
+    ] = 4,
     resync: Annotated[
         float, typer.Option(min=1.0, help="Seconds between full checks of every group's live objects.")
     ] = 300.0,
@@ -66,6 +72,7 @@ def operator(
         metrics_port=None if metrics_port < 0 else metrics_port,
         metrics_host=metrics_host,
         workers=workers,
+        rollout_workers=rollout_workers,
         resync=resync,
         prometheus_url=prometheus_url,
         metric_source=metric_source,

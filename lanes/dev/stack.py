@@ -12,6 +12,7 @@ detached supervisor (see `lanes.dev.stackd`).
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -185,6 +186,25 @@ class Stack:
             self.api.close()
             self.api = None
         self.plane.stop()
+
+    def kill_operator(self) -> None:
+        """SIGKILL the operator, as a crash would (tests of what a restart resumes from)."""
+        for child in [c for c in self._children if c.name == "operator"]:
+            processes.signal_group(child.process.pid, signal.SIGKILL)
+            processes.stop(child, timeout=5)
+            self._children.remove(child)
+
+    def start_operator(self) -> None:
+        """Start the operator again after `kill_operator`; return once its webhook is registered.
+
+        It keeps its place before the node, which is stopped first.
+        """
+        if any(c.name == "operator" for c in self._children):
+            raise RuntimeError("the operator is already running")
+        self._start_operator()
+        operator = self._children.pop()
+        nodes = [i for i, c in enumerate(self._children) if c.name == "node"]
+        self._children.insert(nodes[0] if nodes else len(self._children), operator)
 
     def dead_components(self) -> list[str]:
         """Parts that exited on their own, for a supervisor to notice."""

@@ -21,8 +21,10 @@ from lanes.rollout import (
     CANARY_LABEL,
     HELD_ANNOTATION,
     ROLLOUT_LABEL,
+    ApplyAutoscaler,
     ApplyCanary,
     Change,
+    DeleteAutoscaler,
     DeleteCanary,
     Event,
     PauseBase,
@@ -69,11 +71,17 @@ def _missing(error: ApiException) -> bool:
 
 @dataclass(frozen=True)
 class Workloads:
-    """The raw objects one rollout plans from, as the API server returns them (camelCase)."""
+    """The raw objects one rollout plans from, as the API server returns them (camelCase).
+
+    `autoscaler` is the base's HorizontalPodAutoscaler the rollout names, `canary_autoscaler`
+    the one carrying the canary's name (read while a canary runs or an autoscaler is named).
+    """
 
     base: dict | None
     replica_sets: list[dict]
     canary: dict | None
+    autoscaler: dict | None = None
+    canary_autoscaler: dict | None = None
 
 
 class RolloutsApi:
@@ -92,6 +100,7 @@ class RolloutsApi:
         self.custom = client.CustomObjectsApi(api)
         self.apps = client.AppsV1Api(api)
         self.core = client.CoreV1Api(api)
+        self.autoscaling = client.AutoscalingV2Api(api)
 
     def get(self, namespace: str, name: str) -> dict | None:
         """A WorkloadRollout, or None when it does not exist."""
@@ -120,11 +129,21 @@ class RolloutsApi:
             raise
         return json.loads(response.data)
 
-    def replica_sets(self, namespace: str, owner_uid: str | None) -> list[dict]:
-        """The ReplicaSets a Deployment controls, as plain JSON."""
+    def replica_sets(
+        self, namespace: str, owner_uid: str | None, selector: Mapping[str, str] | None = None
+    ) -> list[dict]:
+        """The ReplicaSets a Deployment controls, as plain JSON.
+
+        `selector` (the Deployment's `matchLabels`, which its ReplicaSets' labels carry) has the
+        API server filter the list, so a reconcile reads its own Deployment's ReplicaSets rather
+        than every one in the namespace.
+        """
         if owner_uid is None:
             return []
-        response = self.apps.list_namespaced_replica_set(namespace, _preload_content=False)
+        text = ",".join(f"{k}={v}" for k, v in sorted((selector or {}).items()))
+        response = self.apps.list_namespaced_replica_set(
+            namespace, label_selector=text or None, _preload_content=False
+        )
         items = json.loads(response.data).get("items") or []
         return [
             rs
@@ -135,13 +154,32 @@ class RolloutsApi:
             )
         ]
 
-    def workloads(self, namespace: str, workload: str) -> Workloads:
-        """The base Deployment, its ReplicaSets and the canary Deployment of a rollout."""
+    def autoscaler(self, namespace: str, name: str) -> dict | None:
+        """An autoscaling/v2 HorizontalPodAutoscaler as plain JSON, or None."""
+        try:
+            response = self.autoscaling.read_namespaced_horizontal_pod_autoscaler(
+                name, namespace, _preload_content=False
+            )
+        except ApiException as error:
+            if _missing(error):
+                return None
+            raise
+        return json.loads(response.data)
+
+    def workloads(self, namespace: str, workload: str, autoscaler: str | None = None) -> Workloads:
+        """The base Deployment, its ReplicaSets and the canary Deployment of a rollout, and
+        with `autoscaler` (the HorizontalPodAutoscaler it names) the autoscalers it plans from."""
         base = self.deployment(namespace, workload)
         uid = (base or {}).get("metadata", {}).get("uid")
-        replica_sets = self.replica_sets(namespace, uid)
+        selector = (((base or {}).get("spec") or {}).get("selector") or {}).get("matchLabels")
+        replica_sets = self.replica_sets(namespace, uid, selector)
         canary = self.deployment(namespace, canary_name(workload))
-        return Workloads(base, replica_sets, canary)
+        source = self.autoscaler(namespace, autoscaler) if autoscaler else None
+        copy = (
+            self.autoscaler(namespace, canary_name(workload))
+            if autoscaler or canary is not None else None
+        )
+        return Workloads(base, replica_sets, canary, source, copy)
 
     def carry_out(self, namespace: str, rollout: str, change: Change) -> None:
         """Make one planned change to a Deployment."""
@@ -167,6 +205,17 @@ class RolloutsApi:
             self._patch_deployment(namespace, change.name, {"spec": {"replicas": change.replicas}})
         elif isinstance(change, DeleteCanary):
             self.delete_deployment(namespace, change.name)
+        elif isinstance(change, ApplyAutoscaler):
+            self.autoscaling.patch_namespaced_horizontal_pod_autoscaler(
+                change.name, namespace, change.autoscaler, field_manager=self.manager, force=True,
+                _content_type=APPLY_PATCH,
+            )
+        elif isinstance(change, DeleteAutoscaler):
+            try:
+                self.autoscaling.delete_namespaced_horizontal_pod_autoscaler(change.name, namespace)
+            except ApiException as error:
+                if not _missing(error):
+                    raise
         elif isinstance(change, RestoreBaseTemplate):
             # A JSON patch replaces the template whole; a merge patch would keep labels or
             # annotations that only the newer template has, and so start a new ReplicaSet.

@@ -56,7 +56,15 @@ def key_of(namespace: str, name: str) -> Key:
 
 def observed_of(seen: Workloads, driven_by: str | None = None) -> Observed:
     """The planner's view of what was read."""
-    return Observed.from_objects(seen.base, seen.replica_sets, seen.canary, driven_by)
+    return Observed.from_objects(seen.base, seen.replica_sets, seen.canary, driven_by,
+                                 autoscaler=seen.autoscaler,
+                                 canary_autoscaler=seen.canary_autoscaler)
+
+
+def autoscaler_of(rollout: WorkloadRollout | None) -> str | None:
+    """The HorizontalPodAutoscaler a rollout names, if any."""
+    ref = rollout.spec.autoscaler_ref if rollout is not None else None
+    return ref.name if ref is not None else None
 
 
 def other_driver(api: RolloutsApi, namespace: str, name: str, base: Mapping | None) -> str | None:
@@ -101,7 +109,7 @@ def reconcile(
     status = body.get("status") or {}
     if status.get("observedGeneration") != body["metadata"].get("generation"):
         release_targets(api, namespace, name, keep=workload)
-    seen = api.workloads(namespace, workload)
+    seen = api.workloads(namespace, workload, autoscaler_of(rollout))
     driven_by = other_driver(api, namespace, name, seen.base)
     if seen.base is not None and driven_by is None:
         metadata = seen.base["metadata"]
@@ -165,7 +173,7 @@ def finalize(api: RolloutsApi, body: Mapping[str, Any]) -> None:
     except ValidationError:
         rollout = None
     if rollout is not None:
-        seen = api.workloads(namespace, rollout.spec.workload_ref.name)
+        seen = api.workloads(namespace, rollout.spec.workload_ref.name, autoscaler_of(rollout))
         driven_by = other_driver(api, namespace, name, seen.base)
         for change in plan_finalize(rollout, observed_of(seen, driven_by)):
             api.carry_out(namespace, name, change)
@@ -276,7 +284,8 @@ def register(registry: kopf.OperatorRegistry, *, workers: int = 4) -> kopf.Opera
             AnalysisSettings(operator_options.prometheus_url, operator_options.metric_source)
             if operator_options is not None else AnalysisSettings.from_env()
         )
-        memo.rollouts = Rollouts(RolloutsApi(api), workers=workers, settings=defaults)
+        count = operator_options.rollout_workers if operator_options is not None else workers
+        memo.rollouts = Rollouts(RolloutsApi(api), workers=count, settings=defaults)
         memo.rollouts.start()
         if serve_webhook:
             options = getattr(memo, "webhook_options", None) or webhook.WebhookOptions.from_env()

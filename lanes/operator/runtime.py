@@ -45,6 +45,9 @@ class Options:
     metrics_port: int | None = 9090
     metrics_host: str = "0.0.0.0"
     workers: int = 4
+    # Rollouts reconciled at once; a reconcile that makes an analysis check waits on the API
+    # server and Prometheus, so this bounds checks per second more than CPU does.
+    rollout_workers: int = 4
     debounce: float = 0.02
     resync: float = 300.0
     # Analysis: the Prometheus asked when neither a MetricTemplate nor the analysis names one,

@@ -72,6 +72,25 @@ class DeleteCanary:
 
 
 @dataclass(frozen=True)
+class ApplyAutoscaler:
+    """Create or update the canary's HorizontalPodAutoscaler (server-side apply, whole object)."""
+
+    autoscaler: dict[str, Any] = field(hash=False)
+
+    @property
+    def name(self) -> str:
+        """The canary autoscaler's name (the canary Deployment's)."""
+        return self.autoscaler["metadata"]["name"]
+
+
+@dataclass(frozen=True)
+class DeleteAutoscaler:
+    """Delete the canary's HorizontalPodAutoscaler; a missing one counts as deleted."""
+
+    name: str
+
+
+@dataclass(frozen=True)
 class RestoreBaseTemplate:
     """Write the stable ReplicaSet's template back into the base Deployment.
 
@@ -99,7 +118,10 @@ class Event:
     type: Literal["Normal", "Warning"] = "Normal"
 
 
-Change = PauseBase | UnpauseBase | ApplyCanary | ScaleCanary | DeleteCanary | RestoreBaseTemplate
+Change = (
+    PauseBase | UnpauseBase | ApplyCanary | ScaleCanary | DeleteCanary | RestoreBaseTemplate
+    | ApplyAutoscaler | DeleteAutoscaler
+)
 Followup = ClearIntent | Event
 Action = Change | Followup
 

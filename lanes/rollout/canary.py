@@ -111,21 +111,23 @@ def canary_revision(canary: DeploymentView) -> str | None:
 
 
 def drift(
-    canary: DeploymentView, desired: dict[str, Any]
+    canary: DeploymentView, desired: dict[str, Any], floor: bool = False
 ) -> Literal["template", "replicas"] | None:
     """What differs between an observed canary Deployment and the desired one, if anything.
 
     The template is compared by the hash recorded at apply time, since the API server fills
-    defaults into the stored template.
+    defaults into the stored template. With `floor` (the canary has its own autoscaler) the
+    desired replicas are a minimum: more pods, the autoscaler's doing, are no drift.
     """
     want = desired["metadata"]["annotations"][TEMPLATE_ANNOTATION]
     if canary.annotations.get(TEMPLATE_ANNOTATION) != want:
         return "template"
-    if canary.replicas != desired["spec"]["replicas"]:
+    replicas = desired["spec"]["replicas"]
+    if canary.replicas < replicas or (canary.replicas > replicas and not floor):
         return "replicas"
     return None
 
 
-def is_current(canary: DeploymentView, desired: dict[str, Any]) -> bool:
+def is_current(canary: DeploymentView, desired: dict[str, Any], floor: bool = False) -> bool:
     """Whether the canary's controller has acted on the desired template and replicas."""
-    return drift(canary, desired) is None and canary.observed_generation >= canary.generation
+    return drift(canary, desired, floor) is None and canary.observed_generation >= canary.generation

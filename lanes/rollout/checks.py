@@ -49,12 +49,21 @@ def passed_at(status: AnalysisStatus | None, index: int) -> bool:
     return status is not None and status.step == index and status.phase == "Passed"
 
 
-def next_check_in(analysis: Analysis, status: AnalysisStatus | None, now: datetime) -> float:
-    """Seconds until the next check is due (0 when it is due now)."""
+def next_check_in(
+    analysis: Analysis, status: AnalysisStatus | None, now: datetime,
+    since: datetime | None = None,
+) -> float:
+    """Seconds until the next check is due (0 when it is due now).
+
+    A check is due an `interval` after the later of the last check and `since`, when the step
+    started (its canary pods became ready): the first check of a step waits a whole interval,
+    so its window holds the step's traffic rather than finding no values yet.
+    """
     last = parse_time(status.last_check_time) if status is not None else None
-    if last is None:
+    starts = [t for t in (last, since) if t is not None]
+    if not starts:
         return 0.0
-    due_at = last + timedelta(seconds=analysis.interval_seconds)
+    due_at = max(starts) + timedelta(seconds=analysis.interval_seconds)
     return max((due_at - now).total_seconds(), 0.0)
 
 

@@ -17,12 +17,14 @@ from lanes.api.workloadrollout import (
 )
 
 from .actions import HELD_ANNOTATION, Action, ApplyCanary, Event, Plan
+from .autoscaler import owns_autoscaler
 from .batches import step_replicas
 from .canary import canary_deployment, canary_name, owns
 from .checks import failure_reason, waits_for_approval
 from .hooks import HookCall, release_hooks
 from .observed import DeploymentView, Observed
 from .status import (
+    METRICS_AVAILABLE,
     PROGRESSING,
     SUCCEEDED,
     current_step,
@@ -129,6 +131,13 @@ class Draft:
         return self.observed.canary is not None and self.canary is None
 
     @property
+    def autoscaled(self) -> bool:
+        """Whether the canary runs under its own copy of the base's autoscaler."""
+        found = self.observed.canary_autoscaler
+        return (self.rollout.spec.autoscaler_ref is not None and found is not None
+                and owns_autoscaler(self.rollout, found))
+
+    @property
     def held(self) -> bool:
         """Whether the base's pause is this rollout's hold (`lanes.dev/held-by`)."""
         return self.base.annotations.get(HELD_ANNOTATION) == self.rollout.metadata.name
@@ -229,6 +238,7 @@ class Draft:
         elif self.outcome is not None:
             put(PROGRESSING, self.outcome[0])
             put(SUCCEEDED, self.outcome[1])
+        conditions = _metrics_condition(conditions, self.analysis, self.now, generation)
         canary = None
         if self.stable is not None or self.canary_revision is not None:
             canary = CanaryStatus(
@@ -255,6 +265,26 @@ class Draft:
             status, plan.changes + plan.followups, requeue, self.check, tuple(self.calls),
             release_hooks(self.rollout, "event"),
         )
+
+
+def _metrics_condition(
+    conditions: list, analysis: AnalysisStatus | None, now: datetime, generation: int | None
+) -> list:
+    """`MetricsAvailable=False` (reason `PrometheusUnavailable`) while the analysis holds, or
+    ended, on Prometheus not answering; back to True (`PrometheusAnswered`) with the first check
+    judged on values after that. A rollout whose Prometheus never failed has no such condition."""
+    if analysis is None:
+        return conditions
+    if analysis.unavailable_since is not None:
+        message = analysis.message or "Prometheus unavailable"
+        return set_condition(conditions, METRICS_AVAILABLE, "False", "PrometheusUnavailable",
+                             f"since {analysis.unavailable_since}: {message}", now, generation)
+    old = find_condition(conditions, METRICS_AVAILABLE)
+    if old is None or old.status == "True" or analysis.last_check_time is None:
+        return conditions
+    return set_condition(conditions, METRICS_AVAILABLE, "True", "PrometheusAnswered",
+                         f"Prometheus answered the check at {analysis.last_check_time}", now,
+                         generation)
 
 
 def rolled_back(analysis: AnalysisStatus | None) -> Outcome:

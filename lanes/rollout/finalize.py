@@ -15,15 +15,24 @@
   a release, is unpaused so the change rolls out as it would without a rollout. A base its
   owner paused on the stable revision is left alone.
 
-The canary Deployment is owned by the WorkloadRollout, so the garbage collector removes it
-even if these actions never run; deleting it here just does so before the rollout is gone.
+The canary Deployment (and its copy of the base's autoscaler) is owned by the WorkloadRollout,
+so the garbage collector removes it even if these actions never run; deleting it here just
+does so before the rollout is gone.
 """
 
 from __future__ import annotations
 
 from lanes.api.workloadrollout import WorkloadRollout
 
-from .actions import HELD_ANNOTATION, Change, DeleteCanary, RestoreBaseTemplate, UnpauseBase
+from .actions import (
+    HELD_ANNOTATION,
+    Change,
+    DeleteAutoscaler,
+    DeleteCanary,
+    RestoreBaseTemplate,
+    UnpauseBase,
+)
+from .autoscaler import owns_autoscaler
 from .canary import owns
 from .observed import Observed
 from .status import IN_STEPS, status_of
@@ -45,10 +54,16 @@ def plan_finalize(rollout: WorkloadRollout, observed: Observed) -> tuple[Change,
     if base is not None and base.revision != stable and status.phase in (*IN_STEPS, "RollingBack"):
         replica_set = observed.replica_set_of(stable or "")
         if replica_set is None:
-            return (DeleteCanary(canary.name),) if canary and owns(rollout, canary) else ()
+            copy = observed.canary_autoscaler
+            return tuple(
+                [DeleteCanary(canary.name)] if canary and owns(rollout, canary) else []
+            ) + ((DeleteAutoscaler(copy.name),) if copy and owns_autoscaler(rollout, copy) else ())
         actions.append(RestoreBaseTemplate(base.name, replica_set.deployment_template))
     if canary is not None and owns(rollout, canary):
         actions.append(DeleteCanary(canary.name))
+    copy = observed.canary_autoscaler
+    if copy is not None and owns_autoscaler(rollout, copy):
+        actions.append(DeleteAutoscaler(copy.name))
     if base is not None and base.paused:
         held = base.annotations.get(HELD_ANNOTATION) == rollout.metadata.name
         in_release = status.phase in (*IN_STEPS, "RollingBack", "Promoting")

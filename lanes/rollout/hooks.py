@@ -9,6 +9,9 @@ have, as in Flagger:
   and before that check's metrics are judged; a failure is a failed check (no metric is
   judged), retried with the next check, and `threshold` failed checks roll back with reason
   `PreRolloutFailed`.
+- `confirm-traffic-increase`: a gate after a step's analysis passed (or its approve), before a
+  next step that raises the canary's `traffic`; asked every `interval` until every such hook
+  answers 2xx.
 - `confirm-promotion`: a gate after the last step's analysis passed, before promotion.
 - `rollback`: called with every check; any 2xx answer rolls the release back at once
   (reason `RolledBackByWebhook`, naming the hook).

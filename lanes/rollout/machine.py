@@ -29,7 +29,8 @@ Metric analysis (`strategy.canary.analysis`, or a step's own `analysis` for that
 rules of one check are in `lanes.analysis.verdict`, how each kind of pause waits in `checks`):
 
 - Checks run only while a step's canary pods are ready (StepPaused) and the rollout is not
-  paused. A plan made without readings asks for one when it is due (`Plan.check`) and
+  paused, the first one an `interval` after the step's `lastUpdateTime` (when the pods became
+  ready, or the step was resumed), so its window holds the step's traffic. A plan made without readings asks for one when it is due (`Plan.check`) and
   otherwise requeues at the next due time; the operator queries, calls the `rollout`
   webhooks (and the `hooks_due`, below) and plans again with the same `now` and the readings (`Observed.readings`,
   `Observed.hooks`). Planning again from the returned status with the same readings judges
@@ -61,6 +62,10 @@ answers in `Observed.hooks`, at the same `now`, exactly as for a check:
   them roll back with reason `PreRolloutFailed`. Once they pass they are not called again.
 - `rollback` (`Progressing`): called with every check; a 2xx rolls back at once, reason
   `RolledBackByWebhook`, the message naming the hook.
+- `confirm-traffic-increase` (`Progressing`): a ready step whose next step raises `traffic`
+  stays at StepReady (its share in force, no checks) asking every `interval` until every such
+  hook answers 2xx; the answer that opens it is the move to the next step, so each increase
+  asks again. Step 1's share is not gated (pre-rollout and confirm-rollout gate the start).
 - `confirm-promotion` (`WaitingPromotion`): after the last step is ready (its analysis passed,
   or approve), the release stays at StepReady, base held, asking every `interval` until they
   answer 2xx; then promotion starts. No checks run while it waits (Flagger keeps checking).
@@ -80,13 +85,22 @@ from datetime import datetime
 
 from lanes.api.workloadrollout import WorkloadRollout
 
-from .actions import ClearIntent, DeleteCanary, Plan, UnpauseBase
+from .actions import (
+    ApplyAutoscaler,
+    ApplyCanary,
+    ClearIntent,
+    DeleteAutoscaler,
+    DeleteCanary,
+    Plan,
+    UnpauseBase,
+)
+from .autoscaler import autoscaler_drifted, canary_autoscaler, owns_autoscaler
 from .draft import Draft
 from .intents import ANNOTATIONS, PRIORITY, Intent, check_intent, requested
 from .observed import Observed
 from .endings import enter_rollback, healthy_message, post_rollout, promote, roll_back
 from .progress import hold_base, run_steps, start_canary
-from .status import IN_STEPS, utc
+from .status import IN_PROGRESS, IN_STEPS, utc
 
 
 def plan_step(rollout: WorkloadRollout, observed: Observed, now: datetime) -> Plan:
@@ -110,7 +124,30 @@ def plan_step(rollout: WorkloadRollout, observed: Observed, now: datetime) -> Pl
         )
     elif not _take_intent(d):
         _advance(d)
+    _follow_autoscaler(d)
     return d.plan()
+
+
+def _follow_autoscaler(d: Draft) -> None:
+    """Keep the canary's copy of the base's autoscaler while a canary Deployment runs, with
+    the planned step's replicas as its floor; delete the copy once the canary is gone or
+    going (promotion done, roll back, no base), whatever handler decided that."""
+    found = d.observed.canary_autoscaler
+    ours = found is not None and owns_autoscaler(d.rollout, found)
+    applying = any(isinstance(a, ApplyCanary) for a in d.actions)
+    deleting = any(isinstance(a, DeleteCanary) for a in d.actions)
+    running = applying or (d.canary is not None and not deleting)
+    source = d.observed.autoscaler
+    wanted = (d.rollout.spec.autoscaler_ref is not None and source is not None and running
+              and d.replicas > 0 and d.phase in IN_PROGRESS and d.phase != "RollingBack")
+    if wanted and (ours or found is None):
+        assert source is not None and d.observed.base is not None
+        desired = canary_autoscaler(d.rollout, d.base.name, d.base.namespace, source, d.replicas)
+        if autoscaler_drifted(found, desired):
+            d.act(ApplyAutoscaler(desired))
+    elif not wanted and ours:
+        assert found is not None
+        d.act(DeleteAutoscaler(found.name))
 
 
 def _advance(d: Draft) -> None:

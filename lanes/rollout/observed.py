@@ -7,6 +7,7 @@ needs, so tests can write them by hand and the planner never sees a client objec
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -146,6 +147,27 @@ class ReplicaSetView:
 
 
 @dataclass(frozen=True)
+class AutoscalerView:
+    """The parts of a HorizontalPodAutoscaler the planner reads."""
+
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    spec: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_object(cls, obj: Mapping[str, Any]) -> AutoscalerView:
+        """The view of an autoscaling/v2 HorizontalPodAutoscaler as the API server returns it."""
+        metadata = obj.get("metadata") or {}
+        return cls(
+            name=metadata["name"],
+            labels=dict(metadata.get("labels") or {}),
+            annotations=dict(metadata.get("annotations") or {}),
+            spec=copy.deepcopy(dict(obj.get("spec") or {})),
+        )
+
+
+@dataclass(frozen=True)
 class Observed:
     """Everything one reconcile of a WorkloadRollout looks at.
 
@@ -158,6 +180,10 @@ class Observed:
     the operator asked for this reconcile, at the `now` it plans with: `readings` is None when it
     made no check, which it does only when a plan asks for one (`Plan.check`), and `hooks` holds
     the `rollout` hooks of that check and whatever `Plan.hooks_due` named.
+
+    `autoscaler` is the HorizontalPodAutoscaler `spec.autoscalerRef` names (None when the
+    rollout names none or it does not exist), `canary_autoscaler` whatever autoscaler carries
+    the canary's name.
     """
 
     base: DeploymentView | None
@@ -166,6 +192,8 @@ class Observed:
     driven_by: str | None = None
     readings: Mapping[str, Reading] | None = field(default=None, hash=False)
     hooks: Sequence[HookResult] = field(default=(), hash=False)
+    autoscaler: AutoscalerView | None = field(default=None, hash=False)
+    canary_autoscaler: AutoscalerView | None = field(default=None, hash=False)
 
     @classmethod
     def from_objects(
@@ -176,6 +204,8 @@ class Observed:
         driven_by: str | None = None,
         readings: Mapping[str, Reading] | None = None,
         hooks: Sequence[HookResult] = (),
+        autoscaler: Mapping[str, Any] | None = None,
+        canary_autoscaler: Mapping[str, Any] | None = None,
     ) -> Observed:
         """Views of raw objects; ReplicaSets another controller owns are left out."""
         base_view = DeploymentView.from_object(base) if base else None
@@ -192,6 +222,10 @@ class Observed:
             driven_by=driven_by,
             readings=readings,
             hooks=tuple(hooks),
+            autoscaler=AutoscalerView.from_object(autoscaler) if autoscaler else None,
+            canary_autoscaler=(
+                AutoscalerView.from_object(canary_autoscaler) if canary_autoscaler else None
+            ),
         )
 
     def with_check(

@@ -49,7 +49,7 @@ from .hooks import (
 )
 from .endings import enter_promotion, enter_rollback
 from .observed import DeploymentView
-from .status import timestamp
+from .status import current_step, timestamp
 
 
 def hold_base(d: Draft) -> None:
@@ -59,8 +59,9 @@ def hold_base(d: Draft) -> None:
 
 
 def correct_canary(d: Draft, canary: DeploymentView, desired: dict[str, Any]) -> None:
-    """Bring an existing canary Deployment back to the desired template or size."""
-    kind = drift(canary, desired)
+    """Bring an existing canary Deployment back to the desired template or size (at least
+    that size while the canary's own autoscaler is in force)."""
+    kind = drift(canary, desired, d.autoscaled)
     if kind == "template":
         d.act(ApplyCanary(desired))
     elif kind == "replicas":
@@ -213,7 +214,7 @@ def _upgrade_step(d: Draft, canary: DeploymentView | None, desired: dict[str, An
             d.requeue = (deadline - d.now).total_seconds()
         return
     correct_canary(d, canary, desired)
-    ready = is_current(canary, desired) and is_batch_ready(
+    ready = is_current(canary, desired, d.autoscaled) and is_batch_ready(
         d.replicas,
         canary.updated_replicas,
         canary.available_replicas,
@@ -297,15 +298,16 @@ def _check(d: Draft, analysis: Analysis) -> bool:
     """
     readings = d.observed.readings
     pre = () if is_done(d.analysis, "pre-rollout") else release_hooks(d.rollout, "pre-rollout")
+    since = d.last_update_time
     if readings is None:
-        wait = next_check_in(analysis, d.analysis, d.now)
+        wait = next_check_in(analysis, d.analysis, d.now, since)
         if wait <= 0:
             d.check = analysis
             d.call(pre + hooks_of(analysis, "rollback"), "Progressing")
         d.wake(wait or analysis.interval_seconds)
         return True
-    if next_check_in(analysis, d.analysis, d.now) > 0:
-        d.wake(next_check_in(analysis, d.analysis, d.now))
+    if next_check_in(analysis, d.analysis, d.now, since) > 0:
+        d.wake(next_check_in(analysis, d.analysis, d.now, since))
         return True
     stamp = d.now.isoformat()
     hooks = d.observed.hooks
@@ -338,8 +340,48 @@ def _check(d: Draft, analysis: Analysis) -> bool:
     if judged.verdict == "rollback":
         enter_rollback(d, f"{d.where}: {judged.message}")
         return False
-    d.wake(next_check_in(analysis, d.analysis, d.now) or analysis.interval_seconds)
+    d.wake(next_check_in(analysis, d.analysis, d.now, since) or analysis.interval_seconds)
     return True
+
+
+def _traffic_increase_confirmed(d: Draft) -> bool:
+    """The confirm-traffic-increase gate before a step that raises the canary's share.
+
+    Asked (payload phase `Progressing`) when the next step's `traffic` is above this one's,
+    again every interval while any answer is not 2xx; the step stays ready at its share
+    meanwhile. Opening it is the move to the next step, so nothing needs keeping as done: the
+    next increase asks again.
+    """
+    kind: WebhookType = "confirm-traffic-increase"
+    hooks = release_hooks(d.rollout, kind)
+    if not hooks or current_step(d.rollout, d.index + 1).weight <= d.step.weight:
+        return True
+    interval = gate_interval(d.rollout)
+    wait = gate_wait(interval, d.analysis, d.now)
+    if wait > 0:
+        d.wake(wait)
+        return False
+    if not answered(d.observed.hooks, kind):
+        d.call(hooks, "Progressing")
+        d.wake(interval)
+        return False
+    results = answers(d.observed.hooks, hooks)
+    weight = current_step(d.rollout, d.index + 1).weight
+    if all(r.ok for r in results):
+        if d.analysis is not None and d.analysis.last_gate_time is not None:
+            d.analysis = d.analysis.model_copy(update={"last_gate_time": None})
+        d.event("TrafficIncreaseConfirmed",
+                f"{kind} webhook(s) {names(hooks)} answered 2xx: canary weight {weight}")
+        return True
+    first = d.analysis is None or d.analysis.last_gate_time is None
+    said = f"{kind} {failures(results)}"
+    d.analysis = (d.analysis or AnalysisStatus()).model_copy(
+        update={"last_gate_time": timestamp(d.now), "message": said}
+    )
+    if first:
+        d.event("WaitingForConfirmTrafficIncrease", said)
+    d.wake(interval)
+    return False
 
 
 def _ready_step(d: Draft, canary: DeploymentView | None) -> None:
@@ -353,6 +395,14 @@ def _ready_step(d: Draft, canary: DeploymentView | None) -> None:
             )
             return
         enter_promotion(d)
+        return
+    if not _traffic_increase_confirmed(d):
+        hooks = release_hooks(d.rollout, "confirm-traffic-increase")
+        said = f" ({d.analysis.message})" if d.analysis and d.analysis.last_gate_time else ""
+        d.message = (
+            f"{d.where} passed; canary weight {current_step(d.rollout, d.index + 1).weight} "
+            f"waits for confirm-traffic-increase webhook(s) {names(hooks)}{said}"
+        )
         return
     d.move(index=d.index + 1, state="StepUpgrade", phase="Progressing")
     desired = d.desired_canary()

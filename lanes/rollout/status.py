@@ -10,6 +10,7 @@ from lanes.api.workloadrollout import CanaryStep, WorkloadRollout, WorkloadRollo
 
 PROGRESSING = "Progressing"
 SUCCEEDED = "Succeeded"
+METRICS_AVAILABLE = "MetricsAvailable"
 IN_STEPS = ("Progressing", "Paused", "Failed")
 IN_PROGRESS = (*IN_STEPS, "Promoting", "RollingBack")
 

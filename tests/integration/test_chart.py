@@ -65,6 +65,7 @@ def test_rbac_is_least_privilege(rendered: list[dict]) -> None:
         "virtualservices",
         "destinationrules",
         "deployments",
+        "horizontalpodautoscalers",
         "events",
         "mutatingwebhookconfigurations",
         "validatingwebhookconfigurations",

@@ -22,8 +22,10 @@ from lanes.api.analysis import Analysis, Webhook
 from lanes.api.workloadrollout import WorkloadRollout
 from lanes.rollout import (
     HELD_ANNOTATION,
+    ApplyAutoscaler,
     ApplyCanary,
     ClearIntent,
+    DeleteAutoscaler,
     DeleteCanary,
     Event,
     Intent,
@@ -156,6 +158,7 @@ class World:
     webhooks: Callable[[World, Webhook, str], HookResult] | None = None
     called: list[tuple[str, str, str]] = field(default_factory=list)
     notified: list[tuple[str, str, str]] = field(default_factory=list)
+    autoscalers: dict[str, dict] = field(default_factory=dict)
     _pod_counter: int = 0
 
     @classmethod
@@ -190,7 +193,12 @@ class World:
             for rs in self.replica_sets.values()
             if base and rs["metadata"]["ownerReferences"][0]["uid"] == base["metadata"]["uid"]
         ]
-        return Observed.from_objects(copy.deepcopy(base), copy.deepcopy(owned), self.canary)
+        ref = self.rollout.spec.autoscaler_ref
+        return Observed.from_objects(
+            copy.deepcopy(base), copy.deepcopy(owned), self.canary,
+            autoscaler=copy.deepcopy(self.autoscalers.get(ref.name)) if ref else None,
+            canary_autoscaler=copy.deepcopy(self.autoscalers.get(f"{self.base_name}-canary")),
+        )
 
     def replica_sets_of(self, name: str) -> list[dict]:
         uid = self.deployments[name]["metadata"]["uid"]
@@ -295,6 +303,10 @@ class World:
                 self._spec_changed(obj)
         elif isinstance(action, DeleteCanary):
             self.delete(action.name)
+        elif isinstance(action, ApplyAutoscaler):
+            self.autoscalers[action.name] = copy.deepcopy(action.autoscaler)
+        elif isinstance(action, DeleteAutoscaler):
+            self.autoscalers.pop(action.name, None)
         elif isinstance(action, ClearIntent):
             annotations = dict(self.rollout.metadata.annotations)
             annotations.pop(action.annotation, None)

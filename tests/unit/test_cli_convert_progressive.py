@@ -160,8 +160,7 @@ def test_flagger_analysis_fields_without_an_equivalent_are_refused(
 @pytest.mark.parametrize(
     ("path", "value"),
     [
-        ("autoscalerRef", {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-                           "name": "podinfo"}),
+        ("autoscalerRef.primaryScalerReplicas", {"minReplicas": 2}),
         ("progressDeadlineSeconds", 60),
         ("skipAnalysis", True),
         ("provider", "nginx"),
@@ -173,6 +172,8 @@ def test_flagger_spec_fields_without_an_equivalent_are_refused(
     tmp_path: Path, path: str, value: Any
 ) -> None:
     doc = canary()
+    doc["spec"]["autoscalerRef"] = {"apiVersion": "autoscaling/v2",
+                                    "kind": "HorizontalPodAutoscaler", "name": "podinfo"}
     *parents, last = path.split(".")
     target = doc["spec"]
     for parent in parents:
@@ -182,12 +183,33 @@ def test_flagger_spec_fields_without_an_equivalent_are_refused(
     assert f"Canary/podinfo: spec.{path}: " in line
 
 
-def test_flagger_autoscaler_ref_is_named_as_not_supported_yet(tmp_path: Path) -> None:
+def test_flagger_autoscaler_ref_converts_to_the_rollouts(tmp_path: Path) -> None:
     doc = canary()
-    doc["spec"]["autoscalerRef"] = {"kind": "HorizontalPodAutoscaler", "name": "podinfo"}
-    [line] = refused(tmp_path, [doc])
-    assert line.endswith("Canary/podinfo: spec.autoscalerRef: not supported yet: lanes scales "
-                         "the canary by its steps")
+    doc["spec"]["autoscalerRef"] = {"apiVersion": "autoscaling/v2",
+                                    "kind": "HorizontalPodAutoscaler", "name": "podinfo"}
+    [rollout] = [d for d in converted(write(tmp_path, [doc])) if d and d["kind"] == "WorkloadRollout"]
+    assert rollout["spec"]["autoscalerRef"] == {
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "name": "podinfo"}
+    assert WorkloadRollout.model_validate(rollout).spec.autoscaler_ref.name == "podinfo"
+
+
+@pytest.mark.parametrize(
+    ("ref", "field"),
+    [
+        ({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": "podinfo"}, "kind"),
+        ({"apiVersion": "autoscaling/v2beta2", "kind": "HorizontalPodAutoscaler",
+          "name": "podinfo"}, "apiVersion"),
+        ({"kind": "HorizontalPodAutoscaler"}, "name"),
+    ],
+    ids=["scaled-object", "v2beta2", "no-name"],
+)
+def test_flagger_autoscaler_refs_lanes_cannot_copy_are_refused(
+    tmp_path: Path, ref: dict, field: str
+) -> None:
+    doc = canary()
+    doc["spec"]["autoscalerRef"] = ref
+    lines = refused(tmp_path, [doc])
+    assert any(f"Canary/podinfo: spec.autoscalerRef.{field}: " in line for line in lines), lines
 
 
 def test_flagger_metric_and_webhook_extras_and_prefix_matches_are_refused(tmp_path: Path) -> None:
@@ -410,19 +432,20 @@ def test_converted_flagger_and_argo_documents_render(tmp_path: Path) -> None:
 
 
 def test_flagger_webhook_types_convert_and_unknown_ones_are_refused(tmp_path: Path) -> None:
-    """Every Flagger hook type lanes runs converts as written; confirm-traffic-increase has no
-    equivalent and is refused rather than dropped."""
+    """Every Flagger hook type converts as written; a type Flagger does not have is refused
+    rather than dropped."""
     doc = canary()
-    doc["spec"]["analysis"]["webhooks"][0]["type"] = "pre-rollout"
-    path = tmp_path / "in.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    result = invoke("convert", "-f", path)
-    assert result.exit_code == 0, result.output
-    [rollout] = [d for d in yaml.safe_load_all(result.stdout) if d["kind"] == "WorkloadRollout"]
-    assert rollout["spec"]["strategy"]["canary"]["analysis"]["webhooks"][0]["type"] == "pre-rollout"
-    doc["spec"]["analysis"]["webhooks"][0]["type"] = "confirm-traffic-increase"
+    for kind in ("pre-rollout", "confirm-traffic-increase"):
+        doc["spec"]["analysis"]["webhooks"][0]["type"] = kind
+        path = tmp_path / "in.yaml"
+        path.write_text(yaml.safe_dump(doc))
+        result = invoke("convert", "-f", path)
+        assert result.exit_code == 0, result.output
+        [rollout] = [d for d in yaml.safe_load_all(result.stdout) if d["kind"] == "WorkloadRollout"]
+        assert rollout["spec"]["strategy"]["canary"]["analysis"]["webhooks"][0]["type"] == kind
+    doc["spec"]["analysis"]["webhooks"][0]["type"] = "confirm-everything"
     [line] = refused(tmp_path, [doc])
-    assert "Canary/podinfo: spec.analysis.webhooks[0].type: 'confirm-traffic-increase'" in line
+    assert "Canary/podinfo: spec.analysis.webhooks[0].type: 'confirm-everything'" in line
 
 
 def test_argo_replicas_and_steps_without_a_weight_are_refused(tmp_path: Path) -> None:

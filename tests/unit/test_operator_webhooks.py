@@ -188,7 +188,7 @@ class FakeRollouts:
     def add_finalizer(self, body: dict) -> dict:
         return body
 
-    def workloads(self, namespace: str, workload: str) -> Workloads:
+    def workloads(self, namespace: str, workload: str, autoscaler: str | None = None) -> Workloads:
         return self.seen
 
     def label_base(self, *args, **kwargs) -> None:
@@ -220,9 +220,12 @@ class FakeRollouts:
         return []
 
 
-def _reconciled(hooks: Hooks, webhooks: list[dict], before, canary_obj: dict | None) -> FakeRollouts:
+def _reconciled(
+    hooks: Hooks, webhooks: list[dict], before, canary_obj: dict | None,
+    steps: list[dict] | None = None,
+) -> FakeRollouts:
     """One operator reconcile of a rollout whose analysis has no metrics and these webhooks."""
-    ro = rollout(analysis={"interval": "30s", "threshold": 2, "webhooks": [
+    ro = rollout(steps=steps, analysis={"interval": "30s", "threshold": 2, "webhooks": [
         {**h, "url": f"{hooks.url}{h['url']}"} for h in webhooks]})
     body = ro.model_copy(update={"status": before}).to_wire()
     body["metadata"]["generation"] = body["status"]["observedGeneration"] = 1
@@ -272,3 +275,23 @@ def test_the_operator_rolls_back_when_a_rollback_hook_answers_2xx(hooks: Hooks) 
     assert api.status["phase"] == "RollingBack"
     assert api.status["analysis"]["reason"] == "RolledBackByWebhook"
     assert "abort" in api.status["analysis"]["message"]
+
+
+@pytest.mark.parametrize(("path", "moves"), [("/ok", True), ("/denied", False)],
+                         ids=["answers-2xx", "refuses"])
+def test_the_operator_asks_confirm_traffic_increase_before_a_higher_weight(
+    hooks: Hooks, path: str, moves: bool
+) -> None:
+    steps = [{"replicas": 1, "traffic": "10%"}, {"replicas": 1, "traffic": "50%"}]
+    api = _reconciled(hooks, [{"name": "weights", "type": "confirm-traffic-increase", "url": path}],
+                      status("Progressing", "StepReady", last=LONG_AGO), canary(), steps)
+    [(called, sent, _)] = hooks.received
+    assert called == path and sent["phase"] == "Progressing" and sent["name"] == "rollouts-mocka"
+    index = api.status["canaryStatus"]["currentStepIndex"]
+    assert index == (2 if moves else 1)
+    if moves:
+        assert api.status["canaryStatus"]["currentStepState"] == "StepUpgrade"
+        assert "TrafficIncreaseConfirmed" in [e.reason for e in api.events]
+    else:
+        assert "waits for confirm-traffic-increase webhook(s) weights" in api.status["message"]
+        assert api.status["analysis"]["lastGateTime"] is not None

@@ -11,9 +11,11 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from lanes.analysis.verdict import HookResult, Reading
-from lanes.api.analysis import Analysis
+from lanes.api.analysis import Analysis, AnalysisStatus
 from lanes.api.workloadrollout import WorkloadRollout
 from lanes.rollout import Event, Plan, check_intent, plan_step
+from lanes.rollout.checks import analysis_at
+from lanes.rollout.status import parse_time
 
 from .rollout_fixtures import (
     LONG_AGO,
@@ -89,6 +91,20 @@ def run_until(world: World, until: Callable[[World], bool], limit: int = 40) -> 
     raise AssertionError(f"not reached after {limit} reconciles: {world.status}")
 
 
+def first_check(world: World) -> None:
+    """From a step whose canary pods are ready: `wait` until the step's first check, and
+    check it came one interval after the step started (its `lastUpdateTime`), never sooner."""
+    at = world.status.canary_status
+    since = parse_time(at.last_update_time)
+    interval = analysis_at(world.rollout, at.current_step_index).interval_seconds
+    made = len(world.checks)
+    run_until(world, lambda w: len(w.checks) > made)
+    assert world.checks[-1] == since + timedelta(seconds=interval), (
+        f"step {at.current_step_index}'s first check at {world.checks[-1]}, "
+        f"not an interval after {since}"
+    )
+
+
 def state(world: World) -> tuple[str, int, str | None]:
     canary_status = world.status.canary_status
     return world.status.phase, canary_status.current_step_index, canary_status.current_step_state
@@ -112,11 +128,16 @@ def test_a_healthy_release_advances_on_passing_checks_and_promotes() -> None:
     assert world.checks == [], "no check before the step's canary pods are ready"
 
     world.reconcile()
+    ready_at = world.now - timedelta(seconds=1)
     assert state(world) == ("Progressing", 1, "StepPaused")
     assert "waiting for the first analysis check" in world.status.message
 
+    early = world.reconcile(advance=0)
+    assert world.checks == [], "the first check waits an interval from the step's start"
+    assert early.check is None and early.actions == () and early.requeue_after == 29
+    world.now += timedelta(seconds=early.requeue_after)
     world.reconcile()
-    assert world.checks == [world.now - timedelta(seconds=1)]
+    assert world.checks == [ready_at + timedelta(seconds=30)]
     assert state(world) == ("Progressing", 1, "StepReady")
     assert world.status.message == "step 1/2: analysis passed"
     assert (world.status.analysis.phase, world.status.analysis.step) == ("Passed", 1)
@@ -124,6 +145,7 @@ def test_a_healthy_release_advances_on_passing_checks_and_promotes() -> None:
     world.reconcile()
     world.reconcile()
     assert state(world) == ("Progressing", 2, "StepPaused")
+    step_2_at = parse_time(world.status.canary_status.last_update_time)
     quiet = wait(world)
     assert len(world.checks) == 1, "the next check waits for the interval"
     assert quiet.check is None and quiet.actions == ()
@@ -134,7 +156,7 @@ def test_a_healthy_release_advances_on_passing_checks_and_promotes() -> None:
     )
 
     wait(world)
-    assert len(world.checks) == 2
+    assert world.checks[1] == step_2_at + timedelta(seconds=30), "an interval into step 2"
     assert state(world) == ("Progressing", 2, "StepReady")
     world.run(lambda w: w.status.phase == "Healthy")
     assert conditions(world)["Succeeded"] == ("True", "Promoted")
@@ -149,7 +171,10 @@ def test_a_failing_metric_halts_then_rolls_back_at_the_threshold() -> None:
     world.events.clear()
 
     for failed in (1, 2):
-        wait(world)
+        if failed == 1:
+            first_check(world)
+        else:
+            wait(world)
         assert state(world) == ("Progressing", 1, "StepPaused")
         assert world.status.analysis.failed_checks == failed
         halt = f"Halt advancement: request-success-rate 88.2% < 99% (failed checks {failed}/3)"
@@ -186,7 +211,7 @@ def test_a_failed_check_blocks_advance_until_one_passes_and_is_not_forgotten() -
     metrics = in_turn(readings(rate=50), readings())
     world = started(analysed([{"replicas": 1}, {"replicas": "50%"}]), metrics)
     world.reconcile()
-    wait(world)
+    first_check(world)
     assert state(world) == ("Progressing", 1, "StepPaused")
     wait(world)
     assert state(world) == ("Progressing", 1, "StepReady")
@@ -199,17 +224,24 @@ def test_prometheus_unavailable_holds_without_failed_checks_and_recovers() -> No
     world = started(analysed([{"replicas": 1}]), metrics)
     world.reconcile()
     world.events.clear()
-    wait(world)
+    assert "MetricsAvailable" not in conditions(world), "only an outage brings the condition"
+    first_check(world)
     assert state(world) == ("Progressing", 1, "StepPaused")
     assert world.status.analysis.phase == "Holding"
     assert world.status.analysis.failed_checks == 0
     assert reasons(world.events) == ["MetricsUnavailable"]
+    assert conditions(world)["MetricsAvailable"] == ("False", "PrometheusUnavailable")
+    held = next(c for c in world.status.conditions if c.type == "MetricsAvailable")
+    assert "Holding: Prometheus unavailable (connection refused)" in held.message
     wait(world)
     assert world.status.analysis.phase == "Holding"
     assert reasons(world.events) == ["MetricsUnavailable"], "the hold is announced once"
+    again = next(c for c in world.status.conditions if c.type == "MetricsAvailable")
+    assert again.last_transition_time == held.last_transition_time
     wait(world)
     assert state(world) == ("Progressing", 1, "StepReady")
     assert world.status.analysis.unavailable_since is None
+    assert conditions(world)["MetricsAvailable"] == ("True", "PrometheusAnswered")
     world.run(lambda w: w.status.phase == "Healthy")
     assert conditions(world)["Succeeded"] == ("True", "Promoted")
 
@@ -223,6 +255,7 @@ def test_prometheus_unavailable_past_the_deadline_rolls_back_as_unavailable() ->
     assert "HaltAdvancement" not in reasons(world.events)
     world.run(lambda w: w.status.phase == "Healthy")
     assert conditions(world)["Succeeded"] == ("False", "AnalysisUnavailable")
+    assert conditions(world)["MetricsAvailable"] == ("False", "PrometheusUnavailable")
     assert "Prometheus unavailable" in world.status.message
     assert base_pods(world) == v1_pods
 
@@ -234,7 +267,7 @@ def test_pause_given_as_empty_still_waits_for_approve_after_a_pass() -> None:
     refused = check_intent(world.rollout, "approve")
     assert refused is not None and "its analysis has not passed (no check made yet)" in refused
 
-    world.reconcile()
+    first_check(world)
     assert len(world.checks) == 1 and world.status.analysis.phase == "Passed"
     assert state(world) == ("Paused", 1, "StepPaused")
     assert world.status.message.endswith("check passed: request-success-rate 99.9%, "
@@ -252,7 +285,7 @@ def test_pause_given_as_empty_still_waits_for_approve_after_a_pass() -> None:
 def test_approve_is_refused_while_the_step_is_halted() -> None:
     world = started(analysed([{"replicas": 1, "pause": {}}]), always(rate=10))
     world.reconcile()
-    world.reconcile()
+    first_check(world)
     refused = check_intent(world.rollout, "approve")
     assert refused is not None and "Halt advancement: request-success-rate 10% < 99%" in refused
     world.request("approve")
@@ -263,29 +296,30 @@ def test_approve_is_refused_while_the_step_is_halted() -> None:
 
 def test_a_timed_pause_needs_both_its_duration_and_a_pass() -> None:
     metrics = in_turn(readings(), readings(rate=1), readings(rate=1), readings())
-    world = started(analysed([{"replicas": 1, "pause": {"duration": 45}}, {"replicas": "50%"}]),
+    world = started(analysed([{"replicas": 1, "pause": {"duration": 75}}, {"replicas": "50%"}]),
                     metrics)
     world.reconcile()
-    ready_at = world.now
-    wait(world)
+    ready_at = world.now - timedelta(seconds=1)
+    first_check(world)
     assert world.status.analysis.phase == "Passed"
     assert state(world) == ("Progressing", 1, "StepPaused"), "passed, but the pause runs on"
-    while world.now < ready_at + timedelta(seconds=45):
+    while world.now < ready_at + timedelta(seconds=75):
         wait(world)
+    assert len(world.checks) == 2, "checks at 30 s (passed) and 60 s (failed)"
     assert state(world) == ("Progressing", 1, "StepPaused"), "the pause is over, the check failed"
     run_until(world, lambda w: w.status.canary_status.current_step_state == "StepReady")
     assert world.status.analysis.phase == "Passed"
     assert world.status.analysis.failed_checks == 2
-    assert world.status.message.endswith("pause of 45s is over and analysis passed")
+    assert world.status.message.endswith("pause of 75s is over and analysis passed")
 
 
 def test_a_restart_mid_analysis_neither_forgets_nor_doubles_failed_checks() -> None:
     world = started(analysed([{"replicas": 1}]), always(rate=50))
     world.reconcile()
-    plan = wait(world)
+    first_check(world)
     assert world.status.analysis.failed_checks == 1
 
-    checked = world.now - timedelta(seconds=plan.requeue_after)
+    checked = world.checks[-1]
     stored = WorkloadRollout.model_validate(world.rollout.to_wire())
     again = plan_step(stored, world.observed().with_check(readings(rate=50)), checked)
     assert again.status.analysis == world.status.analysis
@@ -326,8 +360,35 @@ def test_the_step_under_its_own_analysis_is_checked_against_it() -> None:
     assert judged.status.analysis.step == 2
 
 
+@pytest.mark.parametrize(
+    ("started_ago", "due_in"), [(10, 20.0), (29, 1.0), (30, 0.0), (601, 0.0)],
+    ids=["10s-in", "29s-in", "30s-in", "long-ago"],
+)
+def test_the_first_check_of_a_step_is_due_an_interval_after_the_step_started(
+    started_ago: int, due_in: float
+) -> None:
+    before = status("Progressing", "StepPaused", last=NOW - timedelta(seconds=started_ago))
+    ro = analysed([{"replicas": 1}]).model_copy(update={"status": before})
+    plan = plan_step(ro, observed(canary_obj=canary()), NOW)
+    assert plan.check_due == (due_in == 0)
+    assert plan.requeue_after == (due_in or 30.0)
+    early = observed(canary_obj=canary()).with_check(readings())
+    judged = plan_step(ro, early, NOW)
+    assert (judged.status.analysis is not None) == (due_in == 0), "readings too early are not judged"
+
+
+def test_a_check_at_the_previous_step_does_not_make_the_next_step_due_early() -> None:
+    before = status("Progressing", "StepPaused", index=2, last=NOW - timedelta(seconds=5))
+    analysis = AnalysisStatus(phase="Passed", checks=1, step=1,
+                              last_check_time=(NOW - timedelta(seconds=40)).isoformat())
+    ro = analysed([{"replicas": 1}, {"replicas": 2}]).model_copy(
+        update={"status": before.model_copy(update={"analysis": analysis})})
+    plan = plan_step(ro, observed(canary_obj=canary(replicas=2)), NOW)
+    assert plan.check is None and plan.requeue_after == 25
+
+
 def test_a_missing_reading_is_a_failed_query_not_a_crash() -> None:
-    before = status("Progressing", "StepPaused")
+    before = status("Progressing", "StepPaused", last=LONG_AGO)
     ro = analysed([{"replicas": 1}]).model_copy(update={"status": before})
     seen = observed(canary_obj=canary()).with_check({RATE: Reading(RATE, 100)})
     plan = plan_step(ro, seen, NOW)
@@ -339,7 +400,7 @@ def test_a_failing_rollout_webhook_halts_the_step() -> None:
     world = started(analysed([{"replicas": 1}]))
     world.hooks = lambda w, a: [HookResult("load-test", False, "HTTP 500")]
     world.reconcile()
-    world.reconcile()
+    first_check(world)
     assert state(world) == ("Progressing", 1, "StepPaused")
     assert "webhook load-test: HTTP 500" in world.status.analysis.message
 
@@ -356,14 +417,14 @@ def test_a_paused_rollout_makes_no_check() -> None:
     assert world.checks == []
     world.request("resume")
     world.reconcile()
-    world.reconcile()
-    assert len(world.checks) == 1
+    first_check(world)
+    assert len(world.checks) == 1, "an interval after the resume, as a timed pause restarts"
 
 
 def test_a_new_release_starts_with_a_fresh_analysis() -> None:
     world = started(analysed([{"replicas": 1}]), always(rate=50))
     world.reconcile()
-    world.reconcile()
+    first_check(world)
     assert world.status.analysis.failed_checks == 1
     world.set_image(V3)
     world.reconcile()

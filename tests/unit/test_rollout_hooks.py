@@ -22,6 +22,7 @@ from .test_rollout_analysis import (
     V2,
     always,
     conditions,
+    first_check,
     reasons,
     run_until,
     started,
@@ -137,7 +138,7 @@ def test_pre_rollout_runs_once_before_the_first_check_and_never_again() -> None:
     world = started(hooked(hook("smoke", "pre-rollout"), steps=[{"replicas": 1}, {"replicas": 2}]))
     wait(world)
     assert calls(world, "pre-rollout") == [], "not before the step's canary pods are ready"
-    wait(world)
+    first_check(world)
     assert calls(world, "pre-rollout") == [("smoke", "Progressing")]
     assert len(world.checks) == 1, "called with the first check"
     assert "PreRolloutPassed" in reasons(world.events)
@@ -202,6 +203,60 @@ def test_confirm_promotion_also_gates_an_approved_last_step() -> None:
         wait(world)
     assert world.status.phase == "Progressing"
     assert calls(world, "confirm-promotion")
+
+
+WEIGHTS = [{"replicas": 1, "traffic": "10%"}, {"replicas": 1, "traffic": "50%"},
+           {"replicas": 1, "traffic": "50%"}, {"replicas": 1, "traffic": "100%"}]
+
+
+def test_confirm_traffic_increase_gates_each_step_that_raises_the_canarys_share() -> None:
+    world = started(hooked(hook("weights", "confirm-traffic-increase"), steps=WEIGHTS))
+    world.webhooks = answering(weights=[False, True])
+    run_until(world, lambda w: state(w)[2] == "StepReady")
+    wait(world)
+    assert calls(world, "confirm-traffic-increase") == [("weights", "Progressing")]
+    assert state(world) == ("Progressing", 1, "StepReady"), "the share stays at step 1's"
+    assert ("canary weight 50 waits for confirm-traffic-increase webhook(s) weights"
+            in world.status.message)
+    assert "answered 403" in world.status.message
+    assert reasons(world.events).count("WaitingForConfirmTrafficIncrease") == 1
+    restarted(world)
+    world.now -= timedelta(seconds=20)  # 10 s after the first ask
+    plan = world.reconcile(advance=0)
+    assert len(calls(world, "confirm-traffic-increase")) == 1, "asked again only an interval on"
+    assert plan.requeue_after == 20
+    world.now += timedelta(seconds=20)
+    run_until(world, lambda w: w.status.canary_status.current_step_index == 2)
+    assert len(calls(world, "confirm-traffic-increase")) == 2
+    assert "TrafficIncreaseConfirmed" in reasons(world.events)
+    assert world.status.analysis.last_gate_time is None
+    run_until(world, lambda w: w.status.phase == "Healthy")
+    assert conditions(world)["Succeeded"] == ("True", "Promoted")
+    # asked before 10 -> 50 (twice) and 50 -> 100; 50 -> 50 raises nothing
+    assert len(calls(world, "confirm-traffic-increase")) == 3
+
+
+def test_a_release_waiting_for_a_traffic_increase_keeps_no_check_and_can_be_undone() -> None:
+    world = started(hooked(hook("weights", "confirm-traffic-increase"), steps=WEIGHTS[:2]))
+    world.webhooks = answering(weights=False)
+    run_until(world, lambda w: state(w)[2] == "StepReady")
+    checks = len(world.checks)
+    for _ in range(4):
+        wait(world)
+    assert state(world) == ("Progressing", 1, "StepReady")
+    assert len(world.checks) == checks, "no checks while the gate waits"
+    assert len(calls(world, "confirm-traffic-increase")) == 4
+    world.request("undo")
+    run_until(world, lambda w: w.status.phase == "Healthy")
+    assert conditions(world)["Succeeded"] == ("False", "RolledBack")
+
+
+def test_steps_that_do_not_raise_the_share_ask_nothing() -> None:
+    steps = [{"replicas": 1, "traffic": "50%"}, {"replicas": 2, "traffic": "20%"}, {"replicas": 2}]
+    world = started(hooked(hook("weights", "confirm-traffic-increase"), steps=steps))
+    world.webhooks = answering(weights=False)
+    run_until(world, lambda w: w.status.phase == "Healthy")
+    assert calls(world, "confirm-traffic-increase") == []
 
 
 @pytest.mark.parametrize("ok", [True, False], ids=["answers-2xx", "fails"])
@@ -316,8 +371,8 @@ def test_payload_phases_are_flaggers(phase: str, succeeded: str | None, expected
 
 
 GATED = (hook("gate", "confirm-rollout"), hook("smoke", "pre-rollout"),
-         hook("abort", "rollback"), hook("promote", "confirm-promotion"),
-         hook("notify", "post-rollout"))
+         hook("abort", "rollback"), hook("weights", "confirm-traffic-increase"),
+         hook("promote", "confirm-promotion"), hook("notify", "post-rollout"))
 
 
 @settings(max_examples=30, deadline=None)
@@ -332,11 +387,13 @@ def test_gates_hold_what_they_gate_and_post_rollout_is_called_once(
     answers: dict[str, list[bool]], restart_at: int
 ) -> None:
     answers.setdefault("abort", [False])
-    for gate in ("gate", "promote"):  # a gate that never opens holds the release for good
+    for gate in ("gate", "weights", "promote"):  # a gate that never opens holds for good
         answers[gate] = [*answers.get(gate, []), True]
-    world = started(hooked(*GATED, steps=[{"replicas": 1}, {"replicas": 2}]))
+    refusals = answers["weights"].index(True)
+    world = started(hooked(*GATED, steps=[{"replicas": 1, "traffic": "10%"},
+                                          {"replicas": 2, "traffic": "50%"}]))
     world.webhooks = answering(**answers)
-    for turn in range(60):
+    for turn in range(80):
         if turn == restart_at:
             restarted(world)
         replayed(world)
@@ -346,6 +403,10 @@ def test_gates_hold_what_they_gate_and_post_rollout_is_called_once(
             assert "confirm-rollout" in done
         if world.status.phase == "Promoting":
             assert {"confirm-rollout", "pre-rollout", "confirm-promotion"} <= set(done)
+        at = world.status.canary_status.current_step_index if world.status.canary_status else 0
+        if at == 2 or world.status.phase == "Promoting":
+            assert len(calls(world, "confirm-traffic-increase")) == refusals + 1, (
+                "the share rose only on the 2xx, which ends the asking")
         if world.status.phase == "Healthy" and calls(world, "post-rollout"):
             break
     else:
