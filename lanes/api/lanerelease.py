@@ -5,7 +5,9 @@ or, left empty, every rollout in the namespace whose `patchPodTemplateMetadata` 
 canary pods in the lane). Its steps are the lane's *entry weight*: the share of untagged
 requests that the gateway puts into the lane, and that then stay in it on every hop. Its
 `analysis` has a WorkloadRollout's layout and is evaluated for every service of the lane, each
-on its own lane subset; promotion and roll back take every rollout of the lane together.
+on its own lane subset; promotion and roll back take every rollout of the lane together. Its
+webhooks are Flagger's, called for the lane as a whole (`lanes.rollout.lanerelease`):
+`pre-rollout`, `rollout`, `confirm-promotion`, `post-rollout`, `rollback` and `event`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .analysis import Analysis, Duration, MetricStatus, seconds
+from .analysis import Analysis, Duration, MetricStatus, WebhookType, seconds
 from .common import API_VERSION, Condition, DnsLabel, Metadata, Model
 from .workloadrollout import HttpRouteMatch, Pause
 
@@ -82,11 +84,14 @@ class LaneReleaseSpec(Model):
 
     @field_validator("analysis")
     @classmethod
-    def _no_webhooks(cls, analysis: Analysis | None) -> Analysis | None:
-        if analysis is not None and analysis.webhooks:
+    def _no_confirm_rollout(cls, analysis: Analysis | None) -> Analysis | None:
+        gates = [h.name for h in analysis.webhooks if h.type == "confirm-rollout"] \
+            if analysis is not None else []
+        if gates:
             raise ValueError(
-                "webhooks are not supported in a LaneRelease's analysis (the member rollouts "
-                "keep theirs); remove analysis.webhooks"
+                f"analysis.webhooks {gates[0]!r}: type confirm-rollout is not supported in a "
+                "LaneRelease (its member rollouts keep their own); use pre-rollout to gate the "
+                "lane before any traffic enters it"
             )
         return analysis
 
@@ -147,7 +152,9 @@ class LaneReleaseStatus(Model):
     `services` the last metric values per service; `rollouts` which were approved for
     promotion or undone, so a restart neither promotes nor undoes twice; `checkStep` the step
     the last check was made at; `routesSince` when the gateway was first seen routing the
-    weight the current move needs, so the change has time to reach every proxy first.
+    weight the current move needs, so the change has time to reach every proxy first;
+    `hooksDone` the webhook types that have done their part for the release; `lastGateTime`
+    when a waiting `confirm-promotion` gate was last asked.
     """
 
     phase: Phase = "Initial"
@@ -163,6 +170,8 @@ class LaneReleaseStatus(Model):
     step_passed: bool = False
     check_step: int | None = None
     routes_since: str | None = None
+    hooks_done: list[WebhookType] = Field(default_factory=list)
+    last_gate_time: str | None = None
     services: list[ServiceCheck] = Field(default_factory=list)
     rollouts: list[MemberStatus] = Field(default_factory=list)
     reason: str | None = None

@@ -24,7 +24,7 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from lanes.analysis.verdict import Reading
+from lanes.analysis.verdict import HookResult, Reading
 from lanes.api.analysis import Analysis, MetricTemplate
 from lanes.api.common import GROUP, VERSION
 from lanes.api.errors import from_validation_error
@@ -40,14 +40,23 @@ from lanes.render.istio import INGRESS_SUFFIX
 from lanes.render.names import object_name
 from lanes.render.steps import entered_weight
 from lanes.rollout import DeploymentView
-from lanes.rollout.actions import LANE_RELEASE_ANNOTATION
-from lanes.rollout.lanerelease import ReleaseObserved, member_rollouts, plan_release
+from lanes.rollout.actions import LANE_RELEASE_ANNOTATION, Event
+from lanes.rollout.hooks import HookCall
+from lanes.rollout.lanerelease import (
+    ReleaseObserved,
+    ReleasePlan,
+    flagger_phase,
+    member_rollouts,
+    plan_release,
+    release_checksum,
+)
 from lanes.rollout.status import set_condition
 
 from .analysis import check_context, read_metrics, template_keys
 from .checks import AnalysisSettings
 from .handlers import generated_by_lanes
 from .scheduler import RequeuingQueue
+from .webhooks import call_webhook, webhook_payload
 
 log = logging.getLogger("lanes.operator.lanereleases")
 
@@ -158,9 +167,12 @@ def reconcile(api: LaneReleasesApi, namespace: str, name: str, now: datetime,
     observed = ReleaseObserved(lane, rollouts, services, None, routed_weight(api, lane), rolled,
                                others)
     plan = plan_release(release, observed, now)
-    if plan.check is not None:
-        _, readings, _ = read_lane(api, plan.check, namespace, members, settings)
-        plan = plan_release(release, observed.with_readings(readings or {}), now)
+    if plan.calls_out:
+        if plan.check is not None:
+            _, readings, _ = read_lane(api, plan.check, namespace, members, settings)
+            observed = observed.with_readings(readings or {})
+        observed = observed.with_hooks(call_hooks(release, plan.hooks_due))
+        plan = plan_release(release, observed, now)
     for intent in plan.intents:
         api.rollouts.annotate(namespace, intent.rollout, intent.annotations)
     wanted = plan.status.to_wire()
@@ -178,7 +190,32 @@ def reconcile(api: LaneReleasesApi, namespace: str, name: str, now: datetime,
             api.post_event(body, event)
         except ApiException as error:
             log.warning("could not post event %s: %s", event.reason, error_message(error))
+        notify(release, plan, event)
     return plan.requeue_after
+
+
+def call_hooks(release: LaneRelease, calls: tuple[HookCall, ...]) -> list[HookResult]:
+    """Call the webhooks a plan named, each with Flagger's payload for the release."""
+    namespace = release.metadata.namespace or "default"
+    checksum = release_checksum(release.status)
+    return [
+        call_webhook(c.hook, webhook_payload(c.hook, release.metadata.name, namespace, c.phase,
+                                             checksum))
+        for c in calls
+    ]
+
+
+def notify(release: LaneRelease, plan: ReleasePlan, event: Event) -> None:
+    """Send one event to the release's `event` hooks; a failure is only logged."""
+    namespace = release.metadata.namespace or "default"
+    for hook in plan.event_hooks:
+        payload = webhook_payload(hook, release.metadata.name, namespace,
+                                  flagger_phase(plan.status), release_checksum(plan.status))
+        payload["metadata"] = {**payload["metadata"], "eventMessage": event.message,
+                               "eventType": event.type}
+        result = call_webhook(hook, payload)
+        if not result.ok:
+            log.warning("event webhook %s: %s", hook.name, result.message)
 
 
 def finalize(api: LaneReleasesApi, body: Mapping[str, Any]) -> None:

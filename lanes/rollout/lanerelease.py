@@ -46,17 +46,33 @@ Edge cases, each ending with base traffic on one version per service:
 - A member failing on its own (undone, rolled back, restarted on another template, Failed past
   its progress deadline): the release rolls back (`RolloutFailed`), naming it.
 - While Waiting none of this is a failure yet: the release waits, saying for what.
+
+Webhooks of `spec.analysis`, with Flagger's meaning (`lanes.rollout.hooks` has the shared
+rules; the plan names the calls in `ReleasePlan.hooks_due`, the operator calls them with
+Flagger's payload for the release and plans again with `ReleaseObserved.hooks`):
+
+- `pre-rollout`: called once every member is ready at its last step, before step 1. All 2xx:
+  the release starts; any failure: the release rolls back (`PreRolloutFailed`) with the entry
+  weight never above 0, so no request entered the lane.
+- `rollout`: called with every check; a failure is a failed check of the lane.
+- `rollback`: called with every check; any 2xx rolls the whole lane back at once
+  (`RolledBackByWebhook`).
+- `confirm-promotion`: a gate after the last step, before the all-or-nothing promotion, asked
+  every `interval` until every such hook answers 2xx.
+- `post-rollout`: called once the release has ended, either way; its answer is only reported.
+- `event`: `ReleasePlan.event_hooks`, sent every event the release posts, best effort.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
-from lanes.analysis.verdict import Reading, judge
-from lanes.api.analysis import Analysis, AnalysisStatus
+from lanes.analysis.verdict import HookResult, Reading, judge
+from lanes.api.analysis import Analysis, AnalysisStatus, Webhook, WebhookType
 from lanes.api.lanerelease import (
     LaneRelease,
     LaneReleaseStatus,
@@ -72,7 +88,8 @@ from lanes.api.workloadrollout import WorkloadRollout
 from lanes.render.observe import selects
 
 from .actions import LANE_RELEASE_ANNOTATION, Event
-from .checks import analysis_at, complete_readings
+from .checks import PRE_ROLLOUT_FAILED, ROLLED_BACK_BY_WEBHOOK, analysis_at, complete_readings
+from .hooks import HookCall, answered, answers, failures, gate_wait, hooks_of, names
 from .intents import ANNOTATIONS, PRIORITY, Intent, requested
 from .status import IN_PROGRESS, parse_time, set_condition, step_count, timestamp, utc
 
@@ -105,7 +122,8 @@ class ReleaseObserved:
     `routed_weight` the share of untagged requests the gateway's routes put into the lane now
     (None when the group's gateway route is not found); `rolled_out` the members whose base
     Deployment runs their canary's revision on every replica; `others` the other
-    LaneReleases of the namespace (a lane takes one release at a time).
+    LaneReleases of the namespace (a lane takes one release at a time); `hooks` the answers
+    of the webhooks a plan named (`ReleasePlan.hooks_due`), given to the plan made after.
     """
 
     lane: SwimLane | None
@@ -115,11 +133,15 @@ class ReleaseObserved:
     routed_weight: int | None = None
     rolled_out: frozenset[str] = frozenset()
     others: Sequence[LaneRelease] = ()
+    hooks: Sequence[HookResult] = ()
 
     def with_readings(self, readings: Mapping[str, Mapping[str, Reading]]) -> ReleaseObserved:
         """The same observation with a check's readings."""
-        return ReleaseObserved(self.lane, self.rollouts, self.services, readings,
-                               self.routed_weight, self.rolled_out, self.others)
+        return replace(self, readings=readings)
+
+    def with_hooks(self, hooks: Sequence[HookResult]) -> ReleaseObserved:
+        """The same observation with the answers of the webhooks a plan named."""
+        return replace(self, hooks=tuple(hooks))
 
 
 @dataclass(frozen=True)
@@ -153,6 +175,10 @@ class ReleasePlan:
     `check` is the analysis whose check is due, asked for only by a plan made without
     readings; the operator reads every member's metrics and plans again with the same `now`.
     `clear` are the release's own intent annotations to remove after the status is written.
+    `hooks_due` are the webhooks to call now (with the check's readings when `check` is set),
+    each with its payload phase; the operator passes the answers back in
+    `ReleaseObserved.hooks` and plans again with the same `now`. `event_hooks` are sent every
+    event the operator posts for the release.
     """
 
     status: LaneReleaseStatus
@@ -161,6 +187,34 @@ class ReleasePlan:
     clear: tuple[str, ...] = ()
     check: Analysis | None = None
     requeue_after: float | None = None
+    hooks_due: tuple[HookCall, ...] = ()
+    event_hooks: tuple[Webhook, ...] = ()
+
+    @property
+    def calls_out(self) -> bool:
+        """Whether the operator must read or call something and plan again."""
+        return self.check is not None or bool(self.hooks_due)
+
+
+def release_checksum(status: LaneReleaseStatus | None) -> str:
+    """The `checksum` of the release's webhook payloads: one per set of member revisions."""
+    members = sorted(f"{m.name}={m.revision or ''}" for m in (status.rollouts if status else ()))
+    return hashlib.sha256(",".join(members).encode()).hexdigest()[:16] if members else ""
+
+
+def flagger_phase(status: LaneReleaseStatus | None) -> str:
+    """The phase a webhook payload carries, in Flagger's words, for a release's status."""
+    phase = status.phase if status is not None else "Initial"
+    return {"Initial": "Initializing", "Waiting": "Initializing", "Paused": "Progressing",
+            "RollingBack": "Failed"}.get(phase, phase)
+
+
+def under_analysis(analysis: Analysis | None) -> bool:
+    """Whether an analysis makes checks: it has metrics, or `rollout` or `rollback` hooks."""
+    return analysis is not None and (
+        bool(analysis.metrics) or bool(hooks_of(analysis, "rollout"))
+        or bool(hooks_of(analysis, "rollback"))
+    )
 
 
 def member_rollouts(
@@ -234,6 +288,7 @@ class _Draft:
         self.events: list[Event] = []
         self.clear: list[str] = []
         self.check: Analysis | None = None
+        self.hooks_due: list[HookCall] = []
         self.requeue: float | None = None
         self.steps = release.spec.all_steps
         self.members, self.missing = member_rollouts(release, observed.lane, observed.rollouts)
@@ -267,11 +322,31 @@ class _Draft:
     def paused(self) -> bool:
         return self.release.spec.paused or self.status.paused
 
+    def hooks(self, kind: WebhookType) -> tuple[Webhook, ...]:
+        return hooks_of(self.release.spec.analysis, kind)
+
+    def call(self, hooks: Sequence[Webhook], phase: str) -> None:
+        self.hooks_due += [HookCall(h, phase) for h in hooks]
+
+    def answers(self, hooks: Sequence[Webhook]) -> list[HookResult] | None:
+        """The answers of these hooks (all of one type), or None when they were not called."""
+        if not hooks or not answered(self.observed.hooks, hooks[0].type):
+            return None
+        return answers(self.observed.hooks, hooks)
+
+    def done(self, kind: WebhookType) -> bool:
+        return kind in self.status.hooks_done
+
+    def mark_done(self, kind: WebhookType) -> None:
+        if kind not in self.status.hooks_done:
+            self.move(hooks_done=[*self.status.hooks_done, kind], last_gate_time=None)
+
     def plan(self) -> ReleasePlan:
         self._conditions()
         return ReleasePlan(
             status=self.status, intents=tuple(self.intents), events=tuple(self.events),
             clear=tuple(self.clear), check=self.check, requeue_after=self.requeue,
+            hooks_due=tuple(self.hooks_due), event_hooks=self.hooks("event"),
         )
 
     def _conditions(self) -> None:
@@ -365,17 +440,41 @@ def _waiting(d: _Draft) -> None:
         d.say(f"waiting for the canary pods of {', '.join(waiting)} to be ready at their "
               "last step")
         return
+    d.move(rollouts=[MemberStatus(name=r.metadata.name, revision=_revision(r))
+                     for r in d.members])
+    if not _pre_rollout(d):
+        return
     step = d.steps[0]
     d.move(
         phase="Progressing", current_step_index=1, weight=step.weight,
         step_start_time=timestamp(d.now), step_passed=False, last_check_time=d.now.isoformat(),
-        rollouts=[MemberStatus(name=r.metadata.name, revision=_revision(r)) for r in d.members],
     )
     names = ", ".join(r.metadata.name for r in d.members)
     d.say(f"step 1/{len(d.steps)}: entry weight {step.weight}% into lane {d.lane} ({names})")
     d.event("Started", f"{d.name} started: {names} released together; "
                        f"entry weight {step.weight}% into lane {d.lane}")
     d.requeue = 0.0
+
+
+def _pre_rollout(d: _Draft) -> bool:
+    """Call the `pre-rollout` hooks before any traffic enters the lane. True once they passed
+    (or there are none); a failure rolls the release back with the entry weight still 0."""
+    hooks = d.hooks("pre-rollout")
+    if not hooks or d.done("pre-rollout"):
+        return True
+    results = d.answers(hooks)
+    if results is None:
+        d.call(hooks, "Initializing")
+        d.say(f"calling pre-rollout webhook(s) {names(hooks)} before lane {d.lane} gets traffic")
+        return False
+    d.mark_done("pre-rollout")
+    if all(r.ok for r in results):
+        d.event("PreRollout", f"{d.name}: pre-rollout webhook(s) {names(hooks)} passed")
+        return True
+    _enter_rollback(d, PRE_ROLLOUT_FAILED,
+                    f"Rolling back lane {d.lane} before any traffic entered it: pre-rollout "
+                    f"{failures(results)}")
+    return False
 
 
 def _recorded(d: _Draft) -> dict[str, MemberStatus]:
@@ -416,10 +515,10 @@ def _steps(d: _Draft) -> None:
     if d.status.phase == "Paused":
         d.move(phase="Progressing")
     analysis = d.release.spec.analysis
-    if analysis is not None and analysis.metrics and not _check(d, analysis):
+    if analysis is not None and under_analysis(analysis) and not _check(d, analysis):
         return
     step = d.step
-    if step.pause is None and (analysis is None or not analysis.metrics):
+    if step.pause is None and not under_analysis(analysis):
         d.say(f"step {index}/{count}: entry weight {d.status.weight}%; waiting for approve")
         return
     if step.pause is not None and step.pause.duration is None:
@@ -448,9 +547,29 @@ def _check(d: _Draft, analysis: Analysis) -> bool:
         return d.status.step_passed
     if d.observed.readings is None:
         d.check = analysis
+        d.call(d.hooks("rollout") + d.hooks("rollback"), flagger_phase(d.status))
         d.requeue = interval
         return False
+    rollback = [r for r in answers(d.observed.hooks, d.hooks("rollback")) if r.ok]
+    if rollback:
+        hook = rollback[0]
+        d.move(checks=d.status.checks + 1, last_check_time=d.now.isoformat())
+        _enter_rollback(d, ROLLED_BACK_BY_WEBHOOK,
+                        f"Rolling back lane {d.lane}: rollback webhook {hook.name} asked to roll "
+                        f"back ({hook.message or '2xx'})")
+        return False
     verdict, services, lane_status, failures = _judge(d, analysis)
+    hooks = [r for r in answers(d.observed.hooks, d.hooks("rollout")) if not r.ok]
+    if hooks:
+        failures = failures + [f"webhook {r.name}: {r.message or 'failed'}" for r in hooks]
+        if verdict not in ("halt", "rollback"):
+            failed = lane_status.failed_checks + 1
+            verdict = "rollback" if failed >= analysis.threshold else "halt"
+            lane_status = lane_status.model_copy(update={
+                "failed_checks": failed, "phase": "Failed" if verdict == "rollback" else "Halted",
+                "checks": max(lane_status.checks, d.status.checks + 1),
+                "last_check_time": d.now.isoformat(),
+            })
     index, count = d.status.current_step_index, len(d.steps)
     d.move(
         checks=lane_status.checks, failed_checks=lane_status.failed_checks,
@@ -531,12 +650,45 @@ def _advance(d: _Draft) -> None:
         d.event("Advance", f"Advance {d.name}: entry weight {step.weight}% into lane {d.lane}")
         d.requeue = 0.0
         return
+    if not _confirm_promotion(d):
+        return
     d.move(phase="Promoting", weight=100, step_passed=False, routes_since=None)
     d.say(f"promoting lane {d.lane}: every untagged request enters the lane while the bases "
           "roll")
     d.event("Promoting", f"{d.name}: all steps passed; every untagged request now enters lane "
                          f"{d.lane}, then every rollout is promoted together")
     d.requeue = 0.0
+
+
+def _confirm_promotion(d: _Draft) -> bool:
+    """Ask the `confirm-promotion` gate before promoting; True once every hook said 2xx. A
+    closed gate is asked again every `interval`, the lane holding its last entry weight."""
+    hooks = d.hooks("confirm-promotion")
+    if not hooks or d.done("confirm-promotion"):
+        return True
+    analysis = d.release.spec.analysis
+    assert analysis is not None
+    wait = gate_wait(analysis.interval_seconds,
+                     AnalysisStatus(last_gate_time=d.status.last_gate_time), d.now)
+    if wait > 0:
+        d.requeue = wait
+        return False
+    results = d.answers(hooks)
+    if results is None:
+        d.call(hooks, "Progressing")
+        d.requeue = 0.0
+        return False
+    if all(r.ok for r in results):
+        d.mark_done("confirm-promotion")
+        return True
+    d.move(last_gate_time=d.now.isoformat())
+    message = (f"{d.name}: confirm-promotion gate closed, promotion of lane {d.lane} waits "
+               f"({failures(results)})")
+    if d.status.message != message:
+        d.event("WaitingForPromotion", message)
+    d.say(message)
+    d.requeue = analysis.interval_seconds
+    return False
 
 
 def _routes_settled(d: _Draft, wanted: int) -> bool:
@@ -671,10 +823,19 @@ def _rolling_back(d: _Draft) -> None:
 
 
 def _end(d: _Draft, phase: str, reason: str | None, message: str) -> None:
+    hooks = d.hooks("post-rollout") if not d.done("post-rollout") else ()
+    results = d.answers(hooks)
+    if hooks and results is None:
+        d.call(hooks, phase)
     d.move(phase=phase, weight=0, reason=reason)
     d.say(message)
     d.event("Succeeded" if phase == "Succeeded" else "RolledBack", message,
             warning=phase != "Succeeded")
+    if results is not None:
+        d.mark_done("post-rollout")
+        bad = failures(results)
+        d.event("PostRollout", f"{d.name}: post-rollout webhook(s) {names(hooks)} "
+                               + (f"failed: {bad}" if bad else "passed"), warning=bool(bad))
 
 
 def check_release_intent(release: LaneRelease, intent: Intent) -> str | None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from lanes.analysis.verdict import Reading
+from lanes.analysis.verdict import HookResult, Reading
 from lanes.api.lanerelease import LaneRelease, LaneReleaseSpec
 from lanes.api.swimlane import SwimLane
 from lanes.api.workloadrollout import WorkloadRollout
@@ -340,7 +340,8 @@ def test_a_member_whose_last_step_promotes_on_its_own_is_refused() -> None:
         pytest.param({"steps": [{"weight": 0}]}, "greater than or equal to 1", id="zero"),
         pytest.param({"rollouts": ["a", "a"]}, "listed twice", id="twice"),
         pytest.param({"analysis": {**ANALYSIS, "webhooks": [
-            {"name": "w", "url": "http://x"}]}}, "webhooks", id="webhooks"),
+            {"name": "w", "type": "confirm-rollout", "url": "http://x"}]}},
+                "analysis.webhooks 'w': type confirm-rollout", id="confirm-rollout"),
     ],
 )
 def test_invalid_specs_are_refused(spec, message) -> None:
@@ -477,3 +478,93 @@ def test_a_lane_takes_one_release_at_a_time() -> None:
     done = busy.model_copy(update={"status": busy.status.model_copy(update={"phase": "Succeeded"})})
     plan = plan_release(other, ReleaseObserved(LANE, rollouts(), others=[done]), NOW)
     assert plan.status.phase == "Progressing"
+
+
+def hooked(*hooks: dict, **spec: object) -> LaneRelease:
+    return release(analysis={**ANALYSIS, "webhooks": [
+        {"url": f"http://hooks/{h['name']}", **h} for h in hooks]}, **spec)
+
+
+def answer(name: str, ok: bool, kind: str) -> HookResult:
+    return HookResult(name, ok, "POST answered " + ("200" if ok else "500"), kind)
+
+
+def test_a_failing_pre_rollout_hook_aborts_before_any_traffic_enters_the_lane() -> None:
+    rel = hooked({"name": "smoke", "type": "pre-rollout"})
+    observed = ReleaseObserved(LANE, rollouts())
+    rel = advance(rel, plan_release(rel, observed, NOW))
+    plan = plan_release(rel, observed, NOW)
+    assert [(c.hook.name, c.phase) for c in plan.hooks_due] == [("smoke", "Initializing")]
+    assert (plan.status.phase, plan.status.weight) == ("Waiting", 0)
+    failed = plan_release(rel, observed.with_hooks([answer("smoke", False, "pre-rollout")]), NOW)
+    assert (failed.status.phase, failed.status.weight, failed.status.reason) == (
+        "RollingBack", 0, "PreRolloutFailed")
+    assert failed.status.current_step_index == 0
+    assert [m.name for m in failed.status.rollouts] == [f"rollouts-{s}" for s in SERVICES]
+    passed = plan_release(rel, observed.with_hooks([answer("smoke", True, "pre-rollout")]), NOW)
+    assert (passed.status.phase, passed.status.weight) == ("Progressing", 10)
+    assert plan_release(advance(rel, passed), observed, CHECK).hooks_due == ()
+
+
+def test_a_failing_rollout_hook_is_a_failed_check_of_the_lane() -> None:
+    rel = hooked({"name": "load", "type": "rollout"})
+    rel = advance(rel, plan_release(rel, ReleaseObserved(LANE, rollouts()), NOW))
+    rel = advance(rel, plan_release(rel, ReleaseObserved(LANE, rollouts()), NOW))
+    observed = ReleaseObserved(LANE, rollouts())
+    plan = plan_release(rel, observed, CHECK)
+    assert plan.check is not None and [c.hook.name for c in plan.hooks_due] == ["load"]
+    bad = observed.with_readings(ok()).with_hooks([answer("load", False, "rollout")])
+    plan = plan_release(rel, bad, CHECK)
+    assert (plan.status.weight, plan.status.failed_checks) == (10, 1)
+    assert "webhook load" in plan.status.message
+    plan = plan_release(advance(rel, plan), bad, CHECK + timedelta(seconds=10))
+    assert (plan.status.phase, plan.status.reason) == ("RollingBack", "AnalysisFailed")
+    good = observed.with_readings(ok()).with_hooks([answer("load", True, "rollout")])
+    assert plan_release(rel, good, CHECK).status.weight == 25
+
+
+def test_a_rollback_hook_answering_2xx_rolls_the_lane_back_at_once() -> None:
+    rel = hooked({"name": "stop", "type": "rollback"})
+    rel = advance(rel, plan_release(rel, ReleaseObserved(LANE, rollouts()), NOW))
+    rel = advance(rel, plan_release(rel, ReleaseObserved(LANE, rollouts()), NOW))
+    observed = ReleaseObserved(LANE, rollouts()).with_readings(ok())
+    quiet = plan_release(rel, observed.with_hooks([answer("stop", False, "rollback")]), CHECK)
+    assert quiet.status.weight == 25
+    plan = plan_release(rel, observed.with_hooks([answer("stop", True, "rollback")]), CHECK)
+    assert (plan.status.phase, plan.status.weight, plan.status.reason) == (
+        "RollingBack", 0, "RolledBackByWebhook")
+    assert "stop" in plan.status.message
+
+
+def test_confirm_promotion_gates_the_promotion_and_post_rollout_reports_the_end() -> None:
+    rel = hooked({"name": "gate", "type": "confirm-promotion"},
+                 {"name": "done", "type": "post-rollout"}, {"name": "chat", "type": "event"},
+                 steps=[{"weight": 10}])
+    observed = ReleaseObserved(LANE, rollouts())
+    rel = advance(rel, plan_release(rel, observed, NOW))
+    rel = advance(rel, plan_release(rel, observed, NOW))
+    assert [h.name for h in plan_release(rel, observed, NOW).event_hooks] == ["chat"]
+    checked = observed.with_readings(ok())
+    plan = plan_release(rel, checked, CHECK)
+    assert [c.hook.name for c in plan.hooks_due] == ["gate"]
+    closed = plan_release(rel, checked.with_hooks([answer("gate", False, "confirm-promotion")]),
+                          CHECK)
+    assert (closed.status.phase, closed.status.weight) == ("Progressing", 10)
+    assert "confirm-promotion" in closed.status.message
+    rel = advance(rel, closed)
+    assert plan_release(rel, observed, CHECK + timedelta(seconds=5)).hooks_due == ()
+    later = CHECK + timedelta(seconds=10)
+    opened = plan_release(rel, observed.with_readings(ok()).with_hooks(
+        [answer("gate", True, "confirm-promotion")]), later)
+    assert (opened.status.phase, opened.status.weight) == ("Promoting", 100)
+    ending = advance(rel, opened).model_copy(update={"status": opened.status.model_copy(
+        update={"weight": 0, "routes_since": NOW.isoformat()})})
+    done = ReleaseObserved(LANE, [member(s, phase="Healthy", stable="v2") for s in SERVICES],
+                           routed_weight=0)
+    plan = plan_release(ending, done, later)
+    assert plan.status.phase == "Succeeded"
+    assert [(c.hook.name, c.phase) for c in plan.hooks_due] == [("done", "Succeeded")]
+    plan = plan_release(ending, done.with_hooks([answer("done", True, "post-rollout")]), later)
+    assert "post-rollout" in plan.status.hooks_done
+    assert any(e.reason == "PostRollout" for e in plan.events)
+    assert plan_release(advance(ending, plan), done, later).hooks_due == ()
