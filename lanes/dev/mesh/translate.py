@@ -434,6 +434,36 @@ def _hcm(stat_prefix: str, route_name: str, options: MeshOptions) -> dict[str, A
     return hcm
 
 
+WASM = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
+
+
+def wasm_filter(module: str, plugin_config: Mapping[str, Any], vm_id: str) -> dict[str, Any]:
+    """Envoy's Wasm HTTP filter running `module` (a file) with `plugin_config` as its JSON.
+
+    Filters naming the same `vm_id` share one VM per worker and one shared-data space, which
+    is what lets the trace-affinity module's upstream and downstream filters share memory.
+    """
+    return {
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {
+            "@type": WASM,
+            "config": {
+                "name": vm_id,
+                "root_id": vm_id,
+                "configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": json.dumps(dict(plugin_config), sort_keys=True),
+                },
+                "vm_config": {
+                    "vm_id": vm_id,
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": {"local": {"filename": module}},
+                },
+            },
+        },
+    }
+
+
 def _route_config(name: str, vhosts: list[dict[str, Any]]) -> dict[str, Any]:
     # Routes may name a subset whose cluster is not defined yet; that must answer 503 at
     # request time (as in Istio), not reject the whole route table.
