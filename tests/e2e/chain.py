@@ -14,7 +14,7 @@ import yaml
 from lanes.api.load import Document, load_observations, parse_documents, read_documents
 from lanes.api.observations import Observations
 from lanes.dev.mesh import Endpoint, EnvoyMesh
-from lanes.render import render_group
+from lanes.render import TraceAffinityModule, render_group
 
 ROOT = Path(__file__).resolve().parents[2]
 INPUTS = ROOT / "tests" / "testdata" / "reference" / "asm-mock-chain-inputs.yaml"
@@ -66,17 +66,23 @@ class Chain:
         return [p.endpoint() for p in chosen]
 
     def objects(
-        self, observed: Observations, flavour: str, weighted: int | None = None
+        self,
+        observed: Observations,
+        flavour: str,
+        weighted: int | None = None,
+        trace_affinity: TraceAffinityModule | None = None,
     ) -> list[dict]:
         """Rendered VirtualServices and DestinationRules, plus the Services and the Gateway.
 
-        `weighted` switches the group to weighted entry with that percentage for canary.
+        `weighted` switches the group to weighted entry with that percentage for canary;
+        `trace_affinity` adds the WasmPlugins of ASM's trace-ID mode (the sample is in it).
         """
         documents = self.documents
         if weighted is not None:
             documents = [_weighted(d, weighted) for d in documents]
         bundle = parse_documents(documents)
-        return [*self.plain, *render_group(bundle.groups[0], bundle.lanes, observed, flavour)]
+        rendered = render_group(bundle.groups[0], bundle.lanes, observed, flavour, trace_affinity)
+        return [*self.plain, *rendered]
 
     def apply(self, objects: list[dict], endpoints: list[Endpoint]) -> None:
         self.mesh.update(objects, endpoints)

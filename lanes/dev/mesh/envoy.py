@@ -9,6 +9,7 @@ show every new version applied, so callers can rely on the change being in force
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import os
@@ -31,6 +32,7 @@ from .translate import (
     rds_file,
     rds_stat,
     translate,
+    wasm_plugins_of,
 )
 
 _RDS_PREFIX, _RDS_SUFFIX = rds_file("|").split("|")
@@ -134,6 +136,7 @@ class EnvoyMesh(Served):
         if self._child is not None:
             raise RuntimeError("the mesh is already running")
         endpoints = _loopback_endpoints(endpoints)
+        objects = self._with_module(objects)
         config = translate(objects, endpoints, self.options)
         xds = Path(self.options.config_dir)
         xds.mkdir(parents=True, exist_ok=True)
@@ -174,6 +177,7 @@ class EnvoyMesh(Served):
         Raises:
             MeshConfigError: the objects cannot be translated, or Envoy rejected the result.
         """
+        objects = self._with_module(objects)
         config = translate(objects, _loopback_endpoints(endpoints), self.options)
         new = _files(config)
         with self._lock:
@@ -196,6 +200,16 @@ class EnvoyMesh(Served):
                 # Envoy drops the subscription with its last reader; were the file kept as
                 # applied, a later reader would get no fresh version to wait on.
                 del self._applied[name]
+
+    def _with_module(self, objects: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        """The objects as a list, the trace-affinity module built once a WasmPlugin needs it."""
+        objects = list(objects)
+        if self.options.trace_affinity_module is None and wasm_plugins_of(objects):
+            from lanes.dev.wasm import ensure_trace_affinity
+
+            module = str(ensure_trace_affinity(progress=None))
+            self.options = dataclasses.replace(self.options, trace_affinity_module=module)
+        return objects
 
     def stats(self, filter_regex: str) -> dict[str, str]:
         """Envoy admin stats whose names match `filter_regex`, values as text."""
