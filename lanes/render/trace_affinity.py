@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lanes.api.swimlanegroup import SwimLaneGroup
 from lanes.api.topology import Topology
 
 from .names import object_name
@@ -39,11 +40,28 @@ class TraceAffinityModule:
 
 def trace_id_mode(topology: Topology) -> bool:
     """ASM's rule: permissive, header propagation, and a trace header of its own."""
-    spec = topology.group.spec
+    return group_in_trace_id_mode(topology.group)
+
+
+def group_in_trace_id_mode(group: SwimLaneGroup) -> bool:
+    """`trace_id_mode` of a group alone, for those (the local mesh) that hold no Topology."""
+    spec = group.spec
     config = spec.permissive_mode_configuration
     if spec.strict or spec.propagation != "header" or config is None or not config.trace_header:
         return False
     return config.trace_header.lower() != config.route_header.lower()
+
+
+def plugin_config_of(group: SwimLaneGroup, module: TraceAffinityModule) -> dict:
+    """The module's configuration for a group in trace-ID mode: its headers and the bounds."""
+    config = group.spec.permissive_mode_configuration
+    assert config is not None and config.trace_header
+    return {
+        "routeHeader": config.route_header,
+        "traceHeader": config.trace_header,
+        "maxEntries": module.max_entries,
+        "maxAgeSeconds": module.max_age_seconds,
+    }
 
 
 def wasm_plugins(
@@ -53,14 +71,7 @@ def wasm_plugins(
     if not trace_id_mode(topology):
         return []
     spec = topology.group.spec
-    config = spec.permissive_mode_configuration
-    assert config is not None and config.trace_header
-    plugin_config = {
-        "routeHeader": config.route_header,
-        "traceHeader": config.trace_header,
-        "maxEntries": module.max_entries,
-        "maxAgeSeconds": module.max_age_seconds,
-    }
+    plugin_config = plugin_config_of(topology.group, module)
     group = topology.group.name
     namespaces = sorted({key.partition("/")[0] for key in topology.members})
     targets = [

@@ -12,6 +12,7 @@ import json
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import pytest
 
 from lanes.dev.stack import Stack
 
-from .chain import get, until
+from .chain import TRACE_HEADER, get, until
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "mock-chain"
 ANALYSIS = {
@@ -49,7 +50,9 @@ class Load:
         while not self.stop.is_set():
             for lane in ("canary", "base"):
                 try:
-                    status, body = get(self.gateway, "/mock", {"x-asm-prefer-tag": lane}, timeout=5)
+                    # A trace value per request, which the sample app passes on (trace-ID mode).
+                    headers = {"x-asm-prefer-tag": lane, TRACE_HEADER: uuid.uuid4().hex}
+                    status, body = get(self.gateway, "/mock", headers, timeout=5)
                 except OSError as error:
                     status, body = 0, str(error)
                 if lane == "base" and status != 200:

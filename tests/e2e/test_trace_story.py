@@ -70,7 +70,7 @@ def test_unknown_and_missing_traces_are_misses_served_by_the_fallback(trace_chai
     base = [chain.pod(s, "base", V1).ip for s in CHAIN]
     before = _stats(chain)
     for headers in ({"my-request-id": f"unknown-{uuid.uuid4().hex}"}, {}):
-        status, body = chain.get(headers=headers)
+        status, body = chain.get(headers=headers, trace=False)
         assert status == 200, body
         assert [h.ip for h in chain.hops(body)] == base, body
     # Each request misses at the gateway and at both calls: 3 hops x 2 requests.
@@ -99,6 +99,32 @@ def test_concurrent_traces_in_several_lanes_stay_in_their_lane(trace_chain: Chai
     assert outside == [], f"{len(outside)} of {len(results)} served outside their lane; {_stats(chain)}"
 
 
+@pytest.mark.parametrize(
+    ("state", "base", "canaries", "base_chain", "canary_chain"), STORY, ids=[s[0] for s in STORY]
+)
+def test_asm_flavour_story_chains_with_apps_forwarding_only_the_trace_header(
+    trace_chain: Chain,
+    state: str,
+    base: tuple[str, ...],
+    canaries: tuple[str, ...],
+    base_chain: tuple[str, ...],
+    canary_chain: tuple[str, ...],
+) -> None:
+    """ASM keeps trace affinity itself; the local mesh, standing in for it, runs the module."""
+    chain = trace_chain
+    versions = dict(zip(CHAIN, base))
+    objects = chain.objects(observations(state), "asm")
+    assert "WasmPlugin" not in {o["kind"] for o in objects}
+    chain.apply(objects, chain.endpoints(versions, {s: True for s in canaries}))
+    for lane, expected in (("base", base_chain), ("canary", canary_chain)):
+        trace = f"asm-{state}-{lane}-{uuid.uuid4().hex}"
+        status, body = chain.get(headers={"x-asm-prefer-tag": lane, "my-request-id": trace})
+        assert status == 200, body
+        hops = chain.hops(body)
+        assert tuple(h.version for h in hops) == expected, f"{lane}: {body}"
+        assert [h.ip for h in hops] == _serving(chain, lane, canaries, versions), body
+
+
 def test_without_the_module_the_lane_is_lost_after_the_first_hop(trace_chain: Chain) -> None:
     """What the module fixes: with the same apps and no WasmPlugin, later hops fall to base.
 
@@ -106,7 +132,7 @@ def test_without_the_module_the_lane_is_lost_after_the_first_hop(trace_chain: Ch
     were opened on for a moment after a change, so a test right after would see this one's.
     """
     chain = trace_chain
-    chain.apply(chain.objects(observations("2"), "istio"),
+    chain.apply(chain.objects(observations("2"), "istio", trace_affinity=None),
                 chain.endpoints(dict.fromkeys(CHAIN, V1), dict.fromkeys(CHAIN, True)))
     status, body = chain.get(headers={"x-asm-prefer-tag": "canary", "my-request-id": "lost-1"})
     assert status == 200, body

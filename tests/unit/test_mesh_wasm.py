@@ -54,5 +54,33 @@ def test_another_module_is_refused_naming_the_plugin() -> None:
 
 
 def test_a_plugin_with_no_built_module_is_refused() -> None:
-    with pytest.raises(MeshConfigError, match="trace-affinity module is not built"):
+    with pytest.raises(MeshConfigError, match="needs the trace-affinity module, which is not built"):
         translate([plugin("a")], [], MeshOptions())
+
+
+def asm_group(flavour: str = "asm", trace: str | None = "my-request-id") -> dict:
+    config = {"fallbackTarget": "base", "routeHeader": "x-asm-prefer-tag"}
+    if trace:
+        config["traceHeader"] = trace
+    return {"apiVersion": "lanes.dev/v1alpha1", "kind": "SwimLaneGroup",
+            "metadata": {"name": "rollout"},
+            "spec": {"ingress": {"gateway": {"name": "gw", "namespace": "istio-system"}},
+                     "isPermissive": True, "permissiveModeConfiguration": config,
+                     "services": [{"name": "mocka", "namespace": "default"}],
+                     "flavour": flavour}}
+
+
+def test_an_asm_group_in_trace_id_mode_gets_the_module_as_asm_proxies_would() -> None:
+    options = MeshOptions(trace_affinity_module="/m/ta.wasm")
+    for hcm in hcms([asm_group()], options):
+        *wasm, _ = hcm["http_filters"]
+        assert [configuration(w) for w in wasm] == [{
+            "routeHeader": "x-asm-prefer-tag", "traceHeader": "my-request-id",
+            "maxEntries": 10000, "maxAgeSeconds": 60}]
+
+
+@pytest.mark.parametrize("group", [asm_group("istio"), asm_group(trace=None)],
+                         ids=["istio-flavour", "no-trace-header"])
+def test_other_groups_get_no_module_from_the_mesh(group: dict) -> None:
+    for hcm in hcms([group], MeshOptions()):
+        assert [f["name"] for f in hcm["http_filters"]] == ["envoy.filters.http.router"]

@@ -32,6 +32,7 @@ from .translate import (
     rds_file,
     rds_stat,
     translate,
+    asm_trace_affinity,
     wasm_plugins_of,
 )
 
@@ -204,7 +205,8 @@ class EnvoyMesh(Served):
     def _with_module(self, objects: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
         """The objects as a list, the trace-affinity module built once a WasmPlugin needs it."""
         objects = list(objects)
-        if self.options.trace_affinity_module is None and wasm_plugins_of(objects):
+        needed = wasm_plugins_of(objects) or asm_trace_affinity(objects)
+        if self.options.trace_affinity_module is None and needed:
             from lanes.dev.wasm import ensure_trace_affinity
 
             module = str(ensure_trace_affinity(progress=None))

@@ -29,6 +29,8 @@ RESOURCES = (
     Resource(ISTIO, "v1", "virtualservices", "VirtualService"),
     Resource(ISTIO, "v1", "destinationrules", "DestinationRule"),
     Resource("extensions.istio.io", "v1alpha1", "wasmplugins", "WasmPlugin"),
+    # Groups of the asm flavour in trace-ID mode: the mesh, as ASM, keeps their traces' lanes.
+    Resource("lanes.dev", "v1alpha1", "swimlanegroups", "SwimLaneGroup"),
     Resource("", "v1", "services", "Service"),
     Resource("", "v1", "pods", "Pod"),
 )

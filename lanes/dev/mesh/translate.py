@@ -22,6 +22,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lanes.api.swimlanegroup import SwimLaneGroup
+from lanes.render.trace_affinity import (
+    TraceAffinityModule,
+    group_in_trace_id_mode,
+    plugin_config_of,
+)
+
 from .inputs import (
     Endpoint,
     MeshConfigError,
@@ -402,6 +409,28 @@ def wasm_plugins_of(objects: Iterable[Mapping[str, Any]]) -> list[Mapping[str, A
     return found
 
 
+def asm_trace_affinity(objects: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Module configurations for the SwimLaneGroups of the asm flavour in ASM's trace-ID mode.
+
+    ASM's own sidecars keep each trace's lane, so lanes generates nothing for it; the local
+    mesh, standing in for ASM, runs lanes' module with the group's headers instead. A group
+    that does not parse is left to the operator to report.
+    """
+    configs = []
+    for obj in objects:
+        if obj.get("kind") != "SwimLaneGroup" or (obj.get("spec") or {}).get("flavour") != "asm":
+            continue
+        try:
+            group = SwimLaneGroup.model_validate(
+                {"metadata": obj.get("metadata") or {}, "spec": obj.get("spec") or {}}
+            )
+        except ValueError:
+            continue
+        if group_in_trace_id_mode(group):
+            configs.append(plugin_config_of(group, TraceAffinityModule()))
+    return configs
+
+
 def _trace_affinity_filters(objects: list[Mapping[str, Any]], options: MeshOptions) -> HttpFilters:
     """One filter per distinct plugin configuration, on every listener of the one Envoy.
 
@@ -412,17 +441,17 @@ def _trace_affinity_filters(objects: list[Mapping[str, Any]], options: MeshOptio
     sidecar would see it in Istio.
     """
     plugins = wasm_plugins_of(objects)
-    if not plugins:
+    found = {json.dumps((p.get("spec") or {}).get("pluginConfig") or {}, sort_keys=True)
+             for p in plugins}
+    found.update(json.dumps(c, sort_keys=True) for c in asm_trace_affinity(objects))
+    if not found:
         return HttpFilters()
     if options.trace_affinity_module is None:
         raise MeshConfigError(
-            f"WasmPlugin {_key(plugins[0])}: the trace-affinity module is not built "
-            "(MeshOptions.trace_affinity_module)"
+            "a group in ASM's trace-ID mode needs the trace-affinity module, which is not "
+            "built (MeshOptions.trace_affinity_module)"
         )
-    configs = sorted(
-        {json.dumps((p.get("spec") or {}).get("pluginConfig") or {}, sort_keys=True)
-         for p in plugins}
-    )
+    configs = sorted(found)
     module = options.trace_affinity_module
     downstream = tuple(wasm_filter(module, json.loads(c), VM_ID) for c in configs)
     upstream = tuple(
