@@ -94,7 +94,12 @@ class Chain:
         self.mesh.update(objects, endpoints)
 
     def get(
-        self, path: str = "/mock", headers: Mapping[str, str] | None = None, *, trace: bool = True
+        self,
+        path: str = "/mock",
+        headers: Mapping[str, str] | None = None,
+        *,
+        trace: bool = True,
+        timeout: float = 10.0,
     ) -> tuple[int, str]:
         """One request through the gateway; with `trace`, a fresh trace value unless given.
 
@@ -104,7 +109,7 @@ class Chain:
         headers = dict(headers or {})
         if trace:
             headers.setdefault(TRACE_HEADER, uuid.uuid4().hex)
-        return get(self.mesh.gateway_url, path, headers)
+        return get(self.mesh.gateway_url, path, headers, timeout)
 
     def hops(self, body: str) -> list[Hop]:
         return [Hop(*m) for m in HOP.findall(body)]
