@@ -216,7 +216,9 @@ class EnvoyMesh(Served):
     def stats(self, filter_regex: str) -> dict[str, str]:
         """Envoy admin stats whose names match `filter_regex`, values as text."""
         url = f"{self.admin_url}/stats?filter={urllib.parse.quote(filter_regex)}"
-        with _DIRECT.open(url, timeout=5) as response:
+        # Long enough for Envoy's main thread to compile a Wasm module (seconds on a busy
+        # machine), during which the admin endpoint does not answer.
+        with _DIRECT.open(url, timeout=30) as response:
             text = response.read().decode()
         out = {}
         for line in text.splitlines():
