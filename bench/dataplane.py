@@ -4,18 +4,25 @@ Runs the mock chain twice on loopback: once called directly (mocka -> mockb -> m
 address, no Envoy) and once through the gateway and the mesh listener of one real Envoy,
 with the rendered objects of story state 0 in each flavour. A load generator in separate
 processes (one kept-alive connection each) sends a bounded number of requests to each, and
-the table gives requests/s and p50/p99 latency. Then it times `EnvoyMesh.update` for route
-changes (story states 1 <-> 2), which is how long a change takes to be in force.
+the table gives requests/s and p50/p99 latency. The istio flavour runs twice, without and with
+the trace-affinity module (the WasmPlugins of ASM's trace-ID mode, a fresh trace value per
+request, so every request is remembered and both calls restored), and the memory Envoy
+allocates for 10,000 remembered traces is read from its admin `/memory`. Then it
+times `EnvoyMesh.update` for route changes (story states 1 <-> 2), which is how long a change
+takes to be in force.
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import statistics
 import sys
 import tempfile
 import time
+import urllib.request
+import uuid
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -25,27 +32,34 @@ from lanes.api.load import load, load_observations
 from lanes.dev.mesh import Endpoint, EnvoyMesh
 from lanes.dev.mesh.pods import free_block, start_mock
 from lanes.dev.processes import Child, free_port, stop
-from lanes.render import render_group
+from lanes.dev.wasm import STAT_PREFIX
+from lanes.render import TraceAffinityModule, render_group
 
 ROOT = Path(__file__).resolve().parent.parent
 INPUTS = ROOT / "tests" / "testdata" / "reference" / "asm-mock-chain-inputs.yaml"
 OBSERVED = ROOT / "samples" / "mock-chain" / "observed"
 CHAIN = ("mocka", "mockb", "mockc")
+TRACE_HEADER = "my-request-id"
 
 
 def load_worker(
-    url: str, headers: dict[str, str], count: int, deadline: float
+    url: str, headers: dict[str, str], count: int, deadline: float, traced: bool = False
 ) -> tuple[list[float], int]:
-    """Send up to `count` GETs on one kept-alive connection; latencies in seconds, errors."""
+    """Send up to `count` GETs on one kept-alive connection; latencies in seconds, errors.
+
+    `traced` gives each request a trace value of its own, as a traced client's are.
+    """
     host, port = url.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=30)
     latencies, errors = [], 0
-    for _ in range(count):
+    tag = uuid.uuid4().hex[:8]
+    for n in range(count):
         if time.time() > deadline:
             break
         started = time.perf_counter()
+        sent = {**headers, TRACE_HEADER: f"{tag}-{n}"} if traced else headers
         try:
-            conn.request("GET", "/mock", headers=headers)
+            conn.request("GET", "/mock", headers=sent)
             response = conn.getresponse()
             response.read()
             ok = response.status == 200
@@ -59,15 +73,20 @@ def load_worker(
 
 
 def measure(
-    pool: ProcessPoolExecutor, url: str, headers: dict[str, str], args: argparse.Namespace
+    pool: ProcessPoolExecutor,
+    url: str,
+    headers: dict[str, str],
+    args: argparse.Namespace,
+    traced: bool = False,
 ) -> dict[str, float]:
     """Warm up, then run `args.requests` spread over `args.concurrency` connections."""
-    load_worker(url, headers, 50, time.time() + 10)
+    load_worker(url, headers, 50, time.time() + 10, traced)
     deadline = time.time() + args.max_seconds
     share = args.requests // args.concurrency
     started = time.perf_counter()
     futures = [
-        pool.submit(load_worker, url, headers, share, deadline) for _ in range(args.concurrency)
+        pool.submit(load_worker, url, headers, share, deadline, traced)
+        for _ in range(args.concurrency)
     ]
     results = [f.result() for f in futures]
     elapsed = time.perf_counter() - started
@@ -81,12 +100,41 @@ def measure(
     }
 
 
-def mesh_objects(flavour: str, state: str) -> list[dict]:
+def mesh_objects(
+    flavour: str, state: str, trace_affinity: TraceAffinityModule | None = None
+) -> list[dict]:
     bundle = load(INPUTS)
     docs = yaml.safe_load_all(INPUTS.read_text())
     plain = [d for d in docs if d["kind"] in {"Service", "Gateway"}]
     observed = load_observations(OBSERVED / f"state-{state}.yaml")
-    return [*plain, *render_group(bundle.groups[0], bundle.lanes, observed, flavour)]
+    rendered = render_group(bundle.groups[0], bundle.lanes, observed, flavour, trace_affinity)
+    return [*plain, *rendered]
+
+
+def remembered_memory(mesh: EnvoyMesh, traces: int) -> tuple[int, int]:
+    """Bytes Envoy allocated for `traces` newly remembered traces, and how many it remembered.
+
+    Each request carries a lane and a fresh trace value and asks for a path no route serves,
+    so the gateway's filter remembers it and Envoy answers 404 at once.
+    """
+    def stat(name: str) -> int:
+        return int(mesh.stats(f"^{name}$").get(name, 0))
+
+    def allocated() -> int:
+        # The admin /memory answer is current; the server.memory_allocated stat lags a flush.
+        with urllib.request.urlopen(f"{mesh.admin_url}/memory", timeout=10) as response:
+            return int(json.loads(response.read())["allocated"])
+
+    remembered = STAT_PREFIX + "remembered"
+    before, count = allocated(), stat(remembered)
+    host, port = mesh.gateway_url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    for n in range(traces):
+        conn.request("GET", "/not-routed", headers={"x-asm-prefer-tag": "base",
+                                                     TRACE_HEADER: f"{uuid.uuid4().hex}-{n}"})
+        conn.getresponse().read()
+    conn.close()
+    return allocated() - before, stat(remembered) - count
 
 
 def start_chains(
@@ -143,8 +191,14 @@ def main() -> None:
                 rows.append(("direct (no Envoy)", measure(pool, entry, lane, args)))
                 for flavour in ("istio", "asm"):
                     mesh.update(mesh_objects(flavour, "0"), endpoints)
-                    row = measure(pool, mesh.gateway_url, lane, args)
+                    row = measure(pool, mesh.gateway_url, lane, args, traced=True)
                     rows.append((f"gateway + mesh, {flavour}", row))
+                module = TraceAffinityModule(url="file:///bench/traceaffinity.wasm")
+                mesh.update(mesh_objects("istio", "0", module), endpoints, timeout=60)
+                row = measure(pool, mesh.gateway_url, lane, args, traced=True)
+                rows.append(("  + trace affinity", row))
+            memory, remembered = remembered_memory(mesh, 10_000)
+            mesh.update(mesh_objects("istio", "0"), endpoints)
             updates = time_updates(mesh, endpoints, 40)
         finally:
             for child in children:
@@ -156,6 +210,8 @@ def main() -> None:
     for name, r in rows:
         print(f"{name:<24} {r['requests']:>8} {r['errors']:>6} {r['rps']:>8.0f} "
               f"{r['p50']:>7.2f} {r['p99']:>7.2f}")
+    print(f"\ntrace affinity: {remembered} traces remembered, Envoy allocated "
+          f"{memory / 1024:.0f} KiB more ({memory / max(remembered, 1):.0f} bytes per trace)")
     print(f"\nroute change applied (EnvoyMesh.update, {len(updates)} changes): "
           f"p50 {statistics.median(updates) * 1000:.1f} ms, max {max(updates) * 1000:.1f} ms")
     sys.exit(1 if any(r["errors"] for _, r in rows) else 0)

@@ -18,7 +18,7 @@ from lanes.api.convert import convert_document
 from lanes.api.load import Bundle, Document, parse_documents
 from lanes.api.observations import Observations
 from lanes.dev.mesh import Endpoint
-from lanes.render import render_group
+from lanes.render import TraceAffinityModule, render_group
 
 SCENARIOS = Path(__file__).resolve().parent / "testdata" / "asm-scenarios"
 CHAIN = ("mocka", "mockb", "mockc")
@@ -65,11 +65,17 @@ def bundle(name: str) -> Bundle:
     return parse_documents(docs)
 
 
-def mesh_objects(name: str, flavour: str, state: Observations | None = None) -> list[dict]:
+def mesh_objects(
+    name: str,
+    flavour: str,
+    state: Observations | None = None,
+    trace_affinity: TraceAffinityModule | None = None,
+) -> list[dict]:
     """What the mesh serves for a scenario: shared objects, the user's own Istio objects, and
-    lanes' rendered routes for `state` (every lane's pods ready when None)."""
+    lanes' rendered routes for `state` (every lane's pods ready when None), with the
+    trace-affinity WasmPlugins when `trace_affinity` is given and the group is in trace-ID mode."""
     lanes_bundle = bundle(name)
     [group] = lanes_bundle.groups
     plain = [d for d in documents(name) if d["apiVersion"].startswith(("v1", "networking."))]
-    rendered = render_group(group, lanes_bundle.lanes, state or observed(), flavour)
+    rendered = render_group(group, lanes_bundle.lanes, state or observed(), flavour, trace_affinity)
     return [*plain, *rendered]

@@ -20,7 +20,8 @@ from typing import Any
 import jsonschema
 import yaml
 
-CRDS = Path(__file__).resolve().parents[1] / "lanes" / "dev" / "istio-networking-crds.yaml"
+_DEV = Path(__file__).resolve().parents[1] / "lanes" / "dev"
+CRDS = (_DEV / "istio-networking-crds.yaml", _DEV / "istio-extensions-crds.yaml")
 _ROOT_FIELDS = {"apiVersion", "kind", "metadata"}
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -32,7 +33,8 @@ def _schemas() -> dict[tuple[str, str], dict]:
     """openAPIV3Schema by (apiVersion, kind), for every version the CRD file serves."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     schemas = {}
-    for crd in yaml.load_all(CRDS.read_text(), Loader=loader):
+    crds = [crd for path in CRDS for crd in yaml.load_all(path.read_text(), Loader=loader)]
+    for crd in crds:
         if not crd or crd.get("kind") != "CustomResourceDefinition":
             continue
         group = crd["spec"]["group"]

@@ -136,9 +136,11 @@ def conversion_notes(doc: dict[str, Any]) -> list[str]:
     if trace.lower() in ("", "baggage", route.lower()):
         return []
     return [
-        f"spec.permissiveModeConfiguration.traceHeader: lanes keeps a request's lane by the "
-        f"route header {route!r} at every hop, not by the trace header {trace!r}, so each "
-        f"service must pass on {route!r} (or use traceHeader: baggage)"
+        f"spec.permissiveModeConfiguration.traceHeader: ASM's trace-ID mode, in which services "
+        f"pass on only {trace!r}: on plain Istio lanes keeps each trace's lane with its "
+        f"trace-affinity Wasm module, which the operator loads (WasmPlugins) once given the "
+        f"module's URL (chart value traceAffinity.url; `kubectl lane wasm` builds it); "
+        f"sidecar mode only"
     ]
 
 

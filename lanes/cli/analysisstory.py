@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.text import Text
 
 
-from .livestory import HOP, IMAGE, NAMESPACE, ROUTE_HEADER, LiveSession, sample_documents
+from .livestory import HOP, IMAGE, NAMESPACE, ROUTE_HEADER, TRACE_HEADER, LiveSession, sample_documents
 from .story import PATH
 
 ROLLOUT = "rollouts-mockb"
@@ -202,12 +202,19 @@ class Load:
         self.host, self.port = host, int(port)
         self.tally = Tally()
         self.canary_ips: set[str] = set()
+        self.sent = 0
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, name="analysis-demo-load", daemon=True)
 
     def ask(self, lane: str) -> tuple[int, str]:
-        """One `GET /mock` in a lane (no header for untagged); status 0 when nothing answered."""
-        headers = {} if lane == "untagged" else {ROUTE_HEADER: lane}
+        """One `GET /mock` in a lane (no header for untagged); status 0 when nothing answered.
+
+        Each request has a trace value of its own, as a traced client's does: the sample app
+        passes on only that, and the mesh keeps the request's lane by it (trace-ID mode).
+        """
+        self.sent += 1
+        trace = {TRACE_HEADER: f"analysis-{self.sent}"}
+        headers = trace if lane == "untagged" else {ROUTE_HEADER: lane, **trace}
         connection = http.client.HTTPConnection(self.host, self.port, timeout=5)
         try:
             connection.request("GET", PATH, headers=headers)

@@ -22,6 +22,7 @@ from . import (
     trace,
     undo,
     version,
+    wasm,
 )
 
 app = typer.Typer(
@@ -62,6 +63,7 @@ app.command("undo")(undo.undo)
 app.command("pause")(pause.pause)
 app.command("resume")(resume.resume)
 app.command("loadtester")(loadtester.loadtester)
+app.command("wasm")(wasm.wasm)
 app.add_typer(dev_app, name="dev")
 
 

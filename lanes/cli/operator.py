@@ -8,9 +8,14 @@ from typing import Annotated
 import typer
 
 from lanes.analysis.queries import SOURCES as METRIC_SOURCES
+from lanes.render import TraceAffinityModule
+from lanes.render.trace_affinity import DEFAULT_MAX_AGE_SECONDS, DEFAULT_MAX_ENTRIES
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 PROMETHEUS_URL = re.compile(r"^https?://[^\s/]+")
+# What Istio's WasmPlugin `url` accepts: an http(s) or OCI location, or a file on the proxy.
+MODULE_URL = re.compile(r"^(https?://[^\s/]+|oci://[^\s/]+|file:///)\S*$")
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def operator(
@@ -50,6 +55,28 @@ def operator(
             f"{' or '.join(METRIC_SOURCES)}.",
         ),
     ] = "istio",
+    trace_affinity_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="LANES_TRACE_AFFINITY_URL",
+            help="Where proxies fetch lanes' trace-affinity module (http(s)://, oci:// or "
+            "file:///); set, groups in ASM's trace-ID mode get WasmPlugins loading it.",
+        ),
+    ] = None,
+    trace_affinity_sha256: Annotated[
+        str | None,
+        typer.Option(envvar="LANES_TRACE_AFFINITY_SHA256", help="The module's sha256 (hex)."),
+    ] = None,
+    trace_affinity_max_entries: Annotated[
+        int,
+        typer.Option(envvar="LANES_TRACE_AFFINITY_MAX_ENTRIES", min=1, max=1_000_000,
+                     help="Traces each proxy remembers at most."),
+    ] = DEFAULT_MAX_ENTRIES,
+    trace_affinity_max_age: Annotated[
+        int,
+        typer.Option(envvar="LANES_TRACE_AFFINITY_MAX_AGE", min=1, max=86400,
+                     help="Seconds a proxy remembers a trace's lane."),
+    ] = DEFAULT_MAX_AGE_SECONDS,
 ) -> None:
     """Run the lane operator: watch lane groups, lanes and pods; keep the routes in force."""
     if log_level.lower() not in LOG_LEVELS:
@@ -63,6 +90,9 @@ def operator(
         raise typer.BadParameter(
             f"{prometheus_url!r} is not an http:// or https:// URL", param_hint="--prometheus-url"
         )
+    module = trace_affinity_module(
+        trace_affinity_url, trace_affinity_sha256, trace_affinity_max_entries, trace_affinity_max_age
+    )
     from lanes.operator.run import run
     from lanes.operator.runtime import Options
 
@@ -76,8 +106,29 @@ def operator(
         resync=resync,
         prometheus_url=prometheus_url,
         metric_source=metric_source,
+        trace_affinity=module,
     )
     run(options, log_level.lower())
+
+
+def trace_affinity_module(
+    url: str | None, sha256: str | None, max_entries: int, max_age: int
+) -> TraceAffinityModule | None:
+    """The module settings, or None when no URL is set (an empty one is a chart's default)."""
+    url, sha256 = url or None, (sha256 or "").lower() or None
+    if url is None:
+        if sha256 is not None:
+            raise typer.BadParameter("a sha256 without --trace-affinity-url says where nothing is",
+                                     param_hint="--trace-affinity-sha256")
+        return None
+    if not MODULE_URL.match(url):
+        raise typer.BadParameter(f"{url!r} is not an http(s)://, oci:// or file:/// URL",
+                                 param_hint="--trace-affinity-url")
+    if sha256 is not None and not SHA256.match(sha256):
+        raise typer.BadParameter(f"{sha256!r} is not 64 hex digits",
+                                 param_hint="--trace-affinity-sha256")
+    return TraceAffinityModule(url=url, sha256=sha256, max_entries=max_entries,
+                               max_age_seconds=max_age)
 
 
 def main() -> None:

@@ -18,6 +18,8 @@ import yaml
 from lanes.api.crds import crd_files
 
 ISTIO_CRDS = Path(__file__).resolve().parent / "istio-networking-crds.yaml"
+# WasmPlugin, which loads the trace-affinity module (lanes/dev/traceaffinity) into proxies.
+ISTIO_EXTENSION_CRDS = Path(__file__).resolve().parent / "istio-extensions-crds.yaml"
 FLAVOURS = ("istio", "asm")
 
 FALLBACK_SCHEMA: dict[str, Any] = {
@@ -42,8 +44,10 @@ FALLBACK_SCHEMA: dict[str, Any] = {
 
 
 def istio_crds() -> list[dict[str, Any]]:
-    """Istio's networking CRDs as shipped."""
-    return [d for d in yaml.safe_load_all(ISTIO_CRDS.read_text()) if d]
+    """Istio's networking CRDs and its WasmPlugin CRD, as shipped."""
+    return [
+        d for path in (ISTIO_CRDS, ISTIO_EXTENSION_CRDS) for d in yaml.safe_load_all(path.read_text()) if d
+    ]
 
 
 def asm_extended(crds: list[dict[str, Any]]) -> list[dict[str, Any]]:

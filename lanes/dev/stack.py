@@ -29,6 +29,7 @@ from lanes.dev.mesh import EnvoyMesh
 from lanes.dev.mesh.sync import MeshSync
 from lanes.dev.meshcrds import FLAVOURS, write_manifests
 from lanes.dev.node.addresses import bindable
+from lanes.dev.wasm import ensure_trace_affinity, module_sha256
 from lanes.dev.prometheus import Prometheus, ScrapeTarget
 
 DEFAULT_GATEWAY_PORT = 8080
@@ -74,6 +75,17 @@ def operator_argv(kubeconfig: Path, metrics_port: int, prometheus_url: str) -> l
     return [sys.executable, "-m", "lanes.operator", "--kubeconfig", str(kubeconfig),
             "--metrics-port", str(metrics_port), "--metrics-host", "127.0.0.1",
             "--prometheus-url", prometheus_url, "--metric-source", METRIC_SOURCE]
+
+
+def trace_affinity_env() -> dict[str, str]:
+    """The operator's trace-affinity settings: the module built here, fetched as a file.
+
+    The stack's one Envoy loads the same build for the WasmPlugins the operator generates, so
+    the demo runs groups in ASM's trace-ID mode with the module in force.
+    """
+    module = ensure_trace_affinity()
+    return {"LANES_TRACE_AFFINITY_URL": module.as_uri(),
+            "LANES_TRACE_AFFINITY_SHA256": module_sha256(module)}
 
 
 def scrape_targets(envoy_admin_port: int, operator_metrics_port: int) -> list[ScrapeTarget]:
@@ -253,7 +265,8 @@ class Stack:
         child = self._spawn(
             "operator",
             operator_argv(self.kubeconfig, self.operator_metrics_port, self.prometheus_url),
-            {"LANES_WEBHOOK_PORT": str(port), "LANES_WEBHOOK_CONFIG": WEBHOOK_CONFIG},
+            {"LANES_WEBHOOK_PORT": str(port), "LANES_WEBHOOK_CONFIG": WEBHOOK_CONFIG,
+             **trace_affinity_env()},
         )
         admission = client.AdmissionregistrationV1Api(self.api)
 

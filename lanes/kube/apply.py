@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from lanes.render import object_key
 
 from .diff import Changes, plan_changes
-from .kinds import GENERATED, kind_of
+from .kinds import GENERATED, WASMPLUGIN, kind_of
 from .objects import Objects
 from .schema import prune
 
@@ -58,8 +58,8 @@ def list_owned(objects: Objects, owners: Iterable[OwnerSelector]) -> list[dict]:
     found: dict[tuple, dict] = {}
     for api_version, selector in owners:
         version = api_version.rpartition("/")[2]
-        for kind in GENERATED:
-            for obj in objects.list(kind.at(version), selector):
+        for kind in (*(k.at(version) for k in GENERATED), WASMPLUGIN):
+            for obj in objects.list(kind, selector):
                 found.setdefault(object_key(obj), obj)
     return list(found.values())
 

@@ -40,8 +40,13 @@ SWIMLANE = Kind(GROUP, VERSION, "swimlanes", "SwimLane", namespaced=False)
 VIRTUALSERVICE = Kind(ISTIO_GROUP, "v1", "virtualservices", "VirtualService", namespaced=True)
 DESTINATIONRULE = Kind(ISTIO_GROUP, "v1", "destinationrules", "DestinationRule", namespaced=True)
 GENERATED = (VIRTUALSERVICE, DESTINATIONRULE)
+# Loads the trace-affinity module for groups in ASM's trace-ID mode; listed at its own version
+# whatever flavour's networking version the VirtualServices are listed at.
+WASMPLUGIN = Kind("extensions.istio.io", "v1alpha1", "wasmplugins", "WasmPlugin", namespaced=True)
 
-_BY_KIND = {k.kind: k for k in (SWIMLANEGROUP, SWIMLANE, VIRTUALSERVICE, DESTINATIONRULE)}
+_BY_KIND = {
+    k.kind: k for k in (SWIMLANEGROUP, SWIMLANE, VIRTUALSERVICE, DESTINATIONRULE, WASMPLUGIN)
+}
 
 
 def kind_of(obj: dict[str, Any]) -> Kind:

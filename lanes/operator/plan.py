@@ -20,7 +20,7 @@ from lanes.api.observations import Observations
 from lanes.api.swimlane import SwimLane
 from lanes.api.swimlanegroup import SwimLaneGroup
 from lanes.api.workloadrollout import WorkloadRollout
-from lanes.render import FLAVOURS, owner_selector, render_group
+from lanes.render import FLAVOURS, TraceAffinityModule, owner_selector, render_group
 from lanes.render.observe import PodView, observe, selects
 from lanes.rollout.lanerelease import driven_rollouts, entry_steps
 from lanes.rollout.traffic import traffic_steps
@@ -49,6 +49,8 @@ class Inputs:
     held: Mapping[str, frozenset[str]] = field(default_factory=dict)
     rollouts: Sequence[Mapping[str, Any]] = ()
     releases: Sequence[Mapping[str, Any]] = ()
+    # Where proxies fetch the trace-affinity module; None: no WasmPlugins are generated.
+    trace_affinity: TraceAffinityModule | None = None
 
 
 @dataclass
@@ -226,7 +228,9 @@ def plan_group(inputs: Inputs) -> GroupPlan:
         return plan
     held = conflicts(plan.group, inputs.group, inputs)
     try:
-        desired = render_group(plan.group, plan.lanes, plan.observed)
+        desired = render_group(
+            plan.group, plan.lanes, plan.observed, trace_affinity=inputs.trace_affinity
+        )
     except InvalidSpec as exc:
         plan.errors = [*exc.errors, *held]
         return plan

@@ -21,6 +21,7 @@ from lanes.kube.apply import ApplyReport, delete_owned, list_owned, sync_objects
 from lanes.kube.kinds import SWIMLANE, SWIMLANEGROUP, Kind
 from lanes.kube.lanesapi import FINALIZER, LanesApi, now
 from lanes.kube.objects import Objects, error_message
+from lanes.render import TraceAffinityModule
 from lanes.render.names import fqdn
 from lanes.render.observe import PodView, lane_services
 
@@ -71,7 +72,9 @@ class GroupReconciler:
         lanes_api: LanesApi,
         metrics: Metrics,
         clock: Callable[[], str] = now,
+        trace_affinity: TraceAffinityModule | None = None,
     ):
+        self.trace_affinity = trace_affinity
         self.objects = objects
         self.lanes_api = lanes_api
         self.metrics = metrics
@@ -133,7 +136,7 @@ class GroupReconciler:
         held = self._held(snap.name, shared, snap.others) if shared else {}
         plan = plan_group(
             Inputs(group, snap.lanes, snap.services, snap.pods, snap.others, held, snap.rollouts,
-                   snap.releases)
+                   snap.releases, self.trace_affinity)
         )
         if not plan.valid:
             self.invalidate(snap.name)

@@ -18,7 +18,7 @@ from lanes.kube.connect import MeteredApiClient, connect
 from lanes.kube.kinds import SWIMLANE
 from lanes.kube.lanesapi import LanesApi
 from lanes.kube.objects import Objects, error_message
-from lanes.render import FLAVOURS, owner_selector
+from lanes.render import FLAVOURS, TraceAffinityModule, owner_selector
 from lanes.render.observe import PodView, pod_view, selects
 
 from .metrics import Metrics, MetricsServer
@@ -54,6 +54,8 @@ class Options:
     # and the source of the built-in metrics when the analysis names none (`istio`, `envoy`).
     prometheus_url: str | None = None
     metric_source: str = "istio"
+    # Where proxies fetch the trace-affinity module (WasmPlugins for groups in trace-ID mode).
+    trace_affinity: TraceAffinityModule | None = None
 
 
 def _first(store: Iterable[Any] | None) -> Any:
@@ -70,7 +72,9 @@ class Runtime:
         self.api.on_write = self.metrics.count_write
         self.objects = Objects(self.api)
         self.lanes_api = LanesApi(self.api)
-        self.reconciler = GroupReconciler(self.objects, self.lanes_api, self.metrics)
+        self.reconciler = GroupReconciler(
+            self.objects, self.lanes_api, self.metrics, trace_affinity=options.trace_affinity
+        )
         self.metrics_server: MetricsServer | None = None
         self.scheduler = Scheduler(
             self.work, workers=options.workers, debounce=options.debounce, describe=error_message

@@ -19,6 +19,7 @@ from lanes.api.topology import Topology, resolve
 from .asm import AsmFlavour
 from .base import Flavour, gc_paused
 from .istio import IstioFlavour
+from .trace_affinity import TraceAffinityModule, trace_id_mode, wasm_plugins
 
 FLAVOURS: dict[str, Flavour] = {f.name: f for f in (IstioFlavour(), AsmFlavour())}
 DEFAULT_FLAVOUR = "istio"
@@ -27,6 +28,7 @@ __all__ = [
     "DEFAULT_FLAVOUR",
     "FLAVOURS",
     "Flavour",
+    "TraceAffinityModule",
     "flavour_for",
     "managed_selector",
     "object_key",
@@ -34,6 +36,7 @@ __all__ = [
     "render_group",
     "render_service",
     "render_topology",
+    "trace_id_mode",
 ]
 
 
@@ -64,6 +67,7 @@ def render_group(
     lanes: Sequence[SwimLane],
     observed: Observations | None = None,
     flavour: str | None = None,
+    trace_affinity: TraceAffinityModule | None = None,
 ) -> list[dict]:
     """All generated objects, in a stable order. flavour None = group.spec.flavour.
 
@@ -71,16 +75,28 @@ def render_group(
         InvalidSpec: naming each object and field that keeps the group from rendering.
     """
     with gc_paused():
-        return render_topology(resolve(group, list(lanes), observed), flavour)
+        return render_topology(resolve(group, list(lanes), observed), flavour, trace_affinity)
 
 
-def render_topology(topology: Topology, flavour: str | None = None) -> list[dict]:
+def render_topology(
+    topology: Topology,
+    flavour: str | None = None,
+    trace_affinity: TraceAffinityModule | None = None,
+) -> list[dict]:
     """All generated objects of an already resolved group, in a stable order.
+
+    With `trace_affinity`, a group of the istio flavour in ASM's trace-ID mode also gets the
+    WasmPlugins that load the module (last, after the DestinationRules); ASM's own proxies
+    do this themselves, so the asm flavour never gets them.
 
     Raises:
         InvalidSpec: naming each object and field that keeps the group from rendering.
     """
-    return _flavour_of(topology, flavour).render(topology)
+    chosen = _flavour_of(topology, flavour)
+    objects = chosen.render(topology)
+    if trace_affinity is not None and chosen.name == DEFAULT_FLAVOUR:
+        objects += wasm_plugins(topology, trace_affinity, chosen.owner_labels(topology.group.name))
+    return objects
 
 
 def render_service(topology: Topology, service: str, flavour: str | None = None) -> list[dict]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import re
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +14,9 @@ import yaml
 
 from lanes.api.load import Document, load_observations, parse_documents, read_documents
 from lanes.api.observations import Observations
+from lanes.api.swimlanegroup import SwimLaneGroup
 from lanes.dev.mesh import Endpoint, EnvoyMesh
-from lanes.render import render_group
+from lanes.render import TraceAffinityModule, render_group
 
 ROOT = Path(__file__).resolve().parents[2]
 INPUTS = ROOT / "tests" / "testdata" / "reference" / "asm-mock-chain-inputs.yaml"
@@ -22,6 +24,9 @@ OBSERVED = ROOT / "samples" / "mock-chain" / "observed"
 CHAIN = ("mocka", "mockb", "mockc")
 UPSTREAM = {"mocka": "http://mockb:8000/", "mockb": "http://mockc:8000/", "mockc": ""}
 IMAGE = "registry.cn-beijing.aliyuncs.com/aliacs-app-catalog/go-http-sample"
+# The sample group is in ASM's trace-ID mode; the mesh loads its own build whatever the url.
+MODULE = TraceAffinityModule(url="https://example.invalid/traceaffinity.wasm")
+TRACE_HEADER = "my-request-id"
 HOP = re.compile(r"-> (\w+)\(version: (v[\d.]+), ip: ([\d.]+)\)")
 
 
@@ -66,26 +71,57 @@ class Chain:
         return [p.endpoint() for p in chosen]
 
     def objects(
-        self, observed: Observations, flavour: str, weighted: int | None = None
+        self,
+        observed: Observations,
+        flavour: str,
+        weighted: int | None = None,
+        trace_affinity: TraceAffinityModule | None = MODULE,
     ) -> list[dict]:
         """Rendered VirtualServices and DestinationRules, plus the Services and the Gateway.
 
-        `weighted` switches the group to weighted entry with that percentage for canary.
+        `weighted` switches the group to weighted entry with that percentage for canary;
+        `trace_affinity` adds the WasmPlugins of ASM's trace-ID mode (the sample is in it).
         """
         documents = self.documents
         if weighted is not None:
             documents = [_weighted(d, weighted) for d in documents]
         bundle = parse_documents(documents)
-        return [*self.plain, *render_group(bundle.groups[0], bundle.lanes, observed, flavour)]
+        group = bundle.groups[0]
+        rendered = render_group(group, bundle.lanes, observed, flavour, trace_affinity)
+        return [*self.plain, live_group(group, flavour), *rendered]
 
     def apply(self, objects: list[dict], endpoints: list[Endpoint]) -> None:
         self.mesh.update(objects, endpoints)
 
-    def get(self, path: str = "/mock", headers: Mapping[str, str] | None = None) -> tuple[int, str]:
-        return get(self.mesh.gateway_url, path, headers)
+    def get(
+        self,
+        path: str = "/mock",
+        headers: Mapping[str, str] | None = None,
+        *,
+        trace: bool = True,
+        timeout: float = 10.0,
+    ) -> tuple[int, str]:
+        """One request through the gateway; with `trace`, a fresh trace value unless given.
+
+        A traced client sends one on every request, and in trace-ID mode it is what keeps a
+        request's lane past the first hop.
+        """
+        headers = dict(headers or {})
+        if trace:
+            headers.setdefault(TRACE_HEADER, uuid.uuid4().hex)
+        return get(self.mesh.gateway_url, path, headers, timeout)
 
     def hops(self, body: str) -> list[Hop]:
         return [Hop(*m) for m in HOP.findall(body)]
+
+
+def live_group(group: SwimLaneGroup, flavour: str) -> dict:
+    """The group as the live mesh watches it: standing in for ASM, the mesh keeps the traces'
+    lanes of an asm-flavoured group in trace-ID mode, as ASM's sidecars do."""
+    spec = {**group.spec.model_dump(by_alias=True, exclude_none=True, mode="json"),
+            "flavour": flavour}
+    return {"apiVersion": "lanes.dev/v1alpha1", "kind": "SwimLaneGroup",
+            "metadata": {"name": group.name}, "spec": spec}
 
 
 def get(base_url: str, path: str, headers: Mapping[str, str] | None = None,

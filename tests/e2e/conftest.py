@@ -53,6 +53,16 @@ def mesh(e2e_dir: Path) -> Iterator[EnvoyMesh]:
 @pytest.fixture(scope="session")
 def chain(mesh: EnvoyMesh, e2e_dir: Path) -> Iterator[Chain]:
     """The nine sample-service processes of the story, calling each other through the mesh."""
+    yield from _chain(mesh, e2e_dir / "pods", {})
+
+
+@pytest.fixture(scope="session")
+def trace_chain(mesh: EnvoyMesh, e2e_dir: Path) -> Iterator[Chain]:
+    """The story's pods as an ASM application in trace-ID mode: they pass on only the trace."""
+    yield from _chain(mesh, e2e_dir / "trace-pods", {"forward": "trace"})
+
+
+def _chain(mesh: EnvoyMesh, pods_dir: Path, extra: dict[str, str]) -> Iterator[Chain]:
     block = free_block()
     children: list[Child] = []
     pods: list[Pod] = []
@@ -62,8 +72,8 @@ def chain(mesh: EnvoyMesh, e2e_dir: Path) -> Iterator[Chain]:
         ):
             ip = f"{block}.{n}"
             env = {"app": service, "version": "v1", "LANES_IMAGE": f"{IMAGE}:{tag}",
-                   "upstream_url": UPSTREAM[service], "HTTP_PROXY": mesh.proxy_url}
-            children.append(start_mock(f"{service}-{lane}-{tag}", ip, env, e2e_dir / "pods"))
+                   "upstream_url": UPSTREAM[service], "HTTP_PROXY": mesh.proxy_url, **extra}
+            children.append(start_mock(f"{service}-{lane}-{tag}", ip, env, pods_dir))
             pods.append(Pod(service, lane, "v1" if tag == "1.0" else "v2", ip))
         yield Chain(pods, mesh)
     finally:

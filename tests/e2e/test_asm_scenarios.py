@@ -1,9 +1,10 @@
 """ASM's trace-ID and baggage lane scenarios through a real Envoy and real sample-service pods.
 
 Six pods per app mode play ASM's lanes (s1: v1 of all three services, s2: v2 of mocka and
-mockc, s3: v3 of mockb). Header-mode pods pass on the lane header and the request id, as the
-mock app does; baggage-mode pods pass on only W3C `baggage` (and `traceparent`), as an app
-under OpenTelemetry auto-instrumentation does. Each request's answer names the pod of every
+mockc, s3: v3 of mockb). Trace-mode pods pass on only the request id, as the mock app does by
+default and as ASM's trace-ID mode asks (the trace-affinity module keeps the lane); baggage-mode
+pods pass on only W3C `baggage` (and `traceparent`), as an app under OpenTelemetry
+auto-instrumentation does. Each request's answer names the pod of every
 hop, which must be the one ASM's hop table gives.
 """
 
@@ -23,21 +24,22 @@ from tests.asm_scenarios import (
     FALLBACK,
     MEMBERS,
     VERSION,
+    bundle,
     endpoint,
     hop_table,
     mesh_objects,
     pods,
 )
 
-from .chain import HOP, IMAGE, UPSTREAM, get
+from .chain import HOP, IMAGE, MODULE, UPSTREAM, get, live_group
 
 LANES = list(VERSION)
 TAG = {"v1": "1.0", "v2": "2.0", "v3": "3.0"}
 UNUSED = "x-lanes-not-forwarded"
 # The environment that makes a pod pass on only what the mode's app passes on.
 MODES: dict[str, dict[str, str]] = {
-    "header": {},
-    "baggage": {"route_header": UNUSED, "trace_header": UNUSED},
+    "trace": {},
+    "baggage": {"route_header": UNUSED, "trace_header": UNUSED, "forward": "context"},
 }
 
 Pods = dict[str, dict[tuple[str, str], str]]
@@ -88,8 +90,9 @@ def answer(mesh: EnvoyMesh, headers: Mapping[str, str]) -> tuple[list[str], list
 def test_trace_id_scenario_serves_each_lane_its_hop_table(
     mesh: EnvoyMesh, scenario_pods: Pods, flavour: str
 ) -> None:
-    placed = scenario_pods["header"]
-    mesh.update(mesh_objects("trace-id", flavour), endpoints(placed))
+    placed = scenario_pods["trace"]
+    objects = mesh_objects("trace-id", flavour, trace_affinity=MODULE)
+    mesh.update([*objects, live_group(bundle("trace-id").groups[0], flavour)], endpoints(placed))
     for n, lane in enumerate(LANES):
         versions, ips = answer(mesh, {"x-asm-prefer-tag": lane, "my-request-id": f"e2e-{n}"})
         assert versions == hop_table(lane), lane

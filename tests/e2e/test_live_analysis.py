@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -32,7 +33,7 @@ import pytest
 
 from lanes.dev.stack import Stack
 
-from .chain import get, until
+from .chain import TRACE_HEADER, get, until
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "mock-chain"
 IMAGE = "registry.cn-beijing.aliyuncs.com/aliacs-app-catalog/go-http-sample"
@@ -68,7 +69,9 @@ class Load:
         while not self.stop.is_set():
             for lane in ("canary", "base"):
                 try:
-                    status, body = get(self.gateway, "/mock", {"x-asm-prefer-tag": lane}, timeout=5)
+                    # A trace value per request, which the sample app passes on (trace-ID mode).
+                    headers = {"x-asm-prefer-tag": lane, TRACE_HEADER: uuid.uuid4().hex}
+                    status, body = get(self.gateway, "/mock", headers, timeout=5)
                 except OSError as error:
                     status, body = 0, str(error)
                 if lane == "base" and status != 200:

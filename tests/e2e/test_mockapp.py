@@ -85,8 +85,18 @@ def test_answers_its_line_then_the_upstream_answer(run_app, recorder: Recorder) 
     assert recorder.seen[0][0] == "GET /next HTTP/1.1"
 
 
-def test_forwards_lane_trace_and_w3c_headers(run_app, recorder: Recorder) -> None:
+def test_forwards_only_the_trace_header_by_default(run_app, recorder: Recorder) -> None:
     url = run_app({"app": "mocka", "upstream_url": recorder.url})
+    get(url, "/mock", {"x-asm-prefer-tag": "canary", "my-request-id": "42",
+                       "traceparent": TRACEPARENT, "baggage": "lane=canary"})
+    headers = recorder.seen[0][1]
+    assert headers["my-request-id"] == "42"
+    assert not {"x-asm-prefer-tag", "traceparent", "baggage"} & set(headers)
+
+
+def test_forwards_lane_trace_and_w3c_headers(run_app, recorder: Recorder) -> None:
+    url = run_app({"app": "mocka", "upstream_url": recorder.url,
+                   "forward": "lane,trace,context"})
     get(url, "/mock", {"x-asm-prefer-tag": "canary", "my-request-id": "42",
                        "traceparent": TRACEPARENT, "baggage": "lane=canary", "x-other": "no"})
     headers = recorder.seen[0][1]

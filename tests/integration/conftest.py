@@ -27,6 +27,7 @@ from .operator_support import INGRESS_GATEWAY, Stories, ensure_namespace
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CRD_DIR = PROJECT_ROOT / "crds"
 ISTIO_CRDS = PROJECT_ROOT / "lanes" / "dev" / "istio-networking-crds.yaml"
+ISTIO_EXTENSION_CRDS = PROJECT_ROOT / "lanes" / "dev" / "istio-extensions-crds.yaml"
 HERE = Path(__file__).resolve().parent
 
 
@@ -41,7 +42,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def installed_manifests() -> list[Path]:
     """Our generated CRDs, then the Istio networking CRDs our output targets."""
     assert ISTIO_CRDS.is_file(), f"Istio CRDs missing: {ISTIO_CRDS}"
-    return [*manifest_files(CRD_DIR), ISTIO_CRDS]
+    assert ISTIO_EXTENSION_CRDS.is_file(), f"Istio CRDs missing: {ISTIO_EXTENSION_CRDS}"
+    return [*manifest_files(CRD_DIR), ISTIO_CRDS, ISTIO_EXTENSION_CRDS]
 
 
 @pytest.fixture(scope="session")

@@ -64,6 +64,7 @@ def test_rbac_is_least_privilege(rendered: list[dict]) -> None:
     assert writes <= {
         "virtualservices",
         "destinationrules",
+        "wasmplugins",
         "deployments",
         "horizontalpodautoscalers",
         "events",
@@ -118,3 +119,14 @@ def test_an_unknown_metric_source_is_refused_naming_the_value() -> None:
     )
     assert result.returncode != 0
     assert 'analysis.metricSource: "linkerd" is not one of istio, envoy' in result.stderr
+
+
+def test_trace_affinity_values_reach_the_operator_environment() -> None:
+    env = operator_env()
+    assert "LANES_TRACE_AFFINITY_URL" not in env and "LANES_TRACE_AFFINITY_SHA256" not in env
+    assert (env["LANES_TRACE_AFFINITY_MAX_ENTRIES"], env["LANES_TRACE_AFFINITY_MAX_AGE"]) == ("10000", "60")
+    env = operator_env("traceAffinity.url=https://modules.example/traceaffinity.wasm",
+                       f"traceAffinity.sha256={'ab' * 32}", "traceAffinity.maxEntries=500")
+    assert env["LANES_TRACE_AFFINITY_URL"] == "https://modules.example/traceaffinity.wasm"
+    assert env["LANES_TRACE_AFFINITY_SHA256"] == "ab" * 32
+    assert env["LANES_TRACE_AFFINITY_MAX_ENTRIES"] == "500"

@@ -69,8 +69,10 @@ def referred_objects(objects: list[dict]) -> list[dict]:
                 for rule in obj["spec"].get("http") or []
                 for route in rule.get("route") or []
             ]
-        else:
+        elif obj["kind"] == "DestinationRule":
             destinations = [{"host": obj["spec"]["host"]}]
+        else:
+            destinations = []
         for destination in destinations:
             name, _, rest = destination["host"].partition(".")
             key = (rest.split(".")[0] or own, name)

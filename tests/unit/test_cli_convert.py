@@ -174,17 +174,18 @@ def scenario_file(tmp_path: Path, name: str) -> Path:
     return source
 
 
-def test_asm_trace_id_mode_is_noted_since_lanes_routes_on_the_route_header(tmp_path: Path) -> None:
-    """ASM's trace-ID scenario lets apps drop the route header; on lanes they must pass it on,
-    so convert says so (on stderr, the output unchanged)."""
+def test_asm_trace_id_mode_is_noted_with_what_it_needs_on_plain_istio(tmp_path: Path) -> None:
+    """ASM's trace-ID scenario lets apps drop the route header; on plain Istio that takes the
+    trace-affinity module, so convert says what to set (on stderr, the output unchanged)."""
     source = scenario_file(tmp_path, "trace-id")
     result = invoke("convert", "-f", source)
     assert result.exit_code == 0, result.output
     assert result.stderr.splitlines() == [
         f"note: {source}#5: ASMSwimLaneGroup/test: spec.permissiveModeConfiguration.traceHeader: "
-        "lanes keeps a request's lane by the route header 'x-asm-prefer-tag' at every hop, not by "
-        "the trace header 'my-request-id', so each service must pass on 'x-asm-prefer-tag' "
-        "(or use traceHeader: baggage)"
+        "ASM's trace-ID mode, in which services pass on only 'my-request-id': on plain Istio "
+        "lanes keeps each trace's lane with its trace-affinity Wasm module, which the operator "
+        "loads (WasmPlugins) once given the module's URL (chart value traceAffinity.url; "
+        "`kubectl lane wasm` builds it); sidecar mode only"
     ]
     assert list(yaml.safe_load_all(result.stdout)) == converted(source)
 

@@ -15,7 +15,9 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[Options]:
     """The Options the operator would run with; nothing is started."""
     seen: list[Options] = []
     monkeypatch.setattr(lanes.operator.run, "run", lambda options, level="info": seen.append(options))
-    for name in ("LANES_PROMETHEUS_URL", "LANES_METRIC_SOURCE"):
+    for name in ("LANES_PROMETHEUS_URL", "LANES_METRIC_SOURCE", "LANES_TRACE_AFFINITY_URL",
+                 "LANES_TRACE_AFFINITY_SHA256", "LANES_TRACE_AFFINITY_MAX_ENTRIES",
+                 "LANES_TRACE_AFFINITY_MAX_AGE"):
         monkeypatch.delenv(name, raising=False)
     return seen
 
@@ -47,6 +49,10 @@ def test_the_environment_sets_them_too_and_an_empty_url_is_none(started: list[Op
 @pytest.mark.parametrize(("args", "message"), [
     (("--metric-source", "linkerd"), "'linkerd' is not one of istio, envoy"),
     (("--prometheus-url", "prom:9090"), "'prom:9090' is not an http:// or https:// URL"),
+    (("--trace-affinity-url", "ftp://m/ta.wasm"), "is not an http(s)://, oci:// or file:/// URL"),
+    (("--trace-affinity-sha256", "ab" * 32), "a sha256 without --trace-affinity-url"),
+    (("--trace-affinity-url", "https://m/ta.wasm", "--trace-affinity-sha256", "xyz"),
+     "'xyz' is not 64 hex digits"),
 ])
 def test_bad_settings_are_refused_naming_the_flag(
     started: list[Options], args: tuple[str, ...], message: str
@@ -54,5 +60,21 @@ def test_bad_settings_are_refused_naming_the_flag(
     result = invoke(*args)
     assert result.exit_code == 2
     said = " ".join(result.output.replace("│", " ").split())  # unwrap the error box
-    assert message in said and args[0] in said
+    assert message in said and any(a in said for a in args if a.startswith("--"))
     assert started == []
+
+
+def test_no_trace_affinity_by_default(started: list[Options]) -> None:
+    assert invoke().exit_code == 0
+    assert started[0].trace_affinity is None
+
+
+def test_trace_affinity_from_the_environment(started: list[Options]) -> None:
+    env = {"LANES_TRACE_AFFINITY_URL": "oci://registry.example/lanes/ta:1",
+           "LANES_TRACE_AFFINITY_SHA256": "AB" * 32, "LANES_TRACE_AFFINITY_MAX_ENTRIES": "500",
+           "LANES_TRACE_AFFINITY_MAX_AGE": "9"}
+    result = invoke(env=env)
+    assert result.exit_code == 0, result.output
+    module = started[0].trace_affinity
+    assert (module.url, module.sha256, module.max_entries, module.max_age_seconds) == (
+        "oci://registry.example/lanes/ta:1", "ab" * 32, 500, 9)

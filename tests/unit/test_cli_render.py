@@ -32,7 +32,30 @@ def by_kind_and_name(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def test_the_sample_renders_one_destination_rule_per_service() -> None:
     objects = rendered("-f", SAMPLE)
     assert subsets(objects) == {"mocka": ["base"], "mockb": ["base"], "mockc": ["base"]}
-    assert {obj["kind"] for obj in objects} == {"VirtualService", "DestinationRule"}
+    assert {obj["kind"] for obj in objects} == {"VirtualService", "DestinationRule", "WasmPlugin"}
+
+
+def test_a_group_in_trace_id_mode_gets_wasmplugins_with_the_module_given() -> None:
+    objects = rendered("-f", SAMPLE, "--trace-affinity-url", "https://modules.example/ta.wasm",
+                       "--trace-affinity-sha256", "ab" * 32)
+    plugins = [o for o in objects if o["kind"] == "WasmPlugin"]
+    assert [(p["metadata"]["namespace"], p["metadata"]["name"]) for p in plugins] == [
+        ("istio-system", "lanes-rollout-trace-gateway"),
+        ("default", "lanes-rollout-trace-base"),
+        ("default", "lanes-rollout-trace-canary"),
+    ]
+    assert {p["spec"]["url"] for p in plugins} == {"https://modules.example/ta.wasm"}
+    assert {p["spec"]["sha256"] for p in plugins} == {"ab" * 32}
+    assert plugins[2]["spec"]["selector"] == {"matchLabels": {"ASM_TRAFFIC_TAG": "canary"}}
+    assert plugins[0]["spec"]["pluginConfig"] == {
+        "routeHeader": "x-asm-prefer-tag", "traceHeader": "my-request-id",
+        "maxEntries": 10000, "maxAgeSeconds": 60,
+    }
+
+
+def test_the_asm_flavour_gets_no_wasmplugin() -> None:
+    objects = rendered("-f", SAMPLE, "--flavour", "asm")
+    assert "WasmPlugin" not in {obj["kind"] for obj in objects}
 
 
 def test_observations_add_the_canary_subset() -> None:

@@ -16,9 +16,15 @@ def test_the_shipped_istio_crds_name_the_release_they_come_from() -> None:
     assert "Apache-2.0" in header[1]
 
 
-def test_istio_crds_declare_the_three_networking_kinds() -> None:
+def test_the_shipped_extension_crds_name_the_release_they_come_from() -> None:
+    header = meshcrds.ISTIO_EXTENSION_CRDS.read_text().splitlines()[:3]
+    assert header[0].startswith("# Extracted from the istio.io/istio Go module")
+    assert "Istio 1.30 branch" in header[0] and "Apache-2.0" in header[1]
+
+
+def test_istio_crds_declare_the_three_networking_kinds_and_wasmplugin() -> None:
     kinds = sorted(crd["spec"]["names"]["kind"] for crd in meshcrds.istio_crds())
-    assert kinds == ["DestinationRule", "Gateway", "VirtualService"]
+    assert kinds == ["DestinationRule", "Gateway", "VirtualService", "WasmPlugin"]
 
 
 def _route_destination(crd: dict, version: str) -> dict:

@@ -86,7 +86,7 @@ def call_app(env: dict[str, str], upstream: Upstream, ip: str = "127.0.0.1",
 @pytest.mark.parametrize(
     ("forward", "expected"),
     [
-        (None, LANE | TRACE | CONTEXT),
+        (None, TRACE),
         ("lane,trace,context", LANE | TRACE | CONTEXT),
         ("lane", LANE),
         ("trace, context", TRACE | CONTEXT),

@@ -1,7 +1,8 @@
 """Golden tests of the renderer, one folder per case under tests/testdata/render/.
 
-A case folder holds `input.yaml`, optionally `observed.yaml`, a `flavour` file, and
-`expected.yaml`. Any of the YAML files may instead be a `<name>.ref` file naming a path relative
+A case folder holds `input.yaml`, optionally `observed.yaml`, a `flavour` file, optionally
+`trace-affinity.yaml` (the trace-affinity module's url, sha256 and limits, for groups in ASM's
+trace-ID mode), and `expected.yaml`. Any of the YAML files may instead be a `<name>.ref` file naming a path relative
 to the project root (the reference material is under `tests/testdata/reference/`). Regenerate on purpose
 with `LANES_UPDATE_GOLDEN=1 .venv/bin/pytest tests/unit/test_render_golden.py`; a case whose
 expected output is a reference file is never rewritten.
@@ -19,7 +20,7 @@ import yaml
 
 from lanes.api.load import load, load_observations
 from lanes.cli.yamlout import Dumper
-from lanes.render import render_group
+from lanes.render import TraceAffinityModule, render_group
 from tests.conftest import REFERENCE, ROOT
 from tests.istio_schema import problems
 
@@ -57,8 +58,23 @@ class Case:
         observed = load_observations(observed_path) if observed_path else None
         objects = []
         for group in bundle.groups:
-            objects.extend(render_group(group, bundle.lanes, observed, self.flavour))
+            objects.extend(
+                render_group(group, bundle.lanes, observed, self.flavour, self.trace_affinity)
+            )
         return objects
+
+    @property
+    def trace_affinity(self) -> TraceAffinityModule | None:
+        path = self.folder / "trace-affinity.yaml"
+        if not path.exists():
+            return None
+        given = yaml.safe_load(path.read_text())
+        return TraceAffinityModule(
+            url=given["url"],
+            sha256=given.get("sha256"),
+            max_entries=given.get("maxEntries", TraceAffinityModule.max_entries),
+            max_age_seconds=given.get("maxAgeSeconds", TraceAffinityModule.max_age_seconds),
+        )
 
 
 def all_cases() -> list[Case]:

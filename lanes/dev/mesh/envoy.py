@@ -9,6 +9,7 @@ show every new version applied, so callers can rely on the change being in force
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import os
@@ -31,6 +32,8 @@ from .translate import (
     rds_file,
     rds_stat,
     translate,
+    asm_trace_affinity,
+    wasm_plugins_of,
 )
 
 _RDS_PREFIX, _RDS_SUFFIX = rds_file("|").split("|")
@@ -134,6 +137,7 @@ class EnvoyMesh(Served):
         if self._child is not None:
             raise RuntimeError("the mesh is already running")
         endpoints = _loopback_endpoints(endpoints)
+        objects = self._with_module(objects)
         config = translate(objects, endpoints, self.options)
         xds = Path(self.options.config_dir)
         xds.mkdir(parents=True, exist_ok=True)
@@ -174,6 +178,7 @@ class EnvoyMesh(Served):
         Raises:
             MeshConfigError: the objects cannot be translated, or Envoy rejected the result.
         """
+        objects = self._with_module(objects)
         config = translate(objects, _loopback_endpoints(endpoints), self.options)
         new = _files(config)
         with self._lock:
@@ -197,10 +202,23 @@ class EnvoyMesh(Served):
                 # applied, a later reader would get no fresh version to wait on.
                 del self._applied[name]
 
+    def _with_module(self, objects: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        """The objects as a list, the trace-affinity module built once a WasmPlugin needs it."""
+        objects = list(objects)
+        needed = wasm_plugins_of(objects) or asm_trace_affinity(objects)
+        if self.options.trace_affinity_module is None and needed:
+            from lanes.dev.wasm import ensure_trace_affinity
+
+            module = str(ensure_trace_affinity(progress=None))
+            self.options = dataclasses.replace(self.options, trace_affinity_module=module)
+        return objects
+
     def stats(self, filter_regex: str) -> dict[str, str]:
         """Envoy admin stats whose names match `filter_regex`, values as text."""
         url = f"{self.admin_url}/stats?filter={urllib.parse.quote(filter_regex)}"
-        with _DIRECT.open(url, timeout=5) as response:
+        # Long enough for Envoy's main thread to compile a Wasm module (seconds on a busy
+        # machine), during which the admin endpoint does not answer.
+        with _DIRECT.open(url, timeout=30) as response:
             text = response.read().decode()
         out = {}
         for line in text.splitlines():

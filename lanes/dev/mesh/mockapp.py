@@ -11,12 +11,14 @@ A stand-in for ASM's `go-http-sample` image, so the story runs on local processe
     HTTP_PROXY        the mesh listener to send upstream calls through (http_proxy too)
     route_header      lane header to forward (default x-asm-prefer-tag)
     trace_header      request id header to forward (default my-request-id)
-    forward           what is passed on upstream, comma-separated (default lane,trace,context):
+    forward           what is passed on upstream, comma-separated (default trace):
                         lane     the route_header
                         trace    the trace_header
                         context  W3C traceparent and baggage
                       or `none`, for an app that passes nothing on, as one relying on the
-                      mesh's strict lane mode (lanes chosen by the calling pod) may
+                      mesh's strict lane mode (lanes chosen by the calling pod) may. The
+                      default is what ASM asks of applications in its trace-ID mode; `lane`
+                      suits header mode without a trace header, `context` baggage mode
     fail_percent      share of requests answered 500, 0-100 (default 0)
     latency_ms        delay added to every answer (default 0)
     drain_ms          how long it keeps serving after SIGTERM (default 1000), as a pod's preStop
@@ -49,7 +51,7 @@ SAMPLE_IMAGE = "go-http-sample"
 _PROPAGATOR = CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
 _TAG = re.compile(r"^v?(\d+)(?:\.(\d+))?(?:\.\d+)?$")
 FORWARDABLE = ("lane", "trace", "context")
-DEFAULT_FORWARD = ",".join(FORWARDABLE)
+DEFAULT_FORWARD = "trace"
 
 
 def forward_of(text: str) -> frozenset[str]:
@@ -98,7 +100,7 @@ class Settings:
     proxy: str | None = None
     route_header: str = "x-asm-prefer-tag"
     trace_header: str = "my-request-id"
-    forward: frozenset[str] = frozenset(FORWARDABLE)
+    forward: frozenset[str] = frozenset({DEFAULT_FORWARD})
     fail_percent: float = 0.0
     latency_ms: float = 0.0
     drain_ms: float = 1000.0

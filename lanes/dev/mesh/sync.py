@@ -1,6 +1,6 @@
 """Keep a running EnvoyMesh serving what the API server holds.
 
-Watches Gateways, VirtualServices, DestinationRules, Services and Pods; after any change (a
+Watches Gateways, VirtualServices, DestinationRules, WasmPlugins, Services and Pods; after any change (a
 burst of them coalesced for `debounce` seconds) translates the whole picture and hands it to
 `EnvoyMesh.update`, which writes only files that changed and returns once Envoy applied
 them. A route or endpoint change is thus in force well within a second, and since routes
@@ -28,6 +28,9 @@ RESOURCES = (
     Resource(ISTIO, "v1", "gateways", "Gateway"),
     Resource(ISTIO, "v1", "virtualservices", "VirtualService"),
     Resource(ISTIO, "v1", "destinationrules", "DestinationRule"),
+    Resource("extensions.istio.io", "v1alpha1", "wasmplugins", "WasmPlugin"),
+    # Groups of the asm flavour in trace-ID mode: the mesh, as ASM, keeps their traces' lanes.
+    Resource("lanes.dev", "v1alpha1", "swimlanegroups", "SwimLaneGroup"),
     Resource("", "v1", "services", "Service"),
     Resource("", "v1", "pods", "Pod"),
 )

@@ -22,6 +22,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lanes.api.swimlanegroup import SwimLaneGroup
+from lanes.render.trace_affinity import (
+    TraceAffinityModule,
+    group_in_trace_id_mode,
+    plugin_config_of,
+)
+
 from .inputs import (
     Endpoint,
     MeshConfigError,
@@ -68,6 +75,8 @@ class MeshOptions:
     mesh_port: int = 15001
     route_header: str = "x-asm-prefer-tag"
     access_log: bool = False
+    # The built trace-affinity module (lanes.dev.wasm), loaded for lanes' WasmPlugins.
+    trace_affinity_module: str | None = None
 
 
 @dataclass(frozen=True)
@@ -189,10 +198,12 @@ def translate(
     ready = [e for e in endpoints if e.ready]
     clusters = [_cluster(t, services, subsets, ready) for t in targets]
     clusters += [_aggregate(f) for f in fallbacks]
+    filters = _trace_affinity_filters(objects, options)
     return EnvoyConfig(
         listeners=(
-            _listener(GATEWAY, options.gateway_address, options.gateway_port, options),
-            _listener(MESH, options.mesh_address, options.mesh_port, options, source_chains),
+            _listener(GATEWAY, options.gateway_address, options.gateway_port, options, (), filters),
+            _listener(MESH, options.mesh_address, options.mesh_port, options, source_chains,
+                      filters),
         ),
         routes=(_route_config(GATEWAY, gateway_vhosts), *mesh_routes),
         clusters=tuple(sorted(clusters, key=lambda c: c["name"])),
@@ -376,12 +387,97 @@ def _aggregate(fallback: Fallback) -> dict[str, Any]:
     }
 
 
+TRACE_AFFINITY_LABEL = ("lanes.dev/extension", "trace-affinity")
+VM_ID = "lanes-trace-affinity"
+
+
+@dataclass(frozen=True)
+class HttpFilters:
+    """Wasm filters before routing (`downstream`) and after it, on the upstream request."""
+
+    downstream: tuple[dict[str, Any], ...] = ()
+    upstream: tuple[dict[str, Any], ...] = ()
+
+
+def wasm_plugins_of(objects: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The WasmPlugins among `objects`, each checked to be lanes' trace-affinity module.
+
+    Raises:
+        MeshConfigError: a WasmPlugin loads another module, which the local mesh cannot fetch.
+    """
+    found = []
+    for obj in objects:
+        if obj.get("kind") != "WasmPlugin":
+            continue
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        key, value = TRACE_AFFINITY_LABEL
+        if labels.get(key) != value:
+            raise MeshConfigError(
+                f"WasmPlugin {_key(obj)}: the local mesh loads only lanes' trace-affinity module "
+                f"(label {key}: {value})"
+            )
+        found.append(obj)
+    return found
+
+
+def asm_trace_affinity(objects: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Module configurations for the SwimLaneGroups of the asm flavour in ASM's trace-ID mode.
+
+    ASM's own sidecars keep each trace's lane, so lanes generates nothing for it; the local
+    mesh, standing in for ASM, runs lanes' module with the group's headers instead. A group
+    that does not parse is left to the operator to report.
+    """
+    configs = []
+    for obj in objects:
+        if obj.get("kind") != "SwimLaneGroup" or (obj.get("spec") or {}).get("flavour") != "asm":
+            continue
+        try:
+            group = SwimLaneGroup.model_validate(
+                {"metadata": obj.get("metadata") or {}, "spec": obj.get("spec") or {}}
+            )
+        except ValueError:
+            continue
+        if group_in_trace_id_mode(group):
+            configs.append(plugin_config_of(group, TraceAffinityModule()))
+    return configs
+
+
+def _trace_affinity_filters(objects: list[Mapping[str, Any]], options: MeshOptions) -> HttpFilters:
+    """One filter per distinct plugin configuration, on every listener of the one Envoy.
+
+    The local mesh's single Envoy is every pod's sidecar and the gateway at once, so the
+    WasmPlugins' selectors all select it. Before routing, the filter restores a lane from
+    memory; on the upstream request it remembers the lane the request leaves with, which
+    includes a lane header set by the route itself (the gateway's), as a pod's inbound
+    sidecar would see it in Istio.
+    """
+    plugins = wasm_plugins_of(objects)
+    found = {json.dumps((p.get("spec") or {}).get("pluginConfig") or {}, sort_keys=True)
+             for p in plugins}
+    found.update(json.dumps(c, sort_keys=True) for c in asm_trace_affinity(objects))
+    if not found:
+        return HttpFilters()
+    if options.trace_affinity_module is None:
+        raise MeshConfigError(
+            "a group in ASM's trace-ID mode needs the trace-affinity module, which is not "
+            "built (MeshOptions.trace_affinity_module)"
+        )
+    configs = sorted(found)
+    module = options.trace_affinity_module
+    downstream = tuple(wasm_filter(module, json.loads(c), VM_ID) for c in configs)
+    upstream = tuple(
+        wasm_filter(module, {**json.loads(c), "restore": False}, VM_ID) for c in configs
+    )
+    return HttpFilters(downstream, upstream)
+
+
 def _listener(
     name: str,
     address: str,
     port: int,
     options: MeshOptions,
     source_chains: Iterable[tuple[str, list[str]]] = (),
+    filters: HttpFilters = HttpFilters(),
 ) -> dict[str, Any]:
     """A listener whose default chain reads route table `name`.
 
@@ -389,9 +485,9 @@ def _listener(
     from those addresses. Envoy replaces only the chains that differ, so a change to one
     group's addresses drains no other group's connections.
     """
-    chains = [_filter_chain(_hcm(name, name, options))]
+    chains = [_filter_chain(_hcm(name, name, options, filters))]
     for route_name, ips in source_chains:
-        chain = _filter_chain(_hcm(name, route_name, options))
+        chain = _filter_chain(_hcm(name, route_name, options, filters))
         ranges = [
             {"address_prefix": ip, "prefix_len": ipaddress.ip_address(ip).max_prefixlen}
             for ip in ips
@@ -411,8 +507,24 @@ def _filter_chain(hcm: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _hcm(stat_prefix: str, route_name: str, options: MeshOptions) -> dict[str, Any]:
+def _hcm(
+    stat_prefix: str, route_name: str, options: MeshOptions, filters: HttpFilters = HttpFilters()
+) -> dict[str, Any]:
     """An HTTP connection manager reading route table `route_name` from its RDS file."""
+    router: dict[str, Any] = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+    }
+    if filters.upstream:
+        router["upstream_http_filters"] = [
+            *filters.upstream,
+            {
+                "name": "envoy.filters.http.upstream_codec",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http"
+                    ".upstream_codec.v3.UpstreamCodec"
+                },
+            },
+        ]
     hcm: dict[str, Any] = {
         "@type": HCM,
         "stat_prefix": stat_prefix,
@@ -424,12 +536,8 @@ def _hcm(stat_prefix: str, route_name: str, options: MeshOptions) -> dict[str, A
             },
         },
         "http_filters": [
-            {
-                "name": "envoy.filters.http.router",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
-                },
-            }
+            *filters.downstream,
+            {"name": "envoy.filters.http.router", "typed_config": router},
         ],
     }
     if options.access_log:
@@ -443,6 +551,36 @@ def _hcm(stat_prefix: str, route_name: str, options: MeshOptions) -> dict[str, A
             }
         ]
     return hcm
+
+
+WASM = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
+
+
+def wasm_filter(module: str, plugin_config: Mapping[str, Any], vm_id: str) -> dict[str, Any]:
+    """Envoy's Wasm HTTP filter running `module` (a file) with `plugin_config` as its JSON.
+
+    Filters naming the same `vm_id` share one VM per worker and one shared-data space, which
+    is what lets the trace-affinity module's upstream and downstream filters share memory.
+    """
+    return {
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {
+            "@type": WASM,
+            "config": {
+                "name": vm_id,
+                "root_id": vm_id,
+                "configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": json.dumps(dict(plugin_config), sort_keys=True),
+                },
+                "vm_config": {
+                    "vm_id": vm_id,
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": {"local": {"filename": module}},
+                },
+            },
+        },
+    }
 
 
 def _route_config(name: str, vhosts: list[dict[str, Any]]) -> dict[str, Any]:
