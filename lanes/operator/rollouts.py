@@ -309,7 +309,10 @@ def register(registry: kopf.OperatorRegistry, *, workers: int = 4) -> kopf.Opera
         memo.rollouts.start()
         if serve_webhook:
             options = getattr(memo, "webhook_options", None) or webhook.WebhookOptions.from_env()
-            webhook.configure(settings, options)
+            certificate = None
+            if options.secret is not None:
+                certificate = await asyncio.to_thread(webhook.shared_certificate, api, options)
+            webhook.configure(settings, options, certificate)
 
     async def rollouts_cleanup(memo: Any, **_: Any) -> None:
         await _rollouts(memo).stop()
