@@ -44,6 +44,30 @@ def operator(
             f"{' or '.join(METRIC_SOURCES)}.",
         ),
     ] = "istio",
+    leader_elect: Annotated[
+        bool,
+        typer.Option(
+            envvar="LANES_LEADER_ELECTION",
+            help="Elect a leader on a Lease: only the leader reconciles and writes; run two or "
+            "more replicas. Every replica serves the admission webhook.",
+        ),
+    ] = False,
+    lease_name: Annotated[
+        str, typer.Option(envvar="LANES_LEASE_NAME", help="The leader-election Lease.")
+    ] = "lanes-operator",
+    lease_namespace: Annotated[
+        str | None,
+        typer.Option(envvar="POD_NAMESPACE", help="The Lease's namespace [default: the context's, else default]."),
+    ] = None,
+    lease_duration: Annotated[
+        float, typer.Option(envvar="LANES_LEASE_DURATION", help="Seconds a standby waits for a silent leader.")
+    ] = 15.0,
+    renew_deadline: Annotated[
+        float, typer.Option(envvar="LANES_RENEW_DEADLINE", help="Seconds a leader may fail to renew before it stops.")
+    ] = 10.0,
+    retry_period: Annotated[
+        float, typer.Option(envvar="LANES_RETRY_PERIOD", help="Seconds between tries to take or renew the Lease.")
+    ] = 2.0,
 ) -> None:
     """Run the lane operator: watch lane groups, lanes and pods; keep the routes in force."""
     if log_level.lower() not in LOG_LEVELS:
@@ -57,8 +81,21 @@ def operator(
         raise typer.BadParameter(
             f"{prometheus_url!r} is not an http:// or https:// URL", param_hint="--prometheus-url"
         )
+    from lanes.operator.leader import Election
     from lanes.operator.run import run
     from lanes.operator.runtime import Options
+
+    election = None
+    if leader_elect:
+        if lease_namespace is None:
+            from lanes.kube.rollouts import default_namespace
+
+            lease_namespace = default_namespace(kubeconfig, context)
+        try:
+            election = Election(lease_namespace, lease_name, lease_duration=lease_duration,
+                                renew_deadline=renew_deadline, retry_period=retry_period)
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint="--lease-duration") from None
 
     options = Options(
         kubeconfig=kubeconfig,
@@ -69,6 +106,7 @@ def operator(
         resync=resync,
         prometheus_url=prometheus_url,
         metric_source=metric_source,
+        election=election,
     )
     run(options, log_level.lower())
 

@@ -133,7 +133,9 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: Any, **_: Any)
     settings.watching.server_timeout = 300
     settings.peering.standalone = True
     await asyncio.to_thread(runtime.seed_lane_keys)
-    runtime.scheduler.start()
+    if runtime.options.election is None:
+        runtime.scheduler.start()
+        runtime.metrics.leader.set(1)
     memo.resync_task = asyncio.create_task(runtime.resync(), name="lanes-resync")
     if runtime.options.metrics_port is not None:
         runtime.metrics_server = MetricsServer(

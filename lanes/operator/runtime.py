@@ -21,6 +21,7 @@ from lanes.kube.objects import Objects, error_message
 from lanes.render import FLAVOURS, owner_selector
 from lanes.render.observe import PodView, pod_view, selects
 
+from .leader import Election
 from .metrics import Metrics, MetricsServer
 from .plan import service_keys
 from .reconcile import GroupReconciler, Snapshot
@@ -50,6 +51,8 @@ class Options:
     # and the source of the built-in metrics when the analysis names none (`istio`, `envoy`).
     prometheus_url: str | None = None
     metric_source: str = "istio"
+    # Leader election on a Lease (None: this replica leads alone, as a single one does).
+    election: Election | None = None
 
 
 def _first(store: Iterable[Any] | None) -> Any:
