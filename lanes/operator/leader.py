@@ -132,6 +132,15 @@ class LeaderElector:
         self._renewed_at = started
         return True
 
+    def _until_next_try(self) -> float:
+        """A retry period, or less when the holder's Lease expires sooner: try right then.
+
+        Polling on a fixed period alone could find an expired Lease up to a whole period late.
+        """
+        duration = self._observed[1] if self._observed else self.election.lease_duration
+        expires_in = self._observed_at + (duration or self.election.lease_duration) - self.clock()
+        return min(self.election.retry_period, max(0.01, expires_in + 0.01))
+
     async def _attempt(self) -> bool:
         try:
             return await asyncio.to_thread(self.try_acquire_or_renew)
@@ -146,7 +155,7 @@ class LeaderElector:
         log.info("leader election: %s waiting for lease %s/%s", election.identity,
                  election.namespace, election.name)
         while not await self._attempt():
-            await asyncio.sleep(election.retry_period)
+            await asyncio.sleep(self._until_next_try())
         self._leading = True
         log.info("leader election: %s now leads (lease %s/%s)", election.identity,
                  election.namespace, election.name)

@@ -127,3 +127,13 @@ def test_a_released_lease_is_taken_at_once() -> None:
     a.release()
     assert not a.leading and leases.record.holder is None
     assert b.try_acquire_or_renew()
+
+
+def test_a_standby_tries_again_right_when_the_holders_lease_expires() -> None:
+    leases, clock = Leases(), Clock()
+    a, b = elector(leases, clock, "a"), elector(leases, clock, "b")
+    assert a.try_acquire_or_renew()
+    assert not b.try_acquire_or_renew()
+    assert b._until_next_try() == 2.0
+    clock.now += 14
+    assert abs(b._until_next_try() - 1.01) < 1e-9
