@@ -148,7 +148,8 @@ class Fleet:
         ensure_namespace(core, self.namespace)
         ensure_namespace(core, "istio-system")
         list(pool.map(lambda s: core.create_namespaced_service(self.namespace, {
-            "metadata": {"name": s}, "spec": {"selector": {"app": s}, "ports": [{"port": 8000}]}}), self.names))
+            "metadata": {"name": s},  # headless: the local control plane's Service range holds 254
+            "spec": {"clusterIP": "None", "selector": {"app": s}, "ports": [{"port": 8000}]}}), self.names))
         for group, members in self.groups.items():
             entry = f"{members[0]}.{self.namespace}.svc.cluster.local"
             for lane in self.lanes[group]:
@@ -194,6 +195,12 @@ def rollout_phases(custom: client.CustomObjectsApi, namespace: str) -> dict[str,
         key = f"{status.get('phase')}/{(status.get('canaryStatus') or {}).get('currentStepState')}"
         counts[key] = counts.get(key, 0) + 1
     return counts
+
+
+def all_labelled(apps: client.AppsV1Api, fleet: Fleet) -> bool:
+    """Whether every rollout's base carries the mark the webhook selects on."""
+    listed = apps.list_namespaced_deployment(fleet.namespace, label_selector="lanes.dev/rollout").items
+    return len(listed) >= len(fleet.rolled)
 
 
 def has_subset(latest: dict, dr: str, lane: str) -> bool:
@@ -246,6 +253,9 @@ def measure(kubeconfig: str, size: int, args: argparse.Namespace) -> dict[str, f
             figures["cpu_start_s"] = cpu_s(pid)
             figures["rss_converged_mb"] = rss_mb(pid)
 
+            wait_for(lambda: sum(n for k, n in rollout_phases(custom, fleet.namespace).items()
+                                     if k.startswith("Healthy/")) == len(fleet.rolled)
+                     and all_labelled(apps, fleet), "every rollout Healthy, its base held by the webhook", every=0.5)
             note(f"changing the images of {len(fleet.rolled)} rollouts")
             started = time.monotonic()
             patch = {"spec": {"template": {"spec": {"containers": [{"name": "default", "image": f"{IMAGE}:2"}]}}}}
