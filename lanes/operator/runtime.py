@@ -204,22 +204,28 @@ class Runtime:
         """A rollout's step may have moved: reconcile the groups with a service beside it.
 
         Only what decides the traffic step counts (spec, phase, step and state), so the
-        rollout's own status writes of progress messages trigger nothing.
+        rollout's own status writes of progress messages trigger nothing; and only a rollout
+        that may split traffic, now or at its last event, concerns routes at all (a release
+        without traffic steps moves pods, whose own events reconcile the groups).
         """
         metadata = body.get("metadata") or {}
         key = ("rollout", f"{metadata.get('namespace')}/{metadata.get('name')}")
         status = body.get("status") or {}
         canary = status.get("canaryStatus") or {}
+        splits = event_type != "DELETED" and splits_traffic(body)
         essence = (
             metadata.get("generation"), status.get("phase"),
-            canary.get("currentStepIndex"), canary.get("currentStepState"),
+            canary.get("currentStepIndex"), canary.get("currentStepState"), splits,
         )
+        before = self.seen.get(key)
         if event_type == "DELETED":
             self.seen.pop(key, None)
-        elif self.seen.get(key) == essence:
+        elif before == essence:
             return
         else:
             self.seen[key] = essence
+        if not splits and not (before is not None and before[-1]):
+            return
         namespace = metadata.get("namespace") or "default"
         for group, keys in self.group_services.items():
             if any(k.split("/", 1)[0] == namespace for k in keys):

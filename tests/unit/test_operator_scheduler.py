@@ -241,9 +241,11 @@ def test_a_snapshot_names_the_other_groups() -> None:
     assert rt.snapshot("g1").others == [group("g2", "other/a")]
 
 
-def rollout_body(phase: str, index: int, state: str, message: str = "") -> dict:
+def rollout_body(phase: str, index: int, state: str, message: str = "", traffic: str | None = "20%") -> dict:
+    step = {"replicas": 1, **({"traffic": traffic} if traffic else {})}
     return {
         "metadata": {"name": "r", "namespace": "default", "generation": 1},
+        "spec": {"strategy": {"canary": {"steps": [step]}}},
         "status": {"phase": phase, "message": message,
                    "canaryStatus": {"currentStepIndex": index, "currentStepState": state}},
     }
@@ -261,6 +263,18 @@ def test_a_rollout_moving_a_step_triggers_the_groups_beside_it_and_nothing_else_
     recorder.triggered.clear()
     rt.on_rollout("DELETED", rollout_body("Paused", 1, "StepPaused"))
     assert recorder.triggered == ["g1"]
+
+
+def test_a_rollout_without_traffic_steps_leaves_the_groups_alone_until_it_ends() -> None:
+    rt, recorder = runtime()
+    rt.on_rollout(None, rollout_body("Progressing", 1, "StepUpgrade", traffic=None))
+    rt.on_rollout("MODIFIED", rollout_body("Paused", 1, "StepPaused", traffic=None))
+    assert recorder.triggered == [], "its pods' own events reconcile the groups"
+    rt.on_rollout("MODIFIED", rollout_body("Paused", 1, "StepPaused"))
+    assert recorder.triggered == ["g1"]
+    recorder.triggered.clear()
+    rt.on_rollout("MODIFIED", rollout_body("Healthy", 1, "Completed"))
+    assert recorder.triggered == ["g1"], "the end of a traffic step takes its split away"
 
 
 @pytest.mark.parametrize("phase, steps, parsed", [
