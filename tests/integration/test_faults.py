@@ -93,7 +93,8 @@ def test_a_release_completes_through_a_control_plane_fault(
             base = {p["metadata"]["uid"] for p in cluster.pods({"app": "mocka"})}
             with OutageMonitor(monitor_api, namespace, base) as monitor:
                 assert cluster.set_image("mocka-v1", V2).spec.paused is True
-                cluster.until(lambda: cluster.deployment("mocka-v1-canary"), "the canary Deployment")
+                cluster.until(lambda: cluster.deployment("mocka-v1-canary") and position(
+                    cluster.status("rollouts-mocka"))[0] in ("Progressing", "Paused"), "the release under way")
                 before = position(cluster.status("rollouts-mocka"))
                 fault_plane.restart(component, down_for)
                 assert operator.process.poll() is None, "the operator exited during the outage"
