@@ -33,7 +33,7 @@ crds: $(STAMP)
 	$(BIN)/python -m lanes.api.crds --write crds charts/lanes/crds
 
 # Every benchmark; each prints a table. Those needing a cluster start a local control plane.
-BENCHES := render dataplane controlplane convergence idle_writes rollout analysis analysis_load lanerelease
+BENCHES := render dataplane controlplane convergence idle_writes rollout analysis analysis_load lanerelease failover scale
 bench: $(STAMP)
 	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; done
 

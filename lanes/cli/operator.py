@@ -77,6 +77,30 @@ def operator(
         typer.Option(envvar="LANES_TRACE_AFFINITY_MAX_AGE", min=1, max=86400,
                      help="Seconds a proxy remembers a trace's lane."),
     ] = DEFAULT_MAX_AGE_SECONDS,
+    leader_elect: Annotated[
+        bool,
+        typer.Option(
+            envvar="LANES_LEADER_ELECTION",
+            help="Elect a leader on a Lease: only the leader reconciles and writes; run two or "
+            "more replicas. Every replica serves the admission webhook.",
+        ),
+    ] = False,
+    lease_name: Annotated[
+        str, typer.Option(envvar="LANES_LEASE_NAME", help="The leader-election Lease.")
+    ] = "lanes-operator",
+    lease_namespace: Annotated[
+        str | None,
+        typer.Option(envvar="POD_NAMESPACE", help="The Lease's namespace [default: the context's, else default]."),
+    ] = None,
+    lease_duration: Annotated[
+        float, typer.Option(envvar="LANES_LEASE_DURATION", help="Seconds a standby waits for a silent leader.")
+    ] = 15.0,
+    renew_deadline: Annotated[
+        float, typer.Option(envvar="LANES_RENEW_DEADLINE", help="Seconds a leader may fail to renew before it stops.")
+    ] = 10.0,
+    retry_period: Annotated[
+        float, typer.Option(envvar="LANES_RETRY_PERIOD", help="Seconds between tries to take or renew the Lease.")
+    ] = 2.0,
 ) -> None:
     """Run the lane operator: watch lane groups, lanes and pods; keep the routes in force."""
     if log_level.lower() not in LOG_LEVELS:
@@ -93,8 +117,21 @@ def operator(
     module = trace_affinity_module(
         trace_affinity_url, trace_affinity_sha256, trace_affinity_max_entries, trace_affinity_max_age
     )
+    from lanes.operator.leader import Election
     from lanes.operator.run import run
     from lanes.operator.runtime import Options
+
+    election = None
+    if leader_elect:
+        if lease_namespace is None:
+            from lanes.kube.rollouts import default_namespace
+
+            lease_namespace = default_namespace(kubeconfig, context)
+        try:
+            election = Election(lease_namespace, lease_name, lease_duration=lease_duration,
+                                renew_deadline=renew_deadline, retry_period=retry_period)
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint="--lease-duration") from None
 
     options = Options(
         kubeconfig=kubeconfig,
@@ -107,6 +144,7 @@ def operator(
         prometheus_url=prometheus_url,
         metric_source=metric_source,
         trace_affinity=module,
+        election=election,
     )
     run(options, log_level.lower())
 

@@ -10,6 +10,7 @@ import atexit
 import ssl
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Sequence
@@ -50,6 +51,8 @@ class ControlPlane:
         self._binaries = binaries
         self._progress = progress
         self._children: list[processes.Child] = []
+        self._argv: dict[str, list[str]] = {}
+        self._ready: dict[str, object] = {}
         self._server: str | None = None
 
     @property
@@ -147,11 +150,28 @@ class ControlPlane:
 
         return config.new_client_from_config(config_file=str(self.kubeconfig))
 
+    def restart(self, name: str, down_for: float = 0.0) -> None:
+        """Stop one component (`etcd`, `kube-apiserver`, ...), keep it down `down_for` seconds,
+        then start it again with the same flags, port and data; return once it is ready.
+
+        For fault tests: what clients see is a real outage of that component.
+        """
+        [index] = [i for i, child in enumerate(self._children) if child.name == name]
+        processes.stop(self._children[index])
+        time.sleep(down_for)
+        child = processes.spawn(
+            name, self._argv[name], self.log_dir / f"{name}.log", self.run_dir / f"{name}.pid"
+        )
+        self._children[index] = child
+        ready = self._ready[name]
+        processes.wait_until(ready, what=f"{name} to be back", timeout=START_TIMEOUT_S, watch=[child])
+
     def _spawn(self, name: str, argv: Sequence[str]) -> processes.Child:
         child = processes.spawn(
             name, argv, self.log_dir / f"{name}.log", self.run_dir / f"{name}.pid"
         )
         self._children.append(child)
+        self._argv[name] = list(argv)
         return child
 
     def _start_etcd(self, binaries: Paths) -> str:
@@ -173,9 +193,9 @@ class ControlPlane:
                 "--log-level=warn",
             ],
         )
+        self._ready["etcd"] = lambda: _http_ok(f"{client_url}/health")
         processes.wait_until(
-            lambda: _http_ok(f"{client_url}/health"), what="etcd /health",
-            timeout=START_TIMEOUT_S, watch=[etcd],
+            self._ready["etcd"], what="etcd /health", timeout=START_TIMEOUT_S, watch=[etcd],
         )
         return client_url
 
@@ -206,8 +226,9 @@ class ControlPlane:
             args.append("--disable-admission-plugins=ServiceAccount")
         apiserver = self._spawn("kube-apiserver", args)
         context = self._client_tls()
+        self._ready["kube-apiserver"] = lambda: _http_ok(f"{server}/readyz", context)
         processes.wait_until(
-            lambda: _http_ok(f"{server}/readyz", context), what="kube-apiserver /readyz",
+            self._ready["kube-apiserver"], what="kube-apiserver /readyz",
             timeout=START_TIMEOUT_S, watch=[self._children[0], apiserver],
         )
         self._server = server
@@ -242,6 +263,7 @@ class ControlPlane:
         )
         context = self._client_tls()
         default_account = f"{self.server}/api/v1/namespaces/default/serviceaccounts/default"
+        self._ready["kube-controller-manager"] = lambda: True
         processes.wait_until(
             lambda: _http_ok(default_account, context),
             what="kube-controller-manager to create the default ServiceAccount",

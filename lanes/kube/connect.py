@@ -39,17 +39,28 @@ def resource_of(url: str) -> str:
     return rest[0]
 
 
+class WritesFenced(RuntimeError):
+    """A write refused before it was sent: this replica does not lead (any more)."""
+
+
 class MeteredApiClient(client.ApiClient):
-    """An ApiClient that counts writes by (method, resource) and reports each to a hook."""
+    """An ApiClient that counts writes by (method, resource) and reports each to a hook.
+
+    `may_write`, when set, is asked before every write; a False answer refuses the write
+    (`WritesFenced`), which is how a replica that is not the leader never writes.
+    """
 
     def __init__(self, configuration: client.Configuration | None = None, on_write: WriteHook | None = None):
         super().__init__(configuration)
         self.writes: Counter[tuple[str, str]] = Counter()
         self.on_write = on_write
+        self.may_write: Callable[[], bool] | None = None
         self._lock = threading.Lock()
 
     def call_api(self, method, url, *args, **kwargs):  # noqa: D102 - ApiClient's own signature
         if method.upper() in WRITE_METHODS:
+            if self.may_write is not None and not self.may_write():
+                raise WritesFenced(f"{method.upper()} {urlparse(url).path}: this replica is not the leader")
             key = (method.upper(), resource_of(url))
             with self._lock:
                 self.writes[key] += 1

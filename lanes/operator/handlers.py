@@ -18,7 +18,6 @@ import kopf
 from lanes.api.common import GROUP, GROUP_LABEL, VERSION
 from lanes.kube.kinds import ISTIO_GROUP
 from lanes.render import FLAVOURS
-from lanes.render.observe import pod_view
 
 from .metrics import MetricsServer
 from .runtime import Runtime
@@ -48,11 +47,6 @@ def service_index(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> dict:
     return {f"{namespace}/{name}": dict(spec.get("selector") or {})}
 
 
-def pod_index(namespace: str, body: kopf.Body, **_: Any) -> dict:
-    """Lane-labelled pods by namespace, reduced to labels and readiness."""
-    return {namespace: pod_view(body)}
-
-
 def workloadrollout_index(namespace: str, body: kopf.Body, **_: Any) -> dict:
     """Rollouts by namespace, for the traffic steps of the services beside them."""
     return {namespace: copy.deepcopy(dict(body))}
@@ -75,11 +69,6 @@ async def workloadrollout_event(type: str | None, body: kopf.Body, memo: Any, **
     runtime = _runtime(memo)
     runtime.bind(kwargs)
     runtime.on_rollout(type, body)
-
-
-def pod_carries_lane_key(labels: kopf.Labels, memo: Any, **_: Any) -> bool:
-    """Index only pods carrying a label key some lane selects on."""
-    return _runtime(memo).pod_has_lane_key(labels)
 
 
 async def swimlanegroup_event(type: str | None, name: str, body: kopf.Body, memo: Any, **kwargs: Any) -> None:
@@ -145,7 +134,9 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: Any, **_: Any)
     settings.watching.server_timeout = 300
     settings.peering.standalone = True
     await asyncio.to_thread(runtime.seed_lane_keys)
-    runtime.scheduler.start()
+    if runtime.options.election is None:
+        runtime.scheduler.start()
+        runtime.metrics.leader.set(1)
     memo.resync_task = asyncio.create_task(runtime.resync(), name="lanes-resync")
     if runtime.options.metrics_port is not None:
         runtime.metrics_server = MetricsServer(
@@ -172,7 +163,6 @@ def register(registry: kopf.OperatorRegistry) -> kopf.OperatorRegistry:
     kopf.index(plural="swimlanegroups", **lanes)(swimlanegroup_index)
     kopf.index(plural="swimlanes", **lanes)(swimlane_index)
     kopf.index("services", registry=registry)(service_index)
-    kopf.index("pods", when=pod_carries_lane_key, registry=registry)(pod_index)
     kopf.index(plural="workloadrollouts", **lanes)(workloadrollout_index)
     kopf.index(plural="lanereleases", **lanes)(lanerelease_index)
     kopf.on.event(plural="swimlanegroups", **lanes)(swimlanegroup_event)

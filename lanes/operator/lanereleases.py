@@ -299,7 +299,8 @@ def register(registry: kopf.OperatorRegistry, *, workers: int = 2) -> kopf.Opera
                     if options is not None else AnalysisSettings.from_env())
         memo.lanereleases = LaneReleases(LaneReleasesApi(api), workers=workers,
                                          settings=settings)
-        memo.lanereleases.start()
+        if options is None or options.election is None:
+            memo.lanereleases.start()  # else once this replica leads
 
     async def lanereleases_cleanup(memo: Any, **_: Any) -> None:
         await _releases(memo).stop()

@@ -43,6 +43,11 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.leader = Gauge(
+            "lanes_leader", "1 while this replica leads (holds the Lease, or runs without election).",
+            registry=self.registry,
+        )
+
     def count_write(self, method: str, resource: str) -> None:
         """Hook for MeteredApiClient."""
         self.api_writes.labels(method, resource).inc()

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import kopf
+from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
@@ -286,10 +287,16 @@ def register(registry: kopf.OperatorRegistry, *, workers: int = 4) -> kopf.Opera
         )
         count = operator_options.rollout_workers if operator_options is not None else workers
         memo.rollouts = Rollouts(RolloutsApi(api), workers=count, settings=defaults)
-        memo.rollouts.start()
+        if operator_options is None or operator_options.election is None:
+            memo.rollouts.start()  # else once this replica leads
         if serve_webhook:
             options = getattr(memo, "webhook_options", None) or webhook.WebhookOptions.from_env()
-            webhook.configure(settings, options)
+            certificate = None
+            if options.secret is not None:
+                # Every replica, leading or not, reads (or makes) the shared certificate.
+                with ApiClient(api.configuration) as plain:
+                    certificate = await asyncio.to_thread(webhook.shared_certificate, plain, options)
+            webhook.configure(settings, options, certificate)
 
     async def rollouts_cleanup(memo: Any, **_: Any) -> None:
         await _rollouts(memo).stop()

@@ -1,7 +1,8 @@
 """The operator's shared state: what the watches hold, and which groups an event concerns.
 
-kopf indices hold the watched objects; this module turns watch events into triggers of
-the groups they affect and assembles a group's Snapshot for its reconcile. It holds no
+kopf indices hold the watched groups, lanes, Services and rollouts, and this module the lane
+pods (by label, so a snapshot reads only the pods a group's Services select); it turns watch
+events into triggers of the groups they affect and assembles a group's Snapshot. It holds no
 kopf import, so the mapping from events to groups stays plain code.
 """
 
@@ -21,6 +22,7 @@ from lanes.kube.objects import Objects, error_message
 from lanes.render import FLAVOURS, TraceAffinityModule, owner_selector
 from lanes.render.observe import PodView, pod_view, selects
 
+from .leader import Election
 from .metrics import Metrics, MetricsServer
 from .plan import service_keys
 from .reconcile import GroupReconciler, Snapshot
@@ -31,7 +33,6 @@ log = logging.getLogger("lanes.operator")
 GROUP_INDEX = "swimlanegroup_index"
 LANE_INDEX = "swimlane_index"
 SERVICE_INDEX = "service_index"
-POD_INDEX = "pod_index"
 ROLLOUT_INDEX = "workloadrollout_index"
 RELEASE_INDEX = "lanerelease_index"
 
@@ -56,10 +57,22 @@ class Options:
     metric_source: str = "istio"
     # Where proxies fetch the trace-affinity module (WasmPlugins for groups in trace-ID mode).
     trace_affinity: TraceAffinityModule | None = None
+    # Leader election on a Lease (None: this replica leads alone, as a single one does).
+    election: Election | None = None
 
 
 def _first(store: Iterable[Any] | None) -> Any:
     return next(iter(store), None) if store is not None else None
+
+
+def splits_traffic(rollout: Mapping[str, Any]) -> bool:
+    """Whether a rollout may have a traffic step in force: a release under way with a step
+    that sends untagged requests (`traffic` or `matches`). Only such rollouts are parsed for
+    a group's reconcile, not every rollout of its namespaces."""
+    if ((rollout.get("status") or {}).get("phase")) not in ("Progressing", "Paused"):
+        return False
+    steps = (((rollout.get("spec") or {}).get("strategy") or {}).get("canary") or {}).get("steps") or []
+    return any(isinstance(step, Mapping) and (step.get("traffic") or step.get("matches")) for step in steps)
 
 
 class Runtime:
@@ -86,13 +99,17 @@ class Runtime:
         self.lane_groups: dict[str, str] = {}
         self.seen: dict[tuple[str, str], tuple] = {}
         self.pods_seen: dict[tuple[str, str], tuple[tuple, bool, frozenset[str]]] = {}
+        # Lane pods by (namespace, label, value): a group's snapshot reads only the pods its
+        # Services select, so a reconcile costs the same however many pods share the namespace.
+        self.pod_views: dict[tuple[str, str], PodView] = {}
+        self.pods_by_label: dict[tuple[str, str, str], set[tuple[str, str]]] = {}
 
     def bind(self, indices: Mapping[str, Any]) -> None:
         """Keep kopf's live indices (passed to every handler) for snapshots."""
         if not self.indices:
             self.indices = {
                 k: indices[k]
-                for k in (GROUP_INDEX, LANE_INDEX, SERVICE_INDEX, POD_INDEX, ROLLOUT_INDEX)
+                for k in (GROUP_INDEX, LANE_INDEX, SERVICE_INDEX, ROLLOUT_INDEX)
             }
             if RELEASE_INDEX in indices:
                 self.indices[RELEASE_INDEX] = indices[RELEASE_INDEX]
@@ -197,22 +214,28 @@ class Runtime:
         """A rollout's step may have moved: reconcile the groups with a service beside it.
 
         Only what decides the traffic step counts (spec, phase, step and state), so the
-        rollout's own status writes of progress messages trigger nothing.
+        rollout's own status writes of progress messages trigger nothing; and only a rollout
+        that may split traffic, now or at its last event, concerns routes at all (a release
+        without traffic steps moves pods, whose own events reconcile the groups).
         """
         metadata = body.get("metadata") or {}
         key = ("rollout", f"{metadata.get('namespace')}/{metadata.get('name')}")
         status = body.get("status") or {}
         canary = status.get("canaryStatus") or {}
+        splits = event_type != "DELETED" and splits_traffic(body)
         essence = (
             metadata.get("generation"), status.get("phase"),
-            canary.get("currentStepIndex"), canary.get("currentStepState"),
+            canary.get("currentStepIndex"), canary.get("currentStepState"), splits,
         )
+        before = self.seen.get(key)
         if event_type == "DELETED":
             self.seen.pop(key, None)
-        elif self.seen.get(key) == essence:
+        elif before == essence:
             return
         else:
             self.seen[key] = essence
+        if not splits and not (before is not None and before[-1]):
+            return
         namespace = metadata.get("namespace") or "default"
         for group, keys in self.group_services.items():
             if any(k.split("/", 1)[0] == namespace for k in keys):
@@ -263,10 +286,35 @@ class Runtime:
         groups = self.groups_selecting(view.namespace, view.labels)
         if event_type == "DELETED":
             self.pods_seen.pop(key, None)
+            self.index_pod(key, None)
         else:
             self.pods_seen[key] = (*state, frozenset(groups))
+            self.index_pod(key, view)
         for group in groups | (seen[2] if seen is not None else frozenset()):
             self.trigger(group)
+
+    def index_pod(self, key: tuple[str, str], view: PodView | None) -> None:
+        """Keep `pod_views` and `pods_by_label` in step with one pod (None: it is gone)."""
+        old = self.pod_views.pop(key, None)
+        if old is not None:
+            for label in old.labels.items():
+                bucket = self.pods_by_label.get((key[0], *label))
+                if bucket is not None:
+                    bucket.discard(key)
+                    if not bucket:
+                        del self.pods_by_label[(key[0], *label)]
+        if view is not None:
+            self.pod_views[key] = view
+            for label in view.labels.items():
+                self.pods_by_label.setdefault((key[0], *label), set()).add(key)
+
+    def pods_selected(self, namespace: str, selector: Mapping[str, str] | None) -> list[PodView]:
+        """The lane pods of `namespace` a Service selector selects, from the label index."""
+        if not selector:
+            return []
+        buckets = [self.pods_by_label.get((namespace, *label), set()) for label in selector.items()]
+        keys = set.intersection(*buckets) if buckets else set()
+        return [self.pod_views[key] for key in keys]
 
     def on_generated(self, labels: Mapping[str, str]) -> None:
         """A generated object changed or vanished: check its group's objects again.
@@ -312,20 +360,19 @@ class Runtime:
     def snapshot(self, name: str) -> Snapshot:
         """What the indices hold for one group, copied so the worker thread reads a still view."""
         groups, lanes = self.indices[GROUP_INDEX], self.indices[LANE_INDEX]
-        services, pods = self.indices[SERVICE_INDEX], self.indices[POD_INDEX]
+        services = self.indices[SERVICE_INDEX]
         group = _first(groups.get(name))
         keys = service_keys(group) if group is not None else frozenset()
         selectors = {key: _first(services.get(key)) for key in keys if key in services}
         namespaces = {key.split("/", 1)[0] for key in keys}
-        found: dict[tuple[str, str], PodView] = {
-            k: v for k, v in self.primed.items() if k[0] in namespaces
-        }
-        for namespace in namespaces:
-            for view in pods.get(namespace, ()):
+        found: dict[tuple[str, str], PodView] = {}
+        for key, selector in selectors.items():
+            for view in self.pods_selected(key.split("/", 1)[0], selector):
                 found[(view.namespace, view.name)] = view
         others = [body for key, store in groups.items() if key != name and (body := _first(store))]
         rollouts = self.indices[ROLLOUT_INDEX]
-        steps = [body for namespace in namespaces for body in rollouts.get(namespace, ())]
+        steps = [body for namespace in namespaces for body in rollouts.get(namespace, ())
+                 if splits_traffic(body)]
         store = self.indices.get(RELEASE_INDEX) or {}
         releases = [body for namespace in namespaces for body in store.get(namespace, ())]
         return Snapshot(

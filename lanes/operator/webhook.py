@@ -18,7 +18,13 @@ approach).
 - The operator's own writes (restoring a template on undo) carry the `lanes` field manager and
   are admitted untouched.
 - TLS: kopf's WebhookServer with a self-signed certificate made here (with `cryptography`,
-  which lanes already needs), sent to the API server as the configuration's caBundle.
+  which lanes already needs), sent to the API server as the configuration's caBundle. The
+  certificate lives in a Secret (`LANES_WEBHOOK_SECRET` in the operator's namespace) that the
+  first replica to start creates and every replica and every later start reuses, so the
+  caBundle stays the same across restarts and replicas: a restart re-sends the same
+  configuration, which the API server stores as no change, and no replica ever serves a
+  certificate the API server does not trust. It is replaced only when it no longer covers
+  the webhook's names or expires within `RENEW_BEFORE`.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import tempfile
+from pathlib import Path
 from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -37,10 +45,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from lanes.kube.diff import MANAGER
+from lanes.kube.secrets import Data, shared_secret
 from lanes.rollout import CANARY_LABEL, HELD_ANNOTATION, ROLLOUT_LABEL, template_hash
 
 CONFIG_NAME = "lanes.dev"
 VALIDITY = datetime.timedelta(days=365)
+RENEW_BEFORE = datetime.timedelta(days=30)
+SECRET_NAME = "lanes-webhook-cert"
+CERT_KEY, PKEY_KEY = "tls.crt", "tls.key"
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,10 @@ class WebhookOptions:
     port: int = 9443
     host: str | None = None
     config_name: str = CONFIG_NAME
+    # The Secret every replica reads the certificate from (None: a certificate of this
+    # process only, as before), in `namespace` (the operator's own).
+    secret: str | None = SECRET_NAME
+    namespace: str = "default"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> WebhookOptions:
@@ -67,7 +83,20 @@ class WebhookOptions:
             port=int(env.get("LANES_WEBHOOK_PORT", default.port)),
             host=env.get("LANES_WEBHOOK_HOST") or None,
             config_name=env.get("LANES_WEBHOOK_CONFIG", default.config_name),
+            secret=env.get("LANES_WEBHOOK_SECRET", default.secret) or None,
+            namespace=env.get("POD_NAMESPACE") or default.namespace,
         )
+
+    @property
+    def hostnames(self) -> list[str]:
+        """The names the API server reaches the webhook by, as kopf builds its URL."""
+        reachable = self.addr or "localhost"
+        try:
+            if ipaddress.ip_address(reachable).is_unspecified:
+                reachable = "127.0.0.1"
+        except ValueError:
+            pass
+        return list(dict.fromkeys([self.host or reachable, reachable]))
 
 
 def self_signed(hostnames: Collection[str], password: str | None = None) -> tuple[bytes, bytes]:
@@ -109,6 +138,51 @@ def self_signed(hostnames: Collection[str], password: str | None = None) -> tupl
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
     )
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def certificate_fits(
+    data: Mapping[str, bytes], hostnames: Collection[str], now: datetime.datetime | None = None
+) -> bool:
+    """Whether a stored certificate and key serve these names for at least `RENEW_BEFORE`."""
+    try:
+        cert = x509.load_pem_x509_certificate(data[CERT_KEY])
+        serialization.load_pem_private_key(data[PKEY_KEY], password=None)
+    except (KeyError, ValueError, TypeError):
+        return False
+    now = now or datetime.datetime.now(datetime.UTC)
+    if cert.not_valid_after_utc - RENEW_BEFORE < now:
+        return False
+    try:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    covered = {str(n) for n in names.get_values_for_type(x509.DNSName)}
+    covered |= {str(a) for a in names.get_values_for_type(x509.IPAddress)}
+    return all(name in covered for name in hostnames)
+
+
+def shared_certificate(api: Any, options: WebhookOptions) -> Data:
+    """The webhook's certificate and key from the shared Secret, made there if missing or unfit."""
+    hostnames = options.hostnames
+
+    def make() -> Data:
+        cert, key = self_signed(hostnames)
+        return {CERT_KEY: cert, PKEY_KEY: key}
+
+    assert options.secret is not None
+    return shared_secret(
+        api, options.namespace, options.secret, make, lambda data: certificate_fits(data, hostnames)
+    )
+
+
+def write_certificate(data: Mapping[str, bytes]) -> tuple[Path, Path]:
+    """The certificate and key as files for the TLS server, in a directory only we can read."""
+    directory = Path(tempfile.mkdtemp(prefix="lanes-webhook-"))
+    cert, key = directory / CERT_KEY, directory / PKEY_KEY
+    cert.write_bytes(data[CERT_KEY])
+    key.touch(mode=0o600)
+    key.write_bytes(data[PKEY_KEY])
+    return cert, key
 
 
 def field_manager(request: Mapping[str, Any]) -> str | None:
@@ -180,10 +254,20 @@ def deployment_hold(
     patch.metadata.setdefault("annotations", {}).update(added["metadata"]["annotations"])
 
 
-def configure(settings: kopf.OperatorSettings, options: WebhookOptions) -> None:
-    """Serve the webhook and let kopf keep its MutatingWebhookConfiguration up to date."""
+def configure(
+    settings: kopf.OperatorSettings, options: WebhookOptions, certificate: Data | None = None
+) -> None:
+    """Serve the webhook and let kopf keep its MutatingWebhookConfiguration up to date.
+
+    With a `certificate` (from `shared_certificate`) the server uses it and sends it as the
+    caBundle; without one it makes a certificate of its own.
+    """
+    files: dict[str, Any] = {}
+    if certificate is not None:
+        cert, key = write_certificate(certificate)
+        files = {"certfile": cert, "pkeyfile": key, "cadata": certificate[CERT_KEY]}
     settings.admission.server = WebhookServer(
-        addr=options.addr, port=options.port or None, host=options.host
+        addr=options.addr, port=options.port or None, host=options.host, **files
     )
     settings.admission.managed = options.config_name
 

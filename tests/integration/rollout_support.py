@@ -51,11 +51,14 @@ class Operator(OperatorThread):
 class OperatorProcess:
     """The same operator as a child process, for SIGKILL: `python -m lanes.operator`."""
 
-    def __init__(self, kubeconfig: Path, config_name: str, log_path: Path):
+    def __init__(self, kubeconfig: Path, config_name: str, log_path: Path,
+                 env: dict[str, str] | None = None, args: tuple[str, ...] = ()):
         self.kubeconfig = kubeconfig
         self.config_name = config_name
         self.log_path = log_path
         self.port = free_port()
+        self.env = env or {}
+        self.args = args
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -63,14 +66,22 @@ class OperatorProcess:
             **os.environ,
             "LANES_WEBHOOK_PORT": str(self.port),
             "LANES_WEBHOOK_CONFIG": self.config_name,
+            **self.env,
         }
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "lanes.operator", "--kubeconfig", str(self.kubeconfig),
-             "--metrics-port", "-1"],
+             "--metrics-port", "-1", *self.args],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
         log.close()
+
+    def terminate(self) -> None:
+        """SIGTERM: a graceful stop, cleanup handlers included."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(30)
+        self.process = None
 
     def kill(self) -> None:
         """SIGKILL: no cleanup handler runs, as when a node dies."""

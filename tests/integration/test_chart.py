@@ -43,6 +43,9 @@ def test_chart_installs_crds_operator_rbac_and_metrics_service(rendered: list[di
         ("CustomResourceDefinition", "swimlanes.lanes.dev"),
         ("CustomResourceDefinition", "workloadrollouts.lanes.dev"),
         ("Deployment", "lanes"),
+        ("PodDisruptionBudget", "lanes"),
+        ("Role", "lanes"),
+        ("RoleBinding", "lanes"),
         ("Service", "lanes-metrics"),
         ("Service", "lanes-webhook"),
         ("ServiceAccount", "lanes"),
@@ -51,10 +54,18 @@ def test_chart_installs_crds_operator_rbac_and_metrics_service(rendered: list[di
 
 def test_rbac_is_least_privilege(rendered: list[dict]) -> None:
     [role] = [d for d in rendered if d["kind"] == "ClusterRole"]
-    for rule in role["rules"]:
+    [local] = [d for d in rendered if d["kind"] == "Role"]
+    for rule in role["rules"] + local["rules"]:
         for key in ("apiGroups", "resources", "verbs"):
             assert "*" not in rule[key], rule
+    for rule in role["rules"]:
         assert "secrets" not in rule["resources"], rule
+        if set(rule["resources"]) & {"mutatingwebhookconfigurations", "validatingwebhookconfigurations"}:
+            assert not {"patch", "update", "delete"} & set(rule["verbs"]) or rule["resourceNames"] == ["lanes.dev"], rule
+    # In the operator's namespace: create (which cannot be named), else only its own objects.
+    for rule in local["rules"]:
+        assert set(rule["verbs"]) == {"create"} or rule["resourceNames"] in (["lanes-webhook-cert"], ["lanes"]), rule
+        assert "list" not in rule["verbs"] and "delete" not in rule["verbs"], rule
     writes = {
         resource
         for rule in role["rules"]

@@ -78,3 +78,22 @@ def test_trace_affinity_from_the_environment(started: list[Options]) -> None:
     module = started[0].trace_affinity
     assert (module.url, module.sha256, module.max_entries, module.max_age_seconds) == (
         "oci://registry.example/lanes/ta:1", "ab" * 32, 500, 9)
+
+
+def test_leader_election_is_off_by_default_and_set_by_the_charts_environment(started: list[Options]) -> None:
+    assert invoke().exit_code == 0
+    assert started[0].election is None
+    env = {"LANES_LEADER_ELECTION": "on", "POD_NAMESPACE": "lanes-system", "POD_NAME": "lanes-0",
+           "LANES_LEASE_NAME": "lanes", "LANES_LEASE_DURATION": "20", "LANES_RENEW_DEADLINE": "12",
+           "LANES_RETRY_PERIOD": "3"}
+    assert invoke(env=env).exit_code == 0
+    election = started[1].election
+    assert (election.namespace, election.name, election.identity) == ("lanes-system", "lanes", "lanes-0")
+    assert (election.lease_duration, election.renew_deadline, election.retry_period) == (20, 12, 3)
+
+
+def test_timings_that_do_not_nest_are_refused(started: list[Options]) -> None:
+    result = invoke("--leader-elect", "--lease-namespace", "x", "--lease-duration", "5", "--renew-deadline", "8")
+    assert result.exit_code == 2
+    assert "must exceed the renew deadline" in " ".join(result.output.replace("│", " ").split())
+    assert started == []

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from kubernetes import client
 
 from lanes.kube.connect import MeteredApiClient
 from lanes.operator.plan import service_keys
 from lanes.operator.runtime import (
-    GROUP_INDEX, LANE_INDEX, POD_INDEX, ROLLOUT_INDEX, SERVICE_INDEX, Options, Runtime,
+    GROUP_INDEX, LANE_INDEX, ROLLOUT_INDEX, SERVICE_INDEX, Options, Runtime,
 )
 from lanes.operator.scheduler import Scheduler
-from lanes.render.observe import PodView
 
 
 def run(coroutine):
@@ -139,7 +139,6 @@ def runtime() -> tuple[Runtime, Recorder]:
         GROUP_INDEX: {},
         LANE_INDEX: {},
         SERVICE_INDEX: {"default/a": [{"app": "a"}], "default/b": [{"app": "b"}], "other/a": [{"app": "a"}]},
-        POD_INDEX: {},
         ROLLOUT_INDEX: {},
     }
     rt.on_group(None, "g1", group("g1", "default/a", "default/b"))
@@ -207,11 +206,17 @@ def test_generated_objects_map_back_to_their_group() -> None:
 def test_snapshot_gathers_the_groups_objects() -> None:
     rt, _ = runtime()
     rt.indices[GROUP_INDEX]["g1"] = [group("g1", "default/a")]
-    rt.indices[POD_INDEX]["default"] = [PodView("default", "p", {"app": "a"}, True)]
-    rt.indices[POD_INDEX]["other"] = [PodView("other", "q", {"app": "a"}, True)]
+    rt.on_pod(None, pod("p", {"app": "a", "lane": "x"}))
+    rt.on_pod(None, pod("q", {"app": "a", "lane": "x"}, namespace="other"))
+    rt.on_pod(None, pod("r", {"app": "b", "lane": "x"}))
+    rt.on_pod(None, pod("s", {"app": "a"}))  # in no lane: never indexed
     snap = rt.snapshot("g1")
     assert snap.services == {"default/a": {"app": "a"}}
     assert [p.name for p in snap.pods] == ["p"]
+    rt.on_pod("MODIFIED", pod("p", {"app": "a", "lane": "y"}, ready=False))
+    assert [(p.labels["lane"], p.ready) for p in rt.snapshot("g1").pods] == [("y", False)]
+    rt.on_pod("DELETED", pod("p", {"app": "a", "lane": "y"}))
+    assert rt.snapshot("g1").pods == [] and rt.pods_by_label.get(("default", "app", "a")) is None
     assert rt.snapshot("nope").group is None
 
 
@@ -236,9 +241,11 @@ def test_a_snapshot_names_the_other_groups() -> None:
     assert rt.snapshot("g1").others == [group("g2", "other/a")]
 
 
-def rollout_body(phase: str, index: int, state: str, message: str = "") -> dict:
+def rollout_body(phase: str, index: int, state: str, message: str = "", traffic: str | None = "20%") -> dict:
+    step = {"replicas": 1, **({"traffic": traffic} if traffic else {})}
     return {
         "metadata": {"name": "r", "namespace": "default", "generation": 1},
+        "spec": {"strategy": {"canary": {"steps": [step]}}},
         "status": {"phase": phase, "message": message,
                    "canaryStatus": {"currentStepIndex": index, "currentStepState": state}},
     }
@@ -256,3 +263,28 @@ def test_a_rollout_moving_a_step_triggers_the_groups_beside_it_and_nothing_else_
     recorder.triggered.clear()
     rt.on_rollout("DELETED", rollout_body("Paused", 1, "StepPaused"))
     assert recorder.triggered == ["g1"]
+
+
+def test_a_rollout_without_traffic_steps_leaves_the_groups_alone_until_it_ends() -> None:
+    rt, recorder = runtime()
+    rt.on_rollout(None, rollout_body("Progressing", 1, "StepUpgrade", traffic=None))
+    rt.on_rollout("MODIFIED", rollout_body("Paused", 1, "StepPaused", traffic=None))
+    assert recorder.triggered == [], "its pods' own events reconcile the groups"
+    rt.on_rollout("MODIFIED", rollout_body("Paused", 1, "StepPaused"))
+    assert recorder.triggered == ["g1"]
+    recorder.triggered.clear()
+    rt.on_rollout("MODIFIED", rollout_body("Healthy", 1, "Completed"))
+    assert recorder.triggered == ["g1"], "the end of a traffic step takes its split away"
+
+
+@pytest.mark.parametrize("phase, steps, parsed", [
+    pytest.param("Paused", [{"replicas": 1, "traffic": "20%"}], True, id="traffic-step-under-way"),
+    pytest.param("Progressing", [{"replicas": 1, "matches": [{"headers": []}]}], True, id="matches"),
+    pytest.param("Healthy", [{"replicas": 1, "traffic": "20%"}], False, id="no-release"),
+    pytest.param("Paused", [{"replicas": 1}, {"replicas": "100%"}], False, id="no-traffic-steps"),
+])
+def test_only_rollouts_that_may_split_traffic_are_parsed(phase: str, steps: list, parsed: bool) -> None:
+    from lanes.operator.runtime import splits_traffic
+
+    body = {"spec": {"strategy": {"canary": {"steps": steps}}}, "status": {"phase": phase}}
+    assert splits_traffic(body) is parsed

@@ -26,3 +26,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- default "default" .Values.serviceAccount.name -}}
 {{- end -}}
 {{- end -}}
+
+
+{{- define "lanes.webhookSecret" -}}
+{{- default (printf "%s-webhook-cert" (include "lanes.fullname" .)) .Values.webhook.certSecret -}}
+{{- end -}}
+
+{{- define "lanes.leaseName" -}}
+{{- default (include "lanes.fullname" .) .Values.leaderElection.leaseName -}}
+{{- end -}}

@@ -24,8 +24,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--addresses", default=f"{DEFAULT_FIRST}-{DEFAULT_LAST}",
                         help="loopback range for pod IPs [default: %(default)s]")
     parser.add_argument("--log-dir", type=Path, help="where container output goes")
+    parser.add_argument("--simulate", action="store_true",
+                        help="run nothing: mark pods Running and Ready at once (benchmarks only)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.simulate:
+        from lanes.dev.node.simulated import SimulatedNode
+
+        return serve(SimulatedNode(args.kubeconfig, args.name, namespaces=args.namespaces,
+                                   label_selector=args.selector))
     first, _, last = args.addresses.partition("-")
     node = LocalNode(args.kubeconfig, args.name, args.proxy_url, namespaces=args.namespaces,
                      label_selector=args.selector, addresses=AddressPool(first, last or first),

@@ -8,9 +8,10 @@ import threading
 from typing import TextIO
 
 from lanes.dev.node.node import LocalNode
+from lanes.dev.node.simulated import SimulatedNode
 
 
-def serve(node: LocalNode, out: TextIO = sys.stdout) -> int:
+def serve(node: LocalNode | SimulatedNode, out: TextIO = sys.stdout) -> int:
     """Run `node` until SIGTERM, SIGINT or SIGHUP, then stop its processes; call from the
     main thread, the only one Python delivers signals to."""
     stop = threading.Event()
