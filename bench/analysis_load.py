@@ -31,7 +31,6 @@ Measured over `--window` seconds once every rollout made its first check:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import tempfile

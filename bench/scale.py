@@ -246,7 +246,7 @@ def measure(kubeconfig: str, size: int, args: argparse.Namespace) -> dict[str, f
             cwd=ROOT, env=env, stdout=(state / "operator.log").open("ab"), stderr=subprocess.STDOUT)
         pid = operator.pid
         try:
-            note(f"operator started")
+            note("operator started")
             started = time.monotonic()
             done = wait_for(lambda: all_in_force(custom, fleet), "every route in force", every=0.2)
             figures["start_to_routes_s"] = done - started
@@ -265,7 +265,7 @@ def measure(kubeconfig: str, size: int, args: argparse.Namespace) -> dict[str, f
             figures["rollouts_to_pause_s"] = time.monotonic() - started
             wait_for(lambda: all_in_force(custom, fleet), "routes after the canaries", every=0.2)
 
-            note(f"convergence trials")
+            note("convergence trials")
             routes = Routes(api, fleet.namespace)
             routes.wait(lambda latest: sum(1 for k in latest if k[0] == "destinationrules") >= size, timeout=120)
             bare = [s for s in fleet.names if s not in set(fleet.rolled)]
@@ -289,7 +289,7 @@ def measure(kubeconfig: str, size: int, args: argparse.Namespace) -> dict[str, f
             figures["convergence_p99_ms"] = percentile(delays, 99) * 1000
             figures["convergence_max_ms"] = max(delays) * 1000
 
-            note(f"idle window")
+            note("idle window")
             time.sleep(3)
             before, cpu_before = writes(port), cpu_s(pid)
             time.sleep(args.idle)
@@ -297,7 +297,7 @@ def measure(kubeconfig: str, size: int, args: argparse.Namespace) -> dict[str, f
             figures["idle_cpu_pct"] = (cpu_s(pid) - cpu_before) / args.idle * 100
             figures["rss_idle_mb"] = rss_mb(pid)
 
-            note(f"changing the route header of every group")
+            note("changing the route header of every group")
             old, header = "'x-lane':", "x-lane-2"
             rewritten = sum(1 for k, v in routes.latest.items() if k[0] == "virtualservices" and old in repr(v["spec"]))
             started = time.monotonic()

@@ -14,6 +14,7 @@ writes nothing of its own onto rollouts.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import weakref
 from collections.abc import Mapping

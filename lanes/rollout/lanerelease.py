@@ -69,7 +69,6 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Literal
 
 from lanes.analysis.verdict import HookResult, Reading, judge
 from lanes.api.analysis import Analysis, AnalysisStatus, Webhook, WebhookType
