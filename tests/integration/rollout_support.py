@@ -25,7 +25,7 @@ from kubernetes.client.exceptions import ApiException
 from lanes.dev.processes import free_port
 from lanes.kube.rollouts import RolloutsApi
 from lanes.operator.runtime import Options
-from lanes.operator.testing import OperatorThread, eventually
+from lanes.operator.testing import Background, OperatorThread, PodReadier, eventually  # noqa: F401 (re-exported for the tests)
 from lanes.operator.webhook import WebhookOptions
 
 ROOT = Path(__file__).resolve().parents[2]
