@@ -51,8 +51,10 @@ OUTAGE_ANALYSIS = {
     "threshold": 6,
     "metrics": [{"name": "request-success-rate", "interval": "30s", "thresholdRange": {"min": 99}}],
 }
+# The canary subset's cluster, as the local mesh's Envoy tags it (`cluster_name`, Istio's tag).
 ENVOY_SUBSET = (
-    'envoy_cluster_name=~"outbound\\\\|[0-9]+\\\\|{{ lane }}\\\\|{{ service }}"'
+    'cluster_name=~"outbound\\\\|[0-9]+\\\\|{{ lane }}\\\\|'
+    '{{ service }}\\\\.{{ namespace }}\\\\.svc\\\\.cluster\\\\.local"'
 )
 
 
@@ -380,7 +382,7 @@ spec:
     type: prometheus
     address: {prometheus}
   query: |
-    histogram_quantile(0.99, sum by (le) (rate({{__name__="envoy_cluster_{{{{ namespace }}}}_svc_cluster_local_upstream_rq_time_bucket", {subset}}}[{{{{ interval }}}}])))
+    histogram_quantile(0.99, sum by (le) (rate({{__name__="envoy_cluster_upstream_rq_time_bucket", {subset}}}[{{{{ interval }}}}])))
 """
 
 ARGO = """\
@@ -425,9 +427,9 @@ spec:
       prometheus:
         address: {prometheus}
         query: |
-          sum(rate({{__name__="envoy_cluster_{{{{ namespace }}}}_svc_cluster_local_upstream_rq_xx", {subset}, envoy_response_code_class!="5"}}[10s]))
+          sum(rate({{__name__="envoy_cluster_upstream_rq_xx", {subset}, envoy_response_code_class!="5"}}[10s]))
           /
-          sum(rate({{__name__="envoy_cluster_{{{{ namespace }}}}_svc_cluster_local_upstream_rq_xx", {subset}}}[10s]))
+          sum(rate({{__name__="envoy_cluster_upstream_rq_xx", {subset}}}[10s]))
 """
 
 
