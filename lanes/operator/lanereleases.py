@@ -171,7 +171,7 @@ def reconcile(api: LaneReleasesApi, namespace: str, name: str, now: datetime,
         if plan.check is not None:
             _, readings, _ = read_lane(api, plan.check, namespace, members, settings)
             observed = observed.with_readings(readings or {})
-        observed = observed.with_hooks(call_hooks(release, plan.hooks_due))
+        observed = observed.with_hooks(call_hooks(release, plan.status, plan.hooks_due))
         plan = plan_release(release, observed, now)
     for intent in plan.intents:
         api.rollouts.annotate(namespace, intent.rollout, intent.annotations)
@@ -194,10 +194,15 @@ def reconcile(api: LaneReleasesApi, namespace: str, name: str, now: datetime,
     return plan.requeue_after
 
 
-def call_hooks(release: LaneRelease, calls: tuple[HookCall, ...]) -> list[HookResult]:
-    """Call the webhooks a plan named, each with Flagger's payload for the release."""
+def call_hooks(release: LaneRelease, planned: LaneReleaseStatus,
+               calls: tuple[HookCall, ...]) -> list[HookResult]:
+    """Call the webhooks a plan named, each with Flagger's payload for the release.
+
+    The checksum is the planned status's: the plan calling `pre-rollout` is the one that
+    records the members' revisions, which the stored status has not got yet.
+    """
     namespace = release.metadata.namespace or "default"
-    checksum = release_checksum(release.status)
+    checksum = release_checksum(planned)
     return [
         call_webhook(c.hook, webhook_payload(c.hook, release.metadata.name, namespace, c.phase,
                                              checksum))

@@ -19,6 +19,7 @@ from lanes.rollout.lanerelease import (
     entry_weight,
     member_rollouts,
     plan_release,
+    release_checksum,
 )
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -499,6 +500,8 @@ def test_a_failing_pre_rollout_hook_aborts_before_any_traffic_enters_the_lane() 
     plan = plan_release(rel, observed, NOW)
     assert [(c.hook.name, c.phase) for c in plan.hooks_due] == [("smoke", "Initializing")]
     assert (plan.status.phase, plan.status.weight) == ("Waiting", 0)
+    assert release_checksum(rel.status) == "" and release_checksum(plan.status), \
+        "the payload's checksum is the planned status's, which names the member revisions"
     failed = plan_release(rel, observed.with_hooks([answer("smoke", False, "pre-rollout")]), NOW)
     assert (failed.status.phase, failed.status.weight, failed.status.reason) == (
         "RollingBack", 0, "PreRolloutFailed")
