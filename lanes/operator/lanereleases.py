@@ -72,16 +72,21 @@ def parse_all(bodies: list[dict], model: type) -> list[Any]:
     return parsed
 
 
-def routed_weight(api: LaneReleasesApi, lane: SwimLane | None) -> int | None:
-    """The share of untagged requests the group's live gateway route puts into `lane`."""
+def lane_group(api: LaneReleasesApi, lane: SwimLane | None) -> SwimLaneGroup | None:
+    """The group of `lane`, or None when it is not found or does not parse."""
     if lane is None or lane.group is None:
         return None
     body = api.group(lane.group)
     try:
-        group = SwimLaneGroup.model_validate(body) if body is not None else None
+        return SwimLaneGroup.model_validate(body) if body is not None else None
     except ValidationError:
-        group = None
-    if group is None:
+        return None
+
+
+def routed_weight(api: LaneReleasesApi, lane: SwimLane | None,
+                  group: SwimLaneGroup | None) -> int | None:
+    """The share of untagged requests the group's live gateway route puts into `lane`."""
+    if lane is None or group is None:
         return None
     gateway = group.spec.ingress.gateway
     vs = api.virtual_service(gateway.namespace, object_name("lanes", group.name, INGRESS_SUFFIX))
@@ -164,8 +169,10 @@ def reconcile(api: LaneReleasesApi, namespace: str, name: str, now: datetime,
     services, _, rolled = read_lane(api, None, namespace, members, settings)
     others = [r for r in parse_all(api.list(namespace), LaneRelease)
               if r.metadata.name != name]
-    observed = ReleaseObserved(lane, rollouts, services, None, routed_weight(api, lane), rolled,
-                               others)
+    group = lane_group(api, lane)
+    observed = ReleaseObserved(lane, rollouts, services, None, routed_weight(api, lane, group),
+                               rolled, others,
+                               flavour=group.spec.flavour if group is not None else None)
     plan = plan_release(release, observed, now)
     if plan.calls_out:
         if plan.check is not None:

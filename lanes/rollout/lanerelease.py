@@ -109,6 +109,9 @@ ROLLOUT_DELETED = "RolloutDeleted"
 ROLLOUT_FAILED = "RolloutFailed"
 LANE_DELETED = "LaneDeleted"
 UNDO_REQUESTED = "UndoRequested"
+UNSUPPORTED_FLAVOUR = "UnsupportedFlavour"
+ENTRY_FLAVOURS = ("istio",)
+"""The flavours that render a lane release's entry weight at the gateway."""
 PROMOTED = "Promoted"
 ROUTES_POLL = 1.0
 """Seconds between looks at the gateway route while waiting for an entry weight to apply
@@ -127,7 +130,8 @@ class ReleaseObserved:
     (None when the group's gateway route is not found); `rolled_out` the members whose base
     Deployment runs their canary's revision on every replica; `others` the other
     LaneReleases of the namespace (a lane takes one release at a time); `hooks` the answers
-    of the webhooks a plan named (`ReleasePlan.hooks_due`), given to the plan made after.
+    of the webhooks a plan named (`ReleasePlan.hooks_due`), given to the plan made after;
+    `flavour` the mesh flavour of the lane's group (None when the group is not found).
     """
 
     lane: SwimLane | None
@@ -138,6 +142,7 @@ class ReleaseObserved:
     rolled_out: frozenset[str] = frozenset()
     others: Sequence[LaneRelease] = ()
     hooks: Sequence[HookResult] = ()
+    flavour: str | None = None
 
     def with_readings(self, readings: Mapping[str, Mapping[str, Reading]]) -> ReleaseObserved:
         """The same observation with a check's readings."""
@@ -382,11 +387,12 @@ class _Draft:
         phase, generation = self.status.phase, self.release.metadata.generation
         conditions = self.status.conditions
         message = self.status.message or phase
-        invalid = self.status.reason == "InvalidSpec" and phase == "Initial"
+        refused = self.status.reason if phase == "Initial" else None
+        invalid = refused in ("InvalidSpec", UNSUPPORTED_FLAVOUR)
         settled = phase in ENDED
         conditions = set_condition(
             conditions, READY, "True" if settled else "False",
-            "InvalidSpec" if invalid else phase, message, self.now, generation,
+            refused if invalid else phase, message, self.now, generation,
         )
         conditions = set_condition(
             conditions, PROGRESSING, "True" if phase in IN_RELEASE else "False",
@@ -431,7 +437,24 @@ def plan_release(release: LaneRelease, observed: ReleaseObserved, now: datetime)
     return d.plan()
 
 
+def _flavour_problem(d: _Draft) -> str | None:
+    """Why the lane's group cannot carry an entry weight, or None."""
+    flavour, lane = d.observed.flavour, d.observed.lane
+    if flavour is None or flavour in ENTRY_FLAVOURS or lane is None:
+        return None
+    return (f"SwimLaneGroup {lane.group} spec.flavour: {flavour} renders no entry weight at "
+            f"the gateway, so no untagged request could enter lane {d.lane}; a lane release "
+            f"needs flavour {' or '.join(ENTRY_FLAVOURS)}")
+
+
 def _initial(d: _Draft) -> None:
+    refused = _flavour_problem(d)
+    if refused is not None:
+        if d.status.message != refused:
+            d.event(UNSUPPORTED_FLAVOUR, f"{d.name}: {refused}", warning=True)
+        d.move(reason=UNSUPPORTED_FLAVOUR)
+        d.say(refused)
+        return
     problems = [p for r in d.members if (p := member_problem(r)) is not None]
     if problems:
         d.move(reason="InvalidSpec")
@@ -452,6 +475,10 @@ def _waiting(d: _Draft) -> None:
         return
     if d.observed.lane is None:
         d.say(f"SwimLane {d.lane} not found; waiting for it")
+        return
+    if _flavour_problem(d) is not None:
+        d.move(phase="Initial")
+        _initial(d)
         return
     if d.missing:
         d.say(f"waiting for workloadrollout {', '.join(d.missing)} (not found)")

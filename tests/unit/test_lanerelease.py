@@ -707,3 +707,21 @@ def test_which_release_holds_a_members_canary(phase, weight, since, held) -> Non
     assert canary_holder([rel], "rollouts-mocka", NOW) == ("seed" if held else None)
     assert canary_holder([rel], "rollouts-other", NOW) is None
 
+
+def test_a_release_on_an_asm_group_is_refused_naming_the_field() -> None:
+    rel = release()
+    asm = ReleaseObserved(LANE, rollouts(), flavour="asm")
+    plan = plan_release(rel, asm, NOW)
+    assert (plan.status.phase, plan.status.weight, plan.status.reason) == (
+        "Initial", 0, "UnsupportedFlavour")
+    [ready] = [c for c in plan.status.conditions if c.type == "Ready"]
+    assert (ready.status, ready.reason) == ("False", "UnsupportedFlavour")
+    assert "SwimLaneGroup g spec.flavour: asm renders no entry weight" in ready.message
+    assert [e.reason for e in plan.events] == ["UnsupportedFlavour"]
+    again = plan_release(advance(rel, plan), asm, NOW)
+    assert again.events == () and again.intents == ()
+    waiting = advance(release(), plan_release(release(), ReleaseObserved(LANE, rollouts()), NOW))
+    assert plan_release(waiting, asm, NOW).status.reason == "UnsupportedFlavour"
+    istio = plan_release(advance(rel, plan), ReleaseObserved(LANE, rollouts(), flavour="istio"),
+                         NOW)
+    assert istio.status.phase == "Waiting"
