@@ -89,6 +89,7 @@ class Metadata(Model):
     generation: int | None = None
     uid: str | None = None
     resource_version: str | None = Field(default=None, alias="resourceVersion")
+    deletion_timestamp: str | None = Field(default=None, alias="deletionTimestamp")
 
 
 class StringMatch(Model):

@@ -136,12 +136,14 @@ class ServiceCheck(Model):
 
 
 class MemberStatus(Model):
-    """A rollout of the release, and what the release has done to it."""
+    """A rollout of the release, and what the release has done to it (`deleted`: deleted
+    mid-release, kept so the release can name it once the rollout is gone)."""
 
     name: str
     revision: str | None = None
     promoted: bool = False
     undone: bool = False
+    deleted: bool = False
 
 
 class LaneReleaseStatus(Model):

@@ -135,6 +135,11 @@ class RolloutsApi:
             listing = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, self.plural)
         return listing.get("items") or []
 
+    def lane_releases(self, namespace: str) -> list[dict]:
+        """The LaneReleases of a namespace: one may still need a rollout's canary."""
+        listing = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "lanereleases")
+        return listing.get("items") or []
+
     def deployment(self, namespace: str, name: str) -> dict | None:
         """A Deployment as plain camelCase JSON, or None."""
         try:

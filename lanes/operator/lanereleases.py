@@ -72,16 +72,21 @@ def parse_all(bodies: list[dict], model: type) -> list[Any]:
     return parsed
 
 
-def routed_weight(api: LaneReleasesApi, lane: SwimLane | None) -> int | None:
-    """The share of untagged requests the group's live gateway route puts into `lane`."""
+def lane_group(api: LaneReleasesApi, lane: SwimLane | None) -> SwimLaneGroup | None:
+    """The group of `lane`, or None when it is not found or does not parse."""
     if lane is None or lane.group is None:
         return None
     body = api.group(lane.group)
     try:
-        group = SwimLaneGroup.model_validate(body) if body is not None else None
+        return SwimLaneGroup.model_validate(body) if body is not None else None
     except ValidationError:
-        group = None
-    if group is None:
+        return None
+
+
+def routed_weight(api: LaneReleasesApi, lane: SwimLane | None,
+                  group: SwimLaneGroup | None) -> int | None:
+    """The share of untagged requests the group's live gateway route puts into `lane`."""
+    if lane is None or group is None:
         return None
     gateway = group.spec.ingress.gateway
     vs = api.virtual_service(gateway.namespace, object_name("lanes", group.name, INGRESS_SUFFIX))
@@ -164,14 +169,16 @@ def reconcile(api: LaneReleasesApi, namespace: str, name: str, now: datetime,
     services, _, rolled = read_lane(api, None, namespace, members, settings)
     others = [r for r in parse_all(api.list(namespace), LaneRelease)
               if r.metadata.name != name]
-    observed = ReleaseObserved(lane, rollouts, services, None, routed_weight(api, lane), rolled,
-                               others)
+    group = lane_group(api, lane)
+    observed = ReleaseObserved(lane, rollouts, services, None, routed_weight(api, lane, group),
+                               rolled, others,
+                               flavour=group.spec.flavour if group is not None else None)
     plan = plan_release(release, observed, now)
     if plan.calls_out:
         if plan.check is not None:
             _, readings, _ = read_lane(api, plan.check, namespace, members, settings)
             observed = observed.with_readings(readings or {})
-        observed = observed.with_hooks(call_hooks(release, plan.hooks_due))
+        observed = observed.with_hooks(call_hooks(release, plan.status, plan.hooks_due))
         plan = plan_release(release, observed, now)
     for intent in plan.intents:
         api.rollouts.annotate(namespace, intent.rollout, intent.annotations)
@@ -194,10 +201,15 @@ def reconcile(api: LaneReleasesApi, namespace: str, name: str, now: datetime,
     return plan.requeue_after
 
 
-def call_hooks(release: LaneRelease, calls: tuple[HookCall, ...]) -> list[HookResult]:
-    """Call the webhooks a plan named, each with Flagger's payload for the release."""
+def call_hooks(release: LaneRelease, planned: LaneReleaseStatus,
+               calls: tuple[HookCall, ...]) -> list[HookResult]:
+    """Call the webhooks a plan named, each with Flagger's payload for the release.
+
+    The checksum is the planned status's: the plan calling `pre-rollout` is the one that
+    records the members' revisions, which the stored status has not got yet.
+    """
     namespace = release.metadata.namespace or "default"
-    checksum = release_checksum(release.status)
+    checksum = release_checksum(planned)
     return [
         call_webhook(c.hook, webhook_payload(c.hook, release.metadata.name, namespace, c.phase,
                                              checksum))

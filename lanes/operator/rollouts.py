@@ -8,7 +8,8 @@ in order, stopping at the first failure without writing status; then the status,
 the resourceVersion that was planned from; then intent clean-up and events.
 
 Deletion runs through lanes' finalizer: `plan_finalize` releases the base Deployment before
-the rollout goes. Like the lane operator, no kopf change-tracking handler is used, so kopf
+the rollout goes, once no LaneRelease still sends untagged requests into the rollout's canary
+(`canary_holder`); until then the finalizer waits, looking again every `HOLD_POLL` seconds. Like the lane operator, no kopf change-tracking handler is used, so kopf
 writes nothing of its own onto rollouts.
 """
 
@@ -27,6 +28,7 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from lanes.api.common import GROUP, VERSION
+from lanes.api.lanerelease import LaneRelease
 from lanes.api.workloadrollout import WorkloadRollout
 from lanes.kube.connect import connect
 from lanes.kube.objects import error_message
@@ -40,12 +42,15 @@ from lanes.rollout import (
     plan_finalize,
     plan_step,
 )
+from lanes.rollout.lanerelease import canary_holder
 
 from . import webhook
 from .checks import AnalysisSettings, call_hooks, make_check, notify
 from .scheduler import RequeuingQueue
 
 log = logging.getLogger("lanes.operator.rollouts")
+HOLD_POLL = 1.0
+"""Seconds between looks at the LaneRelease whose lane still needs a deleted rollout's canary."""
 
 Key = str
 _REGISTERED: weakref.WeakSet[kopf.OperatorRegistry] = weakref.WeakSet()
@@ -99,8 +104,7 @@ def reconcile(
     if body is None:
         return None
     if body["metadata"].get("deletionTimestamp"):
-        finalize(api, body)
-        return None
+        return finalize(api, body, now)
     body = api.add_finalizer(body)
     try:
         rollout = WorkloadRollout.model_validate(body)
@@ -166,10 +170,23 @@ def release_targets(api: RolloutsApi, namespace: str, name: str, keep: str | Non
             api.label_base(namespace, base, None)
 
 
-def finalize(api: RolloutsApi, body: Mapping[str, Any]) -> None:
-    """Leave the base a plain Deployment, then let the rollout be deleted."""
+def finalize(api: RolloutsApi, body: Mapping[str, Any], now: datetime) -> float | None:
+    """Leave the base a plain Deployment, then let the rollout be deleted; returns when to
+    look again while a LaneRelease still needs the rollout's canary."""
     metadata = body["metadata"]
     namespace, name = metadata["namespace"], metadata["name"]
+    holder = canary_holder(parse_releases(api.lane_releases(namespace)), name, now)
+    if holder is not None:
+        message = (f"deletion waits: lanerelease/{holder} may still send untagged requests "
+                   "into this rollout's canary")
+        status = body.get("status") or {}
+        if status.get("message") != message:
+            try:
+                api.write_status(body, {**status, "message": message})
+            except ApiException as error:
+                if error.status not in (404, 409):
+                    raise
+        return HOLD_POLL
     try:
         rollout = WorkloadRollout.model_validate(body)
     except ValidationError:
@@ -181,6 +198,18 @@ def finalize(api: RolloutsApi, body: Mapping[str, Any]) -> None:
             api.carry_out(namespace, name, change)
     release_targets(api, namespace, name, keep=None)
     api.remove_finalizer(body)
+    return None
+
+
+def parse_releases(bodies: list[dict]) -> list[LaneRelease]:
+    """The LaneReleases that parse (one that does not holds nothing)."""
+    releases = []
+    for body in bodies:
+        try:
+            releases.append(LaneRelease.model_validate(body))
+        except ValidationError:
+            continue
+    return releases
 
 
 class Rollouts(RequeuingQueue):

@@ -10,6 +10,9 @@
   template for its owner to decide.
 - During promotion the revision was approved and the base is already rolling to it, so the
   promotion finishes: the canary is deleted and the base unpaused.
+- A rollout a LaneRelease drives is finalized only once that release no longer sends
+  untagged requests into its lane (`lanes.rollout.lanerelease.canary_holder`; the operator
+  waits until then), so its canary never leaves a lane that requests still enter.
 - When no release is in progress, a leftover canary is deleted, and a base this rollout (or
   the admission webhook on its behalf) holds, or one paused on a template that never started
   a release, is unpaused so the change rolls out as it would without a rollout. A base its

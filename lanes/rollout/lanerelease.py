@@ -37,11 +37,16 @@ weight decides which untagged requests see the new versions (`driven_rollouts`).
 
 Edge cases, each ending with base traffic on one version per service:
 
-- A member deleted mid-release: its rollout's finalizer restores its base to the stable
-  revision and deletes its canary, and the release rolls back (`RolloutDeleted`). Until the
-  entry weight 0 is in force, untagged requests already in the lane meet that service's old
-  version: deleting a member is the one move that can mix a chain, for that moment. Deleted
-  while promoting, it counts as done (its base rolls to the approved template on its own).
+- A member deleted mid-release: the release rolls back (`RolloutDeleted`), entry weight 0
+  first, as for a failure of the unit. The deleted rollout's finalizer keeps its canary while
+  the release may still send untagged requests into the lane (`canary_holder`): only once the
+  gateway has routed 0 for `routeSettle` does it restore the base to the stable revision and
+  delete the canary, so no request in the lane meets that service's old version. Deleted
+  while promoting before it took the approval: the same roll back. Deleted after it took it
+  (its base already rolling to the new version): it counts as done, its canary kept until the
+  entry weight is back to 0. Deleted in the moment between the approvals and its own taking
+  of one: its base stays on the stable revision, the others finish, and the release ends
+  Failed (`RolloutDeleted`), naming it.
 - The lane deleted: no request can enter it any more; the release rolls back (`LaneDeleted`).
 - A member failing on its own (undone, rolled back, restarted on another template, Failed past
   its progress deadline): the release rolls back (`RolloutFailed`), naming it.
@@ -104,6 +109,9 @@ ROLLOUT_DELETED = "RolloutDeleted"
 ROLLOUT_FAILED = "RolloutFailed"
 LANE_DELETED = "LaneDeleted"
 UNDO_REQUESTED = "UndoRequested"
+UNSUPPORTED_FLAVOUR = "UnsupportedFlavour"
+ENTRY_FLAVOURS = ("istio",)
+"""The flavours that render a lane release's entry weight at the gateway."""
 PROMOTED = "Promoted"
 ROUTES_POLL = 1.0
 """Seconds between looks at the gateway route while waiting for an entry weight to apply
@@ -122,7 +130,8 @@ class ReleaseObserved:
     (None when the group's gateway route is not found); `rolled_out` the members whose base
     Deployment runs their canary's revision on every replica; `others` the other
     LaneReleases of the namespace (a lane takes one release at a time); `hooks` the answers
-    of the webhooks a plan named (`ReleasePlan.hooks_due`), given to the plan made after.
+    of the webhooks a plan named (`ReleasePlan.hooks_due`), given to the plan made after;
+    `flavour` the mesh flavour of the lane's group (None when the group is not found).
     """
 
     lane: SwimLane | None
@@ -133,6 +142,7 @@ class ReleaseObserved:
     rolled_out: frozenset[str] = frozenset()
     others: Sequence[LaneRelease] = ()
     hooks: Sequence[HookResult] = ()
+    flavour: str | None = None
 
     def with_readings(self, readings: Mapping[str, Mapping[str, Reading]]) -> ReleaseObserved:
         """The same observation with a check's readings."""
@@ -265,6 +275,31 @@ def ready_at_last_step(rollout: WorkloadRollout) -> bool:
     )
 
 
+def deleting(rollout: WorkloadRollout) -> bool:
+    """Whether a rollout is being deleted (its finalizer still runs)."""
+    return rollout.metadata.deletion_timestamp is not None
+
+
+def canary_holder(releases: Sequence[LaneRelease], rollout: str, now: datetime) -> str | None:
+    """The release that still needs a member's canary, whose deletion must wait for it.
+
+    A release driving the rollout needs its canary while untagged requests may enter the lane:
+    while its entry weight is above 0, and until the gateway has routed 0 for `routeSettle`
+    (`LaneReleaseStatus.routes_since`). Deleting the canary earlier would send requests already
+    in the lane to that service's base, a chain mixing old and new versions.
+    """
+    for release in sorted(releases, key=lambda r: r.metadata.name):
+        status = release.status
+        if status is None or status.phase not in DRIVING \
+                or rollout not in {m.name for m in status.rollouts}:
+            continue
+        since = parse_time(status.routes_since)
+        if status.weight > 0 or since is None \
+                or (utc(now) - since).total_seconds() < release.spec.route_settle_seconds:
+            return release.metadata.name
+    return None
+
+
 def _revision(rollout: WorkloadRollout) -> str | None:
     status = rollout.status
     return status.canary_status.canary_revision if status and status.canary_status else None
@@ -352,11 +387,12 @@ class _Draft:
         phase, generation = self.status.phase, self.release.metadata.generation
         conditions = self.status.conditions
         message = self.status.message or phase
-        invalid = self.status.reason == "InvalidSpec" and phase == "Initial"
+        refused = self.status.reason if phase == "Initial" else None
+        invalid = refused in ("InvalidSpec", UNSUPPORTED_FLAVOUR)
         settled = phase in ENDED
         conditions = set_condition(
             conditions, READY, "True" if settled else "False",
-            "InvalidSpec" if invalid else phase, message, self.now, generation,
+            refused if invalid else phase, message, self.now, generation,
         )
         conditions = set_condition(
             conditions, PROGRESSING, "True" if phase in IN_RELEASE else "False",
@@ -401,7 +437,24 @@ def plan_release(release: LaneRelease, observed: ReleaseObserved, now: datetime)
     return d.plan()
 
 
+def _flavour_problem(d: _Draft) -> str | None:
+    """Why the lane's group cannot carry an entry weight, or None."""
+    flavour, lane = d.observed.flavour, d.observed.lane
+    if flavour is None or flavour in ENTRY_FLAVOURS or lane is None:
+        return None
+    return (f"SwimLaneGroup {lane.group} spec.flavour: {flavour} renders no entry weight at "
+            f"the gateway, so no untagged request could enter lane {d.lane}; a lane release "
+            f"needs flavour {' or '.join(ENTRY_FLAVOURS)}")
+
+
 def _initial(d: _Draft) -> None:
+    refused = _flavour_problem(d)
+    if refused is not None:
+        if d.status.message != refused:
+            d.event(UNSUPPORTED_FLAVOUR, f"{d.name}: {refused}", warning=True)
+        d.move(reason=UNSUPPORTED_FLAVOUR)
+        d.say(refused)
+        return
     problems = [p for r in d.members if (p := member_problem(r)) is not None]
     if problems:
         d.move(reason="InvalidSpec")
@@ -423,6 +476,10 @@ def _waiting(d: _Draft) -> None:
     if d.observed.lane is None:
         d.say(f"SwimLane {d.lane} not found; waiting for it")
         return
+    if _flavour_problem(d) is not None:
+        d.move(phase="Initial")
+        _initial(d)
+        return
     if d.missing:
         d.say(f"waiting for workloadrollout {', '.join(d.missing)} (not found)")
         return
@@ -433,6 +490,10 @@ def _waiting(d: _Draft) -> None:
     if problems:
         d.move(phase="Initial", reason="InvalidSpec")
         d.say("; ".join(problems))
+        return
+    going = [r.metadata.name for r in d.members if deleting(r)]
+    if going:
+        d.say(f"waiting for workloadrollout {', '.join(going)} (being deleted)")
         return
     waiting = [r.metadata.name for r in d.members if not ready_at_last_step(r)]
     if waiting:
@@ -488,10 +549,8 @@ def _member_trouble(d: _Draft) -> bool:
     present = {r.metadata.name: r for r in d.observed.rollouts}
     for name, member in _recorded(d).items():
         rollout = present.get(name)
-        if rollout is None:
-            _enter_rollback(d, ROLLOUT_DELETED,
-                            f"workloadrollout/{name} was deleted mid-release; rolling back "
-                            "the whole lane")
+        if rollout is None or deleting(rollout):
+            _roll_back_deleted(d, name)
             return True
         if not ready_at_last_step(rollout) or _revision(rollout) != member.revision:
             phase = rollout.status.phase if rollout.status else "Initial"
@@ -501,6 +560,14 @@ def _member_trouble(d: _Draft) -> bool:
                             "lane")
             return True
     return False
+
+
+def _roll_back_deleted(d: _Draft, name: str) -> None:
+    d.move(rollouts=[m.model_copy(update={"deleted": m.deleted or m.name == name})
+                     for m in d.status.rollouts])
+    _enter_rollback(d, ROLLOUT_DELETED,
+                    f"workloadrollout/{name} was deleted mid-release; rolling back the whole "
+                    "lane (its canary is kept until no untagged request enters the lane)")
 
 
 def _steps(d: _Draft) -> None:
@@ -717,14 +784,31 @@ def _promoting(d: _Draft) -> None:
     present = {r.metadata.name: r for r in d.observed.rollouts}
     name = d.release.metadata.name
     if d.status.weight == 100:
+        if not any(m.promoted for m in d.status.rollouts):
+            gone = [m.name for m in d.status.rollouts
+                    if (r := present.get(m.name)) is None or deleting(r)]
+            if gone:
+                _roll_back_deleted(d, gone[0])
+                return
         if not _routes_settled(d, 100):
             d.say(f"promoting lane {d.lane}: waiting for every untagged request to enter the "
                   f"lane (the gateway routes {d.observed.routed_weight}%)")
             return
-        approving, pending = [], []
+        approving, pending, members = [], [], []
         for member in d.status.rollouts:
             rollout = present.get(member.name)
-            if rollout is None:
+            members.append(member.model_copy(update={"promoted": True}))
+            if rollout is None or member.deleted:
+                continue
+            if deleting(rollout):
+                if _took_approval(rollout):
+                    if member.name not in d.observed.rolled_out:
+                        pending.append(member.name)
+                else:
+                    members[-1] = members[-1].model_copy(update={"deleted": True})
+                    d.event("RolloutDeleted", f"{d.name}: workloadrollout/{member.name} was "
+                                              "deleted before it took the approval; its base "
+                                              "stays on the stable revision", warning=True)
                 continue
             wanted = "approve" not in requested(rollout) and ready_at_last_step(rollout) \
                 and _revision(rollout) == member.revision
@@ -737,7 +821,7 @@ def _promoting(d: _Draft) -> None:
                     approving.append(member.name)
             if member.name not in d.observed.rolled_out and not _healthy(rollout):
                 pending.append(member.name)
-        d.move(rollouts=[m.model_copy(update={"promoted": True}) for m in d.status.rollouts])
+        d.move(rollouts=members)
         if approving:
             d.event("Promoting", f"{d.name}: approved {', '.join(approving)} together")
         if pending or approving:
@@ -760,6 +844,9 @@ def _promoting(d: _Draft) -> None:
         rollout = present.get(member.name)
         if rollout is None:
             continue
+        if deleting(rollout):
+            pending.append(member.name)
+            continue
         if rollout.metadata.annotations.get(LANE_RELEASE_ANNOTATION) == name:
             d.intents.append(RolloutIntent(member.name, None, unhold=True))
         if not _healthy(rollout):
@@ -768,6 +855,12 @@ def _promoting(d: _Draft) -> None:
             gone_back.append(member.name)
     if pending:
         d.say(f"promoting lane {d.lane}: waiting for {', '.join(pending)} to drop their canary")
+        return
+    deleted = [m.name for m in d.status.rollouts if m.deleted]
+    if deleted:
+        _end(d, "Failed", ROLLOUT_DELETED,
+             f"workloadrollout/{', '.join(deleted)} deleted before it took the approval, its "
+             f"base on the stable revision; the other services of lane {d.lane} are promoted")
         return
     if gone_back:
         _end(d, "Failed", ROLLOUT_FAILED,
@@ -781,6 +874,11 @@ def _promoting(d: _Draft) -> None:
 
 def _healthy(rollout: WorkloadRollout) -> bool:
     return rollout.status is not None and rollout.status.phase == "Healthy"
+
+
+def _took_approval(rollout: WorkloadRollout) -> bool:
+    """Whether a member acted on the release's approval: its base rolls to the new version."""
+    return rollout.status is not None and rollout.status.phase == "Promoting"
 
 
 def _enter_rollback(d: _Draft, reason: str, message: str) -> None:
@@ -800,6 +898,10 @@ def _rolling_back(d: _Draft) -> None:
     for member in d.status.rollouts:
         rollout = present.get(member.name)
         status = rollout.status if rollout is not None else None
+        if rollout is not None and deleting(rollout):
+            members.append(member.model_copy(update={"undone": True}))
+            pending.append(member.name)
+            continue
         if rollout is None or status is None or status.phase not in IN_PROGRESS:
             members.append(member)
             continue
@@ -817,7 +919,9 @@ def _rolling_back(d: _Draft) -> None:
               "their stable revision")
         return
     reason = d.status.reason or "RolledBack"
-    _end(d, "Failed", reason, f"lane {d.lane} rolled back ({reason}): every rollout is on "
+    deleted = [m.name for m in d.status.rollouts if m.deleted]
+    cause = f"{reason}: workloadrollout/{', '.join(deleted)} deleted" if deleted else reason
+    _end(d, "Failed", reason, f"lane {d.lane} rolled back ({cause}): every rollout is on "
                               "its stable revision; base was never restarted")
 
 

@@ -8,67 +8,28 @@ together and that undo puts the weight to 0 before any rollout is undone, base n
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from kubernetes import client
 from typer.testing import CliRunner
 
 from lanes.cli.main import app
-from lanes.render.steps import entered_weight
 
-from .operator_support import Stories
-from .rollout_support import (
-    IMAGE,
-    Cluster,
-    Operator,
-    PodReadier,
-    deployment,
-    image_of,
-    wait_for_webhook,
-    workload_rollout,
+from .lane_history import History, gateway_weight, lane_gaps
+from .lane_support import (  # noqa: F401 (operator and lane_story are the tests' fixtures)
+    GROUP,
+    SERVICES,
+    V1,
+    V2,
+    VERSION,
+    base_pods,
+    lane_story,
+    operator,
+    release_status,
+    routed,
 )
+from .rollout_support import image_of
 
 pytestmark = pytest.mark.integration
-
-V1, V2 = f"{IMAGE}:1.0", f"{IMAGE}:2.0"
-SERVICES = ("mocka", "mockb", "mockc")
-GROUP, VERSION = "lanes.dev", "v1alpha1"
-
-
-@pytest.fixture(scope="module")
-def operator(control_plane, kube_api):
-    with Operator(control_plane.kubeconfig, f"lr-{uuid.uuid4().hex[:6]}.lanes.dev") as running:
-        wait_for_webhook(kube_api, running.webhook.config_name, running.webhook.port)
-        yield running
-
-
-@pytest.fixture
-def lane_story(operator, kube_api, namespace, ingress_gateway):
-    """The story's lanes and group, three Deployments and their rollouts, every canary up."""
-    stories = Stories(kube_api, namespace)
-    story = stories.create("istio")
-    cluster = Cluster(kube_api, namespace)
-    with PodReadier(kube_api, namespace):
-        for service in SERVICES:
-            cluster.create_deployment(deployment(f"{service}-v1", service, V1))
-            cluster.create_rollout(workload_rollout(f"rollouts-{service}", f"{service}-v1"))
-        for service in SERVICES:
-            cluster.wait_phase(f"rollouts-{service}", "Healthy")
-        bases = {s: base_pods(cluster, s) for s in SERVICES}
-        for service in SERVICES:
-            cluster.set_image(f"{service}-v1", V2)
-        for service in SERVICES:
-            cluster.wait_phase(f"rollouts-{service}", "Paused", "StepPaused")
-        yield story, cluster, bases
-        delete_release(kube_api, namespace)
-        cluster.delete_rollouts()
-    stories.close()
-
-
-def base_pods(cluster: Cluster, service: str) -> set[str]:
-    return {p["metadata"]["uid"] for p in cluster.pods({"app": service})
-            if "lanes.dev/canary" not in p["metadata"]["labels"]}
 
 
 def create_release(api: client.ApiClient, namespace: str, lane: str, steps: list[dict]) -> None:
@@ -78,21 +39,6 @@ def create_release(api: client.ApiClient, namespace: str, lane: str, steps: list
          "metadata": {"name": "seed"},
          "spec": {"swimLaneRef": {"name": lane}, "steps": steps}},
     )
-
-
-def delete_release(api: client.ApiClient, namespace: str) -> None:
-    try:
-        client.CustomObjectsApi(api).delete_namespaced_custom_object(
-            GROUP, VERSION, namespace, "lanereleases", "seed")
-    except client.exceptions.ApiException as error:
-        if error.status != 404:
-            raise
-
-
-def release_status(api: client.ApiClient, namespace: str) -> dict:
-    body = client.CustomObjectsApi(api).get_namespaced_custom_object(
-        GROUP, VERSION, namespace, "lanereleases", "seed")
-    return body.get("status") or {}
 
 
 def lane_cli(control_plane, namespace: str, *args: str):
@@ -115,13 +61,6 @@ def _ended(api, namespace, cluster) -> bool:
         raise AssertionError(f"{error}; release {release_status(api, namespace)}; "
                              f"rollouts {rollouts}") from None
     return True
-
-
-def routed(api: client.ApiClient, story) -> int:
-    vs = client.CustomObjectsApi(api).get_namespaced_custom_object(
-        "networking.istio.io", "v1", "istio-system", "virtualservices",
-        f"lanes-{story.name}-ingress")
-    return entered_weight(vs, "x-asm-prefer-tag", story.lane("canary"))
 
 
 def test_a_healthy_lane_is_promoted_together(control_plane, kube_api, namespace,
@@ -178,5 +117,60 @@ def test_undo_rolls_the_whole_lane_back_weight_first(control_plane, kube_api, na
     for service in SERVICES:
         status = cluster.status(f"rollouts-{service}")
         assert status["phase"] == "Healthy"
+        assert image_of(cluster.deployment(f"{service}-v1")) == V1
+        assert base_pods(cluster, service) == bases[service], f"{service}'s base restarted"
+
+
+def deletion_note(cluster, name: str) -> str | None:
+    """What a rollout being deleted says it waits for; "gone" once it is."""
+    body = cluster.rollout(name)
+    if body is None:
+        return "gone"
+    message = (body.get("status") or {}).get("message") or ""
+    return message if "deletion waits" in message else None
+
+
+def test_a_member_deleted_mid_release_keeps_its_canary_until_no_request_enters_the_lane(
+        kube_api, namespace, lane_story) -> None:
+    story, cluster, bases = lane_story
+    lane = story.lane("canary")
+    create_release(kube_api, namespace, lane, [{"weight": 50, "pause": {}}])
+    cluster.until(lambda: routed(kube_api, story) == 50, "entry weight 50 at the gateway")
+    with History(kube_api, namespace, f"lanes-{story.name}-ingress") as history:
+        client.CustomObjectsApi(kube_api).delete_namespaced_custom_object(
+            GROUP, VERSION, namespace, "workloadrollouts", "rollouts-mockb")
+        said = cluster.until(lambda: deletion_note(cluster, "rollouts-mockb"),
+                             "the deletion held or done")
+        final = cluster.until(
+            lambda: (s := release_status(kube_api, namespace)).get("phase") == "Failed" and s,
+            "the lane rolled back", timeout=90)
+        cluster.until(lambda: cluster.rollout("rollouts-mockb") is None, "rollouts-mockb gone")
+        cluster.until(lambda: cluster.deployment("mockb-v1-canary") is None,
+                      "mockb's canary deleted")
+    assert final["reason"] == "RolloutDeleted" and final["weight"] == 0
+    succeeded = {c["type"]: c for c in final["conditions"]}["Succeeded"]
+    assert (succeeded["status"], succeeded["reason"]) == ("False", "RolloutDeleted")
+    assert "workloadrollout/rollouts-mockb deleted" in succeeded["message"]
+    weights, mixed, canary_gone_at, zero_at = [], [], None, None
+    for moment in history.moments():
+        weight = gateway_weight(moment, "x-asm-prefer-tag", lane)
+        weights.append(weight)
+        if weight > 0:
+            zero_at = None
+            mixed += [f"revision {moment.revision}: entry weight {weight}%, {gap}"
+                      for gap in lane_gaps(moment, SERVICES, lane)]
+        elif zero_at is None:
+            zero_at = moment.revision
+        if canary_gone_at is None and "mockb-v1-canary" not in moment.of("deployments"):
+            canary_gone_at = moment.revision
+    assert not mixed, "untagged requests could enter the lane while a member was missing " \
+                      f"from it: {mixed[:5]}"
+    assert weights[0] == 50 and weights[-1] == 0
+    assert "deletion waits: lanerelease/seed" in said, said
+    assert canary_gone_at is not None and zero_at is not None and zero_at < canary_gone_at
+    assert image_of(cluster.deployment("mockb-v1")) == V1
+    assert base_pods(cluster, "mockb") == bases["mockb"], "mockb's base restarted"
+    for service in ("mocka", "mockc"):
+        assert cluster.status(f"rollouts-{service}")["phase"] == "Healthy"
         assert image_of(cluster.deployment(f"{service}-v1")) == V1
         assert base_pods(cluster, service) == bases[service], f"{service}'s base restarted"

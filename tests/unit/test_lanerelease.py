@@ -14,10 +14,12 @@ from lanes.api.swimlane import SwimLane
 from lanes.api.workloadrollout import WorkloadRollout
 from lanes.rollout.lanerelease import (
     ReleaseObserved,
+    canary_holder,
     driven_rollouts,
     entry_weight,
     member_rollouts,
     plan_release,
+    release_checksum,
 )
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -35,11 +37,13 @@ ANALYSIS = {
 
 def member(service: str, phase: str = "Paused", state: str = "StepPaused", ready: int = 1,
            revision: str = "v2", stable: str = "v1", annotations: dict | None = None,
-           lane: str = "canary", **canary: object) -> WorkloadRollout:
-    """A rollout of one service, by default waiting for approval at its only step."""
+           lane: str = "canary", deleted: bool = False, **canary: object) -> WorkloadRollout:
+    """A rollout of one service, by default waiting for approval at its only step; `deleted`:
+    being deleted, its finalizer still running."""
     return WorkloadRollout.model_validate({
         "metadata": {"name": f"rollouts-{service}", "namespace": "default",
-                     "annotations": annotations or {}},
+                     "annotations": annotations or {},
+                     **({"deletionTimestamp": NOW.isoformat()} if deleted else {})},
         "spec": {"workloadRef": {"name": f"{service}-v1"}, "strategy": {"canary": {
             "steps": [{"replicas": 1}],
             "patchPodTemplateMetadata": {"labels": {"ASM_TRAFFIC_TAG": lane}}, **canary}}},
@@ -496,6 +500,8 @@ def test_a_failing_pre_rollout_hook_aborts_before_any_traffic_enters_the_lane() 
     plan = plan_release(rel, observed, NOW)
     assert [(c.hook.name, c.phase) for c in plan.hooks_due] == [("smoke", "Initializing")]
     assert (plan.status.phase, plan.status.weight) == ("Waiting", 0)
+    assert release_checksum(rel.status) == "" and release_checksum(plan.status), \
+        "the payload's checksum is the planned status's, which names the member revisions"
     failed = plan_release(rel, observed.with_hooks([answer("smoke", False, "pre-rollout")]), NOW)
     assert (failed.status.phase, failed.status.weight, failed.status.reason) == (
         "RollingBack", 0, "PreRolloutFailed")
@@ -568,3 +574,154 @@ def test_confirm_promotion_gates_the_promotion_and_post_rollout_reports_the_end(
     assert "post-rollout" in plan.status.hooks_done
     assert any(e.reason == "PostRollout" for e in plan.events)
     assert plan_release(advance(ending, plan), done, later).hooks_due == ()
+
+
+def settle(rel: LaneRelease, observed: ReleaseObserved, now: datetime) -> LaneRelease:
+    """Plan once the gateway routes `observed.routed_weight`: the settling starts."""
+    rel = advance(rel, plan_release(rel, observed, now))
+    assert rel.status.routes_since is not None
+    return rel
+
+
+def test_a_member_deleted_mid_release_keeps_its_canary_until_no_request_enters_the_lane() -> None:
+    rel = started()
+    going = rollouts(mockb={"deleted": True})
+    assert canary_holder([rel], "rollouts-mockb", NOW) == "seed"
+    plan = plan_release(rel, ReleaseObserved(LANE, going, routed_weight=10), NOW)
+    assert (plan.status.phase, plan.status.weight, plan.status.reason) == (
+        "RollingBack", 0, "RolloutDeleted")
+    assert "rollouts-mockb" in plan.status.message and plan.intents == ()
+    rel = advance(rel, plan)
+    assert canary_holder([rel], "rollouts-mockb", NOW) == "seed", "weight 0 is not in force yet"
+    still = plan_release(rel, ReleaseObserved(LANE, going, routed_weight=10), NOW)
+    assert still.intents == () and still.status.routes_since is None
+    rel = settle(rel, ReleaseObserved(LANE, going, routed_weight=0), NOW + timedelta(seconds=1))
+    assert canary_holder([rel], "rollouts-mockb", NOW + timedelta(seconds=2)) == "seed"
+    later = NOW + timedelta(seconds=3)
+    assert canary_holder([rel], "rollouts-mockb", later) is None
+    plan = plan_release(rel, ReleaseObserved(LANE, going, routed_weight=0), later)
+    assert {(i.rollout, i.intent) for i in plan.intents} == {
+        ("rollouts-mocka", "undo"), ("rollouts-mockc", "undo")}
+    assert {m.name: m.undone for m in plan.status.rollouts} == {
+        f"rollouts-{s}": True for s in SERVICES}
+    assert "rollouts-mockb" in plan.status.message, "waits for the deleted one to be gone"
+    rel = advance(rel, plan)
+    done = [member(s, phase="Healthy") for s in ("mocka", "mockc")]
+    plan = plan_release(rel, ReleaseObserved(LANE, done, routed_weight=0), later)
+    assert (plan.status.phase, plan.status.reason) == ("Failed", "RolloutDeleted")
+    assert "workloadrollout/rollouts-mockb deleted" in plan.status.message
+    assert {c.type: (c.status, c.reason) for c in plan.status.conditions}["Succeeded"] == (
+        "False", "RolloutDeleted")
+
+
+def promoting(weight: int = 100, promoted: bool = False) -> LaneRelease:
+    rel = started()
+    return rel.model_copy(update={"status": rel.status.model_copy(update={
+        "phase": "Promoting", "weight": weight, "current_step_index": 3,
+        "routes_since": NOW.isoformat(),
+        "rollouts": [m.model_copy(update={"promoted": promoted}) for m in rel.status.rollouts]})})
+
+
+def test_a_member_deleted_before_the_approvals_rolls_the_lane_back() -> None:
+    going = rollouts(mockc={"deleted": True})
+    plan = plan_release(promoting(), ReleaseObserved(LANE, going, routed_weight=90), NOW)
+    assert (plan.status.phase, plan.status.weight, plan.status.reason) == (
+        "RollingBack", 0, "RolloutDeleted")
+    assert plan.intents == ()
+
+
+def test_a_member_deleted_after_it_took_the_approval_counts_as_promoted() -> None:
+    held = {"lanes.dev/lane-release": "seed"}
+    rolling = [member(s, phase="Promoting", state="Completed", annotations=held,
+                      deleted=s == "mockb") for s in SERVICES]
+    rel = promoting(promoted=True)
+    later = NOW + timedelta(seconds=5)
+    waiting = plan_release(rel, ReleaseObserved(
+        LANE, rolling, routed_weight=100,
+        rolled_out=frozenset({"rollouts-mocka", "rollouts-mockc"})), later)
+    assert waiting.status.weight == 100 and "rollouts-mockb" in waiting.status.message
+    rolled = ReleaseObserved(LANE, rolling, routed_weight=100,
+                             rolled_out=frozenset(f"rollouts-{s}" for s in SERVICES))
+    plan = plan_release(rel, rolled, later)
+    assert (plan.status.weight, plan.intents) == (0, ())
+    rel = advance(rel, plan)
+    assert canary_holder([rel], "rollouts-mockb", later) == "seed"
+    back = ReleaseObserved(LANE, rolling, routed_weight=0, rolled_out=rolled.rolled_out)
+    rel = settle(rel, back, later)
+    plan = plan_release(rel, back, later + timedelta(seconds=2))
+    assert canary_holder([rel], "rollouts-mockb", later + timedelta(seconds=2)) is None
+    assert {i.rollout for i in plan.intents} == {"rollouts-mocka", "rollouts-mockc"}
+    assert plan.status.phase == "Promoting"
+    done = [member(s, phase="Healthy", stable="v2") for s in ("mocka", "mockc")]
+    plan = plan_release(advance(rel, plan), ReleaseObserved(LANE, done, routed_weight=0),
+                        later + timedelta(seconds=3))
+    assert plan.status.phase == "Succeeded"
+
+
+def test_a_member_deleted_before_it_took_its_approval_leaves_the_others_to_finish() -> None:
+    approved = {"lanes.dev/approve": "1", "lanes.dev/lane-release": "seed"}
+    mixed = [member("mocka", phase="Promoting", state="Completed", annotations=approved),
+             member("mockb", annotations=approved, deleted=True),
+             member("mockc", phase="Promoting", state="Completed", annotations=approved)]
+    rel = promoting(promoted=True)
+    later = NOW + timedelta(seconds=5)
+    rolled = ReleaseObserved(LANE, mixed, routed_weight=100,
+                             rolled_out=frozenset({"rollouts-mocka", "rollouts-mockc"}))
+    plan = plan_release(rel, rolled, later)
+    assert {m.name: m.deleted for m in plan.status.rollouts} == {
+        "rollouts-mocka": False, "rollouts-mockb": True, "rollouts-mockc": False}
+    assert [e.reason for e in plan.events][0] == "RolloutDeleted"
+    assert plan.status.weight == 0, "the others run the new version"
+    rel = settle(advance(rel, plan), ReleaseObserved(LANE, mixed, routed_weight=0), later)
+    done = [member(s, phase="Healthy", stable="v2") for s in ("mocka", "mockc")]
+    plan = plan_release(rel, ReleaseObserved(LANE, done, routed_weight=0),
+                        later + timedelta(seconds=2))
+    assert (plan.status.phase, plan.status.reason) == ("Failed", "RolloutDeleted")
+    assert "rollouts-mockb" in plan.status.message
+
+
+def test_a_member_deleted_while_waiting_is_waited_for_and_not_held() -> None:
+    rel = advance(release(), plan_release(release(), ReleaseObserved(LANE, rollouts()), NOW))
+    plan = plan_release(rel, ReleaseObserved(LANE, rollouts(mocka={"deleted": True})), NOW)
+    assert plan.status.phase == "Waiting" and "being deleted" in plan.status.message
+    assert canary_holder([advance(rel, plan)], "rollouts-mocka", NOW) is None
+
+
+@pytest.mark.parametrize(
+    ("phase", "weight", "since", "held"),
+    [
+        pytest.param("Progressing", 10, None, True, id="progressing"),
+        pytest.param("Paused", 10, None, True, id="paused"),
+        pytest.param("Promoting", 100, NOW, True, id="promoting-at-100"),
+        pytest.param("RollingBack", 0, None, True, id="weight-0-not-yet-routed"),
+        pytest.param("RollingBack", 0, NOW, True, id="weight-0-settling"),
+        pytest.param("RollingBack", 0, NOW - timedelta(seconds=2), False, id="weight-0-settled"),
+        pytest.param("Waiting", 0, None, False, id="waiting"),
+        pytest.param("Failed", 0, None, False, id="ended"),
+    ],
+)
+def test_which_release_holds_a_members_canary(phase, weight, since, held) -> None:
+    rel = started()
+    rel = rel.model_copy(update={"status": rel.status.model_copy(update={
+        "phase": phase, "weight": weight, "routes_since": since and since.isoformat()})})
+    assert canary_holder([rel], "rollouts-mocka", NOW) == ("seed" if held else None)
+    assert canary_holder([rel], "rollouts-other", NOW) is None
+
+
+def test_a_release_on_an_asm_group_is_refused_naming_the_field() -> None:
+    rel = release()
+    asm = ReleaseObserved(LANE, rollouts(), flavour="asm")
+    plan = plan_release(rel, asm, NOW)
+    assert (plan.status.phase, plan.status.weight, plan.status.reason) == (
+        "Initial", 0, "UnsupportedFlavour")
+    [ready] = [c for c in plan.status.conditions if c.type == "Ready"]
+    assert (ready.status, ready.reason) == ("False", "UnsupportedFlavour")
+    assert "SwimLaneGroup g spec.flavour: asm renders no entry weight" in ready.message
+    assert [e.reason for e in plan.events] == ["UnsupportedFlavour"]
+    again = plan_release(advance(rel, plan), asm, NOW)
+    assert again.events == () and again.intents == ()
+    waiting = advance(release(), plan_release(release(), ReleaseObserved(LANE, rollouts()), NOW))
+    assert plan_release(waiting, asm, NOW).status.reason == "UnsupportedFlavour"
+    istio = plan_release(advance(rel, plan), ReleaseObserved(LANE, rollouts(), flavour="istio"),
+                         NOW)
+    assert istio.status.phase == "Waiting"
