@@ -57,7 +57,9 @@ def operator(control_plane, namespace, tmp_path):
 
 
 def test_wasmplugins_fetch_the_module_every_replica_serves(operator, stories, kube_api) -> None:
-    served = {r.module_url: eventually(lambda r=r: fetch(r.module_url), f"the module served at {r.module_url}")
+    # A process's start takes long on a loaded machine: Python, kopf, then the module served.
+    served = {r.module_url: eventually(lambda r=r: fetch(r.module_url),
+                                       f"the module served at {r.module_url}", timeout=120)
               for r in operator}
     built = ensure_trace_affinity(progress=None).read_bytes()
     assert set(served.values()) == {built}
@@ -69,7 +71,7 @@ def test_wasmplugins_fetch_the_module_every_replica_serves(operator, stories, ku
         found = [o for o in live_generated(kube_api, story.name) if o["kind"] == "WasmPlugin"]
         return found if len(found) == 3 else None  # the gateway's, and one per lane
 
-    plugins = eventually(three_plugins, "the group's WasmPlugins")
+    plugins = eventually(three_plugins, "the group's WasmPlugins", timeout=90)
     [url] = {p["spec"]["url"] for p in plugins}
     [sha256] = {p["spec"]["sha256"] for p in plugins}
     assert url in served  # the leader's own address
