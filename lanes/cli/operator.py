@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from lanes.analysis.queries import SOURCES as METRIC_SOURCES
+from lanes.operator.modules import ServedModule, load_module, served_url
 from lanes.render import TraceAffinityModule
 from lanes.render.trace_affinity import DEFAULT_MAX_AGE_SECONDS, DEFAULT_MAX_ENTRIES
 
@@ -16,6 +18,7 @@ PROMETHEUS_URL = re.compile(r"^https?://[^\s/]+")
 # What Istio's WasmPlugin `url` accepts: an http(s) or OCI location, or a file on the proxy.
 MODULE_URL = re.compile(r"^(https?://[^\s/]+|oci://[^\s/]+|file:///)\S*$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
+HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
 
 
 def operator(
@@ -27,7 +30,9 @@ def operator(
     metrics_port: Annotated[
         int, typer.Option(help="Port for /metrics and /healthz; 0 picks a free port, -1 disables.")
     ] = 9090,
-    metrics_host: Annotated[str, typer.Option(help="Address the metrics endpoint binds.")] = "0.0.0.0",
+    metrics_host: Annotated[
+        str, typer.Option(help="Address the metrics endpoint (and the served module) binds.")
+    ] = "0.0.0.0",
     log_level: Annotated[str, typer.Option(help=f"One of {', '.join(LOG_LEVELS)}.")] = "info",
     workers: Annotated[int, typer.Option(min=1, help="Groups reconciled in parallel.")] = 4,
     rollout_workers: Annotated[
@@ -66,6 +71,26 @@ def operator(
     trace_affinity_sha256: Annotated[
         str | None,
         typer.Option(envvar="LANES_TRACE_AFFINITY_SHA256", help="The module's sha256 (hex)."),
+    ] = None,
+    module_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--trace-affinity-module", envvar="LANES_TRACE_AFFINITY_MODULE",
+            help="Serve this trace-affinity module file to the proxies over HTTP at "
+            "/wasm/trace-affinity.wasm; without --trace-affinity-url, the WasmPlugins load it "
+            "from here, with the sha256 of what is served.",
+        ),
+    ] = None,
+    trace_affinity_port: Annotated[
+        int,
+        typer.Option(envvar="LANES_TRACE_AFFINITY_PORT", min=1, max=65535,
+                     help="Port the served module listens on."),
+    ] = 9091,
+    trace_affinity_host: Annotated[
+        str | None,
+        typer.Option(envvar="LANES_TRACE_AFFINITY_HOST",
+                     help="The name proxies reach this operator's served module by (the chart: "
+                     "its Service, <name>.<namespace>.svc)."),
     ] = None,
     trace_affinity_max_entries: Annotated[
         int,
@@ -114,8 +139,15 @@ def operator(
         raise typer.BadParameter(
             f"{prometheus_url!r} is not an http:// or https:// URL", param_hint="--prometheus-url"
         )
+    served = None
+    if module_file is not None:
+        try:
+            served = load_module(module_file, trace_affinity_port, metrics_host)
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint="--trace-affinity-module") from None
     module = trace_affinity_module(
-        trace_affinity_url, trace_affinity_sha256, trace_affinity_max_entries, trace_affinity_max_age
+        trace_affinity_url, trace_affinity_sha256, trace_affinity_max_entries, trace_affinity_max_age,
+        served, trace_affinity_host,
     )
     from lanes.operator.leader import Election
     from lanes.operator.run import run
@@ -144,16 +176,37 @@ def operator(
         prometheus_url=prometheus_url,
         metric_source=metric_source,
         trace_affinity=module,
+        served_module=served,
         election=election,
     )
     run(options, log_level.lower())
 
 
 def trace_affinity_module(
-    url: str | None, sha256: str | None, max_entries: int, max_age: int
+    url: str | None,
+    sha256: str | None,
+    max_entries: int,
+    max_age: int,
+    served: ServedModule | None = None,
+    host: str | None = None,
 ) -> TraceAffinityModule | None:
-    """The module settings, or None when no URL is set (an empty one is a chart's default)."""
+    """The module settings, or None when no URL is set (an empty one is a chart's default).
+
+    A module this operator serves is fetched from it, at `host`, unless a URL is given: that
+    one wins, with its own sha256, since it may hold another build.
+    """
     url, sha256 = url or None, (sha256 or "").lower() or None
+    if url is None and served is not None:
+        if sha256 is not None:
+            raise typer.BadParameter("the served module's sha256 is its own; give one only with "
+                                     "--trace-affinity-url", param_hint="--trace-affinity-sha256")
+        if not host:
+            raise typer.BadParameter("serving the module needs the host name proxies reach "
+                                     "this operator by", param_hint="--trace-affinity-host")
+        if not HOST.match(host):
+            raise typer.BadParameter(f"{host!r} is not a host name", param_hint="--trace-affinity-host")
+        return TraceAffinityModule(url=served_url(host, served.port), sha256=served.sha256,
+                                   max_entries=max_entries, max_age_seconds=max_age)
     if url is None:
         if sha256 is not None:
             raise typer.BadParameter("a sha256 without --trace-affinity-url says where nothing is",

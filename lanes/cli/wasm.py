@@ -1,7 +1,8 @@
 """`kubectl lane wasm`: build the trace-affinity Wasm module and say where it is and its digest.
 
-Groups in ASM's trace-ID mode need the module where their proxies can fetch it: the printed
-file is what to host, and its sha256 what to give the operator (`traceAffinity.sha256`).
+Groups in ASM's trace-ID mode need the module where their proxies can fetch it. The chart's
+operator serves the one its image carries; to host it elsewhere, the printed file is what to
+host, and its sha256 what to give the chart (`traceAffinity.url`, `traceAffinity.sha256`).
 """
 
 from __future__ import annotations

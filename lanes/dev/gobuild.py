@@ -35,13 +35,15 @@ def go_executable() -> str:
     return go
 
 
+# Static, reproducible builds that never rewrite our go.mod or go.sum.
+STATIC_ENV = {"CGO_ENABLED": "0"}
+GOFLAGS = ("-mod=readonly", "-buildvcs=false")
+
+
 def build_env() -> dict[str, str]:
-    """Static, reproducible builds that never rewrite our go.mod or go.sum."""
-    env = dict(os.environ)
-    env["CGO_ENABLED"] = "0"
-    env["GOFLAGS"] = " ".join(
-        flag for flag in (env.get("GOFLAGS", ""), "-mod=readonly", "-buildvcs=false") if flag
-    )
+    """The environment with `STATIC_ENV` set and `GOFLAGS` added to any the user has."""
+    env = {**os.environ, **STATIC_ENV}
+    env["GOFLAGS"] = " ".join(flag for flag in (env.get("GOFLAGS", ""), *GOFLAGS) if flag)
     return env
 
 

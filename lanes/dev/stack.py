@@ -29,7 +29,7 @@ from lanes.dev.mesh import EnvoyMesh
 from lanes.dev.mesh.sync import MeshSync
 from lanes.dev.meshcrds import FLAVOURS, write_manifests
 from lanes.dev.node.addresses import bindable
-from lanes.dev.wasm import ensure_trace_affinity, module_sha256
+from lanes.dev.wasm import ensure_trace_affinity
 from lanes.dev.prometheus import Prometheus, ScrapeTarget
 
 DEFAULT_GATEWAY_PORT = 8080
@@ -77,15 +77,15 @@ def operator_argv(kubeconfig: Path, metrics_port: int, prometheus_url: str) -> l
             "--prometheus-url", prometheus_url, "--metric-source", METRIC_SOURCE]
 
 
-def trace_affinity_env() -> dict[str, str]:
-    """The operator's trace-affinity settings: the module built here, fetched as a file.
+def trace_affinity_env(port: int) -> dict[str, str]:
+    """The operator's trace-affinity settings: it serves the module built here on `port`.
 
-    The stack's one Envoy loads the same build for the WasmPlugins the operator generates, so
-    the demo runs groups in ASM's trace-ID mode with the module in force.
+    As the chart's operator does, it puts its own url and the sha256 of what it serves in the
+    WasmPlugins; the stack's one Envoy loads the module fetched from there (checked against
+    that sha256), so the demo runs groups in ASM's trace-ID mode with the served module.
     """
-    module = ensure_trace_affinity()
-    return {"LANES_TRACE_AFFINITY_URL": module.as_uri(),
-            "LANES_TRACE_AFFINITY_SHA256": module_sha256(module)}
+    return {"LANES_TRACE_AFFINITY_MODULE": str(ensure_trace_affinity()),
+            "LANES_TRACE_AFFINITY_PORT": str(port), "LANES_TRACE_AFFINITY_HOST": "127.0.0.1"}
 
 
 def scrape_targets(envoy_admin_port: int, operator_metrics_port: int) -> list[ScrapeTarget]:
@@ -266,7 +266,7 @@ class Stack:
             "operator",
             operator_argv(self.kubeconfig, self.operator_metrics_port, self.prometheus_url),
             {"LANES_WEBHOOK_PORT": str(port), "LANES_WEBHOOK_CONFIG": WEBHOOK_CONFIG,
-             **trace_affinity_env()},
+             **trace_affinity_env(processes.free_port())},
         )
         admission = client.AdmissionregistrationV1Api(self.api)
 

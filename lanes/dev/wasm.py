@@ -1,9 +1,9 @@
 """Build the trace-affinity proxy-wasm module from its Go source, cached like the control plane.
 
 The module (lanes/dev/traceaffinity, standard library only) gives plain Istio ASM's trace-ID
-lane affinity; the local mesh loads it into its Envoy, and the chart can serve it to Istio's
-proxies. It is built with Go's own `wasip1` target, so no SDK or other toolchain is needed.
-The cache key is a digest of the sources and the Go version, so an edited source is rebuilt.
+lane affinity; the local mesh loads it into its Envoy, and the operator image carries it for
+the chart to serve to Istio's proxies. It is built with Go's own `wasip1` target, so no SDK or
+other toolchain is needed. The cache key is a digest of the sources and the Go version, so an edited source is rebuilt.
 """
 
 from __future__ import annotations
@@ -22,6 +22,10 @@ MODULE_FILE = "traceaffinity.wasm"
 # The Envoy stats the module keeps (Envoy prefixes a Wasm module's metrics with `wasmcustom.`).
 STAT_PREFIX = "wasmcustom.lanes_trace_affinity."
 STATS = ("hits", "misses", "evictions", "expired", "remembered")
+# The module's build; the Dockerfile's build stage runs the same one (a unit test compares them),
+# so the module in the operator image is the one the local mesh and tests load.
+TARGET_ENV = {"GOOS": "wasip1", "GOARCH": "wasm"}
+BUILD_FLAGS = ("-buildmode=c-shared", "-trimpath")
 
 
 def source_digest(module_dir: Path = MODULE_DIR) -> str:
@@ -50,10 +54,10 @@ def ensure_trace_affinity(progress: TextIO | None = sys.stderr) -> Path:
     def build(staging: Path) -> None:
         if progress is not None:
             print("lanes: building the trace-affinity Wasm module", file=progress, flush=True)
-        env = {**build_env(), "GOOS": "wasip1", "GOARCH": "wasm"}
+        env = {**build_env(), **TARGET_ENV}
         output = staging / MODULE_FILE
         result = subprocess.run(
-            [go_executable(), "build", "-buildmode=c-shared", "-trimpath", "-o", str(output), "."],
+            [go_executable(), "build", *BUILD_FLAGS, "-o", str(output), "."],
             cwd=MODULE_DIR,
             env=env,
             capture_output=True,

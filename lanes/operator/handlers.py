@@ -20,6 +20,7 @@ from lanes.kube.kinds import ISTIO_GROUP
 from lanes.render import FLAVOURS
 
 from .metrics import MetricsServer
+from .modules import ModuleServer
 from .runtime import Runtime
 
 log = logging.getLogger("lanes.operator")
@@ -128,8 +129,14 @@ def generated_by_lanes(labels: kopf.Labels, **_: Any) -> bool:
 
 
 async def operator_startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
-    """Tune kopf for low latency and no writes of its own; start workers and metrics."""
+    """Tune kopf for low latency and no writes of its own; start workers, metrics and the
+    served module (on every replica: any of them may answer a proxy's fetch)."""
     runtime = _runtime(memo)
+    served = runtime.options.served_module
+    if served is not None:
+        runtime.module_server = ModuleServer(served).start()
+        log.info("trace-affinity module (sha256 %s) served on port %d", served.sha256,
+                 runtime.module_server.port)
     settings.posting.enabled = False
     settings.watching.server_timeout = 300
     settings.peering.standalone = True
@@ -146,13 +153,16 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: Any, **_: Any)
 
 
 async def operator_cleanup(memo: Any, **_: Any) -> None:
-    """Stop workers and the metrics endpoint."""
+    """Stop workers, the metrics endpoint and the served module."""
     runtime = _runtime(memo)
     memo.resync_task.cancel()
     await runtime.scheduler.stop()
     if runtime.metrics_server is not None:
         runtime.metrics_server.stop()
         runtime.metrics_server = None
+    if runtime.module_server is not None:
+        runtime.module_server.stop()
+        runtime.module_server = None
 
 
 def register(registry: kopf.OperatorRegistry) -> kopf.OperatorRegistry:

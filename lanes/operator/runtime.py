@@ -24,6 +24,7 @@ from lanes.render.observe import PodView, pod_view, selects
 
 from .leader import Election
 from .metrics import Metrics, MetricsServer
+from .modules import ModuleServer, ServedModule
 from .plan import service_keys
 from .reconcile import GroupReconciler, Snapshot
 from .scheduler import Scheduler
@@ -57,6 +58,8 @@ class Options:
     metric_source: str = "istio"
     # Where proxies fetch the trace-affinity module (WasmPlugins for groups in trace-ID mode).
     trace_affinity: TraceAffinityModule | None = None
+    # The module this replica serves to proxies itself (`trace_affinity` then names its URL).
+    served_module: ServedModule | None = None
     # Leader election on a Lease (None: this replica leads alone, as a single one does).
     election: Election | None = None
 
@@ -89,6 +92,7 @@ class Runtime:
             self.objects, self.lanes_api, self.metrics, trace_affinity=options.trace_affinity
         )
         self.metrics_server: MetricsServer | None = None
+        self.module_server: ModuleServer | None = None
         self.scheduler = Scheduler(
             self.work, workers=options.workers, debounce=options.debounce, describe=error_message
         )

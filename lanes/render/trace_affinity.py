@@ -20,8 +20,8 @@ from .names import object_name
 API_VERSION = "extensions.istio.io/v1alpha1"
 EXTENSION_LABEL = "lanes.dev/extension"
 EXTENSION = "trace-affinity"
-# Where the chart serves the module (its `traceAffinity.url` value).
-DEFAULT_URL = "http://lanes-trace-affinity.lanes-system.svc/traceaffinity.wasm"
+# Where the chart's operator serves the module, installed as `lanes` in `lanes-system`.
+DEFAULT_URL = "http://lanes-trace-affinity.lanes-system.svc:9091/wasm/trace-affinity.wasm"
 # The labels of Istio's default ingress gateway Deployment (istio-ingressgateway).
 GATEWAY_SELECTOR = {"istio": "ingressgateway"}
 DEFAULT_MAX_ENTRIES = 10000

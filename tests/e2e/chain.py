@@ -24,7 +24,8 @@ OBSERVED = ROOT / "samples" / "mock-chain" / "observed"
 CHAIN = ("mocka", "mockb", "mockc")
 UPSTREAM = {"mocka": "http://mockb:8000/", "mockb": "http://mockc:8000/", "mockc": ""}
 IMAGE = "registry.cn-beijing.aliyuncs.com/aliacs-app-catalog/go-http-sample"
-# The sample group is in ASM's trace-ID mode; the mesh loads its own build whatever the url.
+# The sample group is in ASM's trace-ID mode; with no sha256 to check, the mesh loads its own
+# build rather than fetching the url.
 MODULE = TraceAffinityModule(url="https://example.invalid/traceaffinity.wasm")
 TRACE_HEADER = "my-request-id"
 HOP = re.compile(r"-> (\w+)\(version: (v[\d.]+), ip: ([\d.]+)\)")

@@ -10,6 +10,8 @@ import yaml
 
 from lanes.dev.controlplane import ControlPlane
 from lanes.dev.helm import ensure_helm
+from lanes.operator.modules import served_url
+from lanes.render.trace_affinity import DEFAULT_URL
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "lanes"
 
@@ -47,6 +49,7 @@ def test_chart_installs_crds_operator_rbac_and_metrics_service(rendered: list[di
         ("Role", "lanes"),
         ("RoleBinding", "lanes"),
         ("Service", "lanes-metrics"),
+        ("Service", "lanes-trace-affinity"),
         ("Service", "lanes-webhook"),
         ("ServiceAccount", "lanes"),
     ]
@@ -104,13 +107,22 @@ def test_the_apiserver_accepts_every_rendered_object(
     assert len(applied) == len(rendered), out
 
 
+def template(*sets: str, release: str = "lanes") -> list[dict]:
+    """The chart's objects, rendered with `--set` values."""
+    args = [arg for value in sets for arg in ("--set", value)]
+    text = helm("template", release, str(CHART), "--namespace", "lanes-system", *args)
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def operator_container(objects: list[dict]) -> dict:
+    [deployment] = [d for d in objects if d["kind"] == "Deployment"]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    return container
+
+
 def operator_env(*sets: str) -> dict[str, str]:
     """The operator container's plain env values, rendered with `--set` values."""
-    args = [arg for value in sets for arg in ("--set", value)]
-    text = helm("template", "lanes", str(CHART), "--namespace", "lanes-system", *args)
-    [deployment] = [d for d in yaml.safe_load_all(text) if d and d["kind"] == "Deployment"]
-    [container] = deployment["spec"]["template"]["spec"]["containers"]
-    return {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    return {e["name"]: e["value"] for e in operator_container(template(*sets))["env"] if "value" in e}
 
 
 def test_analysis_values_reach_the_operator_environment() -> None:
@@ -141,3 +153,51 @@ def test_trace_affinity_values_reach_the_operator_environment() -> None:
     assert env["LANES_TRACE_AFFINITY_URL"] == "https://modules.example/traceaffinity.wasm"
     assert env["LANES_TRACE_AFFINITY_SHA256"] == "ab" * 32
     assert env["LANES_TRACE_AFFINITY_MAX_ENTRIES"] == "500"
+
+
+def module_service(objects: list[dict]) -> dict | None:
+    found = [d for d in objects if d["kind"] == "Service" and d["metadata"]["name"].endswith("-trace-affinity")]
+    return found[0] if found else None
+
+
+def test_by_default_the_operator_serves_the_module_its_image_carries() -> None:
+    objects = template()
+    container = operator_container(objects)
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    assert env["LANES_TRACE_AFFINITY_MODULE"] == "/usr/local/share/lanes/trace-affinity.wasm"
+    assert "LANES_TRACE_AFFINITY_URL" not in env and "LANES_TRACE_AFFINITY_SHA256" not in env
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["trace-affinity"] == int(env["LANES_TRACE_AFFINITY_PORT"]) == 9091
+    service = module_service(objects)
+    [port] = service["spec"]["ports"]
+    assert (port["port"], port["targetPort"]) == (9091, "trace-affinity")
+    assert port["name"].startswith("http-")  # Istio takes the protocol from the port's name
+    [deployment] = [d for d in objects if d["kind"] == "Deployment"]
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    # The Service's name is the one the operator puts in the WasmPlugins' url, and for the
+    # release `lanes` in lanes-system that is the url `kubectl lane render` prints.
+    name, namespace = service["metadata"]["name"], service["metadata"]["namespace"]
+    assert env["LANES_TRACE_AFFINITY_HOST"] == f"{name}.{namespace}.svc"
+    assert served_url(env["LANES_TRACE_AFFINITY_HOST"], port["port"]) == DEFAULT_URL
+
+
+def test_the_served_module_follows_the_port_and_release_name() -> None:
+    objects = template("traceAffinity.port=8181", release="mesh")
+    env = {e["name"]: e["value"] for e in operator_container(objects)["env"] if "value" in e}
+    assert (env["LANES_TRACE_AFFINITY_HOST"], env["LANES_TRACE_AFFINITY_PORT"]) == (
+        "mesh-lanes-trace-affinity.lanes-system.svc", "8181")
+    assert module_service(objects)["spec"]["ports"][0]["port"] == 8181
+
+
+@pytest.mark.parametrize("sets", [
+    ("traceAffinity.url=https://modules.example/traceaffinity.wasm",),
+    ("traceAffinity.serve=false",),
+], ids=["url-given", "serve-off"])
+def test_with_a_url_or_serve_off_the_chart_serves_nothing(sets: tuple[str, ...]) -> None:
+    objects = template(*sets)
+    container = operator_container(objects)
+    names = {e["name"] for e in container["env"]}
+    assert not names & {"LANES_TRACE_AFFINITY_MODULE", "LANES_TRACE_AFFINITY_PORT",
+                        "LANES_TRACE_AFFINITY_HOST"}
+    assert "trace-affinity" not in {p["name"] for p in container["ports"]}
+    assert module_service(objects) is None

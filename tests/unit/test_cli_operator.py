@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -17,7 +20,8 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[Options]:
     monkeypatch.setattr(lanes.operator.run, "run", lambda options, level="info": seen.append(options))
     for name in ("LANES_PROMETHEUS_URL", "LANES_METRIC_SOURCE", "LANES_TRACE_AFFINITY_URL",
                  "LANES_TRACE_AFFINITY_SHA256", "LANES_TRACE_AFFINITY_MAX_ENTRIES",
-                 "LANES_TRACE_AFFINITY_MAX_AGE"):
+                 "LANES_TRACE_AFFINITY_MAX_AGE", "LANES_TRACE_AFFINITY_MODULE",
+                 "LANES_TRACE_AFFINITY_PORT", "LANES_TRACE_AFFINITY_HOST"):
         monkeypatch.delenv(name, raising=False)
     return seen
 
@@ -78,6 +82,64 @@ def test_trace_affinity_from_the_environment(started: list[Options]) -> None:
     module = started[0].trace_affinity
     assert (module.url, module.sha256, module.max_entries, module.max_age_seconds) == (
         "oci://registry.example/lanes/ta:1", "ab" * 32, 500, 9)
+
+
+MODULE = b"\0asm\x01\0\0\0 a module"
+
+
+@pytest.fixture
+def module_file(tmp_path: Path) -> Path:
+    path = tmp_path / "trace-affinity.wasm"
+    path.write_bytes(MODULE)
+    return path
+
+
+def test_a_served_module_is_fetched_from_this_operator_with_its_sha256(
+    started: list[Options], module_file: Path
+) -> None:
+    env = {"LANES_TRACE_AFFINITY_MODULE": str(module_file), "LANES_TRACE_AFFINITY_PORT": "9191",
+           "LANES_TRACE_AFFINITY_HOST": "lanes-trace-affinity.lanes-system.svc"}
+    result = invoke("--metrics-host", "127.0.0.1", env=env)
+    assert result.exit_code == 0, result.output
+    module, served = started[0].trace_affinity, started[0].served_module
+    assert module.url == "http://lanes-trace-affinity.lanes-system.svc:9191/wasm/trace-affinity.wasm"
+    assert module.sha256 == hashlib.sha256(MODULE).hexdigest() == served.sha256
+    assert (served.content, served.port, served.address) == (MODULE, 9191, "127.0.0.1")
+
+
+def test_a_given_url_wins_over_the_served_module(started: list[Options], module_file: Path) -> None:
+    result = invoke("--trace-affinity-module", str(module_file), "--trace-affinity-url",
+                    "oci://registry.example/lanes/ta:1", "--trace-affinity-sha256", "cd" * 32)
+    assert result.exit_code == 0, result.output
+    module = started[0].trace_affinity
+    assert (module.url, module.sha256) == ("oci://registry.example/lanes/ta:1", "cd" * 32)
+    assert started[0].served_module.content == MODULE
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ((), "serving the module needs the host name proxies reach this operator by"),
+    (("--trace-affinity-host", "http://lanes"), "'http://lanes' is not a host name"),
+    (("--trace-affinity-host", "lanes", "--trace-affinity-sha256", "ab" * 32),
+     "the served module's sha256 is its own"),
+], ids=["no-host", "url-as-host", "sha256-of-its-own"])
+def test_a_served_module_without_what_it_needs_is_refused(
+    started: list[Options], module_file: Path, args: tuple[str, ...], message: str
+) -> None:
+    result = invoke("--trace-affinity-module", str(module_file), *args)
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.replace("│", " ").split())
+    assert started == []
+
+
+def test_a_module_file_that_is_not_wasm_is_refused(started: list[Options], tmp_path: Path) -> None:
+    text = tmp_path / "module.txt"
+    text.write_text("hello")
+    for path, message in ((text, "not a WebAssembly module"), (tmp_path / "none", "No such file")):
+        result = invoke("--trace-affinity-module", str(path), "--trace-affinity-host", "lanes")
+        assert result.exit_code == 2
+        said = " ".join(result.output.replace("│", " ").split())
+        assert message in said and "--trace-affinity-module" in said
+    assert started == []
 
 
 def test_leader_election_is_off_by_default_and_set_by_the_charts_environment(started: list[Options]) -> None:

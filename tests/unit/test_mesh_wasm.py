@@ -1,4 +1,5 @@
-"""The local mesh loads lanes' WasmPlugins into its one Envoy: before routing and upstream."""
+"""The local mesh loads lanes' WasmPlugins into its one Envoy: before routing and upstream,
+from the module it fetched for them or the one built here."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import pytest
 
 from lanes.dev.mesh import MeshConfigError, MeshOptions, translate
+from lanes.dev.mesh.translate import module_fetches, needs_built_module
 
 CONFIG = {"routeHeader": "x-asm-prefer-tag", "traceHeader": "my-request-id",
           "maxEntries": 100, "maxAgeSeconds": 5}
@@ -84,3 +86,49 @@ def test_an_asm_group_in_trace_id_mode_gets_the_module_as_asm_proxies_would() ->
 def test_other_groups_get_no_module_from_the_mesh(group: dict) -> None:
     for hcm in hcms([group], MeshOptions()):
         assert [f["name"] for f in hcm["http_filters"]] == ["envoy.filters.http.router"]
+
+
+SHA = "ab" * 32
+
+
+def served_plugin(name: str, url: str = "http://127.0.0.1:9091/wasm/trace-affinity.wasm",
+                  sha256: str | None = SHA) -> dict:
+    body = plugin(name)
+    body["spec"] = {**body["spec"], "url": url}
+    if sha256:
+        body["spec"]["sha256"] = sha256
+    return body
+
+
+def loaded(objects: list[dict], options: MeshOptions) -> set[str]:
+    return {w["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"]
+            for hcm in hcms(objects, options) for w in hcm["http_filters"][:-1]}
+
+
+@pytest.mark.parametrize(("url", "sha256", "fetched"), [
+    ("http://127.0.0.1:9091/wasm/trace-affinity.wasm", SHA, True),
+    ("https://modules.example/ta.wasm", SHA, True),
+    ("https://modules.example/ta.wasm", None, False),
+    ("oci://registry.example/lanes/ta:1", SHA, False),
+    ("file:///var/lib/ta.wasm", SHA, False),
+], ids=["http", "https", "no-sha256", "oci", "file"])
+def test_an_http_module_with_a_sha256_is_fetched_the_rest_load_the_build(
+    url: str, sha256: str | None, fetched: bool
+) -> None:
+    objects = [served_plugin("a", url, sha256)]
+    assert bool(module_fetches(objects)) == fetched
+    assert needs_built_module(objects) == (not fetched)
+    options = MeshOptions(trace_affinity_module="/m/built.wasm",
+                          fetched_modules=((SHA, "/m/fetched.wasm"),))
+    assert loaded(objects, options) == {"/m/fetched.wasm" if fetched else "/m/built.wasm"}
+
+
+def test_a_module_not_fetched_yet_is_refused_naming_the_plugin() -> None:
+    with pytest.raises(MeshConfigError, match=f"WasmPlugin default/a: its module .* sha256 {SHA}"
+                       r"\) is not fetched"):
+        translate([served_plugin("a")], [], MeshOptions(trace_affinity_module="/m/built.wasm"))
+
+
+def test_one_fetch_per_module_however_many_plugins_name_it() -> None:
+    objects = [served_plugin("a"), served_plugin("b"), served_plugin("c", sha256="CD" * 32)]
+    assert [f.sha256 for f in module_fetches(objects)] == [SHA, "cd" * 32]

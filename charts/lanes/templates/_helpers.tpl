@@ -35,3 +35,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "lanes.leaseName" -}}
 {{- default (include "lanes.fullname" .) .Values.leaderElection.leaseName -}}
 {{- end -}}
+
+{{- /* Whether the operator serves the trace-affinity module: asked to, and no url given. */ -}}
+{{- define "lanes.servesModule" -}}
+{{- if and .Values.traceAffinity.serve (not .Values.traceAffinity.url) -}}true{{- end -}}
+{{- end -}}
+
+{{- /* Where the operator image carries the module (the Dockerfile copies it there). */ -}}
+{{- define "lanes.modulePath" -}}/usr/local/share/lanes/trace-affinity.wasm{{- end -}}

@@ -10,6 +10,7 @@ show every new version applied, so callers can rely on the change being in force
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import ipaddress
 import json
 import os
@@ -28,12 +29,13 @@ from .translate import (
     LDS_FILE,
     EnvoyConfig,
     MeshOptions,
+    ModuleFetch,
     bootstrap,
+    module_fetches,
+    needs_built_module,
     rds_file,
     rds_stat,
     translate,
-    asm_trace_affinity,
-    wasm_plugins_of,
 )
 
 _RDS_PREFIX, _RDS_SUFFIX = rds_file("|").split("|")
@@ -203,15 +205,49 @@ class EnvoyMesh(Served):
                 del self._applied[name]
 
     def _with_module(self, objects: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-        """The objects as a list, the trace-affinity module built once a WasmPlugin needs it."""
+        """The objects as a list, with every module their filters load at hand.
+
+        The module built here is built once a filter loads it; a WasmPlugin's own module is
+        fetched from its url once per sha256 and checked against it, as Istio's agent does
+        for a sidecar before its Envoy loads the file.
+        """
         objects = list(objects)
-        needed = wasm_plugins_of(objects) or asm_trace_affinity(objects)
-        if self.options.trace_affinity_module is None and needed:
+        if self.options.trace_affinity_module is None and needs_built_module(objects):
             from lanes.dev.wasm import ensure_trace_affinity
 
             module = str(ensure_trace_affinity(progress=None))
             self.options = dataclasses.replace(self.options, trace_affinity_module=module)
+        fetched = dict(self.options.fetched_modules)
+        for fetch in module_fetches(objects):
+            if fetch.sha256 not in fetched:
+                fetched[fetch.sha256] = str(self._fetch_module(fetch))
+        if fetched != dict(self.options.fetched_modules):
+            self.options = dataclasses.replace(
+                self.options, fetched_modules=tuple(sorted(fetched.items()))
+            )
         return objects
+
+    def _fetch_module(self, fetch: ModuleFetch) -> Path:
+        """Fetch a WasmPlugin's module and keep it under the workdir, named by its sha256.
+
+        Raises:
+            OSError: the url did not answer with the module (tried again at the next update).
+            MeshConfigError: the bytes fetched do not have the sha256 the WasmPlugin names.
+        """
+        with _DIRECT.open(fetch.url, timeout=30) as response:
+            content = response.read()
+        digest = hashlib.sha256(content).hexdigest()
+        if digest != fetch.sha256:
+            raise MeshConfigError(
+                f"the module at {fetch.url} has sha256 {digest}, not {fetch.sha256} as its "
+                "WasmPlugins say; it is not loaded"
+            )
+        path = self.workdir / "modules" / f"{fetch.sha256}.wasm"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = path.with_suffix(".tmp")
+        staging.write_bytes(content)
+        os.replace(staging, path)
+        return path
 
     def stats(self, filter_regex: str) -> dict[str, str]:
         """Envoy admin stats whose names match `filter_regex`, values as text."""

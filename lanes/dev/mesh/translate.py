@@ -75,8 +75,11 @@ class MeshOptions:
     mesh_port: int = 15001
     route_header: str = "x-asm-prefer-tag"
     access_log: bool = False
-    # The built trace-affinity module (lanes.dev.wasm), loaded for lanes' WasmPlugins.
+    # The built trace-affinity module (lanes.dev.wasm), loaded for lanes' WasmPlugins whose
+    # module is not fetched (see `module_fetch`) and for asm-flavoured groups.
     trace_affinity_module: str | None = None
+    # Modules fetched from WasmPlugins' urls and checked: (sha256, file) pairs.
+    fetched_modules: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -392,6 +395,14 @@ VM_ID = "lanes-trace-affinity"
 
 
 @dataclass(frozen=True)
+class ModuleFetch:
+    """A WasmPlugin's module, fetched from its url and loaded only if it has its sha256."""
+
+    url: str
+    sha256: str
+
+
+@dataclass(frozen=True)
 class HttpFilters:
     """Wasm filters before routing (`downstream`) and after it, on the upstream request."""
 
@@ -420,6 +431,36 @@ def wasm_plugins_of(objects: Iterable[Mapping[str, Any]]) -> list[Mapping[str, A
     return found
 
 
+def module_fetch(plugin: Mapping[str, Any]) -> ModuleFetch | None:
+    """What the local mesh fetches for a WasmPlugin's module, or None to load the one built here.
+
+    An http(s) url with a sha256 is fetched and checked, as Istio's agent does before a
+    sidecar's Envoy loads the file it wrote: the operator's own module then runs only if
+    the bytes it serves are those its WasmPlugins name. Other urls (oci://, file://, or
+    http(s) without a sha256, which stand for a module the local mesh cannot reach) load
+    the module built here.
+    """
+    spec = plugin.get("spec") or {}
+    url, sha256 = str(spec.get("url") or ""), spec.get("sha256")
+    if not sha256 or not url.startswith(("http://", "https://")):
+        return None
+    return ModuleFetch(url, str(sha256).lower())
+
+
+def module_fetches(objects: Iterable[Mapping[str, Any]]) -> list[ModuleFetch]:
+    """The distinct modules the WasmPlugins among `objects` have fetched."""
+    return sorted({f for p in wasm_plugins_of(objects) if (f := module_fetch(p)) is not None},
+                  key=lambda f: (f.sha256, f.url))
+
+
+def needs_built_module(objects: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether some filter loads the module built here: a plugin whose module is not
+    fetched, or an asm-flavoured group in trace-ID mode."""
+    objects = list(objects)
+    return (any(module_fetch(p) is None for p in wasm_plugins_of(objects))
+            or bool(asm_trace_affinity(objects)))
+
+
 def asm_trace_affinity(objects: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Module configurations for the SwimLaneGroups of the asm flavour in ASM's trace-ID mode.
 
@@ -443,7 +484,8 @@ def asm_trace_affinity(objects: Iterable[Mapping[str, Any]]) -> list[dict[str, A
 
 
 def _trace_affinity_filters(objects: list[Mapping[str, Any]], options: MeshOptions) -> HttpFilters:
-    """One filter per distinct plugin configuration, on every listener of the one Envoy.
+    """One filter per distinct module and plugin configuration, on every listener of the one
+    Envoy.
 
     The local mesh's single Envoy is every pod's sidecar and the gateway at once, so the
     WasmPlugins' selectors all select it. Before routing, the filter restores a lane from
@@ -451,24 +493,38 @@ def _trace_affinity_filters(objects: list[Mapping[str, Any]], options: MeshOptio
     includes a lane header set by the route itself (the gateway's), as a pod's inbound
     sidecar would see it in Istio.
     """
-    plugins = wasm_plugins_of(objects)
-    found = {json.dumps((p.get("spec") or {}).get("pluginConfig") or {}, sort_keys=True)
-             for p in plugins}
-    found.update(json.dumps(c, sort_keys=True) for c in asm_trace_affinity(objects))
-    if not found:
-        return HttpFilters()
+    fetched = dict(options.fetched_modules)
+    found: set[tuple[str, str]] = set()
+    for plugin in wasm_plugins_of(objects):
+        fetch = module_fetch(plugin)
+        if fetch is None:
+            module = _built_module(options)
+        elif fetch.sha256 in fetched:
+            module = fetched[fetch.sha256]
+        else:
+            raise MeshConfigError(
+                f"WasmPlugin {_key(plugin)}: its module ({fetch.url}, sha256 {fetch.sha256}) "
+                "is not fetched (MeshOptions.fetched_modules)"
+            )
+        config = (plugin.get("spec") or {}).get("pluginConfig") or {}
+        found.add((module, json.dumps(config, sort_keys=True)))
+    found.update((_built_module(options), json.dumps(c, sort_keys=True))
+                 for c in asm_trace_affinity(objects))
+    downstream, upstream = [], []
+    for module, text in sorted(found, key=lambda f: (f[1], f[0])):
+        config = json.loads(text)
+        downstream.append(wasm_filter(module, config, VM_ID))
+        upstream.append(wasm_filter(module, {**config, "restore": False}, VM_ID))
+    return HttpFilters(tuple(downstream), tuple(upstream))
+
+
+def _built_module(options: MeshOptions) -> str:
     if options.trace_affinity_module is None:
         raise MeshConfigError(
             "a group in ASM's trace-ID mode needs the trace-affinity module, which is not "
             "built (MeshOptions.trace_affinity_module)"
         )
-    configs = sorted(found)
-    module = options.trace_affinity_module
-    downstream = tuple(wasm_filter(module, json.loads(c), VM_ID) for c in configs)
-    upstream = tuple(
-        wasm_filter(module, {**json.loads(c), "restore": False}, VM_ID) for c in configs
-    )
-    return HttpFilters(downstream, upstream)
+    return options.trace_affinity_module
 
 
 def _listener(
