@@ -29,8 +29,11 @@ def query_value(
     *,
     timeout: float = 5.0,
     client: httpx.Client | None = None,
+    at: float | None = None,
 ) -> float | None:
     """The value of the instant query `promql` at Prometheus `address` (e.g. http://host:9090).
+
+    The query is evaluated now, or at the Unix time `at`.
 
     A scalar or a one-element vector gives its value; an empty vector or NaN (say 0/0, a
     rate over no requests) gives None, "no values found". One attempt, bounded by `timeout`.
@@ -43,12 +46,13 @@ def query_value(
             several series or is not a number.
     """
     url = f"{address.rstrip('/')}/api/v1/query"
+    form = {"query": promql} if at is None else {"query": promql, "time": f"{at:.3f}"}
     try:
         if client is None:
             with httpx.Client(timeout=timeout, trust_env=False) as own:
-                response = own.post(url, data={"query": promql}, timeout=timeout)
+                response = own.post(url, data=form, timeout=timeout)
         else:
-            response = client.post(url, data={"query": promql}, timeout=timeout)
+            response = client.post(url, data=form, timeout=timeout)
     except httpx.TimeoutException as error:
         raise PrometheusUnavailable(
             f"Prometheus at {address} did not answer within {timeout}s"

@@ -4,7 +4,9 @@ One Prometheus for the module: before it starts, recorded Istio series (as Istio
 metrics report them) are backfilled with promtool; once started, it scrapes a real Envoy at
 1 s, through which the test sends requests to a small local server that answers 500 and
 answers slowly on request. `query_value` then runs the rendered built-ins against it, and
-the operator's `read_metrics` reads a rollout's analysis from it.
+the operator's `read_metrics` reads a rollout's analysis from it. Every query of these series
+is evaluated at a fixed time (the recorded series' end, the burst's end), so its window holds
+the same samples however long the tests before it took.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -146,8 +148,12 @@ class Bed:
         except urllib.error.HTTPError as error:
             return error.code
 
-    def value(self, promql: str) -> float | None:
-        return query_value(self.prometheus.url, promql)
+    def value(self, promql: str, at: float | None = None) -> float | None:
+        return query_value(self.prometheus.url, promql, at=at)
+
+    def query_at(self, at: float) -> Callable[[str, str], float | None]:
+        """A `read_metrics` query that evaluates at the Unix time `at` rather than now."""
+        return lambda address, promql: query_value(address, promql, at=at)
 
 
 @pytest.fixture(scope="module")
@@ -188,18 +194,18 @@ def variables(interval: str) -> dict[str, str]:
 
 def test_istio_success_rate_counts_only_the_canary_workload(bed: Bed) -> None:
     promql = render_query(builtin_query("istio", "request-success-rate"), variables("5m"))
-    assert bed.value(promql) == pytest.approx(95.0, abs=1e-9)
+    assert bed.value(promql, at=bed.recorded_end) == pytest.approx(95.0, abs=1e-9)
 
 
 def test_istio_p99_duration_is_the_interpolated_bucket_value(bed: Bed) -> None:
     promql = render_query(builtin_query("istio", "request-duration"), variables("5m"))
-    assert bed.value(promql) == pytest.approx(CANARY_P99_MS, abs=1e-9)
+    assert bed.value(promql, at=bed.recorded_end) == pytest.approx(CANARY_P99_MS, abs=1e-9)
 
 
 def test_istio_query_for_a_workload_with_no_requests_has_no_value(bed: Bed) -> None:
     promql = render_query(builtin_query("istio", "request-success-rate"),
                           {**variables("5m"), "target": "nobody-canary"})
-    assert bed.value(promql) is None
+    assert bed.value(promql, at=bed.recorded_end) is None
 
 
 # --- envoy built-ins over a real Envoy, scraped at 1 s -----------------------------------------
@@ -277,6 +283,7 @@ def _wait_scraped(bed: Bed, count: float, timeout: float = 10.0) -> None:
 
 @dataclass(frozen=True)
 class Burst:
+    at: float  # when the burst was over and scraped: the queries of it are evaluated then
     interval: str  # a rate window that holds the whole burst and none of the warm-up
     buckets: dict[float, float]  # Envoy's own bucket counts of the burst (after - before)
 
@@ -305,15 +312,17 @@ def envoy_burst(bed: Bed) -> Burst:
     after = settled_histogram(bed, before[math.inf])
     _wait_scraped(bed, after[math.inf])
     time.sleep(1.5)  # one more scrape, so the window's last sample follows the burst
+    at = time.time()
     return Burst(
-        interval=f"{math.ceil(time.time() - started) + 1}s",
+        at=at,
+        interval=f"{math.ceil(at - started) + 1}s",
         buckets={le: after[le] - before.get(le, 0.0) for le in after},
     )
 
 
 def test_envoy_success_rate_is_the_share_of_non_5xx_answers(bed: Bed, envoy_burst: Burst) -> None:
     promql = render_query(builtin_query("envoy", "request-success-rate"), variables(envoy_burst.interval))
-    assert bed.value(promql) == pytest.approx(95.0, abs=1e-6)
+    assert bed.value(promql, at=envoy_burst.at) == pytest.approx(95.0, abs=1e-6)
 
 
 def test_envoy_p99_duration_is_decided_by_the_slow_requests(bed: Bed, envoy_burst: Burst) -> None:
@@ -322,7 +331,7 @@ def test_envoy_p99_duration_is_decided_by_the_slow_requests(bed: Bed, envoy_burs
     assert 0 < slow <= BURST["/slow"], f"no slow request in (50, 100] ms: {buckets}"
     expected = quantile_by_hand(0.99, buckets)
     promql = render_query(builtin_query("envoy", "request-duration"), variables(envoy_burst.interval))
-    value = bed.value(promql)
+    value = bed.value(promql, at=envoy_burst.at)
     assert value == pytest.approx(expected, abs=1e-6)
     assert value > 50.0, "the slow tenth of the requests decides the p99, not the fast ones"
 
@@ -330,7 +339,7 @@ def test_envoy_p99_duration_is_decided_by_the_slow_requests(bed: Bed, envoy_burs
 def test_envoy_queries_of_a_lane_that_got_no_requests_have_no_value(bed: Bed, envoy_burst: Burst) -> None:
     promql = render_query(builtin_query("envoy", "request-success-rate"),
                           {**variables(envoy_burst.interval), "lane": "base"})
-    assert bed.value(promql) is None
+    assert bed.value(promql, at=envoy_burst.at) is None
 
 
 # --- the operator's readings edge over the same Prometheus -------------------------------------
@@ -352,6 +361,7 @@ def test_read_metrics_reads_istio_builtins_and_a_template_over_recorded_series(b
                           ' destination_workload=~"{{ target }}"}[{{ interval }}]))'},
     })
     readings = read_metrics(analysis, CHECK, {(NAMESPACE, "requests"): requests},
+                            query=bed.query_at(bed.recorded_end),
                             default_address=bed.prometheus.url, default_source="istio")
     assert readings["request-success-rate"].value == pytest.approx(95.0, abs=1e-9)
     assert readings["request-duration"].value == pytest.approx(CANARY_P99_MS, abs=1e-9)
@@ -365,7 +375,8 @@ def test_read_metrics_reads_envoy_builtins_of_the_canary_lane(bed: Bed, envoy_bu
                                         "prometheus": {"address": bed.prometheus.url}, "metrics": [
         {"name": "request-success-rate", "thresholdRange": {"min": 99}},
     ]})
-    [reading] = read_metrics(analysis, CHECK, {}, default_address="http://127.0.0.1:1").values()
+    [reading] = read_metrics(analysis, CHECK, {}, query=bed.query_at(envoy_burst.at),
+                             default_address="http://127.0.0.1:1").values()
     assert reading.value == pytest.approx(95.0, abs=1e-6)
 
 

@@ -111,7 +111,9 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
             return False
 
     try:
-        wait_until(serving, what="Envoy with the module", timeout=30, watch=[child])
+        # Envoy compiles the module before its listeners serve: seconds alone, a minute or
+        # more on a machine busy with other work.
+        wait_until(serving, what="Envoy with the module", timeout=120, watch=[child])
         yield found
     finally:
         stop(child)
@@ -183,7 +185,7 @@ def test_a_bad_plugin_configuration_is_refused_naming_the_field(tmp_path: Path) 
     bad = {"routeHeader": LANE, "traceHeader": TRACE, "maxEntries": 0}
     child = _start(tmp_path, [_listener("bad", free_port(), bad, "bad", module)], admin)
     try:
-        wait_until(lambda: not child.alive(), what="Envoy to refuse the config", timeout=30)
+        wait_until(lambda: not child.alive(), what="Envoy to refuse the config", timeout=120)
     finally:
         stop(child)
     log = (tmp_path / "envoy.log").read_text()
