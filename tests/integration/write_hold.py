@@ -31,6 +31,11 @@ from lanes.render import owner_selector
 ISTIO = "networking.istio.io"
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # the API server drops connections of writes it gave up on; nothing to report
+
+
 class WriteHold:
     """Holds the first write by lanes' field manager to `plural` objects of `group`, while armed."""
 
@@ -53,7 +58,7 @@ class WriteHold:
         (directory / "tls.key").write_bytes(key)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(directory / "tls.crt", directory / "tls.key")
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
+        self.server = _QuietServer(("127.0.0.1", self.port), self._handler())
         self.server.daemon_threads = True
         self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self._thread = threading.Thread(target=self.server.serve_forever, name="write-hold", daemon=True)
