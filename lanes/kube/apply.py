@@ -3,6 +3,10 @@
 Writes are ordered make-before-break, as Istio advises for subsets: DestinationRules that gain
 subsets go first, then VirtualServices, then DestinationRules that lose subsets, then
 deletions (VirtualServices before DestinationRules), so no route ever names a missing subset.
+A DestinationRule that gains some subsets and loses others (a lane's pods moving to another
+lane) is written twice: first with the old subsets and the new, then as desired. Every state
+between two writes is safe, so an operator killed there leaves working routes, and the next
+sync, planned from the live objects alone, goes on in the same order.
 https://istio.io/latest/docs/ops/best-practices/traffic-management/#avoid-503-errors-while-reconfiguring-service-routes
 """
 
@@ -76,19 +80,38 @@ def managed_by(obj: Mapping, manager: str) -> bool:
     )
 
 
+def _subsets(obj: Mapping | None) -> list[dict]:
+    return list(((obj or {}).get("spec") or {}).get("subsets") or [])
+
+
 def _subset_names(obj: Mapping | None) -> set[str]:
-    return {s.get("name") for s in ((obj or {}).get("spec") or {}).get("subsets") or []}
+    return {s.get("name") for s in _subsets(obj)}
 
 
-def _ordered(changes: Changes, live: Mapping[tuple, dict]) -> tuple[list[dict], list[dict]]:
+def _with_old_subsets(desired: dict, live: Mapping) -> dict:
+    """`desired` keeping the live subsets it drops, for the write before any route changes."""
+    wanted = _subset_names(desired)
+    kept = [s for s in _subsets(live) if s.get("name") not in wanted]
+    return {**desired, "spec": {**desired["spec"], "subsets": [*_subsets(desired), *kept]}}
+
+
+def ordered_writes(changes: Changes, live: Mapping[tuple, dict]) -> tuple[list[dict], list[dict]]:
+    """The applies and the deletions of one sync, in an order where no route names a missing
+    subset after any of them."""
     early, middle, late = [], [], []
     for obj in changes.apply:
         if obj.get("kind") != "DestinationRule":
             middle.append(obj)
             continue
         before = live.get(object_key(obj))
-        losing = before is not None and _subset_names(before) - _subset_names(obj)
-        (late if losing else early).append(obj)
+        had, wants = _subset_names(before), _subset_names(obj)
+        if before is None or not had - wants:
+            early.append(obj)
+        elif not wants - had:
+            late.append(obj)
+        else:
+            early.append(_with_old_subsets(obj, before))
+            late.append(obj)
     return early + middle + late, _deletion_order(changes.delete)
 
 
@@ -117,10 +140,12 @@ def sync_objects(
     changes = plan_changes(wanted, live.values(), objects.manager)
     report = ApplyReport(unchanged=len(changes.unchanged), dropped=dropped)
     changes.delete = [o for o in changes.delete if managed_by(o, objects.manager)]
-    writes, deletes = _ordered(changes, live)
+    writes, deletes = ordered_writes(changes, live)
     for obj in writes:
         objects.apply(obj)
-        (report.updated if object_key(obj) in live else report.created).append(object_id(obj))
+        names = report.updated if object_key(obj) in live else report.created
+        if object_id(obj) not in names:
+            names.append(object_id(obj))
     for obj in deletes:
         if objects.delete(obj):
             report.deleted.append(object_id(obj))

@@ -28,6 +28,7 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from lanes.api.common import GROUP, VERSION
+from lanes.api.errors import from_validation_error
 from lanes.api.lanerelease import LaneRelease
 from lanes.api.workloadrollout import WorkloadRollout
 from lanes.kube.connect import connect
@@ -43,6 +44,7 @@ from lanes.rollout import (
     plan_step,
 )
 from lanes.rollout.lanerelease import canary_holder
+from lanes.rollout.status import invalid_status
 
 from . import webhook
 from .checks import AnalysisSettings, call_hooks, make_check, notify
@@ -109,7 +111,16 @@ def reconcile(
     try:
         rollout = WorkloadRollout.model_validate(body)
     except ValidationError as error:
-        log.warning("workloadrollout %s/%s is invalid: %s", namespace, name, error)
+        errors = from_validation_error(error, "WorkloadRollout", name)
+        log.warning("workloadrollout %s/%s is invalid: %s", namespace, name, "; ".join(map(str, errors)))
+        wanted = invalid_status(body.get("status"), errors, body["metadata"].get("generation"), now)
+        if wanted != body.get("status"):
+            try:
+                api.write_status(body, wanted)
+            except ApiException as conflict:
+                if conflict.status == 409:
+                    return 0.0
+                raise
         return None
     workload = rollout.spec.workload_ref.name
     status = body.get("status") or {}
