@@ -13,6 +13,26 @@ from .actions import LANE_RELEASE_ANNOTATION, DeleteCanary, RestoreBaseTemplate,
 from .checks import ANALYSIS_REASONS, failure_summary
 from .draft import PROMOTED, Draft, rolled_back, succeeded_reason
 from .hooks import answered, answers, failures, is_done, mark_done, names, release_hooks
+from .status import parse_time, utc
+
+# Seconds the canary Deployment outlives the end of a release whose steps split untagged
+# traffic: the routes stop sending untagged requests to the canary as the phase leaves the
+# steps, and the proxies need a moment to take the new routes before the canary's pods go.
+ROUTES_SETTLE_SECONDS = 2.0
+
+
+def _routes_settled(d: Draft) -> bool:
+    """Whether the canary may go: its release sent no untagged requests to it, or the phase
+    that stopped them (Promoting, RollingBack) began `ROUTES_SETTLE_SECONDS` ago."""
+    steps = d.rollout.spec.strategy.canary.steps
+    if d.canary is None or not any(step.traffic or step.matches for step in steps):
+        return True
+    since = parse_time(d.last_update)
+    left = ROUTES_SETTLE_SECONDS - ((utc(d.now) - since).total_seconds() if since else 0.0)
+    if left > 0:
+        d.wake(left)
+        return False
+    return True
 
 
 def enter_promotion(d: Draft) -> None:
@@ -34,6 +54,12 @@ def promote(d: Draft) -> None:
         d.message = (
             f"Deployment {base.name} runs revision {d.canary_revision}; canary kept until "
             f"lanerelease/{holder} has moved its lane's traffic off it"
+        )
+        return
+    if base.rolled_out and not _routes_settled(d):
+        d.message = (
+            f"Deployment {base.name} runs revision {d.canary_revision}; canary kept until "
+            "the routes have stopped sending untagged requests to it"
         )
         return
     if base.rolled_out:
@@ -63,10 +89,13 @@ def roll_back(d: Draft, finish: bool = True) -> None:
 
     The stable ReplicaSet's template is written back while the base is still paused, so the
     Deployment controller adopts that ReplicaSet as current; only once the restored template
-    is observed is the base unpaused, and then it has nothing to roll.
+    is observed is the base unpaused, and then it has nothing to roll. A canary that got
+    untagged requests is deleted once the routes back to base have settled.
     """
     base, canary = d.base, d.canary
     d.replicas = 0
+    if canary is not None and not _routes_settled(d):
+        canary = None
     if base.revision != d.stable:
         stable = d.observed.replica_set_of(d.stable or "")
         if stable is not None:
@@ -84,7 +113,7 @@ def roll_back(d: Draft, finish: bool = True) -> None:
         d.act(DeleteCanary(canary.name))
     if base.paused:
         d.act(UnpauseBase(base.name))
-    if finish and not base.paused and base.rolled_out and canary is None:
+    if finish and not base.paused and base.rolled_out and d.canary is None:
         _ended(d)
         d.move(phase="Healthy", index=0, state=None, outcome=rolled_back(d.analysis))
         d.message = healthy_message(d)

@@ -15,6 +15,7 @@ from lanes.api.analysis import Analysis, AnalysisStatus
 from lanes.api.workloadrollout import WorkloadRollout
 from lanes.rollout import Event, Plan, check_intent, plan_step
 from lanes.rollout.checks import analysis_at
+from lanes.rollout.endings import ROUTES_SETTLE_SECONDS
 from lanes.rollout.status import parse_time
 
 from .rollout_fixtures import (
@@ -205,6 +206,22 @@ def test_a_failing_metric_halts_then_rolls_back_at_the_threshold() -> None:
     assert len(world.checks) == 3
     world.reconcile()
     assert "request-success-rate 88.2% < 99%" in world.status.message, "kept once settled"
+
+
+def test_a_canary_that_got_untagged_traffic_outlives_the_rollback_until_routes_settle() -> None:
+    world = started(analysed([{"replicas": 1, "traffic": "20%"}, {"replicas": "50%"}]),
+                    always(rate=88.2))
+    world.reconcile()
+    run_until(world, lambda w: w.status.phase == "RollingBack")
+    assert world.canary is not None, "the routes still split traffic to it as the phase moves"
+    began = parse_time(world.status.canary_status.last_update_time)
+    held = world.reconcile(advance=0)
+    assert world.canary is not None and 0 < held.requeue_after <= ROUTES_SETTLE_SECONDS
+    world.now = began + timedelta(seconds=ROUTES_SETTLE_SECONDS)
+    world.reconcile()
+    assert world.canary is None, "deleted once the routes back to base have settled"
+    world.run(lambda w: w.status.phase == "Healthy")
+    assert conditions(world)["Succeeded"] == ("False", "AnalysisFailed")
 
 
 def test_a_failed_check_blocks_advance_until_one_passes_and_is_not_forgotten() -> None:
