@@ -36,7 +36,7 @@ tracer = trace.get_tracer("lanes.operator")
 @dataclass(frozen=True)
 class Snapshot:
     """What the watches hold for one group when its reconcile starts; `others` are the other
-    groups sharing a service with it, which may hold some of its services."""
+    groups, which may hold some of its services."""
 
     name: str
     group: Mapping[str, Any] | None
