@@ -39,6 +39,8 @@ SWIMLANEGROUP = Kind(GROUP, VERSION, "swimlanegroups", "SwimLaneGroup", namespac
 SWIMLANE = Kind(GROUP, VERSION, "swimlanes", "SwimLane", namespaced=False)
 VIRTUALSERVICE = Kind(ISTIO_GROUP, "v1", "virtualservices", "VirtualService", namespaced=True)
 DESTINATIONRULE = Kind(ISTIO_GROUP, "v1", "destinationrules", "DestinationRule", namespaced=True)
+WORKLOADROLLOUT = Kind(GROUP, VERSION, "workloadrollouts", "WorkloadRollout", namespaced=True)
+LANERELEASE = Kind(GROUP, VERSION, "lanereleases", "LaneRelease", namespaced=True)
 GENERATED = (VIRTUALSERVICE, DESTINATIONRULE)
 # Loads the trace-affinity module for groups in ASM's trace-ID mode; listed at its own version
 # whatever flavour's networking version the VirtualServices are listed at.

@@ -1,21 +1,21 @@
 """kopf handlers, thin: each turns a watch event into triggers of the groups it concerns.
 
-Only watch-level handlers (`on.event`, indices) are used, never kopf's change-tracking ones:
-those store handling progress in annotations, a write per change that an operator promising
-zero idle writes cannot afford. Deletion cleanup uses lanes' own finalizer, handled in the
+Only watch-level handlers (`on.event`) are used, never kopf's change-tracking ones: those
+store handling progress in annotations, a write per change that an operator promising zero
+idle writes cannot afford. Nor are kopf's indices (see `runtime` for why): the runtime keeps
+what the events bring. Deletion cleanup uses lanes' own finalizer, handled in the
 same per-group queue as every reconcile, so cleanup and reconcile can never interleave.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 from typing import Any
 
 import kopf
 
-from lanes.api.common import GROUP, GROUP_LABEL, VERSION
+from lanes.api.common import GROUP, VERSION
 from lanes.kube.kinds import ISTIO_GROUP
 from lanes.render import FLAVOURS
 
@@ -32,57 +32,27 @@ def _runtime(memo: Any) -> Runtime:
     return memo.runtime
 
 
-def swimlanegroup_index(name: str, body: kopf.Body, **_: Any) -> dict:
-    """Groups by name, as plain dicts the planner parses."""
-    return {name: copy.deepcopy(dict(body))}
-
-
-def swimlane_index(body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict | None:
-    """Lanes by the group their `swimlane-group` label names."""
-    group = labels.get(GROUP_LABEL)
-    return {group: copy.deepcopy(dict(body))} if group else None
-
-
-def service_index(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> dict:
-    """Service selectors by `namespace/name`."""
-    return {f"{namespace}/{name}": dict(spec.get("selector") or {})}
-
-
-def workloadrollout_index(namespace: str, body: kopf.Body, **_: Any) -> dict:
-    """Rollouts by namespace, for the traffic steps of the services beside them."""
-    return {namespace: copy.deepcopy(dict(body))}
-
-
-def lanerelease_index(namespace: str, body: kopf.Body, **_: Any) -> dict:
-    """Lane releases by namespace, for the entry weight of their lanes' groups."""
-    return {namespace: copy.deepcopy(dict(body))}
-
-
 async def lanerelease_traffic_event(type: str | None, body: kopf.Body, memo: Any, **kwargs: Any) -> None:
     """A lane release changed; its entry weight may put untagged requests into its lane."""
     runtime = _runtime(memo)
-    runtime.bind(kwargs)
     runtime.on_release(type, body)
 
 
 async def workloadrollout_event(type: str | None, body: kopf.Body, memo: Any, **kwargs: Any) -> None:
     """A rollout changed; its traffic step may split a group service's requests."""
     runtime = _runtime(memo)
-    runtime.bind(kwargs)
     runtime.on_rollout(type, body)
 
 
 async def swimlanegroup_event(type: str | None, name: str, body: kopf.Body, memo: Any, **kwargs: Any) -> None:
     """A group was listed, changed or deleted."""
     runtime = _runtime(memo)
-    runtime.bind(kwargs)
     runtime.on_group(type, name, body)
 
 
 async def swimlane_event(type: str | None, name: str, body: kopf.Body, spec: kopf.Spec, memo: Any, **kwargs: Any) -> None:
     """A lane was listed, changed or deleted; new label keys widen the pod filter."""
     runtime = _runtime(memo)
-    runtime.bind(kwargs)
     if type != "DELETED":
         await runtime.learn_lane_keys((spec.get("labelSelector") or {}).keys())
     runtime.on_lane(type, name, body)
@@ -91,15 +61,14 @@ async def swimlane_event(type: str | None, name: str, body: kopf.Body, spec: kop
 async def pod_event(type: str | None, body: kopf.Body, memo: Any, **kwargs: Any) -> None:
     """A pod changed; cheap for pods in no lane, which return at once."""
     runtime = _runtime(memo)
-    runtime.bind(kwargs)
     runtime.on_pod(type, body)
 
 
-async def service_event(namespace: str, name: str, memo: Any, **kwargs: Any) -> None:
+async def service_event(
+    type: str | None, namespace: str, name: str, spec: kopf.Spec, memo: Any, **kwargs: Any
+) -> None:
     """A Service's selector may have changed which pods are its own."""
-    runtime = _runtime(memo)
-    runtime.bind(kwargs)
-    runtime.on_service(namespace, name)
+    _runtime(memo).on_service(type, namespace, name, spec.get("selector"))
 
 
 async def virtualservice_event(labels: kopf.Labels, memo: Any, **kwargs: Any) -> None:
@@ -140,7 +109,7 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: Any, **_: Any)
     settings.posting.enabled = False
     settings.watching.server_timeout = 300
     settings.peering.standalone = True
-    await asyncio.to_thread(runtime.seed_lane_keys)
+    await asyncio.to_thread(runtime.prime)
     if runtime.options.election is None:
         runtime.scheduler.start()
         runtime.metrics.leader.set(1)
@@ -170,11 +139,6 @@ def register(registry: kopf.OperatorRegistry) -> kopf.OperatorRegistry:
     lanes = dict(group=GROUP, version=VERSION, registry=registry)
     kopf.on.startup(registry=registry)(operator_startup)
     kopf.on.cleanup(registry=registry)(operator_cleanup)
-    kopf.index(plural="swimlanegroups", **lanes)(swimlanegroup_index)
-    kopf.index(plural="swimlanes", **lanes)(swimlane_index)
-    kopf.index("services", registry=registry)(service_index)
-    kopf.index(plural="workloadrollouts", **lanes)(workloadrollout_index)
-    kopf.index(plural="lanereleases", **lanes)(lanerelease_index)
     kopf.on.event(plural="swimlanegroups", **lanes)(swimlanegroup_event)
     kopf.on.event(plural="swimlanes", **lanes)(swimlane_event)
     kopf.on.event("pods", registry=registry)(pod_event)

@@ -36,7 +36,7 @@ tracer = trace.get_tracer("lanes.operator")
 @dataclass(frozen=True)
 class Snapshot:
     """What the watches hold for one group when its reconcile starts; `others` are the other
-    groups, which may hold some of its services."""
+    groups sharing a service with it, which may hold some of its services."""
 
     name: str
     group: Mapping[str, Any] | None
@@ -80,6 +80,11 @@ class GroupReconciler:
         self.metrics = metrics
         self.clock = clock
         self._in_force: dict[str, tuple[str, dict[str, list[str]]]] = {}
+        # Invalidations so far, in all and per group: a reconcile that overlapped one must not
+        # record what it put in force, since it may have read the live objects before they
+        # changed (a generated object deleted while the reconcile ran).
+        self._cleared = 0
+        self._invalidated: dict[str, int] = {}
         self._status_written: dict[tuple[str, str], tuple[str | None, dict]] = {}
         self._lock = threading.Lock()
 
@@ -87,6 +92,7 @@ class GroupReconciler:
         """Drop what is remembered of a group that is gone."""
         self.invalidate(name)
         with self._lock:
+            self._invalidated.pop(name, None)
             self._status_written.pop((SWIMLANEGROUP.plural, name), None)
         self.metrics.forget_group(name)
 
@@ -95,8 +101,14 @@ class GroupReconciler:
         with self._lock:
             if name is None:
                 self._in_force.clear()
+                self._cleared += 1
             else:
                 self._in_force.pop(name, None)
+                self._invalidated[name] = self._invalidated.get(name, 0) + 1
+
+    def _epoch(self, name: str) -> tuple[int, int]:
+        """How often `name` was invalidated, alone and with every group (call under the lock)."""
+        return self._invalidated.get(name, 0), self._cleared
 
     def reconcile(self, snap: Snapshot, force: bool = False) -> Outcome:
         """Reconcile one group, inside a span, recording metrics.
@@ -147,6 +159,7 @@ class GroupReconciler:
         digest = fingerprint(plan.desired)
         with self._lock:
             known = self._in_force.get(snap.name)
+            epoch = self._epoch(snap.name)
         report = None
         dropped = known[1] if known is not None else {}
         try:
@@ -154,7 +167,8 @@ class GroupReconciler:
                 report = sync_objects(self.objects, plan.desired, owners(snap.name))
                 dropped = report.dropped
                 with self._lock:
-                    self._in_force[snap.name] = (digest, dropped)
+                    if self._epoch(snap.name) == epoch:
+                        self._in_force[snap.name] = (digest, dropped)
         except Exception as error:
             failure = f"writing generated objects failed: {error_message(error)}"
             self._write_status(SWIMLANEGROUP, group, group_status(plan, group.get("status"), self.clock(), failure=failure))

@@ -1,14 +1,23 @@
 """The operator's shared state: what the watches hold, and which groups an event concerns.
 
-kopf indices hold the watched groups, lanes, Services and rollouts, and this module the lane
-pods (by label, so a snapshot reads only the pods a group's Services select); it turns watch
-events into triggers of the groups they affect and assembles a group's Snapshot. It holds no
-kopf import, so the mapping from events to groups stays plain code.
+This module keeps what the watch events bring (groups, lanes by group, Service selectors,
+rollouts and releases by namespace, lane pods by label), each indexed by what a group's
+reconcile asks for, so one event and one snapshot cost the same however many services the
+cluster holds. It turns watch events into triggers of the groups they affect and assembles a
+group's Snapshot. It holds no kopf import, so the mapping from events to groups stays plain
+code.
+
+kopf's own indices are not used: until every indexed object has been listed, kopf holds every
+other object's handlers on one condition that each indexed object notifies, which makes the
+start quadratic in the number of objects (minutes at 2,000 Services). Instead `prime` lists
+what reconciles read once at start-up, before the workers start, so no group is planned from
+a partial view.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -16,7 +25,9 @@ from typing import Any
 
 from lanes.api.common import GROUP_LABEL
 from lanes.kube.connect import MeteredApiClient, connect
-from lanes.kube.kinds import SWIMLANE
+from kubernetes.client.exceptions import ApiException
+
+from lanes.kube.kinds import LANERELEASE, SWIMLANE, SWIMLANEGROUP, WORKLOADROLLOUT, Kind
 from lanes.kube.lanesapi import LanesApi
 from lanes.kube.objects import Objects, error_message
 from lanes.render import FLAVOURS, TraceAffinityModule, owner_selector
@@ -30,12 +41,6 @@ from .reconcile import GroupReconciler, Snapshot
 from .scheduler import Scheduler
 
 log = logging.getLogger("lanes.operator")
-
-GROUP_INDEX = "swimlanegroup_index"
-LANE_INDEX = "swimlane_index"
-SERVICE_INDEX = "service_index"
-ROLLOUT_INDEX = "workloadrollout_index"
-RELEASE_INDEX = "lanerelease_index"
 
 
 @dataclass(frozen=True)
@@ -62,10 +67,6 @@ class Options:
     served_module: ServedModule | None = None
     # Leader election on a Lease (None: this replica leads alone, as a single one does).
     election: Election | None = None
-
-
-def _first(store: Iterable[Any] | None) -> Any:
-    return next(iter(store), None) if store is not None else None
 
 
 def splits_traffic(rollout: Mapping[str, Any]) -> bool:
@@ -96,11 +97,21 @@ class Runtime:
         self.scheduler = Scheduler(
             self.work, workers=options.workers, debounce=options.debounce, describe=error_message
         )
-        self.indices: Mapping[str, Any] = {}
         self.lane_keys: set[str] = set()
-        self.primed: dict[tuple[str, str], PodView] = {}
+        self.groups: dict[str, dict] = {}
         self.group_services: dict[str, frozenset[str]] = {}
+        # The groups listing each service key, so sharing and pod events look up, not scan.
+        self.service_groups: dict[str, set[str]] = {}
+        # Groups by the owner labels their generated objects carry, per flavour.
+        self.owner_marks: dict[tuple[str, tuple], set[str]] = {}
+        self.lanes: dict[str, dict[str, dict]] = {}
         self.lane_groups: dict[str, str] = {}
+        self.selectors: dict[str, dict[str, str]] = {}
+        # Service keys by (namespace, label, value) of their selectors: the Services that may
+        # select a pod are found from its labels.
+        self.services_by_label: dict[tuple[str, str, str], set[str]] = {}
+        self.rollouts: dict[str, dict[str, dict]] = {}
+        self.releases: dict[str, dict[str, dict]] = {}
         self.seen: dict[tuple[str, str], tuple] = {}
         self.pods_seen: dict[tuple[str, str], tuple[tuple, bool, frozenset[str]]] = {}
         # Lane pods by (namespace, label, value): a group's snapshot reads only the pods its
@@ -108,20 +119,39 @@ class Runtime:
         self.pod_views: dict[tuple[str, str], PodView] = {}
         self.pods_by_label: dict[tuple[str, str, str], set[tuple[str, str]]] = {}
 
-    def bind(self, indices: Mapping[str, Any]) -> None:
-        """Keep kopf's live indices (passed to every handler) for snapshots."""
-        if not self.indices:
-            self.indices = {
-                k: indices[k]
-                for k in (GROUP_INDEX, LANE_INDEX, SERVICE_INDEX, ROLLOUT_INDEX)
-            }
-            if RELEASE_INDEX in indices:
-                self.indices[RELEASE_INDEX] = indices[RELEASE_INDEX]
+    def _list(self, kind: Kind) -> list[dict]:
+        try:
+            return self.lanes_api.list_kind(kind)
+        except ApiException as error:
+            if error.status == 404:
+                return []
+            raise
 
-    def seed_lane_keys(self) -> None:
-        """Learn lane label keys before pods are first listed, so the pod filter is right."""
-        for lane in self.lanes_api.list_kind(SWIMLANE):
+    def prime(self) -> None:
+        """List what reconciles read, once, before the workers start (run in a thread).
+
+        The watches bring the same objects again; those events change nothing then. Lanes go
+        first, so the pod filter knows every lane label key before pods are listed.
+        """
+        lanes = self._list(SWIMLANE)
+        for lane in lanes:
             self.lane_keys.update(((lane.get("spec") or {}).get("labelSelector") or {}).keys())
+        services = self.lanes_api.service_selectors()
+        pods = [body for key in sorted(self.lane_keys) for body in self.lanes_api.list_pods(key)]
+        groups, rollouts = self._list(SWIMLANEGROUP), self._list(WORKLOADROLLOUT)
+        releases = self._list(LANERELEASE)
+        for key, selector in services.items():
+            self.set_selector(key, selector)
+        for body in groups:
+            self.on_group(None, body["metadata"]["name"], body)
+        for body in lanes:
+            self.on_lane(None, body["metadata"]["name"], body)
+        for body in pods:
+            self.on_pod(None, body)
+        for body in rollouts:
+            self.on_rollout(None, body)
+        for body in releases:
+            self.on_release(None, body)
 
     def pod_has_lane_key(self, labels: Mapping[str, str]) -> bool:
         """The pod filter: only pods carrying a label key some lane selects on matter."""
@@ -140,18 +170,16 @@ class Runtime:
         for key in sorted(new):
             pods = await asyncio.to_thread(self.lanes_api.list_pods, key)
             for body in pods:
-                view = pod_view(body)
-                self.primed[(view.namespace, view.name)] = view
                 self.on_pod(None, body)
 
     def trigger(self, group: str, *, force: bool = False) -> None:
         """Queue a reconcile of one group."""
         self.scheduler.trigger(group, force=force)
 
-    def trigger_all(self, *, force: bool = False) -> None:
-        """Queue every known group, e.g. after a CRD changed or on resync."""
+    def trigger_all(self, *, force: bool = False, background: bool = False) -> None:
+        """Queue every known group, e.g. after a CRD changed or on resync (in the background)."""
         for name in list(self.group_services):
-            self.trigger(name, force=force)
+            self.scheduler.trigger(name, force=force, background=background)
 
     def changed(self, kind: str, event_type: str | None, body: Mapping[str, Any]) -> bool:
         """Whether an event changes what reconciles read: not our own status writes.
@@ -176,15 +204,30 @@ class Runtime:
         return True
 
     def on_group(self, event_type: str | None, name: str, body: Mapping[str, Any]) -> None:
-        """A group changed: remember its services, reconcile it and the groups sharing one.
+        """A group changed: keep its body, reconcile it and the groups sharing a service.
 
-        A group kept from a service another group holds gets its turn once that one lets go.
+        Its status writes are kept too (the next reconcile compares against them) but
+        trigger nothing. A group kept from a service another group holds gets its turn once
+        that one lets go.
         """
+        if event_type == "DELETED":
+            self.groups.pop(name, None)
+            self._mark_owner(name, add=False)
+        else:
+            if name not in self.groups:
+                self._mark_owner(name, add=True)
+            self.groups[name] = copy.deepcopy(dict(body))
         if not self.changed("group", event_type, body):
             return
         before = self.group_services.pop(name, frozenset())
+        for key in before:
+            self.service_groups[key].discard(name)
+            if not self.service_groups[key]:
+                del self.service_groups[key]
         if event_type != "DELETED":
             self.group_services[name] = service_keys(body)
+            for key in self.group_services[name]:
+                self.service_groups.setdefault(key, set()).add(name)
         self.trigger(name)
         for other in self.sharing(name, before | self.group_services.get(name, frozenset())):
             self.trigger(other)
@@ -193,26 +236,49 @@ class Runtime:
         """The other groups listing one of `keys` (by default, the services of group `name`)."""
         if keys is None:
             keys = self.group_services.get(name, frozenset())
-        return {g for g, theirs in self.group_services.items() if g != name and not theirs.isdisjoint(keys)}
+        return {g for key in keys for g in self.service_groups.get(key, ()) if g != name}
 
     def on_lane(self, event_type: str | None, name: str, body: Mapping[str, Any]) -> None:
         """A lane changed: reconcile the group it joins, and the one it left."""
-        if not self.changed("lane", event_type, body):
-            return
         labels = (body.get("metadata") or {}).get("labels") or {}
         group = None if event_type == "DELETED" else labels.get(GROUP_LABEL)
         previous = self.lane_groups.pop(name, None)
+        if previous is not None:
+            self.lanes.get(previous, {}).pop(name, None)
+            if not self.lanes.get(previous, True):
+                del self.lanes[previous]
         if group:
             self.lane_groups[name] = group
+            self.lanes.setdefault(group, {})[name] = copy.deepcopy(dict(body))
+        if not self.changed("lane", event_type, body):
+            return
         for affected in {group, previous} - {None}:
             self.trigger(affected)
 
-    def on_service(self, namespace: str, name: str) -> None:
-        """A Service changed (its selector decides pod membership)."""
+    def on_service(self, event_type: str | None, namespace: str, name: str, selector: Mapping[str, str] | None) -> None:
+        """A Service changed: its selector decides pod membership."""
         key = f"{namespace}/{name}"
-        for group, keys in self.group_services.items():
-            if key in keys:
-                self.trigger(group)
+        selector = None if event_type == "DELETED" else dict(selector or {})
+        if self.selectors.get(key) == selector:
+            return
+        self.set_selector(key, selector)
+        for group in self.service_groups.get(key, ()):
+            self.trigger(group)
+
+    def set_selector(self, key: str, selector: Mapping[str, str] | None) -> None:
+        """Keep `selectors` and `services_by_label` in step with one Service (None: it is gone)."""
+        namespace = key.split("/", 1)[0]
+        for label in (self.selectors.pop(key, None) or {}).items():
+            bucket = self.services_by_label.get((namespace, *label))
+            if bucket is not None:
+                bucket.discard(key)
+                if not bucket:
+                    del self.services_by_label[(namespace, *label)]
+        if selector is None:
+            return
+        self.selectors[key] = dict(selector)
+        for label in selector.items():
+            self.services_by_label.setdefault((namespace, *label), set()).add(key)
 
     def on_rollout(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A rollout's step may have moved: reconcile the groups with a service beside it.
@@ -227,6 +293,7 @@ class Runtime:
         status = body.get("status") or {}
         canary = status.get("canaryStatus") or {}
         splits = event_type != "DELETED" and splits_traffic(body)
+        self._keep(self.rollouts, body, splits)
         essence = (
             metadata.get("generation"), status.get("phase"),
             canary.get("currentStepIndex"), canary.get("currentStepState"), splits,
@@ -240,10 +307,24 @@ class Runtime:
             self.seen[key] = essence
         if not splits and not (before is not None and before[-1]):
             return
-        namespace = metadata.get("namespace") or "default"
-        for group, keys in self.group_services.items():
-            if any(k.split("/", 1)[0] == namespace for k in keys):
-                self.trigger(group)
+        for group in self.groups_in(metadata.get("namespace") or "default"):
+            self.trigger(group)
+
+    def groups_in(self, namespace: str) -> set[str]:
+        """The groups with a service in `namespace`."""
+        return {g for g, keys in self.group_services.items() if any(k.split("/", 1)[0] == namespace for k in keys)}
+
+    @staticmethod
+    def _keep(store: dict[str, dict[str, dict]], body: Mapping[str, Any], kept: bool) -> None:
+        """Keep (or drop) a namespaced body in a store by namespace and name."""
+        metadata = body.get("metadata") or {}
+        namespace, name = metadata.get("namespace") or "default", metadata.get("name", "")
+        if kept:
+            store.setdefault(namespace, {})[name] = copy.deepcopy(dict(body))
+        elif name in store.get(namespace, {}):
+            del store[namespace][name]
+            if not store[namespace]:
+                del store[namespace]
 
     def on_release(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A lane release's entry weight or phase may have moved: reconcile its lane's group.
@@ -253,6 +334,7 @@ class Runtime:
         metadata = body.get("metadata") or {}
         key = ("lanerelease", f"{metadata.get('namespace')}/{metadata.get('name')}")
         status = body.get("status") or {}
+        self._keep(self.releases, body, event_type != "DELETED")
         essence = (metadata.get("generation"), status.get("phase"),
                    status.get("currentStepIndex"), status.get("weight"))
         if event_type == "DELETED":
@@ -266,10 +348,8 @@ class Runtime:
         if group is not None:
             self.trigger(group)
             return
-        namespace = metadata.get("namespace") or "default"
-        for name, keys in self.group_services.items():
-            if any(k.split("/", 1)[0] == namespace for k in keys):
-                self.trigger(name)
+        for name in self.groups_in(metadata.get("namespace") or "default"):
+            self.trigger(name)
 
     def on_pod(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A pod changed: reconcile the groups whose services select it, before or now.
@@ -282,8 +362,6 @@ class Runtime:
         seen = self.pods_seen.get(key)
         if seen is None and not self.pod_has_lane_key(view.labels):
             return
-        if event_type is not None:
-            self.primed.pop(key, None)
         state = (tuple(sorted(view.labels.items())), view.ready)
         if event_type != "DELETED" and seen is not None and seen[:2] == state:
             return
@@ -339,49 +417,64 @@ class Runtime:
             managed = flavour.managed_labels()
             if not all(labels.get(k) == v for k, v in managed.items()):
                 continue
-            for name in self.group_services:
-                if selects(owner_selector(name, flavour.name), labels):
-                    found.add(name)
-            if not found:
-                value = {k: v for k, v in flavour.owner_labels("x").items() if k not in managed}
-                found.update(labels[k] for k in value if k in labels)
+            keys = [k for k in flavour.owner_labels("x") if k not in managed]
+            mark = (flavour.name, tuple((k, labels.get(k)) for k in keys))
+            known = self.owner_marks.get(mark)
+            if known:
+                found |= known
+            elif not found:
+                found.update(labels[k] for k in keys if k in labels)
         return found
 
+    def _mark_owner(self, name: str, add: bool) -> None:
+        """Keep `owner_marks` in step with one group: its owner labels in every flavour."""
+        for flavour in FLAVOURS.values():
+            managed = flavour.managed_labels()
+            owned = owner_selector(name, flavour.name)
+            mark = (flavour.name, tuple((k, v) for k, v in owned.items() if k not in managed))
+            if add:
+                self.owner_marks.setdefault(mark, set()).add(name)
+            elif name in self.owner_marks.get(mark, ()):
+                self.owner_marks[mark].discard(name)
+                if not self.owner_marks[mark]:
+                    del self.owner_marks[mark]
+
     def groups_selecting(self, namespace: str, labels: Mapping[str, str]) -> set[str]:
-        """Groups with a service in `namespace` whose Service selects these labels."""
-        services = self.indices.get(SERVICE_INDEX) if self.indices else None
+        """Groups with a service in `namespace` whose Service selects these labels.
+
+        Only Services whose selector shares a label with the pod are looked at.
+        """
+        candidates = {
+            key for label in labels.items() for key in self.services_by_label.get((namespace, *label), ())
+        }
         groups = set()
-        for group, keys in self.group_services.items():
-            for key in keys:
-                if key.split("/", 1)[0] != namespace:
-                    continue
-                selector = _first(services.get(key)) if services is not None else None
-                if selects(selector, labels):
-                    groups.add(group)
-                    break
+        for key in candidates:
+            owners = self.service_groups.get(key)
+            if owners and selects(self.selectors.get(key), labels):
+                groups |= owners
         return groups
 
     def snapshot(self, name: str) -> Snapshot:
-        """What the indices hold for one group, copied so the worker thread reads a still view."""
-        groups, lanes = self.indices[GROUP_INDEX], self.indices[LANE_INDEX]
-        services = self.indices[SERVICE_INDEX]
-        group = _first(groups.get(name))
+        """What the watches hold for one group, copied so the worker thread reads a still view.
+
+        `others` holds only the groups sharing a service with this one: the only ones that
+        can hold one of its services.
+        """
+        group = self.groups.get(name)
         keys = service_keys(group) if group is not None else frozenset()
-        selectors = {key: _first(services.get(key)) for key in keys if key in services}
+        selectors = {key: self.selectors[key] for key in keys if key in self.selectors}
         namespaces = {key.split("/", 1)[0] for key in keys}
         found: dict[tuple[str, str], PodView] = {}
         for key, selector in selectors.items():
             for view in self.pods_selected(key.split("/", 1)[0], selector):
                 found[(view.namespace, view.name)] = view
-        others = [body for key, store in groups.items() if key != name and (body := _first(store))]
-        rollouts = self.indices[ROLLOUT_INDEX]
-        steps = [body for namespace in namespaces for body in rollouts.get(namespace, ())
+        others = [self.groups[other] for other in sorted(self.sharing(name, keys)) if other in self.groups]
+        steps = [body for namespace in namespaces for body in self.rollouts.get(namespace, {}).values()
                  if splits_traffic(body)]
-        store = self.indices.get(RELEASE_INDEX) or {}
-        releases = [body for namespace in namespaces for body in store.get(namespace, ())]
+        releases = [body for namespace in namespaces for body in self.releases.get(namespace, {}).values()]
         return Snapshot(
-            name, group, list(lanes.get(name, ())), selectors, list(found.values()), others, steps,
-            releases,
+            name, group, list(self.lanes.get(name, {}).values()), selectors, list(found.values()),
+            others, steps, releases,
         )
 
     async def work(self, name: str, force: bool) -> None:
@@ -394,4 +487,4 @@ class Runtime:
         while True:
             await asyncio.sleep(self.options.resync)
             self.reconciler.invalidate()
-            self.trigger_all(force=True)
+            self.trigger_all(force=True, background=True)

@@ -4,6 +4,10 @@ Events arrive in bursts (a Deployment's pods turn Ready one by one, our own writ
 as watch events). Each key waits a short debounce in the queue, collecting further triggers;
 a key is never worked on twice at once, and a trigger that arrives while it runs queues
 exactly one more run. Failures retry with exponential backoff.
+
+Background work (the periodic full check of every group) has its own queue and one worker:
+it never runs more than one key at a time, and a key an event triggers meanwhile moves to the
+front, so a resync of many groups cannot hold up the reconcile a pod event asked for.
 """
 
 from __future__ import annotations
@@ -36,23 +40,28 @@ class Scheduler:
         self.backoff = backoff
         self.describe = describe
         self._queue: asyncio.Queue[str] = asyncio.Queue()
-        self._queued: set[str] = set()
+        self._later: asyncio.Queue[str] = asyncio.Queue()
+        # Queued keys, each True when it waits in the background queue only.
+        self._queued: dict[str, bool] = {}
         self._running: set[str] = set()
-        self._again: set[str] = set()
+        self._again: dict[str, bool] = {}
         self._force: set[str] = set()
         self._failures: dict[str, int] = {}
         self._tasks: list[asyncio.Task] = []
         self._retries: dict[str, asyncio.TimerHandle] = {}
 
-    def trigger(self, key: str, *, force: bool = False) -> None:
-        """Ask for `key` to be worked on; `force` asks for a full check, not a shortcut."""
+    def trigger(self, key: str, *, force: bool = False, background: bool = False) -> None:
+        """Ask for `key` to be worked on; `force` asks for a full check, not a shortcut.
+
+        `background` work waits behind every other and runs one key at a time.
+        """
         if force:
             self._force.add(key)
         if key in self._running:
-            self._again.add(key)
-        elif key not in self._queued:
-            self._queued.add(key)
-            self._queue.put_nowait(key)
+            self._again[key] = self._again.get(key, True) and background
+        elif key not in self._queued or (self._queued[key] and not background):
+            self._queued[key] = background
+            (self._later if background else self._queue).put_nowait(key)
 
     @property
     def busy(self) -> bool:
@@ -62,8 +71,10 @@ class Scheduler:
     def start(self) -> None:
         """Start the workers on the running loop."""
         self._tasks = [
-            asyncio.create_task(self._worker(), name=f"lanes-worker-{i}") for i in range(self.workers)
+            asyncio.create_task(self._worker(self._queue, False), name=f"lanes-worker-{i}")
+            for i in range(self.workers)
         ]
+        self._tasks.append(asyncio.create_task(self._worker(self._later, True), name="lanes-background"))
 
     async def stop(self) -> None:
         """Cancel workers and pending retries, waiting for the workers to end."""
@@ -74,12 +85,16 @@ class Scheduler:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
-    async def _worker(self) -> None:
+    async def _worker(self, queue: asyncio.Queue[str], background: bool) -> None:
         while True:
-            key = await self._queue.get()
+            key = await queue.get()
+            if self._queued.get(key) is not background:
+                continue  # moved to the front meanwhile, and taken from there
             if self.debounce:
                 await asyncio.sleep(self.debounce)
-            self._queued.discard(key)
+            if key in self._running or self._queued.get(key) is not background:
+                continue
+            del self._queued[key]
             self._running.add(key)
             force = key in self._force
             self._force.discard(key)
@@ -95,8 +110,7 @@ class Scheduler:
             finally:
                 self._running.discard(key)
             if key in self._again:
-                self._again.discard(key)
-                self.trigger(key)
+                self.trigger(key, background=self._again.pop(key))
 
     def _retry(self, key: str) -> float:
         count = self._failures.get(key, 0)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+import time
 import urllib.request
 
 import pytest
@@ -115,6 +117,38 @@ def test_edited_or_deleted_generated_objects_are_restored(operator, stories, kub
         field_manager="someone-else",
     )
     eventually(lambda: matches(live_generated(kube_api, story.name), expected), "the edited VirtualService restored")
+
+
+def test_an_object_deleted_while_a_reconcile_runs_is_restored(operator, stories, kube_api, namespace) -> None:
+    """The DestinationRule is deleted after a reconcile read the live objects and before it ends,
+    and its deletion event arrives meanwhile: what that reconcile found in force is stale, so
+    the reconcile the event asks for must compare the live objects again."""
+    story = stories.create("istio")
+    enter_state(kube_api, story, "1")
+    expected = story.expected("1")
+    eventually(lambda: matches(live_generated(kube_api, story.name), expected), "routes")
+    operator.settle()
+    custom = client.CustomObjectsApi(kube_api)
+    dr_name = f"lanes-{story.name}-mocka"
+    objects = operator.runtime.reconciler.objects
+    plain_list = objects.list
+    struck = threading.Event()
+
+    def list_then_delete(kind, selector=None):
+        found = plain_list(kind, selector)
+        if kind.kind == "DestinationRule" and not struck.is_set():
+            struck.set()
+            custom.delete_namespaced_custom_object("networking.istio.io", "v1", namespace, "destinationrules", dr_name)
+            time.sleep(1)  # the deletion's watch event arrives while this reconcile still runs
+        return found
+
+    objects.list = list_then_delete
+    try:
+        operator.trigger(story.name)
+        eventually(struck.is_set, "a reconcile to list the DestinationRules")
+        eventually(lambda: matches(live_generated(kube_api, story.name), expected), "the deleted DestinationRule back")
+    finally:
+        del objects.list
 
 
 def test_metrics_endpoint(operator, stories, kube_api) -> None:

@@ -9,9 +9,7 @@ from kubernetes import client
 
 from lanes.kube.connect import MeteredApiClient
 from lanes.operator.plan import service_keys
-from lanes.operator.runtime import (
-    GROUP_INDEX, LANE_INDEX, ROLLOUT_INDEX, SERVICE_INDEX, Options, Runtime,
-)
+from lanes.operator.runtime import Options, Runtime
 from lanes.operator.scheduler import Scheduler
 
 
@@ -64,6 +62,41 @@ def test_a_trigger_while_running_gives_exactly_one_more_run() -> None:
     assert running["max"] == 1
 
 
+def test_background_work_runs_one_key_at_a_time_behind_triggered_work() -> None:
+    order, active, peak = [], set(), []
+
+    async def main():
+        gate = asyncio.Event()
+
+        async def work(key, force):
+            active.add(key)
+            peak.append(len(active & {"b1", "b2", "b3"}))
+            order.append(key)
+            if key == "b1":
+                await gate.wait()
+            await asyncio.sleep(0.01)
+            active.discard(key)
+
+        scheduler = Scheduler(work, debounce=0, workers=4)
+        scheduler.start()
+        for key in ("b1", "b2", "b3", "b4"):
+            scheduler.trigger(key, force=True, background=True)
+        while "b1" not in order:
+            await asyncio.sleep(0.001)
+        scheduler.trigger("e1")
+        scheduler.trigger("b4")
+        while len(order) < 3:
+            await asyncio.sleep(0.001)
+        gate.set()
+        while scheduler.busy:
+            await asyncio.sleep(0.01)
+        await scheduler.stop()
+
+    run(main())
+    assert order == ["b1", "e1", "b4", "b2", "b3"], "an event's trigger moves a background key ahead, once"
+    assert max(peak) == 1, "one background key at a time"
+
+
 def test_groups_run_in_parallel() -> None:
     active, peak = set(), []
 
@@ -113,7 +146,7 @@ class Recorder:
     def __init__(self):
         self.triggered = []
 
-    def trigger(self, key, *, force=False):
+    def trigger(self, key, *, force=False, background=False):
         self.triggered.append(key)
 
 
@@ -135,12 +168,8 @@ def runtime() -> tuple[Runtime, Recorder]:
     rt = Runtime(Options(metrics_port=None), api=MeteredApiClient(client.Configuration()))
     rt.scheduler = Recorder()
     rt.lane_keys = {"lane"}
-    rt.indices = {
-        GROUP_INDEX: {},
-        LANE_INDEX: {},
-        SERVICE_INDEX: {"default/a": [{"app": "a"}], "default/b": [{"app": "b"}], "other/a": [{"app": "a"}]},
-        ROLLOUT_INDEX: {},
-    }
+    for key, app in (("default/a", "a"), ("default/b", "b"), ("other/a", "a")):
+        rt.on_service(None, *key.split("/"), {"app": app})
     rt.on_group(None, "g1", group("g1", "default/a", "default/b"))
     rt.on_group(None, "g2", group("g2", "other/a"))
     rt.scheduler.triggered.clear()
@@ -205,7 +234,7 @@ def test_generated_objects_map_back_to_their_group() -> None:
 
 def test_snapshot_gathers_the_groups_objects() -> None:
     rt, _ = runtime()
-    rt.indices[GROUP_INDEX]["g1"] = [group("g1", "default/a")]
+    rt.on_group("MODIFIED", "g1", group("g1", "default/a"))
     rt.on_pod(None, pod("p", {"app": "a", "lane": "x"}))
     rt.on_pod(None, pod("q", {"app": "a", "lane": "x"}, namespace="other"))
     rt.on_pod(None, pod("r", {"app": "b", "lane": "x"}))
@@ -237,8 +266,9 @@ def test_groups_sharing_a_service_are_queued_when_either_changes() -> None:
 
 def test_a_snapshot_names_the_other_groups() -> None:
     rt, _ = runtime()
-    rt.indices[GROUP_INDEX].update({"g1": [group("g1", "default/a")], "g2": [group("g2", "other/a")]})
-    assert rt.snapshot("g1").others == [group("g2", "other/a")]
+    rt.on_group(None, "g3", group("g3", "default/b", "default/c"))
+    assert rt.snapshot("g1").others == [group("g3", "default/b", "default/c")]
+    assert rt.snapshot("g2").others == [], "a group sharing no service is no other of it"
 
 
 def rollout_body(phase: str, index: int, state: str, message: str = "", traffic: str | None = "20%") -> dict:
@@ -288,3 +318,18 @@ def test_only_rollouts_that_may_split_traffic_are_parsed(phase: str, steps: list
 
     body = {"spec": {"strategy": {"canary": {"steps": steps}}}, "status": {"phase": phase}}
     assert splits_traffic(body) is parsed
+
+
+def test_a_services_new_selector_triggers_its_groups_and_moves_its_pods() -> None:
+    rt, rec = runtime()
+    rt.on_pod(None, pod("p", {"app": "a", "lane": "x"}))
+    rt.on_pod(None, pod("q", {"app": "z", "lane": "x"}))
+    rec.triggered.clear()
+    rt.on_service("MODIFIED", "default", "a", {"app": "a"})
+    assert rec.triggered == [], "an unchanged selector triggers nothing"
+    rt.on_service("MODIFIED", "default", "a", {"app": "z"})
+    assert rec.triggered == ["g1"]
+    assert [p.name for p in rt.snapshot("g1").pods] == ["q"]
+    assert rt.groups_selecting("default", {"app": "a", "lane": "x"}) == set()
+    rt.on_service("DELETED", "default", "a", None)
+    assert rec.triggered == ["g1", "g1"] and rt.snapshot("g1").services == {"default/b": {"app": "b"}}
