@@ -191,7 +191,6 @@ class PodRun:
         }
         container.start(program, env)
 
-
     def _identity_once(self) -> Mapping[str, str]:
         """The pod's identity, asked for once: every container and restart shares it."""
         if self._identity_env is None:
