@@ -70,3 +70,7 @@ app.add_typer(dev_app, name="dev")
 def main() -> None:
     """The console script `kubectl-lane`, named as kubectl shows plugins."""
     app(prog_name="kubectl lane")
+
+
+if __name__ == "__main__":
+    main()

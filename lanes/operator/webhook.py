@@ -89,13 +89,22 @@ class WebhookOptions:
 
     @property
     def hostnames(self) -> list[str]:
-        """The names the API server reaches the webhook by, as kopf builds its URL."""
+        """The names the API server reaches the webhook by, as kopf builds its URL.
+
+        With a `host`, a replica's own listening address is left out: replicas bound to
+        their pod's address would each want a certificate of their own, and the shared one
+        would be replaced at every start.
+        """
         reachable = self.addr or "localhost"
+        every = False
         try:
-            if ipaddress.ip_address(reachable).is_unspecified:
-                reachable = "127.0.0.1"
+            every = ipaddress.ip_address(reachable).is_unspecified
         except ValueError:
             pass
+        if every:
+            reachable = "127.0.0.1"
+        if self.host and not every:
+            return [self.host]
         return list(dict.fromkeys([self.host or reachable, reachable]))
 
 

@@ -201,3 +201,17 @@ def test_with_a_url_or_serve_off_the_chart_serves_nothing(sets: tuple[str, ...])
                         "LANES_TRACE_AFFINITY_HOST"}
     assert "trace-affinity" not in {p["name"] for p in container["ports"]}
     assert module_service(objects) is None
+
+
+def test_the_listen_address_reaches_metrics_and_webhook() -> None:
+    container = operator_container(template())
+    env = {e["name"]: e for e in container["env"]}
+    assert "--metrics-host=0.0.0.0" in container["args"]
+    assert env["LANES_WEBHOOK_ADDR"]["value"] == "0.0.0.0"
+    container = operator_container(template("listenAddress=$(POD_IP)"))
+    names = [e["name"] for e in container["env"]]
+    # Kubernetes expands $(POD_IP) only from variables defined before the reference.
+    assert names.index("POD_IP") < names.index("LANES_WEBHOOK_ADDR")
+    assert env["POD_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    assert "--metrics-host=$(POD_IP)" in container["args"]
+    assert {e["name"]: e.get("value") for e in container["env"]}["LANES_WEBHOOK_ADDR"] == "$(POD_IP)"

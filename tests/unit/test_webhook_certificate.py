@@ -44,5 +44,8 @@ def test_the_names_are_those_kopf_puts_in_the_url() -> None:
     assert WebhookOptions(addr="0.0.0.0", host="lanes-webhook.ns.svc").hostnames == [
         "lanes-webhook.ns.svc", "127.0.0.1"]
     assert WebhookOptions(addr="127.0.0.1").hostnames == ["127.0.0.1"]
+    # Replicas bound to their own pod's address share the one name in the URL.
+    assert WebhookOptions(addr="127.0.0.11", host="lanes-webhook.ns.svc").hostnames == [
+        "lanes-webhook.ns.svc"]
     assert WebhookOptions.from_env({"LANES_WEBHOOK_SECRET": ""}).secret is None
     assert WebhookOptions.from_env({"POD_NAMESPACE": "lanes-system"}).namespace == "lanes-system"

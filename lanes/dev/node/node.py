@@ -5,6 +5,14 @@ scheduler runs on the local control plane), the other follows the pods bound her
 kubelet's does. A single sync thread owns every process: it starts them, restarts them
 per restartPolicy, probes readiness, writes pod status when it changes, and on deletion
 stops the processes gracefully before confirming the deletion with gracePeriodSeconds=0.
+
+A pod's ServiceAccount identity: kubelet projects a token into a fixed path, which processes
+sharing one filesystem cannot each have. Instead, unless `automountServiceAccountToken` is
+false (on the pod, else on its ServiceAccount), the node requests a token of the pod's
+ServiceAccount bound to the pod (TokenRequest API) and hands it to the containers as a
+kubeconfig in the pod's own directory, named by `KUBECONFIG` and pointing at this node's
+API server with its CA (see identity.py). A program reading $KUBECONFIG then runs with
+exactly the RBAC of its ServiceAccount.
 """
 
 from __future__ import annotations
@@ -22,10 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes import client, config
 
 import lanes
 from lanes.dev.node.addresses import AddressPool, PoolExhausted
+from lanes.dev.node.identity import (KUBECONFIG_FILE, account_of, kubeconfig_document, mounts_token,
+                                     token_request)
 from lanes.dev.node.podapi import TIMEOUT_S, PodApi
 from lanes.dev.node.pods import PodRun, grace_period, pod_ports
 from lanes.dev.node.registration import Registration
@@ -245,7 +256,7 @@ class LocalNode:
                 return
             assert self.log_dir is not None
             run = PodRun(pod, host_ip=self.host_ip, log_dir=self.log_dir,
-                         base_env=_base_env(), node_env=self._node_env())
+                         base_env=_base_env(), node_env=self._node_env(), identity=self._identity)
             self._runs[uid] = run
         run.update(pod)
         if deleting and not run.terminating:
@@ -335,6 +346,33 @@ class LocalNode:
                 self.addresses.release(run.ip)
         self._runs.clear()
         self._publish()
+
+    def _identity(self, pod: Mapping[str, Any], directory: Path) -> dict[str, str]:
+        """The pod's ServiceAccount token as a kubeconfig file; no env when it mounts none.
+
+        A ServiceAccount that does not exist means none was admitted (the API server runs
+        without the ServiceAccount admission plugin when no controller manager makes them),
+        so the pod gets no token, as under kubelet.
+
+        Raises:
+            EnvError: the ServiceAccount could not be read or no token could be had.
+        """
+        if (pod.get("spec") or {}).get("automountServiceAccountToken") is False:
+            return {}
+        namespace, account_name = pod["metadata"]["namespace"], account_of(pod)
+        account = self._pods.service_account(namespace, account_name)
+        if account is None or not mounts_token(pod, account):
+            return {}
+        token = self._pods.request_token(namespace, account_name, token_request(pod))
+        assert self._api is not None
+        configuration = self._api.configuration
+        ca_pem = Path(configuration.ssl_ca_cert).read_bytes() if configuration.ssl_ca_cert else b""
+        document = kubeconfig_document(configuration.host, ca_pem, token, namespace, account_name)
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / KUBECONFIG_FILE
+        path.touch(mode=0o600)
+        path.write_text(yaml.safe_dump(document, sort_keys=False))
+        return {"KUBECONFIG": str(path)}
 
     def _node_env(self) -> dict[str, str]:
         if not self.proxy_url:

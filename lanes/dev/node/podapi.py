@@ -1,4 +1,4 @@
-"""The node's writes and reads about pods: bind, status, confirm deletion, env sources.
+"""The node's writes and reads about pods: bind, status, confirm deletion, env sources, tokens.
 
 Each call states what a failure means for the node: a pod that is gone or was replaced
 (404, 409) is no error, since the watch reports it shortly.
@@ -95,3 +95,35 @@ class PodApi:
             raise EnvError(f"reading {kind} {namespace}/{name}: {error.status} {error.reason}") from None
         except urllib3.exceptions.HTTPError as error:
             raise EnvError(f"reading {kind} {namespace}/{name}: {error}") from None
+
+    def service_account(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A pod's ServiceAccount as a dict; None if it does not exist.
+
+        Raises:
+            EnvError: it could not be read, so the container waits and is tried again.
+        """
+        try:
+            found = self._core.read_namespaced_service_account(name, namespace, _request_timeout=TIMEOUT_S)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise EnvError(f"reading serviceaccount {namespace}/{name}: {error.status} {error.reason}") from None
+        except urllib3.exceptions.HTTPError as error:
+            raise EnvError(f"reading serviceaccount {namespace}/{name}: {error}") from None
+        return self._core.api_client.sanitize_for_serialization(found)
+
+    def request_token(self, namespace: str, account: str, request: Mapping[str, Any]) -> str:
+        """A token of `namespace/account` from the TokenRequest API.
+
+        Raises:
+            EnvError: the API server refused or could not be reached; the container waits.
+        """
+        try:
+            answer = self._core.create_namespaced_service_account_token(
+                account, namespace, request, _request_timeout=TIMEOUT_S)
+        except ApiException as error:
+            raise EnvError(f"token for serviceaccount {namespace}/{account}: "
+                           f"{error.status} {error.reason}") from None
+        except urllib3.exceptions.HTTPError as error:
+            raise EnvError(f"token for serviceaccount {namespace}/{account}: {error}") from None
+        return answer.status.token

@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from lanes.dev.node.containers import MAX_BACKOFF_S, Container
-from lanes.dev.node.env import EnvError, Lookup, Source, container_env
+from lanes.dev.node.env import EnvError, Lookup, Source, container_env, expand
 from lanes.dev.node.images import ImageNotKnown, Program, image_id, program_for
 from lanes.dev.node.objects import Termination, pod_conditions, pod_phase, pod_status, rfc3339
 from lanes.dev.node.probes import probe_for
 
 NamespacedLookup = Callable[[str, Source, str], Mapping[str, str] | None]
+# The env giving a pod its ServiceAccount identity, given the pod and its own directory.
+Identity = Callable[[Mapping[str, Any], Path], Mapping[str, str]]
 
 DEFAULT_PORT = 8000
 DEFAULT_GRACE_S = 30.0
@@ -39,6 +41,7 @@ class PodRun:
         log_dir: Path,
         base_env: Mapping[str, str],
         node_env: Mapping[str, str],
+        identity: Identity | None = None,
     ) -> None:
         metadata = pod["metadata"]
         self.uid: str = metadata["uid"]
@@ -48,6 +51,9 @@ class PodRun:
         self.ip: str | None = None
         self.host_ip = host_ip
         self.base_env, self.node_env = dict(base_env), dict(node_env)
+        self.directory = log_dir / f"{self.namespace}_{self.name}_{self.uid}"
+        self._identity = identity
+        self._identity_env: Mapping[str, str] | None = None
         self.terminating = False
         self.gone = False
         self.written: dict[str, Any] | None = None
@@ -64,7 +70,7 @@ class PodRun:
                 image_id=image_id(spec.get("image", "")),
                 restart_policy=restart_policy,
                 probe=probe_for(spec, host_ip, serving_port(spec)),
-                log_path=log_dir / f"{self.namespace}_{self.name}_{self.uid}" / f"{spec['name']}.log",
+                log_path=self.directory / f"{spec['name']}.log",
                 restart_count=_adopted_restarts(observed.get(spec["name"])),
             )
             _adopt_ended(container, observed.get(spec["name"]))
@@ -166,13 +172,17 @@ class PodRun:
         assert self.ip is not None
         try:
             own = container_env(self.pod, spec, pod_ip=self.ip, host_ip=self.host_ip, lookup=lookup)
+            identity = self._identity_once()
         except EnvError as error:
             container.waiting = ("CreateContainerConfigError", str(error))
             container.restart_at = now + MAX_BACKOFF_S / 3
             return
+        if program.takes_args:
+            program = replace(program, argv=program.argv + container_args(spec, own))
         env = {
             **self.base_env,
             "HOSTNAME": self.name,
+            **identity,
             **own,
             **program.env,
             **self.node_env,
@@ -180,6 +190,17 @@ class PodRun:
             "PORT": str(serving_port(spec)),
         }
         container.start(program, env)
+
+    def _identity_once(self) -> Mapping[str, str]:
+        """The pod's identity, asked for once: every container and restart shares it."""
+        if self._identity_env is None:
+            self._identity_env = dict(self._identity(self.pod, self.directory)) if self._identity else {}
+        return self._identity_env
+
+
+def container_args(container: Mapping[str, Any], env: Mapping[str, str]) -> tuple[str, ...]:
+    """The container's `args`, `$(VAR)` expanded from its own env as kubelet does."""
+    return tuple(expand(str(arg), env) for arg in container.get("args") or [])
 
 
 def serving_port(container: Mapping[str, Any]) -> int:
