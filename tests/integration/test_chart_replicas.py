@@ -83,6 +83,17 @@ def ready_pods(api: client.ApiClient, namespace: str, selector: str) -> list[dic
     ]
 
 
+def registered(admission: client.AdmissionregistrationV1Api, name: str) -> list[Any] | None:
+    """The webhooks of a mutating configuration; None until it exists with some (a replica
+    may create the configuration before it fills it in)."""
+    try:
+        return admission.read_mutating_webhook_configuration(name).webhooks or None
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+
+
 def log_tails(directory: Path, lines: int = 40) -> str:
     """The last lines of every container's log the node kept, for a failure's message."""
     parts = []
@@ -143,7 +154,7 @@ def test_the_charts_replicas_hand_over_leadership_on_the_local_node(
             [standby] = names - {leader}
 
             # Registered by the replicas for the webhook Service, never blocking anyone.
-            [webhook] = admission.read_mutating_webhook_configuration(config_name).webhooks
+            [webhook] = eventually(lambda: registered(admission, config_name), "the webhook registered")
             assert webhook.client_config.url.startswith(f"https://{fullname}-webhook.{chart_ns}.svc:9443/")
             assert webhook.failure_policy == "Ignore"
             assert {e.key: e.operator for e in webhook.object_selector.match_expressions} == {
