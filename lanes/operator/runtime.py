@@ -23,10 +23,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lanes.api.common import GROUP_LABEL
-from lanes.kube.connect import MeteredApiClient, connect
 from kubernetes.client.exceptions import ApiException
 
+from lanes.api.common import GROUP_LABEL
+from lanes.kube.connect import MeteredApiClient, connect
 from lanes.kube.kinds import LANERELEASE, SWIMLANE, SWIMLANEGROUP, WORKLOADROLLOUT, Kind
 from lanes.kube.lanesapi import LanesApi
 from lanes.kube.objects import Objects, error_message

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import urllib3
 from kubernetes import client
@@ -22,6 +22,7 @@ log = logging.getLogger("lanes.dev.node")
 
 TIMEOUT_S = 10
 _GONE = (404, 409)
+T = TypeVar("T")
 
 
 class PodApi:
@@ -83,18 +84,14 @@ class PodApi:
         Raises:
             EnvError: it could not be read, so the container waits and is tried again.
         """
-        try:
-            if kind == "configmap":
-                found = self._core.read_namespaced_config_map(name, namespace, _request_timeout=TIMEOUT_S)
-                return dict(found.data or {})
-            secret = self._core.read_namespaced_secret(name, namespace, _request_timeout=TIMEOUT_S)
-            return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise EnvError(f"reading {kind} {namespace}/{name}: {error.status} {error.reason}") from None
-        except urllib3.exceptions.HTTPError as error:
-            raise EnvError(f"reading {kind} {namespace}/{name}: {error}") from None
+        what = f"reading {kind} {namespace}/{name}"
+        if kind == "configmap":
+            found = _for_env(what, lambda: self._core.read_namespaced_config_map(
+                name, namespace, _request_timeout=TIMEOUT_S))
+            return None if found is None else dict(found.data or {})
+        secret = _for_env(what, lambda: self._core.read_namespaced_secret(
+            name, namespace, _request_timeout=TIMEOUT_S))
+        return None if secret is None else {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
 
     def service_account(self, namespace: str, name: str) -> dict[str, Any] | None:
         """A pod's ServiceAccount as a dict; None if it does not exist.
@@ -102,15 +99,9 @@ class PodApi:
         Raises:
             EnvError: it could not be read, so the container waits and is tried again.
         """
-        try:
-            found = self._core.read_namespaced_service_account(name, namespace, _request_timeout=TIMEOUT_S)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise EnvError(f"reading serviceaccount {namespace}/{name}: {error.status} {error.reason}") from None
-        except urllib3.exceptions.HTTPError as error:
-            raise EnvError(f"reading serviceaccount {namespace}/{name}: {error}") from None
-        return self._core.api_client.sanitize_for_serialization(found)
+        found = _for_env(f"reading serviceaccount {namespace}/{name}", lambda: (
+            self._core.read_namespaced_service_account(name, namespace, _request_timeout=TIMEOUT_S)))
+        return None if found is None else self._core.api_client.sanitize_for_serialization(found)
 
     def request_token(self, namespace: str, account: str, request: Mapping[str, Any]) -> str:
         """A token of `namespace/account` from the TokenRequest API.
@@ -118,12 +109,23 @@ class PodApi:
         Raises:
             EnvError: the API server refused or could not be reached; the container waits.
         """
-        try:
-            answer = self._core.create_namespaced_service_account_token(
-                account, namespace, request, _request_timeout=TIMEOUT_S)
-        except ApiException as error:
-            raise EnvError(f"token for serviceaccount {namespace}/{account}: "
-                           f"{error.status} {error.reason}") from None
-        except urllib3.exceptions.HTTPError as error:
-            raise EnvError(f"token for serviceaccount {namespace}/{account}: {error}") from None
+        answer = _for_env(f"token for serviceaccount {namespace}/{account}", lambda: (
+            self._core.create_namespaced_service_account_token(
+                account, namespace, request, _request_timeout=TIMEOUT_S)), missing_ok=False)
         return answer.status.token
+
+
+def _for_env(what: str, call: Callable[[], T], *, missing_ok: bool = True) -> T | None:
+    """Make an API call a container's start needs; None for a 404 when `missing_ok`.
+
+    Raises:
+        EnvError: `what` failed, with the API server's status or the connection's error.
+    """
+    try:
+        return call()
+    except ApiException as error:
+        if missing_ok and error.status == 404:
+            return None
+        raise EnvError(f"{what}: {error.status} {error.reason}") from None
+    except urllib3.exceptions.HTTPError as error:
+        raise EnvError(f"{what}: {error}") from None
