@@ -1,11 +1,11 @@
 # The operator image the Helm chart runs: `kubectl-lane operator`, with the trace-affinity
 # module it serves to Istio's proxies.
 
-# The module, built from the project's source with the build lanes/dev/wasm.py runs
+# The module, built from the project's source with the build testbed/lanes_testbed/wasm.py runs
 # (TARGET_ENV, gobuild's STATIC_ENV and GOFLAGS, BUILD_FLAGS; a unit test compares them).
 FROM golang:1.26 AS trace-affinity
 WORKDIR /src
-COPY lanes/dev/traceaffinity ./
+COPY lanes/traceaffinity ./
 RUN CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false" GOOS=wasip1 GOARCH=wasm \
     go build -buildmode=c-shared -trimpath -o /out/trace-affinity.wasm .
 

@@ -45,7 +45,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from lanes.analysis.queries import builtin_query, render_query
-from lanes.dev.stack import Stack
+from lanes_testbed.stack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "samples" / "mock-chain"

@@ -11,12 +11,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from lanes.dev.binaries import ensure_binaries
-from lanes.dev.controlplane import ControlPlane
-from lanes.dev.manifests import manifest_files
+from lanes_testbed.binaries import ensure_binaries
+from lanes_testbed.controlplane import ControlPlane
+from lanes_testbed.manifests import manifest_files
 
 ROOT = Path(__file__).resolve().parent.parent
-ISTIO_CRDS = ROOT / "lanes" / "dev" / "istio-networking-crds.yaml"
+ISTIO_CRDS = ROOT / "testbed" / "lanes_testbed" / "istio-networking-crds.yaml"
 
 
 def timed(action) -> float:

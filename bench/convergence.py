@@ -26,13 +26,13 @@ from pathlib import Path
 from _support import Latest
 from kubernetes import client, config
 
-from lanes.dev.binaries import ensure_binaries
-from lanes.dev.controlplane import ControlPlane
-from lanes.dev.manifests import manifest_files
-from lanes.operator.testing import delete_pod, make_pod, set_ready
+from lanes_testbed.binaries import ensure_binaries
+from lanes_testbed.controlplane import ControlPlane
+from lanes_testbed.manifests import manifest_files
+from lanes_testbed.inprocess import delete_pod, make_pod, set_ready
 
 ROOT = Path(__file__).resolve().parent.parent
-ISTIO_CRDS = ROOT / "lanes" / "dev" / "istio-networking-crds.yaml"
+ISTIO_CRDS = ROOT / "testbed" / "lanes_testbed" / "istio-networking-crds.yaml"
 ISTIO = ("networking.istio.io", "v1")
 
 

@@ -25,7 +25,7 @@ import uuid
 from convergence import Routes, cluster, create_group, group_bodies, lane_routed, report
 from kubernetes import client, config
 
-from lanes.operator.testing import delete_pod, make_pod, set_ready
+from lanes_testbed.inprocess import delete_pod, make_pod, set_ready
 
 
 def holder(coordination: client.CoordinationV1Api, namespace: str, lease: str) -> str | None:

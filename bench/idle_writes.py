@@ -21,7 +21,7 @@ from kubernetes import client, config, watch
 from prometheus_client.parser import text_string_to_metric_families
 
 from convergence import cluster, create_group, group_bodies, operator_process
-from lanes.operator.testing import make_pod
+from lanes_testbed.inprocess import make_pod
 
 WATCHED = [
     ("networking.istio.io", "v1", "virtualservices"),

@@ -35,7 +35,7 @@ import yaml
 from kubernetes import client, config
 from rollout import operator_process, webhook_at
 
-from lanes.operator.testing import PodReadier
+from lanes_testbed.inprocess import PodReadier
 from lanes.render.steps import entered_weight
 
 IMAGE = "registry.cn-beijing.aliyuncs.com/aliacs-app-catalog/go-http-sample"
@@ -131,8 +131,8 @@ def rollback(trials: int) -> list[tuple[float, float, float]]:
     """Failing lane releases on the dev stack: (to weight 0, to routes 0, to undone) each."""
     from rich.console import Console
 
-    from lanes.cli.lanestory import LaneStory, change_commands, lane_release
-    from lanes.dev.stack import Stack
+    from lanes_testbed.cli.lanestory import LaneStory, change_commands, lane_release
+    from lanes_testbed.stack import Stack
 
     sample = Path(__file__).resolve().parent.parent / "samples" / "mock-chain"
     found = []
@@ -145,7 +145,7 @@ def rollback(trials: int) -> list[tuple[float, float, float]]:
         stop = threading.Event()
 
         def load() -> None:
-            from lanes.cli.lanestory import Load
+            from lanes_testbed.cli.lanestory import Load
 
             asker = Load(stack.gateway_url)
             while not stop.is_set():

@@ -30,8 +30,8 @@ from _support import Latest
 from convergence import cluster, report
 from kubernetes import client, config
 
-from lanes.dev.node import LocalNode
-from lanes.dev.processes import free_port
+from lanes_testbed.node import LocalNode
+from lanes_testbed.processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = "registry.cn-beijing.aliyuncs.com/aliacs-app-catalog/go-http-sample"

@@ -7,7 +7,7 @@ For each size a fresh local control plane (or the given cluster) gets groups of 
 services with `--lanes` lanes each; every service has a base pod and most have a pod in one
 more lane (about 1.9 pods per service), marked Ready by the benchmark. `--rollouts` of the
 services are Deployments driven by WorkloadRollouts, whose pods the local node's simulated
-mode (`python -m lanes.dev.node --simulate`) marks Ready without running anything. The operator
+mode (`python -m lanes_testbed.node --simulate`) marks Ready without running anything. The operator
 runs as its own process (`python -m lanes.operator`, as in production). Measured, in order:
 
 - operator start -> every group Ready with all its routes generated;
@@ -42,8 +42,8 @@ from convergence import ROOT, Routes, cluster, ensure_namespace, percentile
 from kubernetes import client, config
 from prometheus_client.parser import text_string_to_metric_families
 
-from lanes.dev.processes import free_port
-from lanes.operator.testing import delete_pod, make_pod, set_ready
+from lanes_testbed.processes import free_port
+from lanes_testbed.inprocess import delete_pod, make_pod, set_ready
 
 IMAGE = "registry.invalid/bench"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -218,7 +218,7 @@ def lacks_subset(latest: dict, dr: str, lane: str) -> bool:
 @contextlib.contextmanager
 def simulated_node(kubeconfig: str, namespace: str, log: Path):
     process = subprocess.Popen(
-        [sys.executable, "-m", "lanes.dev.node", "--kubeconfig", kubeconfig, "--name", f"sim-{namespace}",
+        [sys.executable, "-m", "lanes_testbed.node", "--kubeconfig", kubeconfig, "--name", f"sim-{namespace}",
          "--namespace", namespace, "--selector", SIM_LABEL, "--simulate"],
         cwd=ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT)
     try:

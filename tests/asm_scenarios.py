@@ -17,7 +17,7 @@ import yaml
 from lanes.api.convert import convert_document
 from lanes.api.load import Bundle, Document, parse_documents
 from lanes.api.observations import Observations
-from lanes.dev.mesh import Endpoint
+from lanes_testbed.mesh import Endpoint
 from lanes.render import TraceAffinityModule, render_group
 
 SCENARIOS = Path(__file__).resolve().parent / "testdata" / "asm-scenarios"

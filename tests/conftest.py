@@ -10,7 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "tests" / "testdata" / "reference"
 # Istio's networking CRDs ship with lanes; the tests read the same unchanged copy.
-ISTIO_NETWORKING_CRDS = ROOT / "lanes" / "dev" / "istio-networking-crds.yaml"
+ISTIO_NETWORKING_CRDS = ROOT / "testbed" / "lanes_testbed" / "istio-networking-crds.yaml"
 CLUSTER_SUITES = ("integration", "e2e")
 
 
@@ -23,9 +23,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     suites = {Path(str(item.path)).relative_to(ROOT).parts[1] for item in session.items}
     if not suites & set(CLUSTER_SUITES):
         return
-    from lanes.dev.binaries import ensure_binaries
-    from lanes.dev.helm import ensure_helm
-    from lanes.dev.istioctl import ensure_istioctl
+    from lanes_testbed.binaries import ensure_binaries
+    from lanes_testbed.helm import ensure_helm
+    from lanes_testbed.istioctl import ensure_istioctl
 
     capture = session.config.pluginmanager.getplugin("capturemanager")
     with capture.global_and_fixture_disabled():

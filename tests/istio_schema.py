@@ -20,7 +20,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-_DEV = Path(__file__).resolve().parents[1] / "lanes" / "dev"
+_DEV = Path(__file__).resolve().parents[1] / "testbed" / "lanes_testbed"
 CRDS = (_DEV / "istio-networking-crds.yaml", _DEV / "istio-extensions-crds.yaml")
 _ROOT_FIELDS = {"apiVersion", "kind", "metadata"}
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

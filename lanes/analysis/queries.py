@@ -19,7 +19,7 @@ Two sources serve the built-ins:
   none of it (`envoy_cluster_upstream_rq_xx{envoy_response_code_class="5"}`). Envoy's default
   `envoy.cluster_name` tag would stop at the first dot of the host, so an Envoy scraped for this
   source needs that rule in its bootstrap's `stats_config` (the local mesh has it, see
-  `lanes.dev.mesh.translate.STATS_TAGS`).
+  `lanes_testbed.mesh.translate.STATS_TAGS`).
 
 Pure: no I/O; `lanes.operator.prometheus` sends the rendered queries.
 """

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
+from importlib.metadata import entry_points
 from typing import Annotated
 
 import typer
 
-from lanes.cli.dev import app as dev_app
-
 from . import (
     approve,
     convert,
-    demo,
     graph,
     loadtester,
     operator,
@@ -22,7 +20,6 @@ from . import (
     trace,
     undo,
     version,
-    wasm,
 )
 
 app = typer.Typer(
@@ -54,7 +51,6 @@ app.command("render")(render.render)
 app.command("trace")(trace.trace)
 app.command("graph")(graph.graph)
 app.command("convert")(convert.convert)
-app.command("demo")(demo.demo)
 app.command("version")(version.version)
 app.command("operator")(operator.operator)
 app.command("status")(status.status)
@@ -63,8 +59,13 @@ app.command("undo")(undo.undo)
 app.command("pause")(pause.pause)
 app.command("resume")(resume.resume)
 app.command("loadtester")(loadtester.loadtester)
-app.command("wasm")(wasm.wasm)
-app.add_typer(dev_app, name="dev")
+
+
+# Verbs that other installed packages add (the test bed adds `demo`, `dev` and `wasm`): each
+# entry point in this group is a function that takes the Typer app and registers its verbs.
+PLUGIN_GROUP = "lanes.cli"
+for plugin in entry_points(group=PLUGIN_GROUP):
+    plugin.load()(app)
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 A group is in trace-ID mode the way ASM decides it: permissive, lane passed on by header, and a
 `traceHeader` other than the `routeHeader`. Its applications pass on only the trace header, so
 each proxy must remember which lane a trace's inbound request was in and put that lane on the
-outbound calls carrying the same trace: the module (lanes/dev/traceaffinity) does that, and one
+outbound calls carrying the same trace: the module (lanes/traceaffinity) does that, and one
 WasmPlugin per lane and namespace loads it into the group's workloads (selected by the lane's
 labels, as the DestinationRule subsets select them), one more into the ingress gateway. Pure.
 """

@@ -15,7 +15,7 @@ import yaml
 from lanes.api.load import Document, load_observations, parse_documents, read_documents
 from lanes.api.observations import Observations
 from lanes.api.swimlanegroup import SwimLaneGroup
-from lanes.dev.mesh import Endpoint, EnvoyMesh
+from lanes_testbed.mesh import Endpoint, EnvoyMesh
 from lanes.render import TraceAffinityModule, render_group
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from lanes.dev.mesh import EnvoyMesh
-from lanes.dev.mesh.pods import free_block, start_mock
-from lanes.dev.processes import Child, free_port, stop
+from lanes_testbed.mesh import EnvoyMesh
+from lanes_testbed.mesh.pods import free_block, start_mock
+from lanes_testbed.processes import Child, free_port, stop
 
 from .chain import CHAIN, IMAGE, UPSTREAM, Chain, Pod
 

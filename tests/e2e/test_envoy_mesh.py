@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from lanes.dev.mesh import Endpoint, EnvoyMesh, MeshConfigError
-from lanes.dev.mesh.pods import serving
-from lanes.dev.processes import free_port
+from lanes_testbed.mesh import Endpoint, EnvoyMesh, MeshConfigError
+from lanes_testbed.mesh.pods import serving
+from lanes_testbed.processes import free_port
 
 from .chain import CHAIN, Chain, observations
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from lanes.dev.stack import Stack
+from lanes_testbed.stack import Stack
 
 from .chain import TRACE_HEADER, get, until
 

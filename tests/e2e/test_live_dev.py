@@ -11,7 +11,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from lanes.cli.main import app
-from lanes.dev.processes import command_line
+from lanes_testbed.processes import command_line
 from lanes.operator.prometheus import query_value
 
 from .chain import get

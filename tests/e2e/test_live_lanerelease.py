@@ -1,7 +1,7 @@
 """A whole lane released as one unit on the real stack: real Envoy, real Prometheus.
 
 Steady untagged, base- and canary-tagged load runs through the gateway for both releases, and
-every untagged answer's chain is classified (`lanes.cli.lanestory.Tally`): one version end to
+every untagged answer's chain is classified (`lanes_testbed.cli.lanestory.Tally`): one version end to
 end or mixed, and, per entry weight in force, whether it came from the lane. The healthy
 change (2.0) must be promoted together, the failing one (3.0, mockc failing) rolled back
 together; no untagged answer may mix versions, no request base served may fail, and the share
@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from lanes.cli.lanestory import PROMOTED, ROLLED_BACK, WEIGHTS, LaneStory, share_ok
-from lanes.dev.stack import Stack
+from lanes_testbed.cli.lanestory import PROMOTED, ROLLED_BACK, WEIGHTS, LaneStory, share_ok
+from lanes_testbed.stack import Stack
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "mock-chain"
 

@@ -16,10 +16,10 @@ import pytest
 from kubernetes import client
 from typer.testing import CliRunner
 
-from lanes.cli.livestory import LiveSource
+from lanes_testbed.cli.livestory import LiveSource
 from lanes.cli.main import app
-from lanes.cli.story import LIVE_STORY, steps
-from lanes.dev.stack import Stack
+from lanes_testbed.cli.story import LIVE_STORY, steps
+from lanes_testbed.stack import Stack
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "mock-chain"
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lanes.dev.istioctl import analyze, ensure_istioctl, unexpected
-from lanes.dev.stack import Stack
+from lanes_testbed.istioctl import analyze, ensure_istioctl, unexpected
+from lanes_testbed.stack import Stack
 
 from .chain import CHAIN, HOP, get, until
 

@@ -15,12 +15,12 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from lanes.dev.controlplane import ControlPlane
-from lanes.dev.mesh import EnvoyMesh
-from lanes.dev.mesh.pods import free_block, start_mock
-from lanes.dev.mesh.sync import MeshSync
-from lanes.dev.meshcrds import write_manifests
-from lanes.dev.processes import free_port, stop
+from lanes_testbed.controlplane import ControlPlane
+from lanes_testbed.mesh import EnvoyMesh
+from lanes_testbed.mesh.pods import free_block, start_mock
+from lanes_testbed.mesh.sync import MeshSync
+from lanes_testbed.meshcrds import write_manifests
+from lanes_testbed.processes import free_port, stop
 
 from .chain import HOP, get
 

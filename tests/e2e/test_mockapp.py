@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from lanes.dev.mesh.pods import free_block, start_mock
-from lanes.dev.processes import free_port, stop
+from lanes_testbed.mesh.pods import free_block, start_mock
+from lanes_testbed.processes import free_port, stop
 
 from .chain import get
 

@@ -26,9 +26,9 @@ from pathlib import Path
 import pytest
 
 from lanes.analysis.queries import builtin_query, render_query
-from lanes.dev.mesh import Endpoint, EnvoyMesh
-from lanes.dev.processes import free_port
-from lanes.dev.prometheus import Prometheus, ScrapeTarget, ensure_prometheus
+from lanes_testbed.mesh import Endpoint, EnvoyMesh
+from lanes_testbed.processes import free_port
+from lanes_testbed.prometheus import Prometheus, ScrapeTarget, ensure_prometheus
 from lanes.api.analysis import Analysis, MetricTemplate
 from lanes.operator.analysis import CheckContext, read_metrics
 from lanes.operator.prometheus import PrometheusUnavailable, QueryError, query_value

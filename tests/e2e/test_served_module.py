@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from lanes.dev.mesh import MeshConfigError
-from lanes.dev.processes import free_port
-from lanes.dev.wasm import STAT_PREFIX, ensure_trace_affinity
+from lanes_testbed.mesh import MeshConfigError
+from lanes_testbed.processes import free_port
+from lanes_testbed.wasm import STAT_PREFIX, ensure_trace_affinity
 from lanes.operator.modules import ModuleServer, load_module, served_url
 from lanes.render import TraceAffinityModule
 

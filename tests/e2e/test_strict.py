@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 from lanes.api.load import Document, parse_documents, read_documents
-from lanes.dev.mesh import Endpoint, EnvoyMesh
-from lanes.dev.mesh.pods import free_block, start_mock
-from lanes.dev.processes import Child, stop
+from lanes_testbed.mesh import Endpoint, EnvoyMesh
+from lanes_testbed.mesh.pods import free_block, start_mock
+from lanes_testbed.processes import Child, stop
 from lanes.render import render_group
 
 from .chain import CHAIN, HOP, IMAGE, UPSTREAM, get

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from lanes.dev.mesh import Endpoint, EnvoyMesh
-from lanes.dev.mesh.pods import free_block, start_mock
-from lanes.dev.processes import Child, stop
+from lanes_testbed.mesh import Endpoint, EnvoyMesh
+from lanes_testbed.mesh.pods import free_block, start_mock
+from lanes_testbed.processes import Child, stop
 
 from .chain import HOP, get
 

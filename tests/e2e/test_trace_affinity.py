@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from lanes.dev.gobuild import go_executable
-from lanes.dev.mesh import envoy_binary
-from lanes.dev.mesh.translate import HCM, wasm_filter
-from lanes.dev.processes import Child, free_port, spawn, stop, wait_until
-from lanes.dev.wasm import MODULE_DIR, STAT_PREFIX, ensure_trace_affinity
+from lanes_testbed.gobuild import go_executable
+from lanes_testbed.mesh import envoy_binary
+from lanes_testbed.mesh.translate import HCM, wasm_filter
+from lanes_testbed.processes import Child, free_port, spawn, stop, wait_until
+from lanes_testbed.wasm import MODULE_DIR, STAT_PREFIX, ensure_trace_affinity
 
 LANE, TRACE = "x-asm-prefer-tag", "my-request-id"
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))

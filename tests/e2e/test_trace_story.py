@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from lanes.dev.wasm import STAT_PREFIX
+from lanes_testbed.wasm import STAT_PREFIX
 from lanes.render import TraceAffinityModule
 
 from .chain import CHAIN, Chain, observations

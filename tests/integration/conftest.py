@@ -18,16 +18,16 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from lanes.dev.binaries import ensure_binaries
-from lanes.dev.controlplane import ControlPlane
-from lanes.dev.manifests import manifest_files
+from lanes_testbed.binaries import ensure_binaries
+from lanes_testbed.controlplane import ControlPlane
+from lanes_testbed.manifests import manifest_files
 
 from .operator_support import INGRESS_GATEWAY, Stories, ensure_namespace
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CRD_DIR = PROJECT_ROOT / "crds"
-ISTIO_CRDS = PROJECT_ROOT / "lanes" / "dev" / "istio-networking-crds.yaml"
-ISTIO_EXTENSION_CRDS = PROJECT_ROOT / "lanes" / "dev" / "istio-extensions-crds.yaml"
+ISTIO_CRDS = PROJECT_ROOT / "testbed" / "lanes_testbed" / "istio-networking-crds.yaml"
+ISTIO_EXTENSION_CRDS = PROJECT_ROOT / "testbed" / "lanes_testbed" / "istio-extensions-crds.yaml"
 HERE = Path(__file__).resolve().parent
 
 

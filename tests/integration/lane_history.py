@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
-from lanes.operator.testing import Background
+from lanes_testbed.inprocess import Background
 from lanes.render.steps import entered_weight
 
 ISTIO = ("networking.istio.io", "v1")

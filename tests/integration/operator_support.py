@@ -16,12 +16,12 @@ from kubernetes import client
 from lanes.api.convert import convert_document
 from lanes.api.load import parse_object
 from lanes.api.observations import Observations
-from lanes.dev.istioctl import Message, analyze, ensure_istioctl, unexpected
+from lanes_testbed.istioctl import Message, analyze, ensure_istioctl, unexpected
 from lanes.kube.apply import list_owned
 from lanes.kube.kinds import SWIMLANE, SWIMLANEGROUP
 from lanes.kube.objects import Objects
 from lanes.operator.plan import owners
-from lanes.operator.testing import delete_pod, eventually, make_pod
+from lanes_testbed.inprocess import delete_pod, eventually, make_pod
 from lanes.render import object_key, render_group
 from tests.conftest import REFERENCE
 

@@ -1,7 +1,7 @@
 """Helpers for rollout tests on the real control plane: an operator with the lane and rollout
 handlers, a stand-in kubelet that makes pods Ready, and readers for what the tests assert.
 
-The local control plane runs no kubelet. `PodReadier` (`lanes.operator.testing`) marks every pod of a namespace Ready
+The local control plane runs no kubelet. `PodReadier` (`lanes_testbed.inprocess`) marks every pod of a namespace Ready
 the moment it appears, as a kubelet would once its containers pass their probes; the pods
 stay unscheduled (no Node to keep alive), which the ReplicaSet controller does not mind and
 which lets the API server delete them at once when a ReplicaSet scales down.
@@ -22,10 +22,10 @@ import kopf
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from lanes.dev.processes import free_port
+from lanes_testbed.processes import free_port
 from lanes.kube.rollouts import RolloutsApi
 from lanes.operator.runtime import Options
-from lanes.operator.testing import Background, OperatorThread, PodReadier, eventually  # noqa: F401 (re-exported for the tests)
+from lanes_testbed.inprocess import Background, OperatorThread, PodReadier, eventually  # noqa: F401 (re-exported for the tests)
 from lanes.operator.webhook import WebhookOptions
 
 ROOT = Path(__file__).resolve().parents[2]

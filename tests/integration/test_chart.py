@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lanes.dev.controlplane import ControlPlane
-from lanes.dev.helm import ensure_helm
+from lanes_testbed.controlplane import ControlPlane
+from lanes_testbed.helm import ensure_helm
 from lanes.operator.modules import served_url
 from lanes.render.trace_affinity import DEFAULT_URL
 

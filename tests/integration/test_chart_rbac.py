@@ -16,7 +16,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from lanes.dev.controlplane import ControlPlane
+from lanes_testbed.controlplane import ControlPlane
 
 from .test_chart import CHART, helm
 

@@ -29,10 +29,10 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from lanes.dev import processes
-from lanes.dev.controlplane import ControlPlane
-from lanes.dev.node import LocalNode
-from lanes.dev.node.identity import KUBECONFIG_FILE
+from lanes_testbed import processes
+from lanes_testbed.controlplane import ControlPlane
+from lanes_testbed.node import LocalNode
+from lanes_testbed.node.identity import KUBECONFIG_FILE
 from lanes.kube.kinds import SWIMLANE, SWIMLANEGROUP
 from lanes.operator import testing
 from lanes.rollout import CANARY_LABEL, ROLLOUT_LABEL

@@ -16,11 +16,11 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from typer.testing import CliRunner
 
-from lanes.cli.dev import app as dev_app
-from lanes.dev import cluster, processes
-from lanes.dev.binaries import pinned_versions, reported_version
-from lanes.dev.controlplane import ControlPlane
-from lanes.dev.manifests import crd_names
+from lanes_testbed.cli.dev import app as dev_app
+from lanes_testbed import cluster, processes
+from lanes_testbed.binaries import pinned_versions, reported_version
+from lanes_testbed.controlplane import ControlPlane
+from lanes_testbed.manifests import crd_names
 from lanes.operator import testing
 
 pytestmark = pytest.mark.integration
@@ -185,8 +185,8 @@ def test_components_die_with_a_killed_owner(control_plane: ControlPlane, tmp_pat
     script = textwrap.dedent(
         f"""
         import os, signal
-        from lanes.dev.binaries import ensure_binaries
-        from lanes.dev.controlplane import ControlPlane
+        from lanes_testbed.binaries import ensure_binaries
+        from lanes_testbed.controlplane import ControlPlane
         ControlPlane({str(state_dir)!r}, ensure_binaries(None), progress=None).start()
         os.kill(os.getpid(), signal.SIGKILL)
         """

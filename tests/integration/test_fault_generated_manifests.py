@@ -25,7 +25,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from lanes.kube.kinds import SWIMLANE, SWIMLANEGROUP
-from lanes.operator.testing import eventually, make_pod
+from lanes_testbed.inprocess import eventually, make_pod
 
 from .operator_support import build_story, create_story, delete_story, enter_state, group_exists, live_generated
 from .rollout_support import GROUP, PLURAL, VERSION, OperatorProcess, workload_rollout

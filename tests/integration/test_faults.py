@@ -17,8 +17,8 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
-from lanes.dev.binaries import ensure_binaries
-from lanes.dev.controlplane import ControlPlane
+from lanes_testbed.binaries import ensure_binaries
+from lanes_testbed.controlplane import ControlPlane
 
 from .conftest import wait_for_default_service_account
 from .rollout_support import IMAGE, Cluster, OperatorProcess, PodReadier, deployment, wait_for_webhook, workload_rollout

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from lanes.cli.main import app
-from lanes.dev.istioctl import IGNORED, Ignored, Message, analyze, ensure_istioctl, parse_analysis, unexpected
+from lanes_testbed.istioctl import IGNORED, Ignored, Message, analyze, ensure_istioctl, parse_analysis, unexpected
 from tests.conftest import ROOT
 from tests.unit.test_render_golden import Case, all_cases
 
@@ -159,7 +159,7 @@ def test_every_ignored_code_names_a_reason() -> None:
 def test_live_analyze_reports_a_subset_that_selects_no_pods(istioctl, control_plane, kube_api, namespace) -> None:
     from kubernetes import client
 
-    from lanes.operator.testing import make_pod
+    from lanes_testbed.inprocess import make_pod
 
     core, custom = client.CoreV1Api(kube_api), client.CustomObjectsApi(kube_api)
     core.create_namespaced_service(namespace, service(namespace, "mocka", {8000}))

@@ -14,7 +14,7 @@ import uuid
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
-from lanes.dev.processes import free_port
+from lanes_testbed.processes import free_port
 
 from .rollout_support import IMAGE, Cluster, OperatorProcess, PodReadier, deployment, wait_for_webhook, workload_rollout
 from .test_rollout_crash import Monitor

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from lanes.dev.controlplane import ControlPlane
-from lanes.dev.node import LocalNode
+from lanes_testbed.controlplane import ControlPlane
+from lanes_testbed.node import LocalNode
 from lanes.operator import testing
 
 pytestmark = pytest.mark.integration

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from lanes.dev.controlplane import ControlPlane
-from lanes.dev.node import LocalNode
+from lanes_testbed.controlplane import ControlPlane
+from lanes_testbed.node import LocalNode
 from tests.integration.test_node import (
     SAMPLE,
     alive,

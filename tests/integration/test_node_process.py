@@ -14,9 +14,9 @@ import typer
 from kubernetes import client
 from typer.testing import CliRunner
 
-from lanes.cli.node import node as node_command
-from lanes.dev.controlplane import ControlPlane
-from lanes.dev.node import LocalNode
+from lanes_testbed.cli.node import node as node_command
+from lanes_testbed.controlplane import ControlPlane
+from lanes_testbed.node import LocalNode
 from tests.integration.test_node import (
     SAMPLE,
     alive,
@@ -36,11 +36,11 @@ pytestmark = pytest.mark.integration
 def standalone(
     control_plane: ControlPlane, kube_api: client.ApiClient, namespace: str, tmp_path: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """`python -m lanes.dev.node` for this test's namespace, in its own process."""
+    """`python -m lanes_testbed.node` for this test's namespace, in its own process."""
     log_path = tmp_path / "node.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "lanes.dev.node", "--kubeconfig", str(control_plane.kubeconfig),
+            [sys.executable, "-m", "lanes_testbed.node", "--kubeconfig", str(control_plane.kubeconfig),
              "--name", f"node-{namespace}", "--namespace", namespace,
              "--log-dir", str(tmp_path / "pods")],
             stdout=log, stderr=subprocess.STDOUT,

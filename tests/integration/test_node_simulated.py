@@ -7,8 +7,8 @@ import uuid
 
 from kubernetes import client
 
-from lanes.dev.node.simulated import SimulatedNode
-from lanes.operator.testing import eventually
+from lanes_testbed.node.simulated import SimulatedNode
+from lanes_testbed.inprocess import eventually
 
 
 def test_pods_are_ready_without_running_and_deletions_are_confirmed(control_plane, kube_api, namespace) -> None:

@@ -18,14 +18,14 @@ import pytest
 import yaml
 from kubernetes import client
 
-from lanes.dev.binaries import ensure_binaries
-from lanes.dev.controlplane import ControlPlane
-from lanes.dev.manifests import manifest_files
-from lanes.dev.meshcrds import asm_extended
+from lanes_testbed.binaries import ensure_binaries
+from lanes_testbed.controlplane import ControlPlane
+from lanes_testbed.manifests import manifest_files
+from lanes_testbed.meshcrds import asm_extended
 from lanes.kube.kinds import SWIMLANEGROUP
 from lanes.kube.schema import prune, version_schema
 from lanes.operator.runtime import Options
-from lanes.operator.testing import OperatorThread, eventually
+from lanes_testbed.inprocess import OperatorThread, eventually
 from tests.conftest import ISTIO_NETWORKING_CRDS
 
 from .operator_support import (

@@ -12,7 +12,7 @@ from kubernetes import client
 from lanes.kube.kinds import SWIMLANE, SWIMLANEGROUP, Kind
 from lanes.kube.lanesapi import LanesApi
 from lanes.operator.runtime import Options
-from lanes.operator.testing import OperatorThread, eventually
+from lanes_testbed.inprocess import OperatorThread, eventually
 
 from .operator_support import Story, build_story, delete_story, group_exists, live_generated, matches
 

@@ -9,10 +9,10 @@ import hashlib
 import httpx
 import pytest
 
-from lanes.dev.processes import free_port
-from lanes.dev.wasm import ensure_trace_affinity
+from lanes_testbed.processes import free_port
+from lanes_testbed.wasm import ensure_trace_affinity
 from lanes.operator.modules import served_url
-from lanes.operator.testing import eventually
+from lanes_testbed.inprocess import eventually
 
 from .operator_support import enter_state, live_generated
 from .rollout_support import OperatorProcess

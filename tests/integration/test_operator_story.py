@@ -21,7 +21,7 @@ from lanes.kube.kinds import SWIMLANE, SWIMLANEGROUP
 from lanes.kube.lanesapi import LanesApi
 from lanes.kube.objects import Objects
 from lanes.operator.runtime import Options
-from lanes.operator.testing import OperatorThread, eventually
+from lanes_testbed.inprocess import OperatorThread, eventually
 
 from .operator_support import SUBSETS, assert_analyzed_clean, delete_story, enter_state, live_generated, matches
 

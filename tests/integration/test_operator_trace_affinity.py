@@ -10,7 +10,7 @@ from kubernetes import client
 from lanes.api.load import parse_object
 from lanes.kube.kinds import SWIMLANEGROUP, WASMPLUGIN
 from lanes.operator.runtime import Options
-from lanes.operator.testing import OperatorThread, eventually
+from lanes_testbed.inprocess import OperatorThread, eventually
 from lanes.render import TraceAffinityModule, render_group
 
 from .operator_support import delete_story, enter_state, group_exists, live_generated, matches

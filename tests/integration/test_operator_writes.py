@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from lanes.kube.kinds import SWIMLANE, SWIMLANEGROUP
 from lanes.operator.runtime import Options
-from lanes.operator.testing import OperatorThread, eventually, make_pod
+from lanes_testbed.inprocess import OperatorThread, eventually, make_pod
 
 from .operator_support import Stories, Story, enter_state, live_generated, matches
 

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from lanes.cli.main import app
 from lanes.cli.rolloutstatus import show_rollout
-from lanes.dev.node import LocalNode
+from lanes_testbed.node import LocalNode
 
 from .operator_support import SUBSETS, Stories, assert_analyzed_clean, live_generated, reference_documents
 from .rollout_support import IMAGE, Cluster, Operator, image_of, wait_for_webhook

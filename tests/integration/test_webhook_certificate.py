@@ -15,7 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from kubernetes import client
 
-from lanes.operator.testing import eventually
+from lanes_testbed.inprocess import eventually
 from lanes.operator.webhook import CERT_KEY
 
 from .rollout_support import OperatorProcess, wait_for_webhook

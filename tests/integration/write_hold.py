@@ -22,9 +22,9 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from lanes.dev.processes import free_port
+from lanes_testbed.processes import free_port
 from lanes.kube.diff import MANAGER
-from lanes.operator.testing import eventually
+from lanes_testbed.inprocess import eventually
 from lanes.operator.webhook import self_signed
 from lanes.render import owner_selector
 

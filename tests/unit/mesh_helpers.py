@@ -12,7 +12,7 @@ import ipaddress
 import re
 from typing import Any
 
-from lanes.dev.mesh import EnvoyConfig
+from lanes_testbed.mesh import EnvoyConfig
 
 GATEWAY_OBJ = {
     "apiVersion": "networking.istio.io/v1",

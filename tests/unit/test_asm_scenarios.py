@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pytest
 
 from lanes.api.observations import Observations
-from lanes.dev.mesh import EnvoyConfig, MeshOptions, translate
+from lanes_testbed.mesh import EnvoyConfig, MeshOptions, translate
 from tests.asm_scenarios import (
     CHAIN,
     VERSION,

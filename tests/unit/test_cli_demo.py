@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console, RenderableType
 
 from lanes.api.load import load_observations
-from lanes.cli.story import (
+from lanes_testbed.cli.story import (
     LIVE_STORY,
     STORY,
     V1,

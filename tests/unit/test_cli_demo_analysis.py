@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from lanes.cli.analysisstory import (
+from lanes_testbed.cli.analysisstory import (
     ANALYSIS,
     PROMOTED,
     ROLLED_BACK,

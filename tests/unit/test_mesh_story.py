@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from lanes.api.load import load, load_observations
 from lanes.api.observations import Observations
-from lanes.dev.mesh import Endpoint, EnvoyConfig, translate
+from lanes_testbed.mesh import Endpoint, EnvoyConfig, translate
 from lanes.render import render_group
 from tests.conftest import REFERENCE
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lanes.dev.mesh.sync import mesh_endpoints, reduce_pod
+from lanes_testbed.mesh.sync import mesh_endpoints, reduce_pod
 
 
 def pod(ip: str | None, ready: bool = True, deleting: bool = False, **labels: str) -> dict:

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from lanes.dev.mesh import Endpoint, MeshConfigError, MeshOptions, bootstrap, translate
+from lanes_testbed.mesh import Endpoint, MeshConfigError, MeshOptions, bootstrap, translate
 
 from .mesh_helpers import (
     GATEWAY_OBJ,

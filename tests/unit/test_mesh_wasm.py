@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from lanes.dev.mesh import MeshConfigError, MeshOptions, translate
-from lanes.dev.mesh.translate import module_fetches, needs_built_module
+from lanes_testbed.mesh import MeshConfigError, MeshOptions, translate
+from lanes_testbed.mesh.translate import module_fetches, needs_built_module
 
 CONFIG = {"routeHeader": "x-asm-prefer-tag", "traceHeader": "my-request-id",
           "maxEntries": 100, "maxAgeSeconds": 5}

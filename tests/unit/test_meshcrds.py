@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lanes.dev import meshcrds
+from lanes_testbed import meshcrds
 
 
 def test_the_shipped_istio_crds_name_the_release_they_come_from() -> None:

@@ -12,9 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from lanes.dev.mesh.mockapp import Settings, forward_of, serve
-from lanes.dev.mesh.pods import free_block
-from lanes.dev.processes import free_port
+from lanes_testbed.mesh.mockapp import Settings, forward_of, serve
+from lanes_testbed.mesh.pods import free_block
+from lanes_testbed.processes import free_port
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 INCOMING = {"x-asm-prefer-tag": "s1", "my-request-id": "42", "traceparent": TRACEPARENT,
@@ -131,7 +131,7 @@ def test_unknown_forward_words_are_refused(text: str, message: str) -> None:
 
 def test_unknown_forward_word_stops_the_app_at_start_with_the_word() -> None:
     env = {**os.environ, "forward": "lane,tarce", "PORT": str(free_port())}
-    done = subprocess.run([sys.executable, "-m", "lanes.dev.mesh.mockapp"], env=env,
+    done = subprocess.run([sys.executable, "-m", "lanes_testbed.mesh.mockapp"], env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
     assert "forward='lane,tarce'" in done.stderr and "'tarce'" in done.stderr

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from kubernetes import client, config
 
-from lanes.dev.node.identity import account_of, kubeconfig_document, mounts_token, token_request
+from lanes_testbed.node.identity import account_of, kubeconfig_document, mounts_token, token_request
 
 POD = {"metadata": {"name": "lanes-abc", "namespace": "lanes-system", "uid": "u-1"},
        "spec": {"serviceAccountName": "lanes"}}

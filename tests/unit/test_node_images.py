@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from lanes.cli.main import main
-from lanes.dev.node.images import (CLI_MODULE, OPERATOR_REPOSITORY, OPERATOR_TAG, ImageNotKnown,
+from lanes_testbed.node.images import (CLI_MODULE, OPERATOR_REPOSITORY, OPERATOR_TAG, ImageNotKnown,
                                    program_for, tag_of)
-from lanes.dev.node.pods import container_args
+from lanes_testbed.node.pods import container_args
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "lanes"
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lanes.dev.processes import free_port
+from lanes_testbed.processes import free_port
 from lanes.operator.modules import MODULE_PATH, ModuleServer, load_module, served_url
 
 MODULE = b"\0asm\x01\0\0\0" + bytes(range(256)) * 64

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from lanes.api.observations import Observations, TrafficStep
-from lanes.dev.mesh import EnvoyConfig, translate
+from lanes_testbed.mesh import EnvoyConfig, translate
 from lanes.render import render_group
 
 from .mesh_helpers import destination, pick

@@ -1,0 +1,73 @@
+"""Run mock-chain sample services as local processes, one loopback address each.
+
+Used by the end-to-end tests and the data-plane benchmark; the local node runs pods of the
+control plane the same way.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import random
+import socket
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from ..processes import Child, spawn, stop, wait_until
+
+APP_MODULE = "lanes_testbed.mesh.mockapp"
+_PROXY_VARS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy",
+               "NO_PROXY", "no_proxy")
+
+
+def start_mock(
+    name: str,
+    ip: str,
+    env: Mapping[str, str],
+    workdir: Path,
+    port: int = 8000,
+    timeout: float = 15.0,
+) -> Child:
+    """Start one sample service on `ip:port` and wait until it accepts connections.
+
+    The environment is this process's minus any proxy settings, plus `env`: a proxy is set
+    only when the caller gives one, so a developer's own HTTP_PROXY never captures the chain.
+    Output goes to `workdir/NAME.log`.
+    """
+    if not ipaddress.ip_address(ip).is_loopback:
+        raise ValueError(f"{ip} is not a loopback address")
+    inherited = {k: v for k, v in os.environ.items() if k not in _PROXY_VARS}
+    settings = {**inherited, "POD_IP": ip, "PORT": str(port), "PYTHONUNBUFFERED": "1", **env}
+    argv = [sys.executable, "-m", APP_MODULE]
+    child = spawn(name, argv, workdir / f"{name}.log", workdir / f"{name}.pid", env=settings)
+    try:
+        wait_until(lambda: serving(ip, port), what=f"{name} on {ip}:{port}", timeout=timeout,
+                   watch=[child], interval=0.05)
+    except BaseException:
+        stop(child)
+        raise
+    return child
+
+
+def serving(ip: str, port: int) -> bool:
+    """Whether something accepts connections on `ip:port`."""
+    try:
+        with socket.create_connection((ip, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def free_block(port: int = 8000) -> str:
+    """A `127.0.N` block whose first addresses nobody listens on at `port`.
+
+    Blocks are tried in random order so that test sessions running side by side (or the demo)
+    rarely pick the same one; the local node uses the low blocks.
+    """
+    blocks = list(range(32, 250))
+    random.shuffle(blocks)
+    for third in blocks:
+        if not any(serving(f"127.0.{third}.{last}", port) for last in range(1, 17)):
+            return f"127.0.{third}"
+    raise RuntimeError(f"no 127.0.N block is free on port {port}")
