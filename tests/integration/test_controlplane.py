@@ -21,7 +21,7 @@ from lanes_testbed import cluster, processes
 from lanes_testbed.binaries import pinned_versions, reported_version
 from lanes_testbed.controlplane import ControlPlane
 from lanes_testbed.manifests import crd_names
-from lanes.operator import testing
+from lanes_testbed import inprocess as testing
 
 pytestmark = pytest.mark.integration
 

@@ -24,7 +24,7 @@ from kubernetes import client
 
 from lanes_testbed.controlplane import ControlPlane
 from lanes_testbed.node import LocalNode
-from lanes.operator import testing
+from lanes_testbed import inprocess as testing
 
 pytestmark = pytest.mark.integration
 
