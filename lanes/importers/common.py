@@ -1,8 +1,8 @@
-"""What converting Flagger and Argo Rollouts canaries shares: refusals, metadata, canary labels.
+"""What the importers share: the `Importer` record, refusals, metadata, canary labels.
 
-Flagger's kinds are in `convert_flagger`, Argo's in `convert_argo`.
+ASM's kinds are in `asm`, Kruise's in `kruise`, Flagger's in `flagger`, Argo's in `argo`.
 
-lanes drives an existing Deployment step by step and routes by lane, so what converts is the
+For Flagger and Argo Rollouts canaries, lanes drives an existing Deployment step by step and routes by lane, so what converts is the
 target, the traffic steps, the header matches and the metric analysis; everything else either
 has no lanes equivalent (and is refused, naming the field, so nothing is silently dropped) or
 is something lanes does itself, such as writing the routes (dropped with a note on stderr).
@@ -15,18 +15,44 @@ Rollout (`"ASM_TRAFFIC_TAG=canary"`, comma-separated `key=value` pairs), or, for
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .common import API_VERSION
-from .errors import FieldError, InvalidSpec
+from lanes.api.common import API_VERSION
+from lanes.api.errors import FieldError, InvalidSpec
 
 CANARY_LABELS = "lanes.dev/canary-labels"
-FLAGGER = "flagger.app"
-ARGO = "argoproj.io"
 _KEPT_METADATA = ("name", "namespace", "labels", "annotations")
 NO_EQUIVALENT = "has no lanes equivalent; remove it to convert"
+
+Body = dict[str, Any]
+Convert = Callable[[Body, Sequence[Mapping[str, Any]]], list[Body]]
+"""Turns one document into lanes.dev documents, given every document read with it."""
+
+
+def no_notes(doc: Body) -> list[str]:
+    """No notes: the converted document behaves as the original did."""
+    return []
+
+
+@dataclass(frozen=True)
+class Importer:
+    """How one foreign kind, `group` and `kind`, becomes lanes.dev documents.
+
+    `convert` raises InvalidSpec naming each field that does not convert; `notes` says, as
+    `path: message`, where the converted document will behave differently.
+    """
+
+    group: str
+    kind: str
+    convert: Convert
+    notes: Callable[[Body], list[str]] = no_notes
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """The (group, kind) the registry files it under."""
+        return (self.group, self.kind)
 
 
 @dataclass
@@ -92,6 +118,19 @@ def lanes_document(kind: str, metadata: dict[str, Any], spec: dict[str, Any]) ->
     return {"apiVersion": API_VERSION, "kind": kind, "metadata": metadata, "spec": spec}
 
 
+def renamed(doc: Body, kind: str) -> Body:
+    """`doc` as the lanes.dev `kind` laid out the same: its spec as is, the metadata a user writes."""
+    metadata = as_mapping(doc.get("metadata"))
+    converted: Body = {
+        "apiVersion": API_VERSION,
+        "kind": kind,
+        "metadata": {k: metadata[k] for k in _KEPT_METADATA if k in metadata},
+    }
+    if "spec" in doc:
+        converted["spec"] = doc["spec"]
+    return converted
+
+
 def canary_labels(doc: Mapping[str, Any], refusals: Refusals) -> dict[str, str]:
     """The canary lane's pod labels from the `lanes.dev/canary-labels` annotation.
 
@@ -146,6 +185,7 @@ def traffic_step(weight: Any, matches: list[dict[str, Any]]) -> dict[str, Any]:
 def canary_spec(
     steps: list[dict[str, Any]], labels: dict[str, str], analysis: dict[str, Any] | None
 ) -> dict[str, Any]:
+    """A WorkloadRollout's canary strategy: an extra canary workload, labelled into its lane."""
     canary: dict[str, Any] = {
         "enableExtraWorkloadForCanary": True,
         "steps": steps,
@@ -154,6 +194,3 @@ def canary_spec(
     if analysis:
         canary["analysis"] = analysis
     return canary
-
-
-# --- Flagger -------------------------------------------------------------------------------
