@@ -14,20 +14,18 @@ from typing import Any
 
 from lanes.api.analysis import seconds
 
-from .common import (
-    Importer,
+from .canary import (
     Refusals,
-    as_mapping,
     canary_labels,
     canary_spec,
     doc_name,
     doc_namespace,
     kept_metadata,
-    lanes_document,
     require_labels,
     traffic_step,
     workload_ref,
 )
+from .common import Importer, as_mapping, lanes_document
 
 ARGO = "argoproj.io"
 """Argo Rollouts' API group."""

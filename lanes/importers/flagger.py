@@ -11,20 +11,18 @@ from typing import Any, get_args
 
 from lanes.api.analysis import WebhookType
 
-from .common import (
+from .canary import (
     NO_EQUIVALENT,
-    Importer,
     Refusals,
-    as_mapping,
     canary_labels,
     canary_spec,
     doc_name,
     kept_metadata,
-    lanes_document,
     require_labels,
     traffic_step,
     workload_ref,
 )
+from .common import Importer, as_mapping, lanes_document
 
 
 _FLAGGER_SPEC = (

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import difflib
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -27,49 +26,37 @@ CASES = ROOT / "tests" / "testdata" / "importers"
 UPDATE = os.environ.get("LANES_UPDATE_GOLDEN") == "1"
 
 
-@dataclass(frozen=True)
-class Case:
-    """One golden case folder."""
-
-    folder: Path
-
-    @property
-    def name(self) -> str:
-        return self.folder.name
-
-    @property
-    def input(self) -> Path:
-        """`input.yaml` in the folder, or the file or directory its `input.ref` names."""
-        ref = self.folder / "input.ref"
-        if ref.exists():
-            return (ROOT / ref.read_text().strip()).resolve()
-        return self.folder / "input.yaml"
-
-    def convert(self) -> tuple[int, str, str]:
-        """The exit code, stdout and stderr of `kubectl lane convert -f` on the input."""
-        result = invoke("convert", "-f", self.input)
-        return result.exit_code, result.stdout, result.stderr.replace(str(self.input), "input.yaml")
+def input_of(case: Path) -> Path:
+    """`input.yaml` in the case folder, or the file or directory its `input.ref` names."""
+    ref = case / "input.ref"
+    return (ROOT / ref.read_text().strip()).resolve() if ref.exists() else case / "input.yaml"
 
 
-def all_cases() -> list[Case]:
-    return [Case(folder) for folder in sorted(CASES.iterdir()) if folder.is_dir()]
+def convert(case: Path) -> tuple[int, str, str]:
+    """The exit code, stdout and stderr of `kubectl lane convert -f` on the case's input."""
+    given = input_of(case)
+    result = invoke("convert", "-f", given)
+    return result.exit_code, result.stdout, result.stderr.replace(str(given), "input.yaml")
 
 
-def write_expected(case: Case, code: int, stdout: str, stderr: str) -> None:
+CASE_FOLDERS = sorted(folder for folder in CASES.iterdir() if folder.is_dir())
+
+
+def write_expected(case: Path, code: int, stdout: str, stderr: str) -> None:
     """Rewrite the case's expected files from what convert did."""
     for name in ("expected.yaml", "notes.txt", "error.txt"):
-        (case.folder / name).unlink(missing_ok=True)
+        (case / name).unlink(missing_ok=True)
     if code == 0:
-        (case.folder / "expected.yaml").write_text(stdout)
+        (case / "expected.yaml").write_text(stdout)
         if stderr:
-            (case.folder / "notes.txt").write_text(stderr)
+            (case / "notes.txt").write_text(stderr)
     else:
-        (case.folder / "error.txt").write_text(stderr)
+        (case / "error.txt").write_text(stderr)
 
 
-def same(case: Case, name: str, actual: str) -> None:
+def same(case: Path, name: str, actual: str) -> None:
     """Fail with a diff unless the case's file `name` (empty when absent) reads `actual`."""
-    path = case.folder / name
+    path = case / name
     expected = path.read_text() if path.exists() else ""
     if actual != expected:
         diff = "\n".join(
@@ -78,18 +65,18 @@ def same(case: Case, name: str, actual: str) -> None:
         pytest.fail(f"{case.name}: convert's output differs from {path}\n{diff}")
 
 
-@pytest.mark.parametrize("case", all_cases(), ids=lambda c: c.name)
-def test_convert_matches_golden(case: Case) -> None:
-    code, stdout, stderr = case.convert()
+@pytest.mark.parametrize("case", CASE_FOLDERS, ids=lambda c: c.name)
+def test_convert_matches_golden(case: Path) -> None:
+    code, stdout, stderr = convert(case)
     if UPDATE:
         write_expected(case, code, stdout, stderr)
         return
-    if (case.folder / "error.txt").exists():
+    if (case / "error.txt").exists():
         assert (code, stdout) == (BAD_INPUT, ""), f"{case.name}: refused input must exit 2, stdout empty"
         same(case, "error.txt", stderr)
         return
     assert code == 0, f"{case.name}: convert failed\n{stderr}"
-    assert (case.folder / "expected.yaml").exists(), f"{case.name}: no expected.yaml (set LANES_UPDATE_GOLDEN=1)"
+    assert (case / "expected.yaml").exists(), f"{case.name}: no expected.yaml (set LANES_UPDATE_GOLDEN=1)"
     same(case, "expected.yaml", stdout)
     same(case, "notes.txt", stderr)
 
@@ -97,8 +84,8 @@ def test_convert_matches_golden(case: Case) -> None:
 def test_every_source_kind_has_a_golden_case() -> None:
     covered = {
         importer_for(doc.body).key
-        for case in all_cases()
-        for doc in read_documents(case.input)
+        for case in CASE_FOLDERS
+        for doc in read_documents(input_of(case))
         if importer_for(doc.body) is not None
     }
     assert covered == set(registered())

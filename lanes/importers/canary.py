@@ -1,0 +1,144 @@
+"""What converting Flagger and Argo Rollouts canaries shares: refusals, metadata, canary labels.
+
+Flagger's kinds are in `flagger`, Argo's in `argo`.
+
+lanes drives an existing Deployment step by step and routes by lane, so what converts is the
+target, the traffic steps, the header matches and the metric analysis; everything else either
+has no lanes equivalent (and is refused, naming the field, so nothing is silently dropped) or
+is something lanes does itself, such as writing the routes (dropped with a note on stderr).
+
+Flagger and Argo have no notion of the canary lane's pod labels, which lanes needs to put the
+canary pods in a lane; they come from the `lanes.dev/canary-labels` annotation on the Canary or
+Rollout (`"ASM_TRAFFIC_TAG=canary"`, comma-separated `key=value` pairs), or, for Argo, from
+`strategy.canary.canaryMetadata`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from lanes.api.errors import FieldError, InvalidSpec
+
+from .common import KEPT_METADATA, as_mapping
+
+CANARY_LABELS = "lanes.dev/canary-labels"
+NO_EQUIVALENT = "has no lanes equivalent; remove it to convert"
+
+@dataclass
+class Refusals:
+    """The fields of one document that do not convert, gathered so one run names them all."""
+
+    kind: str
+    name: str
+    errors: list[FieldError] = field(default_factory=list)
+
+    def add(self, path: str, message: str) -> None:
+        """Refuse the field at `path`."""
+        self.errors.append(FieldError(self.kind, self.name, path, message))
+
+    def unknown(self, body: Mapping[str, Any], path: str, known: Iterable[str]) -> None:
+        """Refuse every key of `body` that is not in `known`."""
+        allowed = set(known)
+        for key in body:
+            if key not in allowed:
+                self.add(f"{path}.{key}" if path else key, NO_EQUIVALENT)
+
+    def check(self) -> None:
+        """Raise the refusals, if any.
+
+        Raises:
+            InvalidSpec: naming each refused field.
+        """
+        if self.errors:
+            raise InvalidSpec(self.errors)
+
+
+def doc_name(doc: Mapping[str, Any]) -> str:
+    """The document's name, as errors name it."""
+    return str(as_mapping(doc.get("metadata")).get("name", "(unnamed)"))
+
+
+def doc_namespace(doc: Mapping[str, Any]) -> str:
+    """The document's namespace, `""` when it gives none (Argo looks templates up in it)."""
+    return str(as_mapping(doc.get("metadata")).get("namespace") or "")
+
+
+def kept_metadata(doc: Mapping[str, Any], name: str | None = None) -> dict[str, Any]:
+    """The metadata a user writes, without the annotation the conversion has consumed."""
+    source = as_mapping(doc.get("metadata"))
+    metadata = {k: source[k] for k in KEPT_METADATA if k in source}
+    annotations = {k: v for k, v in as_mapping(metadata.get("annotations")).items() if k != CANARY_LABELS}
+    if annotations:
+        metadata["annotations"] = annotations
+    else:
+        metadata.pop("annotations", None)
+    if name is not None:
+        metadata["name"] = name
+    return metadata
+
+
+def canary_labels(doc: Mapping[str, Any], refusals: Refusals) -> dict[str, str]:
+    """The canary lane's pod labels from the `lanes.dev/canary-labels` annotation.
+
+    Neither Flagger nor Argo says which lane the canary pods join, and lanes cannot route them
+    without it, so a missing or malformed annotation is refused with what to add.
+    """
+    annotations = as_mapping(as_mapping(doc.get("metadata")).get("annotations"))
+    text = annotations.get(CANARY_LABELS)
+    path = f"metadata.annotations.{CANARY_LABELS}"
+    if text is None:
+        return {}
+    labels: dict[str, str] = {}
+    for pair in str(text).split(","):
+        key, sep, value = pair.strip().partition("=")
+        if not sep or not key.strip():
+            refusals.add(path, f"{pair.strip()!r} is not key=value (e.g. ASM_TRAFFIC_TAG=canary)")
+            continue
+        labels[key.strip()] = value.strip()
+    return labels
+
+
+def require_labels(labels: dict[str, str], refusals: Refusals) -> None:
+    """Refuse a canary whose pods would join no lane."""
+    if not labels:
+        refusals.add(
+            f"metadata.annotations.{CANARY_LABELS}",
+            "missing: lanes labels the canary pods into a lane; add the lane's labels, e.g. "
+            f"{CANARY_LABELS}: ASM_TRAFFIC_TAG=canary",
+        )
+
+
+def workload_ref(ref: Any, path: str, refusals: Refusals) -> dict[str, str]:
+    """A reference to a Deployment as lanes' workloadRef."""
+    ref = as_mapping(ref)
+    if not ref:
+        refusals.add(path, "missing: lanes drives an existing Deployment; name it here")
+        return {}
+    refusals.unknown(ref, path, ("apiVersion", "kind", "name"))
+    if ref.get("kind", "Deployment") != "Deployment":
+        refusals.add(f"{path}.kind", f"{ref.get('kind')!r}: lanes rolls out Deployments only")
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "name": str(ref.get("name", ""))}
+
+
+def traffic_step(weight: Any, matches: list[dict[str, Any]]) -> dict[str, Any]:
+    """One canary step: a canary pod and `weight` percent of the unlaned traffic."""
+    step: dict[str, Any] = {"replicas": 1, "traffic": f"{weight}%"}
+    if matches:
+        step["matches"] = matches
+    return step
+
+
+def canary_spec(
+    steps: list[dict[str, Any]], labels: dict[str, str], analysis: dict[str, Any] | None
+) -> dict[str, Any]:
+    """A WorkloadRollout's canary strategy: an extra canary workload, labelled into its lane."""
+    canary: dict[str, Any] = {
+        "enableExtraWorkloadForCanary": True,
+        "steps": steps,
+        "patchPodTemplateMetadata": {"labels": labels},
+    }
+    if analysis:
+        canary["analysis"] = analysis
+    return canary
