@@ -5,10 +5,12 @@ reads; `registry` files them and converts a document by its (group, kind); `docu
 files of mixed kinds through it.
 """
 
+from .common import Importer
 from .documents import convert_documents, load, parse_documents, parse_object
 from .registry import conversion_notes, convert, convert_document, importer_for, register, registered
 
 __all__ = [
+    "Importer",
     "conversion_notes",
     "convert",
     "convert_document",

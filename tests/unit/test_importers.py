@@ -101,3 +101,16 @@ def test_parse_own_names_the_object_and_field_of_a_bad_own_document() -> None:
     assert (error.kind, error.name, error.path, error.source) == (
         "SwimLaneGroup", group["metadata"]["name"], "spec.fallbackTraget", "in.yaml"
     )
+
+
+def test_parse_own_refuses_a_foreign_kind_of_an_own_kinds_name() -> None:
+    template = {
+        "apiVersion": "flagger.app/v1beta1",
+        "kind": "MetricTemplate",
+        "metadata": {"name": "latency"},
+        "spec": {"query": "up"},
+    }
+    with pytest.raises(InvalidSpec) as raised:
+        parse_own(template)
+    [error] = raised.value.errors
+    assert (error.kind, error.name, error.path) == ("MetricTemplate", "latency", "apiVersion")
