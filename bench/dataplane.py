@@ -28,11 +28,12 @@ from pathlib import Path
 
 import yaml
 
-from lanes.api.load import load, load_observations
+from lanes.api.load import load_observations
 from lanes_testbed.mesh import Endpoint, EnvoyMesh
 from lanes_testbed.mesh.pods import free_block, start_mock
 from lanes_testbed.processes import Child, free_port, stop
 from lanes_testbed.wasm import STAT_PREFIX
+from lanes.importers import load
 from lanes.render import TraceAffinityModule, render_group
 
 ROOT = Path(__file__).resolve().parent.parent

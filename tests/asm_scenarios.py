@@ -14,10 +14,10 @@ from typing import Any
 
 import yaml
 
-from lanes.api.convert import convert_document
-from lanes.api.load import Bundle, Document, parse_documents
+from lanes.api.load import Bundle, Document
 from lanes.api.observations import Observations
 from lanes_testbed.mesh import Endpoint
+from lanes.importers import convert_document, parse_documents
 from lanes.render import TraceAffinityModule, render_group
 
 SCENARIOS = Path(__file__).resolve().parent / "testdata" / "asm-scenarios"

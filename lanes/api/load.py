@@ -1,8 +1,14 @@
-"""Read lanes.dev (and ASM / Kruise / Flagger / Argo) documents from YAML files into checked models."""
+"""Read YAML documents from files, and lanes.dev's own kinds into checked models.
+
+Foreign kinds (ASM, Kruise, Flagger, Argo) are converted by `lanes.importers` before they get
+here; `parse_own` never converts, so the operator, reading its own kinds from the cluster,
+parses them directly.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +17,6 @@ from pydantic import BaseModel, ValidationError
 
 from .analysis import MetricTemplate
 from .common import GROUP
-from .convert import api_group, convert_document, convert_into
-from .convert_argo import analysis_templates
 from .errors import FieldError, InvalidSpec, from_validation_error
 from .lanerelease import LaneRelease
 from .observations import Observations
@@ -47,6 +51,12 @@ class Bundle:
     templates: list[MetricTemplate] = field(default_factory=list)
     releases: list[LaneRelease] = field(default_factory=list)
     others: list[dict[str, Any]] = field(default_factory=list)
+
+
+def api_group(doc: Mapping[str, Any]) -> str:
+    """The API group of a document's apiVersion (`""` for the core group)."""
+    api_version = str(doc.get("apiVersion", ""))
+    return api_version.split("/")[0] if "/" in api_version else ""
 
 
 def yaml_files(path: Path) -> list[Path]:
@@ -96,35 +106,12 @@ def read_documents(path: Path) -> list[Document]:
     return documents
 
 
-def convert_documents(documents: list[Document]) -> list[Document]:
-    """Every document converted to lanes.dev where it is a foreign kind, in input order.
-
-    Argo Rollouts find the AnalysisTemplates they name among the same documents; a document
-    that becomes several keeps its source for each.
-
-    Raises:
-        InvalidSpec: with every field of every document that does not convert.
-    """
-    templates = analysis_templates(doc.body for doc in documents)
-    converted: list[Document] = []
-    errors: list[FieldError] = []
-    for doc in documents:
-        try:
-            converted.extend(Document(doc.source, body) for body in convert_into(doc.body, templates))
-        except InvalidSpec as exc:
-            errors.extend(e if e.source else replace(e, source=doc.source) for e in exc.errors)
-    if errors:
-        raise InvalidSpec(errors)
-    return converted
-
-
-def parse_object(body: dict[str, Any], source: str | None = None) -> BaseModel:
-    """One lanes.dev object (or an ASM / Kruise one, converted) as its model.
+def parse_own(body: dict[str, Any], source: str | None = None) -> BaseModel:
+    """One lanes.dev object as its model; a foreign kind is refused, not converted.
 
     Raises:
         InvalidSpec: naming the object and each field that is wrong.
     """
-    body = convert_document(body)
     kind = str(body.get("kind", ""))
     name = str((body.get("metadata") or {}).get("name", "(unnamed)"))
     model = MODELS.get(kind)
@@ -136,14 +123,18 @@ def parse_object(body: dict[str, Any], source: str | None = None) -> BaseModel:
         raise InvalidSpec(from_validation_error(exc, kind, name, source)) from exc
 
 
-def parse_documents(documents: list[Document]) -> Bundle:
-    """Sort documents into a Bundle, collecting every error before raising.
+parse_object = parse_own
+"""The operator's name for `parse_own`."""
+
+
+def bundle_documents(documents: list[Document]) -> Bundle:
+    """Sort lanes.dev documents into a Bundle, other groups' kept as is, collecting every
+    error before raising; foreign kinds are to be converted first (`lanes.importers`).
 
     Raises:
         InvalidSpec: with all problems of all documents.
     """
     bundle = Bundle()
-    documents = convert_documents(documents)
     errors: list[FieldError] = []
     seen: dict[tuple[str, str, str, str], str] = {}
     for doc in documents:
@@ -174,7 +165,7 @@ def parse_documents(documents: list[Document]) -> Bundle:
             continue
         seen[key] = doc.source
         try:
-            obj = parse_object(body, doc.source)
+            obj = parse_own(body, doc.source)
         except InvalidSpec as exc:
             errors.extend(exc.errors)
             continue
@@ -191,11 +182,6 @@ def parse_documents(documents: list[Document]) -> Bundle:
     if errors:
         raise InvalidSpec(errors)
     return bundle
-
-
-def load(path: Path) -> Bundle:
-    """Read and parse every document under `path`."""
-    return parse_documents(read_documents(path))
 
 
 def load_observations(path: Path) -> Observations:

@@ -8,8 +8,8 @@ from typing import Any
 
 import typer
 
-from lanes.api.convert import conversion_notes
-from lanes.api.load import Document, convert_documents, parse_documents, read_documents
+from lanes.api.load import Document, read_documents
+from lanes.importers import conversion_notes, convert_documents, parse_documents
 
 from .inputs import Filename, invalid_file, report_invalid_input
 from .yamlout import format_documents

@@ -17,16 +17,11 @@ from typing import Annotated, ParamSpec, TypeVar
 import typer
 
 from lanes.api.errors import FieldError, InvalidSpec
-from lanes.api.load import (
-    Bundle,
-    convert_documents,
-    load_observations,
-    parse_documents,
-    read_documents,
-)
+from lanes.api.load import Bundle, load_observations, read_documents
 from lanes.api.observations import Observations
 from lanes.api.swimlanegroup import SwimLaneGroup
 from lanes.api.topology import Topology, resolve, shared_services
+from lanes.importers import convert_documents, parse_documents
 
 P = ParamSpec("P")
 R = TypeVar("R")

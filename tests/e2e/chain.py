@@ -12,10 +12,11 @@ from pathlib import Path
 
 import yaml
 
-from lanes.api.load import Document, load_observations, parse_documents, read_documents
+from lanes.api.load import Document, load_observations, read_documents
 from lanes.api.observations import Observations
 from lanes.api.swimlanegroup import SwimLaneGroup
 from lanes_testbed.mesh import Endpoint, EnvoyMesh
+from lanes.importers import parse_documents
 from lanes.render import TraceAffinityModule, render_group
 
 ROOT = Path(__file__).resolve().parents[2]

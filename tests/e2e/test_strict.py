@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lanes.api.load import Document, parse_documents, read_documents
+from lanes.api.load import Document, read_documents
 from lanes_testbed.mesh import Endpoint, EnvoyMesh
 from lanes_testbed.mesh.pods import free_block, start_mock
 from lanes_testbed.processes import Child, stop
+from lanes.importers import parse_documents
 from lanes.render import render_group
 
 from .chain import CHAIN, HOP, IMAGE, UPSTREAM, get

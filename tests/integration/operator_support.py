@@ -13,9 +13,8 @@ from pathlib import Path
 import yaml
 from kubernetes import client
 
-from lanes.api.convert import convert_document
-from lanes.api.load import parse_object
 from lanes.api.observations import Observations
+from lanes.importers import convert_document, parse_object
 from lanes_testbed.istioctl import Message, analyze, ensure_istioctl, unexpected
 from lanes.kube.apply import list_owned
 from lanes.kube.kinds import SWIMLANE, SWIMLANEGROUP

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import pytest
 from kubernetes import client
 
-from lanes.api.load import parse_object
 from lanes.api.observations import Observations
 from lanes_testbed.inprocess import delete_pod, eventually, make_pod
+from lanes.importers import parse_object
 from lanes.render import render_group
 
 from .operator_support import Story, build_story, create_story, delete_story, group_exists, live_generated, matches

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from kubernetes import client
 
-from lanes.api.load import parse_object
+from lanes.importers import parse_object
 from lanes.kube.kinds import SWIMLANEGROUP, WASMPLUGIN
 from lanes.operator.runtime import Options
 from lanes_testbed.inprocess import OperatorThread, eventually

@@ -9,8 +9,9 @@ import pytest
 import yaml
 
 from lanes.api.errors import InvalidSpec
-from lanes.api.load import Document, load, parse_documents, read_documents
+from lanes.api.load import Document, read_documents
 from lanes.api.topology import resolve
+from lanes.importers import load, parse_documents
 
 GROUP = {
     "apiVersion": "lanes.dev/v1alpha1",

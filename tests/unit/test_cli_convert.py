@@ -7,8 +7,8 @@ from typing import Any
 
 import yaml
 
-from lanes.api.convert import conversion_notes, convert_document
-from lanes.api.load import Document, load_observations, parse_documents
+from lanes.api.load import Document, load_observations
+from lanes.importers import conversion_notes, convert_document, parse_documents
 from lanes.render import render_group
 from tests.asm_scenarios import SCENARIOS
 

@@ -13,8 +13,9 @@ import pytest
 import yaml
 
 from lanes.api.analysis import MetricTemplate
-from lanes.api.load import Document, parse_documents
+from lanes.api.load import Document
 from lanes.api.workloadrollout import WorkloadRollout
+from lanes.importers import parse_documents
 
 from .test_cli import ROOT, SAMPLE, invoke
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from lanes.api.load import load
 from lanes.api.observations import Observations
 from lanes.api.topology import resolve
 from lanes.cli.graph import dot_quote, format_dot, format_mermaid, mermaid_id
 from lanes.graph import build_graph
+from lanes.importers import load
 
 from .test_cli import SAMPLE, invoke
 

@@ -8,10 +8,9 @@ import pytest
 import yaml
 from rich.console import Console
 
-from lanes.api.convert import convert_document
-from lanes.api.load import parse_object
 from lanes.api.observations import Observations
 from lanes.cli.status import format_group, format_groups, group_view, views_to_json
+from lanes.importers import convert_document, parse_object
 from lanes.render import render_group
 from tests.conftest import REFERENCE
 

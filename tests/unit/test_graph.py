@@ -8,10 +8,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lanes.api.common import StringMatch
-from lanes.api.load import Document, parse_documents
+from lanes.api.load import Document
 from lanes.api.observations import Observations
 from lanes.api.topology import Topology, resolve
 from lanes.graph import build_graph, check_graph, explain, match_string
+from lanes.importers import parse_documents
 
 SERVICES = [
     {"name": "front", "namespace": "web", "calls": ["cart", "pay/billing"]},

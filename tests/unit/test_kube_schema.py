@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from lanes.api.load import load
 from lanes.api.observations import Observations
+from lanes.importers import load
 from lanes.kube.kinds import kind_of
 from lanes.kube.schema import prune, version_schema
 from lanes.render import render_group

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lanes.api.load import load
+from lanes.importers import load
 from lanes.operator.plan import Inputs, plan_group
 from lanes.render.observe import PodView
 from lanes.render.steps import entered_weight

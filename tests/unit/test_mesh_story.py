@@ -14,9 +14,10 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lanes.api.load import load, load_observations
+from lanes.api.load import load_observations
 from lanes.api.observations import Observations
 from lanes_testbed.mesh import Endpoint, EnvoyConfig, translate
+from lanes.importers import load
 from lanes.render import render_group
 from tests.conftest import REFERENCE
 

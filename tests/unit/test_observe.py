@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lanes.api.load import load
 from lanes.api.topology import resolve
+from lanes.importers import load
 from lanes.render.observe import (
     PodView,
     lane_label_keys,

@@ -7,7 +7,7 @@ import copy
 import pytest
 import yaml
 
-from lanes.api.convert import convert_document
+from lanes.importers import convert_document
 from lanes.operator.conditions import (
     describe,
     group_status,

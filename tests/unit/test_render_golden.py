@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lanes.api.load import load, load_observations
+from lanes.api.load import load_observations
 from lanes.cli.yamlout import Dumper
+from lanes.importers import load
 from lanes.render import TraceAffinityModule, render_group
 from tests.conftest import REFERENCE, ROOT
 from tests.istio_schema import problems

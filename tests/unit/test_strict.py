@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 import yaml
 
-from lanes.api.load import Bundle, Document, load, parse_documents, read_documents
+from lanes.api.load import Bundle, Document, read_documents
 from lanes.api.observations import Observations
 from lanes.api.topology import resolve
 from lanes.graph import build_graph, explain
+from lanes.importers import load, parse_documents
 from lanes.render import render_group
 from tests.conftest import ROOT
 

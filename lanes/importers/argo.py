@@ -12,21 +12,23 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .analysis import seconds
-from .convert_progressive import (
-    ARGO,
+from lanes.api.analysis import seconds
+
+from .canary import (
     Refusals,
-    as_mapping,
     canary_labels,
     canary_spec,
     doc_name,
     doc_namespace,
     kept_metadata,
-    lanes_document,
     require_labels,
     traffic_step,
     workload_ref,
 )
+from .common import Importer, as_mapping, lanes_document
+
+ARGO = "argoproj.io"
+"""Argo Rollouts' API group."""
 
 _CONDITION = re.compile(r"^\s*result(?:\[0\])?\s*(>=|<=)\s*(-?\d+(?:\.\d+)?)\s*$")
 _ARGS = re.compile(r"\{\{\s*args\.")
@@ -307,10 +309,9 @@ def _argo_analysis(
     return checks
 
 
-
-
-def argo_notes(spec: dict[str, Any]) -> list[str]:
+def argo_notes(doc: Mapping[str, Any]) -> list[str]:
     """The Argo Rollout fields lanes drops because it does that part itself."""
+    spec = as_mapping(doc.get("spec"))
     canary = as_mapping(as_mapping(spec.get("strategy")).get("canary"))
     notes = []
     if "istio" in as_mapping(canary.get("trafficRouting")):
@@ -328,3 +329,11 @@ def argo_notes(spec: dict[str, Any]) -> list[str]:
                 "step, as part of the release's analysis"
             )
     return notes
+
+
+IMPORTERS = (
+    Importer(
+        ARGO, "Rollout", lambda doc, inputs: [argo_rollout(doc, analysis_templates(inputs))], argo_notes
+    ),
+    Importer(ARGO, "AnalysisTemplate", lambda doc, _inputs: argo_analysis_template(doc)),
+)

@@ -1,6 +1,6 @@
 """What converting Flagger and Argo Rollouts canaries shares: refusals, metadata, canary labels.
 
-Flagger's kinds are in `convert_flagger`, Argo's in `convert_argo`.
+Flagger's kinds are in `flagger`, Argo's in `argo`.
 
 lanes drives an existing Deployment step by step and routes by lane, so what converts is the
 target, the traffic steps, the header matches and the metric analysis; everything else either
@@ -19,15 +19,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .common import API_VERSION
-from .errors import FieldError, InvalidSpec
+from lanes.api.errors import FieldError, InvalidSpec
+
+from .common import KEPT_METADATA, as_mapping
 
 CANARY_LABELS = "lanes.dev/canary-labels"
-FLAGGER = "flagger.app"
-ARGO = "argoproj.io"
-_KEPT_METADATA = ("name", "namespace", "labels", "annotations")
 NO_EQUIVALENT = "has no lanes equivalent; remove it to convert"
-
 
 @dataclass
 class Refusals:
@@ -58,11 +55,6 @@ class Refusals:
             raise InvalidSpec(self.errors)
 
 
-def as_mapping(value: Any) -> dict[str, Any]:
-    """`value` when it is a mapping, else an empty one (the models report wrong shapes)."""
-    return value if isinstance(value, dict) else {}
-
-
 def doc_name(doc: Mapping[str, Any]) -> str:
     """The document's name, as errors name it."""
     return str(as_mapping(doc.get("metadata")).get("name", "(unnamed)"))
@@ -76,7 +68,7 @@ def doc_namespace(doc: Mapping[str, Any]) -> str:
 def kept_metadata(doc: Mapping[str, Any], name: str | None = None) -> dict[str, Any]:
     """The metadata a user writes, without the annotation the conversion has consumed."""
     source = as_mapping(doc.get("metadata"))
-    metadata = {k: source[k] for k in _KEPT_METADATA if k in source}
+    metadata = {k: source[k] for k in KEPT_METADATA if k in source}
     annotations = {k: v for k, v in as_mapping(metadata.get("annotations")).items() if k != CANARY_LABELS}
     if annotations:
         metadata["annotations"] = annotations
@@ -85,11 +77,6 @@ def kept_metadata(doc: Mapping[str, Any], name: str | None = None) -> dict[str, 
     if name is not None:
         metadata["name"] = name
     return metadata
-
-
-def lanes_document(kind: str, metadata: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
-    """A lanes.dev document of `kind`."""
-    return {"apiVersion": API_VERSION, "kind": kind, "metadata": metadata, "spec": spec}
 
 
 def canary_labels(doc: Mapping[str, Any], refusals: Refusals) -> dict[str, str]:
@@ -146,6 +133,7 @@ def traffic_step(weight: Any, matches: list[dict[str, Any]]) -> dict[str, Any]:
 def canary_spec(
     steps: list[dict[str, Any]], labels: dict[str, str], analysis: dict[str, Any] | None
 ) -> dict[str, Any]:
+    """A WorkloadRollout's canary strategy: an extra canary workload, labelled into its lane."""
     canary: dict[str, Any] = {
         "enableExtraWorkloadForCanary": True,
         "steps": steps,
@@ -154,6 +142,3 @@ def canary_spec(
     if analysis:
         canary["analysis"] = analysis
     return canary
-
-
-# --- Flagger -------------------------------------------------------------------------------

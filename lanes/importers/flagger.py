@@ -9,20 +9,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, get_args
 
-from .analysis import WebhookType
-from .convert_progressive import (
+from lanes.api.analysis import WebhookType
+
+from .canary import (
     NO_EQUIVALENT,
     Refusals,
-    as_mapping,
     canary_labels,
     canary_spec,
     doc_name,
     kept_metadata,
-    lanes_document,
     require_labels,
     traffic_step,
     workload_ref,
 )
+from .common import Importer, as_mapping, lanes_document
 
 
 _FLAGGER_SPEC = (
@@ -205,15 +205,21 @@ def flagger_metric_template(doc: dict[str, Any]) -> dict[str, Any]:
     return lanes_document("MetricTemplate", kept_metadata(doc), converted)
 
 
-# --- Argo Rollouts -------------------------------------------------------------------------
-
-
-def flagger_notes(spec: Mapping[str, Any]) -> list[str]:
+def flagger_notes(doc: Mapping[str, Any]) -> list[str]:
     """The Flagger Canary fields lanes drops because it keeps the Deployment's Service."""
-    service = as_mapping(spec.get("service"))
+    service = as_mapping(as_mapping(doc.get("spec")).get("service"))
     return [
         f"spec.service.{key}: dropped; lanes keeps the Deployment's existing Service and "
         "routes it by lane"
         for key in service
         if key in _FLAGGER_SERVICE_DROPPED
     ]
+
+
+FLAGGER = "flagger.app"
+"""Flagger's API group."""
+
+IMPORTERS = (
+    Importer(FLAGGER, "Canary", lambda doc, _inputs: [flagger_canary(doc)], flagger_notes),
+    Importer(FLAGGER, "MetricTemplate", lambda doc, _inputs: [flagger_metric_template(doc)]),
+)
