@@ -13,6 +13,7 @@ A page asks for a generated part with a marker line, `<!-- generated: WHAT [ARG]
 from __future__ import annotations
 
 import enum
+import html
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +21,14 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+import typer
+import typer.main
 import yaml
+
+from lanes.analysis.queries import BUILTIN_METRICS, SOURCES, VARIABLES, builtin_query
+from lanes.api.common import GROUP, VERSION
+from lanes.api.crds import KINDS, crd
+from lanes.cli.main import PLUGIN_GROUP, app
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTES = Path(__file__).resolve().parent / "reference" / "field-notes.yaml"
@@ -42,8 +50,6 @@ class Field:
 
 def crd_entry(kind: str) -> dict[str, Any]:
     """The `lanes.api.crds.KINDS` entry of `kind`."""
-    from lanes.api.crds import KINDS
-
     for entry in KINDS:
         if entry["kind"] == kind:
             return entry
@@ -52,8 +58,6 @@ def crd_entry(kind: str) -> dict[str, Any]:
 
 def crd_schema(kind: str) -> dict[str, Any]:
     """The openAPIV3Schema of `kind`'s generated CRD."""
-    from lanes.api.crds import crd
-
     return crd(crd_entry(kind))["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
 
 
@@ -103,7 +107,7 @@ def _constraints(node: dict[str, Any]) -> list[str]:
     """The validations the API server applies to one field, in words."""
     said = []
     if "enum" in node:
-        said.append("one of " + ", ".join(f"`{v}`" for v in node["enum"]))
+        said.append("one of " + ", ".join(_code(str(v)) for v in node["enum"]))
     for key, word in (
         ("pattern", "matches"), ("minimum", "at least"), ("maximum", "at most"),
         ("exclusiveMinimum", "above"), ("exclusiveMaximum", "below"),
@@ -112,10 +116,10 @@ def _constraints(node: dict[str, Any]) -> list[str]:
         ("minProperties", "keys at least"), ("maxProperties", "keys at most"),
     ):
         if key in node:
-            value = f"`{node[key]}`" if key == "pattern" else str(node[key])
+            value = _code(node[key]) if key == "pattern" else str(node[key])
             said.append(f"{word} {value}")
-    for rule in node.get("x-kubernetes-validations", []):
-        said.append(f"rule `{rule['rule']}`: {rule['message']}")
+    if node.get("x-kubernetes-validations"):
+        said.append("checked by the rules below the table")
     return said
 
 
@@ -138,6 +142,17 @@ def walk(
         yield from walk(node["items"], _child(resolved, "[]", defs), defs, f"{path}[]")
     if isinstance(node.get("additionalProperties"), dict):
         yield from walk(node["additionalProperties"], _child(resolved, "*", defs), defs, f"{path}.*")
+
+
+def _nodes(node: dict[str, Any], path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every schema node under `node` with its path, `node` first."""
+    yield path, node
+    for name, sub in node.get("properties", {}).items():
+        yield from _nodes(sub, f"{path}.{name}")
+    if isinstance(node.get("items"), dict):
+        yield from _nodes(node["items"], f"{path}[]")
+    if isinstance(node.get("additionalProperties"), dict):
+        yield from _nodes(node["additionalProperties"], f"{path}.*")
 
 
 def crd_fields(kind: str) -> list[Field]:
@@ -163,6 +178,18 @@ def field_notes() -> dict[str, dict[str, str]]:
     return yaml.safe_load(NOTES.read_text()) or {}
 
 
+def _code(text: str) -> str:
+    """Inline code fit for a table cell, even when it holds `|` (which would end the cell)."""
+    if "|" not in text and "`" not in text:
+        return f"`{text}`"
+    return "<code>" + html.escape(text).replace("|", "&#124;") + "</code>"
+
+
+def _path_code(path: str) -> str:
+    """A field path as inline code that may break after each dot, so long paths wrap cleanly."""
+    return "<code>" + html.escape(path).replace(".", ".<wbr>") + "</code>"
+
+
 def _cell(text: str) -> str:
     """Text fit for one cell of a Markdown table."""
     return " ".join(text.split()).replace("|", "\\|")
@@ -178,8 +205,6 @@ def render_crd(kind: str) -> str:
     entry = crd_entry(kind)
     schema = crd_schema(kind)
     notes = field_notes().get(kind, {})
-    from lanes.api.common import GROUP, VERSION
-
     lines = [
         _cell(schema.get("description", "")),
         "",
@@ -213,20 +238,28 @@ def render_crd(kind: str) -> str:
             if field.required:
                 words.append("Required.")
             words += [c[0].upper() + c[1:] + "." for c in field.constraints]
-            default = "" if field.default is None else f"`{yaml.safe_dump(field.default, default_flow_style=True).strip().removesuffix('...').strip()}`"
-            lines.append(
-                f'| <a id="{anchor(kind + "-" + field.path)}"></a>`{field.path}` | {field.type} '
-                f"| {_cell(default)} | {_cell(' '.join(words))} |"
+            default = "" if field.default is None else _code(
+                yaml.safe_dump(field.default, default_flow_style=True).strip()
+                .removesuffix("...").strip()
             )
+            lines.append(
+                f'| <a id="{anchor(kind + "-" + field.path)}"></a>{_path_code(field.path)} '
+                f"| {field.type} | {default} | {_cell(' '.join(words))} |"
+            )
+        rules = [
+            (path, rule) for path, node in _nodes(schema["properties"][part], part)
+            for rule in node.get("x-kubernetes-validations", [])
+        ]
+        if rules:
+            lines += ["", "Rules the API server checks (CEL):", ""]
+            for path, rule in rules:
+                lines += [f"- `{path}`: {rule['message']}", "", "    ```", f"    {rule['rule']}",
+                          "    ```", ""]
     return "\n".join(lines)
 
 
 def _plugin_verbs() -> set[str]:
     """The verbs other installed packages add to `kubectl lane` (the test bed's)."""
-    import typer
-
-    from lanes.cli.main import PLUGIN_GROUP
-
     names: set[str] = set()
     for plugin in entry_points(group=PLUGIN_GROUP):
         scratch = typer.Typer()
@@ -314,16 +347,12 @@ def _usage(words: list[str], command: Any) -> str:
 
 def render_cli() -> str:
     """Every `kubectl lane` verb: what it does and each of its arguments and options."""
-    import typer.main
-
-    from lanes.cli.main import app
-
     root = typer.main.get_command(app)
     added = _plugin_verbs()
     lines: list[str] = []
     for words, command in _commands(root, []):
         title = " ".join(words)
-        origin = " (added by the test bed)" if words[0] in added else ""
+        origin = " (added by the test bed)" if len(words) == 1 and words[0] in added else ""
         doc = (command.help or "").split("\f")[0].strip()
         lines += ["", f"### `{title}`{origin} {{ #{anchor(title)} }}", "", doc, ""]
         lines += ["```", _usage(words, command), "```", ""]
@@ -337,8 +366,6 @@ def render_cli() -> str:
 
 def render_metrics() -> str:
     """The built-in metrics' PromQL templates, per source."""
-    from lanes.analysis.queries import BUILTIN_METRICS, SOURCES, VARIABLES, builtin_query
-
     lines = ["Variables: " + ", ".join(f"`{{{{ {v} }}}}`" for v in VARIABLES) + "."]
     for metric in BUILTIN_METRICS:
         for source in SOURCES:
