@@ -196,7 +196,10 @@ def _cell(text: str) -> str:
 
 
 def anchor(path: str) -> str:
-    """The id of a field's row, e.g. `spec-ingress-gateway-name` (what `#...` links use)."""
+    """An id made of a path, e.g. `swimlanegroup-spec-isPermissive` -> `swimlanegroup-spec-ispermissive`.
+
+    Each field's row carries the id of its kind and path, so other pages can link to a field.
+    """
     return re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-")
 
 
@@ -219,7 +222,7 @@ def render_crd(kind: str) -> str:
     ]
     for column in entry["columns"]:
         lines.append(
-            f"| {column['name']} | {column['type']} | `{_cell(column['jsonPath'])}` "
+            f"| {column['name']} | {column['type']} | {_code(column['jsonPath'])} "
             f"| {column.get('priority', 0)} |"
         )
     for part, title in (("spec", "Spec"), ("status", "Status")):
