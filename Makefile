@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo demo-analysis demo-lane test unit crds bench clean
+.PHONY: demo demo-analysis demo-lane test unit crds docs bench clean
 
 $(STAMP): pyproject.toml testbed/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,10 +32,15 @@ unit: $(STAMP)
 crds: $(STAMP)
 	$(BIN)/python -m lanes.api.crds --write crds charts/lanes/crds
 
+# The manual, into site/; --strict fails on a broken link or anchor. The reference pages are
+# generated from the code at build time (docs/hooks.py).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 # Every benchmark; each prints a table. Those needing a cluster start a local control plane.
 BENCHES := render dataplane controlplane convergence idle_writes rollout analysis analysis_load lanerelease failover scale
 bench: $(STAMP)
 	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis site
