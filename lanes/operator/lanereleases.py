@@ -36,9 +36,7 @@ from lanes.kube.connect import connect
 from lanes.kube.kinds import ISTIO_GROUP
 from lanes.kube.lanereleases import PLURAL, LaneReleasesApi
 from lanes.kube.objects import error_message
-from lanes.render.istio import INGRESS_SUFFIX
-from lanes.render.names import object_name
-from lanes.render.steps import entered_weight
+from lanes.render import flavour_for
 from lanes.rollout import DeploymentView
 from lanes.rollout.actions import LANE_RELEASE_ANNOTATION, Event
 from lanes.rollout.hooks import HookCall
@@ -50,7 +48,8 @@ from lanes.rollout.lanerelease import (
     plan_release,
     release_checksum,
 )
-from lanes.rollout.status import set_condition
+from lanes.rollout import conditions
+from lanes.rollout.conditions import READY
 
 from .analysis import check_context, read_metrics, template_keys
 from .checks import AnalysisSettings
@@ -85,12 +84,17 @@ def lane_group(api: LaneReleasesApi, lane: SwimLane | None) -> SwimLaneGroup | N
 
 def routed_weight(api: LaneReleasesApi, lane: SwimLane | None,
                   group: SwimLaneGroup | None) -> int | None:
-    """The share of untagged requests the group's live gateway route puts into `lane`."""
+    """The share of untagged requests the group's live gateway route puts into `lane`, as
+    the group's flavour reads it back from its own object (None where it has none)."""
     if lane is None or group is None:
         return None
-    gateway = group.spec.ingress.gateway
-    vs = api.virtual_service(gateway.namespace, object_name("lanes", group.name, INGRESS_SUFFIX))
-    return entered_weight(vs, group.spec.route_header, lane.name) if vs is not None else None
+    try:
+        flavour = flavour_for(group.spec.flavour)
+    except ValueError:
+        return None
+    where = flavour.entry_route(group)
+    route = api.virtual_service(*where) if where is not None else None
+    return flavour.entered_weight(route, group, lane.name) if route is not None else None
 
 
 def read_lane(
@@ -131,15 +135,12 @@ def invalid_status(body: Mapping[str, Any], error: ValidationError, now: datetim
     """The status of a release whose spec does not parse: Ready=False naming each field."""
     metadata = body["metadata"]
     errors = from_validation_error(error, "LaneRelease", metadata["name"])
-    message = "; ".join(f"{e.path}: {e.message}" for e in errors)
     try:
-        old = LaneReleaseStatus.model_validate(body.get("status") or {})
+        old = LaneReleaseStatus.model_validate(body.get("status") or {}).to_wire()
     except ValidationError:
-        old = LaneReleaseStatus()
-    conditions = set_condition(old.conditions, "Ready", "False", "InvalidSpec", message, now,
-                               metadata.get("generation"))
-    return old.model_copy(update={"conditions": conditions, "message": message,
-                                  "observed_generation": metadata.get("generation")}).to_wire()
+        old = LaneReleaseStatus().to_wire()
+    return conditions.invalid_status(old, errors, metadata.get("generation"), now, READY,
+                                     with_message=True)
 
 
 def reconcile(api: LaneReleasesApi, namespace: str, name: str, now: datetime,

@@ -44,7 +44,7 @@ from lanes.rollout import (
     plan_step,
 )
 from lanes.rollout.lanerelease import canary_holder
-from lanes.rollout.status import invalid_status
+from lanes.rollout.conditions import invalid_status
 
 from . import webhook
 from .checks import AnalysisSettings, call_hooks, make_check, notify

@@ -16,24 +16,23 @@ from lanes.api.workloadrollout import (
     WorkloadRolloutStatus,
 )
 
-from .actions import HELD_ANNOTATION, Action, ApplyCanary, Event, Plan
+from .actions import HELD_ANNOTATION, Action, ApplyCanary, ClearIntent, Event, Plan
 from .autoscaler import owns_autoscaler
 from .batches import step_replicas
 from .canary import canary_deployment, canary_name, owns
 from .checks import failure_reason, waits_for_approval
-from .hooks import HookCall, release_hooks
-from .observed import DeploymentView, Observed
-from .status import (
+from .conditions import (
     METRICS_AVAILABLE,
     PROGRESSING,
     SUCCEEDED,
-    current_step,
     find_condition,
-    parse_time,
     set_condition,
-    step_count,
-    timestamp,
 )
+from .engine import Drafting
+from .hooks import HookCall, release_hooks
+from .intents import ANNOTATIONS, Intent
+from .observed import DeploymentView, Observed
+from .status import current_step, parse_time, step_count, timestamp
 
 _PROGRESSING_REASON: dict[str, tuple[str, str]] = {
     "Progressing": ("True", "InRolling"),
@@ -47,7 +46,7 @@ ROLLED_BACK: Outcome = (("False", "Cancelled"), ("False", "RolledBack"))
 
 
 @dataclass
-class Draft:
+class Draft(Drafting):
     """The status being planned, the observations it is planned from, and the actions so far.
 
     `move` records the one state transition a plan may make; everything else a handler does
@@ -186,15 +185,14 @@ class Draft:
         if action not in self.actions:
             self.actions.append(action)
 
-    def event(self, reason: str, message: str, warning: bool = False) -> None:
-        """Add an Event on the rollout."""
-        self.act(Event(reason, message, "Warning" if warning else "Normal"))
+    def post(self, event: Event) -> None:
+        """Events are actions, carried out after the status is written."""
+        self.act(event)
 
-    def call(self, hooks: tuple, phase: str) -> None:
-        """Ask the operator to call webhooks, each once, with `phase` in their payload."""
-        for hook in hooks:
-            if all(c.hook.name != hook.name or c.type != hook.type for c in self.calls):
-                self.calls.append(HookCall(hook, phase))
+    def reject(self, intent: Intent, error: str) -> None:
+        """An intent that cannot apply: its annotation goes, and an event says why."""
+        self.act(ClearIntent(ANNOTATIONS[intent]))
+        super().reject(intent, error)
 
     def move(self, **changes: Any) -> None:
         """Make this plan's state transition; touching the step stamps `lastUpdateTime`."""
@@ -203,10 +201,6 @@ class Draft:
         if {"phase", "index", "state"} & changes.keys() and "last_update" not in changes:
             self.last_update = timestamp(self.now)
         self.moved = True
-
-    def wake(self, seconds: float) -> None:
-        """Plan again within `seconds` without a new observation (the earliest wins)."""
-        self.requeue = seconds if self.requeue is None else min(self.requeue, seconds)
 
     def fail(self, reason: str, message: str) -> None:
         """Enter (or stay in) Failed; entering it is a move and gets a Warning event."""
