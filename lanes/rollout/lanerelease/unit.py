@@ -122,7 +122,7 @@ class ReleasePlan:
     event_hooks: tuple[Webhook, ...] = ()
 
     @property
-    def calls_out(self) -> bool:
+    def asks(self) -> bool:
         """Whether the operator must read or call something and plan again."""
         return self.check is not None or bool(self.hooks_due)
 
