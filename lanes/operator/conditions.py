@@ -1,8 +1,8 @@
 """Status of SwimLaneGroups and SwimLanes: conditions, lane members, counts. Pure.
 
-Conditions follow Kubernetes conventions (set as every kind's are, `lanes.rollout.conditions`): `Ready` answers "are this object's routes in
-force?" (what `kubectl wait --for=condition=Ready` waits on), `Degraded` says something needs
-attention even when routes are in force. `lastTransitionTime` moves only when a condition's
+Conditions follow Kubernetes conventions, set as every kind's are (`lanes.rollout.conditions`):
+`Ready` answers "are this object's routes in force?" (what `kubectl wait --for=condition=Ready`
+waits on), `Degraded` says something needs attention even when routes are in force. `lastTransitionTime` moves only when a condition's
 status flips, so a status rewrite with equal content is recognised as no change.
 """
 
@@ -20,15 +20,8 @@ from .plan import CONFLICT, GroupPlan
 DEGRADED = "Degraded"
 
 
-def set_condition(
-    previous: Sequence[Mapping[str, Any]],
-    type_: str,
-    status: bool,
-    reason: str,
-    message: str,
-    generation: int | None,
-    now: str,
-) -> dict[str, Any]:
+def set_condition(previous: Sequence[Mapping[str, Any]], type_: str, status: bool, reason: str,
+                  message: str, generation: int | None, now: str) -> dict[str, Any]:
     """A condition, keeping the previous lastTransitionTime when its status is unchanged."""
     return condition(previous, type_, "True" if status else "False", reason, message,
                      generation, now)

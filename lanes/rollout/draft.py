@@ -40,6 +40,16 @@ _PROGRESSING_REASON: dict[str, tuple[str, str]] = {
     "Promoting": ("True", "Promoting"),
     "RollingBack": ("True", "RollingBack"),
 }
+_CANARY_FIELDS = {
+    "stable": "stable_revision",
+    "canary_revision": "canary_revision",
+    "index": "current_step_index",
+    "state": "current_step_state",
+    "replicas": "canary_replicas",
+    "ready": "canary_ready_replicas",
+    "last_update": "last_update_time",
+}
+"""The draft's fields that are the stored `canaryStatus`'s, by the name each has there."""
 Outcome = tuple[tuple[str, str], tuple[str, str]]
 PROMOTED: Outcome = (("False", "Completed"), ("True", "Promoted"))
 ROLLED_BACK: Outcome = (("False", "Cancelled"), ("False", "RolledBack"))
@@ -90,14 +100,8 @@ class Draft(Drafting):
             now=now,
             phase=status.phase,
             paused=status.paused,
-            stable=canary.stable_revision,
-            canary_revision=canary.canary_revision,
-            index=canary.current_step_index,
-            state=canary.current_step_state,
-            replicas=canary.canary_replicas,
-            ready=canary.canary_ready_replicas,
-            last_update=canary.last_update_time,
             message=status.message,
+            **{mine: getattr(canary, theirs) for mine, theirs in _CANARY_FIELDS.items()},
             failure=_failure_reason(status),
             analysis=status.analysis,
         )
@@ -236,13 +240,7 @@ class Draft(Drafting):
         canary = None
         if self.stable is not None or self.canary_revision is not None:
             canary = CanaryStatus(
-                stable_revision=self.stable,
-                canary_revision=self.canary_revision,
-                current_step_index=self.index,
-                current_step_state=self.state,
-                canary_replicas=self.replicas,
-                canary_ready_replicas=self.ready,
-                last_update_time=self.last_update,
+                **{theirs: getattr(self, mine) for mine, theirs in _CANARY_FIELDS.items()}
             )
         status = WorkloadRolloutStatus(
             phase=self.phase,

@@ -54,6 +54,19 @@ class HookCall:
         return self.hook.type
 
 
+class CallsOut:
+    """A plan that may ask the operator to call out before it is carried out: a check due
+    (`check`) or webhooks to call (`hooks_due`). Mixed into both units' plans."""
+
+    check: Analysis | None
+    hooks_due: tuple[HookCall, ...]
+
+    @property
+    def asks(self) -> bool:
+        """Whether the operator must read a check or call hooks and plan again with them."""
+        return self.check is not None or bool(self.hooks_due)
+
+
 def analyses(rollout: WorkloadRollout) -> list[Analysis]:
     """Every analysis of the rollout: the release's, then each step's own."""
     canary = rollout.spec.strategy.canary

@@ -209,11 +209,8 @@ def _upgrade_step(d: Draft, canary: DeploymentView | None, desired: dict[str, An
             d.move(phase="Progressing")
             d.message = f"{d.where}: re-creating canary Deployment {d.canary_name}"
         elif d.now >= deadline:
-            d.fail(
-                "ProgressDeadlineExceeded",
-                f"{d.where}: canary Deployment {d.canary_name} not found "
-                f"{d.base.progress_deadline_seconds}s after it was requested",
-            )
+            _deadline_exceeded(d, f"{d.where}: canary Deployment {d.canary_name} not found "
+                                  f"{d.base.progress_deadline_seconds}s after it was requested")
         else:
             d.message = f"{d.where}: waiting for canary Deployment {d.canary_name}"
             d.requeue = (deadline - d.now).total_seconds()
@@ -233,13 +230,15 @@ def _upgrade_step(d: Draft, canary: DeploymentView | None, desired: dict[str, An
         return
     d.message = f"{d.where}: {d.ready}/{d.replicas} canary pod(s) available"
     if d.now >= deadline:
-        d.fail(
-            "ProgressDeadlineExceeded",
-            f"{d.message} after {d.base.progress_deadline_seconds}s "
-            f"(progressDeadlineSeconds of Deployment {d.base.name})",
-        )
+        _deadline_exceeded(d, f"{d.message} after {d.base.progress_deadline_seconds}s "
+                              f"(progressDeadlineSeconds of Deployment {d.base.name})")
     elif d.phase != "Failed":
         d.requeue = (deadline - d.now).total_seconds()
+
+
+def _deadline_exceeded(d: Draft, message: str) -> None:
+    """The step's canary pods were not ready within the base's `progressDeadlineSeconds`."""
+    d.fail("ProgressDeadlineExceeded", message)
 
 
 def _paused_message(d: Draft) -> str:
@@ -378,22 +377,13 @@ def _traffic_increase_confirmed(d: Draft) -> bool:
 def _ready_step(d: Draft, canary: DeploymentView | None) -> None:
     if d.index >= d.steps:
         if _gate(d, "confirm-promotion", "WaitingPromotion") == "closed":
-            hooks = release_hooks(d.rollout, "confirm-promotion")
-            said = f" ({d.analysis.message})" if d.analysis and d.analysis.last_gate_time else ""
-            d.message = (
-                f"{d.where} passed; promotion waits for confirm-promotion webhook(s) "
-                f"{names(hooks)}{said}"
-            )
+            d.message = _gate_message(d, "confirm-promotion", "promotion")
             return
         enter_promotion(d)
         return
     if not _traffic_increase_confirmed(d):
-        hooks = release_hooks(d.rollout, "confirm-traffic-increase")
-        said = f" ({d.analysis.message})" if d.analysis and d.analysis.last_gate_time else ""
-        d.message = (
-            f"{d.where} passed; canary weight {current_step(d.rollout, d.index + 1).weight} "
-            f"waits for confirm-traffic-increase webhook(s) {names(hooks)}{said}"
-        )
+        weight = current_step(d.rollout, d.index + 1).weight
+        d.message = _gate_message(d, "confirm-traffic-increase", f"canary weight {weight}")
         return
     d.move(index=d.index + 1, state="StepUpgrade", phase="Progressing")
     desired = d.desired_canary()
@@ -404,6 +394,13 @@ def _ready_step(d: Draft, canary: DeploymentView | None) -> None:
         correct_canary(d, canary, desired)
     d.message = f"{d.where}: scaling canary Deployment {d.canary_name} to {d.replicas}"
     d.event("StepStarted", d.message)
+
+
+def _gate_message(d: Draft, kind: WebhookType, what: str) -> str:
+    """What a ready step says while a gate holds `what` back."""
+    hooks = release_hooks(d.rollout, kind)
+    said = f" ({d.analysis.message})" if d.analysis and d.analysis.last_gate_time else ""
+    return f"{d.where} passed; {what} waits for {kind} webhook(s) {names(hooks)}{said}"
 
 
 def _conflict(d: Draft) -> str:

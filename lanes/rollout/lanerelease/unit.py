@@ -21,7 +21,7 @@ from lanes.api.workloadrollout import WorkloadRollout
 from ..actions import LANE_RELEASE_ANNOTATION, Event
 from ..conditions import PROGRESSING, READY, SUCCEEDED, set_condition
 from ..engine import Drafting
-from ..hooks import HookCall, answered, answers, hooks_of
+from ..hooks import CallsOut, HookCall, answered, answers, hooks_of
 from ..intents import ANNOTATIONS, Intent
 from ..status import utc
 
@@ -100,7 +100,7 @@ class RolloutIntent:
 
 
 @dataclass(frozen=True)
-class ReleasePlan:
+class ReleasePlan(CallsOut):
     """One reconcile's outcome: the status, the member intents to write first, then events.
 
     `check` is the analysis whose check is due, asked for only by a plan made without
@@ -120,11 +120,6 @@ class ReleasePlan:
     requeue_after: float | None = None
     hooks_due: tuple[HookCall, ...] = ()
     event_hooks: tuple[Webhook, ...] = ()
-
-    @property
-    def asks(self) -> bool:
-        """Whether the operator must read or call something and plan again."""
-        return self.check is not None or bool(self.hooks_due)
 
 
 class ReleaseDraft(Drafting):
