@@ -12,6 +12,8 @@ members. The rules it shares are here:
   confirm-promotion) waits out its interval, is asked, then opens on every answer 2xx.
 - `screen_intents`: the user's intents (approve, undo, pause, resume) in priority order,
   those that cannot apply rejected with the reason, a stale approve among them.
+- `check_due`: an analysis check is asked for once due, with the webhooks that go with it,
+  and judged in the plan made again with its readings.
 - `rollback_fired`: a `rollback` webhook that answered 2xx rolls the release back.
 - `settle_left`: how long the routes still need before what they stopped using may go.
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from lanes.analysis.verdict import HookResult
 from lanes.api.analysis import Analysis, Webhook
@@ -34,8 +37,15 @@ from .intents import PRIORITY, Intent
 
 class Drafting:
     """What every unit's draft does: post events, name webhooks to call, say when to plan
-    again. A draft has `now`, `name`, `observed.hooks` (the answers of the webhooks it
-    named), `calls` and `requeue`, and says how it keeps an event (`post`)."""
+    again. A unit's draft says how it keeps an event (`post`)."""
+
+    now: datetime
+    observed: Any
+    """What the operator read for the unit: `hooks` (the answers of the webhooks the plan
+    named) and `readings` (a check's, None until one was made)."""
+    calls: list[HookCall]
+    check: Analysis | None
+    requeue: float | None
 
     def post(self, event: Event) -> None:
         """Keep an event of the plan."""
@@ -47,15 +57,18 @@ class Drafting:
 
     def call(self, hooks: Sequence[Webhook], phase: str) -> None:
         """Ask the operator to call webhooks, each once, with `phase` in their payload."""
-        calls: list[HookCall] = self.calls  # type: ignore[attr-defined]
         for hook in hooks:
-            if all(c.hook.name != hook.name or c.type != hook.type for c in calls):
-                calls.append(HookCall(hook, phase))
+            if all(c.hook.name != hook.name or c.type != hook.type for c in self.calls):
+                self.calls.append(HookCall(hook, phase))
 
     def wake(self, seconds: float) -> None:
         """Plan again within `seconds` without a new observation (the earliest wins)."""
-        requeue = self.requeue  # type: ignore[has-type]
-        self.requeue = seconds if requeue is None else min(requeue, seconds)
+        self.requeue = seconds if self.requeue is None else min(self.requeue, seconds)
+
+    @property
+    def name(self) -> str:
+        """How messages name the unit (`kind/name`)."""
+        raise NotImplementedError
 
     def reject(self, intent: Intent, error: str) -> None:
         """An intent that cannot apply now: say why."""
@@ -71,8 +84,8 @@ def look_at_gate(
     A gate whose answers said no (`last_asked`) waits `interval` before it is asked again;
     asking names the hooks with payload phase `phase` and wakes the draft within `ask_again`.
     """
-    hooks_seen: Sequence[HookResult] = d.observed.hooks  # type: ignore[attr-defined]
-    wait = gate_wait(interval, last_asked, d.now)  # type: ignore[attr-defined]
+    hooks_seen: Sequence[HookResult] = d.observed.hooks
+    wait = gate_wait(interval, last_asked, d.now)
     if wait > 0:
         d.wake(wait)
         return None
@@ -103,11 +116,32 @@ def screen_intents(
             continue
         error = refuse(intent)
         if error is None and intent == "approve" and wanted[intent].strip() != str(index):
-            error = f"approve of step {wanted[intent]} is stale: {d.name} is at {where}"  # type: ignore[attr-defined]
+            error = f"approve of step {wanted[intent]} is stale: {d.name} is at {where}"
         if error is not None:
             d.reject(intent, error)
         else:
             yield intent
+
+
+def check_due(
+    d: Drafting, analysis: Analysis, due_in: float, hooks: Sequence[Webhook], phase: str,
+) -> bool:
+    """Whether a check is due and its readings are here to judge.
+
+    Not due yet: the draft wakes when it is. Due, planned without readings: the plan asks the
+    operator for the check (`check`) and for `hooks` with payload phase `phase`, to plan again
+    with their answers; meanwhile it wakes within an interval, so an operator that cannot
+    check retries then.
+    """
+    if due_in > 0:
+        d.wake(due_in)
+        return False
+    if d.observed.readings is None:
+        d.check = analysis
+        d.call(hooks, phase)
+        d.wake(analysis.interval_seconds)
+        return False
+    return True
 
 
 def rollback_fired(hooks: Sequence[HookResult], analysis: Analysis | None) -> HookResult | None:

@@ -33,7 +33,7 @@ from .checks import (
 )
 from .draft import Draft
 from .endings import enter_promotion, enter_rollback
-from .engine import look_at_gate, rollback_fired
+from .engine import check_due, look_at_gate, rollback_fired
 from .hooks import (
     answers,
     carry,
@@ -300,19 +300,13 @@ def _check(d: Draft, analysis: Analysis) -> bool:
     made at and posts its events. Returns False when the check rolled the release back, True
     when the step carries on.
     """
-    readings = d.observed.readings
     pre = () if is_done(d.analysis, "pre-rollout") else release_hooks(d.rollout, "pre-rollout")
     since = d.last_update_time
-    if readings is None:
-        wait = next_check_in(analysis, d.analysis, d.now, since)
-        if wait <= 0:
-            d.check = analysis
-            d.call(pre + hooks_of(analysis, "rollback"), "Progressing")
-        d.wake(wait or analysis.interval_seconds)
+    due_in = next_check_in(analysis, d.analysis, d.now, since)
+    if not check_due(d, analysis, due_in, pre + hooks_of(analysis, "rollback"), "Progressing"):
         return True
-    if next_check_in(analysis, d.analysis, d.now, since) > 0:
-        d.wake(next_check_in(analysis, d.analysis, d.now, since))
-        return True
+    readings = d.observed.readings
+    assert readings is not None
     stamp = d.now.isoformat()
     hooks = d.observed.hooks
     fired = rollback_fired(hooks, analysis)

@@ -20,7 +20,7 @@ from ..checks import (
     complete_readings,
     next_check_in,
 )
-from ..engine import look_at_gate, rollback_fired
+from ..engine import check_due, look_at_gate, rollback_fired
 from ..hooks import answers, failures, hooks_of, names
 from .unit import ANALYSIS_FAILED, ANALYSIS_UNAVAILABLE, ReleaseDraft, enter_rollback
 
@@ -72,14 +72,9 @@ def check(d: ReleaseDraft, analysis: Analysis) -> bool:
     interval = analysis.interval_seconds
     due_in = next_check_in(analysis, AnalysisStatus(last_check_time=d.status.last_check_time),
                            d.now)
-    if due_in > 0:
-        d.requeue = due_in
-        return d.status.step_passed
-    if d.observed.readings is None:
-        d.check = analysis
-        d.call(d.hooks("rollout") + d.hooks("rollback"), flagger_phase(d.status))
-        d.requeue = interval
-        return False
+    hooks = d.hooks("rollout") + d.hooks("rollback")
+    if not check_due(d, analysis, due_in, hooks, flagger_phase(d.status)):
+        return d.check is None and d.status.step_passed
     hook = rollback_fired(d.observed.hooks, analysis)
     if hook is not None:
         d.move(checks=d.status.checks + 1, last_check_time=d.now.isoformat())
