@@ -1,11 +1,12 @@
-"""A rollout reconcile's calls out: the analysis check (metrics from Prometheus, `rollout`
-webhooks) and the other webhooks a plan names, each with Flagger's payload."""
+"""A release reconcile's calls out, for both kinds of release (WorkloadRollouts and
+LaneReleases): the analysis check (MetricTemplates loaded, metrics read from Prometheus) and
+the webhooks a plan names, each called with Flagger's payload."""
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,10 +18,16 @@ from lanes.api.workloadrollout import WorkloadRollout
 from lanes.kube.rollouts import RolloutsApi, Workloads
 from lanes.rollout import Event, HookCall, Plan, flagger_phase
 
-from .analysis import check_context, read_metrics, template_keys
+from .analysis import (
+    CheckContext,
+    TemplateKey,
+    check_context,
+    read_metrics,
+    template_keys,
+)
 from .webhooks import call_webhook, webhook_payload
 
-log = logging.getLogger("lanes.operator.rollouts")
+log = logging.getLogger("lanes.operator.checks")
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,52 @@ class AnalysisSettings:
         return cls(os.environ.get("LANES_PROMETHEUS_URL") or None,
                    os.environ.get("LANES_METRIC_SOURCE") or "istio")
 
+    def read(self, analysis: Analysis, context: CheckContext,
+             templates: Mapping[TemplateKey, MetricTemplate]) -> dict[str, Reading]:
+        """One reading per metric of `analysis` for the canary `context` names."""
+        return read_metrics(analysis, context, templates, default_address=self.prometheus_url,
+                            default_source=self.metric_source)
+
+
+def load_templates(api: RolloutsApi, analysis: Analysis | None,
+                   namespace: str) -> dict[TemplateKey, MetricTemplate]:
+    """The MetricTemplates an analysis names that exist and parse (an invalid one is logged;
+    its metric's reading then says it is not found)."""
+    templates = {}
+    for key in template_keys(analysis, namespace) if analysis is not None else []:
+        body = api.metric_template(*key)
+        if body is not None:
+            try:
+                templates[key] = MetricTemplate.model_validate(body)
+            except ValidationError as error:
+                log.warning("MetricTemplate %s/%s is invalid: %s", *key, error)
+    return templates
+
+
+def call_hooks(calls: Iterable[HookCall], name: str, namespace: str,
+               checksum: str) -> list[HookResult]:
+    """Call webhooks for the release `name`, each with Flagger's payload and its phase."""
+    return [call_webhook(c.hook, webhook_payload(c.hook, name, namespace, c.phase, checksum))
+            for c in calls]
+
+
+def notify(hooks: Sequence[Webhook], name: str, namespace: str, phase: str, checksum: str,
+           event: Event) -> None:
+    """Send one event to a release's `event` hooks, Flagger's payload carrying `eventMessage`
+    and `eventType` in its metadata; a failure is only logged."""
+    for hook in hooks:
+        payload = webhook_payload(hook, name, namespace, phase, checksum)
+        payload["metadata"] = {**payload["metadata"], "eventMessage": event.message,
+                               "eventType": event.type}
+        result = call_webhook(hook, payload)
+        if not result.ok:
+            log.warning("event webhook %s: %s", hook.name, result.message)
+
+
+def checksum_of(status: Mapping[str, Any]) -> str:
+    """The revision a rollout releases, as a payload's `checksum`."""
+    return ((status.get("canaryStatus") or {}).get("canaryRevision")) or ""
+
 
 def make_check(
     api: RolloutsApi,
@@ -45,62 +98,17 @@ def make_check(
     settings: AnalysisSettings,
     status: Mapping[str, Any],
 ) -> tuple[dict[str, Reading], list[HookResult]]:
-    """One analysis check: every metric read from Prometheus, every `rollout` webhook called."""
+    """One analysis check of a rollout: every metric read from Prometheus, every `rollout`
+    webhook called."""
     namespace = rollout.metadata.namespace or "default"
-    templates = {}
-    for key in template_keys(analysis, namespace):
-        body = api.metric_template(*key)
-        if body is not None:
-            try:
-                templates[key] = MetricTemplate.model_validate(body)
-            except ValidationError as error:
-                log.warning("MetricTemplate %s/%s is invalid: %s", *key, error)
     context = check_context(rollout, seen.base, api.services(namespace), api.swimlanes())
-    readings = read_metrics(analysis, context, templates, default_address=settings.prometheus_url,
-                            default_source=settings.metric_source)
-    hooks = [
-        call_webhook(hook, webhook_payload(hook, rollout.metadata.name, namespace,
-                                           flagger_phase(rollout.status), checksum_of(status)))
-        for hook in analysis.webhooks
-        if hook.type == "rollout"
-    ]
-    return readings, hooks
+    readings = settings.read(analysis, context, load_templates(api, analysis, namespace))
+    phase = flagger_phase(rollout.status)
+    calls = [HookCall(h, phase) for h in analysis.webhooks if h.type == "rollout"]
+    return readings, call_hooks(calls, rollout.metadata.name, namespace, checksum_of(status))
 
 
-def checksum_of(status: Mapping[str, Any]) -> str:
-    """The revision being released, as a payload's `checksum`."""
-    return ((status.get("canaryStatus") or {}).get("canaryRevision")) or ""
-
-
-def call_hooks(
-    rollout: WorkloadRollout, calls: tuple[HookCall, ...], status: Mapping[str, Any]
-) -> list[HookResult]:
-    """Call the webhooks a plan named in `Plan.hooks_due`, each with its payload phase."""
-    namespace = rollout.metadata.namespace or "default"
-    return [
-        call_webhook(c.hook, webhook_payload(c.hook, rollout.metadata.name, namespace, c.phase,
-                                             checksum_of(status)))
-        for c in calls
-    ]
-
-
-def event_payload(
-    hook: Webhook, rollout: WorkloadRollout, plan: Plan, event: Event
-) -> dict[str, Any]:
-    """An `event` hook's payload: Flagger's, its metadata carrying `eventMessage` and
-    `eventType`, the phase the planned status has."""
-    namespace = rollout.metadata.namespace or "default"
-    status = plan.status.to_wire()
-    payload = webhook_payload(hook, rollout.metadata.name, namespace, flagger_phase(plan.status),
-                              checksum_of(status))
-    payload["metadata"] = {**payload["metadata"], "eventMessage": event.message,
-                           "eventType": event.type}
-    return payload
-
-
-def notify(rollout: WorkloadRollout, plan: Plan, event: Event) -> None:
-    """Send one event to the release's `event` hooks; a failure is only logged."""
-    for hook in plan.event_hooks:
-        result = call_webhook(hook, event_payload(hook, rollout, plan, event))
-        if not result.ok:
-            log.warning("event webhook %s: %s", hook.name, result.message)
+def notify_rollout(rollout: WorkloadRollout, plan: Plan, event: Event) -> None:
+    """Send one event to a rollout's `event` hooks, with the phase its planned status has."""
+    notify(plan.event_hooks, rollout.metadata.name, rollout.metadata.namespace or "default",
+           flagger_phase(plan.status), checksum_of(plan.status.to_wire()), event)

@@ -1,8 +1,8 @@
 """Status of SwimLaneGroups and SwimLanes: conditions, lane members, counts. Pure.
 
-Conditions follow Kubernetes conventions: `Ready` answers "are this object's routes in
-force?" (what `kubectl wait --for=condition=Ready` waits on), `Degraded` says something needs
-attention even when routes are in force. `lastTransitionTime` moves only when a condition's
+Conditions follow Kubernetes conventions, set as every kind's are (`lanes.rollout.conditions`):
+`Ready` answers "are this object's routes in force?" (what `kubectl wait --for=condition=Ready`
+waits on), `Degraded` says something needs attention even when routes are in force. `lastTransitionTime` moves only when a condition's
 status flips, so a status rewrite with equal content is recognised as no change.
 """
 
@@ -13,36 +13,18 @@ from typing import Any
 
 from lanes.api.errors import FieldError
 from lanes.render.observe import lane_services
+from lanes.rollout.conditions import READY, condition
 
 from .plan import CONFLICT, GroupPlan
 
-READY = "Ready"
 DEGRADED = "Degraded"
 
 
-def set_condition(
-    previous: Sequence[Mapping[str, Any]],
-    type_: str,
-    status: bool,
-    reason: str,
-    message: str,
-    generation: int | None,
-    now: str,
-) -> dict[str, Any]:
+def set_condition(previous: Sequence[Mapping[str, Any]], type_: str, status: bool, reason: str,
+                  message: str, generation: int | None, now: str) -> dict[str, Any]:
     """A condition, keeping the previous lastTransitionTime when its status is unchanged."""
-    value = "True" if status else "False"
-    old = next((c for c in previous if c.get("type") == type_), None)
-    since = old.get("lastTransitionTime") if old and old.get("status") == value else None
-    condition = {
-        "type": type_,
-        "status": value,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": since or now,
-    }
-    if generation is not None:
-        condition["observedGeneration"] = generation
-    return condition
+    return condition(previous, type_, "True" if status else "False", reason, message,
+                     generation, now)
 
 
 def describe(errors: Sequence[FieldError]) -> str:

@@ -15,17 +15,15 @@ waiting for approval at their last one or finishing the promotion it approved.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import kopf
-from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from lanes.analysis.verdict import HookResult, Reading
-from lanes.api.analysis import Analysis, MetricTemplate
+from lanes.analysis.verdict import Reading
+from lanes.api.analysis import Analysis
 from lanes.api.common import GROUP, VERSION
 from lanes.api.errors import from_validation_error
 from lanes.api.lanerelease import LaneRelease, LaneReleaseStatus
@@ -35,13 +33,10 @@ from lanes.api.workloadrollout import WorkloadRollout
 from lanes.kube.connect import connect
 from lanes.kube.kinds import ISTIO_GROUP
 from lanes.kube.lanereleases import PLURAL, LaneReleasesApi
-from lanes.kube.objects import error_message
-from lanes.render.istio import INGRESS_SUFFIX
-from lanes.render.names import object_name
-from lanes.render.steps import entered_weight
-from lanes.rollout import DeploymentView
-from lanes.rollout.actions import LANE_RELEASE_ANNOTATION, Event
-from lanes.rollout.hooks import HookCall
+from lanes.render import flavour_for
+from lanes.rollout import DeploymentView, conditions
+from lanes.rollout.actions import LANE_RELEASE_ANNOTATION
+from lanes.rollout.conditions import READY
 from lanes.rollout.lanerelease import (
     ReleaseObserved,
     ReleasePlan,
@@ -50,26 +45,17 @@ from lanes.rollout.lanerelease import (
     plan_release,
     release_checksum,
 )
-from lanes.rollout.status import set_condition
 
-from .analysis import check_context, read_metrics, template_keys
-from .checks import AnalysisSettings
+from .analysis import check_context
+from .checks import AnalysisSettings, call_hooks, load_templates, notify
 from .handlers import generated_by_lanes
-from .scheduler import RequeuingQueue
-from .webhooks import call_webhook, webhook_payload
-
-log = logging.getLogger("lanes.operator.lanereleases")
-
-
-def parse_all(bodies: list[dict], model: type) -> list[Any]:
-    """The bodies that parse; one that does not is reported on its own object."""
-    parsed = []
-    for body in bodies:
-        try:
-            parsed.append(model.model_validate(body))
-        except ValidationError:
-            continue
-    return parsed
+from .releases import (
+    ReleaseQueue,
+    conflicted,
+    parse_all,
+    plan_and_call_out,
+    post_events,
+)
 
 
 def lane_group(api: LaneReleasesApi, lane: SwimLane | None) -> SwimLaneGroup | None:
@@ -85,12 +71,17 @@ def lane_group(api: LaneReleasesApi, lane: SwimLane | None) -> SwimLaneGroup | N
 
 def routed_weight(api: LaneReleasesApi, lane: SwimLane | None,
                   group: SwimLaneGroup | None) -> int | None:
-    """The share of untagged requests the group's live gateway route puts into `lane`."""
+    """The share of untagged requests the group's live gateway route puts into `lane`, as
+    the group's flavour reads it back from its own object (None where it has none)."""
     if lane is None or group is None:
         return None
-    gateway = group.spec.ingress.gateway
-    vs = api.virtual_service(gateway.namespace, object_name("lanes", group.name, INGRESS_SUFFIX))
-    return entered_weight(vs, group.spec.route_header, lane.name) if vs is not None else None
+    try:
+        flavour = flavour_for(group.spec.flavour)
+    except ValueError:
+        return None
+    where = flavour.entry_route(group)
+    route = api.virtual_service(*where) if where is not None else None
+    return flavour.entered_weight(route, group, lane.name) if route is not None else None
 
 
 def read_lane(
@@ -101,14 +92,7 @@ def read_lane(
     members whose base runs their canary's revision on every replica."""
     services = api.rollouts.services(namespace)
     lanes = api.rollouts.swimlanes()
-    templates = {}
-    for key in template_keys(analysis, namespace) if analysis is not None else []:
-        body = api.rollouts.metric_template(*key)
-        if body is not None:
-            try:
-                templates[key] = MetricTemplate.model_validate(body)
-            except ValidationError as error:
-                log.warning("MetricTemplate %s/%s is invalid: %s", *key, error)
+    templates = load_templates(api.rollouts, analysis, namespace)
     names, readings, rolled = {}, {}, set()
     for rollout in members:
         base = api.rollouts.deployment(namespace, rollout.spec.workload_ref.name)
@@ -120,10 +104,7 @@ def read_lane(
         context = check_context(rollout, base, services, lanes)
         names[rollout.metadata.name] = context.service
         if analysis is not None:
-            readings[rollout.metadata.name] = read_metrics(
-                analysis, context, templates, default_address=settings.prometheus_url,
-                default_source=settings.metric_source,
-            )
+            readings[rollout.metadata.name] = settings.read(analysis, context, templates)
     return names, (readings if analysis is not None else None), frozenset(rolled)
 
 
@@ -131,15 +112,12 @@ def invalid_status(body: Mapping[str, Any], error: ValidationError, now: datetim
     """The status of a release whose spec does not parse: Ready=False naming each field."""
     metadata = body["metadata"]
     errors = from_validation_error(error, "LaneRelease", metadata["name"])
-    message = "; ".join(f"{e.path}: {e.message}" for e in errors)
     try:
-        old = LaneReleaseStatus.model_validate(body.get("status") or {})
+        old = LaneReleaseStatus.model_validate(body.get("status") or {}).to_wire()
     except ValidationError:
-        old = LaneReleaseStatus()
-    conditions = set_condition(old.conditions, "Ready", "False", "InvalidSpec", message, now,
-                               metadata.get("generation"))
-    return old.model_copy(update={"conditions": conditions, "message": message,
-                                  "observed_generation": metadata.get("generation")}).to_wire()
+        old = LaneReleaseStatus().to_wire()
+    return conditions.invalid_status(old, errors, metadata.get("generation"), now, READY,
+                                     with_message=True)
 
 
 def reconcile(api: LaneReleasesApi, namespace: str, name: str, now: datetime,
@@ -156,9 +134,9 @@ def reconcile(api: LaneReleasesApi, namespace: str, name: str, now: datetime,
     try:
         release = LaneRelease.model_validate(body)
     except ValidationError as error:
-        wanted = invalid_status(body, error, now)
-        if wanted != status:
-            api.write_status(body, wanted)
+        invalid = invalid_status(body, error, now)
+        if invalid != status and conflicted(lambda: api.write_status(body, invalid)):
+            return 0.0
         return None
     lane_name = release.spec.swim_lane_ref.name
     lane_body = api.swimlane(lane_name)
@@ -173,61 +151,30 @@ def reconcile(api: LaneReleasesApi, namespace: str, name: str, now: datetime,
     observed = ReleaseObserved(lane, rollouts, services, None, routed_weight(api, lane, group),
                                rolled, others,
                                flavour=group.spec.flavour if group is not None else None)
-    plan = plan_release(release, observed, now)
-    if plan.calls_out:
+    where = release.metadata.namespace or "default"
+
+    def call_out(plan: ReleasePlan, observed: ReleaseObserved) -> ReleaseObserved:
+        """Read every member's metrics for a check, then call the webhooks named. The checksum
+        is the planned status's: the plan calling `pre-rollout` is the one that records the
+        members' revisions, which the stored status has not got yet."""
         if plan.check is not None:
             _, readings, _ = read_lane(api, plan.check, namespace, members, settings)
             observed = observed.with_readings(readings or {})
-        observed = observed.with_hooks(call_hooks(release, plan.status, plan.hooks_due))
-        plan = plan_release(release, observed, now)
+        called = call_hooks(plan.hooks_due, name, where, release_checksum(plan.status))
+        return observed.with_hooks(called)
+
+    plan = plan_and_call_out(lambda o: plan_release(release, o, now), observed, call_out)
     for intent in plan.intents:
         api.rollouts.annotate(namespace, intent.rollout, intent.annotations)
     wanted = plan.status.to_wire()
-    if wanted != status:
-        try:
-            api.write_status(body, wanted)
-        except ApiException as error:
-            if error.status == 409:
-                return 0.0
-            raise
+    if wanted != status and conflicted(lambda: api.write_status(body, wanted)):
+        return 0.0
     if plan.clear:
         api.annotate(namespace, name, {key: None for key in plan.clear})
-    for event in plan.events:
-        try:
-            api.post_event(body, event)
-        except ApiException as error:
-            log.warning("could not post event %s: %s", event.reason, error_message(error))
-        notify(release, plan, event)
+    post_events(api, body, plan.events, lambda event: notify(
+        plan.event_hooks, name, where, flagger_phase(plan.status), release_checksum(plan.status),
+        event))
     return plan.requeue_after
-
-
-def call_hooks(release: LaneRelease, planned: LaneReleaseStatus,
-               calls: tuple[HookCall, ...]) -> list[HookResult]:
-    """Call the webhooks a plan named, each with Flagger's payload for the release.
-
-    The checksum is the planned status's: the plan calling `pre-rollout` is the one that
-    records the members' revisions, which the stored status has not got yet.
-    """
-    namespace = release.metadata.namespace or "default"
-    checksum = release_checksum(planned)
-    return [
-        call_webhook(c.hook, webhook_payload(c.hook, release.metadata.name, namespace, c.phase,
-                                             checksum))
-        for c in calls
-    ]
-
-
-def notify(release: LaneRelease, plan: ReleasePlan, event: Event) -> None:
-    """Send one event to the release's `event` hooks; a failure is only logged."""
-    namespace = release.metadata.namespace or "default"
-    for hook in plan.event_hooks:
-        payload = webhook_payload(hook, release.metadata.name, namespace,
-                                  flagger_phase(plan.status), release_checksum(plan.status))
-        payload["metadata"] = {**payload["metadata"], "eventMessage": event.message,
-                               "eventType": event.type}
-        result = call_webhook(hook, payload)
-        if not result.ok:
-            log.warning("event webhook %s: %s", hook.name, result.message)
 
 
 def finalize(api: LaneReleasesApi, body: Mapping[str, Any]) -> None:
@@ -245,19 +192,13 @@ def finalize(api: LaneReleasesApi, body: Mapping[str, Any]) -> None:
     api.remove_finalizer(body)
 
 
-class LaneReleases(RequeuingQueue):
+class LaneReleases(ReleaseQueue):
     """The lane-release side of the operator: one queue of releases, by namespace."""
 
     def __init__(self, api: LaneReleasesApi, workers: int = 2,
                  settings: AnalysisSettings | None = None):
-        super().__init__(self.reconcile_one, workers=workers, describe=error_message)
-        self.api = api
-        self.settings = settings or AnalysisSettings.from_env()
+        super().__init__(api, reconcile, workers, settings)
         self.by_namespace: dict[str, set[str]] = {}
-
-    def reconcile_one(self, namespace: str, name: str) -> float | None:
-        """One reconcile of one release, now."""
-        return reconcile(self.api, namespace, name, datetime.now(UTC), self.settings)
 
     def on_release(self, event_type: str | None, namespace: str, name: str) -> None:
         """A release was listed, changed or deleted."""

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import kopf
@@ -32,7 +32,6 @@ from lanes.api.errors import from_validation_error
 from lanes.api.lanerelease import LaneRelease
 from lanes.api.workloadrollout import WorkloadRollout
 from lanes.kube.connect import connect
-from lanes.kube.objects import error_message
 from lanes.kube.rollouts import PLURAL, RolloutsApi, Workloads
 from lanes.rollout import (
     CANARY_LABEL,
@@ -40,15 +39,28 @@ from lanes.rollout import (
     ClearIntent,
     Event,
     Observed,
+    Plan,
     plan_finalize,
     plan_step,
 )
+from lanes.rollout.conditions import invalid_status
 from lanes.rollout.lanerelease import canary_holder
-from lanes.rollout.status import invalid_status
 
 from . import webhook
-from .checks import AnalysisSettings, call_hooks, make_check, notify
-from .scheduler import RequeuingQueue
+from .checks import (
+    AnalysisSettings,
+    call_hooks,
+    checksum_of,
+    make_check,
+    notify_rollout,
+)
+from .releases import (
+    ReleaseQueue,
+    conflicted,
+    parse_all,
+    plan_and_call_out,
+    post_events,
+)
 
 log = logging.getLogger("lanes.operator.rollouts")
 HOLD_POLL = 1.0
@@ -100,7 +112,8 @@ def reconcile(
 
     When the plan asks for an analysis check or webhooks (`Plan.asks`), the hooks are called,
     then the check made, and the rollout planned again from the same observations with their
-    answers, at the same `now`. Each event posted also goes to the release's `event` hooks.
+    answers, at the same `now` (`plan_and_call_out`). Each event posted also goes to the
+    release's `event` hooks.
     """
     body = api.get(namespace, name)
     if body is None:
@@ -113,14 +126,9 @@ def reconcile(
     except ValidationError as error:
         errors = from_validation_error(error, "WorkloadRollout", name)
         log.warning("workloadrollout %s/%s is invalid: %s", namespace, name, "; ".join(map(str, errors)))
-        wanted = invalid_status(body.get("status"), errors, body["metadata"].get("generation"), now)
-        if wanted != body.get("status"):
-            try:
-                api.write_status(body, wanted)
-            except ApiException as conflict:
-                if conflict.status == 409:
-                    return 0.0
-                raise
+        invalid = invalid_status(body.get("status"), errors, body["metadata"].get("generation"), now)
+        if invalid != body.get("status") and conflicted(lambda: api.write_status(body, invalid)):
+            return 0.0
         return None
     workload = rollout.spec.workload_ref.name
     status = body.get("status") or {}
@@ -130,48 +138,32 @@ def reconcile(
     driven_by = other_driver(api, namespace, name, seen.base)
     if seen.base is not None and driven_by is None:
         metadata = seen.base["metadata"]
-        if (metadata.get("labels") or {}).get(ROLLOUT_LABEL) != name:
-            try:
-                api.label_base(namespace, workload, name, at_version=metadata["resourceVersion"])
-            except ApiException as error:
-                if error.status == 409:
-                    return 0.0
-                raise
-    observed = observed_of(seen, driven_by)
-    plan = plan_step(rollout, observed, now)
-    if plan.asks:
-        called = call_hooks(rollout, plan.hooks_due, status)
-        if plan.check is not None:
-            readings, hooks = make_check(api, rollout, seen, plan.check, settings, status)
-            asked = observed.with_check(readings, [*called, *hooks])
-        else:
-            asked = observed.with_hooks(called)
-        plan = plan_step(rollout, asked, now)
+        if (metadata.get("labels") or {}).get(ROLLOUT_LABEL) != name and conflicted(
+            lambda: api.label_base(namespace, workload, name, at_version=metadata["resourceVersion"])
+        ):
+            return 0.0
+    checksum = checksum_of(status)
+
+    def call_out(plan: Plan, observed: Observed) -> Observed:
+        called = call_hooks(plan.hooks_due, name, rollout.metadata.namespace or "default", checksum)
+        if plan.check is None:
+            return observed.with_hooks(called)
+        readings, hooks = make_check(api, rollout, seen, plan.check, settings, status)
+        return observed.with_check(readings, [*called, *hooks])
+
+    plan = plan_and_call_out(lambda o: plan_step(rollout, o, now), observed_of(seen, driven_by),
+                             call_out)
     for change in plan.changes:
         api.carry_out(namespace, name, change)
     wanted = plan.status.to_wire()
-    if wanted != status:
-        try:
-            api.write_status(body, wanted)
-        except ApiException as error:
-            if error.status == 409:
-                return 0.0
-            raise
+    if wanted != status and conflicted(lambda: api.write_status(body, wanted)):
+        return 0.0
     for followup in plan.followups:
         if isinstance(followup, ClearIntent):
             api.annotate(namespace, name, {followup.annotation: None})
-        elif isinstance(followup, Event):
-            post_event(api, body, followup)
-            notify(rollout, plan, followup)
+    post_events(api, body, [f for f in plan.followups if isinstance(f, Event)],
+                lambda event: notify_rollout(rollout, plan, event))
     return plan.requeue_after
-
-
-def post_event(api: RolloutsApi, body: Mapping[str, Any], event: Event) -> None:
-    """Post an Event; losing one must not fail a reconcile whose status is already written."""
-    try:
-        api.post_event(body, event)
-    except ApiException as error:
-        log.warning("could not post event %s: %s", event.reason, error_message(error))
 
 
 def release_targets(api: RolloutsApi, namespace: str, name: str, keep: str | None) -> None:
@@ -186,7 +178,7 @@ def finalize(api: RolloutsApi, body: Mapping[str, Any], now: datetime) -> float 
     look again while a LaneRelease still needs the rollout's canary."""
     metadata = body["metadata"]
     namespace, name = metadata["namespace"], metadata["name"]
-    holder = canary_holder(parse_releases(api.lane_releases(namespace)), name, now)
+    holder = canary_holder(parse_all(api.lane_releases(namespace), LaneRelease), name, now)
     if holder is not None:
         message = (f"deletion waits: lanerelease/{holder} may still send untagged requests "
                    "into this rollout's canary")
@@ -212,32 +204,15 @@ def finalize(api: RolloutsApi, body: Mapping[str, Any], now: datetime) -> float 
     return None
 
 
-def parse_releases(bodies: list[dict]) -> list[LaneRelease]:
-    """The LaneReleases that parse (one that does not holds nothing)."""
-    releases = []
-    for body in bodies:
-        try:
-            releases.append(LaneRelease.model_validate(body))
-        except ValidationError:
-            continue
-    return releases
-
-
-class Rollouts(RequeuingQueue):
+class Rollouts(ReleaseQueue):
     """The rollout side of the operator: which Deployments map to which rollouts, the queue."""
 
     def __init__(self, api: RolloutsApi, workers: int = 4,
                  settings: AnalysisSettings | None = None):
-        super().__init__(self.reconcile_one, workers=workers, describe=error_message)
-        self.api = api
-        self.settings = settings or AnalysisSettings.from_env()
+        super().__init__(api, reconcile, workers, settings)
         self.targets: dict[tuple[str, str], set[str]] = {}
         self.target_of: dict[Key, tuple[str, str]] = {}
         self.seen: dict[Key, tuple] = {}
-
-    def reconcile_one(self, namespace: str, name: str) -> float | None:
-        """One reconcile of one rollout, now."""
-        return reconcile(self.api, namespace, name, datetime.now(UTC), self.settings)
 
     def on_rollout(self, event_type: str | None, namespace: str, name: str, body: Mapping) -> None:
         """A rollout was listed, changed or deleted: remember its target, reconcile it.

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import ClassVar
 
 from lanes.api.errors import FieldError, InvalidSpec
+from lanes.api.swimlanegroup import SwimLaneGroup
 from lanes.api.topology import Topology
 
 from .facts import Facts, facts_of
@@ -42,6 +43,17 @@ class Flavour(ABC):
     name: ClassVar[str]
     api_version: ClassVar[str]
     kinds: ClassVar[tuple[str, ...]] = ("VirtualService", "DestinationRule")
+    weighted_entry: ClassVar[bool] = False
+    """Whether the flavour renders a lane release's entry weight at the gateway."""
+
+    def entry_route(self, group: SwimLaneGroup) -> tuple[str, str] | None:
+        """The (namespace, name) of the gateway VirtualService carrying the group's entry
+        weight; None for a flavour without weighted entry."""
+        return None
+
+    def entered_weight(self, route: dict, group: SwimLaneGroup, lane: str) -> int | None:
+        """The share of untagged requests the live `entry_route` object puts into `lane`."""
+        return None
 
     @abstractmethod
     def owner_labels(self, group: str) -> dict[str, str]:

@@ -17,11 +17,19 @@ from collections.abc import Callable
 from typing import ClassVar
 
 from lanes.api.errors import FieldError, InvalidSpec
+from lanes.api.swimlanegroup import SwimLaneGroup
 
 from . import baggage
 from .base import Flavour
 from .facts import Facts, match_wire, matches_wire, online_rules, union, weighted_shares
-from .steps import MATCHES_ROUTE, UNTAGGED_ROUTE, and_match, step_routes, untagged_condition
+from .steps import (
+    MATCHES_ROUTE,
+    UNTAGGED_ROUTE,
+    and_match,
+    entered_weight,
+    step_routes,
+    untagged_condition,
+)
 from .names import DNS_LABEL_MAX, fqdn, label_value, object_name, shorten
 
 API_VERSION = "networking.istio.io/v1"
@@ -39,6 +47,16 @@ class IstioFlavour(Flavour):
 
     name: ClassVar[str] = "istio"
     api_version: ClassVar[str] = API_VERSION
+    weighted_entry: ClassVar[bool] = True
+
+    def entry_route(self, group: SwimLaneGroup) -> tuple[str, str]:
+        """The group's gateway VirtualService, in the gateway's namespace."""
+        gateway = group.spec.ingress.gateway
+        return gateway.namespace, object_name("lanes", group.name, INGRESS_SUFFIX)
+
+    def entered_weight(self, route: dict, group: SwimLaneGroup, lane: str) -> int:
+        """Read from its untagged or weighted routes (`steps.entered_weight`)."""
+        return entered_weight(route, group.spec.route_header, lane)
 
     def owner_labels(self, group: str) -> dict[str, str]:
         """`app.kubernetes.io/managed-by: lanes` and `lanes.dev/group: <group>`."""

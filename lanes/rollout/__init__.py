@@ -1,7 +1,10 @@
-"""Pure planning of WorkloadRollouts: (rollout, observed workloads, now) -> next status + actions.
+"""Pure planning of releases: (release, what is observed, now) -> next status + actions.
 
-Nothing here talks to the API server; the operator reads the objects, calls `plan_step` (or
-`plan_finalize` on deletion) and carries out the returned actions.
+One step engine (`engine`) serves two units: a WorkloadRollout (`machine.plan_step`, one
+workload and its canary Deployment) and a LaneRelease (`lanerelease.plan_release`, the
+rollouts of one lane moved together by the lane's entry weight). Nothing here talks to the
+API server; the operator reads the objects, calls the planner (or `plan_finalize` on
+deletion) and carries out the returned actions.
 """
 
 from .actions import (

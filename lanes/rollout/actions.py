@@ -15,7 +15,7 @@ from typing import Any, Literal
 from lanes.api.analysis import Analysis, Webhook
 from lanes.api.workloadrollout import WorkloadRolloutStatus
 
-from .hooks import HookCall
+from .hooks import CallsOut, HookCall
 
 
 HELD_ANNOTATION = "lanes.dev/held-by"
@@ -127,7 +127,7 @@ Action = Change | Followup
 
 
 @dataclass(frozen=True)
-class Plan:
+class Plan(CallsOut):
     """One reconcile's outcome: the status to write and the actions that lead to it.
 
     `requeue_after` is when to plan again without a new observation: 0 when the state moved
@@ -154,11 +154,6 @@ class Plan:
     check: Analysis | None = None
     hooks_due: tuple[HookCall, ...] = ()
     event_hooks: tuple[Webhook, ...] = ()
-
-    @property
-    def asks(self) -> bool:
-        """Whether the operator must call hooks or make a check and plan again with them."""
-        return self.check is not None or bool(self.hooks_due)
 
     @property
     def hook_types(self) -> tuple[str, ...]:

@@ -18,10 +18,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from lanes.api.common import API_VERSION
-from lanes.api.workloadrollout import KIND, WorkloadRollout
+from lanes.api.workloadrollout import WorkloadRollout
 
-from .canary import CANARY_LABEL, ROLLOUT_LABEL, canary_name
+from .canary import CANARY_LABEL, ROLLOUT_LABEL, canary_name, owner_reference
 from .observed import AutoscalerView
 
 AUTOSCALING = "autoscaling/v2"
@@ -59,14 +58,7 @@ def canary_autoscaler(
             "namespace": namespace,
             "labels": {ROLLOUT_LABEL: rollout.metadata.name, CANARY_LABEL: base},
             "annotations": {SOURCE_ANNOTATION: source.name, SPEC_ANNOTATION: _spec_hash(spec)},
-            "ownerReferences": [{
-                "apiVersion": API_VERSION,
-                "kind": KIND,
-                "name": rollout.metadata.name,
-                "uid": rollout.metadata.uid,
-                "controller": True,
-                "blockOwnerDeletion": True,
-            }],
+            "ownerReferences": [owner_reference(rollout)],
         },
         "spec": spec,
     }

@@ -85,16 +85,7 @@ def canary_deployment(
                 REVISION_ANNOTATION: base.revision,
                 TEMPLATE_ANNOTATION: template_hash(template),
             },
-            "ownerReferences": [
-                {
-                    "apiVersion": API_VERSION,
-                    "kind": KIND,
-                    "name": rollout.metadata.name,
-                    "uid": rollout.metadata.uid,
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
+            "ownerReferences": [owner_reference(rollout)],
         },
         "spec": spec,
     }
@@ -131,3 +122,15 @@ def drift(
 def is_current(canary: DeploymentView, desired: dict[str, Any], floor: bool = False) -> bool:
     """Whether the canary's controller has acted on the desired template and replicas."""
     return drift(canary, desired, floor) is None and canary.observed_generation >= canary.generation
+
+
+def owner_reference(rollout: WorkloadRollout) -> dict[str, Any]:
+    """The reference that makes the rollout own (and garbage-collect) what it creates."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": rollout.metadata.name,
+        "uid": rollout.metadata.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }

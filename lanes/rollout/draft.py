@@ -16,24 +16,23 @@ from lanes.api.workloadrollout import (
     WorkloadRolloutStatus,
 )
 
-from .actions import HELD_ANNOTATION, Action, ApplyCanary, Event, Plan
+from .actions import HELD_ANNOTATION, Action, ApplyCanary, ClearIntent, Event, Plan
 from .autoscaler import owns_autoscaler
 from .batches import step_replicas
 from .canary import canary_deployment, canary_name, owns
 from .checks import failure_reason, waits_for_approval
-from .hooks import HookCall, release_hooks
-from .observed import DeploymentView, Observed
-from .status import (
+from .conditions import (
     METRICS_AVAILABLE,
     PROGRESSING,
     SUCCEEDED,
-    current_step,
     find_condition,
-    parse_time,
     set_condition,
-    step_count,
-    timestamp,
 )
+from .engine import Drafting
+from .hooks import HookCall, release_hooks
+from .intents import ANNOTATIONS, Intent
+from .observed import DeploymentView, Observed
+from .status import current_step, parse_time, step_count, timestamp
 
 _PROGRESSING_REASON: dict[str, tuple[str, str]] = {
     "Progressing": ("True", "InRolling"),
@@ -41,13 +40,23 @@ _PROGRESSING_REASON: dict[str, tuple[str, str]] = {
     "Promoting": ("True", "Promoting"),
     "RollingBack": ("True", "RollingBack"),
 }
+_CANARY_FIELDS = {
+    "stable": "stable_revision",
+    "canary_revision": "canary_revision",
+    "index": "current_step_index",
+    "state": "current_step_state",
+    "replicas": "canary_replicas",
+    "ready": "canary_ready_replicas",
+    "last_update": "last_update_time",
+}
+"""The draft's fields that are the stored `canaryStatus`'s, by the name each has there."""
 Outcome = tuple[tuple[str, str], tuple[str, str]]
 PROMOTED: Outcome = (("False", "Completed"), ("True", "Promoted"))
 ROLLED_BACK: Outcome = (("False", "Cancelled"), ("False", "RolledBack"))
 
 
 @dataclass
-class Draft:
+class Draft(Drafting):
     """The status being planned, the observations it is planned from, and the actions so far.
 
     `move` records the one state transition a plan may make; everything else a handler does
@@ -91,14 +100,8 @@ class Draft:
             now=now,
             phase=status.phase,
             paused=status.paused,
-            stable=canary.stable_revision,
-            canary_revision=canary.canary_revision,
-            index=canary.current_step_index,
-            state=canary.current_step_state,
-            replicas=canary.canary_replicas,
-            ready=canary.canary_ready_replicas,
-            last_update=canary.last_update_time,
             message=status.message,
+            **{mine: getattr(canary, theirs) for mine, theirs in _CANARY_FIELDS.items()},
             failure=_failure_reason(status),
             analysis=status.analysis,
         )
@@ -186,15 +189,14 @@ class Draft:
         if action not in self.actions:
             self.actions.append(action)
 
-    def event(self, reason: str, message: str, warning: bool = False) -> None:
-        """Add an Event on the rollout."""
-        self.act(Event(reason, message, "Warning" if warning else "Normal"))
+    def post(self, event: Event) -> None:
+        """Events are actions, carried out after the status is written."""
+        self.act(event)
 
-    def call(self, hooks: tuple, phase: str) -> None:
-        """Ask the operator to call webhooks, each once, with `phase` in their payload."""
-        for hook in hooks:
-            if all(c.hook.name != hook.name or c.type != hook.type for c in self.calls):
-                self.calls.append(HookCall(hook, phase))
+    def reject(self, intent: Intent, error: str) -> None:
+        """An intent that cannot apply: its annotation goes, and an event says why."""
+        self.act(ClearIntent(ANNOTATIONS[intent]))
+        super().reject(intent, error)
 
     def move(self, **changes: Any) -> None:
         """Make this plan's state transition; touching the step stamps `lastUpdateTime`."""
@@ -203,10 +205,6 @@ class Draft:
         if {"phase", "index", "state"} & changes.keys() and "last_update" not in changes:
             self.last_update = timestamp(self.now)
         self.moved = True
-
-    def wake(self, seconds: float) -> None:
-        """Plan again within `seconds` without a new observation (the earliest wins)."""
-        self.requeue = seconds if self.requeue is None else min(self.requeue, seconds)
 
     def fail(self, reason: str, message: str) -> None:
         """Enter (or stay in) Failed; entering it is a move and gets a Warning event."""
@@ -242,13 +240,7 @@ class Draft:
         canary = None
         if self.stable is not None or self.canary_revision is not None:
             canary = CanaryStatus(
-                stable_revision=self.stable,
-                canary_revision=self.canary_revision,
-                current_step_index=self.index,
-                current_step_state=self.state,
-                canary_replicas=self.replicas,
-                canary_ready_replicas=self.ready,
-                last_update_time=self.last_update,
+                **{theirs: getattr(self, mine) for mine, theirs in _CANARY_FIELDS.items()}
             )
         status = WorkloadRolloutStatus(
             phase=self.phase,

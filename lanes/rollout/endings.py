@@ -7,6 +7,8 @@ template before it unpauses the base, so no running pod restarts.
 
 from __future__ import annotations
 
+from typing import Any
+
 from lanes.api.analysis import AnalysisStatus
 
 from .actions import LANE_RELEASE_ANNOTATION, DeleteCanary, RestoreBaseTemplate, UnpauseBase
@@ -63,12 +65,9 @@ def promote(d: Draft) -> None:
         )
         return
     if base.rolled_out:
-        _ended(d)
-        d.move(phase="Healthy", stable=d.canary_revision, replicas=0, outcome=PROMOTED)
         if d.canary is not None:
             d.act(DeleteCanary(d.canary.name))
-        d.message = healthy_message(d)
-        d.event("Promoted", d.message)
+        _settle(d, "Promoted", stable=d.canary_revision, replicas=0, outcome=PROMOTED)
         return
     d.message = (
         f"promoting revision {d.canary_revision}: Deployment {base.name} has "
@@ -114,15 +113,20 @@ def roll_back(d: Draft, finish: bool = True) -> None:
     if base.paused:
         d.act(UnpauseBase(base.name))
     if finish and not base.paused and base.rolled_out and d.canary is None:
-        _ended(d)
-        d.move(phase="Healthy", index=0, state=None, outcome=rolled_back(d.analysis))
-        d.message = healthy_message(d)
-        d.event("RolledBack", d.message)
+        _settle(d, "RolledBack", index=0, state=None, outcome=rolled_back(d.analysis))
         return
     d.message = (
         f"rolling back to revision {d.stable}: Deployment {base.name} has "
         f"{base.available_replicas}/{base.replicas} available"
     )
+
+
+def _settle(d: Draft, reason: str, **changes: Any) -> None:
+    """End the release: Healthy again, saying how it ended."""
+    _ended(d)
+    d.move(phase="Healthy", **changes)
+    d.message = healthy_message(d)
+    d.event(reason, d.message)
 
 
 def _ended(d: Draft) -> None:

@@ -35,7 +35,8 @@ from lanes.api.analysis import Analysis, AnalysisStatus, Webhook, WebhookType
 from lanes.api.workloadrollout import WorkloadRollout, WorkloadRolloutStatus
 
 from .checks import PRE_ROLLOUT_FAILED, ROLLED_BACK_BY_WEBHOOK
-from .status import SUCCEEDED, find_condition, parse_time
+from .conditions import SUCCEEDED, find_condition
+from .status import parse_time
 
 DEFAULT_GATE_INTERVAL = 60.0
 
@@ -51,6 +52,19 @@ class HookCall:
     def type(self) -> str:
         """The hook's type."""
         return self.hook.type
+
+
+class CallsOut:
+    """A plan that may ask the operator to call out before it is carried out: a check due
+    (`check`) or webhooks to call (`hooks_due`). Mixed into both units' plans."""
+
+    check: Analysis | None
+    hooks_due: tuple[HookCall, ...]
+
+    @property
+    def asks(self) -> bool:
+        """Whether the operator must read a check or call hooks and plan again with them."""
+        return self.check is not None or bool(self.hooks_due)
 
 
 def analyses(rollout: WorkloadRollout) -> list[Analysis]:
@@ -106,9 +120,9 @@ def mark_done(status: AnalysisStatus | None, kind: WebhookType) -> AnalysisStatu
     return before.model_copy(update={"hooks_done": done, "last_gate_time": None})
 
 
-def gate_wait(interval: float, status: AnalysisStatus | None, now: datetime) -> float:
-    """Seconds until a waiting gate may be asked again (0: now)."""
-    last = parse_time(status.last_gate_time) if status is not None else None
+def gate_wait(interval: float, last_asked: str | None, now: datetime) -> float:
+    """Seconds until a gate last asked at `last_asked` may be asked again (0: now)."""
+    last = parse_time(last_asked)
     if last is None:
         return 0.0
     return max((last + timedelta(seconds=interval) - now).total_seconds(), 0.0)

@@ -96,9 +96,10 @@ from .actions import (
 )
 from .autoscaler import autoscaler_drifted, canary_autoscaler, owns_autoscaler
 from .draft import Draft
-from .intents import ANNOTATIONS, PRIORITY, Intent, check_intent, requested
-from .observed import Observed
 from .endings import enter_rollback, healthy_message, post_rollout, promote, roll_back
+from .engine import screen_intents
+from .intents import ANNOTATIONS, Intent, check_intent, requested
+from .observed import Observed
 from .progress import hold_base, run_steps, start_canary
 from .status import IN_PROGRESS, IN_STEPS, utc
 
@@ -224,24 +225,12 @@ def _take_intent(d: Draft) -> bool:
     if "pause" in present and "resume" in present:
         for intent in ("pause", "resume"):
             d.act(ClearIntent(ANNOTATIONS[intent]))
-            del present[intent]
-        d.event("IntentRejected", "both pause and resume were requested; ignored both", True)
-    chosen: Intent | None = None
-    for intent in PRIORITY:
-        if intent not in present:
-            continue
-        error = check_intent(d.rollout, intent)
-        if error is None and intent == "approve" and present[intent].strip() != str(d.index):
-            error = f"approve of step {present[intent]} is stale: {d.name} is at {d.where}"
-        if error is not None:
-            d.act(ClearIntent(ANNOTATIONS[intent]))
-            d.event("IntentRejected", error, warning=True)
-        elif chosen is None:
-            chosen = intent
-    if chosen is None:
+    chosen = list(screen_intents(d, present, lambda i: check_intent(d.rollout, i), d.index,
+                                 d.where))
+    if not chosen:
         return False
-    d.act(ClearIntent(ANNOTATIONS[chosen]))
-    _apply_intent(d, chosen)
+    d.act(ClearIntent(ANNOTATIONS[chosen[0]]))
+    _apply_intent(d, chosen[0])
     return True
 
 

@@ -60,9 +60,7 @@ class DeploymentView:
     @classmethod
     def from_object(cls, obj: Mapping[str, Any]) -> DeploymentView:
         """The view of a Deployment object."""
-        metadata = obj.get("metadata") or {}
-        spec = obj.get("spec") or {}
-        status = obj.get("status") or {}
+        metadata, spec, status = _parts(obj)
         return cls(
             name=metadata["name"],
             namespace=metadata.get("namespace") or "default",
@@ -122,9 +120,7 @@ class ReplicaSetView:
     @classmethod
     def from_object(cls, obj: Mapping[str, Any]) -> ReplicaSetView:
         """The view of a ReplicaSet object."""
-        metadata = obj.get("metadata") or {}
-        spec = obj.get("spec") or {}
-        status = obj.get("status") or {}
+        metadata, spec, status = _parts(obj)
         return cls(
             name=metadata["name"],
             template=spec.get("template") or {},
@@ -257,3 +253,8 @@ class Observed:
             return revision
         with_pods = [rs for rs in self.replica_sets if rs.replicas > 0] or list(self.replica_sets)
         return max(with_pods, key=lambda rs: rs.revision_number).revision
+
+
+def _parts(obj: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]]:
+    """An object's metadata, spec and status, each empty when absent."""
+    return obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}

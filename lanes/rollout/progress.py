@@ -13,8 +13,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, Literal
 
-from lanes.analysis.verdict import judge
-from lanes.api.analysis import Analysis, AnalysisStatus, WebhookType
+from lanes.analysis.verdict import HookResult, judge
+from lanes.api.analysis import Analysis, AnalysisStatus, Webhook, WebhookType
 
 from .actions import (
     ApplyCanary,
@@ -32,13 +32,13 @@ from .checks import (
     waits_for_approval,
 )
 from .draft import Draft
+from .endings import enter_promotion, enter_rollback
+from .engine import check_due, look_at_gate, rollback_fired
 from .hooks import (
-    answered,
     answers,
     carry,
     failures,
     gate_interval,
-    gate_wait,
     hooks_of,
     is_done,
     mark_done,
@@ -47,7 +47,6 @@ from .hooks import (
     release_hooks,
     rolled_back_by,
 )
-from .endings import enter_promotion, enter_rollback
 from .observed import DeploymentView
 from .status import current_step, timestamp
 
@@ -137,20 +136,26 @@ def _gate(d: Draft, kind: WebhookType, phase: str) -> Gate:
     hooks = release_hooks(d.rollout, kind)
     if not hooks or is_done(d.analysis, kind):
         return "open"
-    interval = gate_interval(d.rollout)
-    wait = gate_wait(interval, d.analysis, d.now)
-    if wait > 0:
-        d.wake(wait)
+    results = _look(d, hooks, phase)
+    if results is None:
         return "closed"
-    if not answered(d.observed.hooks, kind):
-        d.call(hooks, phase)
-        d.wake(interval)
-        return "closed"
-    results = answers(d.observed.hooks, hooks)
     if all(r.ok for r in results):
         d.analysis = mark_done(d.analysis, kind)
         d.event(_GATE_EVENTS[kind][0], f"{kind} webhook(s) {names(hooks)} answered 2xx")
         return "opened"
+    _closed(d, kind, results)
+    return "closed"
+
+
+def _look(d: Draft, hooks: tuple[Webhook, ...], phase: str) -> list[HookResult] | None:
+    """One look at a gate of the release, asked again every interval of its first analysis."""
+    interval = gate_interval(d.rollout)
+    last = d.analysis.last_gate_time if d.analysis is not None else None
+    return look_at_gate(d, hooks, phase, last, interval, interval)
+
+
+def _closed(d: Draft, kind: WebhookType, results: list[HookResult]) -> None:
+    """A gate said no: remember when, say why the first time, ask again after an interval."""
     first = d.analysis is None or d.analysis.last_gate_time is None
     said = f"{kind} {failures(results)}"
     d.analysis = (d.analysis or AnalysisStatus()).model_copy(
@@ -158,13 +163,13 @@ def _gate(d: Draft, kind: WebhookType, phase: str) -> Gate:
     )
     if first:
         d.event(_GATE_EVENTS[kind][1], said)
-    d.wake(interval)
-    return "closed"
+    d.wake(gate_interval(d.rollout))
 
 
 _GATE_EVENTS: dict[str, tuple[str, str]] = {
     "confirm-rollout": ("RolloutConfirmed", "WaitingForConfirmRollout"),
     "confirm-promotion": ("PromotionConfirmed", "WaitingForConfirmPromotion"),
+    "confirm-traffic-increase": ("TrafficIncreaseConfirmed", "WaitingForConfirmTrafficIncrease"),
 }
 
 
@@ -204,11 +209,8 @@ def _upgrade_step(d: Draft, canary: DeploymentView | None, desired: dict[str, An
             d.move(phase="Progressing")
             d.message = f"{d.where}: re-creating canary Deployment {d.canary_name}"
         elif d.now >= deadline:
-            d.fail(
-                "ProgressDeadlineExceeded",
-                f"{d.where}: canary Deployment {d.canary_name} not found "
-                f"{d.base.progress_deadline_seconds}s after it was requested",
-            )
+            _deadline_exceeded(d, f"{d.where}: canary Deployment {d.canary_name} not found "
+                                  f"{d.base.progress_deadline_seconds}s after it was requested")
         else:
             d.message = f"{d.where}: waiting for canary Deployment {d.canary_name}"
             d.requeue = (deadline - d.now).total_seconds()
@@ -228,13 +230,15 @@ def _upgrade_step(d: Draft, canary: DeploymentView | None, desired: dict[str, An
         return
     d.message = f"{d.where}: {d.ready}/{d.replicas} canary pod(s) available"
     if d.now >= deadline:
-        d.fail(
-            "ProgressDeadlineExceeded",
-            f"{d.message} after {d.base.progress_deadline_seconds}s "
-            f"(progressDeadlineSeconds of Deployment {d.base.name})",
-        )
+        _deadline_exceeded(d, f"{d.message} after {d.base.progress_deadline_seconds}s "
+                              f"(progressDeadlineSeconds of Deployment {d.base.name})")
     elif d.phase != "Failed":
         d.requeue = (deadline - d.now).total_seconds()
+
+
+def _deadline_exceeded(d: Draft, message: str) -> None:
+    """The step's canary pods were not ready within the base's `progressDeadlineSeconds`."""
+    d.fail("ProgressDeadlineExceeded", message)
 
 
 def _paused_message(d: Draft) -> str:
@@ -296,26 +300,20 @@ def _check(d: Draft, analysis: Analysis) -> bool:
     made at and posts its events. Returns False when the check rolled the release back, True
     when the step carries on.
     """
-    readings = d.observed.readings
     pre = () if is_done(d.analysis, "pre-rollout") else release_hooks(d.rollout, "pre-rollout")
     since = d.last_update_time
-    if readings is None:
-        wait = next_check_in(analysis, d.analysis, d.now, since)
-        if wait <= 0:
-            d.check = analysis
-            d.call(pre + hooks_of(analysis, "rollback"), "Progressing")
-        d.wake(wait or analysis.interval_seconds)
+    due_in = next_check_in(analysis, d.analysis, d.now, since)
+    if not check_due(d, analysis, due_in, pre + hooks_of(analysis, "rollback"), "Progressing"):
         return True
-    if next_check_in(analysis, d.analysis, d.now, since) > 0:
-        d.wake(next_check_in(analysis, d.analysis, d.now, since))
-        return True
+    readings = d.observed.readings
+    assert readings is not None
     stamp = d.now.isoformat()
     hooks = d.observed.hooks
-    fired = [r for r in answers(hooks, hooks_of(analysis, "rollback")) if r.ok]
-    if fired:
-        d.analysis = rolled_back_by(d.analysis, fired[0], stamp, d.index)
+    fired = rollback_fired(hooks, analysis)
+    if fired is not None:
+        d.analysis = rolled_back_by(d.analysis, fired, stamp, d.index)
         d.event("RolledBackByWebhook", d.analysis.message or "", warning=True)
-        enter_rollback(d, f"{d.where}: rollback webhook {fired[0].name} answered")
+        enter_rollback(d, f"{d.where}: rollback webhook {fired.name} answered")
         return False
     if pre:
         results = answers(hooks, pre)
@@ -356,16 +354,9 @@ def _traffic_increase_confirmed(d: Draft) -> bool:
     hooks = release_hooks(d.rollout, kind)
     if not hooks or current_step(d.rollout, d.index + 1).weight <= d.step.weight:
         return True
-    interval = gate_interval(d.rollout)
-    wait = gate_wait(interval, d.analysis, d.now)
-    if wait > 0:
-        d.wake(wait)
+    results = _look(d, hooks, "Progressing")
+    if results is None:
         return False
-    if not answered(d.observed.hooks, kind):
-        d.call(hooks, "Progressing")
-        d.wake(interval)
-        return False
-    results = answers(d.observed.hooks, hooks)
     weight = current_step(d.rollout, d.index + 1).weight
     if all(r.ok for r in results):
         if d.analysis is not None and d.analysis.last_gate_time is not None:
@@ -373,36 +364,20 @@ def _traffic_increase_confirmed(d: Draft) -> bool:
         d.event("TrafficIncreaseConfirmed",
                 f"{kind} webhook(s) {names(hooks)} answered 2xx: canary weight {weight}")
         return True
-    first = d.analysis is None or d.analysis.last_gate_time is None
-    said = f"{kind} {failures(results)}"
-    d.analysis = (d.analysis or AnalysisStatus()).model_copy(
-        update={"last_gate_time": timestamp(d.now), "message": said}
-    )
-    if first:
-        d.event("WaitingForConfirmTrafficIncrease", said)
-    d.wake(interval)
+    _closed(d, kind, results)
     return False
 
 
 def _ready_step(d: Draft, canary: DeploymentView | None) -> None:
     if d.index >= d.steps:
         if _gate(d, "confirm-promotion", "WaitingPromotion") == "closed":
-            hooks = release_hooks(d.rollout, "confirm-promotion")
-            said = f" ({d.analysis.message})" if d.analysis and d.analysis.last_gate_time else ""
-            d.message = (
-                f"{d.where} passed; promotion waits for confirm-promotion webhook(s) "
-                f"{names(hooks)}{said}"
-            )
+            d.message = _gate_message(d, "confirm-promotion", "promotion")
             return
         enter_promotion(d)
         return
     if not _traffic_increase_confirmed(d):
-        hooks = release_hooks(d.rollout, "confirm-traffic-increase")
-        said = f" ({d.analysis.message})" if d.analysis and d.analysis.last_gate_time else ""
-        d.message = (
-            f"{d.where} passed; canary weight {current_step(d.rollout, d.index + 1).weight} "
-            f"waits for confirm-traffic-increase webhook(s) {names(hooks)}{said}"
-        )
+        weight = current_step(d.rollout, d.index + 1).weight
+        d.message = _gate_message(d, "confirm-traffic-increase", f"canary weight {weight}")
         return
     d.move(index=d.index + 1, state="StepUpgrade", phase="Progressing")
     desired = d.desired_canary()
@@ -413,6 +388,13 @@ def _ready_step(d: Draft, canary: DeploymentView | None) -> None:
         correct_canary(d, canary, desired)
     d.message = f"{d.where}: scaling canary Deployment {d.canary_name} to {d.replicas}"
     d.event("StepStarted", d.message)
+
+
+def _gate_message(d: Draft, kind: WebhookType, what: str) -> str:
+    """What a ready step says while a gate holds `what` back."""
+    hooks = release_hooks(d.rollout, kind)
+    said = f" ({d.analysis.message})" if d.analysis and d.analysis.last_gate_time else ""
+    return f"{d.where} passed; {what} waits for {kind} webhook(s) {names(hooks)}{said}"
 
 
 def _conflict(d: Draft) -> str:

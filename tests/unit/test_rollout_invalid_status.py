@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from lanes.api.errors import from_validation_error
 from lanes.api.workloadrollout import WorkloadRollout
-from lanes.rollout.status import INVALID_SPEC, invalid_status
+from lanes.rollout.conditions import INVALID_SPEC, invalid_status
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

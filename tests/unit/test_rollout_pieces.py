@@ -28,7 +28,8 @@ from lanes.rollout import (
     template_hash,
 )
 from lanes.rollout.canary import drift
-from lanes.rollout.status import parse_time, set_condition, timestamp
+from lanes.rollout.conditions import set_condition
+from lanes.rollout.status import parse_time, timestamp
 
 from .rollout_sim import IMAGE, START, deployment, rollout
 

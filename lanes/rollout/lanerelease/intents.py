@@ -1,0 +1,100 @@
+"""The lane release's own intents: `kubectl lane approve|undo|pause|resume` on a LaneRelease.
+
+The same annotations as on a WorkloadRollout (`lanes.rollout.intents`), screened by the
+engine's rules (`screen_intents`); what differs is when each may apply to a lane.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from lanes.api.lanerelease import LaneRelease, LaneReleaseStatus
+
+from ..engine import screen_intents
+from ..intents import ANNOTATIONS, Intent, requested
+from ..status import timestamp
+from .members import member_trouble
+from .steps import advance
+from .unit import ENDED, UNDO_REQUESTED, ReleaseDraft, enter_rollback
+
+
+def check_release_intent(release: LaneRelease, intent: Intent) -> str | None:
+    """Why an intent cannot apply to the release now, or None when it can.
+
+    The CLI calls this to refuse a verb before writing anything; the planner to drop an
+    annotation written at the wrong time.
+    """
+    status = release.status or LaneReleaseStatus()
+    phase, index = status.phase, status.current_step_index
+    name = f"lanerelease/{release.metadata.name}"
+    count = len(release.spec.all_steps)
+    if intent == "undo":
+        if phase not in ("Initial", "Waiting", "Progressing", "Paused"):
+            return f"{name} is {phase.lower()}: nothing to undo"
+        return None
+    if intent == "pause":
+        if phase in ("Promoting", "RollingBack", *ENDED):
+            return f"{name} is {phase.lower()} and cannot be paused"
+        if release.spec.paused or status.paused:
+            return f"{name} is already paused"
+        return None
+    if intent == "resume":
+        if release.spec.paused:
+            return f"{name} is paused by spec.paused; set it to false to resume"
+        return None if status.paused else f"{name} is not paused"
+    if phase != "Progressing" or status.paused or release.spec.paused:
+        return f"{name} has no step waiting for approval (phase {phase})"
+    step = release.spec.all_steps[min(max(index, 1), count) - 1]
+    analysis = release.spec.analysis
+    under = analysis is not None and bool(analysis.metrics)
+    if step.pause is not None and step.pause.duration is not None:
+        return f"{name} step {index}/{count} pauses for {step.pause.duration}s, not for approval"
+    if step.pause is None and under:
+        return f"{name} step {index}/{count} continues on its own once a check passes"
+    if under and not status.step_passed:
+        return f"{name} step {index}/{count}: its analysis has not passed yet; approve once it has"
+    return None
+
+
+def release_intent_patch(release: LaneRelease, intent: Intent, now: datetime) -> dict:
+    """The merge patch requesting an intent; approve names the current step."""
+    status = release.status or LaneReleaseStatus()
+    value = str(status.current_step_index) if intent == "approve" else timestamp(now)
+    annotations: dict[str, str | None] = {ANNOTATIONS[intent]: value}
+    if intent in ("pause", "resume"):
+        annotations[ANNOTATIONS["resume" if intent == "pause" else "pause"]] = None
+    return {"metadata": {"annotations": annotations}}
+
+
+def take_intent(d: ReleaseDraft) -> bool:
+    """Act on the release's own intents (undo, resume, pause, approve). True if one moved it."""
+    present = requested(d.release)  # type: ignore[arg-type]
+    if not present:
+        return False
+    for intent in present:
+        d.clear.append(ANNOTATIONS[intent])
+    index = d.status.current_step_index
+
+    def refuse(intent: Intent) -> str | None:
+        return check_release_intent(d.release.model_copy(update={"status": d.status}), intent)
+
+    for intent in screen_intents(d, present, refuse, index, f"step {index}"):
+        if intent == "undo":
+            enter_rollback(d, UNDO_REQUESTED, f"undo requested: rolling back lane {d.lane}")
+            return True
+        elif intent in ("pause", "resume"):
+            d.move(paused=intent == "pause")
+            d.event("Paused" if intent == "pause" else "Resumed", f"{d.name} {intent}d")
+        elif not member_trouble(d):
+            d.event("Approved", f"{d.name} step {d.status.current_step_index} approved")
+            advance(d)
+            return True
+        else:
+            return True
+    return False
+
+
+def drop_intents(d: ReleaseDraft) -> None:
+    """Clear the intents of a release that has ended: nothing is left for them to move."""
+    for intent in requested(d.release):  # type: ignore[arg-type]
+        d.clear.append(ANNOTATIONS[intent])
