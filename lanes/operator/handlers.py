@@ -17,7 +17,7 @@ import kopf
 
 from lanes.api.common import GROUP, VERSION
 from lanes.kube.kinds import ISTIO_GROUP
-from lanes.render import FLAVOURS
+from lanes.kube.ownership import is_generated
 
 from .metrics import MetricsServer
 from .modules import ModuleServer
@@ -92,9 +92,7 @@ async def customresourcedefinition_event(name: str, memo: Any, **kwargs: Any) ->
 
 def generated_by_lanes(labels: kopf.Labels, **_: Any) -> bool:
     """Watch only objects carrying some flavour's managed labels."""
-    return any(
-        all(labels.get(k) == v for k, v in f.managed_labels().items()) for f in FLAVOURS.values()
-    )
+    return is_generated(labels)
 
 
 async def operator_startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:

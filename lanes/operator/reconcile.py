@@ -21,13 +21,14 @@ from lanes.kube.apply import ApplyReport, delete_owned, list_owned, sync_objects
 from lanes.kube.kinds import SWIMLANE, SWIMLANEGROUP, Kind
 from lanes.kube.lanesapi import FINALIZER, LanesApi, now
 from lanes.kube.objects import Objects, error_message
+from lanes.kube.ownership import generated_by_any, owner_among, owners
 from lanes.render import TraceAffinityModule
 from lanes.render.names import fqdn
 from lanes.render.observe import PodView, lane_services
 
 from .conditions import group_status, lane_status, orphan_lane_status, same_status
 from .metrics import Metrics
-from .plan import GroupPlan, Inputs, generated_by_any, listed_elsewhere, owner_among, owners, plan_group
+from .plan import GroupPlan, Inputs, listed_elsewhere, plan_group
 
 log = logging.getLogger("lanes.operator")
 tracer = trace.get_tracer("lanes.operator")
