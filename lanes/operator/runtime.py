@@ -1,9 +1,9 @@
 """The operator's shared state: what the watches hold, and which groups an event concerns.
 
-This module keeps what the watch events bring (groups, lanes by group, Service selectors,
-rollouts and releases by namespace, lane pods by label), each indexed by what a group's
-reconcile asks for, so one event and one snapshot cost the same however many services the
-cluster holds. It turns watch events into triggers of the groups they affect and assembles a
+This module keeps what the watch events bring in stores with named indexes (`lanes.kube.store`:
+groups by service, namespace and owner mark, lanes by group, Service selectors and lane pods by
+label, rollouts and releases by namespace), each index a question a group's reconcile asks,
+so one event and one snapshot cost the same however many services the cluster holds. It turns watch events into triggers of the groups they affect and assembles a
 group's Snapshot. It holds no kopf import, so the mapping from events to groups stays plain
 code.
 
@@ -28,7 +28,7 @@ from kubernetes.client.exceptions import ApiException
 from lanes.kube.connect import MeteredApiClient, connect
 from lanes.kube.kinds import LANERELEASE, SWIMLANE, SWIMLANEGROUP, WORKLOADROLLOUT, Kind
 from lanes.kube.lanesapi import LanesApi
-from lanes.kube.objects import Objects, error_message
+from lanes.kube.objects import Objects
 from lanes.kube.store import Store, metadata_essence
 from lanes.kube.ownership import lane_group_of, marks_of, owner_marks
 from lanes.render import TraceAffinityModule
@@ -38,8 +38,7 @@ from .leader import Election
 from .metrics import Metrics, MetricsServer
 from .modules import ModuleServer, ServedModule
 from .plan import service_keys
-from .reconcile import GroupReconciler, Snapshot
-from .scheduler import Scheduler
+from .reconcile import GroupController, Snapshot
 
 log = logging.getLogger("lanes.operator")
 
@@ -124,7 +123,9 @@ def release_essence(release: Mapping[str, Any]) -> tuple:
 
 
 class Runtime:
-    """Everything the handlers share, reachable from kopf's memo as `memo.runtime`."""
+    """The SwimLaneGroup controller's side of the operator: the API client and metrics every
+    controller shares, the stores its watches fill, and the mapping from an event to the
+    groups it concerns (each queued on the group controller, `reconciler`)."""
 
     def __init__(self, options: Options, api: MeteredApiClient | None = None):
         self.options = options
@@ -133,14 +134,13 @@ class Runtime:
         self.api.on_write = self.metrics.count_write
         self.objects = Objects(self.api)
         self.lanes_api = LanesApi(self.api)
-        self.reconciler = GroupReconciler(
-            self.objects, self.lanes_api, self.metrics, trace_affinity=options.trace_affinity
+        self.reconciler = GroupController(
+            self.objects, self.lanes_api, self.metrics, trace_affinity=options.trace_affinity,
+            snapshot=self.snapshot, workers=options.workers, debounce=options.debounce,
         )
         self.metrics_server: MetricsServer | None = None
         self.module_server: ModuleServer | None = None
-        self.scheduler = Scheduler(
-            self.work, workers=options.workers, debounce=options.debounce, describe=error_message
-        )
+        self.scheduler = self.reconciler.scheduler
         self.lane_keys: set[str] = set()
         # Groups by name, found by the services they list (sharing, pod and Service events
         # look up, not scan), by those services' namespaces, and by their owner labels.
@@ -423,11 +423,6 @@ class Runtime:
             name, group, self.lanes.by_index("group", name), selectors, list(found.values()),
             others, steps, releases,  # type: ignore[arg-type]
         )
-
-    async def work(self, name: str, force: bool) -> None:
-        """The scheduler's work: snapshot in the loop, reconcile in a thread."""
-        snap = self.snapshot(name)
-        await asyncio.to_thread(self.reconciler.reconcile, snap, force)
 
     async def resync(self) -> None:
         """Every `resync` seconds, compare every group's live objects in full (reads only)."""
