@@ -39,6 +39,8 @@ class Change(Generic[T]):
 class Store(Generic[T]):
     """Objects by key, with named indexes and an essence that tells changes from echoes.
 
+    Index functions read only what the essence holds (an object's index values move only
+    when its essence does), so an echo of a status write is kept without indexing it again.
     Not thread-safe: the operator's event loop owns it; reconciles read copies (snapshots).
     """
 
@@ -84,8 +86,9 @@ class Store(Generic[T]):
             self._essences[key] = essence
         elif old is not None:
             changed = old != obj
-        for name, function in self._indexers.items():
-            self._reindex(name, key, frozenset(function(obj)))
+        if changed:
+            for name, function in self._indexers.items():
+                self._reindex(name, key, frozenset(function(obj)))
         return Change(old, obj, changed)
 
     def unchanged(self, key: Key, obj: T) -> bool:
