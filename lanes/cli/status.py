@@ -206,7 +206,7 @@ def read_views(kubeconfig: str | None, context: str | None, name: str | None) ->
     from lanes.kube.kinds import SWIMLANE, SWIMLANEGROUP
     from lanes.kube.lanesapi import LanesApi
     from lanes.kube.objects import Objects
-    from lanes.operator.plan import owners
+    from lanes.kube.ownership import owners
 
     api = connect(kubeconfig, context)
     try:

@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from .ownership import MANAGED_BY_LANES
+
 Data = dict[str, bytes]
 
 
@@ -22,7 +24,7 @@ def _decoded(secret: client.V1Secret) -> Data:
 
 
 def _body(name: str, data: Mapping[str, bytes], version: str | None = None) -> dict:
-    metadata: dict = {"name": name, "labels": {"app.kubernetes.io/managed-by": "lanes"}}
+    metadata: dict = {"name": name, "labels": dict(MANAGED_BY_LANES)}
     if version is not None:
         metadata["resourceVersion"] = version
     return {

@@ -1,6 +1,6 @@
 """`python -m lanes.operator`: the same command as `kubectl lane operator`."""
 
-from lanes.cli.operator import main
+from .main import main
 
 if __name__ == "__main__":
     main()

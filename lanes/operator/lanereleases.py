@@ -241,18 +241,15 @@ async def route_moved(memo: Any, **_: Any) -> None:
     _releases(memo).on_anything()
 
 
-def register(registry: kopf.OperatorRegistry, *, workers: int = 2) -> kopf.OperatorRegistry:
-    """Add the LaneRelease handlers to `registry`."""
+def register(registry: kopf.OperatorRegistry, *, workers: int = 2,
+             releases: LaneReleases | None = None, elected: bool = False) -> kopf.OperatorRegistry:
+    """Add the LaneRelease handlers to `registry`: for `releases`, the queue the operator's
+    wiring made, else one made from the environment; with `elected`, its workers start once
+    this replica leads."""
 
     async def lanereleases_startup(memo: Any, **_: Any) -> None:
-        runtime = getattr(memo, "runtime", None)
-        api = runtime.api if runtime is not None else connect()
-        options = runtime.options if runtime is not None else None
-        settings = (AnalysisSettings(options.prometheus_url, options.metric_source)
-                    if options is not None else AnalysisSettings.from_env())
-        memo.lanereleases = LaneReleases(LaneReleasesApi(api), workers=workers,
-                                         settings=settings)
-        if options is None or options.election is None:
+        memo.lanereleases = releases or LaneReleases(LaneReleasesApi(connect()), workers=workers)
+        if not elected:
             memo.lanereleases.start()  # else once this replica leads
 
     async def lanereleases_cleanup(memo: Any, **_: Any) -> None:

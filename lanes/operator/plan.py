@@ -8,25 +8,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from lanes.api.common import GROUP_LABEL
-from lanes.api.errors import FieldError, InvalidSpec
+from lanes.api.errors import FieldError, InvalidSpec, from_validation_error
 from lanes.api.lanerelease import LaneRelease
-from lanes.api.load import parse_object
 from lanes.api.observations import Observations
 from lanes.api.swimlane import SwimLane
 from lanes.api.swimlanegroup import SwimLaneGroup
 from lanes.api.workloadrollout import WorkloadRollout
-from lanes.render import FLAVOURS, TraceAffinityModule, owner_selector, render_group
-from lanes.render.observe import PodView, observe, selects
+from lanes.kube.ownership import lane_group_of
+from lanes.render import TraceAffinityModule, render_group
+from lanes.render.observe import PodView, observe
 from lanes.rollout.lanerelease import driven_rollouts, entry_steps
 from lanes.rollout.traffic import traffic_steps
 
 
 CONFLICT = "Conflict"
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -77,13 +77,6 @@ class GroupPlan:
         return [e for e in self.errors if e.kind == kind and e.name == name]
 
 
-def owners(name: str) -> list[tuple[str, dict[str, str]]]:
-    """Owner selectors of a group in every flavour, each with the API version to list at.
-
-    Cleanup and pruning look in all flavours, so changing a group's flavour removes the
-    objects of the old one.
-    """
-    return [(f.api_version, owner_selector(name, f.name)) for f in FLAVOURS.values()]
 
 
 def service_keys(group: Mapping[str, Any]) -> frozenset[str]:
@@ -93,6 +86,20 @@ def service_keys(group: Mapping[str, Any]) -> frozenset[str]:
         if isinstance(service, Mapping) and service.get("name"):
             keys.add(f"{service.get('namespace') or 'default'}/{service['name']}")
     return frozenset(keys)
+
+
+def parse_own(model: type[M], body: Mapping[str, Any]) -> M:
+    """One of lanes' own kinds read from the cluster, as its model: never converted, since
+    only files may hold ASM, Kruise, Flagger or Argo documents.
+
+    Raises:
+        InvalidSpec: naming the object and each field that is wrong.
+    """
+    try:
+        return model.model_validate(dict(body))
+    except ValidationError as exc:
+        name = str((body.get("metadata") or {}).get("name", "(unnamed)"))
+        raise InvalidSpec(from_validation_error(exc, model.__name__, name)) from exc
 
 
 def _seniority(body: Mapping[str, Any]) -> tuple[str, str]:
@@ -138,25 +145,16 @@ def conflicts(group: SwimLaneGroup, body: Mapping[str, Any], inputs: Inputs) -> 
     return errors
 
 
-def generated_by_any() -> list[tuple[str, dict[str, str]]]:
-    """Selectors of every object lanes generates, for any group, in every flavour."""
-    return [(f.api_version, f.managed_labels()) for f in FLAVOURS.values()]
 
 
-def owner_among(groups: Iterable[str], obj: Mapping[str, Any]) -> str | None:
-    """Which of `groups` generated `obj`, by its owner labels in any flavour."""
-    labels = (obj.get("metadata") or {}).get("labels") or {}
-    for name in sorted(groups):
-        if any(selects(selector, labels) for _, selector in owners(name)):
-            return name
-    return None
+
+
 
 
 def lane_bodies_of(name: str, lanes: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """The lane bodies that join group `name` by label, sorted by name."""
     joined = [
-        lane for lane in lanes
-        if ((lane.get("metadata") or {}).get("labels") or {}).get(GROUP_LABEL) == name
+        lane for lane in lanes if lane_group_of(lane) == name
     ]
     return sorted(joined, key=lambda lane: lane["metadata"]["name"])
 
@@ -210,13 +208,13 @@ def plan_group(inputs: Inputs) -> GroupPlan:
     plan = GroupPlan(name=metadata.get("name", ""), generation=metadata.get("generation"))
     errors: list[FieldError] = []
     try:
-        plan.group = parse_object(dict(inputs.group))
+        plan.group = parse_own(SwimLaneGroup, inputs.group)
     except InvalidSpec as exc:
         errors.extend(exc.errors)
     for body in lane_bodies_of(plan.name, inputs.lanes):
         plan.lane_names.append(body["metadata"]["name"])
         try:
-            plan.lanes.append(parse_object(dict(body)))
+            plan.lanes.append(parse_own(SwimLane, body))
         except InvalidSpec as exc:
             errors.extend(exc.errors)
     if plan.group is not None:

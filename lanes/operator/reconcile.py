@@ -1,7 +1,9 @@
-"""One group's reconcile: plan, sync the generated objects, write status and events.
+"""The SwimLaneGroup controller: one group's reconcile, in the controller shape's steps.
 
-Synchronous on purpose: the scheduler runs it in a worker thread, so blocking API calls never
-stall kopf's event loop, and one group never runs twice at once.
+Read a snapshot of the watches, finalize, observe which groups hold the shared services, plan
+(parse, validate, render: pure), sync the generated objects, write status and events. The
+steps run in a worker thread, so blocking API calls never stall kopf's event loop, and one
+group never runs twice at once.
 """
 
 from __future__ import annotations
@@ -21,13 +23,15 @@ from lanes.kube.apply import ApplyReport, delete_owned, list_owned, sync_objects
 from lanes.kube.kinds import SWIMLANE, SWIMLANEGROUP, Kind
 from lanes.kube.lanesapi import FINALIZER, LanesApi, now
 from lanes.kube.objects import Objects, error_message
+from lanes.kube.ownership import generated_by_any, owner_among, owners
 from lanes.render import TraceAffinityModule
 from lanes.render.names import fqdn
 from lanes.render.observe import PodView, lane_services
 
 from .conditions import group_status, lane_status, orphan_lane_status, same_status
+from .controller import Controller, Done
 from .metrics import Metrics
-from .plan import GroupPlan, Inputs, generated_by_any, listed_elsewhere, owner_among, owners, plan_group
+from .plan import GroupPlan, Inputs, listed_elsewhere, plan_group
 
 log = logging.getLogger("lanes.operator")
 tracer = trace.get_tracer("lanes.operator")
@@ -56,6 +60,8 @@ class Outcome:
     writes: int = 0
     report: ApplyReport | None = None
     plan: GroupPlan | None = None
+    # What the installed CRDs drop of the desired objects, by object.
+    dropped: dict[str, list[str]] = field(default_factory=dict)
 
 
 def fingerprint(objects: Sequence[dict]) -> str:
@@ -63,8 +69,21 @@ def fingerprint(objects: Sequence[dict]) -> str:
     return hashlib.sha256(json.dumps(objects, sort_keys=True).encode()).hexdigest()
 
 
-class GroupReconciler:
-    """Carries out reconciles; remembers what it put in force to avoid needless reads and writes."""
+@dataclass
+class GroupRun:
+    """One reconcile of one group as it goes: what it read, and what it wrote so far."""
+
+    snap: Snapshot
+    force: bool
+    writes: int = 0
+    outcome: Outcome | None = None
+
+
+class GroupController(Controller[GroupRun, GroupRun, Inputs, GroupPlan]):
+    """Reconciles groups; remembers what it put in force to avoid needless reads and writes.
+
+    `snapshot` takes a group's view of the watches in the event loop (the runtime's stores).
+    """
 
     def __init__(
         self,
@@ -73,7 +92,13 @@ class GroupReconciler:
         metrics: Metrics,
         clock: Callable[[], str] = now,
         trace_affinity: TraceAffinityModule | None = None,
+        *,
+        snapshot: Callable[[str], Snapshot] | None = None,
+        workers: int = 4,
+        debounce: float = 0.02,
     ):
+        super().__init__(workers=workers, debounce=debounce, describe=error_message)
+        self.snapshot = snapshot
         self.trace_affinity = trace_affinity
         self.objects = objects
         self.lanes_api = lanes_api
@@ -110,6 +135,16 @@ class GroupReconciler:
         """How often `name` was invalidated, alone and with every group (call under the lock)."""
         return self._invalidated.get(name, 0), self._cleared
 
+    def prepare(self, key: str) -> Snapshot:
+        """The group's snapshot, taken in the event loop that owns the stores."""
+        assert self.snapshot is not None
+        return self.snapshot(key)
+
+    def run(self, prepared: Any, force: bool) -> float | None:
+        """One reconcile (see `reconcile`); groups are never requeued on a timer."""
+        self.reconcile(prepared, force)
+        return None
+
     def reconcile(self, snap: Snapshot, force: bool = False) -> Outcome:
         """Reconcile one group, inside a span, recording metrics.
 
@@ -117,9 +152,10 @@ class GroupReconciler:
             Exception: an API error, after status says so; the scheduler retries.
         """
         started = time.monotonic()
+        run = GroupRun(snap, force)
         with tracer.start_as_current_span("lanes.reconcile", attributes={"lanes.group": snap.name}) as span:
             try:
-                outcome = self._reconcile(snap, force)
+                self.steps(run, force)
             except Exception as error:
                 self.invalidate(snap.name)
                 self.metrics.errors.inc()
@@ -129,63 +165,104 @@ class GroupReconciler:
                 raise
             finally:
                 self.metrics.duration.observe(time.monotonic() - started)
+            outcome = run.outcome
+            assert outcome is not None
             span.set_attribute("lanes.result", outcome.result)
             span.set_attribute("lanes.writes", outcome.writes)
         self.metrics.reconciles.labels(outcome.result).inc()
         return outcome
 
-    def _reconcile(self, snap: Snapshot, force: bool) -> Outcome:
-        group = snap.group
+    def read(self, prepared: Any, force: bool) -> GroupRun:
+        """The snapshot the event loop took (or the run `reconcile` made of it)."""
+        return prepared if isinstance(prepared, GroupRun) else GroupRun(prepared, force)
+
+    def finalize(self, run: GroupRun) -> GroupRun | Done:
+        """A group gone: delete what it generated; one being deleted: that, then let it go."""
+        group = run.snap.group
         if group is None:
-            return self._orphaned(snap)
+            run.outcome = self._orphaned(run.snap)
+            return Done()
         if (group.get("metadata") or {}).get("deletionTimestamp"):
-            return self._finalize(snap)
-        writes = 0
+            run.outcome = self._finalize(run.snap)
+            return Done()
         if FINALIZER not in ((group.get("metadata") or {}).get("finalizers") or []):
             self.lanes_api.add_finalizer(SWIMLANEGROUP, group)
-            writes += 1
-        shared = listed_elsewhere(group, snap.others)
+            run.writes += 1
+        return run
+
+    def validate(self, run: GroupRun) -> GroupRun:
+        """Nothing here: a group is valid only with its lanes and beside the groups sharing
+        its services, which planning checks (pure); `status` reports an invalid plan."""
+        return run
+
+    def observe(self, run: GroupRun) -> Inputs:
+        """Which groups' routes are in force for the services this group shares, from the
+        live DestinationRules, with everything the snapshot holds."""
+        snap = run.snap
+        assert snap.group is not None
+        shared = listed_elsewhere(snap.group, snap.others)
         held = self._held(snap.name, shared, snap.others) if shared else {}
-        plan = plan_group(
-            Inputs(group, snap.lanes, snap.services, snap.pods, snap.others, held, snap.rollouts,
-                   snap.releases, self.trace_affinity)
-        )
+        return Inputs(snap.group, snap.lanes, snap.services, snap.pods, snap.others, held, snap.rollouts,
+                      snap.releases, self.trace_affinity)
+
+    def plan(self, run: GroupRun, inputs: Inputs) -> GroupPlan:
+        """Parse, validate and render (pure)."""
+        return plan_group(inputs)
+
+    def carry_out(self, run: GroupRun, plan: GroupPlan) -> None:
+        """Sync the generated objects unless what is in force is already the plan's.
+
+        A failed sync is written to status before it is raised (the scheduler retries).
+        """
+        snap, group = run.snap, run.snap.group
+        assert group is not None
         if not plan.valid:
             self.invalidate(snap.name)
-            writes += self._invalid(plan, group)
-            writes += self._lane_statuses(plan, snap.lanes)
-            return Outcome("invalid", writes, plan=plan)
+            return
         assert plan.desired is not None
         digest = fingerprint(plan.desired)
         with self._lock:
             known = self._in_force.get(snap.name)
             epoch = self._epoch(snap.name)
-        report = None
-        dropped = known[1] if known is not None else {}
+        run.outcome = Outcome("unchanged", plan=plan, dropped=known[1] if known is not None else {})
         try:
-            if force or known is None or known[0] != digest:
+            if run.force or known is None or known[0] != digest:
                 report = sync_objects(self.objects, plan.desired, owners(snap.name))
-                dropped = report.dropped
+                run.outcome.report, run.outcome.dropped = report, report.dropped
                 with self._lock:
                     if self._epoch(snap.name) == epoch:
-                        self._in_force[snap.name] = (digest, dropped)
+                        self._in_force[snap.name] = (digest, report.dropped)
         except Exception as error:
             failure = f"writing generated objects failed: {error_message(error)}"
             self._write_status(SWIMLANEGROUP, group, group_status(plan, group.get("status"), self.clock(), failure=failure))
             raise
+        report = run.outcome.report
         if report is not None and report.changed:
-            writes += len(report.created) + len(report.updated) + len(report.deleted)
+            run.writes += len(report.created) + len(report.updated) + len(report.deleted)
             self.lanes_api.post_event(group, "RoutesChanged", report.summary())
-            writes += 1
+            run.writes += 1
+            run.outcome.result = "applied"
             log.info("group %s: %s", snap.name, report.summary())
-        status = group_status(plan, group.get("status"), self.clock(), generated=len(plan.desired), dropped=dropped)
-        writes += self._write_status(SWIMLANEGROUP, group, status)
-        writes += self._lane_statuses(plan, snap.lanes)
+
+    def status(self, run: GroupRun, plan: GroupPlan) -> None:
+        """The group's status and its lanes', and the group's gauges."""
+        snap, group = run.snap, run.snap.group
+        assert group is not None
+        if not plan.valid:
+            run.writes += self._invalid(plan, group)
+            run.writes += self._lane_statuses(plan, snap.lanes)
+            run.outcome = Outcome("invalid", run.writes, plan=plan)
+            return None
+        assert plan.desired is not None and run.outcome is not None
+        status = group_status(plan, group.get("status"), self.clock(), generated=len(plan.desired),
+                              dropped=run.outcome.dropped)
+        run.writes += self._write_status(SWIMLANEGROUP, group, status)
+        run.writes += self._lane_statuses(plan, snap.lanes)
         self.metrics.generated.labels(snap.name).set(len(plan.desired))
         with_pods = lane_services(plan.observed) if plan.observed else {}
         self.metrics.lanes_with_pods.labels(snap.name).set(len(with_pods))
-        result = "applied" if report is not None and report.changed else "unchanged"
-        return Outcome(result, writes, report, plan)
+        run.outcome.writes = run.writes
+        return None
 
     def _held(
         self, name: str, shared: frozenset[str], others: Sequence[Mapping[str, Any]]

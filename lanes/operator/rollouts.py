@@ -279,12 +279,14 @@ async def replicaset_event(namespace: str, meta: kopf.Meta, memo: Any, **_: Any)
             _rollouts(memo).on_deployment(namespace, ref["name"], {})
 
 
-def register(registry: kopf.OperatorRegistry, *, workers: int = 4) -> kopf.OperatorRegistry:
+def register(registry: kopf.OperatorRegistry, *, workers: int = 4, rollouts: Rollouts | None = None,
+             elected: bool = False) -> kopf.OperatorRegistry:
     """Add the rollout handlers and the admission webhook to `registry` (once per registry).
 
-    The API client is the lane operator's (`memo.runtime.api`) when one runs in the same
-    process, so its writes are counted with the rest; otherwise one is made from the
-    environment. Webhook options come from `memo.webhook_options` when the program running
+    `rollouts` is the queue the operator's wiring made (`lanes.operator.wiring`), sharing the
+    lane operator's API client so its writes are counted with the rest; without one, one is
+    made from the environment. With `elected`, its workers start once this replica leads.
+    Webhook options come from `memo.webhook_options` when the program running
     the operator sets it, else from `LANES_WEBHOOK_*` (`WebhookOptions.from_env`);
     `LANES_WEBHOOK=off` leaves the webhook out, and the planner then holds bases itself.
     """
@@ -294,16 +296,9 @@ def register(registry: kopf.OperatorRegistry, *, workers: int = 4) -> kopf.Opera
     serve_webhook = webhook.WebhookOptions.from_env().enabled
 
     async def rollouts_startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
-        runtime = getattr(memo, "runtime", None)
-        api = runtime.api if runtime is not None else connect()
-        operator_options = runtime.options if runtime is not None else None
-        defaults = (
-            AnalysisSettings(operator_options.prometheus_url, operator_options.metric_source)
-            if operator_options is not None else AnalysisSettings.from_env()
-        )
-        count = operator_options.rollout_workers if operator_options is not None else workers
-        memo.rollouts = Rollouts(RolloutsApi(api), workers=count, settings=defaults)
-        if operator_options is None or operator_options.election is None:
+        memo.rollouts = rollouts or Rollouts(RolloutsApi(connect()), workers=workers)
+        api = memo.rollouts.api.api
+        if not elected:
             memo.rollouts.start()  # else once this replica leads
         if serve_webhook:
             options = getattr(memo, "webhook_options", None) or webhook.WebhookOptions.from_env()

@@ -1,9 +1,9 @@
 """The operator's shared state: what the watches hold, and which groups an event concerns.
 
-This module keeps what the watch events bring (groups, lanes by group, Service selectors,
-rollouts and releases by namespace, lane pods by label), each indexed by what a group's
-reconcile asks for, so one event and one snapshot cost the same however many services the
-cluster holds. It turns watch events into triggers of the groups they affect and assembles a
+This module keeps what the watch events bring in stores with named indexes (`lanes.kube.store`:
+groups by service, namespace and owner mark, lanes by group, Service selectors and lane pods by
+label, rollouts and releases by namespace), each index a question a group's reconcile asks,
+so one event and one snapshot cost the same however many services the cluster holds. It turns watch events into triggers of the groups they affect and assembles a
 group's Snapshot. It holds no kopf import, so the mapping from events to groups stays plain
 code.
 
@@ -25,20 +25,20 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from lanes.api.common import GROUP_LABEL
 from lanes.kube.connect import MeteredApiClient, connect
 from lanes.kube.kinds import LANERELEASE, SWIMLANE, SWIMLANEGROUP, WORKLOADROLLOUT, Kind
 from lanes.kube.lanesapi import LanesApi
-from lanes.kube.objects import Objects, error_message
-from lanes.render import FLAVOURS, TraceAffinityModule, owner_selector
+from lanes.kube.objects import Objects
+from lanes.kube.store import Store, metadata_essence
+from lanes.kube.ownership import lane_group_of, marks_of, owner_marks
+from lanes.render import TraceAffinityModule
 from lanes.render.observe import PodView, pod_view, selects
 
 from .leader import Election
 from .metrics import Metrics, MetricsServer
 from .modules import ModuleServer, ServedModule
 from .plan import service_keys
-from .reconcile import GroupReconciler, Snapshot
-from .scheduler import Scheduler
+from .reconcile import GroupController, Snapshot
 
 log = logging.getLogger("lanes.operator")
 
@@ -79,8 +79,53 @@ def splits_traffic(rollout: Mapping[str, Any]) -> bool:
     return any(isinstance(step, Mapping) and (step.get("traffic") or step.get("matches")) for step in steps)
 
 
+@dataclass(frozen=True)
+class LanePod:
+    """A lane pod as the runtime keeps it: its view, and the groups it concerned last."""
+
+    view: PodView
+    groups: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Selector:
+    """A Service's selector, with the namespace its labels select in."""
+
+    namespace: str
+    labels: Mapping[str, str]
+
+
+def _labels_in_namespace(namespace: str, labels: Mapping[str, str]) -> list[tuple[str, str, str]]:
+    return [(namespace, *label) for label in labels.items()]
+
+
+def _namespace_name(body: Mapping[str, Any]) -> tuple[str, str]:
+    metadata = body.get("metadata") or {}
+    return metadata.get("namespace") or "default", metadata.get("name", "")
+
+
+def rollout_essence(rollout: Mapping[str, Any]) -> tuple:
+    """What of a rollout decides a traffic step: spec, phase, step and its state, and whether
+    it may split traffic; its status writes of progress messages leave it as it was."""
+    metadata, status = rollout.get("metadata") or {}, rollout.get("status") or {}
+    canary = status.get("canaryStatus") or {}
+    return (metadata.get("generation"), status.get("phase"), canary.get("currentStepIndex"),
+            canary.get("currentStepState"), splits_traffic(rollout))
+
+
+def release_essence(release: Mapping[str, Any]) -> tuple:
+    """What of a lane release decides its entry weight: spec, phase, step and weight."""
+    metadata, status = release.get("metadata") or {}, release.get("status") or {}
+    return (metadata.get("generation"), status.get("phase"), status.get("currentStepIndex"),
+            status.get("weight"))
+
+
+
+
 class Runtime:
-    """Everything the handlers share, reachable from kopf's memo as `memo.runtime`."""
+    """The SwimLaneGroup controller's side of the operator: the API client and metrics every
+    controller shares, the stores its watches fill, and the mapping from an event to the
+    groups it concerns (each queued on the group controller, `reconciler`)."""
 
     def __init__(self, options: Options, api: MeteredApiClient | None = None):
         self.options = options
@@ -89,35 +134,45 @@ class Runtime:
         self.api.on_write = self.metrics.count_write
         self.objects = Objects(self.api)
         self.lanes_api = LanesApi(self.api)
-        self.reconciler = GroupReconciler(
-            self.objects, self.lanes_api, self.metrics, trace_affinity=options.trace_affinity
+        self.reconciler = GroupController(
+            self.objects, self.lanes_api, self.metrics, trace_affinity=options.trace_affinity,
+            snapshot=self.snapshot, workers=options.workers, debounce=options.debounce,
         )
         self.metrics_server: MetricsServer | None = None
         self.module_server: ModuleServer | None = None
-        self.scheduler = Scheduler(
-            self.work, workers=options.workers, debounce=options.debounce, describe=error_message
-        )
+        self.scheduler = self.reconciler.scheduler
         self.lane_keys: set[str] = set()
-        self.groups: dict[str, dict] = {}
-        self.group_services: dict[str, frozenset[str]] = {}
-        # The groups listing each service key, so sharing and pod events look up, not scan.
-        self.service_groups: dict[str, set[str]] = {}
-        # Groups by the owner labels their generated objects carry, per flavour.
-        self.owner_marks: dict[tuple[str, tuple], set[str]] = {}
-        self.lanes: dict[str, dict[str, dict]] = {}
-        self.lane_groups: dict[str, str] = {}
-        self.selectors: dict[str, dict[str, str]] = {}
-        # Service keys by (namespace, label, value) of their selectors: the Services that may
-        # select a pod are found from its labels.
-        self.services_by_label: dict[tuple[str, str, str], set[str]] = {}
-        self.rollouts: dict[str, dict[str, dict]] = {}
-        self.releases: dict[str, dict[str, dict]] = {}
-        self.seen: dict[tuple[str, str], tuple] = {}
-        self.pods_seen: dict[tuple[str, str], tuple[tuple, bool, frozenset[str]]] = {}
-        # Lane pods by (namespace, label, value): a group's snapshot reads only the pods its
-        # Services select, so a reconcile costs the same however many pods share the namespace.
-        self.pod_views: dict[tuple[str, str], PodView] = {}
-        self.pods_by_label: dict[tuple[str, str, str], set[tuple[str, str]]] = {}
+        # Groups by name, found by the services they list (sharing, pod and Service events
+        # look up, not scan), by those services' namespaces, and by their owner labels.
+        self.groups: Store[dict] = Store(
+            {"service": service_keys,
+             "namespace": lambda body: {key.split("/", 1)[0] for key in service_keys(body)},
+             "owner": lambda body: owner_marks((body.get("metadata") or {}).get("name", ""))},
+            essence=metadata_essence,
+        )
+        self.lanes: Store[dict] = Store(
+            {"group": lambda body: [g] if (g := lane_group_of(body)) else []}, essence=metadata_essence
+        )
+        # Service selectors by `namespace/name`, found by (namespace, label, value): the
+        # Services that may select a pod are found from its labels.
+        self.services: Store[Selector] = Store(
+            {"label": lambda s: _labels_in_namespace(s.namespace, s.labels)}, essence=lambda s: s
+        )
+        # Rollouts by (namespace, name); only those that may split traffic are found by
+        # namespace, the only ones a group's reconcile parses.
+        self.rollouts: Store[dict] = Store(
+            {"splitting": lambda body: [_namespace_name(body)[0]] if splits_traffic(body) else []},
+            essence=rollout_essence,
+        )
+        self.releases: Store[dict] = Store(
+            {"namespace": lambda body: [_namespace_name(body)[0]]}, essence=release_essence
+        )
+        # Lane pods by (namespace, name), found by (namespace, label, value): a group's
+        # snapshot reads only the pods its Services select, however many share the namespace.
+        self.pods: Store[LanePod] = Store(
+            {"label": lambda pod: _labels_in_namespace(pod.view.namespace, pod.view.labels)},
+            essence=lambda pod: (tuple(sorted(pod.view.labels.items())), pod.view.ready),
+        )
 
     def _list(self, kind: Kind) -> list[dict]:
         try:
@@ -178,30 +233,8 @@ class Runtime:
 
     def trigger_all(self, *, force: bool = False, background: bool = False) -> None:
         """Queue every known group, e.g. after a CRD changed or on resync (in the background)."""
-        for name in list(self.group_services):
+        for name in self.groups.keys():
             self.scheduler.trigger(name, force=force, background=background)
-
-    def changed(self, kind: str, event_type: str | None, body: Mapping[str, Any]) -> bool:
-        """Whether an event changes what reconciles read: not our own status writes.
-
-        Without this, every status patch would echo back as an event and a reconcile, and a
-        failing group would retry at once instead of after its backoff.
-        """
-        metadata = body.get("metadata") or {}
-        key = (kind, metadata.get("name", ""))
-        if event_type == "DELETED":
-            self.seen.pop(key, None)
-            return True
-        essence = (
-            metadata.get("generation"),
-            tuple(sorted((metadata.get("labels") or {}).items())),
-            tuple(metadata.get("finalizers") or ()),
-            metadata.get("deletionTimestamp"),
-        )
-        if self.seen.get(key) == essence:
-            return False
-        self.seen[key] = essence
-        return True
 
     def on_group(self, event_type: str | None, name: str, body: Mapping[str, Any]) -> None:
         """A group changed: keep its body, reconcile it and the groups sharing a service.
@@ -211,47 +244,32 @@ class Runtime:
         that one lets go.
         """
         if event_type == "DELETED":
-            self.groups.pop(name, None)
-            self._mark_owner(name, add=False)
+            change = self.groups.delete(name)
         else:
-            if name not in self.groups:
-                self._mark_owner(name, add=True)
-            self.groups[name] = copy.deepcopy(dict(body))
-        if not self.changed("group", event_type, body):
+            change = self.groups.put(name, copy.deepcopy(dict(body)))
+        if not change.changed:
             return
-        before = self.group_services.pop(name, frozenset())
-        for key in before:
-            self.service_groups[key].discard(name)
-            if not self.service_groups[key]:
-                del self.service_groups[key]
-        if event_type != "DELETED":
-            self.group_services[name] = service_keys(body)
-            for key in self.group_services[name]:
-                self.service_groups.setdefault(key, set()).add(name)
+        before = service_keys(change.old) if change.old is not None else frozenset()
         self.trigger(name)
-        for other in self.sharing(name, before | self.group_services.get(name, frozenset())):
+        for other in self.sharing(name, before | self.groups.indexed_values("service", name)):
             self.trigger(other)
 
-    def sharing(self, name: str, keys: frozenset[str] | None = None) -> set[str]:
+    def sharing(self, name: str, keys: Iterable[str] | None = None) -> set[str]:
         """The other groups listing one of `keys` (by default, the services of group `name`)."""
         if keys is None:
-            keys = self.group_services.get(name, frozenset())
-        return {g for key in keys for g in self.service_groups.get(key, ()) if g != name}
+            keys = self.groups.indexed_values("service", name)
+        return {g for key in keys for g in self.groups.index_keys("service", key) if g != name}
 
     def on_lane(self, event_type: str | None, name: str, body: Mapping[str, Any]) -> None:
         """A lane changed: reconcile the group it joins, and the one it left."""
-        labels = (body.get("metadata") or {}).get("labels") or {}
-        group = None if event_type == "DELETED" else labels.get(GROUP_LABEL)
-        previous = self.lane_groups.pop(name, None)
-        if previous is not None:
-            self.lanes.get(previous, {}).pop(name, None)
-            if not self.lanes.get(previous, True):
-                del self.lanes[previous]
-        if group:
-            self.lane_groups[name] = group
-            self.lanes.setdefault(group, {})[name] = copy.deepcopy(dict(body))
-        if not self.changed("lane", event_type, body):
+        if event_type == "DELETED":
+            change = self.lanes.delete(name)
+        else:
+            change = self.lanes.put(name, copy.deepcopy(dict(body)))
+        if not change.changed:
             return
+        previous = lane_group_of(change.old) if change.old is not None else None
+        group = lane_group_of(change.new) if change.new is not None else None
         for affected in {group, previous} - {None}:
             self.trigger(affected)
 
@@ -259,26 +277,16 @@ class Runtime:
         """A Service changed: its selector decides pod membership."""
         key = f"{namespace}/{name}"
         selector = None if event_type == "DELETED" else dict(selector or {})
-        if self.selectors.get(key) == selector:
+        if not self.set_selector(key, selector):
             return
-        self.set_selector(key, selector)
-        for group in self.service_groups.get(key, ()):
+        for group in self.groups.index_keys("service", key):
             self.trigger(group)
 
-    def set_selector(self, key: str, selector: Mapping[str, str] | None) -> None:
-        """Keep `selectors` and `services_by_label` in step with one Service (None: it is gone)."""
-        namespace = key.split("/", 1)[0]
-        for label in (self.selectors.pop(key, None) or {}).items():
-            bucket = self.services_by_label.get((namespace, *label))
-            if bucket is not None:
-                bucket.discard(key)
-                if not bucket:
-                    del self.services_by_label[(namespace, *label)]
+    def set_selector(self, key: str, selector: Mapping[str, str] | None) -> bool:
+        """Keep one Service's selector (None: it is gone); whether it changed."""
         if selector is None:
-            return
-        self.selectors[key] = dict(selector)
-        for label in selector.items():
-            self.services_by_label.setdefault((namespace, *label), set()).add(key)
+            return self.services.delete(key).old is not None
+        return self.services.put(key, Selector(key.split("/", 1)[0], dict(selector))).changed
 
     def on_rollout(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A rollout's step may have moved: reconcile the groups with a service beside it.
@@ -288,67 +296,40 @@ class Runtime:
         that may split traffic, now or at its last event, concerns routes at all (a release
         without traffic steps moves pods, whose own events reconcile the groups).
         """
-        metadata = body.get("metadata") or {}
-        key = ("rollout", f"{metadata.get('namespace')}/{metadata.get('name')}")
-        status = body.get("status") or {}
-        canary = status.get("canaryStatus") or {}
-        splits = event_type != "DELETED" and splits_traffic(body)
-        self._keep(self.rollouts, body, splits)
-        essence = (
-            metadata.get("generation"), status.get("phase"),
-            canary.get("currentStepIndex"), canary.get("currentStepState"), splits,
-        )
-        before = self.seen.get(key)
+        key = _namespace_name(body)
         if event_type == "DELETED":
-            self.seen.pop(key, None)
-        elif before == essence:
-            return
+            change = self.rollouts.delete(key)
         else:
-            self.seen[key] = essence
-        if not splits and not (before is not None and before[-1]):
+            change = self.rollouts.put(key, copy.deepcopy(dict(body)))
+        if not change.changed:
             return
-        for group in self.groups_in(metadata.get("namespace") or "default"):
+        splits = change.new is not None and splits_traffic(change.new)
+        if not splits and not (change.old is not None and splits_traffic(change.old)):
+            return
+        for group in self.groups_in(key[0]):
             self.trigger(group)
 
-    def groups_in(self, namespace: str) -> set[str]:
+    def groups_in(self, namespace: str) -> frozenset[str]:
         """The groups with a service in `namespace`."""
-        return {g for g, keys in self.group_services.items() if any(k.split("/", 1)[0] == namespace for k in keys)}
-
-    @staticmethod
-    def _keep(store: dict[str, dict[str, dict]], body: Mapping[str, Any], kept: bool) -> None:
-        """Keep (or drop) a namespaced body in a store by namespace and name."""
-        metadata = body.get("metadata") or {}
-        namespace, name = metadata.get("namespace") or "default", metadata.get("name", "")
-        if kept:
-            store.setdefault(namespace, {})[name] = copy.deepcopy(dict(body))
-        elif name in store.get(namespace, {}):
-            del store[namespace][name]
-            if not store[namespace]:
-                del store[namespace]
+        return self.groups.index_keys("namespace", namespace)
 
     def on_release(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A lane release's entry weight or phase may have moved: reconcile its lane's group.
 
         Only the phase, step and weight count, so its progress messages trigger nothing.
         """
-        metadata = body.get("metadata") or {}
-        key = ("lanerelease", f"{metadata.get('namespace')}/{metadata.get('name')}")
-        status = body.get("status") or {}
-        self._keep(self.releases, body, event_type != "DELETED")
-        essence = (metadata.get("generation"), status.get("phase"),
-                   status.get("currentStepIndex"), status.get("weight"))
+        key = _namespace_name(body)
         if event_type == "DELETED":
-            self.seen.pop(key, None)
-        elif self.seen.get(key) == essence:
+            self.releases.delete(key)
+        elif not self.releases.put(key, copy.deepcopy(dict(body))).changed:
             return
-        else:
-            self.seen[key] = essence
         lane = ((body.get("spec") or {}).get("swimLaneRef") or {}).get("name")
-        group = self.lane_groups.get(lane) if lane else None
+        lane_body = self.lanes.get(lane) if lane else None
+        group = lane_group_of(lane_body) if lane_body is not None else None
         if group is not None:
             self.trigger(group)
             return
-        for name in self.groups_in(metadata.get("namespace") or "default"):
+        for name in self.groups_in(key[0]):
             self.trigger(name)
 
     def on_pod(self, event_type: str | None, body: Mapping[str, Any]) -> None:
@@ -359,44 +340,25 @@ class Runtime:
         """
         view = pod_view(body)
         key = (view.namespace, view.name)
-        seen = self.pods_seen.get(key)
+        seen = self.pods.get(key)
         if seen is None and not self.pod_has_lane_key(view.labels):
             return
-        state = (tuple(sorted(view.labels.items())), view.ready)
-        if event_type != "DELETED" and seen is not None and seen[:2] == state:
+        if event_type != "DELETED" and self.pods.unchanged(key, LanePod(view)):
             return
         groups = self.groups_selecting(view.namespace, view.labels)
         if event_type == "DELETED":
-            self.pods_seen.pop(key, None)
-            self.index_pod(key, None)
+            self.pods.delete(key)
         else:
-            self.pods_seen[key] = (*state, frozenset(groups))
-            self.index_pod(key, view)
-        for group in groups | (seen[2] if seen is not None else frozenset()):
+            self.pods.put(key, LanePod(view, frozenset(groups)))
+        for group in groups | (seen.groups if seen is not None else frozenset()):
             self.trigger(group)
-
-    def index_pod(self, key: tuple[str, str], view: PodView | None) -> None:
-        """Keep `pod_views` and `pods_by_label` in step with one pod (None: it is gone)."""
-        old = self.pod_views.pop(key, None)
-        if old is not None:
-            for label in old.labels.items():
-                bucket = self.pods_by_label.get((key[0], *label))
-                if bucket is not None:
-                    bucket.discard(key)
-                    if not bucket:
-                        del self.pods_by_label[(key[0], *label)]
-        if view is not None:
-            self.pod_views[key] = view
-            for label in view.labels.items():
-                self.pods_by_label.setdefault((key[0], *label), set()).add(key)
 
     def pods_selected(self, namespace: str, selector: Mapping[str, str] | None) -> list[PodView]:
         """The lane pods of `namespace` a Service selector selects, from the label index."""
         if not selector:
             return []
-        buckets = [self.pods_by_label.get((namespace, *label), set()) for label in selector.items()]
-        keys = set.intersection(*buckets) if buckets else set()
-        return [self.pod_views[key] for key in keys]
+        keys = self.pods.intersect("label", _labels_in_namespace(namespace, selector))
+        return [self.pods.get(key).view for key in keys]  # type: ignore[union-attr]
 
     def on_generated(self, labels: Mapping[str, str]) -> None:
         """A generated object changed or vanished: check its group's objects again.
@@ -412,45 +374,27 @@ class Runtime:
 
     def owners_of(self, labels: Mapping[str, str]) -> set[str]:
         """Groups whose owner labels `labels` carry; the label value itself if none is known."""
-        found = set()
-        for flavour in FLAVOURS.values():
-            managed = flavour.managed_labels()
-            if not all(labels.get(k) == v for k, v in managed.items()):
-                continue
-            keys = [k for k in flavour.owner_labels("x") if k not in managed]
-            mark = (flavour.name, tuple((k, labels.get(k)) for k in keys))
-            known = self.owner_marks.get(mark)
+        found: set[str] = set()
+        for mark, values in marks_of(labels):
+            known = self.groups.index_keys("owner", mark)
             if known:
                 found |= known
             elif not found:
-                found.update(labels[k] for k in keys if k in labels)
+                found.update(values)
         return found
-
-    def _mark_owner(self, name: str, add: bool) -> None:
-        """Keep `owner_marks` in step with one group: its owner labels in every flavour."""
-        for flavour in FLAVOURS.values():
-            managed = flavour.managed_labels()
-            owned = owner_selector(name, flavour.name)
-            mark = (flavour.name, tuple((k, v) for k, v in owned.items() if k not in managed))
-            if add:
-                self.owner_marks.setdefault(mark, set()).add(name)
-            elif name in self.owner_marks.get(mark, ()):
-                self.owner_marks[mark].discard(name)
-                if not self.owner_marks[mark]:
-                    del self.owner_marks[mark]
 
     def groups_selecting(self, namespace: str, labels: Mapping[str, str]) -> set[str]:
         """Groups with a service in `namespace` whose Service selects these labels.
 
         Only Services whose selector shares a label with the pod are looked at.
         """
-        candidates = {
-            key for label in labels.items() for key in self.services_by_label.get((namespace, *label), ())
-        }
-        groups = set()
+        candidates = {key for label in _labels_in_namespace(namespace, labels)
+                      for key in self.services.index("label").get(label, ())}
+        groups: set[str] = set()
         for key in candidates:
-            owners = self.service_groups.get(key)
-            if owners and selects(self.selectors.get(key), labels):
+            owners = self.groups.index_keys("service", key)
+            service = self.services.get(key)
+            if owners and service is not None and selects(service.labels, labels):
                 groups |= owners
         return groups
 
@@ -462,25 +406,23 @@ class Runtime:
         """
         group = self.groups.get(name)
         keys = service_keys(group) if group is not None else frozenset()
-        selectors = {key: self.selectors[key] for key in keys if key in self.selectors}
+        selectors = {}
+        for key in keys:
+            service = self.services.get(key)
+            if service is not None:
+                selectors[key] = dict(service.labels)
         namespaces = {key.split("/", 1)[0] for key in keys}
         found: dict[tuple[str, str], PodView] = {}
         for key, selector in selectors.items():
             for view in self.pods_selected(key.split("/", 1)[0], selector):
                 found[(view.namespace, view.name)] = view
-        others = [self.groups[other] for other in sorted(self.sharing(name, keys)) if other in self.groups]
-        steps = [body for namespace in namespaces for body in self.rollouts.get(namespace, {}).values()
-                 if splits_traffic(body)]
-        releases = [body for namespace in namespaces for body in self.releases.get(namespace, {}).values()]
+        others = [self.groups.get(other) for other in sorted(self.sharing(name, keys)) if other in self.groups]
+        steps = [body for namespace in namespaces for body in self.rollouts.by_index("splitting", namespace)]
+        releases = [body for namespace in namespaces for body in self.releases.by_index("namespace", namespace)]
         return Snapshot(
-            name, group, list(self.lanes.get(name, {}).values()), selectors, list(found.values()),
-            others, steps, releases,
+            name, group, self.lanes.by_index("group", name), selectors, list(found.values()),
+            others, steps, releases,  # type: ignore[arg-type]
         )
-
-    async def work(self, name: str, force: bool) -> None:
-        """The scheduler's work: snapshot in the loop, reconcile in a thread."""
-        snap = self.snapshot(name)
-        await asyncio.to_thread(self.reconciler.reconcile, snap, force)
 
     async def resync(self) -> None:
         """Every `resync` seconds, compare every group's live objects in full (reads only)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 log = logging.getLogger("lanes.operator")
 
@@ -135,16 +136,19 @@ Reconcile = Callable[[str, str], "float | None"]
 
 
 class RequeuingQueue:
-    """A Scheduler of `namespace/name` keys whose reconcile says when to run again.
+    """A Scheduler of keys whose reconcile says when to run again.
 
-    The reconcile runs in a thread; it returns None (only a change will move the object), 0
-    (run again at once) or seconds until a pause, check or deadline is due, kept as one timer
-    per key so a new trigger replaces it.
+    What a reconcile needs from the event loop (a snapshot of the watches' store) is taken
+    there by `prepare`; the reconcile itself (`run`) runs in a thread and returns None (only a
+    change will move the object), 0 (run again at once) or seconds until a pause, check or
+    deadline is due, kept as one timer per key so a new trigger replaces it. By default the
+    keys are `namespace/name` and `run` calls `reconcile(namespace, name)`.
     """
 
-    def __init__(self, reconcile: Reconcile, workers: int = 4, describe: Describe = str):
-        self.reconcile = reconcile
-        self.scheduler = Scheduler(self.work, workers=workers, describe=describe)
+    def __init__(self, reconcile: Reconcile | None = None, workers: int = 4, describe: Describe = str,
+                 *, debounce: float = 0.02):
+        self._reconcile = reconcile
+        self.scheduler = Scheduler(self.work, workers=workers, debounce=debounce, describe=describe)
         self.timers: dict[str, asyncio.TimerHandle] = {}
 
     def start(self) -> None:
@@ -158,10 +162,20 @@ class RequeuingQueue:
         self.timers.clear()
         await self.scheduler.stop()
 
+    def prepare(self, key: str) -> Any:
+        """What `run` needs from the event loop, taken there (by default, the key itself)."""
+        return key
+
+    def run(self, prepared: Any, force: bool) -> float | None:
+        """One reconcile, in a worker thread; returns when to run again."""
+        assert self._reconcile is not None
+        namespace, name = prepared.split("/", 1)
+        return self._reconcile(namespace, name)
+
     async def work(self, key: str, force: bool) -> None:
         """Reconcile in a worker thread, then schedule the next run if one is due."""
-        namespace, name = key.split("/", 1)
-        again = await asyncio.to_thread(self.reconcile, namespace, name)
+        prepared = self.prepare(key)
+        again = await asyncio.to_thread(self.run, prepared, force)
         old = self.timers.pop(key, None)
         if old is not None:
             old.cancel()

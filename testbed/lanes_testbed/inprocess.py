@@ -20,6 +20,7 @@ from kubernetes.client.exceptions import ApiException
 
 from lanes.operator.run import serve
 from lanes.operator.runtime import Options, Runtime
+from lanes.operator.wiring import wire
 
 T = TypeVar("T")
 
@@ -29,7 +30,8 @@ class OperatorThread:
 
     def __init__(self, options: Options, runtime: Runtime | None = None, memo: kopf.Memo | None = None):
         self.options = options
-        self.runtime = runtime or Runtime(options)
+        self.operator = wire(options, runtime or Runtime(options))
+        self.runtime = self.operator.runtime
         self.memo = memo if memo is not None else kopf.Memo()
         self.loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
@@ -41,7 +43,7 @@ class OperatorThread:
         async def main() -> None:
             self.loop = asyncio.get_running_loop()
             await serve(
-                self.options, runtime=self.runtime, memo=self.memo,
+                self.options, operator=self.operator, memo=self.memo,
                 stop_flag=self._stop, ready_flag=self._ready,
             )
 
@@ -76,8 +78,7 @@ class OperatorThread:
     @property
     def busy(self) -> bool:
         """Whether a reconcile of a group or of a rollout is queued or running."""
-        rollouts = getattr(self.memo, "rollouts", None)
-        return self.runtime.scheduler.busy or (rollouts is not None and rollouts.scheduler.busy)
+        return self.runtime.scheduler.busy or self.operator.rollouts.scheduler.busy
 
     def settle(self, quiet: float = 0.5, timeout: float = 30.0) -> None:
         """Wait until no reconcile has been queued or running for `quiet` seconds."""

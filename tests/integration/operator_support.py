@@ -19,7 +19,7 @@ from lanes_testbed.istioctl import Message, analyze, ensure_istioctl, unexpected
 from lanes.kube.apply import list_owned
 from lanes.kube.kinds import SWIMLANE, SWIMLANEGROUP
 from lanes.kube.objects import Objects
-from lanes.operator.plan import owners
+from lanes.kube.ownership import owners
 from lanes_testbed.inprocess import delete_pod, eventually, make_pod
 from lanes.render import object_key, render_group
 from tests.conftest import REFERENCE

@@ -29,7 +29,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from lanes_testbed import processes
+from lanes_testbed import inprocess, processes
 from lanes_testbed.controlplane import ControlPlane
 from lanes_testbed.node import LocalNode
 from lanes_testbed.node.identity import KUBECONFIG_FILE
@@ -40,7 +40,7 @@ from lanes.rollout import CANARY_LABEL, ROLLOUT_LABEL
 from .operator_support import build_story, create_story, delete_story, enter_state, group_exists, live_generated, matches
 from .test_chart import CHART, helm
 
-eventually = functools.partial(testing.eventually, timeout=90.0, interval=0.2)
+eventually = functools.partial(inprocess.eventually, timeout=90.0, interval=0.2)
 
 LEASE_DURATION = 4
 # Short timings keep the test quick (the chart's 15/10/2 s are measured by bench/failover.py);

@@ -16,7 +16,8 @@ from lanes.operator.conditions import (
     same_status,
     set_condition,
 )
-from lanes.operator.plan import Inputs, lane_bodies_of, owner_among, owners, plan_group
+from lanes.kube.ownership import owner_among, owners
+from lanes.operator.plan import Inputs, lane_bodies_of, plan_group
 from lanes.render import render_group
 from lanes.render.observe import PodView
 from tests.conftest import REFERENCE

@@ -245,7 +245,7 @@ def test_snapshot_gathers_the_groups_objects() -> None:
     rt.on_pod("MODIFIED", pod("p", {"app": "a", "lane": "y"}, ready=False))
     assert [(p.labels["lane"], p.ready) for p in rt.snapshot("g1").pods] == [("y", False)]
     rt.on_pod("DELETED", pod("p", {"app": "a", "lane": "y"}))
-    assert rt.snapshot("g1").pods == [] and rt.pods_by_label.get(("default", "app", "a")) is None
+    assert rt.snapshot("g1").pods == [] and rt.pods.index("label").get(("default", "app", "a")) is None
     assert rt.snapshot("nope").group is None
 
 

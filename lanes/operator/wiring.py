@@ -1,0 +1,147 @@
+"""Every controller of one operator process, made and wired in one place.
+
+The SwimLaneGroup controller (with the stores its watches fill), the WorkloadRollout and the
+LaneRelease controllers share one API client (so every write is counted and, with an election,
+only the leader writes) and the analysis defaults; each gets what it needs here, passed in,
+and none looks another up. `registry` puts every handler on one kopf registry, with the login
+and the leader election that starts and stops all of their workers together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+from kubernetes.client import ApiClient
+
+from lanes.kube.lanereleases import LaneReleasesApi
+from lanes.kube.lease import LeaseApi
+from lanes.kube.rollouts import RolloutsApi
+
+from .checks import AnalysisSettings
+from .handlers import register as register_groups
+from .lanereleases import LaneReleases
+from .lanereleases import register as register_lanereleases
+from .leader import LeaderElector
+from .rollouts import Rollouts
+from .rollouts import register as register_rollouts
+from .runtime import Options, Runtime
+
+log = logging.getLogger("lanes.operator")
+
+
+@dataclass
+class Operator:
+    """The controllers of one operator process and what they share."""
+
+    runtime: Runtime
+    rollouts: Rollouts
+    lanereleases: LaneReleases
+
+    @property
+    def options(self) -> Options:
+        """How the operator runs."""
+        return self.runtime.options
+
+    @property
+    def release_workers(self) -> list[Rollouts | LaneReleases]:
+        """The rollout and lane-release queues, which only the leader runs."""
+        return [self.rollouts, self.lanereleases]
+
+
+def wire(options: Options, runtime: Runtime | None = None) -> Operator:
+    """Make every controller, sharing the group runtime's API client and analysis defaults."""
+    runtime = runtime or Runtime(options)
+    settings = AnalysisSettings(options.prometheus_url, options.metric_source)
+    return Operator(
+        runtime,
+        Rollouts(RolloutsApi(runtime.api), workers=options.rollout_workers, settings=settings),
+        LaneReleases(LaneReleasesApi(runtime.api), settings=settings),
+    )
+
+
+def connection_info(operator: Operator, settings: kopf.OperatorSettings) -> kopf.ConnectionInfo:
+    """kopf's credentials from the same configuration the kube layer uses."""
+    config = operator.runtime.api.configuration
+    header = config.get_api_key_with_prefix("BearerToken") or config.get_api_key_with_prefix(
+        "authorization"
+    )
+    parts = header.split(" ", 1) if header else []
+    scheme, token = (None, None) if not parts else (None, parts[0]) if len(parts) == 1 else (parts[0], parts[1])
+    return kopf.ConnectionInfo(
+        server=config.host,
+        ca_path=config.ssl_ca_cert,
+        insecure=not config.verify_ssl,
+        scheme=scheme,
+        token=token,
+        certificate_path=config.cert_file,
+        private_key_path=config.key_file,
+        trust_env=settings.networking.trust_env,
+    )
+
+
+def registry(operator: Operator, on_lost: Callable[[], None]) -> kopf.OperatorRegistry:
+    """A registry with every controller's handlers, the login, and the leader election.
+
+    `on_lost` runs when a leader loses its Lease.
+    """
+    elected = operator.options.election is not None
+    built = register_groups(kopf.OperatorRegistry(), operator.runtime)
+    register_rollouts(built, rollouts=operator.rollouts, elected=elected)
+    register_lanereleases(built, releases=operator.lanereleases, elected=elected)
+
+    def operator_login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
+        return connection_info(operator, settings)
+
+    kopf.on.login(registry=built)(operator_login)
+    register_leadership(built, operator, on_lost)
+    return built
+
+
+def register_leadership(registry: kopf.OperatorRegistry, operator: Operator, on_lost: Callable[[], None]) -> None:
+    """Start and stop leader election, after the other startup handlers made the workers."""
+    runtime = operator.runtime
+    state: dict[str, Any] = {}
+
+    async def leadership_startup(**_: Any) -> None:
+        election = operator.options.election
+        if election is None:
+            return
+        lease_client = ApiClient(runtime.api.configuration)
+
+        async def started() -> None:
+            runtime.metrics.leader.set(1)
+            runtime.reconciler.start()
+            for workers in operator.release_workers:
+                workers.start()
+            runtime.trigger_all(force=True)
+
+        def lost() -> None:
+            runtime.metrics.leader.set(0)
+            on_lost()
+
+        elector = LeaderElector(
+            LeaseApi(lease_client, election.namespace, election.name), election, started, lost
+        )
+        runtime.api.may_write = lambda: elector.leading
+        runtime.metrics.leader.set(0)
+        state.update(elector=elector, lease_client=lease_client,
+                     task=asyncio.create_task(elector.run(), name="lanes-leader-election"))
+
+    async def leadership_cleanup(**_: Any) -> None:
+        elector = state.get("elector")
+        if elector is None:
+            return
+        state["task"].cancel()
+        await runtime.reconciler.stop()
+        for workers in operator.release_workers:
+            await workers.stop()
+        await asyncio.to_thread(elector.release)
+        state["lease_client"].close()
+
+    kopf.on.startup(registry=registry, id="leadership-startup")(leadership_startup)
+    kopf.on.cleanup(registry=registry, id="leadership-cleanup")(leadership_cleanup)
