@@ -34,7 +34,6 @@ from lanes_testbed.controlplane import ControlPlane
 from lanes_testbed.node import LocalNode
 from lanes_testbed.node.identity import KUBECONFIG_FILE
 from lanes.kube.kinds import SWIMLANE, SWIMLANEGROUP
-from lanes_testbed import inprocess as testing
 from lanes.rollout import CANARY_LABEL, ROLLOUT_LABEL
 
 from .operator_support import build_story, create_story, delete_story, enter_state, group_exists, live_generated, matches
