@@ -2,7 +2,7 @@
 
 `helm template` renders charts/lanes into a namespace and release of this test's own and the
 objects are applied server-side; kube-controller-manager turns the Deployment into two pods,
-and the local node runs each as a real `kubectl-lane operator` process on its own 127.0.0.x
+and the local node runs each as a real `kubectl-lane operator` process on its own loopback
 address, acting as the chart's ServiceAccount through the token the node requests for it, so
 the operator has exactly the chart's RBAC. One replica takes the chart's Lease and
 reconciles a group; the leader is then frozen (SIGSTOP) and its pod deleted, as when its
@@ -29,18 +29,17 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from lanes_testbed import processes
+from lanes_testbed import inprocess, processes
 from lanes_testbed.controlplane import ControlPlane
 from lanes_testbed.node import LocalNode
 from lanes_testbed.node.identity import KUBECONFIG_FILE
 from lanes.kube.kinds import SWIMLANE, SWIMLANEGROUP
-from lanes.operator import testing
 from lanes.rollout import CANARY_LABEL, ROLLOUT_LABEL
 
 from .operator_support import build_story, create_story, delete_story, enter_state, group_exists, live_generated, matches
 from .test_chart import CHART, helm
 
-eventually = functools.partial(testing.eventually, timeout=90.0, interval=0.2)
+eventually = functools.partial(inprocess.eventually, timeout=90.0, interval=0.2)
 
 LEASE_DURATION = 4
 # Short timings keep the test quick (the chart's 15/10/2 s are measured by bench/failover.py);
