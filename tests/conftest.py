@@ -19,15 +19,38 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
     A cold build takes minutes; done here it shows its progress instead of happening silently
     inside whichever test first needs a cluster. Runs of unit tests alone build nothing.
+    Under pytest-xdist the controller builds instead (below): a worker's output is not shown.
     """
-    suites = {Path(str(item.path)).relative_to(ROOT).parts[1] for item in session.items}
+    if not hasattr(session.config, "workerinput"):
+        build_cluster_tools(session.config, [item.nodeid for item in session.items])
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids: list[str]) -> None:
+    """Under pytest-xdist, build once in the controller before it hands any worker a test.
+
+    Workers wait for their tests meanwhile, rather than all queueing on the build's file lock
+    with their progress lost.
+    """
+    config = node.config
+    if not config.stash.get(_BUILT, False):
+        config.stash[_BUILT] = True
+        build_cluster_tools(config, ids)
+
+
+_BUILT = pytest.StashKey[bool]()
+
+
+def build_cluster_tools(config: pytest.Config, nodeids: list[str]) -> None:
+    """Build what the cluster suites need, if any of `nodeids` (rootdir-relative) is in one."""
+    suites = {nodeid.split("/")[1] for nodeid in nodeids if nodeid.startswith("tests/")}
     if not suites & set(CLUSTER_SUITES):
         return
     from lanes_testbed.binaries import ensure_binaries
     from lanes_testbed.helm import ensure_helm
     from lanes_testbed.istioctl import ensure_istioctl
 
-    capture = session.config.pluginmanager.getplugin("capturemanager")
+    capture = config.pluginmanager.getplugin("capturemanager")
     with capture.global_and_fixture_disabled():
         ensure_binaries(progress=sys.stderr)
         ensure_helm(progress=sys.stderr)
