@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 
@@ -39,6 +40,27 @@ def pytest_xdist_node_collection_finished(node, ids: list[str]) -> None:
 
 
 _BUILT = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On pytest-xdist workers, interleave the files of the three suites.
+
+    Workers take whole files in this order (`--dist loadfile --no-loadscope-reorder`): the slow
+    end-to-end files, each starting a whole stack, then start early but seldom at the same
+    time, rather than crowding the two cores together or trailing at the end of the run.
+    """
+    if not hasattr(config, "workerinput"):
+        return
+    files: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        files.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
+    suites: dict[str, list[str]] = {}
+    for path in files:
+        suites.setdefault(path.split("/")[1] if path.count("/") > 1 else "", []).append(path)
+    queues = [suites.pop(suite, []) for suite in CLUSTER_SUITES] + list(suites.values())
+    order = [path for turn in itertools.zip_longest(*queues) for path in turn if path is not None]
+    items[:] = [item for path in order for item in files[path]]
 
 
 def build_cluster_tools(config: pytest.Config, nodeids: list[str]) -> None:
