@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Test workers (pytest-xdist). The suite mostly waits on control planes, Envoy and Prometheus,
+# so more workers than cores pay off; each starts its own control plane (about 1 GB).
+TEST_WORKERS ?= 3
 
 .PHONY: demo demo-analysis demo-lane test unit crds docs bench clean
 
@@ -23,8 +26,10 @@ demo-analysis: $(STAMP)
 demo-lane: $(STAMP)
 	$(BIN)/kubectl-lane demo --story lane
 
+# Whole files go to one worker (--dist loadfile), so a module's operator or stack starts once;
+# in the order tests/conftest.py gives them.
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit

@@ -91,7 +91,7 @@ class OperatorProcess:
         self.process = None
 
 
-def wait_for_webhook(api: client.ApiClient, config_name: str, port: int, timeout: float = 60) -> None:
+def wait_for_webhook(api: client.ApiClient, config_name: str, port: int, timeout: float = 120) -> None:
     """Wait until the webhook configuration points at the operator listening on `port`."""
     admission = client.AdmissionregistrationV1Api(api)
 

@@ -2,7 +2,7 @@
 
 `helm template` renders charts/lanes into a namespace and release of this test's own and the
 objects are applied server-side; kube-controller-manager turns the Deployment into two pods,
-and the local node runs each as a real `kubectl-lane operator` process on its own 127.0.0.x
+and the local node runs each as a real `kubectl-lane operator` process on its own loopback
 address, acting as the chart's ServiceAccount through the token the node requests for it, so
 the operator has exactly the chart's RBAC. One replica takes the chart's Lease and
 reconciles a group; the leader is then frozen (SIGSTOP) and its pod deleted, as when its

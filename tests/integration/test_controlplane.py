@@ -17,15 +17,14 @@ from kubernetes.client.exceptions import ApiException
 from typer.testing import CliRunner
 
 from lanes_testbed.cli.dev import app as dev_app
-from lanes_testbed import cluster, processes
+from lanes_testbed import cluster, inprocess, processes
 from lanes_testbed.binaries import pinned_versions, reported_version
 from lanes_testbed.controlplane import ControlPlane
 from lanes_testbed.manifests import crd_names
-from lanes_testbed import inprocess as testing
 
 pytestmark = pytest.mark.integration
 
-eventually = functools.partial(testing.eventually, timeout=60.0, interval=0.2)
+eventually = functools.partial(inprocess.eventually, timeout=60.0, interval=0.2)
 
 
 def virtual_service(name: str, **spec_extra: object) -> dict:

@@ -125,7 +125,7 @@ def test_a_reconcile_cut_between_two_writes_never_routes_to_a_missing_subset(
                 with WriteHold(kube_api, story.name, step.held) as hold:
                     hold.armed = True
                     step.change(core, namespace)
-                    assert hold.holding.wait(30), f"{step.name}: the operator wrote no {step.held}"
+                    assert hold.holding.wait(60), f"{step.name}: the operator wrote no {step.held}"
                     operator.kill()
                     hold.release()
                     assert mocka_routes(kube_api, story) == step.at_kill, (

@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from lanes_testbed import inprocess, loopback
 from lanes_testbed.controlplane import ControlPlane
-from lanes_testbed.node import LocalNode
-from lanes_testbed import inprocess as testing
+from lanes_testbed.node import AddressPool, LocalNode
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +32,7 @@ SAMPLE = "registry.cn-beijing.aliyuncs.com/aliacs-app-catalog/go-http-sample"
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-eventually = functools.partial(testing.eventually, timeout=60.0, interval=0.1)
+eventually = functools.partial(inprocess.eventually, timeout=60.0, interval=0.1)
 
 
 def deployment(name: str, image: str, replicas: int = 1, **env: str) -> dict[str, Any]:
@@ -107,11 +107,22 @@ def get(ip: str, port: int = 8000, path: str = "/mock") -> str:
 
 
 @pytest.fixture
+def node_addresses() -> Iterator[AddressPool]:
+    """127.0.0.10-250, which no node takes unless told to, held for the test."""
+    block = loopback.take_block("127.0.0", wait=True)
+    assert block is not None, "another caller in this process holds 127.0.0"
+    try:
+        yield AddressPool.in_block(block)
+    finally:
+        loopback.give_back(block)
+
+
+@pytest.fixture
 def node(control_plane: ControlPlane, kube_api: client.ApiClient, namespace: str,
-         tmp_path: Path) -> Iterator[LocalNode]:
+         node_addresses: AddressPool, tmp_path: Path) -> Iterator[LocalNode]:
     """A local node for this test's namespace; afterwards none of its processes may live."""
     local = LocalNode(control_plane.kubeconfig, f"node-{namespace}", namespaces=[namespace],
-                      log_dir=tmp_path / "pods", heartbeat_s=1.0)
+                      addresses=node_addresses, log_dir=tmp_path / "pods", heartbeat_s=1.0)
     pids: set[int] = set()
 
     def remember() -> None:

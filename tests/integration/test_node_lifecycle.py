@@ -27,6 +27,7 @@ from tests.integration.test_node import (
     get,
     is_ready,
     node,  # noqa: F401 (fixture)
+    node_addresses,  # noqa: F401 (fixture)
     pid_of,
     ready_pods,
 )

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import random
 import socket
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..loopback import take_block
 from ..processes import Child, spawn, stop, wait_until
 
 APP_MODULE = "lanes_testbed.mesh.mockapp"
@@ -60,14 +60,12 @@ def serving(ip: str, port: int) -> bool:
 
 
 def free_block(port: int = 8000) -> str:
-    """A `127.0.N` block whose first addresses nobody listens on at `port`.
+    """A `127.N.M` block for the caller's pods alone, its first addresses free at `port`.
 
-    Blocks are tried in random order so that test sessions running side by side (or the demo)
-    rarely pick the same one; the local node uses the low blocks.
+    No other caller, in this process or another, gets the block (see `lanes_testbed.loopback`);
+    it stays the caller's until the process ends. One something else listens on is skipped.
     """
-    blocks = list(range(32, 250))
-    random.shuffle(blocks)
-    for third in blocks:
-        if not any(serving(f"127.0.{third}.{last}", port) for last in range(1, 17)):
-            return f"127.0.{third}"
-    raise RuntimeError(f"no 127.0.N block is free on port {port}")
+    while True:
+        block = take_block()
+        if not any(serving(f"{block}.{last}", port) for last in range(1, 17)):
+            return block

@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from lanes_testbed.node.addresses import DEFAULT_FIRST, DEFAULT_LAST, AddressPool
+from lanes_testbed.node.addresses import AddressPool
 from lanes_testbed.node.node import LocalNode
 from lanes_testbed.node.serve import serve
 
@@ -21,8 +21,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="bind pending pods only in this namespace (repeatable) "
                         "[default: all but kube-system]")
     parser.add_argument("--selector", help="bind only pending pods matching this label selector")
-    parser.add_argument("--addresses", default=f"{DEFAULT_FIRST}-{DEFAULT_LAST}",
-                        help="loopback range for pod IPs [default: %(default)s]")
+    parser.add_argument("--addresses", metavar="FIRST-LAST",
+                        help="loopback range for pod IPs [default: .10-.250 of a 127.N.M block "
+                        "that no other process hands out]")
     parser.add_argument("--log-dir", type=Path, help="where container output goes")
     parser.add_argument("--simulate", action="store_true",
                         help="run nothing: mark pods Running and Ready at once (benchmarks only)")
@@ -33,9 +34,13 @@ def main(argv: list[str] | None = None) -> int:
 
         return serve(SimulatedNode(args.kubeconfig, args.name, namespaces=args.namespaces,
                                    label_selector=args.selector))
-    first, _, last = args.addresses.partition("-")
+    if args.addresses:
+        first, _, last = args.addresses.partition("-")
+        addresses = AddressPool(first, last or first)
+    else:
+        addresses = AddressPool.own()
     node = LocalNode(args.kubeconfig, args.name, args.proxy_url, namespaces=args.namespaces,
-                     label_selector=args.selector, addresses=AddressPool(first, last or first),
+                     label_selector=args.selector, addresses=addresses,
                      log_dir=args.log_dir)
     return serve(node)
 

@@ -73,7 +73,8 @@ class LocalNode:
             (passed as HTTP_PROXY/http_proxy, overriding the pod's own).
         namespaces: bind pending pods only in these; None means all but `exclude_namespaces`.
         label_selector: bind only pending pods matching it.
-        addresses: the loopback pool pod IPs come from.
+        addresses: the loopback pool pod IPs come from; by default a block of this
+            process's own loopback range (see `lanes_testbed.loopback`).
         log_dir: where each container's output goes, `NS_POD_UID/CONTAINER.log`.
     """
 
@@ -97,7 +98,8 @@ class LocalNode:
         self.namespaces = frozenset(namespaces) if namespaces is not None else None
         self.exclude_namespaces = frozenset(exclude_namespaces)
         self.label_selector = label_selector
-        self.addresses = addresses or AddressPool()
+        self.addresses = addresses or AddressPool.own()
+        self._owns_addresses = addresses is None
         self.host_ip = host_ip
         self.log_dir = Path(log_dir) if log_dir else None
         self.heartbeat_s = heartbeat_s
@@ -164,6 +166,8 @@ class LocalNode:
         self._probes.shutdown(wait=False, cancel_futures=True)
         if self._api is not None:
             self._api.close()
+        if self._owns_addresses:
+            self.addresses.close()
         atexit.unregister(self.stop)
 
     def running(self) -> dict[str, RunningPod]:
