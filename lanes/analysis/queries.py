@@ -21,7 +21,7 @@ Two sources serve the built-ins:
   source needs that rule in its bootstrap's `stats_config` (the local mesh has it, see
   `lanes_testbed.mesh.translate.STATS_TAGS`).
 
-Pure: no I/O; `lanes.operator.prometheus` sends the rendered queries.
+Pure: no I/O; `lanes.operator.providers.prometheus` sends the rendered queries.
 """
 
 from __future__ import annotations

@@ -25,10 +25,8 @@ from lanes.api.analysis import Analysis, Metric, MetricTemplate
 from lanes.api.workloadrollout import WorkloadRollout
 from lanes.rollout.canary import canary_name
 
-from .prometheus import PrometheusUnavailable, query_value
-
-Query = Callable[[str, str], "float | None"]
-"""Sends PromQL to the Prometheus at an address: `query(address, promql) -> value | None`."""
+from .providers import ProviderUnavailable, Query
+from .providers.prometheus import query_value
 
 TemplateKey = tuple[str, str]
 """A MetricTemplate's (namespace, name)."""
@@ -112,7 +110,7 @@ def read_metric(
         return Reading(metric.name, error=str(error))
     try:
         return Reading(metric.name, value=query(address, promql))
-    except PrometheusUnavailable as error:
+    except ProviderUnavailable as error:
         return Reading(metric.name, unavailable=str(error))
     except QueryError as error:
         return Reading(metric.name, error=str(error))

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from lanes.cli.main import app
 from lanes_testbed.processes import command_line
-from lanes.operator.prometheus import query_value
+from lanes.operator.providers.prometheus import query_value
 
 from .chain import get
 from .test_live_story import processes_mentioning

@@ -31,7 +31,7 @@ from lanes_testbed.processes import free_port
 from lanes_testbed.prometheus import Prometheus, ScrapeTarget, ensure_prometheus
 from lanes.api.analysis import Analysis, MetricTemplate
 from lanes.operator.analysis import CheckContext, read_metrics
-from lanes.operator.prometheus import PrometheusUnavailable, QueryError, query_value
+from lanes.operator.providers.prometheus import PrometheusUnavailable, QueryError, query_value
 
 NAMESPACE, SERVICE, LANE = "team-a", "mockb", "canary"  # a `-` in the namespace, on purpose
 CANARY = "mockb-canary"

@@ -18,7 +18,7 @@ from lanes.operator.analysis import (
     read_metrics,
     template_keys,
 )
-from lanes.operator.prometheus import PrometheusUnavailable, QueryError
+from lanes.operator.providers.prometheus import PrometheusUnavailable, QueryError
 
 CONTEXT = CheckContext(namespace="shop", target="mockb-canary", service="mockb", lane="canary")
 OPERATOR_URL = "http://operator-default:9090"
