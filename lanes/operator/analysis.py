@@ -15,7 +15,7 @@ The only I/O is the injected `query` callable (by default `query_value`), so tes
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
