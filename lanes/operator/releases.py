@@ -90,8 +90,8 @@ class ReleaseQueue(RequeuingQueue):
         super().__init__(self.reconcile_one, workers=workers, describe=error_message)
         self.api = api
         self.settings = settings or AnalysisSettings.from_env()
-        self._reconcile = reconcile
+        self._release_reconcile = reconcile
 
     def reconcile_one(self, namespace: str, name: str) -> float | None:
         """One reconcile of one release, now."""
-        return self._reconcile(self.api, namespace, name, datetime.now(UTC), self.settings)
+        return self._release_reconcile(self.api, namespace, name, datetime.now(UTC), self.settings)
