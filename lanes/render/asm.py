@@ -14,8 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import ClassVar
 
+from lanes.api.topology import weighted_shares
+
 from .base import Flavour
-from .facts import Facts, matches_wire, online_rules, union, weighted_shares
+from .facts import Facts, matches_wire, online_rules, union
 from .names import DNS_SUBDOMAIN_MAX, fqdn, label_value, shorten
 from .steps import step_routes, untagged_condition
 

@@ -18,10 +18,11 @@ from typing import ClassVar
 
 from lanes.api.errors import FieldError, InvalidSpec
 from lanes.api.swimlanegroup import SwimLaneGroup
+from lanes.api.topology import weighted_shares
 
 from . import baggage
 from .base import Flavour
-from .facts import Facts, match_wire, matches_wire, online_rules, union, weighted_shares
+from .facts import Facts, match_wire, matches_wire, online_rules, union
 from .steps import (
     MATCHES_ROUTE,
     UNTAGGED_ROUTE,
