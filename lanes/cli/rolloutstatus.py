@@ -18,11 +18,14 @@ from typing import Any, Literal
 
 import typer
 from rich.console import Console, Group, RenderableType
+from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
 from lanes.cli.console import make_console
 from lanes.rollout import CANARY_LABEL, HELD_ANNOTATION, DeploymentView
+
+from .intents import rollout_name
 
 Outcome = Literal["succeeded", "failed", "rolled back", "progressing"]
 EXIT_CODES: dict[Outcome, int] = {"succeeded": 0, "failed": 1, "rolled back": 1, "progressing": 2}
@@ -303,7 +306,7 @@ def summary_line(view: RolloutView) -> str:
 
 def read_view(api: Any, namespace: str, name: str) -> RolloutView | None:
     """Read one rollout and what it drives; None when it does not exist."""
-    from lanes.kube.rollouts import RolloutsApi
+    from lanes.kube.rollouts import RolloutsApi  # deferred, as in show_rollout
 
     rollouts = RolloutsApi(api)
     body = rollouts.get(namespace, name)
@@ -327,10 +330,10 @@ def show_rollout(
     console: Console | None = None,
 ) -> int:
     """Print a rollout's status (redrawn until the release ends with `watch`); the exit code."""
+    # The kubernetes client loads only when a verb talks to a cluster, so the offline verbs
+    # (render, trace, graph, convert) start without it.
     from lanes.kube.connect import connect
     from lanes.kube.rollouts import default_namespace
-
-    from .intents import rollout_name
 
     name = rollout_name(target)
     namespace = namespace or default_namespace(kubeconfig, context)
@@ -370,8 +373,6 @@ def watch_view(
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     if console.is_terminal:
-        from rich.live import Live
-
         with Live(draw(view), console=console, auto_refresh=False) as live:
             while view.outcome == "progressing" and (deadline is None or time.monotonic() < deadline):
                 time.sleep(POLL_S)
