@@ -63,7 +63,7 @@ class AsmFlavour(Flavour):
             ]
             hosts = list(rule.hosts) if rule else ["*"]
             name = _name("swimlane-ingress-vs", facts.group)
-            return [self._gateway_vs(facts, name, hosts, [route])]
+            return [self.gateway_route(facts, name, NAMESPACE, hosts, [route])]
         objects = []
         for lane in facts.topology.lanes:
             rules = online_rules(lane)
@@ -77,31 +77,15 @@ class AsmFlavour(Flavour):
                 route["route"] = [_lane_route(facts, rule.service, lane.name, rule.port)]
                 http.append(route)
             objects.append(
-                self._gateway_vs(
+                self.gateway_route(
                     facts,
                     _name("swimlane-ingress-vs", facts.group, lane.name),
+                    NAMESPACE,
                     union([r.hosts for r in rules]),
                     http,
                 )
             )
         return objects
-
-    def _gateway_vs(self, facts: Facts, name: str, hosts: list[str], http: list[dict]) -> dict:
-        gateway = facts.topology.group.spec.ingress.gateway
-        return {
-            "apiVersion": API_VERSION,
-            "kind": "VirtualService",
-            "metadata": {
-                "name": name,
-                "namespace": NAMESPACE,
-                "labels": self.owner_labels(facts.group),
-            },
-            "spec": {
-                "gateways": [f"{gateway.namespace}/{gateway.name}"],
-                "hosts": hosts,
-                "http": http,
-            },
-        }
 
     def mesh(self, facts: Facts) -> Callable[[str], tuple[dict, dict]]:
         """A `$asm-label` route with the fallback target, and a subset per serving lane."""
@@ -134,31 +118,15 @@ class AsmFlavour(Flavour):
                 if step is not None and not step.enter:
                     http.extend(step_routes(host, step, fallback, untagged))
             http.append({"name": MESH_ROUTE, "route": [by_label]})
-            vs = {
-                "apiVersion": API_VERSION,
-                "kind": "VirtualService",
-                "metadata": {
-                    "name": shorten(vs_prefix + suffix, DNS_SUBDOMAIN_MAX),
-                    "namespace": NAMESPACE,
-                    "labels": dict(labels),
-                },
-                "spec": {"hosts": [host], "http": http},
-            }
-            dr = {
-                "apiVersion": API_VERSION,
-                "kind": "DestinationRule",
-                "metadata": {
-                    "name": shorten(dr_prefix + suffix, DNS_SUBDOMAIN_MAX),
-                    "namespace": NAMESPACE,
-                    "labels": dict(labels),
-                },
-                "spec": {
-                    "host": host,
-                    "subsets": [
-                        {"name": lane, "labels": dict(selectors[lane])} for lane in members[service]
-                    ],
-                },
-            }
+            vs = self.networking_object(
+                "VirtualService", shorten(vs_prefix + suffix, DNS_SUBDOMAIN_MAX), NAMESPACE,
+                labels, {"hosts": [host], "http": http},
+            )
+            subsets = [{"name": lane, "labels": dict(selectors[lane])} for lane in members[service]]
+            dr = self.networking_object(
+                "DestinationRule", shorten(dr_prefix + suffix, DNS_SUBDOMAIN_MAX), NAMESPACE,
+                labels, {"host": host, "subsets": subsets},
+            )
             return vs, dr
 
         return pair

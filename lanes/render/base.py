@@ -75,6 +75,26 @@ class Flavour(ABC):
         when it is made, which is what keeps a 10,000-service render fast.
         """
 
+    def networking_object(
+        self, kind: str, name: str, namespace: str, labels: dict[str, str], spec: dict
+    ) -> dict:
+        """One object of this flavour's Istio API version, carrying its own copy of `labels`."""
+        return {
+            "apiVersion": self.api_version,
+            "kind": kind,
+            "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+            "spec": spec,
+        }
+
+    def gateway_route(self, facts: Facts, name: str, namespace: str, hosts: list[str],
+                      http: list[dict]) -> dict:
+        """A VirtualService bound to the group's ingress gateway."""
+        gateway = facts.topology.group.spec.ingress.gateway
+        spec = {"gateways": [f"{gateway.namespace}/{gateway.name}"], "hosts": hosts, "http": http}
+        return self.networking_object(
+            "VirtualService", name, namespace, self.owner_labels(facts.group), spec
+        )
+
     def render(self, topology: Topology) -> list[dict]:
         """Every object of the group, in a stable order."""
         facts = facts_of(topology)

@@ -83,22 +83,7 @@ class IstioFlavour(Flavour):
         gateway = spec.ingress.gateway
         name = object_name("lanes", facts.group, INGRESS_SUFFIX)
         _check_ingress_name(facts, gateway.namespace, name)
-        return [
-            {
-                "apiVersion": API_VERSION,
-                "kind": "VirtualService",
-                "metadata": {
-                    "name": name,
-                    "namespace": gateway.namespace,
-                    "labels": self.owner_labels(facts.group),
-                },
-                "spec": {
-                    "gateways": [f"{gateway.namespace}/{gateway.name}"],
-                    "hosts": hosts,
-                    "http": http,
-                },
-            }
-        ]
+        return [self.gateway_route(facts, name, gateway.namespace, hosts, http)]
 
     def mesh(self, facts: Facts) -> Callable[[str], tuple[dict, dict]]:
         """Each service's lane routes then its default route, and its subsets."""
@@ -143,21 +128,13 @@ class IstioFlavour(Flavour):
                     {"name": fallback,
                      "route": [{"destination": {"host": host, "subset": fallback}}]}
                 )
-            vs = {
-                "apiVersion": API_VERSION,
-                "kind": "VirtualService",
-                "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
-                "spec": {"hosts": [host], "http": http},
-            }
-            dr = {
-                "apiVersion": API_VERSION,
-                "kind": "DestinationRule",
-                "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
-                "spec": {
-                    "host": host,
-                    "subsets": [{"name": lane, "labels": dict(selectors[lane])} for lane in lanes],
-                },
-            }
+            vs = self.networking_object(
+                "VirtualService", name, namespace, labels, {"hosts": [host], "http": http}
+            )
+            subsets = [{"name": lane, "labels": dict(selectors[lane])} for lane in lanes]
+            dr = self.networking_object(
+                "DestinationRule", name, namespace, labels, {"host": host, "subsets": subsets}
+            )
             return vs, dr
 
         return pair
