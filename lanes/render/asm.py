@@ -18,7 +18,7 @@ from lanes.api.topology import weighted_shares
 
 from .base import Flavour
 from .facts import Facts, matches_wire, online_rules, union
-from .names import DNS_SUBDOMAIN_MAX, fqdn, label_value, shorten
+from .names import DNS_SUBDOMAIN_MAX, fqdn, shorten
 from .steps import step_routes, untagged_condition
 
 API_VERSION = "networking.istio.io/v1alpha3"
@@ -36,14 +36,8 @@ class AsmFlavour(Flavour):
 
     name: ClassVar[str] = "asm"
     api_version: ClassVar[str] = API_VERSION
-
-    def owner_labels(self, group: str) -> dict[str, str]:
-        """ASM's labels: `asm-system: 'true'`, `provider: asm`, `swimlane-group: <group>`."""
-        return {SYSTEM_LABEL: "true", PROVIDER_LABEL: "asm", GROUP_LABEL: label_value(group)}
-
-    def managed_labels(self) -> dict[str, str]:
-        """`asm-system: 'true'` and `provider: asm`."""
-        return {SYSTEM_LABEL: "true", PROVIDER_LABEL: "asm"}
+    managed: ClassVar[dict[str, str]] = {SYSTEM_LABEL: "true", PROVIDER_LABEL: "asm"}
+    group_label: ClassVar[str] = GROUP_LABEL
 
     def ingress(self, facts: Facts) -> list[dict]:
         """`rule_based`: one VirtualService per lane with online rules; `weighted`: one in all."""

@@ -13,6 +13,7 @@ from lanes.api.swimlanegroup import SwimLaneGroup
 from lanes.api.topology import Topology
 
 from .facts import Facts, facts_of
+from .names import label_value
 
 
 @contextmanager
@@ -55,13 +56,18 @@ class Flavour(ABC):
         """The share of untagged requests the live `entry_route` object puts into `lane`."""
         return None
 
-    @abstractmethod
+    managed: ClassVar[dict[str, str]]
+    """The labels every object of this flavour carries, whatever its group."""
+    group_label: ClassVar[str]
+    """The label naming the group an object was generated for."""
+
     def owner_labels(self, group: str) -> dict[str, str]:
         """The labels marking an object as generated for `group`; also its selector."""
+        return {**self.managed, self.group_label: label_value(group)}
 
-    @abstractmethod
     def managed_labels(self) -> dict[str, str]:
         """The labels every object of this flavour carries, whatever its group."""
+        return dict(self.managed)
 
     @abstractmethod
     def ingress(self, facts: Facts) -> list[dict]:

@@ -31,7 +31,7 @@ from .steps import (
     step_routes,
     untagged_condition,
 )
-from .names import DNS_LABEL_MAX, fqdn, label_value, object_name, shorten
+from .names import DNS_LABEL_MAX, fqdn, object_name, shorten
 
 API_VERSION = "networking.istio.io/v1"
 MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -42,12 +42,13 @@ WEIGHTED_ROUTE = "weighted"
 HEADER_ROUTE = "header"
 
 
-
 class IstioFlavour(Flavour):
     """Plain Istio output (the default flavour)."""
 
     name: ClassVar[str] = "istio"
     api_version: ClassVar[str] = API_VERSION
+    managed: ClassVar[dict[str, str]] = {MANAGED_BY: MANAGER}
+    group_label: ClassVar[str] = GROUP_LABEL
     weighted_entry: ClassVar[bool] = True
 
     def entry_route(self, group: SwimLaneGroup) -> tuple[str, str]:
@@ -58,14 +59,6 @@ class IstioFlavour(Flavour):
     def entered_weight(self, route: dict, group: SwimLaneGroup, lane: str) -> int:
         """Read from its untagged or weighted routes (`steps.entered_weight`)."""
         return entered_weight(route, group.spec.route_header, lane)
-
-    def owner_labels(self, group: str) -> dict[str, str]:
-        """`app.kubernetes.io/managed-by: lanes` and `lanes.dev/group: <group>`."""
-        return {MANAGED_BY: MANAGER, GROUP_LABEL: label_value(group)}
-
-    def managed_labels(self) -> dict[str, str]:
-        """`app.kubernetes.io/managed-by: lanes`."""
-        return {MANAGED_BY: MANAGER}
 
     def ingress(self, facts: Facts) -> list[dict]:
         """One VirtualService bound to the gateway, in the gateway's namespace."""
