@@ -28,6 +28,7 @@ from lanes.rollout import CANARY_LABEL, HELD_ANNOTATION, DeploymentView
 from .intents import rollout_name
 
 Outcome = Literal["succeeded", "failed", "rolled back", "progressing"]
+Role = Literal["base", "canary"]
 EXIT_CODES: dict[Outcome, int] = {"succeeded": 0, "failed": 1, "rolled back": 1, "progressing": 2}
 POLL_S = 0.5
 
@@ -48,7 +49,7 @@ class WorkloadView:
     """The base or canary Deployment as the view shows it."""
 
     name: str
-    role: Literal["base", "canary"]
+    role: Role
     image: str
     replicas: int
     updated: int
@@ -62,7 +63,7 @@ class PodLine:
     """A pod of the rollout's workloads and the lane its labels put it in."""
 
     name: str
-    role: Literal["base", "canary"]
+    role: Role
     lane: str
     ready: bool
 
@@ -161,7 +162,7 @@ def _steps(rollout: Mapping[str, Any]) -> list[StepView]:
     return views
 
 
-def _workload(obj: Mapping[str, Any], role: Literal["base", "canary"]) -> WorkloadView:
+def _workload(obj: Mapping[str, Any], role: Role) -> WorkloadView:
     view = DeploymentView.from_object(obj)
     containers = (view.template.get("spec") or {}).get("containers") or [{}]
     return WorkloadView(
@@ -207,7 +208,7 @@ def rollout_view(
         if pod["metadata"].get("deletionTimestamp"):
             continue
         lane = ", ".join(f"{k}={labels[k]}" for k in lane_keys if k in labels) or "-"
-        role: Literal["base", "canary"] = "canary" if CANARY_LABEL in labels else "base"
+        role: Role = "canary" if CANARY_LABEL in labels else "base"
         lines.append(PodLine(pod["metadata"]["name"], role, lane, _ready(pod)))
     return RolloutView(
         name=metadata.get("name", ""),
