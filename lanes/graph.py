@@ -16,8 +16,7 @@ import networkx as nx
 from lanes.api.common import RequestMatch, StringMatch, service_key
 from lanes.api.observations import Observations
 from lanes.api.errors import InvalidSpec
-from lanes.api.topology import Topology
-from lanes.render.facts import weighted_shares
+from lanes.api.topology import Topology, weighted_shares
 
 EdgeSource = Literal["declared", "observed"]
 FindingCode = Literal["no-entry", "entry-outside-group", "leaves-group", "unreachable"]

@@ -152,21 +152,24 @@ def _hold(analysis: Analysis, before: AnalysisStatus, reading: Reading, now: dat
             f"Rolling back: Prometheus unavailable for {waited:.0f}s, past the {deadline:g}s "
             f"deadline (threshold x interval): {reading.unavailable}"
         )
-        status = before.model_copy(update={
-            "phase": "Failed", "unavailable_since": since, "last_check_time": now.isoformat(),
-            "message": message,
-        })
+        status = _unavailable(before, "Failed", since, now, message)
         return Judgement("rollback", status, (Event("Warning", "AnalysisUnavailable", message),))
     message = (
         f"Holding: Prometheus unavailable ({reading.unavailable}); no advance and no failed "
         f"check, rolls back after {deadline:g}s unavailable"
     )
-    status = before.model_copy(update={
-        "phase": "Holding", "unavailable_since": since, "last_check_time": now.isoformat(),
-        "message": message,
-    })
+    status = _unavailable(before, "Holding", since, now, message)
     events = () if before.unavailable_since else (Event("Warning", "MetricsUnavailable", message),)
     return Judgement("hold", status, events)
+
+
+def _unavailable(
+    before: AnalysisStatus, phase: str, since: str, now: datetime, message: str
+) -> AnalysisStatus:
+    return before.model_copy(update={
+        "phase": phase, "unavailable_since": since, "last_check_time": now.isoformat(),
+        "message": message,
+    })
 
 
 def _metric_status(metric: Metric, reading: Reading) -> MetricStatus:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 from pydantic.alias_generators import to_camel
@@ -154,6 +154,24 @@ class Condition(Model):
     message: str = ""
     observed_generation: int | None = None
     last_transition_time: str | None = None
+
+
+Spec = TypeVar("Spec", bound=BaseModel)
+Status = TypeVar("Status", bound=BaseModel)
+
+
+class Resource(Model, Generic[Spec, Status]):
+    """Base of the four kinds, written as `apiVersion`, `kind`, `metadata`, `spec`, `status`.
+
+    A kind names its `kind` (a Literal, so a document of another kind is refused) and its spec
+    and status models; the order of the fields, and so of a written document, stays this one.
+    """
+
+    api_version: Literal["lanes.dev/v1alpha1"] = API_VERSION
+    kind: str
+    metadata: Metadata
+    spec: Spec
+    status: Status | None = None
 
 
 def service_key(host: str, default_namespace: str = "default") -> str:

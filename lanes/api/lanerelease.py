@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from .analysis import Analysis, Duration, MetricStatus, WebhookType, seconds
-from .common import API_VERSION, Condition, DnsLabel, Metadata, Model
+from .common import Condition, DnsLabel, Model, Resource
 from .workloadrollout import HttpRouteMatch, Pause
 
 KIND = "LaneRelease"
@@ -182,11 +182,7 @@ class LaneReleaseStatus(Model):
     message: str | None = None
 
 
-class LaneRelease(Model):
+class LaneRelease(Resource[LaneReleaseSpec, LaneReleaseStatus]):
     """A release of every service of one lane as one unit (namespaced, beside its rollouts)."""
 
-    api_version: Literal["lanes.dev/v1alpha1"] = API_VERSION
     kind: Literal["LaneRelease"] = KIND
-    metadata: Metadata
-    spec: LaneReleaseSpec
-    status: LaneReleaseStatus | None = None

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from .common import API_VERSION, GROUP_LABEL, Condition, Metadata, Model, RequestMatch, ServiceRef
+from .common import GROUP_LABEL, Condition, Model, RequestMatch, Resource, ServiceRef
 
 KIND = "SwimLane"
 
@@ -69,14 +69,10 @@ class SwimLaneStatus(Model):
     services: list[str] = Field(default_factory=list)
 
 
-class SwimLane(Model):
+class SwimLane(Resource[SwimLaneSpec, SwimLaneStatus]):
     """A lane (cluster-scoped)."""
 
-    api_version: Literal["lanes.dev/v1alpha1"] = API_VERSION
     kind: Literal["SwimLane"] = KIND
-    metadata: Metadata
-    spec: SwimLaneSpec
-    status: SwimLaneStatus | None = None
 
     @property
     def name(self) -> str:

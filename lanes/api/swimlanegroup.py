@@ -15,16 +15,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field
 
-from .common import (
-    API_VERSION,
-    Condition,
-    DnsLabel,
-    HeaderName,
-    Metadata,
-    Model,
-    RequestMatch,
-    ServiceRef,
-)
+from .common import Condition, DnsLabel, HeaderName, Model, RequestMatch, Resource, ServiceRef
 
 KIND = "SwimLaneGroup"
 DEFAULT_ROUTE_HEADER = "x-asm-prefer-tag"
@@ -155,14 +146,10 @@ class SwimLaneGroupStatus(Model):
     message: str | None = None
 
 
-class SwimLaneGroup(Model):
+class SwimLaneGroup(Resource[SwimLaneGroupSpec, SwimLaneGroupStatus]):
     """A lane group (cluster-scoped)."""
 
-    api_version: Literal["lanes.dev/v1alpha1"] = API_VERSION
     kind: Literal["SwimLaneGroup"] = KIND
-    metadata: Metadata
-    spec: SwimLaneGroupSpec
-    status: SwimLaneGroupStatus | None = None
 
     @property
     def name(self) -> str:

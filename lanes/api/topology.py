@@ -305,3 +305,60 @@ def resolve(
         group=group, lanes=tuple(ordered), members=members,
         entry=entry_service(group, ordered), traffic=traffic,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Weighted:
+    """One lane's share of weighted ingress traffic and the service it enters."""
+
+    lane: str
+    weight: int
+    service: str
+
+
+def weighted_shares(topology: Topology) -> list[Weighted]:
+    """Each lane's weighted share, lanes with weight 0 left out, the rest given to the fallback.
+
+    In strict mode the weights add up to 100 (checked on resolving), so no rest is left.
+
+    Raises:
+        InvalidSpec: when no lane names the service weighted traffic enters.
+    """
+    group = topology.group
+    fallback = group.spec.fallback
+    entry = topology.entry
+    shares = []
+    others = 0
+    fallback_service = entry
+    for lane in topology.lanes:
+        weight = lane.spec.ingress_weight
+        host = weight.destination.host if weight is not None else None
+        service = service_key(host) if host else entry
+        if lane.name == fallback:
+            fallback_service = service
+            continue
+        if weight is None or weight.weight == 0:
+            continue
+        if service is None:
+            raise _no_entry(group.name)
+        shares.append(Weighted(lane.name, weight.weight, service))
+        others += weight.weight
+    if others < 100 and fallback is not None:
+        if fallback_service is None:
+            raise _no_entry(group.name)
+        shares.insert(0, Weighted(fallback, 100 - others, fallback_service))
+    return shares
+
+
+def _no_entry(group: str) -> InvalidSpec:
+    return InvalidSpec(
+        [
+            FieldError(
+                "SwimLaneGroup",
+                group,
+                "spec.ingress.ingressRouting",
+                "weighted routing needs an entry service: set a lane's "
+                "spec.ingressWeight.destination.host or an ingress rule's destination",
+            )
+        ]
+    )

@@ -9,16 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field
 
 from .analysis import Analysis, AnalysisStatus
-from .common import (
-    API_VERSION,
-    Condition,
-    DnsName,
-    HeaderName,
-    Metadata,
-    Model,
-    RequestMatch,
-    StringMatch,
-)
+from .common import Condition, DnsName, HeaderName, Model, RequestMatch, Resource, StringMatch
 
 KIND = "WorkloadRollout"
 _PERCENT = re.compile(r"^(100|[1-9]?[0-9])%$")
@@ -205,11 +196,7 @@ class WorkloadRolloutStatus(Model):
     message: str | None = None
 
 
-class WorkloadRollout(Model):
+class WorkloadRollout(Resource[WorkloadRolloutSpec, WorkloadRolloutStatus]):
     """A rollout (namespaced, beside its Deployment)."""
 
-    api_version: Literal["lanes.dev/v1alpha1"] = API_VERSION
     kind: Literal["WorkloadRollout"] = KIND
-    metadata: Metadata
-    spec: WorkloadRolloutSpec
-    status: WorkloadRolloutStatus | None = None

@@ -1,25 +1,51 @@
-"""What approve, undo, pause and resume share: name the rollout, check, then request.
+"""`kubectl lane approve|undo|pause|resume rollout/NAME` (or `lanerelease/NAME`): name the
+release, check, then request.
 
-A verb is refused here, before anything is written, when the rollout is in a state where the
-operator would drop it anyway (`check_intent`); the message names the rollout and why. The
-request is an annotation patch guarded by the resourceVersion that was checked, so a rollout
-that moved on in between is checked again instead of receiving a request made for an older
-state.
+A verb is refused here, before anything is written, when the release is in a state where the
+operator would drop it anyway (`check_intent`, `check_release_intent`); the message names the
+object and why. The request is an annotation patch guarded by the resourceVersion that was
+checked, so a release that moved on in between is checked again instead of receiving a request
+made for an older state.
+
+- approve: let a paused step continue (or promote on the last). Refused unless the release
+  waits for approval at its current step, so an approve never skips a step: it names the step
+  it approves, and the operator drops a stale one.
+- undo: abandon the release in progress. A rollout's base Deployment gets its template back
+  from the stable ReplicaSet, so none of its running pods restart; refused when nothing is in
+  progress.
+- pause: hold a release where it is. The spec stays as the user declared it (the request is an
+  annotation, the state is `status.paused`); refused while promoting or rolling back, which
+  finish on their own.
+- resume: continue a release paused by `pause`. Refused when it is not paused, or is paused by
+  `spec.strategy.paused`, which only the spec's owner should change.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from pydantic import BaseModel
 
+from lanes.api.lanerelease import LaneRelease
 from lanes.api.workloadrollout import WorkloadRollout
 from lanes.rollout import Intent, check_intent, intent_patch
+from lanes.rollout.lanerelease import check_release_intent, release_intent_patch
 
 KINDS = frozenset({"rollout", "rollouts", "workloadrollout", "workloadrollouts", "wro"})
+RELEASE_KINDS = frozenset({"lanerelease", "lanereleases", "lr"})
 FIELD_MANAGER = "kubectl-lane"
 ATTEMPTS = 3
+WHAT = {
+    "approve": "step {step} approved; the entry weight moves on (after the last step, every "
+               "rollout of the lane is promoted together)",
+    "undo": "undo requested; the entry weight goes to 0, then every rollout of the lane is undone",
+    "pause": "pause requested",
+    "resume": "resume requested",
+}
 
 Target = Annotated[
     str,
@@ -52,6 +78,12 @@ def rollout_name(target: str) -> str:
     return name
 
 
+def release_name(target: str) -> str | None:
+    """NAME from `lanerelease/NAME` (or `lr/NAME`); None for any other kind."""
+    kind, sep, name = target.partition("/")
+    return name if sep and kind.lower() in RELEASE_KINDS and name else None
+
+
 def fail(message: str) -> typer.Exit:
     """Print an error on stderr; the caller raises the returned exit (code 1)."""
     typer.echo(f"error: {message}", err=True)
@@ -74,6 +106,28 @@ def done_message(rollout: WorkloadRollout, intent: Intent) -> str:
     return f"{name}: resume requested"
 
 
+def release_done_message(release: LaneRelease, intent: Intent) -> str:
+    """What a granted request on a lane release says."""
+    step = release.status.current_step_index if release.status else 0
+    return f"lanerelease/{release.metadata.name}: " + WHAT[intent].format(step=step)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What requesting an intent needs to know of a kind of release."""
+
+    name: str
+    model: type[BaseModel]
+    check: Callable[[Any, Intent], str | None]
+    patch: Callable[[Any, Intent, datetime], Mapping[str, Any]]
+    done: Callable[[Any, Intent], str]
+
+
+ROLLOUT = Kind("workloadrollout", WorkloadRollout, check_intent, intent_patch, done_message)
+RELEASE = Kind("lanerelease", LaneRelease, check_release_intent, release_intent_patch,
+               release_done_message)
+
+
 def request(
     intent: Intent,
     target: str,
@@ -83,41 +137,66 @@ def request(
 ) -> None:
     """Check an intent against the live rollout (or lane release) and request it; exit 1
     when refused."""
+    # The kubernetes client loads only when a verb talks to a cluster, so the offline verbs
+    # (render, trace, graph, convert) start without it.
     from kubernetes.client.exceptions import ApiException
 
-    from .releaseintents import release_name, request_release
-
-    release = release_name(target)
-    if release is not None:
-        request_release(intent, release, namespace, kubeconfig, context)
-        return
-
     from lanes.kube.connect import connect
+    from lanes.kube.lanereleases import LaneReleasesApi
     from lanes.kube.objects import error_message
     from lanes.kube.rollouts import RolloutsApi, default_namespace
 
-    name = rollout_name(target)
+    release = release_name(target)
+    kind, name = (RELEASE, release) if release is not None else (ROLLOUT, rollout_name(target))
     namespace = namespace or default_namespace(kubeconfig, context)
     api = connect(kubeconfig, context)
     try:
-        rollouts = RolloutsApi(api, manager=FIELD_MANAGER)
+        releases = (LaneReleasesApi if kind is RELEASE else RolloutsApi)(api, manager=FIELD_MANAGER)
         for _ in range(ATTEMPTS):
-            body = rollouts.get(namespace, name)
+            body = releases.get(namespace, name)
             if body is None:
-                raise fail(f"workloadrollout/{name} not found in namespace {namespace}")
-            rollout = WorkloadRollout.model_validate(body)
-            refused = check_intent(rollout, intent)
+                raise fail(f"{kind.name}/{name} not found in namespace {namespace}")
+            found = kind.model.model_validate(body)
+            refused = kind.check(found, intent)
             if refused is not None:
                 raise fail(refused)
-            annotations = intent_patch(rollout, intent, datetime.now(UTC))["metadata"]["annotations"]
+            annotations = kind.patch(found, intent, datetime.now(UTC))["metadata"]["annotations"]
             try:
-                rollouts.annotate(namespace, name, annotations, body["metadata"]["resourceVersion"])
+                releases.annotate(namespace, name, annotations, body["metadata"]["resourceVersion"])
             except ApiException as error:
                 if error.status == 409:
                     continue
                 raise fail(error_message(error)) from None
-            typer.echo(done_message(rollout, intent))
+            typer.echo(kind.done(found, intent))
             return
-        raise fail(f"workloadrollout/{name} kept changing; try again")
+        raise fail(f"{kind.name}/{name} kept changing; try again")
     finally:
         api.close()
+
+
+def intent_verb(intent: Intent, summary: str) -> Callable[..., None]:
+    """The command for one intent; `summary` is its help."""
+
+    def verb(
+        target: Target,
+        namespace: Namespace = None,
+        kubeconfig: Kubeconfig = None,
+        context: Context = None,
+    ) -> None:
+        request(intent, target, namespace, kubeconfig, context)
+
+    verb.__name__ = verb.__qualname__ = intent
+    verb.__doc__ = summary
+    return verb
+
+
+VERBS = {
+    "approve": intent_verb(
+        "approve", "Continue a rollout past the step it is paused at; on the last step, promote."
+    ),
+    "undo": intent_verb(
+        "undo", "Roll a rollout back: the base returns to its stable revision, the canary goes."
+    ),
+    "pause": intent_verb("pause", "Stop a rollout at its current step; the base stays held."),
+    "resume": intent_verb("resume", "Continue a paused rollout."),
+}

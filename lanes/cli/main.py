@@ -1,4 +1,5 @@
-"""`kubectl lane`: the kubectl plugin for lane groups, one module per verb."""
+"""`kubectl lane`: the kubectl plugin for lane groups, one module per verb (the four release
+intents, approve, undo, pause and resume, share `intents`)."""
 
 from __future__ import annotations
 
@@ -7,20 +8,7 @@ from typing import Annotated
 
 import typer
 
-from . import (
-    approve,
-    convert,
-    graph,
-    loadtester,
-    operator,
-    pause,
-    render,
-    resume,
-    status,
-    trace,
-    undo,
-    version,
-)
+from . import convert, graph, intents, loadtester, operator, render, status, trace, version
 
 app = typer.Typer(
     name="kubectl-lane",
@@ -47,18 +35,20 @@ def root(
     """End-to-end canary releases with traffic lanes on Istio."""
 
 
-app.command("render")(render.render)
-app.command("trace")(trace.trace)
-app.command("graph")(graph.graph)
-app.command("convert")(convert.convert)
-app.command("version")(version.version)
-app.command("operator")(operator.operator)
-app.command("status")(status.status)
-app.command("approve")(approve.approve)
-app.command("undo")(undo.undo)
-app.command("pause")(pause.pause)
-app.command("resume")(resume.resume)
-app.command("loadtester")(loadtester.loadtester)
+# In the order `kubectl lane --help` lists them.
+VERBS = {
+    "render": render.render,
+    "trace": trace.trace,
+    "graph": graph.graph,
+    "convert": convert.convert,
+    "version": version.version,
+    "operator": operator.operator,
+    "status": status.status,
+    **intents.VERBS,
+    "loadtester": loadtester.loadtester,
+}
+for verb_name, verb in VERBS.items():
+    app.command(verb_name)(verb)
 
 
 # Verbs that other installed packages add (the test bed adds `demo`, `dev` and `wasm`): each

@@ -17,6 +17,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from lanes.api.lanerelease import LaneReleaseSpec
 from lanes.cli.console import make_console
 
 from .rolloutstatus import EXIT_CODES, Outcome, watch_view
@@ -54,8 +55,6 @@ class ReleaseView:
 
 
 def _weights(spec: Mapping[str, Any]) -> list[int]:
-    from lanes.api.lanerelease import LaneReleaseSpec
-
     try:
         return [s.weight for s in LaneReleaseSpec.model_validate(spec).all_steps]
     except ValueError:
@@ -140,6 +139,8 @@ def show_release(
     console: Console | None = None,
 ) -> int:
     """Print a release's status (redrawn until it ends with `watch`); the exit code."""
+    # The kubernetes client loads only when a verb talks to a cluster, so the offline verbs
+    # (render, trace, graph, convert) start without it.
     from lanes.kube.connect import connect
     from lanes.kube.lanereleases import LaneReleasesApi
     from lanes.kube.rollouts import default_namespace

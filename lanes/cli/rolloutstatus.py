@@ -18,13 +18,17 @@ from typing import Any, Literal
 
 import typer
 from rich.console import Console, Group, RenderableType
+from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
 from lanes.cli.console import make_console
 from lanes.rollout import CANARY_LABEL, HELD_ANNOTATION, DeploymentView
 
+from .intents import rollout_name
+
 Outcome = Literal["succeeded", "failed", "rolled back", "progressing"]
+Role = Literal["base", "canary"]
 EXIT_CODES: dict[Outcome, int] = {"succeeded": 0, "failed": 1, "rolled back": 1, "progressing": 2}
 POLL_S = 0.5
 
@@ -45,7 +49,7 @@ class WorkloadView:
     """The base or canary Deployment as the view shows it."""
 
     name: str
-    role: Literal["base", "canary"]
+    role: Role
     image: str
     replicas: int
     updated: int
@@ -59,7 +63,7 @@ class PodLine:
     """A pod of the rollout's workloads and the lane its labels put it in."""
 
     name: str
-    role: Literal["base", "canary"]
+    role: Role
     lane: str
     ready: bool
 
@@ -158,7 +162,7 @@ def _steps(rollout: Mapping[str, Any]) -> list[StepView]:
     return views
 
 
-def _workload(obj: Mapping[str, Any], role: Literal["base", "canary"]) -> WorkloadView:
+def _workload(obj: Mapping[str, Any], role: Role) -> WorkloadView:
     view = DeploymentView.from_object(obj)
     containers = (view.template.get("spec") or {}).get("containers") or [{}]
     return WorkloadView(
@@ -204,7 +208,7 @@ def rollout_view(
         if pod["metadata"].get("deletionTimestamp"):
             continue
         lane = ", ".join(f"{k}={labels[k]}" for k in lane_keys if k in labels) or "-"
-        role: Literal["base", "canary"] = "canary" if CANARY_LABEL in labels else "base"
+        role: Role = "canary" if CANARY_LABEL in labels else "base"
         lines.append(PodLine(pod["metadata"]["name"], role, lane, _ready(pod)))
     return RolloutView(
         name=metadata.get("name", ""),
@@ -303,7 +307,7 @@ def summary_line(view: RolloutView) -> str:
 
 def read_view(api: Any, namespace: str, name: str) -> RolloutView | None:
     """Read one rollout and what it drives; None when it does not exist."""
-    from lanes.kube.rollouts import RolloutsApi
+    from lanes.kube.rollouts import RolloutsApi  # deferred, as in show_rollout
 
     rollouts = RolloutsApi(api)
     body = rollouts.get(namespace, name)
@@ -327,10 +331,10 @@ def show_rollout(
     console: Console | None = None,
 ) -> int:
     """Print a rollout's status (redrawn until the release ends with `watch`); the exit code."""
+    # The kubernetes client loads only when a verb talks to a cluster, so the offline verbs
+    # (render, trace, graph, convert) start without it.
     from lanes.kube.connect import connect
     from lanes.kube.rollouts import default_namespace
-
-    from .intents import rollout_name
 
     name = rollout_name(target)
     namespace = namespace or default_namespace(kubeconfig, context)
@@ -370,8 +374,6 @@ def watch_view(
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     if console.is_terminal:
-        from rich.live import Live
-
         with Live(draw(view), console=console, auto_refresh=False) as live:
             while view.outcome == "progressing" and (deadline is None or time.monotonic() < deadline):
                 time.sleep(POLL_S)

@@ -24,6 +24,10 @@ from lanes.api.common import GROUP_LABEL
 from lanes.cli.console import make_console
 from lanes.render.names import fqdn
 
+from .intents import release_name
+from .releasestatus import show_release
+from .rolloutstatus import show_rollout
+
 
 @dataclass(frozen=True)
 class ServiceRoute:
@@ -201,6 +205,8 @@ def read_views(kubeconfig: str | None, context: str | None, name: str | None) ->
     Raises:
         LookupError: when `name` names no group.
     """
+    # The kubernetes client loads only when a verb talks to a cluster, so the offline verbs
+    # (render, trace, graph, convert) start without it.
     from lanes.kube.apply import list_owned
     from lanes.kube.connect import connect
     from lanes.kube.kinds import SWIMLANE, SWIMLANEGROUP
@@ -242,20 +248,14 @@ def status(
     For rollout/NAME and lanerelease/NAME the exit code: 0 succeeded, 1 failed or rolled
     back, 2 in progress.
     """
-    from .releaseintents import release_name
-
     release = release_name(group) if group is not None else None
     if release is not None:
-        from .releasestatus import show_release
-
         raise typer.Exit(
             show_release(
                 release, namespace=namespace, watch=watch, kubeconfig=kubeconfig, context=context
             )
         )
     if group is not None and group.startswith(("rollout/", "workloadrollout/", "wro/")):
-        from .rolloutstatus import show_rollout
-
         raise typer.Exit(
             show_rollout(
                 group, namespace=namespace, watch=watch, kubeconfig=kubeconfig, context=context

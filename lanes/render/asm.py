@@ -14,9 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import ClassVar
 
+from lanes.api.topology import weighted_shares
+
 from .base import Flavour
-from .facts import Facts, matches_wire, online_rules, union, weighted_shares
-from .names import DNS_SUBDOMAIN_MAX, fqdn, label_value, shorten
+from .facts import Facts, matches_wire, online_rules, union
+from .names import DNS_SUBDOMAIN_MAX, fqdn, shorten
 from .steps import step_routes, untagged_condition
 
 API_VERSION = "networking.istio.io/v1alpha3"
@@ -34,14 +36,8 @@ class AsmFlavour(Flavour):
 
     name: ClassVar[str] = "asm"
     api_version: ClassVar[str] = API_VERSION
-
-    def owner_labels(self, group: str) -> dict[str, str]:
-        """ASM's labels: `asm-system: 'true'`, `provider: asm`, `swimlane-group: <group>`."""
-        return {SYSTEM_LABEL: "true", PROVIDER_LABEL: "asm", GROUP_LABEL: label_value(group)}
-
-    def managed_labels(self) -> dict[str, str]:
-        """`asm-system: 'true'` and `provider: asm`."""
-        return {SYSTEM_LABEL: "true", PROVIDER_LABEL: "asm"}
+    managed: ClassVar[dict[str, str]] = {SYSTEM_LABEL: "true", PROVIDER_LABEL: "asm"}
+    group_label: ClassVar[str] = GROUP_LABEL
 
     def ingress(self, facts: Facts) -> list[dict]:
         """`rule_based`: one VirtualService per lane with online rules; `weighted`: one in all."""
@@ -61,7 +57,7 @@ class AsmFlavour(Flavour):
             ]
             hosts = list(rule.hosts) if rule else ["*"]
             name = _name("swimlane-ingress-vs", facts.group)
-            return [self._gateway_vs(facts, name, hosts, [route])]
+            return [self.gateway_route(facts, name, NAMESPACE, hosts, [route])]
         objects = []
         for lane in facts.topology.lanes:
             rules = online_rules(lane)
@@ -75,31 +71,15 @@ class AsmFlavour(Flavour):
                 route["route"] = [_lane_route(facts, rule.service, lane.name, rule.port)]
                 http.append(route)
             objects.append(
-                self._gateway_vs(
+                self.gateway_route(
                     facts,
                     _name("swimlane-ingress-vs", facts.group, lane.name),
+                    NAMESPACE,
                     union([r.hosts for r in rules]),
                     http,
                 )
             )
         return objects
-
-    def _gateway_vs(self, facts: Facts, name: str, hosts: list[str], http: list[dict]) -> dict:
-        gateway = facts.topology.group.spec.ingress.gateway
-        return {
-            "apiVersion": API_VERSION,
-            "kind": "VirtualService",
-            "metadata": {
-                "name": name,
-                "namespace": NAMESPACE,
-                "labels": self.owner_labels(facts.group),
-            },
-            "spec": {
-                "gateways": [f"{gateway.namespace}/{gateway.name}"],
-                "hosts": hosts,
-                "http": http,
-            },
-        }
 
     def mesh(self, facts: Facts) -> Callable[[str], tuple[dict, dict]]:
         """A `$asm-label` route with the fallback target, and a subset per serving lane."""
@@ -132,31 +112,15 @@ class AsmFlavour(Flavour):
                 if step is not None and not step.enter:
                     http.extend(step_routes(host, step, fallback, untagged))
             http.append({"name": MESH_ROUTE, "route": [by_label]})
-            vs = {
-                "apiVersion": API_VERSION,
-                "kind": "VirtualService",
-                "metadata": {
-                    "name": shorten(vs_prefix + suffix, DNS_SUBDOMAIN_MAX),
-                    "namespace": NAMESPACE,
-                    "labels": dict(labels),
-                },
-                "spec": {"hosts": [host], "http": http},
-            }
-            dr = {
-                "apiVersion": API_VERSION,
-                "kind": "DestinationRule",
-                "metadata": {
-                    "name": shorten(dr_prefix + suffix, DNS_SUBDOMAIN_MAX),
-                    "namespace": NAMESPACE,
-                    "labels": dict(labels),
-                },
-                "spec": {
-                    "host": host,
-                    "subsets": [
-                        {"name": lane, "labels": dict(selectors[lane])} for lane in members[service]
-                    ],
-                },
-            }
+            vs = self.networking_object(
+                "VirtualService", shorten(vs_prefix + suffix, DNS_SUBDOMAIN_MAX), NAMESPACE,
+                labels, {"hosts": [host], "http": http},
+            )
+            subsets = [{"name": lane, "labels": dict(selectors[lane])} for lane in members[service]]
+            dr = self.networking_object(
+                "DestinationRule", shorten(dr_prefix + suffix, DNS_SUBDOMAIN_MAX), NAMESPACE,
+                labels, {"host": host, "subsets": subsets},
+            )
             return vs, dr
 
         return pair

@@ -13,6 +13,7 @@ from lanes.api.swimlanegroup import SwimLaneGroup
 from lanes.api.topology import Topology
 
 from .facts import Facts, facts_of
+from .names import label_value
 
 
 @contextmanager
@@ -55,13 +56,18 @@ class Flavour(ABC):
         """The share of untagged requests the live `entry_route` object puts into `lane`."""
         return None
 
-    @abstractmethod
+    managed: ClassVar[dict[str, str]]
+    """The labels every object of this flavour carries, whatever its group."""
+    group_label: ClassVar[str]
+    """The label naming the group an object was generated for."""
+
     def owner_labels(self, group: str) -> dict[str, str]:
         """The labels marking an object as generated for `group`; also its selector."""
+        return {**self.managed, self.group_label: label_value(group)}
 
-    @abstractmethod
     def managed_labels(self) -> dict[str, str]:
         """The labels every object of this flavour carries, whatever its group."""
+        return dict(self.managed)
 
     @abstractmethod
     def ingress(self, facts: Facts) -> list[dict]:
@@ -74,6 +80,26 @@ class Flavour(ABC):
         Values shared by every service (labels, name prefix, lane matches) are computed once
         when it is made, which is what keeps a 10,000-service render fast.
         """
+
+    def networking_object(
+        self, kind: str, name: str, namespace: str, labels: dict[str, str], spec: dict
+    ) -> dict:
+        """One object of this flavour's Istio API version, carrying its own copy of `labels`."""
+        return {
+            "apiVersion": self.api_version,
+            "kind": kind,
+            "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+            "spec": spec,
+        }
+
+    def gateway_route(self, facts: Facts, name: str, namespace: str, hosts: list[str],
+                      http: list[dict]) -> dict:
+        """A VirtualService bound to the group's ingress gateway."""
+        gateway = facts.topology.group.spec.ingress.gateway
+        spec = {"gateways": [f"{gateway.namespace}/{gateway.name}"], "hosts": hosts, "http": http}
+        return self.networking_object(
+            "VirtualService", name, namespace, self.owner_labels(facts.group), spec
+        )
 
     def render(self, topology: Topology) -> list[dict]:
         """Every object of the group, in a stable order."""

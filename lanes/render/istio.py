@@ -18,10 +18,11 @@ from typing import ClassVar
 
 from lanes.api.errors import FieldError, InvalidSpec
 from lanes.api.swimlanegroup import SwimLaneGroup
+from lanes.api.topology import weighted_shares
 
 from . import baggage
 from .base import Flavour
-from .facts import Facts, match_wire, matches_wire, online_rules, union, weighted_shares
+from .facts import Facts, match_wire, matches_wire, online_rules, union
 from .steps import (
     MATCHES_ROUTE,
     UNTAGGED_ROUTE,
@@ -30,7 +31,7 @@ from .steps import (
     step_routes,
     untagged_condition,
 )
-from .names import DNS_LABEL_MAX, fqdn, label_value, object_name, shorten
+from .names import DNS_LABEL_MAX, fqdn, object_name, shorten
 
 API_VERSION = "networking.istio.io/v1"
 MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -41,12 +42,13 @@ WEIGHTED_ROUTE = "weighted"
 HEADER_ROUTE = "header"
 
 
-
 class IstioFlavour(Flavour):
     """Plain Istio output (the default flavour)."""
 
     name: ClassVar[str] = "istio"
     api_version: ClassVar[str] = API_VERSION
+    managed: ClassVar[dict[str, str]] = {MANAGED_BY: MANAGER}
+    group_label: ClassVar[str] = GROUP_LABEL
     weighted_entry: ClassVar[bool] = True
 
     def entry_route(self, group: SwimLaneGroup) -> tuple[str, str]:
@@ -57,14 +59,6 @@ class IstioFlavour(Flavour):
     def entered_weight(self, route: dict, group: SwimLaneGroup, lane: str) -> int:
         """Read from its untagged or weighted routes (`steps.entered_weight`)."""
         return entered_weight(route, group.spec.route_header, lane)
-
-    def owner_labels(self, group: str) -> dict[str, str]:
-        """`app.kubernetes.io/managed-by: lanes` and `lanes.dev/group: <group>`."""
-        return {MANAGED_BY: MANAGER, GROUP_LABEL: label_value(group)}
-
-    def managed_labels(self) -> dict[str, str]:
-        """`app.kubernetes.io/managed-by: lanes`."""
-        return {MANAGED_BY: MANAGER}
 
     def ingress(self, facts: Facts) -> list[dict]:
         """One VirtualService bound to the gateway, in the gateway's namespace."""
@@ -82,22 +76,7 @@ class IstioFlavour(Flavour):
         gateway = spec.ingress.gateway
         name = object_name("lanes", facts.group, INGRESS_SUFFIX)
         _check_ingress_name(facts, gateway.namespace, name)
-        return [
-            {
-                "apiVersion": API_VERSION,
-                "kind": "VirtualService",
-                "metadata": {
-                    "name": name,
-                    "namespace": gateway.namespace,
-                    "labels": self.owner_labels(facts.group),
-                },
-                "spec": {
-                    "gateways": [f"{gateway.namespace}/{gateway.name}"],
-                    "hosts": hosts,
-                    "http": http,
-                },
-            }
-        ]
+        return [self.gateway_route(facts, name, gateway.namespace, hosts, http)]
 
     def mesh(self, facts: Facts) -> Callable[[str], tuple[dict, dict]]:
         """Each service's lane routes then its default route, and its subsets."""
@@ -142,21 +121,13 @@ class IstioFlavour(Flavour):
                     {"name": fallback,
                      "route": [{"destination": {"host": host, "subset": fallback}}]}
                 )
-            vs = {
-                "apiVersion": API_VERSION,
-                "kind": "VirtualService",
-                "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
-                "spec": {"hosts": [host], "http": http},
-            }
-            dr = {
-                "apiVersion": API_VERSION,
-                "kind": "DestinationRule",
-                "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
-                "spec": {
-                    "host": host,
-                    "subsets": [{"name": lane, "labels": dict(selectors[lane])} for lane in lanes],
-                },
-            }
+            vs = self.networking_object(
+                "VirtualService", name, namespace, labels, {"hosts": [host], "http": http}
+            )
+            subsets = [{"name": lane, "labels": dict(selectors[lane])} for lane in lanes]
+            dr = self.networking_object(
+                "DestinationRule", name, namespace, labels, {"host": host, "subsets": subsets}
+            )
             return vs, dr
 
         return pair
