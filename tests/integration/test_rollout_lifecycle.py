@@ -72,6 +72,7 @@ def test_batches_timed_pause_pause_resume_and_a_lost_canary(operator, cluster) -
     assert status["canaryStatus"]["currentStepIndex"] == 1
     assert canary_replicas(cluster) == 1
 
+    operator.settle()  # the reconcile that wrote Paused may still be posting its events
     writes = operator.writes
     time.sleep(2)
     assert operator.writes == writes, "a rollout waiting for approval writes nothing"
