@@ -76,8 +76,9 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> kopf.Operator
             runtime.trigger_all(force=True)
 
     async def operator_startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
-        """Tune kopf for low latency and no writes of its own; start workers, metrics and the
-        served module (on every replica: any of them may answer a proxy's fetch)."""
+        """Tune kopf for low latency and no writes of its own; fill the stores; start metrics
+        and the served module (on every replica: any of them may answer a proxy's fetch). The
+        wiring starts the workers."""
         served = runtime.options.served_module
         if served is not None:
             runtime.module_server = ModuleServer(served).start()
@@ -87,9 +88,6 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> kopf.Operator
         settings.watching.server_timeout = 300
         settings.peering.standalone = True
         await asyncio.to_thread(runtime.prime)
-        if runtime.options.election is None:
-            runtime.reconciler.start()
-            runtime.metrics.leader.set(1)
         memo.resync_task = asyncio.create_task(runtime.resync(), name="lanes-resync")
         if runtime.options.metrics_port is not None:
             runtime.metrics_server = MetricsServer(
@@ -98,9 +96,8 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> kopf.Operator
             log.info("metrics on port %d", runtime.metrics_server.port)
 
     async def operator_cleanup(memo: Any, **_: Any) -> None:
-        """Stop workers, the metrics endpoint and the served module."""
+        """Stop the resync, the metrics endpoint and the served module."""
         memo.resync_task.cancel()
-        await runtime.reconciler.stop()
         if runtime.metrics_server is not None:
             runtime.metrics_server.stop()
             runtime.metrics_server = None

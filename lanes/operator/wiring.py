@@ -24,10 +24,11 @@ from lanes.kube.rollouts import RolloutsApi
 
 from .checks import AnalysisSettings
 from .handlers import register as register_groups
-from .lanereleases import LaneReleases
+from .controller import Controller
+from .lanereleases import LaneReleaseController
 from .lanereleases import register as register_lanereleases
 from .leader import LeaderElector
-from .rollouts import Rollouts
+from .rollouts import RolloutController
 from .rollouts import register as register_rollouts
 from .runtime import Options, Runtime
 
@@ -39,8 +40,8 @@ class Operator:
     """The controllers of one operator process and what they share."""
 
     runtime: Runtime
-    rollouts: Rollouts
-    lanereleases: LaneReleases
+    rollouts: RolloutController
+    lanereleases: LaneReleaseController
 
     @property
     def options(self) -> Options:
@@ -48,9 +49,9 @@ class Operator:
         return self.runtime.options
 
     @property
-    def release_workers(self) -> list[Rollouts | LaneReleases]:
-        """The rollout and lane-release queues, which only the leader runs."""
-        return [self.rollouts, self.lanereleases]
+    def controllers(self) -> list[Controller]:
+        """Every controller, whose workers only the leader runs."""
+        return [self.runtime.reconciler, self.rollouts, self.lanereleases]
 
 
 def wire(options: Options, runtime: Runtime | None = None) -> Operator:
@@ -59,8 +60,9 @@ def wire(options: Options, runtime: Runtime | None = None) -> Operator:
     settings = AnalysisSettings(options.prometheus_url, options.metric_source)
     return Operator(
         runtime,
-        Rollouts(RolloutsApi(runtime.api), workers=options.rollout_workers, settings=settings),
-        LaneReleases(LaneReleasesApi(runtime.api), settings=settings),
+        RolloutController(RolloutsApi(runtime.api), workers=options.rollout_workers,
+                          settings=settings),
+        LaneReleaseController(LaneReleasesApi(runtime.api), workers=2, settings=settings),
     )
 
 
@@ -89,10 +91,9 @@ def registry(operator: Operator, on_lost: Callable[[], None]) -> kopf.OperatorRe
 
     `on_lost` runs when a leader loses its Lease.
     """
-    elected = operator.options.election is not None
     built = register_groups(kopf.OperatorRegistry(), operator.runtime)
-    register_rollouts(built, rollouts=operator.rollouts, elected=elected)
-    register_lanereleases(built, releases=operator.lanereleases, elected=elected)
+    register_rollouts(built, operator.rollouts)
+    register_lanereleases(built, operator.lanereleases)
 
     def operator_login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
         return connection_info(operator, settings)
@@ -103,21 +104,24 @@ def registry(operator: Operator, on_lost: Callable[[], None]) -> kopf.OperatorRe
 
 
 def register_leadership(registry: kopf.OperatorRegistry, operator: Operator, on_lost: Callable[[], None]) -> None:
-    """Start and stop leader election, after the other startup handlers made the workers."""
+    """Start every controller's workers after the other startup handlers primed the stores:
+    at once without an election, else once this replica leads; stop them on cleanup."""
     runtime = operator.runtime
     state: dict[str, Any] = {}
 
     async def leadership_startup(**_: Any) -> None:
         election = operator.options.election
         if election is None:
+            runtime.metrics.leader.set(1)
+            for controller in operator.controllers:
+                controller.start()
             return
         lease_client = ApiClient(runtime.api.configuration)
 
         async def started() -> None:
             runtime.metrics.leader.set(1)
-            runtime.reconciler.start()
-            for workers in operator.release_workers:
-                workers.start()
+            for controller in operator.controllers:
+                controller.start()
             runtime.trigger_all(force=True)
 
         def lost() -> None:
@@ -134,14 +138,13 @@ def register_leadership(registry: kopf.OperatorRegistry, operator: Operator, on_
 
     async def leadership_cleanup(**_: Any) -> None:
         elector = state.get("elector")
-        if elector is None:
-            return
-        state["task"].cancel()
-        await runtime.reconciler.stop()
-        for workers in operator.release_workers:
-            await workers.stop()
-        await asyncio.to_thread(elector.release)
-        state["lease_client"].close()
+        if elector is not None:
+            state["task"].cancel()
+        for controller in operator.controllers:
+            await controller.stop()
+        if elector is not None:
+            await asyncio.to_thread(elector.release)
+            state["lease_client"].close()
 
     kopf.on.startup(registry=registry, id="leadership-startup")(leadership_startup)
     kopf.on.cleanup(registry=registry, id="leadership-cleanup")(leadership_cleanup)
