@@ -34,8 +34,8 @@ from lanes.render import TraceAffinityModule
 from lanes.render.observe import PodView, pod_view, selects
 
 from .leader import Election
-from .metrics import Metrics, MetricsServer
-from .modules import ModuleServer, ServedModule
+from .metrics import Metrics
+from .modules import ServedModule
 from .plan import service_keys
 from .reconcile import GroupController, Snapshot
 
@@ -137,8 +137,6 @@ class Runtime:
             self.objects, self.lanes_api, self.metrics, trace_affinity=options.trace_affinity,
             snapshot=self.snapshot, workers=options.workers, debounce=options.debounce,
         )
-        self.metrics_server: MetricsServer | None = None
-        self.module_server: ModuleServer | None = None
         self.scheduler = self.reconciler.scheduler
         self.lane_keys: set[str] = set()
         # Groups by name, found by the services they list (sharing, pod and Service events

@@ -3,8 +3,9 @@
 The SwimLaneGroup controller (with the stores its watches fill), the WorkloadRollout and the
 LaneRelease controllers share one API client (so every write is counted and, with an election,
 only the leader writes) and the analysis defaults; each gets what it needs here, passed in,
-and none looks another up. `registry` puts every handler on one kopf registry, with the login
-and the leader election that starts and stops all of their workers together.
+and none looks another up. `registry` puts every handler on one kopf registry, with the login,
+the operator's HTTP endpoints, and the leader election that starts and stops all of their
+workers together.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from .controller import Controller
 from .lanereleases import LaneReleaseController
 from .lanereleases import register as register_lanereleases
 from .leader import LeaderElector
+from .metrics import MetricsServer
+from .modules import ModuleServer
 from .rollouts import RolloutController
 from .rollouts import register as register_rollouts
 from .runtime import Options, Runtime
@@ -42,6 +45,8 @@ class Operator:
     runtime: Runtime
     rollouts: RolloutController
     lanereleases: LaneReleaseController
+    metrics_server: MetricsServer | None = None
+    module_server: ModuleServer | None = None
 
     @property
     def options(self) -> Options:
@@ -99,8 +104,36 @@ def registry(operator: Operator, on_lost: Callable[[], None]) -> kopf.OperatorRe
         return connection_info(operator, settings)
 
     kopf.on.login(registry=built)(operator_login)
+    register_endpoints(built, operator)
     register_leadership(built, operator, on_lost)
     return built
+
+
+def register_endpoints(registry: kopf.OperatorRegistry, operator: Operator) -> None:
+    """Serve the metrics and the trace-affinity module on every replica, leading or not: a
+    probe or a proxy's fetch may reach any of them."""
+    options = operator.options
+
+    async def endpoints_startup(**_: Any) -> None:
+        served = options.served_module
+        if served is not None:
+            operator.module_server = ModuleServer(served).start()
+            log.info("trace-affinity module (sha256 %s) served on port %d", served.sha256,
+                     operator.module_server.port)
+        if options.metrics_port is not None:
+            operator.metrics_server = MetricsServer(
+                operator.runtime.metrics, options.metrics_port, options.metrics_host
+            ).start()
+            log.info("metrics on port %d", operator.metrics_server.port)
+
+    async def endpoints_cleanup(**_: Any) -> None:
+        for server in (operator.metrics_server, operator.module_server):
+            if server is not None:
+                server.stop()
+        operator.metrics_server = operator.module_server = None
+
+    kopf.on.startup(registry=registry, id="endpoints-startup")(endpoints_startup)
+    kopf.on.cleanup(registry=registry, id="endpoints-cleanup")(endpoints_cleanup)
 
 
 def register_leadership(registry: kopf.OperatorRegistry, operator: Operator, on_lost: Callable[[], None]) -> None:
