@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from lanes.api.common import GROUP, VERSION
 
@@ -62,3 +65,18 @@ def kind_of(obj: dict[str, Any]) -> Kind:
     if group != base.group:
         raise KeyError(f"{obj.get('apiVersion')} {obj['kind']} is not a kind lanes handles")
     return base.at(version)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_all(bodies: Iterable[Mapping[str, Any]], model: type[M]) -> list[M]:
+    """The bodies that parse; one that does not is reported on its own object, and holds
+    nothing for the others."""
+    parsed = []
+    for body in bodies:
+        try:
+            parsed.append(model.model_validate(dict(body)))
+        except ValidationError:
+            continue
+    return parsed

@@ -8,7 +8,9 @@ took the same Lease. Needs `create` on Leases in the namespace and `get`/`update
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -56,6 +58,16 @@ def _body(name: str, record: LeaseRecord) -> client.V1Lease:
     )
 
 
+def _record_unless(status: int, call: Callable[[], Any]) -> LeaseRecord | None:
+    """The Lease a call answers with; None when it answers `status` (not there, or moved)."""
+    try:
+        return _record(call())
+    except ApiException as error:
+        if error.status == status:
+            return None
+        raise
+
+
 class LeaseApi:
     """One Lease, by namespace and name."""
 
@@ -66,33 +78,15 @@ class LeaseApi:
 
     def read(self, timeout: float | None = None) -> LeaseRecord | None:
         """The Lease, or None if there is none yet."""
-        try:
-            lease = self.coordination.read_namespaced_lease(
-                self.name, self.namespace, _request_timeout=timeout)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        return _record(lease)
+        return _record_unless(404, lambda: self.coordination.read_namespaced_lease(
+            self.name, self.namespace, _request_timeout=timeout))
 
     def create(self, record: LeaseRecord, timeout: float | None = None) -> LeaseRecord | None:
         """Create it holding `record`; None if someone else created it first."""
-        try:
-            lease = self.coordination.create_namespaced_lease(
-                self.namespace, _body(self.name, record), _request_timeout=timeout)
-        except ApiException as error:
-            if error.status == 409:
-                return None
-            raise
-        return _record(lease)
+        return _record_unless(409, lambda: self.coordination.create_namespaced_lease(
+            self.namespace, _body(self.name, record), _request_timeout=timeout))
 
     def replace(self, record: LeaseRecord, timeout: float | None = None) -> LeaseRecord | None:
         """Write `record` if the Lease is still at `record.version`; None if it moved on."""
-        try:
-            lease = self.coordination.replace_namespaced_lease(
-                self.name, self.namespace, _body(self.name, record), _request_timeout=timeout)
-        except ApiException as error:
-            if error.status == 409:
-                return None
-            raise
-        return _record(lease)
+        return _record_unless(409, lambda: self.coordination.replace_namespaced_lease(
+            self.name, self.namespace, _body(self.name, record), _request_timeout=timeout))

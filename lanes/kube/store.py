@@ -12,6 +12,8 @@ status write of the operator's own would echo back as an event and a reconcile.
 
 from __future__ import annotations
 
+import copy
+
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -90,6 +92,13 @@ class Store(Generic[T]):
             for name, function in self._indexers.items():
                 self._reindex(name, key, frozenset(function(obj)))
         return Change(old, obj, changed)
+
+    def record(self, event_type: str | None, key: Key, body: Mapping[str, Any]) -> Change[T]:
+        """What one watch event does: DELETED drops the object, any other keeps a copy of
+        `body` (the watch's own may change under us)."""
+        if event_type == "DELETED":
+            return self.delete(key)
+        return self.put(key, copy.deepcopy(dict(body)))  # type: ignore[arg-type]
 
     def unchanged(self, key: Key, obj: T) -> bool:
         """Whether `obj` has the essence of the object kept under `key` (False when none is)."""

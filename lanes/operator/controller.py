@@ -53,7 +53,7 @@ class Controller(RequeuingQueue, ABC, Generic[State, Valid, Seen, Plan]):
     """
 
     def __init__(self, *, workers: int = 4, debounce: float = 0.02, describe: Describe = str):
-        super().__init__(None, workers=workers, describe=describe, debounce=debounce)
+        super().__init__(workers=workers, describe=describe, debounce=debounce)
 
     def trigger(self, key: str, *, force: bool = False, background: bool = False) -> None:
         """Queue a reconcile of `key`; `force` asks for a full check, not a shortcut."""

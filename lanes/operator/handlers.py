@@ -11,7 +11,6 @@ same per-group queue as every reconcile, so cleanup and reconcile can never inte
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any
 
 import kopf
@@ -20,11 +19,7 @@ from lanes.api.common import GROUP, VERSION
 from lanes.kube.kinds import ISTIO_GROUP
 from lanes.kube.ownership import is_generated
 
-from .metrics import MetricsServer
-from .modules import ModuleServer
 from .runtime import Runtime
-
-log = logging.getLogger("lanes.operator")
 
 ISTIO_CRDS = frozenset({"virtualservices.networking.istio.io", "destinationrules.networking.istio.io"})
 
@@ -76,37 +71,17 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> kopf.Operator
             runtime.trigger_all(force=True)
 
     async def operator_startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
-        """Tune kopf for low latency and no writes of its own; start workers, metrics and the
-        served module (on every replica: any of them may answer a proxy's fetch)."""
-        served = runtime.options.served_module
-        if served is not None:
-            runtime.module_server = ModuleServer(served).start()
-            log.info("trace-affinity module (sha256 %s) served on port %d", served.sha256,
-                     runtime.module_server.port)
+        """Tune kopf for low latency and no writes of its own; fill the stores and start the
+        resync (the wiring starts the workers)."""
         settings.posting.enabled = False
         settings.watching.server_timeout = 300
         settings.peering.standalone = True
         await asyncio.to_thread(runtime.prime)
-        if runtime.options.election is None:
-            runtime.reconciler.start()
-            runtime.metrics.leader.set(1)
         memo.resync_task = asyncio.create_task(runtime.resync(), name="lanes-resync")
-        if runtime.options.metrics_port is not None:
-            runtime.metrics_server = MetricsServer(
-                runtime.metrics, runtime.options.metrics_port, runtime.options.metrics_host
-            ).start()
-            log.info("metrics on port %d", runtime.metrics_server.port)
 
     async def operator_cleanup(memo: Any, **_: Any) -> None:
-        """Stop workers, the metrics endpoint and the served module."""
+        """Stop the resync."""
         memo.resync_task.cancel()
-        await runtime.reconciler.stop()
-        if runtime.metrics_server is not None:
-            runtime.metrics_server.stop()
-            runtime.metrics_server = None
-        if runtime.module_server is not None:
-            runtime.module_server.stop()
-            runtime.module_server = None
 
     lanes = dict(group=GROUP, version=VERSION, registry=registry)
     kopf.on.startup(registry=registry, id="operator_startup")(operator_startup)

@@ -1,4 +1,5 @@
-"""kopf handlers for LaneReleases, thin: read -> `plan_release` -> carry out -> write status.
+"""The LaneRelease controller, on the controller shape: read -> finalizer -> parse -> lane and
+members observed -> `plan_release` -> checks and webhooks -> plan again -> intents -> status.
 
 A release is reconciled in its own coalescing queue, from fresh reads: the release, its lane,
 the rollouts of its namespace, and the gateway VirtualService its lane's group generated (for
@@ -16,6 +17,7 @@ waiting for approval at their last one or finishing the promotion it approved.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -30,9 +32,9 @@ from lanes.api.lanerelease import LaneRelease, LaneReleaseStatus
 from lanes.api.swimlane import SwimLane
 from lanes.api.swimlanegroup import SwimLaneGroup
 from lanes.api.workloadrollout import WorkloadRollout
-from lanes.kube.connect import connect
-from lanes.kube.kinds import ISTIO_GROUP
+from lanes.kube.kinds import ISTIO_GROUP, parse_all
 from lanes.kube.lanereleases import PLURAL, LaneReleasesApi
+from lanes.kube.ownership import is_generated
 from lanes.render import flavour_for
 from lanes.rollout import DeploymentView, conditions
 from lanes.rollout.actions import LANE_RELEASE_ANNOTATION
@@ -48,14 +50,8 @@ from lanes.rollout.lanerelease import (
 
 from .analysis import check_context
 from .checks import AnalysisSettings, call_hooks, load_templates, notify
-from .handlers import generated_by_lanes
-from .releases import (
-    ReleaseQueue,
-    conflicted,
-    parse_all,
-    plan_and_call_out,
-    post_events,
-)
+from .controller import Done
+from .releases import Release, ReleaseController, post_events
 
 
 def lane_group(api: LaneReleasesApi, lane: SwimLane | None) -> SwimLaneGroup | None:
@@ -120,85 +116,94 @@ def invalid_status(body: Mapping[str, Any], error: ValidationError, now: datetim
                                      with_message=True)
 
 
-def reconcile(api: LaneReleasesApi, namespace: str, name: str, now: datetime,
-              settings: AnalysisSettings = AnalysisSettings()) -> float | None:
-    """One reconcile of one release; returns when to plan again (None: on a change only)."""
-    body = api.get(namespace, name)
-    if body is None:
-        return None
-    if body["metadata"].get("deletionTimestamp"):
-        finalize(api, body)
-        return None
-    body = api.add_finalizer(body)
-    status = body.get("status") or {}
-    try:
-        release = LaneRelease.model_validate(body)
-    except ValidationError as error:
-        invalid = invalid_status(body, error, now)
-        if invalid != status and conflicted(lambda: api.write_status(body, invalid)):
-            return 0.0
-        return None
-    lane_name = release.spec.swim_lane_ref.name
-    lane_body = api.swimlane(lane_name)
-    lanes = parse_all([lane_body], SwimLane) if lane_body is not None else []
-    lane = lanes[0] if lanes else None
-    rollouts = parse_all(api.rollouts.list(namespace), WorkloadRollout)
-    members, _ = member_rollouts(release, lane, rollouts)
-    services, _, rolled = read_lane(api, None, namespace, members, settings)
-    others = [r for r in parse_all(api.list(namespace), LaneRelease)
-              if r.metadata.name != name]
-    group = lane_group(api, lane)
-    observed = ReleaseObserved(lane, rollouts, services, None, routed_weight(api, lane, group),
-                               rolled, others,
-                               flavour=group.spec.flavour if group is not None else None)
-    where = release.metadata.namespace or "default"
+@dataclass(frozen=True)
+class LaneSeen:
+    """What a release plans from, and its member rollouts (whose metrics a check reads)."""
 
-    def call_out(plan: ReleasePlan, observed: ReleaseObserved) -> ReleaseObserved:
+    observed: ReleaseObserved
+    members: list[WorkloadRollout]
+
+
+class LaneReleaseController(ReleaseController[LaneRelease, LaneSeen, ReleasePlan]):
+    """Reconciles LaneReleaseController, each from fresh reads; knows the releases of each namespace."""
+
+    api: LaneReleasesApi
+
+    def __init__(self, api: LaneReleasesApi, **kwargs: Any):
+        super().__init__(api, **kwargs)
+        self.by_namespace: dict[str, set[str]] = {}
+
+    def release(self, read: Release) -> None:
+        """Release the canaries a deleted release held, then let it go.
+
+        Its entry weight leaves the routes with it; a rollout it held mid-promotion then
+        finishes its own promotion.
+        """
+        for rollout in self.api.rollouts.list(read.namespace):
+            annotations = rollout["metadata"].get("annotations") or {}
+            if annotations.get(LANE_RELEASE_ANNOTATION) == read.name:
+                self.api.rollouts.annotate(read.namespace, rollout["metadata"]["name"],
+                                           {LANE_RELEASE_ANNOTATION: None})
+        self.api.remove_finalizer(read.body)
+
+    def validate(self, read: Release) -> Release[LaneRelease] | Done:
+        """The release parsed; one that does not gets Ready=False naming each field."""
+        try:
+            return replace(read, model=LaneRelease.model_validate(read.body))
+        except ValidationError as error:
+            self.write_status(read, invalid_status(read.body, error, read.now))
+            return Done()
+
+    def observe(self, valid: Release[LaneRelease]) -> LaneSeen:
+        """The lane, the namespace's rollouts (the members among them), the other releases
+        of the namespace, and the entry weight in force."""
+        api, namespace = self.api, valid.namespace
+        lane_body = api.swimlane(valid.model.spec.swim_lane_ref.name)
+        lanes = parse_all([lane_body], SwimLane) if lane_body is not None else []
+        lane = lanes[0] if lanes else None
+        rollouts = parse_all(api.rollouts.list(namespace), WorkloadRollout)
+        members, _ = member_rollouts(valid.model, lane, rollouts)
+        services, _, rolled = read_lane(api, None, namespace, members, self.settings)
+        others = [r for r in parse_all(api.list(namespace), LaneRelease)
+                  if r.metadata.name != valid.name]
+        group = lane_group(api, lane)
+        observed = ReleaseObserved(lane, rollouts, services, None, routed_weight(api, lane, group),
+                                   rolled, others,
+                                   flavour=group.spec.flavour if group is not None else None)
+        return LaneSeen(observed, members)
+
+    def plan(self, valid: Release[LaneRelease], seen: LaneSeen) -> ReleasePlan:
+        return plan_release(valid.model, seen.observed, valid.now)
+
+    def answer(self, valid: Release[LaneRelease], seen: LaneSeen, plan: ReleasePlan) -> LaneSeen:
         """Read every member's metrics for a check, then call the webhooks named. The checksum
         is the planned status's: the plan calling `pre-rollout` is the one that records the
         members' revisions, which the stored status has not got yet."""
+        observed = seen.observed
         if plan.check is not None:
-            _, readings, _ = read_lane(api, plan.check, namespace, members, settings)
+            _, readings, _ = read_lane(self.api, plan.check, valid.namespace, seen.members,
+                                       self.settings)
             observed = observed.with_readings(readings or {})
-        called = call_hooks(plan.hooks_due, name, where, release_checksum(plan.status))
-        return observed.with_hooks(called)
+        called = call_hooks(plan.hooks_due, valid.name, valid.model.metadata.namespace or "default",
+                            release_checksum(plan.status))
+        return replace(seen, observed=observed.with_hooks(called))
 
-    plan = plan_and_call_out(lambda o: plan_release(release, o, now), observed, call_out)
-    for intent in plan.intents:
-        api.rollouts.annotate(namespace, intent.rollout, intent.annotations)
-    wanted = plan.status.to_wire()
-    if wanted != status and conflicted(lambda: api.write_status(body, wanted)):
-        return 0.0
-    if plan.clear:
-        api.annotate(namespace, name, {key: None for key in plan.clear})
-    post_events(api, body, plan.events, lambda event: notify(
-        plan.event_hooks, name, where, flagger_phase(plan.status), release_checksum(plan.status),
-        event))
-    return plan.requeue_after
+    def carry_out(self, valid: Release[LaneRelease], plan: ReleasePlan) -> None:
+        """The member intents the plan asks for, written as `kubectl lane` writes them."""
+        for intent in plan.intents:
+            self.api.rollouts.annotate(valid.namespace, intent.rollout, intent.annotations)
 
-
-def finalize(api: LaneReleasesApi, body: Mapping[str, Any]) -> None:
-    """Release the canaries a deleted release held, then let it go.
-
-    Its entry weight leaves the routes with it; a rollout it held mid-promotion then finishes
-    its own promotion.
-    """
-    metadata = body["metadata"]
-    for rollout in api.rollouts.list(metadata["namespace"]):
-        annotations = rollout["metadata"].get("annotations") or {}
-        if annotations.get(LANE_RELEASE_ANNOTATION) == metadata["name"]:
-            api.rollouts.annotate(metadata["namespace"], rollout["metadata"]["name"],
-                                  {LANE_RELEASE_ANNOTATION: None})
-    api.remove_finalizer(body)
-
-
-class LaneReleases(ReleaseQueue):
-    """The lane-release side of the operator: one queue of releases, by namespace."""
-
-    def __init__(self, api: LaneReleasesApi, workers: int = 2,
-                 settings: AnalysisSettings | None = None):
-        super().__init__(api, reconcile, workers, settings)
-        self.by_namespace: dict[str, set[str]] = {}
+    def status(self, valid: Release[LaneRelease], plan: ReleasePlan) -> float | None:
+        """The status, then the release's own intents cleared and its events posted."""
+        self.write_status(valid, plan.status.to_wire())
+        namespace, name = valid.namespace, valid.name
+        if plan.clear:
+            self.api.annotate(namespace, name, {key: None for key in plan.clear})
+        where = valid.model.metadata.namespace or "default"
+        post_events(self.api, valid.body, plan.events, lambda event: notify(
+            plan.event_hooks, name, where, flagger_phase(plan.status),
+            release_checksum(plan.status), event))
+        return plan.requeue_after
 
     def on_release(self, event_type: str | None, namespace: str, name: str) -> None:
         """A release was listed, changed or deleted."""
@@ -220,43 +225,25 @@ class LaneReleases(ReleaseQueue):
             self.on_namespace_change(namespace)
 
 
-def _releases(memo: Any) -> LaneReleases:
-    return memo.lanereleases
+def register(registry: kopf.OperatorRegistry, releases: LaneReleaseController) -> kopf.OperatorRegistry:
+    """Add the LaneRelease handlers to `registry`, each bound to `releases`."""
 
+    async def lanerelease_event(type: str | None, namespace: str, name: str, **_: Any) -> None:
+        """A LaneRelease was listed, changed or deleted; its own status writes count too, as
+        they are how one phase leads to the next."""
+        releases.on_release(type, namespace, name)
 
-async def lanerelease_event(type: str | None, namespace: str, name: str, body: kopf.Body,
-                            memo: Any, **_: Any) -> None:
-    """A LaneRelease was listed, changed or deleted; its own status writes count too, as
-    they are how one phase leads to the next."""
-    _releases(memo).on_release(type, namespace, name)
+    async def rollout_moved(namespace: str, **_: Any) -> None:
+        """A WorkloadRollout changed: the releases of its namespace may move."""
+        releases.on_namespace_change(namespace)
 
+    async def route_moved(**_: Any) -> None:
+        """A lane or a generated VirtualService changed: an entry weight may now be in force."""
+        releases.on_anything()
 
-async def rollout_moved(namespace: str, memo: Any, **_: Any) -> None:
-    """A WorkloadRollout changed: the releases of its namespace may move."""
-    _releases(memo).on_namespace_change(namespace)
+    def generated(labels: kopf.Labels, **_: Any) -> bool:
+        return is_generated(labels)
 
-
-async def route_moved(memo: Any, **_: Any) -> None:
-    """A lane or a generated VirtualService changed: an entry weight may now be in force."""
-    _releases(memo).on_anything()
-
-
-def register(registry: kopf.OperatorRegistry, *, workers: int = 2,
-             releases: LaneReleases | None = None, elected: bool = False) -> kopf.OperatorRegistry:
-    """Add the LaneRelease handlers to `registry`: for `releases`, the queue the operator's
-    wiring made, else one made from the environment; with `elected`, its workers start once
-    this replica leads."""
-
-    async def lanereleases_startup(memo: Any, **_: Any) -> None:
-        memo.lanereleases = releases or LaneReleases(LaneReleasesApi(connect()), workers=workers)
-        if not elected:
-            memo.lanereleases.start()  # else once this replica leads
-
-    async def lanereleases_cleanup(memo: Any, **_: Any) -> None:
-        await _releases(memo).stop()
-
-    kopf.on.startup(registry=registry, id="lanereleases-startup")(lanereleases_startup)
-    kopf.on.cleanup(registry=registry, id="lanereleases-cleanup")(lanereleases_cleanup)
     kopf.on.event(GROUP, VERSION, PLURAL, registry=registry, id="lanerelease_reconcile")(
         lanerelease_event
     )
@@ -265,6 +252,6 @@ def register(registry: kopf.OperatorRegistry, *, workers: int = 2,
     kopf.on.event(GROUP, VERSION, "swimlanes", registry=registry, id="lanerelease_lane")(
         route_moved
     )
-    kopf.on.event(ISTIO_GROUP, "virtualservices", registry=registry, when=generated_by_lanes,
+    kopf.on.event(ISTIO_GROUP, "virtualservices", registry=registry, when=generated,
                   id="lanerelease_routes")(route_moved)
     return registry

@@ -79,26 +79,19 @@ def next_record(
     return LeaseRecord(identity, duration_s, now, now, current.transitions + 1, current.version)
 
 
+@dataclass(eq=False)
 class LeaderElector:
     """Acquire, renew and release one Lease; `leading` says whether writes are allowed now."""
 
-    def __init__(
-        self,
-        leases: LeaseApi,
-        election: Election,
-        on_started: Callable[[], Awaitable[None]],
-        on_lost: Callable[[], None],
-        clock: Callable[[], float] = time.monotonic,
-    ):
-        self.leases = leases
-        self.election = election
-        self.on_started = on_started
-        self.on_lost = on_lost
-        self.clock = clock
-        self._leading = False
-        self._renewed_at = float("-inf")
-        self._observed: tuple | None = None
-        self._observed_at = 0.0
+    leases: LeaseApi
+    election: Election
+    on_started: Callable[[], Awaitable[None]]
+    on_lost: Callable[[], None]
+    clock: Callable[[], float] = time.monotonic
+    _leading: bool = field(default=False, init=False)
+    _renewed_at: float = field(default=float("-inf"), init=False)
+    _observed: tuple | None = field(default=None, init=False)
+    _observed_at: float = field(default=0.0, init=False)
 
     @property
     def leading(self) -> bool:

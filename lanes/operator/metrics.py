@@ -7,11 +7,11 @@ chart probes it there.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from .serving import Answer, BackgroundServer
 
 
 class Metrics:
@@ -61,45 +61,18 @@ class Metrics:
                 pass
 
 
-class MetricsServer:
+class MetricsServer(BackgroundServer):
     """`/metrics` and `/healthz` on a background thread."""
 
     def __init__(self, metrics: Metrics, port: int, host: str = "0.0.0.0", healthy: Callable[[], bool] = lambda: True):
         registry = metrics.registry
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                if self.path.startswith("/metrics"):
-                    body, ctype, code = generate_latest(registry), CONTENT_TYPE_LATEST, 200
-                elif self.path.startswith("/healthz"):
-                    ok = healthy()
-                    body, ctype, code = (b"ok\n" if ok else b"unhealthy\n"), "text/plain", 200 if ok else 503
-                else:
-                    body, ctype, code = b"not found\n", "text/plain", 404
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+        def answer(path: str) -> Answer:
+            if path.startswith("/metrics"):
+                return 200, CONTENT_TYPE_LATEST, generate_latest(registry)
+            if path.startswith("/healthz"):
+                ok = healthy()
+                return (200, "text/plain", b"ok\n") if ok else (503, "text/plain", b"unhealthy\n")
+            return 404, "text/plain", b"not found\n"
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.daemon_threads = True
-        self._thread = threading.Thread(target=self.server.serve_forever, name="lanes-metrics", daemon=True)
-
-    @property
-    def port(self) -> int:
-        """The bound port (useful when 0 asked for a free one)."""
-        return self.server.server_address[1]
-
-    def start(self) -> MetricsServer:
-        """Serve in the background."""
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(host, port, answer, "lanes-metrics")

@@ -8,10 +8,10 @@ served are the bytes whose sha256 the WasmPlugins carry, whatever happens to the
 from __future__ import annotations
 
 import hashlib
-import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from .serving import Answer, BackgroundServer
 
 MODULE_PATH = "/wasm/trace-affinity.wasm"
 CONTENT_TYPE = "application/wasm"
@@ -51,47 +51,15 @@ def served_url(host: str, port: int) -> str:
     return f"http://{host}:{port}{MODULE_PATH}"
 
 
-class ModuleServer:
+class ModuleServer(BackgroundServer):
     """`GET MODULE_PATH` (and `HEAD`) on a background thread; everything else is 404."""
 
     def __init__(self, module: ServedModule):
         content = module.content
 
-        class Handler(BaseHTTPRequestHandler):
-            def _answer(self, send_body: bool) -> None:
-                found = self.path.split("?", 1)[0] == MODULE_PATH
-                body = content if found else b"not found\n"
-                self.send_response(200 if found else 404)
-                self.send_header("Content-Type", CONTENT_TYPE if found else "text/plain")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if send_body:
-                    self.wfile.write(body)
+        def answer(path: str) -> Answer:
+            if path.split("?", 1)[0] == MODULE_PATH:
+                return 200, CONTENT_TYPE, content
+            return 404, "text/plain", b"not found\n"
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                self._answer(send_body=True)
-
-            def do_HEAD(self) -> None:  # noqa: N802
-                self._answer(send_body=False)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer((module.address, module.port), Handler)
-        self.server.daemon_threads = True
-        self._thread = threading.Thread(target=self.server.serve_forever, name="lanes-module", daemon=True)
-
-    @property
-    def port(self) -> int:
-        """The bound port."""
-        return self.server.server_address[1]
-
-    def start(self) -> ModuleServer:
-        """Serve in the background."""
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(module.address, module.port, answer, "lanes-module", head=True)

@@ -18,6 +18,7 @@ from lanes.api.observations import Observations
 from lanes.api.swimlane import SwimLane
 from lanes.api.swimlanegroup import SwimLaneGroup
 from lanes.api.workloadrollout import WorkloadRollout
+from lanes.kube.kinds import parse_all
 from lanes.kube.ownership import lane_group_of
 from lanes.render import TraceAffinityModule, render_group
 from lanes.render.observe import PodView, observe
@@ -159,37 +160,15 @@ def lane_bodies_of(name: str, lanes: Sequence[Mapping[str, Any]]) -> list[Mappin
     return sorted(joined, key=lambda lane: lane["metadata"]["name"])
 
 
-def _rollouts(bodies: Iterable[Mapping[str, Any]]) -> list[WorkloadRollout]:
-    """The rollouts that parse; one that does not is reported on itself, not on the group."""
-    parsed = []
-    for body in bodies:
-        try:
-            parsed.append(WorkloadRollout.model_validate(dict(body)))
-        except ValidationError:
-            continue
-    return parsed
-
-
-def _releases(bodies: Iterable[Mapping[str, Any]]) -> list[LaneRelease]:
-    """The lane releases that parse; one that does not is reported on itself."""
-    parsed = []
-    for body in bodies:
-        try:
-            parsed.append(LaneRelease.model_validate(dict(body)))
-        except ValidationError:
-            continue
-    return parsed
-
-
 def _traffic(plan: GroupPlan, inputs: Inputs) -> dict:
     """Every traffic step in force: the rollouts' own, then the lane releases' entry steps,
     which replace the steps of the rollouts they drive."""
-    releases = _releases(inputs.releases)
+    releases = parse_all(inputs.releases, LaneRelease)
     driven = {
         (r.metadata.namespace or "default", name) for r in releases for name in driven_rollouts(r)
     }
     rollouts = [
-        r for r in _rollouts(inputs.rollouts)
+        r for r in parse_all(inputs.rollouts, WorkloadRollout)
         if (r.metadata.namespace or "default", r.metadata.name) not in driven
     ]
     steps = traffic_steps(plan.group, plan.lanes, inputs.services, inputs.pods, rollouts)

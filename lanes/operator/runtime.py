@@ -17,7 +17,6 @@ a partial view.
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -35,8 +34,8 @@ from lanes.render import TraceAffinityModule
 from lanes.render.observe import PodView, pod_view, selects
 
 from .leader import Election
-from .metrics import Metrics, MetricsServer
-from .modules import ModuleServer, ServedModule
+from .metrics import Metrics
+from .modules import ServedModule
 from .plan import service_keys
 from .reconcile import GroupController, Snapshot
 
@@ -138,8 +137,6 @@ class Runtime:
             self.objects, self.lanes_api, self.metrics, trace_affinity=options.trace_affinity,
             snapshot=self.snapshot, workers=options.workers, debounce=options.debounce,
         )
-        self.metrics_server: MetricsServer | None = None
-        self.module_server: ModuleServer | None = None
         self.scheduler = self.reconciler.scheduler
         self.lane_keys: set[str] = set()
         # Groups by name, found by the services they list (sharing, pod and Service events
@@ -243,10 +240,7 @@ class Runtime:
         trigger nothing. A group kept from a service another group holds gets its turn once
         that one lets go.
         """
-        if event_type == "DELETED":
-            change = self.groups.delete(name)
-        else:
-            change = self.groups.put(name, copy.deepcopy(dict(body)))
+        change = self.groups.record(event_type, name, body)
         if not change.changed:
             return
         before = service_keys(change.old) if change.old is not None else frozenset()
@@ -262,10 +256,7 @@ class Runtime:
 
     def on_lane(self, event_type: str | None, name: str, body: Mapping[str, Any]) -> None:
         """A lane changed: reconcile the group it joins, and the one it left."""
-        if event_type == "DELETED":
-            change = self.lanes.delete(name)
-        else:
-            change = self.lanes.put(name, copy.deepcopy(dict(body)))
+        change = self.lanes.record(event_type, name, body)
         if not change.changed:
             return
         previous = lane_group_of(change.old) if change.old is not None else None
@@ -297,10 +288,7 @@ class Runtime:
         without traffic steps moves pods, whose own events reconcile the groups).
         """
         key = _namespace_name(body)
-        if event_type == "DELETED":
-            change = self.rollouts.delete(key)
-        else:
-            change = self.rollouts.put(key, copy.deepcopy(dict(body)))
+        change = self.rollouts.record(event_type, key, body)
         if not change.changed:
             return
         splits = change.new is not None and splits_traffic(change.new)
@@ -319,9 +307,7 @@ class Runtime:
         Only the phase, step and weight count, so its progress messages trigger nothing.
         """
         key = _namespace_name(body)
-        if event_type == "DELETED":
-            self.releases.delete(key)
-        elif not self.releases.put(key, copy.deepcopy(dict(body))).changed:
+        if not self.releases.record(event_type, key, body).changed:
             return
         lane = ((body.get("spec") or {}).get("swimLaneRef") or {}).get("name")
         lane_body = self.lanes.get(lane) if lane else None

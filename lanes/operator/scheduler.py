@@ -131,23 +131,16 @@ class Scheduler:
         return delay
 
 
-Reconcile = Callable[[str, str], "float | None"]
-"""One reconcile of `namespace`, `name`, run in a worker thread; when to plan again."""
-
-
 class RequeuingQueue:
     """A Scheduler of keys whose reconcile says when to run again.
 
     What a reconcile needs from the event loop (a snapshot of the watches' store) is taken
     there by `prepare`; the reconcile itself (`run`) runs in a thread and returns None (only a
     change will move the object), 0 (run again at once) or seconds until a pause, check or
-    deadline is due, kept as one timer per key so a new trigger replaces it. By default the
-    keys are `namespace/name` and `run` calls `reconcile(namespace, name)`.
+    deadline is due, kept as one timer per key so a new trigger replaces it.
     """
 
-    def __init__(self, reconcile: Reconcile | None = None, workers: int = 4, describe: Describe = str,
-                 *, debounce: float = 0.02):
-        self._reconcile = reconcile
+    def __init__(self, workers: int = 4, describe: Describe = str, *, debounce: float = 0.02):
         self.scheduler = Scheduler(self.work, workers=workers, debounce=debounce, describe=describe)
         self.timers: dict[str, asyncio.TimerHandle] = {}
 
@@ -168,9 +161,7 @@ class RequeuingQueue:
 
     def run(self, prepared: Any, force: bool) -> float | None:
         """One reconcile, in a worker thread; returns when to run again."""
-        assert self._reconcile is not None
-        namespace, name = prepared.split("/", 1)
-        return self._reconcile(namespace, name)
+        raise NotImplementedError
 
     async def work(self, key: str, force: bool) -> None:
         """Reconcile in a worker thread, then schedule the next run if one is due."""

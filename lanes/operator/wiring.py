@@ -3,8 +3,9 @@
 The SwimLaneGroup controller (with the stores its watches fill), the WorkloadRollout and the
 LaneRelease controllers share one API client (so every write is counted and, with an election,
 only the leader writes) and the analysis defaults; each gets what it needs here, passed in,
-and none looks another up. `registry` puts every handler on one kopf registry, with the login
-and the leader election that starts and stops all of their workers together.
+and none looks another up. `registry` puts every handler on one kopf registry, with the login,
+the operator's HTTP endpoints, and the leader election that starts and stops all of their
+workers together.
 """
 
 from __future__ import annotations
@@ -24,10 +25,13 @@ from lanes.kube.rollouts import RolloutsApi
 
 from .checks import AnalysisSettings
 from .handlers import register as register_groups
-from .lanereleases import LaneReleases
+from .controller import Controller
+from .lanereleases import LaneReleaseController
 from .lanereleases import register as register_lanereleases
 from .leader import LeaderElector
-from .rollouts import Rollouts
+from .metrics import MetricsServer
+from .modules import ModuleServer
+from .rollouts import RolloutController
 from .rollouts import register as register_rollouts
 from .runtime import Options, Runtime
 
@@ -39,8 +43,10 @@ class Operator:
     """The controllers of one operator process and what they share."""
 
     runtime: Runtime
-    rollouts: Rollouts
-    lanereleases: LaneReleases
+    rollouts: RolloutController
+    lanereleases: LaneReleaseController
+    metrics_server: MetricsServer | None = None
+    module_server: ModuleServer | None = None
 
     @property
     def options(self) -> Options:
@@ -48,9 +54,9 @@ class Operator:
         return self.runtime.options
 
     @property
-    def release_workers(self) -> list[Rollouts | LaneReleases]:
-        """The rollout and lane-release queues, which only the leader runs."""
-        return [self.rollouts, self.lanereleases]
+    def controllers(self) -> list[Controller]:
+        """Every controller, whose workers only the leader runs."""
+        return [self.runtime.reconciler, self.rollouts, self.lanereleases]
 
 
 def wire(options: Options, runtime: Runtime | None = None) -> Operator:
@@ -59,8 +65,9 @@ def wire(options: Options, runtime: Runtime | None = None) -> Operator:
     settings = AnalysisSettings(options.prometheus_url, options.metric_source)
     return Operator(
         runtime,
-        Rollouts(RolloutsApi(runtime.api), workers=options.rollout_workers, settings=settings),
-        LaneReleases(LaneReleasesApi(runtime.api), settings=settings),
+        RolloutController(RolloutsApi(runtime.api), workers=options.rollout_workers,
+                          settings=settings),
+        LaneReleaseController(LaneReleasesApi(runtime.api), workers=2, settings=settings),
     )
 
 
@@ -89,35 +96,65 @@ def registry(operator: Operator, on_lost: Callable[[], None]) -> kopf.OperatorRe
 
     `on_lost` runs when a leader loses its Lease.
     """
-    elected = operator.options.election is not None
     built = register_groups(kopf.OperatorRegistry(), operator.runtime)
-    register_rollouts(built, rollouts=operator.rollouts, elected=elected)
-    register_lanereleases(built, releases=operator.lanereleases, elected=elected)
+    register_rollouts(built, operator.rollouts)
+    register_lanereleases(built, operator.lanereleases)
 
     def operator_login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
         return connection_info(operator, settings)
 
     kopf.on.login(registry=built)(operator_login)
+    register_endpoints(built, operator)
     register_leadership(built, operator, on_lost)
     return built
 
 
+def register_endpoints(registry: kopf.OperatorRegistry, operator: Operator) -> None:
+    """Serve the metrics and the trace-affinity module on every replica, leading or not: a
+    probe or a proxy's fetch may reach any of them."""
+    options = operator.options
+
+    async def endpoints_startup(**_: Any) -> None:
+        served = options.served_module
+        if served is not None:
+            operator.module_server = ModuleServer(served).start()
+            log.info("trace-affinity module (sha256 %s) served on port %d", served.sha256,
+                     operator.module_server.port)
+        if options.metrics_port is not None:
+            operator.metrics_server = MetricsServer(
+                operator.runtime.metrics, options.metrics_port, options.metrics_host
+            ).start()
+            log.info("metrics on port %d", operator.metrics_server.port)
+
+    async def endpoints_cleanup(**_: Any) -> None:
+        for server in (operator.metrics_server, operator.module_server):
+            if server is not None:
+                server.stop()
+        operator.metrics_server = operator.module_server = None
+
+    kopf.on.startup(registry=registry, id="endpoints-startup")(endpoints_startup)
+    kopf.on.cleanup(registry=registry, id="endpoints-cleanup")(endpoints_cleanup)
+
+
 def register_leadership(registry: kopf.OperatorRegistry, operator: Operator, on_lost: Callable[[], None]) -> None:
-    """Start and stop leader election, after the other startup handlers made the workers."""
+    """Start every controller's workers after the other startup handlers primed the stores:
+    at once without an election, else once this replica leads; stop them on cleanup."""
     runtime = operator.runtime
     state: dict[str, Any] = {}
 
     async def leadership_startup(**_: Any) -> None:
         election = operator.options.election
         if election is None:
+            runtime.metrics.leader.set(1)
+            for controller in operator.controllers:
+                controller.start()
             return
         lease_client = ApiClient(runtime.api.configuration)
 
         async def started() -> None:
             runtime.metrics.leader.set(1)
-            runtime.reconciler.start()
-            for workers in operator.release_workers:
-                workers.start()
+            for controller in operator.controllers:
+                controller.start()
             runtime.trigger_all(force=True)
 
         def lost() -> None:
@@ -134,14 +171,13 @@ def register_leadership(registry: kopf.OperatorRegistry, operator: Operator, on_
 
     async def leadership_cleanup(**_: Any) -> None:
         elector = state.get("elector")
-        if elector is None:
-            return
-        state["task"].cancel()
-        await runtime.reconciler.stop()
-        for workers in operator.release_workers:
-            await workers.stop()
-        await asyncio.to_thread(elector.release)
-        state["lease_client"].close()
+        if elector is not None:
+            state["task"].cancel()
+        for controller in operator.controllers:
+            await controller.stop()
+        if elector is not None:
+            await asyncio.to_thread(elector.release)
+            state["lease_client"].close()
 
     kopf.on.startup(registry=registry, id="leadership-startup")(leadership_startup)
     kopf.on.cleanup(registry=registry, id="leadership-cleanup")(leadership_cleanup)

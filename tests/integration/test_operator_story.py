@@ -171,8 +171,8 @@ def test_metrics_endpoint(operator, stories, kube_api) -> None:
 
 
 def metrics_port(operator: OperatorThread) -> int:
-    assert operator.runtime.metrics_server is not None
-    return operator.runtime.metrics_server.port
+    assert operator.operator.metrics_server is not None
+    return operator.operator.metrics_server.port
 
 
 def test_python_m_lanes_operator_starts(control_plane) -> None:

@@ -16,7 +16,8 @@ import pytest
 
 from lanes.api.analysis import Webhook
 from lanes.kube.rollouts import Workloads
-from lanes.operator.rollouts import reconcile
+from lanes.operator.checks import AnalysisSettings
+from lanes.operator.rollouts import RolloutController
 from lanes.operator.webhooks import MAX_ATTEMPTS, call_webhook, webhook_payload
 
 from .rollout_fixtures import LONG_AGO, NOW, REV, V2, base, canary, held, replica_set, status
@@ -233,7 +234,8 @@ def _reconciled(
     base_obj["metadata"]["resourceVersion"] = "7"
     seen = Workloads(base_obj, [replica_set()], canary_obj)
     api = FakeRollouts(body, seen)
-    reconcile(api, "default", ro.metadata.name, NOW)  # type: ignore[arg-type]
+    controller = RolloutController(api, settings=AnalysisSettings(), clock=lambda: NOW)  # type: ignore[arg-type]
+    controller.run(f"default/{ro.metadata.name}", False)
     return api
 
 
