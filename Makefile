@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Test workers (pytest-xdist); 0 runs the suite in one process. On 2 cores, 3 workers take the
-# suite from about 20 to about 11 minutes, but they keep the machine at a load of 5 to 10, under
+# suite from about 22 to about 11 minutes, but they keep the machine at a load of 5 to 10, under
 # which a few end-to-end tests that count requests or writes within a time window fail now and
 # then; so the default stays one process, and `make test TEST_WORKERS=3` is the fast run for
 # machines with cores to spare. Each worker starts its own control plane (about 1 GB).
