@@ -1,15 +1,16 @@
 """Data-plane cost of the local mesh: `.venv/bin/python bench/dataplane.py [options]`.
 
 Runs the mock chain twice on loopback: once called directly (mocka -> mockb -> mockc by pod
-address, no Envoy) and once through the gateway and the mesh listener of one real Envoy,
-with the rendered objects of story state 0 in each flavour. A load generator in separate
-processes (one kept-alive connection each) sends a bounded number of requests to each, and
-the table gives requests/s and p50/p99 latency. The istio flavour runs twice, without and with
-the trace-affinity module (the WasmPlugins of ASM's trace-ID mode, a fresh trace value per
-request, so every request is remembered and both calls restored), and the memory Envoy
-allocates for 10,000 remembered traces is read from its admin `/memory`. Then it
-times `EnvoyMesh.update` for route changes (story states 1 <-> 2), which is how long a change
-takes to be in force.
+address, no Envoy) and once through the local mesh (the gateway, then each pod's sidecar on
+both sides of every call, all configured by the local istiod from the rendered objects of story
+state 0). A load generator in separate processes (one kept-alive connection each) sends a
+bounded number of requests to each, and the table gives requests/s and p50/p99 latency. The
+mesh runs twice, without and with the trace-affinity module (the WasmPlugins of ASM's
+trace-ID mode, served as the operator serves them; a fresh trace value per request, so every
+request is remembered and both calls restored), and the memory the gateway's Envoy allocates
+for 10,000 remembered traces is read from its admin `/memory`. Then it times
+`LocalMesh.update` for route changes (story states 1 <-> 2): from the objects handed to the
+istiod to every proxy having acknowledged them.
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ from pathlib import Path
 import yaml
 
 from lanes.api.load import load_observations
-from lanes_testbed.mesh import Endpoint, EnvoyMesh
-from lanes_testbed.mesh.pods import free_block, start_mock
+from lanes_testbed.mesh import Endpoint, LocalMesh
+from lanes_testbed.mesh.pods import free_block, start_mock, start_pod
 from lanes_testbed.processes import Child, free_port, stop
-from lanes_testbed.wasm import STAT_PREFIX
+from lanes_testbed.wasm import STAT_PREFIX, ensure_trace_affinity
+from lanes.operator.modules import ModuleServer, load_module, served_url
 from lanes.importers import load
 from lanes.render import TraceAffinityModule, render_group
 
@@ -112,18 +114,18 @@ def mesh_objects(
     return [*plain, *rendered]
 
 
-def remembered_memory(mesh: EnvoyMesh, traces: int) -> tuple[int, int]:
+def remembered_memory(mesh: LocalMesh, traces: int) -> tuple[int, int]:
     """Bytes Envoy allocated for `traces` newly remembered traces, and how many it remembered.
 
     Each request carries a lane and a fresh trace value and asks for a path no route serves,
     so the gateway's filter remembers it and Envoy answers 404 at once.
     """
     def stat(name: str) -> int:
-        return int(mesh.stats(f"^{name}$").get(name, 0))
+        return int(mesh.stats(f"^{name}$", [mesh.gateway_admin_url]).get(name, 0))
 
     def allocated() -> int:
         # The admin /memory answer is current; the server.memory_allocated stat lags a flush.
-        with urllib.request.urlopen(f"{mesh.admin_url}/memory", timeout=10) as response:
+        with urllib.request.urlopen(f"{mesh.gateway_admin_url}/memory", timeout=10) as response:
             return int(json.loads(response.read())["allocated"])
 
     remembered = STAT_PREFIX + "remembered"
@@ -139,26 +141,27 @@ def remembered_memory(mesh: EnvoyMesh, traces: int) -> tuple[int, int]:
 
 
 def start_chains(
-    work: Path, mesh: EnvoyMesh
+    work: Path, mesh: LocalMesh
 ) -> tuple[list[Child], dict[str, str], list[Endpoint]]:
-    """A chain behind the mesh (calls by service name via the proxy) and a direct one."""
+    """A chain in the mesh (each pod with a sidecar, calls by service name) and a direct one."""
     block = free_block()
     children, ips, endpoints = [], {}, []
     for n, service in enumerate(CHAIN):
         mesh_ip, direct_ip = f"{block}.{n + 1}", f"{block}.{n + 11}"
         ips[service] = direct_ip
         nxt = CHAIN[n + 1] if n + 1 < len(CHAIN) else None
-        via_mesh = {"app": service, "version": "v1", "HTTP_PROXY": mesh.proxy_url,
+        via_mesh = {"app": service, "version": "v1",
                     "upstream_url": f"http://{nxt}:8000/" if nxt else ""}
         direct = {"app": service, "version": "v1",
                   "upstream_url": f"http://{block}.{n + 12}:8000/" if nxt else ""}
-        children.append(start_mock(f"{service}-mesh", mesh_ip, via_mesh, work / "pods"))
+        labels = {"app": service, "ASM_TRAFFIC_TAG": "base"}
+        children.append(start_pod(mesh, f"{service}-mesh", labels, mesh_ip, via_mesh, work / "pods"))
         children.append(start_mock(f"{service}-direct", direct_ip, direct, work / "pods"))
-        endpoints.append(Endpoint(mesh_ip, {"app": service, "ASM_TRAFFIC_TAG": "base"}))
+        endpoints.append(Endpoint(mesh_ip, labels))
     return children, ips, endpoints
 
 
-def time_updates(mesh: EnvoyMesh, endpoints: list[Endpoint], rounds: int) -> list[float]:
+def time_updates(mesh: LocalMesh, endpoints: list[Endpoint], rounds: int) -> list[float]:
     """Seconds from `update` called to every new version applied, flipping states 1 and 2."""
     states = [mesh_objects("istio", "1"), mesh_objects("istio", "2")]
     canary = [Endpoint(e.ip, {**e.labels, "ASM_TRAFFIC_TAG": "canary"}) for e in endpoints]
@@ -175,12 +178,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000, help="per row (default 3000)")
     parser.add_argument("--concurrency", type=int, default=4, help="client connections")
     parser.add_argument("--max-seconds", type=float, default=60, help="cap per row")
-    parser.add_argument("--envoy-concurrency", type=int, default=None, help="Envoy workers")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="lanes-bench-") as tmp:
         work = Path(tmp)
-        mesh = EnvoyMesh(work / "mesh", gateway_port=free_port(), mesh_port=free_port(),
-                         concurrency=args.envoy_concurrency)
+        mesh = LocalMesh(work / "mesh", gateway_port=free_port())
+        loaded = load_module(ensure_trace_affinity(), free_port(), "127.0.0.1")
+        server = ModuleServer(loaded).start()
         children: list[Child] = []
         try:
             mesh.start()
@@ -190,11 +193,10 @@ def main() -> None:
             with ProcessPoolExecutor(max_workers=args.concurrency) as pool:
                 entry = f"http://{direct['mocka']}:8000"
                 rows.append(("direct (no Envoy)", measure(pool, entry, lane, args)))
-                for flavour in ("istio", "asm"):
-                    mesh.update(mesh_objects(flavour, "0"), endpoints)
-                    row = measure(pool, mesh.gateway_url, lane, args, traced=True)
-                    rows.append((f"gateway + mesh, {flavour}", row))
-                module = TraceAffinityModule(url="file:///bench/traceaffinity.wasm")
+                mesh.update(mesh_objects("istio", "0"), endpoints)
+                row = measure(pool, mesh.gateway_url, lane, args, traced=True)
+                rows.append(("gateway + sidecars", row))
+                module = TraceAffinityModule(url=served_url("127.0.0.1", server.port), sha256=loaded.sha256)
                 mesh.update(mesh_objects("istio", "0", module), endpoints, timeout=60)
                 row = measure(pool, mesh.gateway_url, lane, args, traced=True)
                 rows.append(("  + trace affinity", row))
@@ -205,6 +207,7 @@ def main() -> None:
             for child in children:
                 stop(child)
             mesh.stop()
+            server.stop()
     print(f"\nmocka -> mockb -> mockc, {args.concurrency} client connections, "
           f"{args.requests} requests per row\n")
     print(f"{'path':<24} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7}")
@@ -213,7 +216,7 @@ def main() -> None:
               f"{r['p50']:>7.2f} {r['p99']:>7.2f}")
     print(f"\ntrace affinity: {remembered} traces remembered, Envoy allocated "
           f"{memory / 1024:.0f} KiB more ({memory / max(remembered, 1):.0f} bytes per trace)")
-    print(f"\nroute change applied (EnvoyMesh.update, {len(updates)} changes): "
+    print(f"\nroute change in force on every proxy (LocalMesh.update, {len(updates)} changes): "
           f"p50 {statistics.median(updates) * 1000:.1f} ms, max {max(updates) * 1000:.1f} ms")
     sys.exit(1 if any(r["errors"] for _, r in rows) else 0)
 

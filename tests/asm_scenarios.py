@@ -3,8 +3,8 @@
 Every scenario has the lanes of ASM's permissive-mode pages: s1 is the baseline with v1 of
 mocka, mockb and mockc; s2 holds v2 of mocka and mockc; s3 holds v3 of mockb. A request in a
 lane is served, hop by hop, by its lane's version where the lane has the service and by s1's
-elsewhere. The unit tests (translated routes) and the end-to-end tests (a real Envoy) both
-check that table, from the files under `tests/testdata/asm-scenarios/`.
+elsewhere. The end-to-end tests (Istio's own config generation and real Envoy sidecars) check
+that table, from the files under `tests/testdata/asm-scenarios/`.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ Two sources serve the built-ins:
   whole cluster, `outbound|8000|canary|mockb.default.svc.cluster.local`, and the metric name
   none of it (`envoy_cluster_upstream_rq_xx{envoy_response_code_class="5"}`). Envoy's default
   `envoy.cluster_name` tag would stop at the first dot of the host, so an Envoy scraped for this
-  source needs that rule in its bootstrap's `stats_config` (the local mesh has it, see
-  `lanes_testbed.mesh.translate.STATS_TAGS`).
+  source needs that rule in its bootstrap's `stats_config`, as istio-proxy's bootstrap has it
+  (the test bed's sidecars have it too).
 
 Pure: no I/O; `lanes.operator.providers.prometheus` sends the rendered queries.
 """

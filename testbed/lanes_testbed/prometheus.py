@@ -271,12 +271,22 @@ def _fetch(url: str, target: Path) -> None:
 
 @dataclass(frozen=True)
 class ScrapeTarget:
-    """One static scrape job: `address` is host:port; `metrics_path` e.g. `/stats/prometheus`."""
+    """One scrape job: `address` is host:port; `metrics_path` e.g. `/stats/prometheus`.
+
+    With `file`, the targets are the ones that file lists (Prometheus' file_sd JSON), read
+    again whenever it changes: how the sidecars of pods that come and go are scraped.
+    """
 
     job: str
-    address: str
+    address: str = ""
     metrics_path: str = "/metrics"
     labels: Mapping[str, str] = field(default_factory=dict)
+    file: Path | None = None
+
+    def discovery(self) -> dict:
+        if self.file is not None:
+            return {"file_sd_configs": [{"files": [str(self.file)], "refresh_interval": "5s"}]}
+        return {"static_configs": [{"targets": [self.address], "labels": dict(self.labels)}]}
 
 
 class Prometheus(Served):
@@ -330,7 +340,7 @@ class Prometheus(Served):
             {
                 "job_name": target.job,
                 "metrics_path": target.metrics_path,
-                "static_configs": [{"targets": [target.address], "labels": dict(target.labels)}],
+                **target.discovery(),
             }
             for target in self.targets
         ]

@@ -1,12 +1,13 @@
-"""The whole local stack: control plane, operator, local node, Envoy mesh and Prometheus.
+"""The whole local stack: control plane, operator, local node, mesh and Prometheus.
 
 One `Stack` owns, under one state directory: the control plane (etcd, kube-apiserver,
-kube-controller-manager) with lanes' CRDs and the mesh's, the operator and the local node as
-child processes, one Envoy serving the gateway and mesh listeners, the watches that keep
-Envoy in step with the API server, and a Prometheus scraping Envoy's stats and the operator's
-`/metrics` every second, which the operator asks for rollout analysis (`envoy` source). The
-demo and the end-to-end tests start one in-process; `kubectl lane dev up` runs one in a
-detached supervisor (see `lanes_testbed.stackd`).
+kube-controller-manager) with lanes' CRDs and Istio's, the operator and the local node as
+child processes, the local mesh (a local istiod built from Istio's own code, watching the API
+server, and the ingress gateway it configures; the node gives every pod a sidecar it
+configures too), and a Prometheus scraping the gateway's and every sidecar's stats and the
+operator's `/metrics` every second, which the operator asks for rollout analysis (`envoy`
+source). The demo and the end-to-end tests start one in-process; `kubectl lane dev up` runs
+one in a detached supervisor (see `lanes_testbed.stackd`).
 """
 
 from __future__ import annotations
@@ -25,8 +26,7 @@ from lanes_testbed import import_path
 from lanes_testbed import processes
 from lanes_testbed.binaries import Paths
 from lanes_testbed.controlplane import ControlPlane
-from lanes_testbed.mesh import EnvoyMesh
-from lanes_testbed.mesh.sync import MeshSync
+from lanes_testbed.mesh.local import LocalMesh
 from lanes_testbed.meshcrds import FLAVOURS, write_manifests
 from lanes_testbed.node.addresses import bindable
 from lanes_testbed.wasm import ensure_trace_affinity
@@ -40,7 +40,8 @@ START_TIMEOUT_S = 90.0
 SCRAPE_INTERVAL = "1s"
 # The stack's series are for watching a release as it happens, not for history.
 PROMETHEUS_RETENTION = "2d"
-# The mesh is one plain Envoy: its own cluster stats serve the built-in metrics.
+# The proxies are stock Envoy (no istio-proxy stats filter): their own cluster stats serve the
+# built-in metrics.
 METRIC_SOURCE = "envoy"
 
 Progress = Callable[[str], None]
@@ -80,17 +81,22 @@ def trace_affinity_env(port: int) -> dict[str, str]:
     """The operator's trace-affinity settings: it serves the module built here on `port`.
 
     As the chart's operator does, it puts its own url and the sha256 of what it serves in the
-    WasmPlugins; the stack's one Envoy loads the module fetched from there (checked against
-    that sha256), so the demo runs groups in ASM's trace-ID mode with the served module.
+    WasmPlugins; the local istiod fetches the module from there (checked against that sha256,
+    as istio-agent does) and hands it to the proxies the WasmPlugins select.
     """
     return {"LANES_TRACE_AFFINITY_MODULE": str(ensure_trace_affinity()),
             "LANES_TRACE_AFFINITY_PORT": str(port), "LANES_TRACE_AFFINITY_HOST": "127.0.0.1"}
 
 
-def scrape_targets(envoy_admin_port: int, operator_metrics_port: int) -> list[ScrapeTarget]:
-    """What the stack's Prometheus scrapes: Envoy's admin stats and the operator's metrics."""
+def scrape_targets(gateway_admin: str, sidecars: Path, operator_metrics_port: int) -> list[ScrapeTarget]:
+    """What the stack's Prometheus scrapes: the proxies' stats and the operator's metrics.
+
+    `gateway_admin` is the gateway's admin `host:port`; `sidecars` the file the node keeps
+    every pod's sidecar in.
+    """
     return [
-        ScrapeTarget("envoy", f"127.0.0.1:{envoy_admin_port}", "/stats/prometheus"),
+        ScrapeTarget("envoy", gateway_admin, "/stats/prometheus", {"pod": "istio-ingressgateway"}),
+        ScrapeTarget("envoy", metrics_path="/stats/prometheus", file=sidecars),
         ScrapeTarget("lanes-operator", f"127.0.0.1:{operator_metrics_port}", "/metrics"),
     ]
 
@@ -121,8 +127,7 @@ class Stack:
         self.flavour = flavour
         self.wanted_gateway_port = gateway_port
         self.plane = ControlPlane(self.state_dir, binaries, progress=sys.stderr)
-        self.mesh: EnvoyMesh | None = None
-        self.sync: MeshSync | None = None
+        self.mesh: LocalMesh | None = None
         self.api: client.ApiClient | None = None
         self.prometheus: Prometheus | None = None
         self.operator_metrics_port: int | None = None
@@ -168,9 +173,9 @@ class Stack:
             self._progress(f"installing lanes' CRDs and {self.flavour}'s networking CRDs")
             self.plane.install_manifests(write_manifests(self.state_dir / "manifests", self.flavour))
             _ensure_namespace(self.api, MESH_NAMESPACE)
-            self._progress("starting Envoy and the mesh sync")
+            self._progress("starting the local istiod and the ingress gateway")
             self._start_mesh()
-            self._progress("starting Prometheus (scraping Envoy and the operator every second)")
+            self._progress("starting Prometheus (scraping the proxies and the operator every second)")
             self._start_prometheus()
             self._progress("starting the operator and its admission webhook")
             self._start_operator()
@@ -188,9 +193,6 @@ class Stack:
         if self.prometheus is not None:
             self.prometheus.stop()
             self.prometheus = None
-        if self.sync is not None:
-            self.sync.stop()
-            self.sync = None
         if self.mesh is not None:
             self.mesh.stop()
         if self.api is not None:
@@ -221,20 +223,26 @@ class Stack:
         """Parts that exited on their own, for a supervisor to notice."""
         dead = self.plane.dead_components()
         dead += [c.name for c in self._children if not c.alive()]
-        if self.mesh is not None and not self.mesh.alive():
-            dead.append("envoy")
+        if self.mesh is not None and not self.mesh.istiod.alive():
+            dead.append("istiod")
+        if self.mesh is not None and (self.mesh.gateway is None or not self.mesh.gateway.alive()):
+            dead.append("gateway")
         if self.prometheus is not None and not self.prometheus.alive():
             dead.append("prometheus")
         return dead
 
+    @property
+    def sidecar_targets(self) -> Path:
+        """The file the node lists every pod's sidecar in, for Prometheus."""
+        return self.prometheus_dir / "sidecars.json"
+
     def _start_mesh(self) -> None:
-        processes.stop_stale(self.state_dir / "mesh" / "envoy.pid", marker=str(self.state_dir))
+        mesh_dir = self.state_dir / "mesh"
+        for stale in sorted(mesh_dir.glob("**/*.pid")):
+            processes.stop_stale(stale, marker=str(self.state_dir))
         port = gateway_port(self.wanted_gateway_port)
-        self.mesh = EnvoyMesh(
-            self.state_dir / "mesh", gateway_port=port, mesh_port=processes.free_port()
-        )
+        self.mesh = LocalMesh(mesh_dir, kubeconfig=self.kubeconfig, gateway_port=port, api=self.api)
         self.mesh.start()
-        self.sync = MeshSync(self.api, self.mesh).start()
 
     def _start_prometheus(self) -> None:
         """Prometheus with its TSDB under the state dir; the operator's port is chosen here."""
@@ -244,7 +252,8 @@ class Stack:
         self.prometheus_dir.mkdir(parents=True, exist_ok=True)
         self.prometheus = Prometheus(
             self.prometheus_dir,
-            scrape_targets(self.mesh.admin_port, self.operator_metrics_port),
+            scrape_targets(self.mesh.gateway_admin_url.removeprefix("http://"),
+                           self.sidecar_targets, self.operator_metrics_port),
             SCRAPE_INTERVAL,
             retention=PROMETHEUS_RETENTION,
         )
@@ -286,7 +295,8 @@ class Stack:
         started = datetime.now(UTC).replace(microsecond=0)
         child = self._spawn("node", [
             sys.executable, "-m", "lanes_testbed.node", "--kubeconfig", str(self.kubeconfig),
-            "--name", NODE_NAME, "--proxy-url", self.mesh.proxy_url,
+            "--name", NODE_NAME, "--istiod", self.mesh.xds_address,
+            "--scrape-file", str(self.sidecar_targets),
             "--log-dir", str(self.state_dir / "pods"),
         ])
         core = client.CoreV1Api(self.api)

@@ -111,6 +111,8 @@ def serve(state_dir: Path, flavour: str, gateway_port: int) -> int:
             "flavour": flavour,
             "logs": str(stack.log_dir),
             "pods": str(state_dir / "pods"),
+            "gateway_admin": stack.mesh.gateway_admin_url.removeprefix("http://"),
+            "sidecars": str(stack.sidecar_targets),
         }
         (state_dir / "stack.json").write_text(json.dumps(info, indent=1) + "\n")
         print(f"local stack ready: gateway {stack.gateway_url}, Prometheus {stack.prometheus_url}",
@@ -133,7 +135,7 @@ def _sweep(state_dir: Path) -> bool:
     stopped = False
     pid_paths = [
         *sorted((state_dir / "run").glob("*.pid")),
-        state_dir / "mesh" / "envoy.pid",
+        *sorted((state_dir / "mesh").glob("**/*.pid")),
         state_dir / "prometheus" / "prometheus.pid",
     ]
     for pid_path in pid_paths:

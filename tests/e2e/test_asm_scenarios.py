@@ -1,4 +1,4 @@
-"""ASM's trace-ID and baggage lane scenarios through a real Envoy and real sample-service pods.
+"""ASM's trace-ID and baggage lane scenarios through the local mesh and real sample-service pods.
 
 Six pods per app mode play ASM's lanes (s1: v1 of all three services, s2: v2 of mocka and
 mockc, s3: v3 of mockb). Trace-mode pods pass on only the request id, as the mock app does by
@@ -16,22 +16,23 @@ from pathlib import Path
 
 import pytest
 
-from lanes_testbed.mesh import Endpoint, EnvoyMesh
-from lanes_testbed.mesh.pods import free_block, start_mock
+from lanes.render import TraceAffinityModule
+from lanes_testbed.mesh import Endpoint, LocalMesh
+from lanes_testbed.mesh.pods import free_block, start_pod
 from lanes_testbed.processes import Child, stop
 from tests.asm_scenarios import (
     CHAIN,
     FALLBACK,
     MEMBERS,
     VERSION,
-    bundle,
+    LANE_LABEL,
     endpoint,
     hop_table,
     mesh_objects,
     pods,
 )
 
-from .chain import HOP, IMAGE, MODULE, UPSTREAM, get, live_group
+from .chain import HOP, IMAGE, ROUTED_FLAVOURS, UPSTREAM, get
 
 LANES = list(VERSION)
 TAG = {"v1": "1.0", "v2": "2.0", "v3": "3.0"}
@@ -46,7 +47,7 @@ Pods = dict[str, dict[tuple[str, str], str]]
 
 
 @pytest.fixture(scope="module")
-def scenario_pods(mesh: EnvoyMesh, e2e_dir: Path) -> Iterator[Pods]:
+def scenario_pods(mesh: LocalMesh, e2e_dir: Path) -> Iterator[Pods]:
     """The lanes' pods in each app mode: mode -> (service, lane) -> pod address."""
     block = free_block()
     children: list[Child] = []
@@ -58,9 +59,10 @@ def scenario_pods(mesh: EnvoyMesh, e2e_dir: Path) -> Iterator[Pods]:
                 n += 1
                 ip = f"{block}.{n}"
                 env = {"app": service, "LANES_IMAGE": f"{IMAGE}:{TAG[VERSION[lane]]}",
-                       "upstream_url": UPSTREAM[service], "HTTP_PROXY": mesh.proxy_url, **extra}
+                       "upstream_url": UPSTREAM[service], **extra}
                 name = f"scenario-{mode}-{service}-{lane}"
-                children.append(start_mock(name, ip, env, e2e_dir / "pods"))
+                labels = {"app": service, LANE_LABEL: VERSION[lane]}
+                children.append(start_pod(mesh, name, labels, ip, env, e2e_dir / "pods"))
                 placed[mode][(service, lane)] = ip
         yield placed
     finally:
@@ -77,7 +79,7 @@ def expected_ips(placed: Mapping[tuple[str, str], str], lane: str) -> list[str]:
     return [placed[(s, lane if s in MEMBERS[lane] else FALLBACK)] for s in CHAIN]
 
 
-def answer(mesh: EnvoyMesh, headers: Mapping[str, str]) -> tuple[list[str], list[str]]:
+def answer(mesh: LocalMesh, headers: Mapping[str, str]) -> tuple[list[str], list[str]]:
     """One request through the gateway: the versions and pod addresses of its hops."""
     status, body = get(mesh.gateway_url, "/mock", headers)
     assert status == 200, body
@@ -86,28 +88,22 @@ def answer(mesh: EnvoyMesh, headers: Mapping[str, str]) -> tuple[list[str], list
     return [h[1] for h in hops], [h[2] for h in hops]
 
 
-@pytest.mark.parametrize("flavour", ["istio", "asm"])
+@pytest.mark.parametrize("flavour", ROUTED_FLAVOURS)
 def test_trace_id_scenario_serves_each_lane_its_hop_table(
-    mesh: EnvoyMesh, scenario_pods: Pods, flavour: str
+    mesh: LocalMesh, scenario_pods: Pods, module: TraceAffinityModule, flavour: str
 ) -> None:
     placed = scenario_pods["trace"]
-    objects = mesh_objects("trace-id", flavour, trace_affinity=MODULE)
-    mesh.update([*objects, live_group(bundle("trace-id").groups[0], flavour)], endpoints(placed))
+    mesh.update(mesh_objects("trace-id", flavour, trace_affinity=module), endpoints(placed))
     for n, lane in enumerate(LANES):
         versions, ips = answer(mesh, {"x-asm-prefer-tag": lane, "my-request-id": f"e2e-{n}"})
         assert versions == hop_table(lane), lane
         assert ips == expected_ips(placed, lane), lane
-    status, body = get(mesh.gateway_url, "/mock", {"my-request-id": "untagged"})
-    if flavour == "asm":
-        assert status == 404, "ASM's output has no route for untagged requests"
-    else:
-        assert status == 200, body
-        assert answer(mesh, {"my-request-id": "untagged"}) == (
-            hop_table("s1"), expected_ips(placed, "s1")), "istio: untagged go to the fallback"
+    assert answer(mesh, {"my-request-id": "untagged"}) == (
+        hop_table("s1"), expected_ips(placed, "s1")), "untagged requests go to the fallback"
 
 
 def test_baggage_scenario_keeps_every_weighted_share_in_its_lane(
-    mesh: EnvoyMesh, scenario_pods: Pods
+    mesh: LocalMesh, scenario_pods: Pods
 ) -> None:
     """60/20/20 at the gateway; past it only `baggage` carries the lane, and every hop of every
     request is its lane's pod."""
@@ -125,7 +121,7 @@ def test_baggage_scenario_keeps_every_weighted_share_in_its_lane(
 
 
 def test_baggage_pods_lose_the_lane_under_header_routes(
-    mesh: EnvoyMesh, scenario_pods: Pods
+    mesh: LocalMesh, scenario_pods: Pods
 ) -> None:
     """The same pods under header-mode routes: mocka is s2's but mockc never is, since the
     apps drop the lane header. This is what the baggage conversion prevents."""

@@ -9,14 +9,14 @@ import pytest
 
 from lanes.api.observations import Observations
 
-from .chain import CHAIN, Chain
+from .chain import CHAIN, ROUTED_FLAVOURS, Chain
 
 V1, V2 = "v1", "v2"
 ALL_CANARY = dict.fromkeys(CHAIN, True)
 BASE_V1 = dict.fromkeys(CHAIN, V1)
 
 
-@pytest.mark.parametrize("flavour", ["istio", "asm"])
+@pytest.mark.parametrize("flavour", ROUTED_FLAVOURS)
 def test_weighted_entry_sends_a_fifth_into_canary_and_keeps_each_request_in_its_lane(
     chain: Chain, flavour: str
 ) -> None:
@@ -42,7 +42,7 @@ def test_weighted_entry_sends_a_fifth_into_canary_and_keeps_each_request_in_its_
     assert 150 <= counts["canary"] <= 250, counts
 
 
-@pytest.mark.parametrize("flavour", ["istio", "asm"])
+@pytest.mark.parametrize("flavour", ROUTED_FLAVOURS)
 def test_lane_without_a_version_of_a_service_uses_base_there_and_returns_after(
     chain: Chain, flavour: str
 ) -> None:
@@ -58,16 +58,6 @@ def test_lane_without_a_version_of_a_service_uses_base_there_and_returns_after(
         chain.pod("mockb", "base", V1).ip,
         chain.pod("mockc", "canary", V2).ip,
     ], body
-
-
-def test_asm_fallback_serves_base_while_the_lane_subset_has_no_ready_pods(chain: Chain) -> None:
-    """ASM's `fallback`: the DestinationRule still has `canary`, but mockb's canary pod is gone."""
-    observed = Observations(ready={f"default/{s}": ["base", "canary"] for s in CHAIN})
-    objects = chain.objects(observed, "asm")
-    chain.apply(objects, chain.endpoints(BASE_V1, {"mocka": True, "mockc": True}))
-    status, body = chain.get(headers={"x-asm-prefer-tag": "canary"})
-    assert status == 200, body
-    assert [h.version for h in chain.hops(body)] == [V2, V1, V2], body
 
 
 def test_istio_subset_without_ready_pods_answers_503_as_istio_does(chain: Chain) -> None:

@@ -117,6 +117,18 @@ def test_calls_through_the_proxy_with_the_service_url(run_app, recorder: Recorde
     assert headers["host"] == "mockb:8000"
 
 
+def test_calls_out_through_its_sidecar_address_at_the_services_port(
+    run_app, recorder: Recorder
+) -> None:
+    port = recorder.server_address[1]
+    url = run_app({"app": "mocka", "upstream_url": f"http://mockb:{port}/x",
+                   "OUTBOUND_ADDRESS": "127.0.0.1"})
+    assert get(url, "/mock")[0] == 200
+    line, headers = recorder.seen[0]
+    assert line == "GET /x HTTP/1.1"
+    assert headers["host"] == f"mockb:{port}"
+
+
 def test_upstream_failure_becomes_502_with_own_line(run_app) -> None:
     url = run_app({"app": "mocka", "upstream_url": f"http://127.0.0.1:{free_port()}/"})
     status, body = get(url, "/mock")

@@ -2,7 +2,8 @@
 
 One Prometheus for the module: before it starts, recorded Istio series (as Istio's standard
 metrics report them) are backfilled with promtool; once started, it scrapes a real Envoy at
-1 s, through which the test sends requests to a small local server that answers 500 and
+1 s: the sidecar of a client pod in the local mesh, through which the test sends requests
+to a small server (mockb's canary pod, with its own sidecar) that answers 500 and
 answers slowly on request. `query_value` then runs the rendered built-ins against it, and
 the operator's `read_metrics` reads a rollout's analysis from it. Every query of these series
 is evaluated at a fixed time (the recorded series' end, the burst's end), so its window holds
@@ -11,12 +12,12 @@ the same samples however long the tests before it took.
 
 from __future__ import annotations
 
+import http.client
 import math
 import re
 import socket
 import threading
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,7 +27,8 @@ from pathlib import Path
 import pytest
 
 from lanes.analysis.queries import builtin_query, render_query
-from lanes_testbed.mesh import Endpoint, EnvoyMesh
+from lanes_testbed.mesh import Endpoint, LocalMesh, PodProxy
+from lanes_testbed.mesh.pods import free_block
 from lanes_testbed.processes import free_port
 from lanes_testbed.prometheus import Prometheus, ScrapeTarget, ensure_prometheus
 from lanes.api.analysis import Analysis, MetricTemplate
@@ -135,18 +137,20 @@ def mesh_objects(upstream_port: int) -> list[dict]:
 @dataclass
 class Bed:
     prometheus: Prometheus
-    mesh: EnvoyMesh
+    mesh: LocalMesh
+    client: PodProxy
     recorded_end: float
 
     def send(self, path: str, lane: str = LANE) -> int:
-        """One request through the mesh listener, as a pod calling mockb would send it."""
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": self.mesh.proxy_url}))
-        request = urllib.request.Request(f"http://{SERVICE}:8000{path}", headers={"x-asm-prefer-tag": lane})
+        """One request into the client pod's sidecar, as its app calling mockb would send it."""
+        conn = http.client.HTTPConnection(self.client.egress, 8000, timeout=10)
         try:
-            with opener.open(request, timeout=10) as response:
-                return response.status
-        except urllib.error.HTTPError as error:
-            return error.code
+            conn.request("GET", path, headers={"Host": f"{SERVICE}:8000", "x-asm-prefer-tag": lane})
+            response = conn.getresponse()
+            response.read()
+            return response.status
+        finally:
+            conn.close()
 
     def value(self, promql: str, at: float | None = None) -> float | None:
         return query_value(self.prometheus.url, promql, at=at)
@@ -162,23 +166,26 @@ def bed(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -
     with capture.global_and_fixture_disabled():
         paths = ensure_prometheus()
     workdir = tmp_path_factory.mktemp("prometheus")
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _Upstream)
+    block = free_block()
+    server = ThreadingHTTPServer((f"{block}.2", free_port()), _Upstream)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    mesh = EnvoyMesh(workdir / "mesh", gateway_port=free_port(), mesh_port=free_port())
+    upstream_ip, upstream_port = server.server_address[:2]
     labels = {"app": SERVICE, "ASM_TRAFFIC_TAG": LANE}
-    mesh.start(mesh_objects(server.server_address[1]),
-               [Endpoint("127.0.0.1", labels, NAMESPACE, port=server.server_address[1])])
-    prometheus = Prometheus(
-        workdir / "prom",
-        [ScrapeTarget("envoy", f"127.0.0.1:{mesh.admin_port}", "/stats/prometheus")],
-        scrape_interval="1s",
-        paths=paths,
-    )
-    end = time.time() - 5
-    prometheus.backfill(recorded_istio_series(end))
     try:
-        with mesh, prometheus:
-            yield Bed(prometheus, mesh, end)
+        with LocalMesh(workdir / "mesh", gateway_port=free_port()) as mesh:
+            client = mesh.add_pod("client", {"app": "client"}, f"{block}.1", namespace=NAMESPACE)
+            mesh.add_pod(CANARY, labels, upstream_ip, namespace=NAMESPACE, ports=(upstream_port,))
+            mesh.update(mesh_objects(upstream_port), [Endpoint(upstream_ip, labels)])
+            prometheus = Prometheus(
+                workdir / "prom",
+                [ScrapeTarget("envoy", client.admin_url.removeprefix("http://"), "/stats/prometheus")],
+                scrape_interval="1s",
+                paths=paths,
+            )
+            end = time.time() - 5
+            prometheus.backfill(recorded_istio_series(end))
+            with prometheus:
+                yield Bed(prometheus, mesh, client, end)
     finally:
         server.shutdown()
         server.server_close()
@@ -229,7 +236,7 @@ _LABEL = re.compile(r'(\w+)="([^"]*)"')
 def envoy_buckets(bed: Bed) -> dict[float, float]:
     """The canary cluster's upstream_rq_time buckets as Envoy exports them now (le -> count)."""
     with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
-        f"{bed.mesh.admin_url}/stats/prometheus", timeout=5
+        f"{bed.client.admin_url}/stats/prometheus", timeout=5
     ) as response:
         text = response.read().decode()
     cluster = f"outbound|8000|{LANE}|{SERVICE}.{NAMESPACE}.svc.cluster.local"

@@ -1,10 +1,10 @@
-"""Every chain of every state of the mock-chain story, through a real Envoy, in both flavours."""
+"""Every chain of every state of the mock-chain story, through the local mesh's sidecars."""
 
 from __future__ import annotations
 
 import pytest
 
-from .chain import CHAIN, Chain, observations
+from .chain import CHAIN, ROUTED_FLAVOURS, Chain, observations
 
 V1, V2 = "v1", "v2"
 # state, base pods' version (a, b, c), services with canary pods, chain for base, for canary;
@@ -19,7 +19,7 @@ STORY = [
 ]
 
 
-@pytest.mark.parametrize("flavour", ["istio", "asm"])
+@pytest.mark.parametrize("flavour", ROUTED_FLAVOURS)
 @pytest.mark.parametrize(
     ("state", "base", "canaries", "base_chain", "canary_chain"), STORY, ids=[s[0] for s in STORY]
 )
@@ -54,7 +54,7 @@ def test_story_chains_through_the_gateway(
             assert [h.ip for h in hops] == [p.ip for p in serving], f"{lane}: {body}"
 
 
-@pytest.mark.parametrize("flavour", ["istio", "asm"])
+@pytest.mark.parametrize("flavour", ROUTED_FLAVOURS)
 def test_requests_outside_the_lane_rules_get_404(chain: Chain, flavour: str) -> None:
     chain.apply(chain.objects(observations("2"), flavour),
                 chain.endpoints(dict.fromkeys(CHAIN, V1), dict.fromkeys(CHAIN, True)))
@@ -63,17 +63,14 @@ def test_requests_outside_the_lane_rules_get_404(chain: Chain, flavour: str) -> 
     assert chain.get("/mock", {"x-asm-prefer-tag": "dev"})[0] == 404
 
 
-@pytest.mark.parametrize("flavour", ["istio", "asm"])
+@pytest.mark.parametrize("flavour", ROUTED_FLAVOURS)
 def test_untagged_requests_reach_base_only(chain: Chain, flavour: str) -> None:
     """The istio flavour routes untagged requests on the lanes' paths to the fallback lane and
-    never into canary pods; ASM's output has no such route."""
+    never into canary pods."""
     chain.apply(chain.objects(observations("2"), flavour),
                 chain.endpoints(dict.fromkeys(CHAIN, V1), dict.fromkeys(CHAIN, True)))
     base = [chain.pod(s, "base", V1).ip for s in CHAIN]
     for n in range(20):
         status, body = chain.get("/mock", {"my-request-id": f"u{n}"})
-        if flavour == "asm":
-            assert status == 404
-            continue
         assert status == 200, body
         assert [h.ip for h in chain.hops(body)] == base, body

@@ -1,7 +1,8 @@
-"""Strict lane mode through a real Envoy: lanes s1, s2, s3 hold v1, v2, v3 of the whole chain.
+"""Strict lane mode through the local mesh: lanes s1, s2, s3 hold v1, v2, v3 of the whole chain.
 
 The pods pass on no header at all (`forward=none`), so every hop after the gateway stays in its
-lane only because the mesh routes by the calling pod's lane labels.
+lane only because Istio routes by the calling pod's lane labels (`sourceLabels`), which each
+pod's sidecar carries.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ import pytest
 import yaml
 
 from lanes.api.load import Document, read_documents
-from lanes_testbed.mesh import Endpoint, EnvoyMesh
-from lanes_testbed.mesh.pods import free_block, start_mock
+from lanes_testbed.mesh import Endpoint, LocalMesh
+from lanes_testbed.mesh.pods import free_block, start_pod
 from lanes_testbed.processes import Child, stop
 from lanes.importers import parse_documents
 from lanes.render import render_group
 
-from .chain import CHAIN, HOP, IMAGE, UPSTREAM, get
+from .chain import CHAIN, HOP, IMAGE, ROUTED_FLAVOURS, UPSTREAM, get
 
 ROOT = Path(__file__).resolve().parents[2]
 STRICT = ROOT / "samples" / "strict"
@@ -31,7 +32,7 @@ LANES = {"s1": "v1", "s2": "v2", "s3": "v3"}
 class StrictChain:
     """Nine pods (three versions of mocka -> mockb -> mockc) and the strict sample's objects."""
 
-    def __init__(self, mesh: EnvoyMesh, pods: dict[tuple[str, str], str]) -> None:
+    def __init__(self, mesh: LocalMesh, pods: dict[tuple[str, str], str]) -> None:
         self.mesh = mesh
         self.pods = pods
         self.plain = [d.body for d in read_documents(STRICT / "app.yaml")
@@ -39,7 +40,7 @@ class StrictChain:
 
     def endpoints(self, without: set[tuple[str, str]] = frozenset()) -> list[Endpoint]:
         return [
-            Endpoint(ip, {"app": service, "version": version, "ASM_TRAFFIC_TAG": version})
+            Endpoint(ip, labels(service, version))
             for (service, version), ip in sorted(self.pods.items())
             if (service, version) not in without
         ]
@@ -64,6 +65,10 @@ class StrictChain:
         return status, hops
 
 
+def labels(service: str, version: str) -> dict[str, str]:
+    return {"app": service, "version": version, "ASM_TRAFFIC_TAG": version}
+
+
 def _weighted(document: Document, weights: dict[str, int]) -> Document:
     body = yaml.safe_load(yaml.safe_dump(document.body))
     if body["kind"] == "SwimLaneGroup":
@@ -77,7 +82,7 @@ def _weighted(document: Document, weights: dict[str, int]) -> Document:
 
 
 @pytest.fixture(scope="module")
-def strict(mesh: EnvoyMesh, e2e_dir: Path) -> Iterator[StrictChain]:
+def strict(mesh: LocalMesh, e2e_dir: Path) -> Iterator[StrictChain]:
     block = free_block()
     children: list[Child] = []
     pods: dict[tuple[str, str], str] = {}
@@ -87,9 +92,9 @@ def strict(mesh: EnvoyMesh, e2e_dir: Path) -> Iterator[StrictChain]:
         ):
             ip = f"{block}.{n}"
             env = {"app": service, "LANES_IMAGE": f"{IMAGE}:{version[1:]}.0",
-                   "upstream_url": UPSTREAM[service], "HTTP_PROXY": mesh.proxy_url,
-                   "forward": "none"}
-            children.append(start_mock(f"strict-{service}-{version}", ip, env, e2e_dir / "strict"))
+                   "upstream_url": UPSTREAM[service], "forward": "none"}
+            children.append(start_pod(mesh, f"strict-{service}-{version}", labels(service, version),
+                                      ip, env, e2e_dir / "strict"))
             pods[(service, version)] = ip
         yield StrictChain(mesh, pods)
     finally:
@@ -97,7 +102,7 @@ def strict(mesh: EnvoyMesh, e2e_dir: Path) -> Iterator[StrictChain]:
             stop(child)
 
 
-@pytest.mark.parametrize("flavour", ["istio", "asm"])
+@pytest.mark.parametrize("flavour", ROUTED_FLAVOURS)
 def test_each_lane_is_served_by_its_own_version_on_every_hop(
     strict: StrictChain, flavour: str
 ) -> None:
@@ -108,14 +113,14 @@ def test_each_lane_is_served_by_its_own_version_on_every_hop(
         assert hops == [(service, version) for service in CHAIN], lane
 
 
-@pytest.mark.parametrize("flavour", ["istio", "asm"])
+@pytest.mark.parametrize("flavour", ROUTED_FLAVOURS)
 def test_a_request_no_lane_rule_matches_gets_no_route(strict: StrictChain, flavour: str) -> None:
     strict.apply(flavour)
     assert strict.chain_of()[0] == 404
     assert strict.chain_of({"x-asm-prefer-tag": "s4"})[0] == 404
 
 
-@pytest.mark.parametrize("flavour", ["istio", "asm"])
+@pytest.mark.parametrize("flavour", ROUTED_FLAVOURS)
 def test_weighted_entry_60_20_20_keeps_every_request_in_one_version(
     strict: StrictChain, flavour: str
 ) -> None:
@@ -136,7 +141,7 @@ def test_weighted_entry_60_20_20_keeps_every_request_in_one_version(
     assert 150 <= counts["v3"] <= 250, counts
 
 
-@pytest.mark.parametrize("flavour", ["istio", "asm"])
+@pytest.mark.parametrize("flavour", ROUTED_FLAVOURS)
 def test_a_lane_without_a_ready_pod_answers_503_there_and_never_uses_another_lane(
     strict: StrictChain, flavour: str
 ) -> None:

@@ -21,12 +21,31 @@ import pytest
 
 from lanes_testbed.gobuild import go_executable
 from lanes_testbed.mesh import envoy_binary
-from lanes_testbed.mesh.translate import HCM, wasm_filter
 from lanes_testbed.processes import Child, free_port, spawn, stop, wait_until
 from lanes_testbed.wasm import MODULE_DIR, STAT_PREFIX, ensure_trace_affinity
 
 LANE, TRACE = "x-asm-prefer-tag", "my-request-id"
+HCM = ("type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3"
+       ".HttpConnectionManager")
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def wasm_filter(module: str, plugin_config: dict, vm_id: str) -> dict:
+    """Envoy's Wasm HTTP filter running `module` (a file) with `plugin_config` as its JSON."""
+    return {
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": vm_id,
+                "root_id": vm_id,
+                "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
+                                  "value": json.dumps(plugin_config, sort_keys=True)},
+                "vm_config": {"vm_id": vm_id, "runtime": "envoy.wasm.runtime.v8",
+                              "code": {"local": {"filename": module}}},
+            },
+        },
+    }
 
 
 def _listener(name: str, port: int, plugin_config: dict, vm_id: str, module: Path) -> dict:

@@ -7,19 +7,16 @@ each trace's lane and restores it on the calls that carry the trace.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from lanes_testbed.wasm import STAT_PREFIX
-from lanes.render import TraceAffinityModule
 
 from .chain import CHAIN, Chain, observations
 from .test_story import STORY, V1
-
-MODULE = TraceAffinityModule(url="https://example.invalid/traceaffinity.wasm")
-
 
 def _stats(chain: Chain) -> dict[str, int]:
     found = chain.mesh.stats(STAT_PREFIX.replace(".", r"\."))
@@ -47,7 +44,7 @@ def test_story_chains_with_apps_forwarding_only_the_trace_header(
 ) -> None:
     chain = trace_chain
     versions = dict(zip(CHAIN, base))
-    chain.apply(chain.objects(observations(state), "istio", trace_affinity=MODULE),
+    chain.apply(chain.objects(observations(state), "istio"),
                 chain.endpoints(versions, {s: True for s in canaries}))
     before = _stats(chain)
     for lane, expected in (("base", base_chain), ("canary", canary_chain)):
@@ -65,7 +62,7 @@ def test_story_chains_with_apps_forwarding_only_the_trace_header(
 
 def test_unknown_and_missing_traces_are_misses_served_by_the_fallback(trace_chain: Chain) -> None:
     chain = trace_chain
-    chain.apply(chain.objects(observations("2"), "istio", trace_affinity=MODULE),
+    chain.apply(chain.objects(observations("2"), "istio"),
                 chain.endpoints(dict.fromkeys(CHAIN, V1), dict.fromkeys(CHAIN, True)))
     base = [chain.pod(s, "base", V1).ip for s in CHAIN]
     before = _stats(chain)
@@ -82,7 +79,7 @@ def test_concurrent_traces_in_several_lanes_stay_in_their_lane(trace_chain: Chai
     chain = trace_chain
     canaries = CHAIN
     versions = dict.fromkeys(CHAIN, V1)
-    chain.apply(chain.objects(observations("2"), "istio", trace_affinity=MODULE),
+    chain.apply(chain.objects(observations("2"), "istio"),
                 chain.endpoints(versions, dict.fromkeys(canaries, True)))
     expected = {lane: _serving(chain, lane, canaries, versions) for lane in ("base", "canary")}
 
@@ -101,32 +98,6 @@ def test_concurrent_traces_in_several_lanes_stay_in_their_lane(trace_chain: Chai
     assert outside == [], f"{len(outside)} of {len(results)} served outside their lane; {_stats(chain)}"
 
 
-@pytest.mark.parametrize(
-    ("state", "base", "canaries", "base_chain", "canary_chain"), STORY, ids=[s[0] for s in STORY]
-)
-def test_asm_flavour_story_chains_with_apps_forwarding_only_the_trace_header(
-    trace_chain: Chain,
-    state: str,
-    base: tuple[str, ...],
-    canaries: tuple[str, ...],
-    base_chain: tuple[str, ...],
-    canary_chain: tuple[str, ...],
-) -> None:
-    """ASM keeps trace affinity itself; the local mesh, standing in for it, runs the module."""
-    chain = trace_chain
-    versions = dict(zip(CHAIN, base))
-    objects = chain.objects(observations(state), "asm")
-    assert "WasmPlugin" not in {o["kind"] for o in objects}
-    chain.apply(objects, chain.endpoints(versions, {s: True for s in canaries}))
-    for lane, expected in (("base", base_chain), ("canary", canary_chain)):
-        trace = f"asm-{state}-{lane}-{uuid.uuid4().hex}"
-        status, body = chain.get(headers={"x-asm-prefer-tag": lane, "my-request-id": trace})
-        assert status == 200, body
-        hops = chain.hops(body)
-        assert tuple(h.version for h in hops) == expected, f"{lane}: {body}"
-        assert [h.ip for h in hops] == _serving(chain, lane, canaries, versions), body
-
-
 def test_with_a_low_entry_limit_evictions_are_counted_and_base_is_never_disturbed(
     trace_chain: Chain,
 ) -> None:
@@ -134,7 +105,7 @@ def test_with_a_low_entry_limit_evictions_are_counted_and_base_is_never_disturbe
     the first hop (served by the fallback), base requests never leave base, Envoy stays up."""
     chain = trace_chain
     versions = dict.fromkeys(CHAIN, V1)
-    tight = TraceAffinityModule(url=MODULE.url, max_entries=16)
+    tight = dataclasses.replace(chain.module, max_entries=16)
     chain.apply(chain.objects(observations("2"), "istio", trace_affinity=tight),
                 chain.endpoints(versions, dict.fromkeys(CHAIN, True)))
     base = _serving(chain, "base", CHAIN, versions)
@@ -162,8 +133,6 @@ def test_with_a_low_entry_limit_evictions_are_counted_and_base_is_never_disturbe
 def test_without_the_module_the_lane_is_lost_after_the_first_hop(trace_chain: Chain) -> None:
     """What the module fixes: with the same apps and no WasmPlugin, later hops fall to base.
 
-    Last in the file: connections the pods keep to the mesh stay on the filter chain they
-    were opened on for a moment after a change, so a test right after would see this one's.
     """
     chain = trace_chain
     chain.apply(chain.objects(observations("2"), "istio", trace_affinity=None),

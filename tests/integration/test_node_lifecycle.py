@@ -11,6 +11,7 @@ import os
 import signal
 import threading
 import time
+import urllib.error
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ import pytest
 from kubernetes import client
 
 from lanes_testbed.controlplane import ControlPlane
+from lanes_testbed.mesh import LocalMesh
+from lanes_testbed.mesh.workloads import workload_entry
 from lanes_testbed.node import LocalNode
 from tests.integration.test_node import (
     SAMPLE,
@@ -145,7 +148,7 @@ def test_restart_policy_never_leaves_a_killed_pod_failed(
     assert node.running() == {}
 
 
-def test_processes_get_the_pod_env_the_tag_version_and_the_mesh_proxy(
+def test_processes_get_the_pod_env_the_tag_version_and_a_sidecar_in_the_mesh(
     control_plane: ControlPlane, kube_api: client.ApiClient, namespace: str, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -154,8 +157,15 @@ def test_processes_get_the_pod_env_the_tag_version_and_the_mesh_proxy(
     core.create_namespaced_config_map(namespace, {"metadata": {"name": "cfg"}, "data": {"greeting": "hi"}})
     core.create_namespaced_secret(namespace, {"metadata": {"name": "sec"}, "stringData": {"token": "s3"}})
     seen: list[tuple[str, str | None]] = []
-    proxy = _answering_proxy(seen)
-    proxy_url = f"http://127.0.0.1:{proxy.server_address[1]}"
+    upstream = _answering_upstream(seen)
+    # mockb: a Service whose one endpoint is the stand-in, so the pod's call goes through its sidecar.
+    core.create_namespaced_service(namespace, {"metadata": {"name": "mockb"}, "spec": {
+        "selector": {"app": "mockb-standin"},
+        "ports": [{"name": "http", "port": 8000, "targetPort": upstream.server_address[1]}]}})
+    objects = client.CustomObjectsApi(kube_api)
+    objects.create_namespaced_custom_object(
+        "networking.istio.io", "v1", namespace, "workloadentries",
+        workload_entry("mockb-standin", namespace, {"app": "mockb-standin"}, "127.0.0.1"))
     env = [
         {"name": "version", "value": "v1"},
         {"name": "app", "value": "mocka"},
@@ -170,14 +180,18 @@ def test_processes_get_the_pod_env_the_tag_version_and_the_mesh_proxy(
     ]
     pod = bare_pod("envy", f"{SAMPLE}:2.0", container={"env": env, "envFrom": [
         {"configMapRef": {"name": "cfg"}, "prefix": "CFG_"}]})
-    with LocalNode(control_plane.kubeconfig, f"node-{namespace}", proxy_url, namespaces=[namespace],
-                   log_dir=tmp_path):
+    with LocalMesh(tmp_path / "mesh", kubeconfig=control_plane.kubeconfig, api=kube_api) as mesh, \
+            LocalNode(control_plane.kubeconfig, f"node-{namespace}", mesh.xds_address,
+                      namespaces=[namespace], log_dir=tmp_path):
         core.create_namespaced_pod(namespace, pod)
         running = once_ready(kube_api, namespace, "envy")
         ip = running["status"]["podIP"]
         got = environ(pid_of(running))
-        answer = get(ip)
-    proxy.shutdown()
+        answer = eventually(lambda: _answered(ip), "the pod's call to reach mockb through its sidecar")
+        [entry] = objects.list_namespaced_custom_object(
+            "networking.istio.io", "v1", namespace, "workloadentries",
+            label_selector="app.kubernetes.io/managed-by=lanes-testbed")["items"]
+    upstream.shutdown()
     core.delete_node(f"node-{namespace}")
 
     assert {k: got.get(k) for k in ("MY_NAME", "MY_NAMESPACE", "MY_IP", "MY_APP", "GREETING", "TOKEN",
@@ -186,18 +200,31 @@ def test_processes_get_the_pod_env_the_tag_version_and_the_mesh_proxy(
         "GREETING": "hi", "TOKEN": "s3", "BOTH": "hi-envy-$(MY_NAME)", "CFG_greeting": "hi",
         "POD_IP": ip, "PORT": "8000", "version": "v2", "HOSTNAME": "envy",
     }
-    assert got["HTTP_PROXY"] == got["http_proxy"] == proxy_url
-    assert answer == f"-> mocka(version: v2, ip: {ip})-> proxied"
-    assert seen == [("http://mockb:8000/", "mockb:8000")]
+    assert "HTTP_PROXY" not in got and "http_proxy" not in got  # the developer's stays out
+    egress = got["OUTBOUND_ADDRESS"]
+    assert egress.startswith("127.") and egress != ip
+    assert answer == f"-> mocka(version: v2, ip: {ip})-> answered"
+    assert seen[-1] == ("/", "mockb:8000")
+    assert (entry["metadata"]["name"], entry["spec"]["labels"]["app"]) == ("envy", "envy")
+    assert entry["spec"]["address"] not in (ip, egress)
 
 
-def _answering_proxy(seen: list[tuple[str, str | None]]) -> http.server.ThreadingHTTPServer:
-    """An HTTP proxy stand-in on 127.0.0.1 that records what it was asked for."""
+def _answered(ip: str) -> str | None:
+    """The pod's answer once its call to mockb got through (a 502 until its sidecar has routes)."""
+    try:
+        found = get(ip)
+    except urllib.error.HTTPError:
+        return None
+    return found if found.endswith("-> answered") else None
+
+
+def _answering_upstream(seen: list[tuple[str, str | None]]) -> http.server.ThreadingHTTPServer:
+    """mockb's stand-in on 127.0.0.1, recording what it was asked for."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802
             seen.append((self.path, self.headers.get("Host")))
-            body = b"-> proxied"
+            body = b"-> answered"
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()

@@ -165,6 +165,7 @@ def test_an_unknown_story_or_an_offline_or_asm_analysis_is_refused_before_anythi
     result = invoke("demo", "--story", "analysis", "--offline")
     assert result.exit_code == 2
     assert "runs live only" in result.stderr
-    result = invoke("demo", "--story", "analysis", "--flavour", "asm")
-    assert result.exit_code == 2
-    assert "istio flavour only" in result.stderr
+    for story in ("analysis", "chain"):
+        result = invoke("demo", "--story", story, "--flavour", "asm")
+        assert result.exit_code == 2
+        assert "the local mesh is open-source Istio, and the asm flavour's routes" in result.stderr

@@ -17,9 +17,10 @@ def node(
                      help="The cluster to join [default: the running `kubectl lane dev cluster`]."),
     ] = None,
     name: Annotated[str, typer.Option(help="The Node's name.")] = "lanes-local",
-    proxy_url: Annotated[
+    istiod: Annotated[
         Optional[str],
-        typer.Option(help="The mesh listener pods send upstream calls through (their HTTP_PROXY)."),
+        typer.Option(metavar="HOST:PORT",
+                     help="A local istiod's xDS address: every pod then gets a sidecar it configures."),
     ] = None,
     namespace: Annotated[
         Optional[list[str]],
@@ -41,7 +42,7 @@ def node(
     from lanes_testbed.node.serve import serve
 
     config = kubeconfig or _dev_kubeconfig()
-    local = LocalNode(config, name, proxy_url, namespaces=namespace or None,
+    local = LocalNode(config, name, istiod, namespaces=namespace or None,
                       label_selector=selector, log_dir=log_dir)
     try:
         code = serve(local)

@@ -1,23 +1,21 @@
-"""A local service mesh on one real Envoy, and the mock-chain sample service it routes.
+"""The local mesh: Istio's own xDS generation, a sidecar per pod, and the sample service.
 
-`translate` (pure) turns Istio objects and pod endpoints into Envoy config; `EnvoyMesh` runs
-Envoy on loopback and applies new config within a second without dropping requests.
+`LocalMesh` runs the local istiod (a program of the test bed's built from Istio's own
+packages, see `istiod`) and the ingress gateway it configures; every pod gets a stock Envoy
+as its sidecar, configured by the same istiod. Nothing in Python turns Istio objects into
+Envoy config. `mockapp` is the mock-chain sample service the pods run.
 """
 
-from .envoy import EnvoyMesh, envoy_binary
-from .inputs import Endpoint, MeshConfigError, Service, endpoints_from_pods, services_of
-from .translate import EnvoyConfig, MeshOptions, bootstrap, translate
+from .binary import envoy_binary
+from .istiod import LocalIstiod, Sidecar, ensure_istiod
+from .local import Endpoint, LocalMesh, PodProxy
 
 __all__ = [
     "Endpoint",
-    "EnvoyConfig",
-    "EnvoyMesh",
-    "MeshConfigError",
-    "MeshOptions",
-    "Service",
-    "bootstrap",
-    "endpoints_from_pods",
+    "LocalIstiod",
+    "LocalMesh",
+    "PodProxy",
+    "Sidecar",
+    "ensure_istiod",
     "envoy_binary",
-    "services_of",
-    "translate",
 ]

@@ -8,7 +8,9 @@ A stand-in for ASM's `go-http-sample` image, so the story runs on local processe
     upstream_url      the service to call on every request, e.g. http://mockb:8000/
     POD_IP, PORT      where it listens (default 127.0.0.1:8000); POD_IP is also reported,
                       and upstream calls leave from it, so the mesh knows the calling pod
-    HTTP_PROXY        the mesh listener to send upstream calls through (http_proxy too)
+    OUTBOUND_ADDRESS  the pod's sidecar address: upstream calls connect there, at the port
+                      the URL names, with the URL's Host (what iptables capture does in a pod)
+    HTTP_PROXY        a proxy to send upstream calls through instead (http_proxy too)
     route_header      lane header to forward (default x-asm-prefer-tag)
     trace_header      request id header to forward (default my-request-id)
     forward           what is passed on upstream, comma-separated (default trace):
@@ -98,6 +100,7 @@ class Settings:
     port: int = 8000
     upstream_url: str | None = None
     proxy: str | None = None
+    outbound: str | None = None
     route_header: str = "x-asm-prefer-tag"
     trace_header: str = "my-request-id"
     forward: frozenset[str] = frozenset({DEFAULT_FORWARD})
@@ -120,6 +123,7 @@ class Settings:
             port=int(env.get("PORT", "8000")),
             upstream_url=env.get("upstream_url") or None,
             proxy=env.get("HTTP_PROXY") or env.get("http_proxy") or None,
+            outbound=env.get("OUTBOUND_ADDRESS") or None,
             route_header=env.get("route_header", "x-asm-prefer-tag"),
             trace_header=env.get("trace_header", "my-request-id"),
             forward=forward_of(env.get("forward", DEFAULT_FORWARD)),
@@ -146,18 +150,24 @@ def version_of(env: Mapping[str, str]) -> str:
 class Upstream:
     """Calls the upstream service over one kept-alive connection per server thread.
 
-    Through a proxy the request line carries the absolute URL, which is how the mesh listener
-    learns which service is meant. Connections leave from `source_ip` (the pod's own), which
-    is how it learns who calls.
+    With an `outbound` address (the pod's sidecar) the connection goes there, at the URL's
+    port, and the Host header names the service, as a captured connection reaches a sidecar's
+    outbound listener. Through a proxy the request line carries the absolute URL instead.
+    Connections leave from `source_ip` (the pod's own).
     """
 
-    def __init__(self, url: str, proxy: str | None, source_ip: str | None = None) -> None:
+    def __init__(self, url: str, proxy: str | None, source_ip: str | None = None,
+                 outbound: str | None = None) -> None:
         self.url = url
         self.source_address = (source_ip, 0) if source_ip else None
         target = urllib.parse.urlsplit(url)
         self.authority = target.netloc
-        via = urllib.parse.urlsplit(proxy) if proxy else target
-        self.connect_to = (via.hostname or "127.0.0.1", via.port or 80)
+        if outbound:
+            proxy = None
+            self.connect_to = (outbound, target.port or 80)
+        else:
+            via = urllib.parse.urlsplit(proxy) if proxy else target
+            self.connect_to = (via.hostname or "127.0.0.1", via.port or 80)
         path = (target.path or "/") + (f"?{target.query}" if target.query else "")
         self.request_target = url if proxy else path
         self._local = threading.local()
@@ -252,7 +262,7 @@ class MockServer(ThreadingHTTPServer):
 def serve(settings: Settings) -> MockServer:
     """A bound server for `settings`; call `serve_forever` on it (or run it in a thread)."""
     upstream = (
-        Upstream(settings.upstream_url, settings.proxy, settings.ip)
+        Upstream(settings.upstream_url, settings.proxy, settings.ip, settings.outbound)
         if settings.upstream_url
         else None
     )

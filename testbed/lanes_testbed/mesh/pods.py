@@ -1,7 +1,7 @@
 """Run mock-chain sample services as local processes, one loopback address each.
 
 Used by the end-to-end tests and the data-plane benchmark; the local node runs pods of the
-control plane the same way.
+control plane the same way. `start_pod` gives one a sidecar in a `LocalMesh` first.
 """
 
 from __future__ import annotations
@@ -12,9 +12,13 @@ import socket
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..loopback import take_block
 from ..processes import Child, spawn, stop, wait_until
+
+if TYPE_CHECKING:
+    from .local import LocalMesh
 
 APP_MODULE = "lanes_testbed.mesh.mockapp"
 _PROXY_VARS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy",
@@ -69,3 +73,17 @@ def free_block(port: int = 8000) -> str:
         block = take_block()
         if not any(serving(f"{block}.{last}", port) for last in range(1, 17)):
             return block
+
+
+def start_pod(
+    mesh: LocalMesh,
+    name: str,
+    labels: Mapping[str, str],
+    ip: str,
+    env: Mapping[str, str],
+    workdir: Path,
+    port: int = 8000,
+) -> Child:
+    """A sample-service pod in `mesh`: its sidecar, then the app calling out through it."""
+    proxy = mesh.add_pod(name, labels, ip, ports=(port,))
+    return start_mock(name, ip, {**env, **proxy.env()}, workdir, port)

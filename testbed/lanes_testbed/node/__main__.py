@@ -16,7 +16,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lanes_testbed.node", description=__doc__)
     parser.add_argument("--kubeconfig", required=True, type=Path)
     parser.add_argument("--name", default="lanes-local", help="the Node's name")
-    parser.add_argument("--proxy-url", help="mesh listener for the pods' upstream calls (HTTP_PROXY)")
+    parser.add_argument("--istiod", metavar="HOST:PORT",
+                        help="the local istiod's xDS address: every pod gets a sidecar it configures")
+    parser.add_argument("--scrape-file", type=Path,
+                        help="keep the sidecars' stats endpoints here, for Prometheus' file_sd")
     parser.add_argument("--namespace", action="append", dest="namespaces",
                         help="bind pending pods only in this namespace (repeatable) "
                         "[default: all but kube-system]")
@@ -39,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         addresses = AddressPool(first, last or first)
     else:
         addresses = AddressPool.own()
-    node = LocalNode(args.kubeconfig, args.name, args.proxy_url, namespaces=args.namespaces,
+    node = LocalNode(args.kubeconfig, args.name, args.istiod, scrape_file=args.scrape_file, namespaces=args.namespaces,
                      label_selector=args.selector, addresses=addresses,
                      log_dir=args.log_dir)
     return serve(node)

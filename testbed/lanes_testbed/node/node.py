@@ -40,6 +40,7 @@ from lanes_testbed.node.identity import (KUBECONFIG_FILE, account_of, kubeconfig
 from lanes_testbed.node.podapi import TIMEOUT_S, PodApi
 from lanes_testbed.node.pods import PodRun, grace_period, pod_ports
 from lanes_testbed.node.registration import Registration
+from lanes_testbed.node.sidecars import PodSidecars
 from lanes_testbed.node.watches import PodWatch
 
 log = logging.getLogger("lanes_testbed.node")
@@ -69,8 +70,9 @@ class LocalNode:
     Args:
         kubeconfig: how to reach the API server.
         name: the Node's name.
-        proxy_url: the mesh listener every pod sends its upstream calls through
-            (passed as HTTP_PROXY/http_proxy, overriding the pod's own).
+        istiod: the local istiod's xDS address (`host:port`); each pod then gets a sidecar
+            configured by it, and a WorkloadEntry while Ready (see sidecars.py).
+        scrape_file: where the sidecars' Prometheus targets are kept (file_sd), if anywhere.
         namespaces: bind pending pods only in these; None means all but `exclude_namespaces`.
         label_selector: bind only pending pods matching it.
         addresses: the loopback pool pod IPs come from; by default a block of this
@@ -82,8 +84,9 @@ class LocalNode:
         self,
         kubeconfig: Path | str,
         name: str = "lanes-local",
-        proxy_url: str | None = None,
+        istiod: str | None = None,
         *,
+        scrape_file: Path | str | None = None,
         namespaces: Iterable[str] | None = None,
         exclude_namespaces: Iterable[str] = ("kube-system",),
         label_selector: str | None = None,
@@ -94,7 +97,9 @@ class LocalNode:
     ) -> None:
         self.kubeconfig = Path(kubeconfig)
         self.name = name
-        self.proxy_url = proxy_url
+        self.istiod = istiod
+        self.scrape_file = Path(scrape_file) if scrape_file else None
+        self._sidecars: PodSidecars | None = None
         self.namespaces = frozenset(namespaces) if namespaces is not None else None
         self.exclude_namespaces = frozenset(exclude_namespaces)
         self.label_selector = label_selector
@@ -135,6 +140,9 @@ class LocalNode:
         except BaseException:
             self._api.close()
             raise
+        if self.istiod:
+            self._sidecars = PodSidecars(self._api, self.istiod, self.log_dir / "sidecars",
+                                         self.scrape_file)
         atexit.register(self.stop)
         bound = PodWatch(self._api, field_selector=f"spec.nodeName={self.name}", label_selector=None,
                          on_sync=lambda pods: self._events.put(("SYNC", pods)),
@@ -260,7 +268,7 @@ class LocalNode:
                 return
             assert self.log_dir is not None
             run = PodRun(pod, host_ip=self.host_ip, log_dir=self.log_dir,
-                         base_env=_base_env(), node_env=self._node_env(), identity=self._identity)
+                         base_env=_base_env(), node_env={}, identity=self._identity)
             self._runs[uid] = run
         run.update(pod)
         if deleting and not run.terminating:
@@ -280,6 +288,8 @@ class LocalNode:
                 if run.ip is None and run.runnable and not run.terminating:
                     self._assign(run)
                 run.tick(self._probes, self._pods.lookup)
+                if self._sidecars is not None:
+                    self._sidecars.sync(run, _ready(run))
                 if run.terminating and run.stopped:
                     self._finish(uid, run)
                 elif not run.gone:
@@ -292,6 +302,8 @@ class LocalNode:
         observed = (run.pod.get("status") or {}).get("podIP")
         try:
             run.assign(self.addresses.allocate(pod_ports(run.pod), prefer=observed))
+            if self._sidecars is not None:
+                self._sidecars.attach(run)
         except PoolExhausted as error:
             for container in run.containers:
                 if container.waiting is None:
@@ -300,6 +312,8 @@ class LocalNode:
     def _finish(self, uid: str, run: PodRun) -> None:
         if not run.gone:
             self._pods.confirm_deletion(run.pod["metadata"])
+        if self._sidecars is not None:
+            self._sidecars.release(run)
         if run.ip is not None:
             self.addresses.release(run.ip)
         del self._runs[uid]
@@ -316,13 +330,14 @@ class LocalNode:
 
     def _publish(self) -> None:
         snapshot = {
-            run.key: RunningPod(run.namespace, run.name, run.uid, run.ip, tuple(run.pids),
-                                bool(run.containers) and all(c.ready for c in run.containers))
+            run.key: RunningPod(run.namespace, run.name, run.uid, run.ip, tuple(run.pids), _ready(run))
             for run in self._runs.values()
             if run.pids
         }
         with self._lock:
             self._snapshot = snapshot
+        if self._sidecars is not None:
+            self._sidecars.publish()
 
     def _shutdown(self) -> None:
         """Stop every process, then tell the API server: pods being deleted go, the others
@@ -345,6 +360,8 @@ class LocalNode:
                     self._write_status(run, timeout=2)
             except Exception as error:  # noqa: BLE001 (the API server may be gone first)
                 log.info("final update of %s not written: %s", run.key, error)
+        if self._sidecars is not None:
+            self._sidecars.close()
         for run in self._runs.values():
             if run.ip is not None:
                 self.addresses.release(run.ip)
@@ -378,10 +395,9 @@ class LocalNode:
         path.write_text(yaml.safe_dump(document, sort_keys=False))
         return {"KUBECONFIG": str(path)}
 
-    def _node_env(self) -> dict[str, str]:
-        if not self.proxy_url:
-            return {}
-        return {"HTTP_PROXY": self.proxy_url, "http_proxy": self.proxy_url}
+
+def _ready(run: PodRun) -> bool:
+    return bool(run.containers) and all(c.ready for c in run.containers)
 
 
 def _base_env() -> dict[str, str]:

@@ -1,7 +1,5 @@
-"""The mesh sync on a real API server and a real Envoy: endpoints, route changes, watch errors.
-
-Pods here are API objects whose status the test writes as a kubelet would, pointing at sample
-service processes the test runs on loopback; so readiness is under the test's control.
+"""The local mesh on a real API server: the local istiod watching it, the local node giving each
+pod a sidecar and a WorkloadEntry while Ready, route changes, pods leaving, watch errors.
 """
 
 from __future__ import annotations
@@ -16,11 +14,10 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from lanes_testbed.controlplane import ControlPlane
-from lanes_testbed.mesh import EnvoyMesh
-from lanes_testbed.mesh.pods import free_block, start_mock
-from lanes_testbed.mesh.sync import MeshSync
+from lanes_testbed.mesh import LocalMesh
 from lanes_testbed.meshcrds import write_manifests
-from lanes_testbed.processes import free_port, stop
+from lanes_testbed.node import LocalNode
+from lanes_testbed.processes import free_port
 
 from .chain import HOP, get
 
@@ -44,10 +41,10 @@ def route_to(subset: str) -> dict:
 
 
 class Bed:
-    """A control plane, an Envoy kept in sync with it, and two sample processes (v1, v2)."""
+    """A control plane, the local mesh watching it, and the local node running the pods."""
 
-    def __init__(self, api: client.ApiClient, mesh: EnvoyMesh, sync: MeshSync, ips: dict[str, str]):
-        self.api, self.mesh, self.sync, self.ips = api, mesh, sync, ips
+    def __init__(self, api: client.ApiClient, mesh: LocalMesh, node: LocalNode):
+        self.api, self.mesh, self.node = api, mesh, node
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
 
@@ -69,24 +66,34 @@ class Bed:
             body["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
             self.custom.replace_namespaced_custom_object(group, version, NS, plural, obj["metadata"]["name"], body)
 
-    def pod(self, version: str, ready: bool) -> None:
-        """Create (once) the pod of a version and write its status with the given readiness."""
+    def pod(self, version: str) -> None:
+        """Create the pod of a version unless it runs; the node runs it with its sidecar."""
         name = f"echo-{version}"
-        try:
-            self.core.create_namespaced_pod(NS, {
-                "metadata": {"name": name, "labels": {"app": "echo", "version": version}},
-                "spec": {"containers": [{"name": "app", "image": "lanes/mock-chain:1.0",
-                                         "ports": [{"containerPort": 8000}]}]},
-            })
-        except ApiException as error:
-            if error.status != 409:
-                raise
-        value = "True" if ready else "False"
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        self.core.patch_namespaced_pod_status(name, NS, {"status": {
-            "phase": "Running", "podIP": self.ips[version], "podIPs": [{"ip": self.ips[version]}],
-            "conditions": [{"type": "Ready", "status": value, "lastTransitionTime": now}],
-        }})
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.core.create_namespaced_pod(NS, {
+                    "metadata": {"name": name, "labels": {"app": "echo", "version": version}},
+                    "spec": {"containers": [{"name": "app", "image": f"lanes/mock-chain:{version[1:]}.0",
+                                             "env": [{"name": "latency_ms", "value": "100"}],
+                                             "ports": [{"containerPort": 8000}]}]},
+                })
+                return
+            except ApiException as error:
+                if error.status != 409:
+                    raise
+            if self.core.read_namespaced_pod(name, NS).metadata.deletion_timestamp is None:
+                return
+            assert time.monotonic() < deadline, f"{name} is still being deleted"
+            time.sleep(0.2)
+
+    def delete(self, version: str) -> None:
+        self.core.delete_namespaced_pod(f"echo-{version}", NS)
+
+    def entries(self) -> set[str]:
+        group, version = ISTIO
+        found = self.custom.list_namespaced_custom_object(group, version, NS, "workloadentries")
+        return {e["metadata"]["name"] for e in found["items"]}
 
 
 def until(check: Callable[[], bool], what: str, timeout: float = 5.0) -> float:
@@ -101,50 +108,65 @@ def until(check: Callable[[], bool], what: str, timeout: float = 5.0) -> float:
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
     root = tmp_path_factory.mktemp("sync")
-    block = free_block()
-    ips = {"v1": f"{block}.1", "v2": f"{block}.2"}
-    children = [start_mock(f"echo-{v}", ip, {"app": "echo", "version": v, "latency_ms": "100"}, root / "pods")
-                for v, ip in ips.items()]
-    try:
-        with ControlPlane(root / "plane", progress=None) as plane:
-            plane.install_manifests(write_manifests(root / "crds", "istio"))
-            api = plane.api_client()
-            client.CoreV1Api(api).create_namespace({"metadata": {"name": NS}})
-            client.CoreV1Api(api).create_namespaced_service(NS, {
-                "metadata": {"name": "echo"},
-                "spec": {"selector": {"app": "echo"}, "ports": [{"port": 8000, "name": "http"}]},
-            })
-            with EnvoyMesh(root / "mesh", gateway_port=free_port(), mesh_port=free_port()) as mesh:
-                with MeshSync(api, mesh) as sync:
-                    yield Bed(api, mesh, sync, ips)
-            api.close()
-    finally:
-        for child in children:
-            stop(child)
+    with ControlPlane(root / "plane", progress=None) as plane:
+        plane.install_manifests(write_manifests(root / "crds", "istio"))
+        api = plane.api_client()
+        core = client.CoreV1Api(api)
+        for namespace in (NS, "istio-system"):
+            core.create_namespace({"metadata": {"name": namespace}})
+        core.create_namespaced_service(NS, {
+            "metadata": {"name": "echo"},
+            "spec": {"selector": {"app": "echo"}, "ports": [{"port": 8000, "name": "http"}]},
+        })
+        with LocalMesh(root / "mesh", kubeconfig=plane.kubeconfig, gateway_port=free_port(),
+                       api=api) as mesh:
+            with LocalNode(plane.kubeconfig, "sync-node", mesh.xds_address, namespaces=[NS],
+                           log_dir=root / "pods") as node:
+                yield Bed(api, mesh, node)
+        api.close()
 
 
-def test_only_ready_pods_serve_and_readiness_changes_apply_at_once(bed: Bed) -> None:
+def test_a_pod_serves_once_ready_and_leaves_before_it_stops(bed: Bed) -> None:
     bed.apply(GATEWAY)
     bed.apply(RULE)
     bed.apply(route_to("v1"))
-    bed.pod("v1", ready=False)
-    until(lambda: bed.ask()[0] == 503, "a route with no ready endpoint")
-    bed.pod("v1", ready=True)
-    took_ready = until(lambda: bed.ask() == (200, "v1"), "the ready v1 pod to serve")
-    bed.pod("v1", ready=False)
-    took_unready = until(lambda: bed.ask()[0] == 503, "the unready v1 pod to leave")
-    bed.pod("v1", ready=True)
-    until(lambda: bed.ask() == (200, "v1"), "v1 back")
-    print(f"pod Ready -> serving {took_ready:.2f}s; not Ready -> out {took_unready:.2f}s")
+    until(lambda: bed.ask()[0] == 503, "a route with no pod", timeout=30)
+    bed.pod("v1")
+    took_ready = until(lambda: bed.ask() == (200, "v1"), "the v1 pod to serve", timeout=60)
+    assert "echo-v1" in bed.entries()
+    answers: list[tuple[int, str]] = []
+    done = threading.Event()
+
+    def load() -> None:
+        while not done.is_set():
+            answers.append(bed.ask())
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    try:
+        time.sleep(0.3)
+        bed.delete("v1")
+        took_gone = until(lambda: answers and answers[-1][0] == 503, "the deleted pod to leave",
+                          timeout=30)
+    finally:
+        done.set()
+        worker.join()
+    served = [a for a in answers if a[0] == 200]
+    assert served and all(a == (200, "v1") for a in served)
+    # Once it left, only "no healthy upstream": no request reached a stopped pod.
+    assert all(a[0] in (200, 503) for a in answers), [a for a in answers if a[0] not in (200, 503)][:5]
+    until(lambda: "echo-v1" not in bed.entries(), "its WorkloadEntry to go", timeout=30)
+    print(f"pod created -> serving {took_ready:.2f}s; deleted -> out {took_gone:.2f}s")
 
 
 def test_a_route_change_applies_without_failing_requests_in_flight(bed: Bed) -> None:
     bed.apply(GATEWAY)
     bed.apply(RULE)
     bed.apply(route_to("v1"))
-    bed.pod("v1", ready=True)
-    bed.pod("v2", ready=True)
-    until(lambda: bed.ask() == (200, "v1"), "v1 serving")
+    bed.pod("v1")
+    bed.pod("v2")
+    until(lambda: bed.entries() >= {"echo-v1", "echo-v2"}, "both pods ready", timeout=60)
+    until(lambda: bed.ask() == (200, "v1"), "v1 serving", timeout=30)
     answers: list[tuple[int, str]] = []
     done = threading.Event()
 
@@ -173,26 +195,23 @@ def test_a_route_change_applies_without_failing_requests_in_flight(bed: Bed) -> 
     print(f"route change in force after {took:.2f}s; {len(answers)} requests, none failed")
 
 
-def test_the_sync_lists_again_after_its_watch_breaks(bed: Bed) -> None:
+def test_the_istiod_lists_again_after_its_watch_breaks(bed: Bed) -> None:
     bed.apply(GATEWAY)
     bed.apply(RULE)
     bed.apply(route_to("v2"))
-    bed.pod("v2", ready=True)
-    until(lambda: bed.ask() == (200, "v2"), "v2 serving")
+    bed.pod("v2")
+    until(lambda: bed.ask() == (200, "v2"), "v2 serving", timeout=60)
     extensions = client.ApiextensionsV1Api(bed.api)
     crd = extensions.read_custom_resource_definition("destinationrules.networking.istio.io")
     extensions.delete_custom_resource_definition(crd.metadata.name)
     until(lambda: bed.ask()[0] == 503, "the subset to go with its DestinationRule", timeout=30)
-    relists = bed.sync.relists()["destinationrules"]
     body = bed.api.sanitize_for_serialization(crd)
     body["metadata"] = {"name": crd.metadata.name, "labels": crd.metadata.labels}
     body.pop("status", None)
     until(lambda: _recreate(extensions, body), "the old CRD to be gone", timeout=30)
     until(lambda: _established(extensions, crd.metadata.name), "the CRD to be established", timeout=30)
     bed.apply(RULE)
-    until(lambda: bed.ask() == (200, "v2"), "the recreated DestinationRule to serve", timeout=15)
-    assert bed.sync.relists()["destinationrules"] > relists
-    assert bed.sync.last_error is None
+    until(lambda: bed.ask() == (200, "v2"), "the recreated DestinationRule to serve", timeout=30)
 
 
 def _recreate(extensions: client.ApiextensionsV1Api, body: dict) -> bool:
