@@ -86,13 +86,17 @@ def spawn(
     log_path: Path,
     pid_path: Path,
     env: Mapping[str, str] | None = None,
+    die_with_parent: bool | None = None,
 ) -> Child:
     """Start `argv` in a new session with output to `log_path` and its pid in `pid_path`.
 
     `env`, when given, is the child's whole environment; otherwise it inherits ours.
+    `die_with_parent` (see `start_in_session`) defaults to whether this is the main thread.
     """
     pid_path.parent.mkdir(parents=True, exist_ok=True)
-    process = start_in_session(argv, log_path, env=env, die_with_parent=_in_main_thread())
+    if die_with_parent is None:
+        die_with_parent = _in_main_thread()
+    process = start_in_session(argv, log_path, env=env, die_with_parent=die_with_parent)
     pid_path.write_text(f"{process.pid}\n")
     return Child(name=name, process=process, log_path=log_path, pid_path=pid_path)
 

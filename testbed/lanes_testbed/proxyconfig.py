@@ -40,7 +40,7 @@ def config_dump(admin: str) -> dict[str, Any]:
 def _section(dump: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
     wanted = _DUMP_TYPE[kind]
     for config in dump.get("configs", []):
-        if config.get("@type", "").endswith(wanted):
+        if config.get("@type", "").rpartition(".")[2] == wanted:
             return config
     return {}
 

@@ -13,6 +13,7 @@ LISTENERS = "type.googleapis.com/envoy.admin.v3.ListenersConfigDump"
 HOST = "mockb.default.svc.cluster.local"
 
 DUMP = {"configs": [
+    {"@type": "type.googleapis.com/envoy.admin.v3.ScopedRoutesConfigDump"},
     {"@type": LISTENERS, "dynamic_listeners": [{"name": "127.9.1.10_8000", "active_state": {
         "listener": {"name": "127.9.1.10_8000",
                      "address": {"socket_address": {"address": "127.9.1.10", "port_value": 8000}}}}}]},

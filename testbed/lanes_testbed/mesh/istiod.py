@@ -9,7 +9,7 @@ istio-agent would start istio-proxy.
 Pods here share one network namespace, so the istiod gives each sidecar a Sidecar config of its
 own (built from node metadata: `LANES_BIND`, `LANES_EGRESS`, `LANES_PORTS`) saying where to bind.
 A router (ingress gateway) takes its listener ports from Gateway servers resolved through the
-`istio-ingressgateway` Service's targetPort (see `gateway_objects`).
+`istio-ingressgateway` Service's targetPort (see `workloads.gateway_objects`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from ..binaries import cache_root
 from ..gobuild import cached_tool
 from ..istioctl import pinned_version
 from ..processes import Child, Served, free_port, spawn, wait_until
-from .envoy import envoy_binary
+from .binary import envoy_binary
 
 MODULE_DIR = Path(__file__).resolve().parent.parent / "istiod"
 ISTIO_VERSION = "1.30"
@@ -41,9 +41,6 @@ PROXY_LABEL = "testbed.lanes.dev/proxy"
 STATS_TAGS = [
     {"tag_name": "cluster_name", "regex": r"^cluster\.((.+?(\..+?\.svc\.cluster\.local)?)\.)"},
 ]
-GATEWAY_LABELS = {"istio": "ingressgateway"}
-GATEWAY_NAMESPACE = "istio-system"
-GATEWAY_SERVICE = "istio-ingressgateway"
 
 # Control calls go to loopback directly, whatever proxy the environment names.
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -301,8 +298,13 @@ class Sidecar(Served):
         egress: str | None = None,
         ports: Sequence[int] = (),
         admin_port: int = 15000,
+        service_account: str = "default",
         log_level: str = "warning",
+        die_with_parent: bool | None = None,
     ) -> None:
+        """`die_with_parent`: have the kernel kill Envoy when the starting thread ends (by default,
+        only when started from the main thread; the local node starts sidecars from its sync thread,
+        which lives as long as the node)."""
         if kind == "sidecar" and egress is None:
             raise ValueError("a sidecar needs an egress address for its outbound listeners")
         self.workdir = Path(workdir).resolve()
@@ -315,8 +317,10 @@ class Sidecar(Served):
         self._bootstrap = sidecar_bootstrap(
             xds_address=xds_address, kind=kind, pod=pod, namespace=namespace, labels=labels,
             pod_ip=pod_ip, address=address, egress=egress, ports=ports, admin_port=admin_port,
+            service_account=service_account,
         )
         self._log_level = log_level
+        self._die_with_parent = die_with_parent
         self._child: Child | None = None
 
     @property
@@ -341,7 +345,8 @@ class Sidecar(Served):
             "--concurrency", "1",
         ]
         pid = self.workdir / f"{self.pod}.{self.namespace}.envoy.pid"
-        self._child = spawn(f"envoy {self.pod}.{self.namespace}", argv, self.log_path, pid)
+        self._child = spawn(f"envoy {self.pod}.{self.namespace}", argv, self.log_path, pid,
+                            die_with_parent=self._die_with_parent)
         try:
             wait_until(lambda: self._admin_up(), what=f"{self.pod}'s sidecar admin", timeout=timeout,
                        watch=[self._child], interval=0.05)
@@ -385,30 +390,3 @@ class Sidecar(Served):
         """The names of the clusters Envoy holds (admin /clusters)."""
         text = _get(f"{self.admin_url}/clusters").decode()
         return sorted({line.split("::", 1)[0] for line in text.splitlines() if "::" in line})
-
-
-def gateway_objects(router_address: str, target_port: int, port: int = 80) -> list[dict[str, Any]]:
-    """What makes a Gateway's `port: 80` servers bind `target_port` on a router proxy.
-
-    Istio resolves a Gateway server's port through the router's service targets: the Service
-    `istio-ingressgateway` (port 80 -> targetPort) whose selected endpoint has the router's IP. So
-    the router proxy runs with pod_ip = its own `address`, and a WorkloadEntry at that address
-    carries the gateway labels.
-    """
-    return [
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": GATEWAY_SERVICE, "namespace": GATEWAY_NAMESPACE, "labels": dict(GATEWAY_LABELS)},
-            "spec": {
-                "selector": dict(GATEWAY_LABELS),
-                "ports": [{"name": "http2", "port": port, "targetPort": target_port, "protocol": "TCP"}],
-            },
-        },
-        {
-            "apiVersion": "networking.istio.io/v1",
-            "kind": "WorkloadEntry",
-            "metadata": {"name": GATEWAY_SERVICE, "namespace": GATEWAY_NAMESPACE},
-            "spec": {"address": router_address, "labels": dict(GATEWAY_LABELS)},
-        },
-    ]
