@@ -17,7 +17,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,9 +60,14 @@ class Served:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the process; no process is left behind."""
-        child, self._child = self._child, None
+        child = self.take_child()
         if child is not None:
             stop(child, timeout)
+
+    def take_child(self) -> Child | None:
+        """The running process, which the caller now stops (several at once, say)."""
+        child, self._child = self._child, None
+        return child
 
     def __enter__(self):  # noqa: ANN204 (returns the subclass)
         if self._child is None:
@@ -141,6 +146,16 @@ def stop(child: Child, timeout: float = 15.0) -> None:
         signal_group(pid, signal.SIGKILL)
         child.process.wait()
     child.pid_path.unlink(missing_ok=True)
+
+
+def stop_all(children: Iterable[Child], timeout: float = 15.0) -> None:
+    """`stop` every child, signalling them all first so their grace periods run side by side."""
+    children = list(children)
+    for child in children:
+        if child.process.returncode is None:
+            signal_group(child.process.pid, signal.SIGTERM)
+    for child in children:
+        stop(child, timeout)
 
 
 def exited(pid: int) -> bool:

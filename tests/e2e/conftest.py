@@ -17,7 +17,7 @@ import pytest
 
 from lanes_testbed.mesh import LocalMesh
 from lanes_testbed.mesh.pods import free_block, start_mock
-from lanes_testbed.processes import Child, free_port, stop
+from lanes_testbed.processes import Child, free_port, stop_all
 from lanes_testbed.wasm import ensure_trace_affinity
 from lanes.operator.modules import ModuleServer, load_module, served_url
 from lanes.render import TraceAffinityModule
@@ -96,5 +96,4 @@ def _chain(mesh: LocalMesh, module: TraceAffinityModule, pods_dir: Path,
             pods.append(pod)
         yield Chain(pods, mesh, module)
     finally:
-        for child in children:
-            stop(child)
+        stop_all(children)

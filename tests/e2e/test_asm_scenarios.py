@@ -19,7 +19,7 @@ import pytest
 from lanes.render import TraceAffinityModule
 from lanes_testbed.mesh import Endpoint, LocalMesh
 from lanes_testbed.mesh.pods import free_block, start_pod
-from lanes_testbed.processes import Child, stop
+from lanes_testbed.processes import Child, stop_all
 from tests.asm_scenarios import (
     CHAIN,
     FALLBACK,
@@ -66,8 +66,7 @@ def scenario_pods(mesh: LocalMesh, e2e_dir: Path) -> Iterator[Pods]:
                 placed[mode][(service, lane)] = ip
         yield placed
     finally:
-        for child in children:
-            stop(child)
+        stop_all(children)
 
 
 def endpoints(placed: Mapping[tuple[str, str], str]) -> list[Endpoint]:

@@ -18,7 +18,7 @@ import yaml
 from lanes.api.load import Document, read_documents
 from lanes_testbed.mesh import Endpoint, LocalMesh
 from lanes_testbed.mesh.pods import free_block, start_pod
-from lanes_testbed.processes import Child, stop
+from lanes_testbed.processes import Child, stop_all
 from lanes.importers import parse_documents
 from lanes.render import render_group
 
@@ -98,8 +98,7 @@ def strict(mesh: LocalMesh, e2e_dir: Path) -> Iterator[StrictChain]:
             pods[(service, version)] = ip
         yield StrictChain(mesh, pods)
     finally:
-        for child in children:
-            stop(child)
+        stop_all(children)
 
 
 @pytest.mark.parametrize("flavour", ROUTED_FLAVOURS)

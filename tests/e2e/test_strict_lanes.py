@@ -19,7 +19,7 @@ import pytest
 
 from lanes_testbed.mesh import Endpoint, LocalMesh, PodProxy
 from lanes_testbed.mesh.pods import free_block, start_mock
-from lanes_testbed.processes import Child, stop
+from lanes_testbed.processes import Child, stop_all
 
 from .chain import HOP, get
 
@@ -102,8 +102,7 @@ def pods(mesh: LocalMesh, e2e_dir: Path) -> Iterator[Pods]:
         yield Pods({(p.service, p.lane): p for p in made[:len(LANES) * 2]}, made[-2], made[-1],
                    proxies[-2])
     finally:
-        for child in children:
-            stop(child)
+        stop_all(children)
 
 
 def hops(body: str) -> list[tuple[str, str]]:

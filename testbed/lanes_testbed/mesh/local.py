@@ -25,7 +25,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from ..loopback import take_block
-from ..processes import Served, free_port
+from ..processes import Served, free_port, stop_all
 from .istiod import LocalIstiod, Sidecar
 from .workloads import (GATEWAY_LABELS, GATEWAY_NAME, GATEWAY_NAMESPACE, gateway_objects,
                         workload_entry)
@@ -126,8 +126,7 @@ class LocalMesh(Served):
         return self.istiod.alive() and self.gateway is not None and self.gateway.alive()
 
     def stop(self, timeout: float = 10.0) -> None:
-        for pod in self._pods.values():
-            pod.sidecar.stop()
+        stop_all([c for c in (p.sidecar.take_child() for p in self._pods.values()) if c], timeout)
         self._pods.clear()
         if self.gateway is not None:
             self.gateway.stop()
