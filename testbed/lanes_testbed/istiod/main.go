@@ -41,8 +41,10 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	kubediscovery "k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -873,6 +875,31 @@ func writeJSON(w http.ResponseWriter, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// servedResources are the watched resources the API server serves; one whose CRD is not
+// installed is left out (and logged), so a partly installed mesh still gets what it has.
+func servedResources(restConfig *rest.Config) ([]schema.GroupVersionResource, error) {
+	client, err := kubediscovery.NewDiscoveryClientForConfig(restConfig)
+	if err != nil {
+		return nil, err
+	}
+	var served []schema.GroupVersionResource
+	for _, gvr := range watchedResources {
+		list, err := client.ServerResourcesForGroupVersion(gvr.GroupVersion().String())
+		found := false
+		if err == nil {
+			for _, r := range list.APIResources {
+				found = found || r.Name == gvr.Resource
+			}
+		}
+		if !found {
+			log.Warnf("the API server does not serve %s; not watched (is its CRD installed?)", gvr)
+			continue
+		}
+		served = append(served, gvr)
+	}
+	return served, nil
+}
+
 // watch makes the API server's objects the object set, re-read on every change (debounced).
 func (s *server) watch(kubeconfig string, stop chan struct{}) error {
 	restConfig, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
@@ -880,6 +907,10 @@ func (s *server) watch(kubeconfig string, stop chan struct{}) error {
 		return err
 	}
 	client, err := dynamic.NewForConfig(restConfig)
+	if err != nil {
+		return err
+	}
+	served, err := servedResources(restConfig)
 	if err != nil {
 		return err
 	}
@@ -896,7 +927,7 @@ func (s *server) watch(kubeconfig string, stop chan struct{}) error {
 		UpdateFunc: func(any, any) { notify() },
 		DeleteFunc: func(any) { notify() },
 	}
-	for _, gvr := range watchedResources {
+	for _, gvr := range served {
 		if _, err := factory.ForResource(gvr).Informer().AddEventHandler(handler); err != nil {
 			return err
 		}
@@ -911,7 +942,7 @@ func (s *server) watch(kubeconfig string, stop chan struct{}) error {
 	}
 	resync := func() {
 		var objects []map[string]any
-		for _, gvr := range watchedResources {
+		for _, gvr := range served {
 			items, err := factory.ForResource(gvr).Lister().List(labels.Everything())
 			if err != nil {
 				log.Errorf("listing %s: %v", gvr, err)
