@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from lanes_testbed.mesh.istiod import LocalIstiod, Sidecar
+from lanes_testbed.mesh.istiod import LocalIstiod, Sidecar, gateway_objects
 from lanes_testbed.mesh.pods import free_block, start_mock
-from lanes_testbed.processes import Child, stop
+from lanes_testbed.processes import Child, free_port, stop
 
 HOST = "mockb.default.svc.cluster.local"
 
@@ -132,3 +132,30 @@ def test_header_split_routes_by_istio_and_follows_a_push(
     assert status == 200 and f"ip: {canary_ip}" in body, body
     status, body = call(client.egress, {"x-lane": "go"})
     assert status == 200 and f"ip: {base_ip}" in body, body
+
+
+def test_router_serves_gateway_port_80_on_the_gateway_services_target_port(
+    istiod: LocalIstiod, pods: dict[str, MeshPod], tmp_path: Path
+) -> None:
+    address = pods["mocka-base"].ip.rsplit(".", 1)[0] + ".30"
+    target = free_port()
+    gateway = {"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+               "metadata": {"name": "ingressgateway", "namespace": "istio-system"},
+               "spec": {"selector": {"istio": "ingressgateway"},
+                        "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}]}}
+    entry = {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+             "metadata": {"name": "entry", "namespace": "default"},
+             "spec": {"hosts": ["*"], "gateways": ["istio-system/ingressgateway"],
+                      "http": [{"route": [{"destination": {"host": "mockb", "subset": "canary"}}]}]}}
+    router = Sidecar(tmp_path, istiod.xds_address, kind="router", pod="istio-ingressgateway-0",
+                     namespace="istio-system", labels={"istio": "ingressgateway"},
+                     pod_ip=address, address=address)
+    with router:
+        version = istiod.push([*objects(pods, "canary", "base"), *gateway_objects(address, target), gateway, entry])
+        istiod.wait_synced(version)
+        router.wait_ready()
+        connection = http.client.HTTPConnection(address, target, timeout=5)
+        connection.request("GET", "/", headers={"Host": "lanes.example"})
+        response = connection.getresponse()
+        body = response.read().decode()
+        assert response.status == 200 and f"ip: {pods['mockb-canary'].ip}" in body, body
