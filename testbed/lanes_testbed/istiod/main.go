@@ -51,7 +51,9 @@ import (
 	meshconfig "istio.io/api/mesh/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
 	security "istio.io/api/security/v1beta1"
+	configaggregate "istio.io/istio/pilot/pkg/config/aggregate"
 	"istio.io/istio/pilot/pkg/config/kube/crd"
+	"istio.io/istio/pilot/pkg/config/kube/extensions"
 	"istio.io/istio/pilot/pkg/config/memory"
 	"istio.io/istio/pilot/pkg/features"
 	"istio.io/istio/pilot/pkg/model"
@@ -209,7 +211,13 @@ func newServer(m *meshconfig.MeshConfig, wasmDir string, stop chan struct{}) (*s
 	ds.DiscoveryStartTime = time.Now()
 
 	store := memory.NewController(collections.Pilot, true)
-	vsController := model.NewVirtualServiceController(store,
+	// WasmPlugins reach the push context as TrafficExtensions, made by this controller.
+	wasmPlugins := extensions.NewController(store, ds, krt.GlobalDebugHandler)
+	configs, err := configaggregate.MakeWriteableCache([]model.ConfigStoreController{store, wasmPlugins}, store)
+	if err != nil {
+		return nil, err
+	}
+	vsController := model.NewVirtualServiceController(configs,
 		model.VSControllerOptions{KrtDebugger: krt.GlobalDebugHandler, XDSUpdater: ds}, env.Watcher)
 
 	// The ServiceEntry registry wants a cluster controller; one over an empty client, as Istio's
@@ -227,12 +235,12 @@ func newServer(m *meshconfig.MeshConfig, wasmDir string, stop chan struct{}) (*s
 	}
 	client.RunAndWait(stop)
 	registry := aggregate.NewController(aggregate.Options{ConfigClusterID: clusterID})
-	se := serviceentry.NewController(store, ds, clusters, env.Watcher,
+	se := serviceentry.NewController(configs, ds, clusters, env.Watcher,
 		serviceentry.WithClusterID(clusterID), serviceentry.WithKRTDebugger(krt.GlobalDebugHandler))
 	registry.AddRegistry(se)
 
 	env.ServiceDiscovery = registry
-	env.ConfigStore = store
+	env.ConfigStore = configs
 	env.VirtualServiceController = vsController
 	env.NetworksWatcher = meshwatcher.NewFixedNetworksWatcher(nil)
 	env.AmbientIndexes = &model.NoopAmbientIndexes{}
@@ -270,10 +278,10 @@ func newServer(m *meshconfig.MeshConfig, wasmDir string, stop chan struct{}) (*s
 	}
 
 	go registry.Run(stop)
-	go store.Run(stop)
+	go configs.Run(stop)
 	go vsController.Run(stop)
 	deadline := time.Now().Add(30 * time.Second)
-	for !(store.HasSynced() && registry.HasSynced() && vsController.HasSynced()) {
+	for !(configs.HasSynced() && registry.HasSynced() && vsController.HasSynced()) {
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("config store and registries did not sync within 30s")
 		}
