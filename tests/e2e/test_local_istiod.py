@@ -6,17 +6,24 @@ Envoy sidecar. Requests leave from one pod's side through its sidecar's egress a
 
 from __future__ import annotations
 
+import functools
 import http.client
+import json
+import re
+import shutil
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from lanes_testbed.mesh.istiod import LocalIstiod, Sidecar
+from lanes_testbed.mesh.istiod import LocalIstiod, Sidecar, gateway_objects
 from lanes_testbed.mesh.pods import free_block, start_mock
-from lanes_testbed.processes import Child, stop
+from lanes_testbed.processes import Child, free_port, stop
+from lanes_testbed.wasm import ensure_trace_affinity, module_sha256
 
 HOST = "mockb.default.svc.cluster.local"
 
@@ -132,3 +139,71 @@ def test_header_split_routes_by_istio_and_follows_a_push(
     assert status == 200 and f"ip: {canary_ip}" in body, body
     status, body = call(client.egress, {"x-lane": "go"})
     assert status == 200 and f"ip: {base_ip}" in body, body
+
+
+def test_router_serves_gateway_port_80_on_the_gateway_services_target_port(
+    istiod: LocalIstiod, pods: dict[str, MeshPod], tmp_path: Path
+) -> None:
+    address = pods["mocka-base"].ip.rsplit(".", 1)[0] + ".30"
+    target = free_port()
+    gateway = {"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+               "metadata": {"name": "ingressgateway", "namespace": "istio-system"},
+               "spec": {"selector": {"istio": "ingressgateway"},
+                        "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}]}}
+    entry = {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+             "metadata": {"name": "entry", "namespace": "default"},
+             "spec": {"hosts": ["*"], "gateways": ["istio-system/ingressgateway"],
+                      "http": [{"route": [{"destination": {"host": "mockb", "subset": "canary"}}]}]}}
+    router = Sidecar(tmp_path, istiod.xds_address, kind="router", pod="istio-ingressgateway-0",
+                     namespace="istio-system", labels={"istio": "ingressgateway"},
+                     pod_ip=address, address=address)
+    with router:
+        version = istiod.push([*objects(pods, "canary", "base"), *gateway_objects(address, target), gateway, entry])
+        istiod.wait_synced(version)
+        router.wait_ready()
+        connection = http.client.HTTPConnection(address, target, timeout=5)
+        connection.request("GET", "/", headers={"Host": "lanes.example"})
+        response = connection.getresponse()
+        body = response.read().decode()
+        assert response.status == 200 and f"ip: {pods['mockb-canary'].ip}" in body, body
+
+
+def wasm_plugin(url: str, sha256: str) -> dict[str, Any]:
+    return {"apiVersion": "extensions.istio.io/v1alpha1", "kind": "WasmPlugin",
+            "metadata": {"name": "trace-affinity", "namespace": "default"},
+            "spec": {"selector": {"matchLabels": {"app": "mockb"}}, "url": url, "sha256": sha256,
+                     "pluginName": "lanes.trace_affinity", "failStrategy": "FAIL_OPEN",
+                     "pluginConfig": {}}}
+
+
+def ecds_filenames(sidecar: Sidecar) -> list[str]:
+    dump = json.dumps([c for c in sidecar.config_dump()["configs"] if c["@type"].endswith("EcdsConfigDump")])
+    return re.findall(r'"filename": "([^"]+)"', dump)
+
+
+def test_wasm_plugin_by_url_is_fetched_checked_and_served_as_a_local_file(
+    istiod: LocalIstiod, pods: dict[str, MeshPod], tmp_path: Path
+) -> None:
+    module = ensure_trace_affinity()
+    digest = module_sha256(module)
+    served = tmp_path / "served"
+    served.mkdir()
+    shutil.copy(module, served / "traceaffinity.wasm")
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(served))
+    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as files:
+        threading.Thread(target=files.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{files.server_address[1]}/traceaffinity.wasm"
+        target = pods["mockb-canary"].sidecar
+
+        version = istiod.push([*objects(pods, "canary", "base"), wasm_plugin(url, "0" * 64)])
+        istiod.wait_synced(version)
+        assert ecds_filenames(target) == []
+
+        version = istiod.push([*objects(pods, "canary", "base"), wasm_plugin(url, digest)])
+        # Envoy ACKs the extension config once V8 has compiled the module: seconds per proxy.
+        istiod.wait_synced(version, timeout=60.0)
+        files.shutdown()
+    [filename] = set(ecds_filenames(target))
+    assert Path(filename).read_bytes() == module.read_bytes()
+    status, body = call(pods["mocka-base"].egress, {"x-lane": "go"})
+    assert status == 200 and f"ip: {pods['mockb-canary'].ip}" in body, body

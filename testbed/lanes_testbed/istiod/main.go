@@ -41,15 +41,19 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	kubediscovery "k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 
 	meshconfig "istio.io/api/mesh/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
 	security "istio.io/api/security/v1beta1"
+	configaggregate "istio.io/istio/pilot/pkg/config/aggregate"
 	"istio.io/istio/pilot/pkg/config/kube/crd"
+	"istio.io/istio/pilot/pkg/config/kube/extensions"
 	"istio.io/istio/pilot/pkg/config/memory"
 	"istio.io/istio/pilot/pkg/features"
 	"istio.io/istio/pilot/pkg/model"
@@ -207,7 +211,13 @@ func newServer(m *meshconfig.MeshConfig, wasmDir string, stop chan struct{}) (*s
 	ds.DiscoveryStartTime = time.Now()
 
 	store := memory.NewController(collections.Pilot, true)
-	vsController := model.NewVirtualServiceController(store,
+	// WasmPlugins reach the push context as TrafficExtensions, made by this controller.
+	wasmPlugins := extensions.NewController(store, ds, krt.GlobalDebugHandler)
+	configs, err := configaggregate.MakeWriteableCache([]model.ConfigStoreController{store, wasmPlugins}, store)
+	if err != nil {
+		return nil, err
+	}
+	vsController := model.NewVirtualServiceController(configs,
 		model.VSControllerOptions{KrtDebugger: krt.GlobalDebugHandler, XDSUpdater: ds}, env.Watcher)
 
 	// The ServiceEntry registry wants a cluster controller; one over an empty client, as Istio's
@@ -225,12 +235,12 @@ func newServer(m *meshconfig.MeshConfig, wasmDir string, stop chan struct{}) (*s
 	}
 	client.RunAndWait(stop)
 	registry := aggregate.NewController(aggregate.Options{ConfigClusterID: clusterID})
-	se := serviceentry.NewController(store, ds, clusters, env.Watcher,
+	se := serviceentry.NewController(configs, ds, clusters, env.Watcher,
 		serviceentry.WithClusterID(clusterID), serviceentry.WithKRTDebugger(krt.GlobalDebugHandler))
 	registry.AddRegistry(se)
 
 	env.ServiceDiscovery = registry
-	env.ConfigStore = store
+	env.ConfigStore = configs
 	env.VirtualServiceController = vsController
 	env.NetworksWatcher = meshwatcher.NewFixedNetworksWatcher(nil)
 	env.AmbientIndexes = &model.NoopAmbientIndexes{}
@@ -268,10 +278,10 @@ func newServer(m *meshconfig.MeshConfig, wasmDir string, stop chan struct{}) (*s
 	}
 
 	go registry.Run(stop)
-	go store.Run(stop)
+	go configs.Run(stop)
 	go vsController.Run(stop)
 	deadline := time.Now().Add(30 * time.Second)
-	for !(store.HasSynced() && registry.HasSynced() && vsController.HasSynced()) {
+	for !(configs.HasSynced() && registry.HasSynced() && vsController.HasSynced()) {
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("config store and registries did not sync within 30s")
 		}
@@ -873,6 +883,31 @@ func writeJSON(w http.ResponseWriter, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// servedResources are the watched resources the API server serves; one whose CRD is not
+// installed is left out (and logged), so a partly installed mesh still gets what it has.
+func servedResources(restConfig *rest.Config) ([]schema.GroupVersionResource, error) {
+	client, err := kubediscovery.NewDiscoveryClientForConfig(restConfig)
+	if err != nil {
+		return nil, err
+	}
+	var served []schema.GroupVersionResource
+	for _, gvr := range watchedResources {
+		list, err := client.ServerResourcesForGroupVersion(gvr.GroupVersion().String())
+		found := false
+		if err == nil {
+			for _, r := range list.APIResources {
+				found = found || r.Name == gvr.Resource
+			}
+		}
+		if !found {
+			log.Warnf("the API server does not serve %s; not watched (is its CRD installed?)", gvr)
+			continue
+		}
+		served = append(served, gvr)
+	}
+	return served, nil
+}
+
 // watch makes the API server's objects the object set, re-read on every change (debounced).
 func (s *server) watch(kubeconfig string, stop chan struct{}) error {
 	restConfig, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
@@ -880,6 +915,10 @@ func (s *server) watch(kubeconfig string, stop chan struct{}) error {
 		return err
 	}
 	client, err := dynamic.NewForConfig(restConfig)
+	if err != nil {
+		return err
+	}
+	served, err := servedResources(restConfig)
 	if err != nil {
 		return err
 	}
@@ -896,7 +935,7 @@ func (s *server) watch(kubeconfig string, stop chan struct{}) error {
 		UpdateFunc: func(any, any) { notify() },
 		DeleteFunc: func(any) { notify() },
 	}
-	for _, gvr := range watchedResources {
+	for _, gvr := range served {
 		if _, err := factory.ForResource(gvr).Informer().AddEventHandler(handler); err != nil {
 			return err
 		}
@@ -911,7 +950,7 @@ func (s *server) watch(kubeconfig string, stop chan struct{}) error {
 	}
 	resync := func() {
 		var objects []map[string]any
-		for _, gvr := range watchedResources {
+		for _, gvr := range served {
 			items, err := factory.ForResource(gvr).Lister().List(labels.Everything())
 			if err != nil {
 				log.Errorf("listing %s: %v", gvr, err)
