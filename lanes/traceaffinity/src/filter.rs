@@ -6,7 +6,7 @@ use std::time::UNIX_EPOCH;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
+use proxy_wasm::types::{Action, Bytes, ContextType, LogLevel, MapType, MetricType};
 
 use crate::settings::{parse_settings, Settings};
 use crate::table::{decode, Table};
@@ -146,6 +146,20 @@ impl RootContext for Root {
     }
 }
 
+/// The request's lane and trace header values (empty when absent), read in one host call: each
+/// call into and out of the VM costs more than the few headers a request carries.
+fn lane_and_trace(settings: &Settings) -> (Bytes, Bytes) {
+    let (mut lane, mut trace) = (None, None);
+    for (name, value) in hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default() {
+        if lane.is_none() && name == settings.route_header {
+            lane = Some(value);
+        } else if trace.is_none() && name == settings.trace_header {
+            trace = Some(value);
+        }
+    }
+    (lane.unwrap_or_default(), trace.unwrap_or_default())
+}
+
 struct Stream {
     plugin: Option<Rc<Plugin>>,
 }
@@ -156,19 +170,16 @@ impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
         let Some(plugin) = self.plugin.as_deref() else { return Action::Continue };
         let settings = &plugin.settings;
-        let lane = self.get_http_request_header_bytes(&settings.route_header).unwrap_or_default();
+        let (lane, trace) = lane_and_trace(settings);
         if !lane.is_empty() {
-            if let Some(trace) = self.get_http_request_header_bytes(&settings.trace_header) {
-                if !trace.is_empty() && trace.len() <= MAX_HEADER_VALUE && lane.len() <= MAX_HEADER_VALUE {
-                    plugin.remember(&trace, &lane);
-                }
+            if !trace.is_empty() && trace.len() <= MAX_HEADER_VALUE && lane.len() <= MAX_HEADER_VALUE {
+                plugin.remember(&trace, &lane);
             }
             return Action::Continue;
         }
         if !settings.restore {
             return Action::Continue;
         }
-        let trace = self.get_http_request_header_bytes(&settings.trace_header).unwrap_or_default();
         match (!trace.is_empty()).then(|| plugin.recall(&trace)).flatten() {
             Some(remembered) => {
                 self.set_http_request_header_bytes(&settings.route_header, Some(&remembered));
