@@ -130,15 +130,25 @@ impl RootContext for Root {
             "lanes.trace/{}/{}/{}",
             settings.route_header, settings.trace_header, settings.max_entries
         );
-        let table = Table::new(prefix, settings.max_entries, settings.max_age_seconds * 1_000_000_000);
-        let plugin = Plugin { settings, table, counters: Counters::define() };
+        let table = Table::new(
+            prefix,
+            settings.max_entries,
+            settings.max_age_seconds * 1_000_000_000,
+        );
+        let plugin = Plugin {
+            settings,
+            table,
+            counters: Counters::define(),
+        };
         plugin.prepare();
         self.plugin = Some(Rc::new(plugin));
         true
     }
 
     fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Stream { plugin: self.plugin.clone() }))
+        Some(Box::new(Stream {
+            plugin: self.plugin.clone(),
+        }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -168,11 +178,16 @@ impl Context for Stream {}
 
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
-        let Some(plugin) = self.plugin.as_deref() else { return Action::Continue };
+        let Some(plugin) = self.plugin.as_deref() else {
+            return Action::Continue;
+        };
         let settings = &plugin.settings;
         let (lane, trace) = lane_and_trace(settings);
         if !lane.is_empty() {
-            if !trace.is_empty() && trace.len() <= MAX_HEADER_VALUE && lane.len() <= MAX_HEADER_VALUE {
+            if !trace.is_empty()
+                && trace.len() <= MAX_HEADER_VALUE
+                && lane.len() <= MAX_HEADER_VALUE
+            {
                 plugin.remember(&trace, &lane);
             }
             return Action::Continue;

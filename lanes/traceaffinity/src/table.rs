@@ -37,7 +37,12 @@ impl Table {
     pub fn new(prefix: String, max_entries: usize, max_age_ns: u64) -> Table {
         let ways = DEFAULT_WAYS.min(max_entries);
         let buckets = max_entries.div_ceil(ways) as u32;
-        Table { prefix, buckets, ways, max_age_ns }
+        Table {
+            prefix,
+            buckets,
+            ways,
+            max_age_ns,
+        }
     }
 
     /// The shared-data key of the bucket that holds `trace`.
@@ -55,7 +60,10 @@ impl Table {
 
     /// The lane remembered for `trace`, if it is younger than the maximum age.
     pub fn lookup<'a>(&self, bucket: &[Entry<'a>], trace: &[u8], now: u64) -> Option<&'a [u8]> {
-        bucket.iter().find(|e| e.trace == trace && self.fresh(e, now)).map(|e| e.lane)
+        bucket
+            .iter()
+            .find(|e| e.trace == trace && self.fresh(e, now))
+            .map(|e| e.lane)
     }
 
     /// The bucket with trace -> lane at `now`, encoded, and what changed to make it fit; `None`
@@ -68,7 +76,10 @@ impl Table {
         now: u64,
         refresh_ns: u64,
     ) -> (Option<Vec<u8>>, Stored) {
-        let mut stored = Stored { changed: true, ..Stored::default() };
+        let mut stored = Stored {
+            changed: true,
+            ..Stored::default()
+        };
         let mut kept: Vec<Entry> = Vec::with_capacity(self.ways);
         for e in bucket {
             if e.trace == trace {
@@ -86,19 +97,28 @@ impl Table {
             kept.remove(oldest);
             stored.evicted += 1;
         }
-        kept.push(Entry { at: now, trace, lane });
+        kept.push(Entry {
+            at: now,
+            trace,
+            lane,
+        });
         (Some(encode(&kept)), stored)
     }
 }
 
 /// FNV-1a, 64 bits: the bucket of a trace, the same in every worker and every build.
 fn fnv1a64(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// A bucket laid out as, per entry, 8 bytes of time and two length-prefixed strings.
 pub fn encode(bucket: &[Entry]) -> Vec<u8> {
-    let size = bucket.iter().map(|e| 12 + e.trace.len() + e.lane.len()).sum();
+    let size = bucket
+        .iter()
+        .map(|e| 12 + e.trace.len() + e.lane.len())
+        .sum();
     let mut out = Vec::with_capacity(size);
     for e in bucket {
         out.extend_from_slice(&e.at.to_le_bytes());
@@ -117,7 +137,11 @@ pub fn decode(mut data: &[u8]) -> Option<Vec<Entry<'_>>> {
         let (at, rest) = data.split_first_chunk::<8>()?;
         let (trace, rest) = read_string(rest)?;
         let (lane, rest) = read_string(rest)?;
-        bucket.push(Entry { at: u64::from_le_bytes(*at), trace, lane });
+        bucket.push(Entry {
+            at: u64::from_le_bytes(*at),
+            trace,
+            lane,
+        });
         data = rest;
     }
     Some(bucket)
@@ -135,7 +159,13 @@ mod tests {
 
     const SEC: u64 = 1_000_000_000;
 
-    fn stored(table: &Table, bucket: &[u8], trace: &str, lane: &str, now: u64) -> (Vec<u8>, Stored) {
+    fn stored(
+        table: &Table,
+        bucket: &[u8],
+        trace: &str,
+        lane: &str,
+        now: u64,
+    ) -> (Vec<u8>, Stored) {
         let entries = decode(bucket).unwrap();
         let (out, s) = table.store(&entries, trace.as_bytes(), lane.as_bytes(), now, SEC);
         (out.unwrap_or_else(|| bucket.to_vec()), s)
@@ -145,11 +175,26 @@ mod tests {
     fn store_and_lookup() {
         let table = Table::new("p".into(), 16, 10 * SEC);
         let (b, s) = stored(&table, &[], "t1", "canary", SEC);
-        assert_eq!(s, Stored { changed: true, evicted: 0, expired: 0 });
+        assert_eq!(
+            s,
+            Stored {
+                changed: true,
+                evicted: 0,
+                expired: 0
+            }
+        );
         let entries = decode(&b).unwrap();
         assert_eq!(table.lookup(&entries, b"t1", 5 * SEC), Some(&b"canary"[..]));
-        assert_eq!(table.lookup(&entries, b"t2", 5 * SEC), None, "unknown trace found");
-        assert_eq!(table.lookup(&entries, b"t1", 11 * SEC), None, "an entry past the maximum age was used");
+        assert_eq!(
+            table.lookup(&entries, b"t2", 5 * SEC),
+            None,
+            "unknown trace found"
+        );
+        assert_eq!(
+            table.lookup(&entries, b"t1", 11 * SEC),
+            None,
+            "an entry past the maximum age was used"
+        );
     }
 
     #[test]
@@ -158,7 +203,10 @@ mod tests {
         let (b, _) = stored(&table, &[], "t1", "canary", SEC);
         let entries = decode(&b).unwrap();
         let (out, s) = table.store(&entries, b"t1", b"canary", SEC + SEC / 2, SEC);
-        assert!(out.is_none() && !s.changed, "a fresh entry in the same lane was rewritten");
+        assert!(
+            out.is_none() && !s.changed,
+            "a fresh entry in the same lane was rewritten"
+        );
         let (out, s) = table.store(&entries, b"t1", b"blue", SEC + SEC / 2, SEC);
         let out = out.unwrap();
         let changed = decode(&out).unwrap();
@@ -177,7 +225,11 @@ mod tests {
         }
         let entries = decode(&b).unwrap();
         assert_eq!((evictions, entries.len()), (1, 3));
-        assert_eq!(table.lookup(&entries, b"a", 5 * SEC), None, "the oldest entry was kept");
+        assert_eq!(
+            table.lookup(&entries, b"a", 5 * SEC),
+            None,
+            "the oldest entry was kept"
+        );
     }
 
     #[test]
@@ -192,13 +244,21 @@ mod tests {
     fn table_shape() {
         for (entries, buckets, ways) in [(1, 1, 1), (8, 1, 8), (9, 2, 8), (10000, 1250, 8)] {
             let table = Table::new("p".into(), entries, SEC);
-            assert_eq!((table.buckets, table.ways), (buckets, ways), "{entries} entries");
+            assert_eq!(
+                (table.buckets, table.ways),
+                (buckets, ways),
+                "{entries} entries"
+            );
         }
     }
 
     #[test]
     fn decode_rejects_a_truncated_bucket() {
-        let b = encode(&[Entry { at: 1, trace: b"trace", lane: b"lane" }]);
+        let b = encode(&[Entry {
+            at: 1,
+            trace: b"trace",
+            lane: b"lane",
+        }]);
         assert!(decode(&b[..b.len() - 1]).is_none());
         assert!(decode(&b[..5]).is_none());
     }
@@ -209,6 +269,9 @@ mod tests {
         assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
         let table = Table::new("lanes.trace/x/y/10000".into(), 10000, SEC);
-        assert_eq!(table.key(b"a"), format!("lanes.trace/x/y/10000/{}", 0xaf63_dc4c_8601_ec8c_u64 % 1250));
+        assert_eq!(
+            table.key(b"a"),
+            format!("lanes.trace/x/y/10000/{}", 0xaf63_dc4c_8601_ec8c_u64 % 1250)
+        );
     }
 }
