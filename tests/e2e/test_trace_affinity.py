@@ -19,10 +19,15 @@ from pathlib import Path
 
 import pytest
 
-from lanes_testbed.gobuild import go_executable
 from lanes_testbed.mesh import envoy_binary
 from lanes_testbed.processes import Child, free_port, spawn, stop, wait_until
-from lanes_testbed.wasm import MODULE_DIR, STAT_PREFIX, ensure_trace_affinity
+from lanes_testbed.wasm import (
+    MODULE_DIR,
+    STAT_PREFIX,
+    cargo_env,
+    cargo_executable,
+    ensure_trace_affinity,
+)
 
 LANE, TRACE = "x-asm-prefer-tag", "my-request-id"
 HCM = ("type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3"
@@ -211,7 +216,7 @@ def test_a_bad_plugin_configuration_is_refused_naming_the_field(tmp_path: Path) 
     assert "maxEntries 0: expected 1 to 1000000" in log
 
 
-def test_the_module_logic_passes_its_go_tests() -> None:
-    result = subprocess.run([go_executable(), "test", "./..."], cwd=MODULE_DIR,
-                            capture_output=True, text=True)
+def test_the_module_logic_passes_its_own_tests() -> None:
+    result = subprocess.run([cargo_executable(), "test", "--locked"], cwd=MODULE_DIR,
+                            env=cargo_env(), capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -8,8 +8,7 @@ import re
 import shlex
 from pathlib import Path
 
-from lanes_testbed.gobuild import GOFLAGS, STATIC_ENV
-from lanes_testbed.wasm import BUILD_FLAGS, MODULE_DIR, TARGET_ENV
+from lanes_testbed.wasm import BUILD_FLAGS, BUILT_PATH, MODULE_DIR, TARGET
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,19 +26,20 @@ def instructions() -> list[tuple[str, str]]:
     return found
 
 
-def module_build() -> list[str]:
-    [run] = [args for op, args in instructions() if op == "RUN" and "go build" in args]
-    return shlex.split(run)
+def module_build() -> tuple[dict[str, str], list[str]]:
+    """The build stage's cargo command: its environment and its words."""
+    [run] = [args for op, args in instructions() if op == "RUN" and "cargo build" in args]
+    words = shlex.split(run)
+    env = dict(w.split("=", 1) for w in itertools.takewhile(lambda w: "=" in w, words))
+    return env, words[len(env):]
 
 
 def test_the_image_builds_the_module_as_the_local_build_does() -> None:
-    words = module_build()
-    env = dict(w.split("=", 1) for w in itertools.takewhile(lambda w: "=" in w, words))
-    command = words[len(env):]
-    assert env == {**STATIC_ENV, "GOFLAGS": " ".join(GOFLAGS), **TARGET_ENV}
-    assert command[:2] == ["go", "build"]
-    assert tuple(command[2:command.index("-o")]) == BUILD_FLAGS
-    assert command[-1] == "."
+    env, command = module_build()
+    assert set(env) == {"CARGO_TARGET_DIR"}
+    assert command[:2] == ["cargo", "build"]
+    assert tuple(command[2:]) == BUILD_FLAGS
+    assert ("RUN", f"rustup target add {TARGET}") in instructions()
 
 
 def test_the_build_stage_copies_the_modules_own_source() -> None:
@@ -50,7 +50,7 @@ def test_the_build_stage_copies_the_modules_own_source() -> None:
 def test_the_image_carries_the_module_where_the_chart_points_the_operator() -> None:
     helpers = (ROOT / "charts" / "lanes" / "templates" / "_helpers.tpl").read_text()
     path = re.search(r'define "lanes\.modulePath" -}}(\S+?){{', helpers).group(1)
-    words = module_build()
-    built = words[words.index("-o") + 1]
+    env, _ = module_build()
+    built = f"{env['CARGO_TARGET_DIR']}/{BUILT_PATH}"
     copies = [args.split() for op, args in instructions() if op == "COPY" and args.startswith("--from=")]
     assert [c[1:] for c in copies] == [[built, path]]

@@ -31,7 +31,7 @@ def test_the_wheel_holds_no_test_bed_and_needs_no_envoy(tmp_path: Path) -> None:
     top = {name.split("/")[0] for name in names}
     assert top == {"lanes", wheel.name.removesuffix("-py3-none-any.whl") + ".dist-info"}
     assert not [n for n in names if "testbed" in n or n.startswith("lanes/dev/")]
-    assert "lanes/operator/run.py" in names and "lanes/traceaffinity/main.go" in names
+    assert "lanes/operator/run.py" in names and "lanes/traceaffinity/src/lib.rs" in names
     requirements = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
     assert requirements and not [r for r in requirements if "envoy" in r.lower()]
 

@@ -14,12 +14,11 @@ import typer
 
 def wasm() -> None:
     """Build (or find in the cache) the trace-affinity module; print its path and sha256."""
-    from lanes_testbed.gobuild import GoBuildError
-    from lanes_testbed.wasm import ensure_trace_affinity, module_sha256
+    from lanes_testbed.wasm import WasmBuildError, ensure_trace_affinity, module_sha256
 
     try:
         module = ensure_trace_affinity(progress=sys.stderr)
-    except GoBuildError as error:
+    except WasmBuildError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"path: {module}")

@@ -1,0 +1,13 @@
+//! A proxy-wasm HTTP filter that gives plain Istio ASM's trace-ID lane affinity: a request
+//! carrying the lane header and a trace value teaches the proxy trace -> lane; a request
+//! carrying a trace value and no lane header gets the lane header the proxy remembers for it.
+//! Unknown traces keep no lane, so the fallback lane serves them.
+//!
+//! The logic (`settings`, `table`) is plain Rust, tested on the build machine; `filter` binds it
+//! to the host through the proxy-wasm SDK and is built for Wasm only.
+
+pub mod settings;
+pub mod table;
+
+#[cfg(target_arch = "wasm32")]
+mod filter;
