@@ -14,6 +14,7 @@ Two ways to feed it:
 from __future__ import annotations
 
 import json
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,6 +32,8 @@ from .workloads import (GATEWAY_LABELS, GATEWAY_NAME, GATEWAY_NAMESPACE, gateway
                         workload_entry)
 
 ADMIN_PORT = 15000
+# A changed listener drains whole, an in-place update only the filter chains it replaced.
+DRAINING = ("listener_manager.total_listeners_draining", "listener_manager.total_filter_chains_draining")
 # Admin calls go to loopback directly, whatever proxy the environment names.
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -166,7 +169,23 @@ class LocalMesh(Served):
             entries.append(workload_entry(pod.name, pod.namespace, endpoint.labels, pod.address))
         version = self.istiod.push([*self._gateway_objects, *entries, *map(dict, objects)])
         self.istiod.wait_synced(version, timeout=timeout)
+        self.wait_drained(timeout)
         return version
+
+    def wait_drained(self, timeout: float = 10.0) -> None:
+        """Until no proxy still serves connections on a listener a change replaced.
+
+        Envoy keeps a connection on the filter chain it was opened on until that chain's drain
+        ends (a second, see `Sidecar`); only then is a changed listener in force for every
+        request, kept-alive connections included. Route changes drain nothing.
+        """
+        urls = [self.gateway_admin_url, *(p.admin_url for p in self._pods.values())]
+        deadline = time.monotonic() + timeout
+        pattern = "^(" + "|".join(name.replace(".", r"\.") for name in DRAINING) + ")$"
+        while any(any(self.stats(pattern, [url]).values()) for url in urls):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"listeners still draining after {timeout:.0f}s")
+            time.sleep(0.05)
 
     def stats(self, pattern: str, admin_urls: Iterable[str] | None = None) -> dict[str, int]:
         """Counters matching `pattern`, summed over the gateway and every pod's sidecar."""
