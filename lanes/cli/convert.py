@@ -38,7 +38,7 @@ def convert(filename: Filename) -> None:
         raise invalid_file(filename, "holds no YAML documents")
     converted = convert_all(documents)
     for doc in documents:
-        for note in conversion_notes(doc.body):
+        for note in conversion_notes(doc.body, [d.body for d in documents]):
             kind, name = doc.body.get("kind"), (doc.body.get("metadata") or {}).get("name")
             print(f"note: {doc.source}: {kind}/{name}: {note}", file=sys.stderr)
     typer.echo(format_documents(converted), nl=False)

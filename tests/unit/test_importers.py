@@ -41,10 +41,13 @@ def test_the_registry_reads_each_sources_kinds() -> None:
         ("istio.alibabacloud.com", "ASMSwimLaneGroup"),
         ("istio.alibabacloud.com", "ASMSwimLane"),
         ("rollouts.kruise.io", "Rollout"),
+        ("rollouts.kruise.io", "TrafficRouting"),
         ("flagger.app", "Canary"),
         ("flagger.app", "MetricTemplate"),
         ("argoproj.io", "Rollout"),
         ("argoproj.io", "AnalysisTemplate"),
+        ("argoproj.io", "ClusterAnalysisTemplate"),
+        ("apps", "Deployment"),
     ]
 
 
