@@ -564,10 +564,13 @@ def argo_notes(doc: Mapping[str, Any], inputs: Sequence[Mapping[str, Any]] = ())
     if "managedRoutes" in as_mapping(canary.get("trafficRouting")):
         notes.append("spec.strategy.canary.trafficRouting.managedRoutes: dropped; lanes writes the "
                      "header routes into the service's own routes")
-    for key in ("canaryService", "stableService"):
-        if key in canary:
-            notes.append(f"spec.strategy.canary.{key}: dropped; lanes routes the one Service by lane, "
-                         "and this Service selects base and canary pods alike")
+    if "stableService" in canary:
+        notes.append("spec.strategy.canary.stableService: the Service lanes routes by lane; its "
+                     "callers' requests reach the canary through its canary subset")
+    if "canaryService" in canary:
+        notes.append("spec.strategy.canary.canaryService: no longer routed; it selects base and "
+                     "canary pods alike, and metrics of its host see none of the canary's share "
+                     "(that reaches the canary as stableService's requests)")
     if "stableMetadata" in canary:
         notes.append("spec.strategy.canary.stableMetadata: dropped; the base's pods keep their labels")
     for key in ("selector", "revisionHistoryLimit"):
@@ -624,8 +627,51 @@ def argo_target(doc: Mapping[str, Any]) -> tuple[str, str] | None:
     return (doc_namespace(doc), str(ref["name"]))
 
 
+ISTIO = "networking.istio.io"
+"""Istio's networking API group, whose routes an Argo Rollout names for Argo to edit."""
+
+
+def _argo_routes(inputs: Sequence[Mapping[str, Any]]) -> set[tuple[str, str, str]]:
+    """The (kind, namespace, name) of each VirtualService and DestinationRule an Argo
+    Rollout among `inputs` names for Argo to edit."""
+    found = set()
+    for doc in inputs:
+        if not (str(doc.get("apiVersion", "")).startswith(f"{ARGO}/") and doc.get("kind") == "Rollout"):
+            continue
+        canary = as_mapping(as_mapping(as_mapping(doc.get("spec")).get("strategy")).get("canary"))
+        istio = as_mapping(as_mapping(canary.get("trafficRouting")).get("istio"))
+        services = [as_mapping(istio.get("virtualService"))]
+        services += [as_mapping(v) for v in istio.get("virtualServices") or []]
+        for ref in services:
+            if ref.get("name"):
+                found.add(("VirtualService", doc_namespace(doc), str(ref["name"])))
+        rule = as_mapping(istio.get("destinationRule"))
+        if rule.get("name"):
+            found.add(("DestinationRule", doc_namespace(doc), str(rule["name"])))
+    return found
+
+
+def argo_route(doc: dict[str, Any], inputs: Sequence[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
+    """An Istio route an Argo Rollout edits is replaced by the routes lanes writes, so it is
+    left out (two VirtualServices for one host would be merged in no fixed order); any other
+    passes through."""
+    key = (str(doc.get("kind")), doc_namespace(doc), doc_name(doc))
+    return [] if key in _argo_routes(inputs) else [doc]
+
+
+def argo_route_notes(doc: dict[str, Any], inputs: Sequence[Mapping[str, Any]] = ()) -> list[str]:
+    """Say that an Istio route an Argo Rollout edits is left out."""
+    key = (str(doc.get("kind")), doc_namespace(doc), doc_name(doc))
+    if key not in _argo_routes(inputs):
+        return []
+    return ["left out: an Argo Rollout edits it, and lanes writes this service's routes instead "
+            "(delete it from the cluster when you apply the conversion)"]
+
+
 IMPORTERS = (
     Importer(ARGO, "Rollout", argo_rollout, argo_notes, argo_target),
+    Importer(ISTIO, "VirtualService", argo_route, argo_route_notes),
+    Importer(ISTIO, "DestinationRule", argo_route, argo_route_notes),
     Importer(ARGO, "AnalysisTemplate", lambda doc, _inputs: argo_analysis_template(doc), template_notes),
     Importer(ARGO, "ClusterAnalysisTemplate", lambda doc, _inputs: argo_analysis_template(doc),
              template_notes),

@@ -135,21 +135,22 @@ def _flagger_mirror(analysis: dict[str, Any], refusals: Refusals) -> None:
 def _flagger_steps(
     analysis: dict[str, Any], matches: list[dict[str, Any]], refusals: Refusals
 ) -> list[dict[str, Any]]:
-    """The weights as traffic steps, or Flagger's A/B release: `iterations` steps sending the
-    matched requests to a canary of the base's size, one passing check each."""
+    """The weights as traffic steps, or Flagger's `iterations`: as many steps, one passing
+    check each, of a canary of the base's size that gets the matched requests (A/B testing),
+    or, without matches (blue/green), only what is sent to the `-canary` Service."""
     if "iterations" not in analysis:
         return [traffic_step(w, matches) for w in _flagger_weights(analysis, refusals)]
     iterations = analysis["iterations"]
     if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations < 1:
         refusals.add("spec.analysis.iterations", "must be a whole number, 1 or more")
         return []
-    if not matches:
-        refusals.add("spec.analysis.match", "missing: an A/B release (iterations) needs header matches")
-        return []
     for key in ("stepWeight", "stepWeights", "maxWeight"):
         if key in analysis:
             refusals.add(f"spec.analysis.{key}", "Flagger ignores it beside iterations; remove it")
-    return [{"replicas": "100%", "matches": matches} for _ in range(iterations)]
+    step: dict[str, Any] = {"replicas": "100%"}
+    if matches:
+        step["matches"] = matches
+    return [dict(step) for _ in range(iterations)]
 
 
 def _autoscaler_ref(ref: Any, refusals: Refusals) -> dict[str, str]:

@@ -61,10 +61,15 @@ def kruise_rollout(doc: Body, inputs: Sequence[Mapping[str, Any]] = ()) -> list[
     converted_canary = {k: v for k, v in canary.items() if k not in _ROUTING}
     if "steps" in canary:
         converted_canary["steps"] = [_step(s) for s in canary["steps"] or []]
-    converted_spec = dict(spec)
+    converted_spec = {**({"workloadRef": spec["workloadRef"]} if "workloadRef" in spec else {}), **spec}
     if canary:
         converted_spec["strategy"] = {**as_mapping(spec.get("strategy")), "canary": converted_canary}
     rollout = renamed({**doc, "spec": converted_spec} if "spec" in doc else doc, "WorkloadRollout")
+    annotations = {k: v for k, v in as_mapping(rollout["metadata"].get("annotations")).items()
+                   if k != ROLLING_STYLE}
+    rollout["metadata"].pop("annotations", None)
+    if annotations:
+        rollout["metadata"]["annotations"] = annotations
     return [rollout, *generated]
 
 
@@ -95,7 +100,8 @@ def _step(step: Any) -> Any:
         converted["traffic"] = f"{converted.pop('weight')}%"
     if "replicas" not in converted and isinstance(converted.get("traffic"), str):
         converted["replicas"] = converted["traffic"]
-    return converted
+    first = [k for k in ("replicas", "traffic", "matches") if k in converted]
+    return {**{k: converted[k] for k in first}, **converted}
 
 
 def _check_workload(ref: dict[str, Any], refusals: Refusals) -> None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lanes.api.common import GROUP_LABEL
+from lanes.api.swimlanegroup import DEFAULT_ROUTE_HEADER
 
 from .common import Body, as_mapping, lanes_document
 
@@ -98,8 +99,9 @@ def with_stable_label(deployment: Body) -> Body:
 
 def lane_documents(lone: LoneCanary, selector: Mapping[str, str]) -> list[Body]:
     """The group and its two lanes: the stable lane the fallback, the canary lane its canary
-    pods; requests enter at the Service's gateway (when the peer names one) into the stable
-    lane, and the release's steps send the canary its share from there."""
+    pods. Requests enter at the Service's gateway (when the peer names one): the stable lane's
+    rule takes only those already carrying its lane, so the rest stay untagged and the
+    release's steps split them, at the gateway and at every caller in the mesh."""
     service = {"name": lone.service, "namespace": lone.namespace or "default"}
     gateway_name, gateway_namespace = lone.gateway or ("istio-ingressgateway", "istio-system")
     group_spec = {
@@ -117,7 +119,8 @@ def lane_documents(lone: LoneCanary, selector: Mapping[str, str]) -> list[Body]:
         stable_spec["ingressRules"] = [{
             "name": f"{lone.name}-entry",
             "hosts": list(lone.hosts) or ["*"],
-            "match": {"uri": {"prefix": "/"}},
+            "match": {"uri": {"prefix": "/"},
+                      "headers": {DEFAULT_ROUTE_HEADER: {"exact": lone.stable_lane}}},
             "route": {"destination": {"host": host}},
         }]
     canary_spec = {"labelSelector": {**selector, LANE_LABEL: CANARY}, "services": [service]}

@@ -45,6 +45,8 @@ def test_the_registry_reads_each_sources_kinds() -> None:
         ("flagger.app", "Canary"),
         ("flagger.app", "MetricTemplate"),
         ("argoproj.io", "Rollout"),
+        ("networking.istio.io", "VirtualService"),
+        ("networking.istio.io", "DestinationRule"),
         ("argoproj.io", "AnalysisTemplate"),
         ("argoproj.io", "ClusterAnalysisTemplate"),
         ("apps", "Deployment"),
