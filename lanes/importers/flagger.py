@@ -47,6 +47,8 @@ _FLAGGER_SERVICE_ROUTING = (
     "gateways", "hosts", "retries", "timeout", "trafficPolicy", "headers", "corsPolicy", "match",
     "rewrite", "apex", "primary", "canary", "delegation",
 )
+_FLAGGER_SERVICE_SETTINGS = ("retries", "timeout", "headers", "corsPolicy", "trafficPolicy")
+"""The Service settings a group's service entry carries, so a lone Canary keeps them."""
 _FLAGGER_ANALYSIS = (
     "interval", "threshold", "maxWeight", "stepWeight", "stepWeights", "metrics", "webhooks", "match",
     "iterations", "alerts", "mirror", "mirrorWeight",
@@ -100,10 +102,12 @@ def _lone_flagger(
     namespace = doc_namespace(doc)
     name = str(service.get("name") or target)
     gateways = [g for g in (gateway_of(str(g), namespace) for g in service.get("gateways") or []) if g]
+    http = {k: service[k] for k in _FLAGGER_SERVICE_SETTINGS if k in service and k != "trafficPolicy"}
     lone = LoneCanary(
         name=doc_name(doc), namespace=namespace, deployment=target, service=name,
         gateway=gateways[0] if gateways else None,
         hosts=tuple(str(h) for h in service.get("hosts") or [] if gateways),
+        http=http or None, traffic_policy=service.get("trafficPolicy"),
     )
     deployment = find_deployment(inputs, namespace, target)
     labels, generated = lone_lanes(lone, deployment, refusals)
@@ -299,7 +303,11 @@ def flagger_notes(doc: Mapping[str, Any], inputs: Sequence[Mapping[str, Any]] = 
         elif key in ("gateways", "hosts") and not lone:
             notes.append(f"spec.service.{key}: dropped; the group's ingress decides where "
                          "requests enter")
-        elif key in _FLAGGER_SERVICE_ROUTING and key not in ("gateways", "hosts"):
+        elif key in _FLAGGER_SERVICE_SETTINGS and not lone:
+            notes.append(f"spec.service.{key}: not applied here; put it on the group's entry for "
+                         "this service (spec.services[].http or .trafficPolicy), where lanes "
+                         "applies it on every lane's route and subset")
+        elif key in _FLAGGER_SERVICE_ROUTING and key not in (*_FLAGGER_SERVICE_SETTINGS, "gateways", "hosts"):
             notes.append(f"spec.service.{key}: not applied; lanes writes this service's routes "
                          "without it")
     if "progressDeadlineSeconds" in spec:

@@ -41,7 +41,8 @@ CANARY_POD_LABELS = {LANE_LABEL: CANARY}
 @dataclass(frozen=True)
 class LoneCanary:
     """What a lone canary's group is generated from: its name and namespace, its Deployment,
-    the Service callers reach it by, and the gateway and hosts requests enter by."""
+    the Service callers reach it by, the gateway and hosts requests enter by, and the Service's
+    own route settings and traffic policy."""
 
     name: str
     namespace: str
@@ -49,6 +50,8 @@ class LoneCanary:
     service: str
     gateway: tuple[str, str] | None = None
     hosts: tuple[str, ...] = ()
+    http: Mapping[str, Any] | None = None
+    traffic_policy: Mapping[str, Any] | None = None
 
     @property
     def group(self) -> str:
@@ -104,11 +107,16 @@ def lane_documents(lone: LoneCanary, selector: Mapping[str, str]) -> list[Body]:
     release's steps split them, at the gateway and at every caller in the mesh."""
     service = {"name": lone.service, "namespace": lone.namespace or "default"}
     gateway_name, gateway_namespace = lone.gateway or ("istio-ingressgateway", "istio-system")
+    entry: dict[str, Any] = dict(service)
+    if lone.http:
+        entry["http"] = dict(lone.http)
+    if lone.traffic_policy:
+        entry["trafficPolicy"] = dict(lone.traffic_policy)
     group_spec = {
         "ingress": {"gateway": {"name": gateway_name, "namespace": gateway_namespace}},
         "isPermissive": True,
         "permissiveModeConfiguration": {"fallbackTarget": lone.stable_lane},
-        "services": [service],
+        "services": [entry],
     }
     host = f"{lone.service}.{service['namespace']}.svc.cluster.local"
     stable_spec: dict[str, Any] = {
