@@ -501,10 +501,11 @@ def _argo_analysis(
     they become), their common interval, and threshold = failureLimit + 1; and the
     MetricTemplates written out for this Rollout (templates taking arguments, cluster ones).
 
-    A dry-run metric is left out: it never decides a release in Argo either.
+    A dry-run metric is kept with `dryRun: true`: judged and reported, it never decides, as in
+    Argo; its failureLimit does not set the threshold.
     """
     namespace = doc_namespace(doc)
-    metrics: list[ArgoMetric] = []
+    metrics: list[tuple[ArgoMetric, bool]] = []
     made: list[dict[str, Any]] = []
     for use in uses:
         kind = "ClusterAnalysisTemplate" if use.cluster else "AnalysisTemplate"
@@ -514,7 +515,7 @@ def _argo_analysis(
             continue
         found, problems = argo_metrics(template)
         refusals.errors.extend(problems.errors)
-        kept = [m for m in found if m.name not in use.dry_run]
+        kept = found
         if instantiated(template):
             args = _arg_values(doc, template, use.args, use.path.rsplit(".templates", 1)[0], refusals)
             renamed = [ArgoMetric(m.name, f"{doc_name(doc)}-{m.template}", m.threshold_range,
@@ -523,27 +524,30 @@ def _argo_analysis(
             def metadata(_doc: Any, name: str) -> dict[str, Any]:
                 return {"name": name, **({"namespace": namespace} if namespace else {})}
 
-            made.extend(t for t, m in zip(metric_templates(template, renamed, args, metadata), renamed,
-                                          strict=True) if m.name not in use.dry_run)
-            kept = [m for m in renamed if m.name not in use.dry_run]
-        metrics.extend(kept)
+            made.extend(metric_templates(template, renamed, args, metadata))
+            kept = renamed
+        dry = use.dry_run | {str(as_mapping(d).get("metricName"))
+                             for d in as_mapping(template.get("spec")).get("dryRun") or []}
+        metrics.extend((m, m.name in dry) for m in kept)
     if not metrics:
         return {}, made
     checks: dict[str, Any] = {
         "metrics": [
-            {"name": m.name, "thresholdRange": m.threshold_range, "templateRef": {"name": m.template}}
-            for m in metrics
+            {"name": m.name, "thresholdRange": m.threshold_range, "templateRef": {"name": m.template},
+             **({"dryRun": True} if dry else {})}
+            for m, dry in metrics
         ]
     }
+    deciding = [m for m, dry in metrics if not dry] or [m for m, _ in metrics]
     where = "spec.strategy.canary.analysis"
-    intervals = sorted({m.interval for m in metrics if m.interval is not None})
+    intervals = sorted({m.interval for m, _ in metrics if m.interval is not None})
     if len(intervals) > 1:
         shown = ", ".join(intervals)
         refusals.add(where, f"its metrics are measured at different intervals ({shown}); "
                             "lanes checks all metrics at one interval")
     elif intervals:
         checks["interval"] = intervals[0]
-    limits = sorted({m.failure_limit for m in metrics})
+    limits = sorted({m.failure_limit for m in deciding})
     if len(limits) > 1:
         refusals.add(where, f"its metrics have different failureLimits ({limits}); "
                             "lanes has one threshold")
@@ -588,10 +592,6 @@ def argo_notes(doc: Mapping[str, Any], inputs: Sequence[Mapping[str, Any]] = ())
         if path != "spec.strategy.canary.analysis":
             notes.append(f"{path}: lanes checks its metrics at every step, as part of the "
                          "release's analysis")
-        for metric in analysis.get("dryRun") or []:
-            notes.append(f"{path}.dryRun: metric {as_mapping(metric).get('metricName')!r} left out "
-                         "of the analysis; lanes has no dry-run metrics, and in Argo it never "
-                         "decides either")
         if "measurementRetention" in analysis:
             notes.append(f"{path}.measurementRetention: dropped; lanes keeps each metric's last "
                          "reading")
@@ -607,8 +607,6 @@ def template_notes(doc: Mapping[str, Any], inputs: Sequence[Mapping[str, Any]] =
     if instantiated(doc):
         notes.append("converted per Rollout naming it, its arguments filled in, as MetricTemplates "
                      "<rollout>-<template>[-<metric>] in the Rollout's namespace")
-    if spec.get("dryRun"):
-        notes.append("spec.dryRun: dropped; name dry-run metrics in the Rollout's analysis")
     if "measurementRetention" in spec:
         notes.append("spec.measurementRetention: dropped; lanes keeps each metric's last reading")
     return notes

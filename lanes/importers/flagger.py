@@ -53,7 +53,7 @@ _FLAGGER_ANALYSIS = (
     "interval", "threshold", "maxWeight", "stepWeight", "stepWeights", "metrics", "webhooks", "match",
     "iterations", "alerts", "mirror", "mirrorWeight",
 )
-_FLAGGER_METRIC = ("name", "interval", "thresholdRange", "templateRef")
+_FLAGGER_METRIC = ("name", "interval", "thresholdRange", "templateRef", "templateVariables")
 _FLAGGER_WEBHOOK = ("name", "type", "url", "timeout", "metadata")
 
 
