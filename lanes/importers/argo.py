@@ -178,12 +178,16 @@ def _argo_condition(condition: Any, path: str, refusals: Refusals) -> dict[str, 
 
 def analysis_templates(docs: Iterable[Mapping[str, Any]]) -> dict[TemplateKey, dict[str, Any]]:
     """The Argo AnalysisTemplates and ClusterAnalysisTemplates among `docs`, by key."""
-    kinds = ("AnalysisTemplate", "ClusterAnalysisTemplate")
-    return {
-        (str(d["kind"]), "" if d["kind"] == "ClusterAnalysisTemplate" else doc_namespace(d), doc_name(d)): dict(d)
-        for d in docs
-        if str(d.get("apiVersion", "")).startswith(f"{ARGO}/") and d.get("kind") in kinds
-    }
+    found: dict[TemplateKey, dict[str, Any]] = {}
+    for doc in docs:
+        kind = doc.get("kind")
+        if not str(doc.get("apiVersion", "")).startswith(f"{ARGO}/"):
+            continue
+        if kind == "AnalysisTemplate":
+            found[(kind, doc_namespace(doc), doc_name(doc))] = dict(doc)
+        elif kind == "ClusterAnalysisTemplate":
+            found[(kind, "", doc_name(doc))] = dict(doc)
+    return found
 
 
 @dataclass(frozen=True)
@@ -279,8 +283,8 @@ def _argo_lone(
     namespace = doc_namespace(doc)
     service = str(canary.get("stableService") or canary.get("canaryService") or doc_name(doc))
     istio = as_mapping(routing.get("istio"))
-    refs = [as_mapping(istio.get("virtualService"))] + [as_mapping(v) for v in istio.get("virtualServices") or []]
-    names = {str(r.get("name")) for r in refs if r.get("name")}
+    refs = [istio.get("virtualService"), *(istio.get("virtualServices") or [])]
+    names = {str(as_mapping(r).get("name")) for r in refs if as_mapping(r).get("name")}
     gateway, hosts = None, ()
     for vs in inputs:
         if vs.get("kind") == "VirtualService" and doc_name(vs) in names and doc_namespace(vs) == namespace:
@@ -289,9 +293,9 @@ def _argo_lone(
             if found:
                 gateway, hosts = found[0], tuple(str(h) for h in vs_spec.get("hosts") or [])
                 break
-    return LoneCanary(name=doc_name(doc), namespace=namespace, deployment=doc_name(doc)
-                      if "template" in as_mapping(doc.get("spec")) else
-                      str(as_mapping(as_mapping(doc.get("spec")).get("workloadRef")).get("name")),
+    spec = as_mapping(doc.get("spec"))
+    deployment = doc_name(doc) if "template" in spec else str(as_mapping(spec.get("workloadRef")).get("name"))
+    return LoneCanary(name=doc_name(doc), namespace=namespace, deployment=deployment,
                       service=service, gateway=gateway, hosts=hosts)
 
 

@@ -74,7 +74,8 @@ def test_the_base_and_canary_pods_are_told_apart() -> None:
     selects = {name: [p.name for p in (base, canary)
                       if all(p.labels.get(k) == v for k, v in sel.items())]
                for name, sel in selectors.items()}
-    assert selects == {"podinfo-test-stable": ["podinfo-base"], "podinfo-test-canary": ["podinfo-canary"]}
+    assert selects == {"podinfo-test-stable": ["podinfo-base"],
+                       "podinfo-test-canary": ["podinfo-canary"]}
 
 
 def test_steps_ask_for_their_traffic_share_of_replicas() -> None:
