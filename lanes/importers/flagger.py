@@ -339,7 +339,21 @@ def flagger_target(doc: Mapping[str, Any]) -> tuple[str, str] | None:
 FLAGGER = "flagger.app"
 """Flagger's API group."""
 
+def alert_provider(_doc: dict[str, Any], _inputs: Sequence[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
+    """An AlertProvider becomes no document: lanes sends no chat alerts."""
+    return []
+
+
+def alert_provider_notes(doc: dict[str, Any], _inputs: Sequence[Mapping[str, Any]] = ()) -> list[str]:
+    """Say what replaces an AlertProvider."""
+    kind = as_mapping(doc.get("spec")).get("type", "a provider")
+    return [f"converted into no document: lanes sends no {kind} alerts; an `event` webhook is "
+            "told of every step and outcome (Flagger's payload), and the release's Kubernetes "
+            "events say what happened"]
+
+
 IMPORTERS = (
     Importer(FLAGGER, "Canary", flagger_canary, flagger_notes, flagger_target),
+    Importer(FLAGGER, "AlertProvider", alert_provider, alert_provider_notes),
     Importer(FLAGGER, "MetricTemplate", lambda doc, _inputs: [flagger_metric_template(doc)]),
 )

@@ -43,6 +43,7 @@ def test_the_registry_reads_each_sources_kinds() -> None:
         ("rollouts.kruise.io", "Rollout"),
         ("rollouts.kruise.io", "TrafficRouting"),
         ("flagger.app", "Canary"),
+        ("flagger.app", "AlertProvider"),
         ("flagger.app", "MetricTemplate"),
         ("argoproj.io", "Rollout"),
         ("networking.istio.io", "VirtualService"),
