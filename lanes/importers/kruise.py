@@ -39,7 +39,7 @@ def kruise_rollout(doc: Body, inputs: Sequence[Mapping[str, Any]] = ()) -> list[
             Rollout whose Deployment is not in the input.
     """
     refusals = Refusals("Rollout", doc_name(doc))
-    spec = _v1beta1_spec(doc, refusals)
+    spec = _v1beta1_spec(doc)
     canary = as_mapping(as_mapping(spec.get("strategy")).get("canary"))
     _check_workload(as_mapping(spec.get("workloadRef")), refusals)
     if canary and not canary.get("enableExtraWorkloadForCanary"):
@@ -73,7 +73,7 @@ def kruise_rollout(doc: Body, inputs: Sequence[Mapping[str, Any]] = ()) -> list[
     return [rollout, *generated]
 
 
-def _v1beta1_spec(doc: Body, refusals: Refusals) -> dict[str, Any]:
+def _v1beta1_spec(doc: Mapping[str, Any]) -> dict[str, Any]:
     """The spec in v1beta1's layout: v1alpha1's `objectRef.workloadRef` lifted, its rolling
     style read as `enableExtraWorkloadForCanary`, its `rolloutID` dropped."""
     spec = copy.deepcopy(as_mapping(doc.get("spec")))
@@ -155,8 +155,7 @@ def _lone_lanes(
 
 def kruise_target(doc: Mapping[str, Any]) -> tuple[str, str] | None:
     """The (namespace, Deployment) of a lone Rollout, whose pods join the generated stable lane."""
-    refusals = Refusals("Rollout", doc_name(doc))
-    spec = _v1beta1_spec(dict(doc), refusals)
+    spec = _v1beta1_spec(doc)
     canary = as_mapping(as_mapping(spec.get("strategy")).get("canary"))
     labels = as_mapping(as_mapping(canary.get("patchPodTemplateMetadata")).get("labels"))
     ref = as_mapping(spec.get("workloadRef"))
@@ -172,8 +171,7 @@ def kruise_notes(doc: Body, inputs: Sequence[Mapping[str, Any]] = ()) -> list[st
     notes = []
     if "rolloutID" in spec:
         notes.append("spec.rolloutID: dropped; lanes starts a release on each template change")
-    canary = as_mapping(as_mapping(_v1beta1_spec(doc, Refusals("Rollout", doc_name(doc)))
-                                   .get("strategy")).get("canary"))
+    canary = as_mapping(as_mapping(_v1beta1_spec(doc).get("strategy")).get("canary"))
     for key in _ROUTING:
         if key in canary:
             notes.append(f"spec.strategy.canary.{key}: dropped; lanes writes the routes of the "

@@ -60,11 +60,13 @@ class LoneCanary:
 
     @property
     def stable_lane(self) -> str:
-        return f"{self.group}-stable"
+        """The fallback lane of the base's pods; also its subset name and header value."""
+        return f"{self.group}-{STABLE}"
 
     @property
     def canary_lane(self) -> str:
-        return f"{self.group}-canary"
+        """The lane of the canary's pods."""
+        return f"{self.group}-{CANARY}"
 
 
 def find_deployment(inputs: Sequence[Mapping[str, Any]], namespace: str, name: str) -> Body | None:
