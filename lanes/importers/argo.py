@@ -616,6 +616,24 @@ def template_notes(doc: Mapping[str, Any], inputs: Sequence[Mapping[str, Any]] =
     return notes
 
 
+def argo_edited_routes(inputs: Sequence[Mapping[str, Any]]) -> set[tuple[str, str, str]]:
+    """The (kind, namespace, name) of each VirtualService and DestinationRule an Argo
+    Rollout among `inputs` names for Argo to edit."""
+    found = set()
+    for doc in inputs:
+        if not (str(doc.get("apiVersion", "")).startswith(f"{ARGO}/") and doc.get("kind") == "Rollout"):
+            continue
+        canary = as_mapping(as_mapping(as_mapping(doc.get("spec")).get("strategy")).get("canary"))
+        istio = as_mapping(as_mapping(canary.get("trafficRouting")).get("istio"))
+        for ref in [istio.get("virtualService"), *(istio.get("virtualServices") or [])]:
+            if as_mapping(ref).get("name"):
+                found.add(("VirtualService", doc_namespace(doc), str(as_mapping(ref)["name"])))
+        rule = as_mapping(istio.get("destinationRule"))
+        if rule.get("name"):
+            found.add(("DestinationRule", doc_namespace(doc), str(rule["name"])))
+    return found
+
+
 def argo_target(doc: Mapping[str, Any]) -> tuple[str, str] | None:
     """The (namespace, Deployment) of a lone Rollout's workloadRef, whose pods join the
     generated stable lane (a Rollout's own pod template is labelled as it converts)."""
@@ -629,51 +647,8 @@ def argo_target(doc: Mapping[str, Any]) -> tuple[str, str] | None:
     return (doc_namespace(doc), str(ref["name"]))
 
 
-ISTIO = "networking.istio.io"
-"""Istio's networking API group, whose routes an Argo Rollout names for Argo to edit."""
-
-
-def _argo_routes(inputs: Sequence[Mapping[str, Any]]) -> set[tuple[str, str, str]]:
-    """The (kind, namespace, name) of each VirtualService and DestinationRule an Argo
-    Rollout among `inputs` names for Argo to edit."""
-    found = set()
-    for doc in inputs:
-        if not (str(doc.get("apiVersion", "")).startswith(f"{ARGO}/") and doc.get("kind") == "Rollout"):
-            continue
-        canary = as_mapping(as_mapping(as_mapping(doc.get("spec")).get("strategy")).get("canary"))
-        istio = as_mapping(as_mapping(canary.get("trafficRouting")).get("istio"))
-        services = [as_mapping(istio.get("virtualService"))]
-        services += [as_mapping(v) for v in istio.get("virtualServices") or []]
-        for ref in services:
-            if ref.get("name"):
-                found.add(("VirtualService", doc_namespace(doc), str(ref["name"])))
-        rule = as_mapping(istio.get("destinationRule"))
-        if rule.get("name"):
-            found.add(("DestinationRule", doc_namespace(doc), str(rule["name"])))
-    return found
-
-
-def argo_route(doc: dict[str, Any], inputs: Sequence[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
-    """An Istio route an Argo Rollout edits is replaced by the routes lanes writes, so it is
-    left out (two VirtualServices for one host would be merged in no fixed order); any other
-    passes through."""
-    key = (str(doc.get("kind")), doc_namespace(doc), doc_name(doc))
-    return [] if key in _argo_routes(inputs) else [doc]
-
-
-def argo_route_notes(doc: dict[str, Any], inputs: Sequence[Mapping[str, Any]] = ()) -> list[str]:
-    """Say that an Istio route an Argo Rollout edits is left out."""
-    key = (str(doc.get("kind")), doc_namespace(doc), doc_name(doc))
-    if key not in _argo_routes(inputs):
-        return []
-    return ["left out: an Argo Rollout edits it, and lanes writes this service's routes instead "
-            "(delete it from the cluster when you apply the conversion)"]
-
-
 IMPORTERS = (
     Importer(ARGO, "Rollout", argo_rollout, argo_notes, argo_target),
-    Importer(ISTIO, "VirtualService", argo_route, argo_route_notes),
-    Importer(ISTIO, "DestinationRule", argo_route, argo_route_notes),
     Importer(ARGO, "AnalysisTemplate", lambda doc, _inputs: argo_analysis_template(doc), template_notes),
     Importer(ARGO, "ClusterAnalysisTemplate", lambda doc, _inputs: argo_analysis_template(doc),
              template_notes),

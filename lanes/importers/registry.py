@@ -12,7 +12,7 @@ from typing import Any
 
 from lanes.api.load import api_group
 
-from . import argo, asm, flagger, kruise
+from . import argo, asm, flagger, istio, kruise
 from .common import Body, Importer
 from .lone import LANE_LABEL, STABLE, with_stable_label
 
@@ -110,6 +110,6 @@ def deployment_notes(doc: Body, inputs: Sequence[Mapping[str, Any]] = ()) -> lis
 
 
 register(
-    *asm.IMPORTERS, *kruise.IMPORTERS, *flagger.IMPORTERS, *argo.IMPORTERS,
+    *asm.IMPORTERS, *kruise.IMPORTERS, *flagger.IMPORTERS, *argo.IMPORTERS, *istio.IMPORTERS,
     Importer("apps", "Deployment", deployment, deployment_notes),
 )

@@ -46,10 +46,10 @@ def test_the_registry_reads_each_sources_kinds() -> None:
         ("flagger.app", "AlertProvider"),
         ("flagger.app", "MetricTemplate"),
         ("argoproj.io", "Rollout"),
-        ("networking.istio.io", "VirtualService"),
-        ("networking.istio.io", "DestinationRule"),
         ("argoproj.io", "AnalysisTemplate"),
         ("argoproj.io", "ClusterAnalysisTemplate"),
+        ("networking.istio.io", "VirtualService"),
+        ("networking.istio.io", "DestinationRule"),
         ("apps", "Deployment"),
     ]
 
