@@ -9,6 +9,8 @@ metric templates written for Flagger read the same here. The variables:
     lane        the canary's lane, which is also its DestinationRule subset
     interval    the range of each rate, e.g. `1m`
 
+and `{{ variables.NAME }}` for each of the metric's `templateVariables`, as Flagger has them.
+
 Two sources serve the built-ins:
 
 - `istio`: Istio's standard metrics, queried as Flagger queries them (`istio_requests_total`,
@@ -33,7 +35,8 @@ BUILTIN_METRICS = ("request-success-rate", "request-duration")
 SOURCES = ("istio", "envoy")
 VARIABLES = ("namespace", "target", "service", "lane", "interval")
 
-_VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_-]*)\s*\}\}")
+_VARIABLE = re.compile(r"\{\{\s*((?:variables\.)?[A-Za-z_][A-Za-z0-9_-]*)\s*\}\}")
+VARIABLES_PREFIX = "variables."
 
 
 class QueryError(ValueError):
@@ -103,6 +106,13 @@ def builtin_query(source: str, metric: str) -> str:
 def template_variables(template: str) -> list[str]:
     """The variables `template` uses, each once, in order of first use."""
     return list(dict.fromkeys(_VARIABLE.findall(template)))
+
+
+def with_template_variables(
+    variables: Mapping[str, str], template_variables: Mapping[str, str]
+) -> dict[str, str]:
+    """The release's variables plus a metric's `templateVariables`, as `variables.NAME`."""
+    return {**variables, **{f"{VARIABLES_PREFIX}{k}": v for k, v in template_variables.items()}}
 
 
 def render_query(template: str, variables: Mapping[str, str]) -> str:

@@ -6,7 +6,8 @@ rollout machine acts on the verdict. The rules:
 - A check is due once `interval` has passed since the last one (the first is due at once here;
   the rollout machine also waits an `interval` from the step's start before a step's first
   check, `lanes.rollout.checks.next_check_in`).
-- Every metric must have a value within its range, and every `rollout` webhook must succeed.
+- Every metric must have a value within its range, and every `rollout` webhook must succeed; a
+  dry-run metric is judged and reported the same, but never fails a check.
   A value outside the range, no value at all (no traffic, NaN) or a failed query or webhook is
   a failed check; the release does not advance on it. When failed checks reach `threshold`,
   the verdict is to roll back.
@@ -102,11 +103,12 @@ def judge(
         return Judgement("wait", before)
     stamp = now.isoformat()
     read = [readings[m.name] for m in analysis.metrics]
-    unavailable = [r for r in read if r.unavailable is not None]
+    unavailable = [r for m, r in zip(analysis.metrics, read, strict=True)
+                   if r.unavailable is not None and not m.dry_run]
     if unavailable:
         return _hold(analysis, before, unavailable[0], now)
     metrics = [_metric_status(m, r) for m, r in zip(analysis.metrics, read, strict=True)]
-    failures = [m.message for m in metrics if not m.ok]
+    failures = [m.message for m in metrics if not m.ok and not m.dry_run]
     failures += [
         f"webhook {h.name}: {h.message or 'failed'}"
         for h in hooks
@@ -173,6 +175,14 @@ def _unavailable(
 
 
 def _metric_status(metric: Metric, reading: Reading) -> MetricStatus:
+    """The metric's reading judged against its range; a dry-run metric's message says so."""
+    status = _judged(metric, reading)
+    if not metric.dry_run:
+        return status
+    return status.model_copy(update={"dry_run": True, "message": f"{status.message} (dry run)"})
+
+
+def _judged(metric: Metric, reading: Reading) -> MetricStatus:
     bounds = metric.threshold_range
     unit = UNITS.get(metric.name, "")
     common = {"name": metric.name, "range": bounds.describe()}

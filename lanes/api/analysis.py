@@ -79,12 +79,20 @@ class TemplateRef(Model):
 
 
 class Metric(Model):
-    """One metric checked every interval: a built-in by name, or a MetricTemplate's query."""
+    """One metric checked every interval: a built-in by name, or a MetricTemplate's query.
+
+    `templateVariables` fill the template's `{{ variables.NAME }}` (Flagger's layout, and what
+    Argo's template `args` become), so one template serves several releases. A `dryRun` metric
+    is measured, judged and reported like the others, but never decides: its failures neither
+    halt nor roll back the release (Argo's `dryRun`).
+    """
 
     name: str = Field(min_length=1)
     interval: Duration | None = None
     threshold_range: ThresholdRange
     template_ref: TemplateRef | None = None
+    template_variables: dict[str, str] = Field(default_factory=dict)
+    dry_run: bool = False
 
     @model_validator(mode="after")
     def _known(self) -> Metric:
@@ -164,13 +172,15 @@ Analysis.model_rebuild()
 
 
 class MetricStatus(Model):
-    """A metric's last reading: its value (None: no value found) and whether it was in range."""
+    """A metric's last reading: its value (None: no value found) and whether it was in range;
+    `dryRun` when it was judged but did not count."""
 
     name: str
     value: float | None = None
     range: str = ""
     ok: bool = False
     message: str = ""
+    dry_run: bool = False
 
 
 AnalysisPhase = Literal["Waiting", "Passed", "Halted", "Holding", "Failed"]

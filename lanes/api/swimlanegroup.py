@@ -11,10 +11,11 @@ service, each hop is routed by the calling pod's own lane labels, and nothing fa
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, WithJsonSchema
 
+from .analysis import Duration
 from .common import Condition, DnsLabel, HeaderName, Model, RequestMatch, Resource, ServiceRef
 
 KIND = "SwimLaneGroup"
@@ -66,10 +67,51 @@ class PermissiveModeConfiguration(Model):
     trace_header: HeaderName | None = None
 
 
+IstioObject = Annotated[
+    dict[str, Any],
+    WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True}),
+]
+"""A part of an Istio object written as Istio's own API has it (checked by Istio, not here)."""
+
+
+class Retries(Model):
+    """Istio's HTTPRetry: how often, and on what, a failed request to the service is retried."""
+
+    attempts: int = Field(ge=0)
+    per_try_timeout: Duration | None = None
+    retry_on: str | None = None
+    retry_remote_localities: bool | None = None
+
+
+class RouteSettings(Model):
+    """The service's own VirtualService HTTP route settings, as Istio's HTTPRoute has them.
+
+    lanes writes the service's routes, one per lane; these settings go on every one of them
+    (and on the gateway's routes to the service), so taking a service over keeps them.
+    `headers` are applied before lanes' own: the lane header a route sets always wins.
+    """
+
+    retries: Retries | None = None
+    timeout: Duration | None = None
+    cors_policy: IstioObject | None = None
+    headers: IstioObject | None = None
+    fault: IstioObject | None = None
+    mirror: IstioObject | None = None
+    mirror_percentage: IstioObject | None = None
+
+
 class GroupService(ServiceRef):
-    """A group service; `calls` declares the services it sends requests to."""
+    """A group service; `calls` declares the services it sends requests to.
+
+    `http` and `trafficPolicy` are the settings the service's own VirtualService and
+    DestinationRule had (Istio's HTTPRoute fields, and its TrafficPolicy: TLS mode, connection
+    pool, outlier detection, load balancer); lanes applies them on every lane's route and
+    subset of the service.
+    """
 
     calls: list[str] = Field(default_factory=list)
+    http: RouteSettings | None = None
+    traffic_policy: IstioObject | None = None
 
 
 _PERMISSIVE = "has(self.isPermissive) && self.isPermissive"

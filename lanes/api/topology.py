@@ -149,7 +149,8 @@ def validate(group: SwimLaneGroup, lanes: list[SwimLane]) -> list[FieldError]:
             elif key in listed:
                 lane_error(lane, f"spec.services[{i}]", f"service {key} is listed twice")
             listed.add(key)
-        if not spec.is_permissive:
+        if not spec.is_permissive and lane_keys:
+            # A strict lane that lists no services holds them all, as ASM's console writes it.
             missing = sorted(group_keys - set(lane_keys))
             if missing:
                 lane_error(

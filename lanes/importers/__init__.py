@@ -1,8 +1,10 @@
 """ASM, OpenKruise, Flagger and Argo Rollouts documents as lanes.dev ones.
 
-One module per source (`asm`, `kruise`, `flagger`, `argo`), each listing the (group, kind)s it
-reads; `registry` files them and converts a document by its (group, kind); `documents` reads
-files of mixed kinds through it.
+One module per source (`asm`, `kruise`, `flagger`, `argo`, and `istio` for the Istio routes that
+come beside them), each listing the (group, kind)s it reads; `registry` files them (and the
+Deployments lone canaries release, relabelled) and converts a document by its (group, kind);
+`documents` reads files of mixed kinds through it; `lone` generates a lone canary's group and
+lanes.
 """
 
 from .common import Importer

@@ -43,7 +43,7 @@ def _with_propagation(spec: Any) -> Any:
     return spec
 
 
-def asm_group_notes(doc: Body) -> list[str]:
+def asm_group_notes(doc: Body, _inputs: Sequence[Mapping[str, Any]] = ()) -> list[str]:
     """Where an ASM group, once converted, routes differently from ASM: `path: message`.
 
     ASM's trace-ID mode keeps a request's lane by its trace header (its sidecars remember which

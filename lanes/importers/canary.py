@@ -7,10 +7,11 @@ target, the traffic steps, the header matches and the metric analysis; everythin
 has no lanes equivalent (and is refused, naming the field, so nothing is silently dropped) or
 is something lanes does itself, such as writing the routes (dropped with a note on stderr).
 
-Flagger and Argo have no notion of the canary lane's pod labels, which lanes needs to put the
-canary pods in a lane; they come from the `lanes.dev/canary-labels` annotation on the Canary or
-Rollout (`"ASM_TRAFFIC_TAG=canary"`, comma-separated `key=value` pairs), or, for Argo, from
-`strategy.canary.canaryMetadata`.
+Flagger and Argo have no notion of lanes. A canary that names the canary lane's pod labels
+(the `lanes.dev/canary-labels` annotation, `"ASM_TRAFFIC_TAG=canary"`, comma-separated
+`key=value` pairs, or Argo's `strategy.canary.canaryMetadata.labels`) joins lanes the user
+writes; one that names none is a lone canary, and gets its group and lanes generated from its
+Deployment (see `lone`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 from lanes.api.errors import FieldError, InvalidSpec
 
 from .common import KEPT_METADATA, as_mapping
+from .lone import CANARY_POD_LABELS, LoneCanary, lane_documents, pod_selector
 
 CANARY_LABELS = "lanes.dev/canary-labels"
 NO_EQUIVALENT = "has no lanes equivalent; remove it to convert"
@@ -100,31 +102,48 @@ def canary_labels(doc: Mapping[str, Any], refusals: Refusals) -> dict[str, str]:
     return labels
 
 
-def require_labels(labels: dict[str, str], refusals: Refusals) -> None:
-    """Refuse a canary whose pods would join no lane."""
-    if not labels:
+def lone_lanes(
+    lone: LoneCanary, deployment: Mapping[str, Any] | None, refusals: Refusals
+) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """A lone canary's pod labels and its generated group and lanes, from its Deployment.
+
+    Refused when the Deployment is not in the input: lanes could not label its pods into the
+    stable lane, which would then select none, and every request would fail.
+    """
+    if deployment is None:
         refusals.add(
             f"metadata.annotations.{CANARY_LABELS}",
-            "missing: lanes labels the canary pods into a lane; add the lane's labels, e.g. "
-            f"{CANARY_LABELS}: ASM_TRAFFIC_TAG=canary",
+            f"missing, and Deployment {lone.deployment} is not in the input: give it with -f "
+            "(lanes generates the canary's group and lanes from its pod labels), or name the "
+            f"canary lane's pod labels for lanes you write, e.g. {CANARY_LABELS}: "
+            "ASM_TRAFFIC_TAG=canary",
         )
+        return {}, []
+    return dict(CANARY_POD_LABELS), lane_documents(lone, pod_selector(deployment))
 
 
-def workload_ref(ref: Any, path: str, refusals: Refusals) -> dict[str, str]:
-    """A reference to a Deployment as lanes' workloadRef."""
+def workload_ref(
+    ref: Any, path: str, refusals: Refusals, dropped: Iterable[str] = ()
+) -> dict[str, str]:
+    """A reference to a Deployment as lanes' workloadRef; `dropped` fields are noted elsewhere."""
     ref = as_mapping(ref)
     if not ref:
         refusals.add(path, "missing: lanes drives an existing Deployment; name it here")
         return {}
-    refusals.unknown(ref, path, ("apiVersion", "kind", "name"))
+    refusals.unknown(ref, path, ("apiVersion", "kind", "name", *dropped))
     if ref.get("kind", "Deployment") != "Deployment":
         refusals.add(f"{path}.kind", f"{ref.get('kind')!r}: lanes rolls out Deployments only")
     return {"apiVersion": "apps/v1", "kind": "Deployment", "name": str(ref.get("name", ""))}
 
 
-def traffic_step(weight: Any, matches: list[dict[str, Any]]) -> dict[str, Any]:
-    """One canary step: a canary pod and `weight` percent of the unlaned traffic."""
-    step: dict[str, Any] = {"replicas": 1, "traffic": f"{weight}%"}
+def traffic_step(
+    weight: Any, matches: list[dict[str, Any]], replicas: int | str | None = None
+) -> dict[str, Any]:
+    """One canary step: `weight` percent of the unlaned traffic, and canary pods sized to it
+    (that percent of the Deployment's replicas, rounded up) unless `replicas` says otherwise,
+    as Flagger and Argo size the canary with its load."""
+    step: dict[str, Any] = {"replicas": f"{weight}%" if replicas is None else replicas,
+                            "traffic": f"{weight}%"}
     if matches:
         step["matches"] = matches
     return step

@@ -20,7 +20,7 @@ Convert = Callable[[Body, Sequence[Mapping[str, Any]]], list[Body]]
 """Turns one document into lanes.dev documents, given every document read with it."""
 
 
-def no_notes(doc: Body) -> list[str]:
+def no_notes(doc: Body, inputs: Sequence[Mapping[str, Any]] = ()) -> list[str]:
     """No notes: the converted document behaves as the original did."""
     return []
 
@@ -30,13 +30,16 @@ class Importer:
     """How one foreign kind, `group` and `kind`, becomes lanes.dev documents.
 
     `convert` raises InvalidSpec naming each field that does not convert; `notes` says, as
-    `path: message`, where the converted document will behave differently.
+    `path: message`, where the converted document will behave differently; `lone_target`
+    names the (namespace, Deployment) of a canary whose group and lanes are generated, so
+    that Deployment's pods get the stable lane's label.
     """
 
     group: str
     kind: str
     convert: Convert
-    notes: Callable[[Body], list[str]] = no_notes
+    notes: Callable[[Body, Sequence[Mapping[str, Any]]], list[str]] = no_notes
+    lone_target: Callable[[Body], tuple[str, str] | None] | None = None
 
     @property
     def key(self) -> tuple[str, str]:

@@ -1,43 +1,65 @@
 """Flagger `Canary` and `MetricTemplate` (flagger.app/v1beta1) as lanes.dev documents.
 
 A Canary becomes a WorkloadRollout: its weights become traffic steps without pauses, so the
-analysis advances them; anything with no lanes equivalent is refused, naming the field.
+analysis advances them, and its A/B `iterations` as many steps of its header matches. A lone
+Canary (one naming no lane labels) also gets the Services Flagger would generate (the apex,
+`-primary` and `-canary`) and its group and lanes. What Flagger does that lanes does
+otherwise converts with a note; what running would mislead is refused, naming the field.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, get_args
 
 from lanes.api.analysis import WebhookType
 
 from .canary import (
-    NO_EQUIVALENT,
     Refusals,
     canary_labels,
     canary_spec,
     doc_name,
+    doc_namespace,
     kept_metadata,
-    require_labels,
+    lone_lanes,
     traffic_step,
     workload_ref,
 )
 from .common import Importer, as_mapping, lanes_document
+from .lone import (
+    CANARY,
+    LANE_LABEL,
+    STABLE,
+    LoneCanary,
+    find_deployment,
+    gateway_of,
+    pod_selector,
+    service_document,
+)
 
 
 _FLAGGER_SPEC = (
     "targetRef", "service", "analysis", "provider", "metricsServer", "skipAnalysis", "autoscalerRef",
+    "progressDeadlineSeconds",
 )
 _FLAGGER_SERVICE_DROPPED = ("name", "port", "targetPort", "portName", "portDiscovery", "appProtocol")
+_FLAGGER_SERVICE_ROUTING = (
+    "gateways", "hosts", "retries", "timeout", "trafficPolicy", "headers", "corsPolicy", "match",
+    "rewrite", "apex", "primary", "canary", "delegation",
+)
+_FLAGGER_SERVICE_SETTINGS = ("retries", "timeout", "headers", "corsPolicy", "trafficPolicy")
+"""The Service settings a group's service entry carries, so a lone Canary keeps them."""
 _FLAGGER_ANALYSIS = (
     "interval", "threshold", "maxWeight", "stepWeight", "stepWeights", "metrics", "webhooks", "match",
+    "iterations", "alerts", "mirror", "mirrorWeight",
 )
-_FLAGGER_METRIC = ("name", "interval", "thresholdRange", "templateRef")
+_FLAGGER_METRIC = ("name", "interval", "thresholdRange", "templateRef", "templateVariables")
 _FLAGGER_WEBHOOK = ("name", "type", "url", "timeout", "metadata")
 
 
-def flagger_canary(doc: dict[str, Any]) -> dict[str, Any]:
-    """A Flagger Canary as a WorkloadRollout.
+def flagger_canary(doc: dict[str, Any], inputs: Sequence[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
+    """A Flagger Canary as a WorkloadRollout, with the Services, group and lanes a lone one
+    needs.
 
     Raises:
         InvalidSpec: naming every field that has no lanes equivalent.
@@ -46,24 +68,93 @@ def flagger_canary(doc: dict[str, Any]) -> dict[str, Any]:
     spec = as_mapping(doc.get("spec"))
     refusals.unknown(spec, "spec", _FLAGGER_SPEC)
     autoscaler = _autoscaler_ref(spec.get("autoscalerRef"), refusals)
-    _flagger_service(as_mapping(spec.get("service")), refusals)
+    service = as_mapping(spec.get("service"))
+    _flagger_service(service, refusals)
     if spec.get("provider", "istio") != "istio":
         refusals.add("spec.provider", f"{spec.get('provider')!r}: lanes routes with Istio only")
     if spec.get("skipAnalysis"):
         refusals.add("spec.skipAnalysis", "lanes cannot skip a release's analysis; remove it")
     workload = workload_ref(spec.get("targetRef"), "spec.targetRef", refusals)
     labels = canary_labels(doc, refusals)
-    require_labels(labels, refusals)
+    generated: list[dict[str, Any]] = []
+    if not labels and workload:
+        labels, generated = _lone_flagger(doc, service, workload["name"], inputs, refusals)
     analysis = as_mapping(spec.get("analysis"))
     refusals.unknown(analysis, "spec.analysis", _FLAGGER_ANALYSIS)
+    _flagger_mirror(analysis, refusals)
     matches = _flagger_matches(analysis.get("match"), refusals)
-    steps = [traffic_step(w, matches) for w in _flagger_weights(analysis, refusals)]
+    steps = _flagger_steps(analysis, matches, refusals)
     checks = _flagger_analysis(analysis, spec.get("metricsServer"), refusals)
     refusals.check()
     rollout_spec = {"workloadRef": workload, "strategy": {"canary": canary_spec(steps, labels, checks)}}
     if autoscaler:
         rollout_spec["autoscalerRef"] = autoscaler
-    return lanes_document("WorkloadRollout", kept_metadata(doc), rollout_spec)
+    return [lanes_document("WorkloadRollout", kept_metadata(doc), rollout_spec), *generated]
+
+
+def _lone_flagger(
+    doc: dict[str, Any], service: dict[str, Any], target: str,
+    inputs: Sequence[Mapping[str, Any]], refusals: Refusals,
+) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """A lone Canary's lanes, and the apex, `-primary` and `-canary` Services Flagger would
+    generate (the primary's selecting the stable lane's pods, the canary's the canary's), so
+    the Canary's webhooks and callers find them by the names Flagger gives them."""
+    namespace = doc_namespace(doc)
+    name = str(service.get("name") or target)
+    gateways = [g for g in (gateway_of(str(g), namespace) for g in service.get("gateways") or []) if g]
+    http = {k: service[k] for k in _FLAGGER_SERVICE_SETTINGS if k in service and k != "trafficPolicy"}
+    lone = LoneCanary(
+        name=doc_name(doc), namespace=namespace, deployment=target, service=name,
+        gateway=gateways[0] if gateways else None,
+        hosts=tuple(str(h) for h in service.get("hosts") or [] if gateways),
+        http=http or None, traffic_policy=service.get("trafficPolicy"),
+    )
+    deployment = find_deployment(inputs, namespace, target)
+    labels, generated = lone_lanes(lone, deployment, refusals)
+    if deployment is None or not isinstance(service.get("port"), int):
+        return labels, generated
+    selector = pod_selector(deployment)
+    port, port_name = service["port"], str(service.get("portName") or "http")
+    target_port = service.get("targetPort", port)
+    services = [
+        service_document(name, namespace, selector, port, target_port, port_name),
+        service_document(f"{name}-primary", namespace, {**selector, LANE_LABEL: STABLE},
+                         port, target_port, port_name),
+        service_document(f"{name}-canary", namespace, {**selector, LANE_LABEL: CANARY},
+                         port, target_port, port_name),
+    ]
+    present = {(doc_namespace(d), doc_name(d)) for d in inputs if d.get("kind") == "Service"}
+    kept = [s for s in services if (namespace, doc_name(s)) not in present]
+    return labels, [*kept, *generated]
+
+
+def _flagger_mirror(analysis: dict[str, Any], refusals: Refusals) -> None:
+    """Mirroring has no lanes equivalent yet: refused, naming where it will land."""
+    for key in ("mirror", "mirrorWeight"):
+        if analysis.get(key):
+            refusals.add(f"spec.analysis.{key}", "lanes mirrors traffic with its chain-wide shadow "
+                                                  "traffic, which is not built yet; remove it")
+
+
+def _flagger_steps(
+    analysis: dict[str, Any], matches: list[dict[str, Any]], refusals: Refusals
+) -> list[dict[str, Any]]:
+    """The weights as traffic steps, or Flagger's `iterations`: as many steps, one passing
+    check each, of a canary of the base's size that gets the matched requests (A/B testing),
+    or, without matches (blue/green), only what is sent to the `-canary` Service."""
+    if "iterations" not in analysis:
+        return [traffic_step(w, matches) for w in _flagger_weights(analysis, refusals)]
+    iterations = analysis["iterations"]
+    if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations < 1:
+        refusals.add("spec.analysis.iterations", "must be a whole number, 1 or more")
+        return []
+    for key in ("stepWeight", "stepWeights", "maxWeight"):
+        if key in analysis:
+            refusals.add(f"spec.analysis.{key}", "Flagger ignores it beside iterations; remove it")
+    step: dict[str, Any] = {"replicas": "100%"}
+    if matches:
+        step["matches"] = matches
+    return [dict(step) for _ in range(iterations)]
 
 
 def _autoscaler_ref(ref: Any, refusals: Refusals) -> dict[str, str]:
@@ -76,10 +167,11 @@ def _autoscaler_ref(ref: Any, refusals: Refusals) -> dict[str, str]:
         return {}
     ref = as_mapping(ref)
     path = "spec.autoscalerRef"
-    refusals.unknown(ref, path, ("apiVersion", "kind", "name"))
+    refusals.unknown(ref, path, ("apiVersion", "kind", "name", "primaryScalerReplicas",
+                                 "primaryScalerQueries"))
     if ref.get("kind", "HorizontalPodAutoscaler") != "HorizontalPodAutoscaler":
         refusals.add(f"{path}.kind", f"{ref.get('kind')!r}: lanes copies HorizontalPodAutoscalers only")
-    if ref.get("apiVersion", "autoscaling/v2") != "autoscaling/v2":
+    if ref.get("apiVersion", "autoscaling/v2") not in ("autoscaling/v2", "autoscaling/v2beta2"):
         refusals.add(f"{path}.apiVersion",
                      f"{ref.get('apiVersion')!r}: lanes reads autoscaling/v2 HorizontalPodAutoscalers")
     if not ref.get("name"):
@@ -89,15 +181,8 @@ def _autoscaler_ref(ref: Any, refusals: Refusals) -> dict[str, str]:
 
 
 def _flagger_service(service: dict[str, Any], refusals: Refusals) -> None:
-    """Refuse the service fields that shape routing; the port ones lanes has no use for.
-
-    Flagger generates the Services and their routes; lanes keeps the existing Service and
-    routes it by lane, so port settings are dropped (with a note) and routing settings
-    (gateways, hosts, retries, timeouts, policies) are refused: lanes would not apply them.
-    """
-    for key in service:
-        if key not in _FLAGGER_SERVICE_DROPPED:
-            refusals.add(f"spec.service.{key}", "lanes writes the routes itself; " + NO_EQUIVALENT)
+    """Refuse the service fields lanes does not know; the others convert or are noted."""
+    refusals.unknown(service, "spec.service", (*_FLAGGER_SERVICE_DROPPED, *_FLAGGER_SERVICE_ROUTING))
 
 
 def _flagger_weights(analysis: dict[str, Any], refusals: Refusals) -> list[int]:
@@ -205,21 +290,70 @@ def flagger_metric_template(doc: dict[str, Any]) -> dict[str, Any]:
     return lanes_document("MetricTemplate", kept_metadata(doc), converted)
 
 
-def flagger_notes(doc: Mapping[str, Any]) -> list[str]:
-    """The Flagger Canary fields lanes drops because it keeps the Deployment's Service."""
-    service = as_mapping(as_mapping(doc.get("spec")).get("service"))
-    return [
-        f"spec.service.{key}: dropped; lanes keeps the Deployment's existing Service and "
-        "routes it by lane"
-        for key in service
-        if key in _FLAGGER_SERVICE_DROPPED
-    ]
+def flagger_notes(doc: Mapping[str, Any], inputs: Sequence[Mapping[str, Any]] = ()) -> list[str]:
+    """Where the converted Canary behaves otherwise than Flagger would: `path: message`."""
+    spec = as_mapping(doc.get("spec"))
+    service = as_mapping(spec.get("service"))
+    lone = not canary_labels(doc, Refusals("Canary", doc_name(doc)))
+    notes = []
+    for key in service:
+        if key in _FLAGGER_SERVICE_DROPPED and not (lone and key != "portDiscovery"):
+            notes.append(f"spec.service.{key}: dropped; lanes keeps the Deployment's existing "
+                         "Service and routes it by lane")
+        elif key in ("gateways", "hosts") and not lone:
+            notes.append(f"spec.service.{key}: dropped; the group's ingress decides where "
+                         "requests enter")
+        elif key in _FLAGGER_SERVICE_SETTINGS and not lone:
+            notes.append(f"spec.service.{key}: not applied here; put it on the group's entry for "
+                         "this service (spec.services[].http or .trafficPolicy), where lanes "
+                         "applies it on every lane's route and subset")
+        elif key in _FLAGGER_SERVICE_ROUTING and key not in (*_FLAGGER_SERVICE_SETTINGS, "gateways", "hosts"):
+            notes.append(f"spec.service.{key}: not applied; lanes writes this service's routes "
+                         "without it")
+    if "progressDeadlineSeconds" in spec:
+        notes.append("spec.progressDeadlineSeconds: not applied; the canary Deployment keeps the "
+                     "base's progressDeadlineSeconds, and a canary that never becomes ready "
+                     "holds the release rather than rolling it back")
+    ref = as_mapping(spec.get("autoscalerRef"))
+    if ref.get("apiVersion") == "autoscaling/v2beta2":
+        notes.append("spec.autoscalerRef.apiVersion: autoscaling/v2beta2 read as autoscaling/v2, "
+                     "the same HorizontalPodAutoscaler")
+    for key in ("primaryScalerReplicas", "primaryScalerQueries"):
+        if key in ref:
+            notes.append(f"spec.autoscalerRef.{key}: dropped; the base keeps its own autoscaler")
+    analysis = as_mapping(spec.get("analysis"))
+    if analysis.get("alerts"):
+        notes.append("spec.analysis.alerts: dropped; lanes sends no alerts (an `event` webhook "
+                     "is told of every step)")
+    return notes
+
+
+def flagger_target(doc: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The (namespace, Deployment) of a lone Canary, whose pods join the generated stable lane."""
+    if canary_labels(doc, Refusals("Canary", doc_name(doc))):
+        return None
+    ref = as_mapping(as_mapping(doc.get("spec")).get("targetRef"))
+    return (doc_namespace(doc), str(ref["name"])) if ref.get("name") else None
 
 
 FLAGGER = "flagger.app"
 """Flagger's API group."""
 
+def alert_provider(_doc: dict[str, Any], _inputs: Sequence[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
+    """An AlertProvider becomes no document: lanes sends no chat alerts."""
+    return []
+
+
+def alert_provider_notes(doc: dict[str, Any], _inputs: Sequence[Mapping[str, Any]] = ()) -> list[str]:
+    """Say what replaces an AlertProvider."""
+    kind = as_mapping(doc.get("spec")).get("type", "a provider")
+    return [f"converted into no document: lanes sends no {kind} alerts; an `event` webhook is "
+            "told of every step and outcome (Flagger's payload), and the release's Kubernetes "
+            "events say what happened"]
+
+
 IMPORTERS = (
-    Importer(FLAGGER, "Canary", lambda doc, _inputs: [flagger_canary(doc)], flagger_notes),
+    Importer(FLAGGER, "Canary", flagger_canary, flagger_notes, flagger_target),
+    Importer(FLAGGER, "AlertProvider", alert_provider, alert_provider_notes),
     Importer(FLAGGER, "MetricTemplate", lambda doc, _inputs: [flagger_metric_template(doc)]),
 )

@@ -12,8 +12,9 @@ from typing import Any
 
 from lanes.api.load import api_group
 
-from . import argo, asm, flagger, kruise
+from . import argo, asm, flagger, istio, kruise
 from .common import Body, Importer
+from .lone import LANE_LABEL, STABLE, with_stable_label
 
 _REGISTRY: dict[tuple[str, str], Importer] = {}
 
@@ -69,10 +70,46 @@ def convert_document(doc: Body) -> Body:
     return converted[0] if len(converted) == 1 else doc
 
 
-def conversion_notes(doc: Mapping[str, Any]) -> list[str]:
+def conversion_notes(
+    doc: Mapping[str, Any], inputs: Sequence[Mapping[str, Any]] | None = None
+) -> list[str]:
     """Where a foreign document, once converted, will behave differently: `path: message`."""
     importer = importer_for(doc)
-    return importer.notes(dict(doc)) if importer is not None else []
+    if importer is None:
+        return []
+    return importer.notes(dict(doc), [doc] if inputs is None else inputs)
 
 
-register(*asm.IMPORTERS, *kruise.IMPORTERS, *flagger.IMPORTERS, *argo.IMPORTERS)
+def lone_targets(inputs: Sequence[Mapping[str, Any]]) -> set[tuple[str, str]]:
+    """The (namespace, name) of each Deployment a lone canary among `inputs` releases."""
+    found = set()
+    for doc in inputs:
+        importer = importer_for(doc)
+        target = importer.lone_target(dict(doc)) if importer and importer.lone_target else None
+        if target is not None:
+            found.add(target)
+    return found
+
+
+def _deployment_key(doc: Mapping[str, Any]) -> tuple[str, str]:
+    metadata = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+    return (str(metadata.get("namespace") or ""), str(metadata.get("name", "")))
+
+
+def deployment(doc: Body, inputs: Sequence[Mapping[str, Any]]) -> list[Body]:
+    """A Deployment, with the stable lane's pod label when a lone canary releases it."""
+    return [with_stable_label(doc) if _deployment_key(doc) in lone_targets(inputs) else doc]
+
+
+def deployment_notes(doc: Body, inputs: Sequence[Mapping[str, Any]] = ()) -> list[str]:
+    """Say that the Deployment's pods are relabelled, which restarts them once."""
+    if _deployment_key(doc) not in lone_targets(inputs):
+        return []
+    return [f"spec.template.metadata.labels: {LANE_LABEL}: {STABLE} added, so the generated "
+            "stable lane selects its pods; applied to a running Deployment it restarts them once"]
+
+
+register(
+    *asm.IMPORTERS, *kruise.IMPORTERS, *flagger.IMPORTERS, *argo.IMPORTERS, *istio.IMPORTERS,
+    Importer("apps", "Deployment", deployment, deployment_notes),
+)

@@ -80,3 +80,37 @@ def marks_of(labels: Mapping[str, str]) -> list[tuple[OwnerMark, list[str]]]:
 def lane_group_of(lane: Mapping[str, Any]) -> str | None:
     """The group a lane body joins by its label, if any (the lane's own, written by users)."""
     return ((lane.get("metadata") or {}).get("labels") or {}).get(LANE_GROUP_LABEL) or None
+
+
+def _hosts_of(key: str) -> tuple[str, set[str]]:
+    """A service key's namespace and the names Istio reads as its host from anywhere."""
+    namespace, _, name = key.partition("/")
+    return namespace, {f"{name}.{namespace}", f"{name}.{namespace}.svc",
+                       f"{name}.{namespace}.svc.cluster.local"}
+
+
+def foreign_routes(keys: Iterable[str], objects: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The VirtualServices and DestinationRules lanes did not generate that route one of the
+    services `keys` (`namespace/name`), each as `Kind namespace/name (host)`.
+
+    Istio merges two VirtualServices of one host, or two DestinationRules, in no fixed order,
+    so such an object fights the routes lanes writes; lanes names it rather than overwrite it.
+    A short host (`name`) counts in the service's own namespace, as Istio reads it there.
+    """
+    wanted = [(key, *_hosts_of(key)) for key in keys]
+    found = []
+    for obj in objects:
+        metadata = obj.get("metadata") or {}
+        if is_generated(metadata.get("labels") or {}):
+            continue
+        spec = obj.get("spec") or {}
+        hosts = spec.get("hosts") if obj.get("kind") == "VirtualService" else [spec.get("host")]
+        own = metadata.get("namespace") or "default"
+        for key, namespace, full in wanted:
+            short = key.partition("/")[2]
+            hit = next((h for h in hosts or [] if isinstance(h, str)
+                        and (h in full or (h == short and own == namespace))), None)
+            if hit is not None:
+                found.append(f"{obj.get('kind')} {own}/{metadata.get('name')} ({hit})")
+                break
+    return sorted(found)

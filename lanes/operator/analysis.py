@@ -19,7 +19,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lanes.analysis.queries import QueryError, builtin_query, render_query
+from lanes.analysis.queries import (
+    QueryError,
+    builtin_query,
+    render_query,
+    with_template_variables,
+)
 from lanes.analysis.verdict import Reading, metric_interval
 from lanes.api.analysis import Analysis, Metric, MetricTemplate
 from lanes.api.workloadrollout import WorkloadRollout
@@ -105,7 +110,9 @@ def read_metric(
         return Reading(metric.name, error=NO_ADDRESS)
     try:
         text = template.spec.query if template is not None else builtin_query(source, metric.name)
-        promql = render_query(text, context.variables(metric_interval(analysis, metric)))
+        variables = with_template_variables(context.variables(metric_interval(analysis, metric)),
+                                            metric.template_variables)
+        promql = render_query(text, variables)
     except QueryError as error:
         return Reading(metric.name, error=str(error))
     try:

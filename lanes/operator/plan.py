@@ -52,6 +52,8 @@ class Inputs:
     releases: Sequence[Mapping[str, Any]] = ()
     # Where proxies fetch the trace-affinity module; None: no WasmPlugins are generated.
     trace_affinity: TraceAffinityModule | None = None
+    # VirtualServices and DestinationRules lanes did not generate that route a group service.
+    foreign: Sequence[str] = ()
 
 
 @dataclass
@@ -67,6 +69,7 @@ class GroupPlan:
     desired: list[dict] | None = None
     errors: list[FieldError] = field(default_factory=list)
     reason: str = "InvalidSpec"
+    foreign: list[str] = field(default_factory=list)
 
     @property
     def valid(self) -> bool:
@@ -184,7 +187,8 @@ def plan_group(inputs: Inputs) -> GroupPlan:
     status can name them all.
     """
     metadata = inputs.group.get("metadata") or {}
-    plan = GroupPlan(name=metadata.get("name", ""), generation=metadata.get("generation"))
+    plan = GroupPlan(name=metadata.get("name", ""), generation=metadata.get("generation"),
+                     foreign=list(inputs.foreign))
     errors: list[FieldError] = []
     try:
         plan.group = parse_own(SwimLaneGroup, inputs.group)

@@ -20,10 +20,10 @@ from typing import Any
 from opentelemetry import trace
 
 from lanes.kube.apply import ApplyReport, delete_owned, list_owned, sync_objects
-from lanes.kube.kinds import SWIMLANE, SWIMLANEGROUP, Kind
+from lanes.kube.kinds import GENERATED, SWIMLANE, SWIMLANEGROUP, Kind
 from lanes.kube.lanesapi import FINALIZER, LanesApi, now
 from lanes.kube.objects import Objects, error_message
-from lanes.kube.ownership import generated_by_any, owner_among, owners
+from lanes.kube.ownership import foreign_routes, generated_by_any, owner_among, owners
 from lanes.render import TraceAffinityModule
 from lanes.render.names import fqdn
 from lanes.render.observe import PodView, lane_services
@@ -31,7 +31,7 @@ from lanes.render.observe import PodView, lane_services
 from .conditions import group_status, lane_status, orphan_lane_status, same_status
 from .controller import Controller, Done
 from .metrics import Metrics
-from .plan import GroupPlan, Inputs, listed_elsewhere, plan_group
+from .plan import GroupPlan, Inputs, listed_elsewhere, plan_group, service_keys
 
 log = logging.getLogger("lanes.operator")
 tracer = trace.get_tracer("lanes.operator")
@@ -202,8 +202,10 @@ class GroupController(Controller[GroupRun, GroupRun, Inputs, GroupPlan]):
         assert snap.group is not None
         shared = listed_elsewhere(snap.group, snap.others)
         held = self._held(snap.name, shared, snap.others) if shared else {}
+        routes = [obj for kind in GENERATED for obj in self.objects.list(kind)]
+        foreign = foreign_routes(service_keys(snap.group), routes)
         return Inputs(snap.group, snap.lanes, snap.services, snap.pods, snap.others, held, snap.rollouts,
-                      snap.releases, self.trace_affinity)
+                      snap.releases, self.trace_affinity, foreign)
 
     def plan(self, run: GroupRun, inputs: Inputs) -> GroupPlan:
         """Parse, validate and render (pure)."""

@@ -14,6 +14,7 @@ from lanes.api.topology import Topology
 
 from .facts import Facts, facts_of
 from .names import label_value
+from .settings import with_settings
 
 
 @contextmanager
@@ -112,11 +113,11 @@ class Flavour(ABC):
                 vs, dr = pair(service)
                 virtual_services.append(vs)
                 destination_rules.append(dr)
-        return virtual_services + destination_rules
+        return with_settings(virtual_services + destination_rules, topology.group.spec.services)
 
     def render_ingress(self, topology: Topology) -> list[dict]:
         """Just the gateway-bound objects."""
-        return self.ingress(facts_of(topology))
+        return with_settings(self.ingress(facts_of(topology)), topology.group.spec.services)
 
     def render_service(self, topology: Topology, service: str) -> list[dict]:
         """Just one service's VirtualService and DestinationRule.
@@ -135,4 +136,4 @@ class Flavour(ABC):
                     )
                 ]
             )
-        return list(self.mesh(facts_of(topology))(service))
+        return with_settings(self.mesh(facts_of(topology))(service), topology.group.spec.services)

@@ -221,3 +221,43 @@ def test_changing_the_flavour_replaces_the_objects(operator, stories, kube_api) 
     expected, _ = pruned_desired(Objects(kube_api), story.expected("1"))
     eventually(lambda: matches(live_generated(kube_api, story.name), expected), "asm objects only")
     assert {o["metadata"]["namespace"] for o in live_generated(kube_api, story.name)} == {"istio-system"}
+
+
+def test_a_users_own_route_for_a_group_service_is_named_in_the_group_status(
+    operator, stories, kube_api, namespace
+) -> None:
+    """A VirtualService lanes did not generate, for a group service's host, turns Degraded with
+    reason ForeignRoutes naming it; lanes' own routes stay in force, and deleting it clears it."""
+    story = stories.create("istio")
+    enter_state(kube_api, story, "1")
+    eventually(lambda: matches(live_generated(kube_api, story.name), story.expected("1")), "routes")
+    custom = client.CustomObjectsApi(kube_api)
+    own = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": {"name": "mocka-retries", "namespace": namespace},
+        "spec": {"hosts": ["mocka"], "http": [{"route": [{"destination": {"host": "mocka"}}],
+                                                "retries": {"attempts": 3}}]},
+    }
+    custom.create_namespaced_custom_object("networking.istio.io", "v1", namespace, "virtualservices", own)
+
+    def degraded() -> dict | None:
+        operator.trigger(story.name)
+        status = read(kube_api, SWIMLANEGROUP, story.name).get("status") or {}
+        found = {c["type"]: c for c in status.get("conditions") or []}
+        return found["Degraded"] if found.get("Degraded", {}).get("reason") == "ForeignRoutes" else None
+
+    condition = eventually(degraded, "Degraded=ForeignRoutes")
+    assert condition["status"] == "True"
+    assert f"VirtualService {namespace}/mocka-retries (mocka)" in condition["message"]
+    assert matches(live_generated(kube_api, story.name), story.expected("1"))
+    custom.delete_namespaced_custom_object("networking.istio.io", "v1", namespace, "virtualservices",
+                                           "mocka-retries")
+
+    def cleared() -> dict | None:
+        operator.trigger(story.name)
+        status = read(kube_api, SWIMLANEGROUP, story.name).get("status") or {}
+        found = {c["type"]: c for c in status.get("conditions") or []}
+        return found["Degraded"] if found.get("Degraded", {}).get("reason") == "AsExpected" else None
+
+    eventually(cleared, "Degraded=AsExpected again")

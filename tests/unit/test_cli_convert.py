@@ -99,7 +99,8 @@ def test_kruise_metadata_keeps_what_users_write(tmp_path: Path) -> None:
                 },
                 "spec": {
                     "workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "d"},
-                    "strategy": {"canary": {"steps": [{"replicas": "20%"}]}},
+                    "strategy": {"canary": {"enableExtraWorkloadForCanary": True,
+                                            "steps": [{"replicas": "20%"}]}},
                 },
             }
         )
@@ -115,7 +116,7 @@ def test_a_kruise_rollout_lanes_would_reject_is_named(tmp_path: Path) -> None:
     source.write_text(
         "apiVersion: rollouts.kruise.io/v1beta1\nkind: Rollout\nmetadata: {name: r}\n"
         "spec:\n  workloadRef: {apiVersion: apps/v1, kind: Deployment, name: d}\n"
-        "  strategy: {canary: {steps: [{replicas: 120%}]}}\n"
+        "  strategy: {canary: {enableExtraWorkloadForCanary: true, steps: [{replicas: 120%}]}}\n"
     )
     result = invoke("convert", "-f", source)
     assert result.exit_code == 2

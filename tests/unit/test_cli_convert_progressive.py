@@ -75,7 +75,7 @@ def test_flagger_podinfo_canary_converts_to_the_expected_rollout() -> None:
                 "canary": {
                     "enableExtraWorkloadForCanary": True,
                     "steps": [
-                        {"replicas": 1, "traffic": f"{w}%", "matches": MATCH}
+                        {"replicas": f"{w}%", "traffic": f"{w}%", "matches": MATCH}
                         for w in (10, 20, 30, 40, 50)
                     ],
                     "patchPodTemplateMetadata": LABELS,
@@ -143,9 +143,7 @@ def test_flagger_regex_matches_keep_their_type(tmp_path: Path) -> None:
     [
         ("mirror", True),
         ("mirrorWeight", 10),
-        ("iterations", 10),
         ("sessionAffinity", {"cookieName": "flagger-cookie"}),
-        ("alerts", [{"name": "on-call", "providerRef": {"name": "slack"}}]),
         ("canaryReadyThreshold", 100),
         ("primaryReadyThreshold", 100),
         ("stepWeightPromotion", 50),
@@ -161,12 +159,9 @@ def test_flagger_analysis_fields_without_an_equivalent_are_refused(
 @pytest.mark.parametrize(
     ("path", "value"),
     [
-        ("autoscalerRef.primaryScalerReplicas", {"minReplicas": 2}),
-        ("progressDeadlineSeconds", 60),
         ("skipAnalysis", True),
         ("provider", "nginx"),
-        ("service.gateways", ["public-gateway"]),
-        ("service.retries", {"attempts": 3}),
+        ("service.sessionAffinity", {"cookieName": "x"}),
     ],
 )
 def test_flagger_spec_fields_without_an_equivalent_are_refused(
@@ -198,11 +193,11 @@ def test_flagger_autoscaler_ref_converts_to_the_rollouts(tmp_path: Path) -> None
     ("ref", "field"),
     [
         ({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": "podinfo"}, "kind"),
-        ({"apiVersion": "autoscaling/v2beta2", "kind": "HorizontalPodAutoscaler",
+        ({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
           "name": "podinfo"}, "apiVersion"),
         ({"kind": "HorizontalPodAutoscaler"}, "name"),
     ],
-    ids=["scaled-object", "v2beta2", "no-name"],
+    ids=["scaled-object", "v1", "no-name"],
 )
 def test_flagger_autoscaler_refs_lanes_cannot_copy_are_refused(
     tmp_path: Path, ref: dict, field: str
@@ -286,9 +281,9 @@ def test_argo_rollout_and_its_analysis_template_convert() -> None:
             "canary": {
                 "enableExtraWorkloadForCanary": True,
                 "steps": [
-                    {"replicas": 1, "traffic": "20%", "pause": {"duration": 30}},
-                    {"replicas": 1, "traffic": "50%"},
-                    {"replicas": 1, "traffic": "80%", "pause": {}},
+                    {"replicas": "20%", "traffic": "20%", "pause": {"duration": 30}},
+                    {"replicas": "50%", "traffic": "50%"},
+                    {"replicas": "80%", "traffic": "80%", "pause": {}},
                 ],
                 "patchPodTemplateMetadata": LABELS,
                 "analysis": {
@@ -327,8 +322,8 @@ def test_argo_without_analysis_steps_go_on_by_themselves(tmp_path: Path) -> None
     docs = argo(steps=[{"setWeight": 10}, {"setWeight": 40}, {"pause": {"duration": "1m"}}])
     [rollout, _] = converted(write(tmp_path, docs))
     assert rollout["spec"]["strategy"]["canary"]["steps"] == [
-        {"replicas": 1, "traffic": "10%", "pause": {"duration": 0}},
-        {"replicas": 1, "traffic": "40%", "pause": {"duration": 60}},
+        {"replicas": "10%", "traffic": "10%", "pause": {"duration": 0}},
+        {"replicas": "40%", "traffic": "40%", "pause": {"duration": 60}},
     ]
     assert "analysis" not in rollout["spec"]["strategy"]["canary"]
 
@@ -347,8 +342,6 @@ def test_argo_background_analysis_and_upper_bounds(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("step", "field"),
     [
-        ({"setCanaryScale": {"replicas": 1}}, "setCanaryScale"),
-        ({"setHeaderRoute": {"name": "h"}}, "setHeaderRoute"),
         ({"setMirrorRoute": {"name": "m"}}, "setMirrorRoute"),
         ({"experiment": {"templates": []}}, "experiment"),
     ],
@@ -364,13 +357,18 @@ def test_argo_other_traffic_routers_are_refused(tmp_path: Path) -> None:
     assert "Rollout/checkout: spec.strategy.canary.trafficRouting.nginx: " in line
 
 
-def test_argo_inline_template_is_refused_explaining_why(tmp_path: Path) -> None:
+def test_argo_inline_template_becomes_the_deployment_it_releases(tmp_path: Path) -> None:
     docs = argo()
     del docs[0]["spec"]["workloadRef"]
-    docs[0]["spec"]["template"] = {"spec": {"containers": [{"name": "c", "image": "i"}]}}
-    lines = refused(tmp_path, docs)
-    assert any("Rollout/checkout: spec.template: lanes drives an existing Deployment" in line
-               for line in lines)
+    docs[0]["spec"]["replicas"] = 4
+    docs[0]["spec"]["selector"] = {"matchLabels": {"app": "checkout"}}
+    docs[0]["spec"]["template"] = {"metadata": {"labels": {"app": "checkout"}},
+                                   "spec": {"containers": [{"name": "c", "image": "i"}]}}
+    deployment, rollout, _ = converted(write(tmp_path, docs))
+    assert deployment["kind"] == "Deployment" and deployment["metadata"]["name"] == "checkout"
+    assert deployment["spec"]["replicas"] == 4
+    assert deployment["spec"]["template"] == docs[0]["spec"]["template"]
+    assert rollout["spec"]["workloadRef"]["name"] == "checkout"
 
 
 def test_argo_analysis_template_not_in_the_input_is_named(tmp_path: Path) -> None:
@@ -396,12 +394,22 @@ def test_argo_analysis_template_fields_without_an_equivalent_are_refused(
     assert any(f"AnalysisTemplate/success-rate: {path}: " in line for line in lines), lines
 
 
-def test_argo_template_arguments_are_refused(tmp_path: Path) -> None:
+def test_argo_template_arguments_are_filled_in_per_rollout(tmp_path: Path) -> None:
     docs = argo()
-    docs[1]["spec"]["args"] = [{"name": "service-name"}]
-    docs[1]["spec"]["metrics"][0]["provider"]["prometheus"]["query"] = "up{svc='{{args.service-name}}'}"
+    docs[1]["spec"]["args"] = [{"name": "service-name"}, {"name": "namespace"}]
+    docs[1]["spec"]["metrics"][0]["provider"]["prometheus"]["query"] = (
+        "up{svc='{{args.service-name}}',ns='{{args.namespace}}'}")
+    step = docs[0]["spec"]["strategy"]["canary"]["steps"][3]["analysis"]
+    step["args"] = [{"name": "service-name", "value": "checkout"},
+                    {"name": "namespace", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}]
+    rollout, template = converted(write(tmp_path, docs))
+    assert template["metadata"] == {"name": "checkout-success-rate", "namespace": "shop"}
+    assert template["spec"]["query"] == "up{svc='checkout',ns='shop'}"
+    [metric] = rollout["spec"]["strategy"]["canary"]["analysis"]["metrics"]
+    assert metric["templateRef"] == {"name": "checkout-success-rate"}
+    del step["args"]
     paths = sorted(line.split(": ")[3] for line in refused(tmp_path, docs))
-    assert paths == ["spec.args", "spec.metrics[0].provider.prometheus.query"]
+    assert paths == ["spec.strategy.canary.steps[3].analysis.args"] * 2
 
 
 def test_argo_rollout_without_lane_labels_is_refused(tmp_path: Path) -> None:
@@ -453,7 +461,7 @@ def test_argo_replicas_and_steps_without_a_weight_are_refused(tmp_path: Path) ->
     docs = argo(steps=[{"pause": {}}])
     docs[0]["spec"]["replicas"] = 5
     paths = sorted(line.split(": ")[3] for line in refused(tmp_path, docs))
-    assert paths == ["spec.replicas", "spec.strategy.canary.steps", "spec.strategy.canary.steps[0].pause"]
+    assert paths == ["spec.strategy.canary.steps", "spec.strategy.canary.steps[0].pause"]
 
 
 def test_a_flagger_match_without_headers_is_refused(tmp_path: Path) -> None:

@@ -41,10 +41,16 @@ def test_the_registry_reads_each_sources_kinds() -> None:
         ("istio.alibabacloud.com", "ASMSwimLaneGroup"),
         ("istio.alibabacloud.com", "ASMSwimLane"),
         ("rollouts.kruise.io", "Rollout"),
+        ("rollouts.kruise.io", "TrafficRouting"),
         ("flagger.app", "Canary"),
+        ("flagger.app", "AlertProvider"),
         ("flagger.app", "MetricTemplate"),
         ("argoproj.io", "Rollout"),
         ("argoproj.io", "AnalysisTemplate"),
+        ("argoproj.io", "ClusterAnalysisTemplate"),
+        ("networking.istio.io", "VirtualService"),
+        ("networking.istio.io", "DestinationRule"),
+        ("apps", "Deployment"),
     ]
 
 
