@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from lanes_testbed.prometheus import Prometheus
 from lanes_testbed.stack import METRIC_SOURCE, operator_argv, scrape_targets
 from lanes_testbed.stackd import exports
 
@@ -18,11 +19,17 @@ def test_the_operator_gets_a_loopback_metrics_port_the_prometheus_url_and_the_en
     assert METRIC_SOURCE == "envoy"
 
 
-def test_prometheus_scrapes_envoy_admin_stats_and_the_operator_metrics() -> None:
-    assert [(t.job, t.address, t.metrics_path) for t in scrape_targets(15000, 40123)] == [
-        ("envoy", "127.0.0.1:15000", "/stats/prometheus"),
-        ("lanes-operator", "127.0.0.1:40123", "/metrics"),
+def test_prometheus_scrapes_every_proxys_admin_stats_and_the_operator_metrics(tmp_path: Path) -> None:
+    sidecars = tmp_path / "sidecars.json"
+    targets = scrape_targets("127.9.0.10:15000", sidecars, 40123)
+    assert [(t.job, t.address, t.metrics_path, t.file) for t in targets] == [
+        ("envoy", "127.9.0.10:15000", "/stats/prometheus", None),
+        ("envoy", "", "/stats/prometheus", sidecars),
+        ("lanes-operator", "127.0.0.1:40123", "/metrics", None),
     ]
+    prometheus = Prometheus(tmp_path, targets)
+    assert [job.get("file_sd_configs") for job in prometheus.config()["scrape_configs"]] == [
+        None, [{"files": [str(sidecars)], "refresh_interval": "5s"}], None]
 
 
 def test_exports_name_the_prometheus_after_the_gateway() -> None:
