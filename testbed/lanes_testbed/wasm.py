@@ -108,7 +108,7 @@ def cargo_build(output: Path, progress: TextIO | None) -> None:
     cargo = cargo_executable()
     ensure_target(progress)
     started = time.monotonic()
-    _say(progress, "lanes: building the trace-affinity Wasm module (cargo, about 30 s when cold)")
+    _say(progress, "lanes: building the trace-affinity Wasm module (cargo, about 15 s when cold)")
     tail: deque[str] = deque(maxlen=60)
     process = subprocess.Popen([cargo, "build", *BUILD_FLAGS], cwd=MODULE_DIR, env=cargo_env(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -137,7 +137,7 @@ def cargo_build(output: Path, progress: TextIO | None) -> None:
 def ensure_trace_affinity(progress: TextIO | None = sys.stderr) -> Path:
     """The built module (`~/.cache/lanes/traceaffinity-<digest>-rust<version>/traceaffinity.wasm`).
 
-    About 30 s to build on first use; afterwards the cached file is returned at once.
+    About 15 s to build on first use; afterwards the cached file is returned at once.
     """
     key = f"traceaffinity-{source_digest()}-rust{rust_version()}"
 
