@@ -1,8 +1,8 @@
 """The CustomResourceDefinitions a local stack installs: lanes' own and the mesh's.
 
-Istio's networking CRDs (VirtualService, DestinationRule, Gateway) ship with lanes as
-`istio-networking-crds.yaml`, copied unchanged from Istio's release, so the demo needs
-nothing but a clone. The ASM flavour routes with `fallback`, an ASM extension Istio's schema
+Istio's networking CRDs (VirtualService, DestinationRule, Gateway; ServiceEntry, WorkloadEntry,
+Sidecar; WasmPlugin) ship with the test bed, copied unchanged from Istio's release, so the demo
+needs nothing but a clone. The ASM flavour routes with `fallback`, an ASM extension Istio's schema
 does not declare and the API server would prune; a stack for that flavour serves ASM's
 VirtualService schema instead: Istio's plus `fallback` on HTTP route destinations.
 """
@@ -20,6 +20,9 @@ from lanes.api.crds import crd_files
 ISTIO_CRDS = Path(__file__).resolve().parent / "istio-networking-crds.yaml"
 # WasmPlugin, which loads the trace-affinity module (lanes/traceaffinity) into proxies.
 ISTIO_EXTENSION_CRDS = Path(__file__).resolve().parent / "istio-extensions-crds.yaml"
+# ServiceEntry, WorkloadEntry and Sidecar, which the local istiod serves: the local node's pods
+# are WorkloadEntries, since the API server refuses their loopback addresses in EndpointSlices.
+ISTIO_WORKLOAD_CRDS = Path(__file__).resolve().parent / "istio-workload-crds.yaml"
 FLAVOURS = ("istio", "asm")
 
 FALLBACK_SCHEMA: dict[str, Any] = {
@@ -44,9 +47,10 @@ FALLBACK_SCHEMA: dict[str, Any] = {
 
 
 def istio_crds() -> list[dict[str, Any]]:
-    """Istio's networking CRDs and its WasmPlugin CRD, as shipped."""
+    """Istio's networking, workload and WasmPlugin CRDs, as shipped."""
     return [
-        d for path in (ISTIO_CRDS, ISTIO_EXTENSION_CRDS) for d in yaml.safe_load_all(path.read_text()) if d
+        d for path in (ISTIO_CRDS, ISTIO_WORKLOAD_CRDS, ISTIO_EXTENSION_CRDS)
+        for d in yaml.safe_load_all(path.read_text()) if d
     ]
 
 

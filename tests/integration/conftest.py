@@ -28,6 +28,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CRD_DIR = PROJECT_ROOT / "crds"
 ISTIO_CRDS = PROJECT_ROOT / "testbed" / "lanes_testbed" / "istio-networking-crds.yaml"
 ISTIO_EXTENSION_CRDS = PROJECT_ROOT / "testbed" / "lanes_testbed" / "istio-extensions-crds.yaml"
+ISTIO_WORKLOAD_CRDS = PROJECT_ROOT / "testbed" / "lanes_testbed" / "istio-workload-crds.yaml"
 HERE = Path(__file__).resolve().parent
 
 
@@ -43,7 +44,7 @@ def installed_manifests() -> list[Path]:
     """Our generated CRDs, then the Istio networking CRDs our output targets."""
     assert ISTIO_CRDS.is_file(), f"Istio CRDs missing: {ISTIO_CRDS}"
     assert ISTIO_EXTENSION_CRDS.is_file(), f"Istio CRDs missing: {ISTIO_EXTENSION_CRDS}"
-    return [*manifest_files(CRD_DIR), ISTIO_CRDS, ISTIO_EXTENSION_CRDS]
+    return [*manifest_files(CRD_DIR), ISTIO_CRDS, ISTIO_WORKLOAD_CRDS, ISTIO_EXTENSION_CRDS]
 
 
 @pytest.fixture(scope="session")

@@ -10,20 +10,16 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-import lanes_testbed
-
 from lanes_testbed.controlplane import ControlPlane
 from lanes_testbed.mesh.istiod import LocalIstiod, Sidecar
 from lanes_testbed.mesh.pods import free_block, start_mock
 from lanes_testbed.processes import stop
 
 GROUP, VERSION = "networking.istio.io", "v1"
-WORKLOAD_CRDS = Path(lanes_testbed.__file__).resolve().parent / "istio-workload-crds.yaml"
 
 
 @pytest.fixture
 def istiod(control_plane: ControlPlane, tmp_path: Path) -> Iterator[LocalIstiod]:
-    control_plane.install_manifests([WORKLOAD_CRDS])
     with LocalIstiod(tmp_path / "istiod", kubeconfig=control_plane.kubeconfig) as server:
         yield server
 

@@ -188,9 +188,8 @@ def test_processes_get_the_pod_env_the_tag_version_and_a_sidecar_in_the_mesh(
         ip = running["status"]["podIP"]
         got = environ(pid_of(running))
         answer = eventually(lambda: _answered(ip), "the pod's call to reach mockb through its sidecar")
-        [entry] = objects.list_namespaced_custom_object(
-            "networking.istio.io", "v1", namespace, "workloadentries",
-            label_selector="app.kubernetes.io/managed-by=lanes-testbed")["items"]
+        entry = objects.get_namespaced_custom_object(
+            "networking.istio.io", "v1", namespace, "workloadentries", "envy")
     upstream.shutdown()
     core.delete_node(f"node-{namespace}")
 
