@@ -38,7 +38,8 @@ class MeshPod:
 
     @property
     def egress(self) -> str:
-        return self.sidecar._bootstrap["node"]["metadata"]["LANES_EGRESS"]
+        assert self.sidecar.egress is not None
+        return self.sidecar.egress
 
 
 @pytest.fixture(scope="module")

@@ -310,6 +310,7 @@ class Sidecar(Served):
         self.pod = pod
         self.namespace = namespace
         self.address = address
+        self.egress = egress
         self.admin_port = admin_port
         self.node_id = node_id(kind, pod_ip, pod, namespace)
         self._bootstrap = sidecar_bootstrap(
