@@ -394,7 +394,8 @@ def gateway_objects(router_address: str, target_port: int, port: int = 80) -> li
     Istio resolves a Gateway server's port through the router's service targets: the Service
     `istio-ingressgateway` (port 80 -> targetPort) whose selected endpoint has the router's IP. So
     the router proxy runs with pod_ip = its own `address`, and a WorkloadEntry at that address
-    carries the gateway labels.
+    carries the gateway labels. The listener binds 0.0.0.0:`target_port`, Istio's default for a
+    Gateway server without `bind`; pick a free port.
     """
     return [
         {
