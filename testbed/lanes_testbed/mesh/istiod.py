@@ -45,6 +45,8 @@ GATEWAY_LABELS = {"istio": "ingressgateway"}
 GATEWAY_NAMESPACE = "istio-system"
 GATEWAY_SERVICE = "istio-ingressgateway"
 
+_LISTENER_STATS = urllib.parse.quote(r"^listener_manager\.(total_listeners_warming|lds\.update_success)$")
+
 # Control calls go to loopback directly, whatever proxy the environment names.
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -363,8 +365,7 @@ class Sidecar(Served):
         """LIVE, with every listener from LDS in force (none warming)."""
         try:
             info = _get_json(f"{self.admin_url}/server_info", timeout=1.0)
-            stats = _get(f"{self.admin_url}/stats?filter=^listener_manager\\.(total_listeners_warming|lds\\.update_success)$",
-                         timeout=1.0).decode()
+            stats = _get(f"{self.admin_url}/stats?filter={_LISTENER_STATS}", timeout=1.0).decode()
         except (OSError, urllib.error.URLError, ValueError):
             return False
         values = dict(line.split(": ", 1) for line in stats.splitlines() if ": " in line)
