@@ -171,6 +171,10 @@ class LocalIstiod(Served):
         """The current config version, bumped by every change seen (push or API server)."""
         return int(_get_json(f"{self.http_url}/version")["version"])
 
+    def configs(self) -> list[dict[str, Any]]:
+        """The config objects Istio holds (its own /debug/configz), per-proxy Sidecars included."""
+        return list(_get_json(f"{self.http_url}/debug/configz"))
+
     def proxies(self) -> list[str]:
         """Node ids of the connected proxies."""
         return list(_get_json(f"{self.http_url}/proxies")["proxies"])
