@@ -274,7 +274,8 @@ class ScrapeTarget:
     """One scrape job: `address` is host:port; `metrics_path` e.g. `/stats/prometheus`.
 
     With `file`, the targets are the ones that file lists (Prometheus' file_sd JSON), read
-    again whenever it changes: how the sidecars of pods that come and go are scraped.
+    again whenever it changes: how the sidecars of pods that come and go are scraped. Targets
+    of one job make one scrape config.
     """
 
     job: str
@@ -335,15 +336,15 @@ class Prometheus(Served):
         return self.workdir / "prometheus.log"
 
     def config(self) -> dict:
-        """The prometheus.yml this server runs: one job per target, scraped every interval."""
-        jobs = [
-            {
-                "job_name": target.job,
-                "metrics_path": target.metrics_path,
-                **target.discovery(),
-            }
-            for target in self.targets
-        ]
+        """The prometheus.yml this server runs: one scrape config per job, scraped every interval."""
+        jobs: dict[str, dict] = {}
+        for target in self.targets:
+            job = jobs.setdefault(target.job, {"job_name": target.job, "metrics_path": target.metrics_path})
+            if job["metrics_path"] != target.metrics_path:
+                raise ValueError(f"job {target.job}: its targets name two metrics paths")
+            for key, configs in target.discovery().items():
+                job.setdefault(key, []).extend(configs)
+        jobs = list(jobs.values())
         return {
             "global": {
                 "scrape_interval": self.scrape_interval,

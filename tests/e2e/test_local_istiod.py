@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from lanes_testbed.mesh.istiod import LocalIstiod, Sidecar, gateway_objects
+from lanes_testbed.mesh.istiod import LocalIstiod, Sidecar
+from lanes_testbed.mesh.workloads import gateway_objects
 from lanes_testbed.mesh.pods import free_block, start_mock
 from lanes_testbed.processes import Child, free_port, stop
 from lanes_testbed.wasm import ensure_trace_affinity, module_sha256
@@ -38,7 +39,8 @@ class MeshPod:
 
     @property
     def egress(self) -> str:
-        return self.sidecar._bootstrap["node"]["metadata"]["LANES_EGRESS"]
+        assert self.sidecar.egress is not None
+        return self.sidecar.egress
 
 
 @pytest.fixture(scope="module")

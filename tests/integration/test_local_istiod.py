@@ -34,13 +34,19 @@ def call(egress: str, host: str) -> tuple[int, str]:
         connection.close()
 
 
-def wait_change(istiod: LocalIstiod, before: int, timeout: float = 10.0) -> int:
-    """The config version once the istiod has seen a change after `before`."""
+def wait_routed_to(istiod: LocalIstiod, namespace: str, lane: str, timeout: float = 10.0) -> int:
+    """The config version once the istiod holds the VirtualService routing to `lane`.
+
+    Read from Istio's own /debug/configz; the version read afterwards includes the change, as the
+    istiod bumps it in the same step that writes its store.
+    """
     deadline = time.monotonic() + timeout
-    while (version := istiod.version()) <= before:
-        assert time.monotonic() < deadline, "the istiod saw no change from the API server"
+    while True:
+        held = [c for c in istiod.configs() if c["kind"] == "VirtualService" and c["metadata"]["namespace"] == namespace]
+        if held and held[0]["spec"]["http"][0]["route"][0]["destination"]["subset"] == lane:
+            return istiod.version()
+        assert time.monotonic() < deadline, f"the istiod did not see the VirtualService to {lane}: {held}"
         time.sleep(0.02)
-    return version
 
 
 def route(namespace: str, lane: str) -> dict:
@@ -85,17 +91,15 @@ def test_virtual_service_from_the_api_server_reaches_the_sidecar(
             "apiVersion": f"{GROUP}/{VERSION}", "kind": "DestinationRule", "metadata": {"name": "mockb"},
             "spec": {"host": "mockb", "subsets": [{"name": lane, "labels": {"lane": lane}} for lane in lanes]},
         })
-        before = istiod.version()
         custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "virtualservices", route(namespace, "canary"))
-        istiod.wait_synced(wait_change(istiod, before))
+        istiod.wait_synced(wait_routed_to(istiod, namespace, "canary"))
         egress = f"{block}.21"
         status, body = call(egress, "mockb")
         assert status == 200 and f"ip: {lanes['canary']}" in body, body
 
-        before = istiod.version()
         custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, "virtualservices", "mockb",
                                               route(namespace, "base"))
-        istiod.wait_synced(wait_change(istiod, before), proxies=[sidecars[0].node_id])
+        istiod.wait_synced(wait_routed_to(istiod, namespace, "base"), proxies=[sidecars[0].node_id])
         status, body = call(egress, "mockb")
         assert status == 200 and f"ip: {lanes['base']}" in body, body
         assert f"outbound|8000|base|mockb.{namespace}.svc.cluster.local" in sidecars[0].cluster_names()

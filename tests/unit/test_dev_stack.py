@@ -27,9 +27,10 @@ def test_prometheus_scrapes_every_proxys_admin_stats_and_the_operator_metrics(tm
         ("envoy", "", "/stats/prometheus", sidecars),
         ("lanes-operator", "127.0.0.1:40123", "/metrics", None),
     ]
-    prometheus = Prometheus(tmp_path, targets)
-    assert [job.get("file_sd_configs") for job in prometheus.config()["scrape_configs"]] == [
-        None, [{"files": [str(sidecars)], "refresh_interval": "5s"}], None]
+    envoy, operator = Prometheus(tmp_path, targets).config()["scrape_configs"]
+    assert envoy["job_name"] == "envoy" and operator["job_name"] == "lanes-operator"
+    assert envoy["static_configs"] == [{"targets": ["127.9.0.10:15000"], "labels": {"pod": "istio-ingressgateway"}}]
+    assert envoy["file_sd_configs"] == [{"files": [str(sidecars)], "refresh_interval": "5s"}]
 
 
 def test_exports_name_the_prometheus_after_the_gateway() -> None:

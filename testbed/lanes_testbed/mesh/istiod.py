@@ -42,6 +42,8 @@ STATS_TAGS = [
     {"tag_name": "cluster_name", "regex": r"^cluster\.((.+?(\..+?\.svc\.cluster\.local)?)\.)"},
 ]
 
+_LISTENER_STATS = urllib.parse.quote(r"^listener_manager\.(total_listeners_warming|lds\.update_success)$")
+
 # Control calls go to loopback directly, whatever proxy the environment names.
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -165,6 +167,10 @@ class LocalIstiod(Served):
     def version(self) -> int:
         """The current config version, bumped by every change seen (push or API server)."""
         return int(_get_json(f"{self.http_url}/version")["version"])
+
+    def configs(self) -> list[dict[str, Any]]:
+        """The config objects Istio holds (its own /debug/configz), per-proxy Sidecars included."""
+        return list(_get_json(f"{self.http_url}/debug/configz"))
 
     def proxies(self) -> list[str]:
         """Node ids of the connected proxies."""
@@ -312,6 +318,7 @@ class Sidecar(Served):
         self.pod = pod
         self.namespace = namespace
         self.address = address
+        self.egress = egress
         self.admin_port = admin_port
         self.node_id = node_id(kind, pod_ip, pod, namespace)
         self._bootstrap = sidecar_bootstrap(
@@ -367,8 +374,7 @@ class Sidecar(Served):
         """LIVE, with every listener from LDS in force (none warming)."""
         try:
             info = _get_json(f"{self.admin_url}/server_info", timeout=1.0)
-            stats = _get(f"{self.admin_url}/stats?filter=^listener_manager\\.(total_listeners_warming|lds\\.update_success)$",
-                         timeout=1.0).decode()
+            stats = _get(f"{self.admin_url}/stats?filter={_LISTENER_STATS}", timeout=1.0).decode()
         except (OSError, urllib.error.URLError, ValueError):
             return False
         values = dict(line.split(": ", 1) for line in stats.splitlines() if ": " in line)
