@@ -38,8 +38,11 @@ DOMAIN = "cluster.local"
 # The label unique to each pod that the istiod's per-proxy Sidecar selects.
 PROXY_LABEL = "testbed.lanes.dev/proxy"
 # Istio's tag rule: `cluster_name` holds the whole `outbound|8000|canary|mockb.default.svc.cluster.local`.
+# Istio names a cluster's stats by its `alt_stat_name`, the cluster name and a `;`
+# (`cluster.outbound|8000|canary|mockb.team-a.svc.cluster.local;.upstream_rq_200`), so the `;`
+# is taken out of the name with the tag but kept out of its value.
 STATS_TAGS = [
-    {"tag_name": "cluster_name", "regex": r"^cluster\.((.+?(\..+?\.svc\.cluster\.local)?)\.)"},
+    {"tag_name": "cluster_name", "regex": r"^cluster\.((.+?(\..+?\.svc\.cluster\.local)?);?\.)"},
 ]
 
 _LISTENER_STATS = urllib.parse.quote(r"^listener_manager\.(total_listeners_warming|lds\.update_success)$")
