@@ -1,6 +1,7 @@
 """`kubectl lane dev up|env|down`: the whole stack in the background, and nothing left after down.
 
-The stack's Prometheus scrapes Envoy and the operator, and the operator is told to ask it.
+The stack's Prometheus scrapes the proxies and the operator, and the operator is told to ask it;
+`dev proxy-config` reads what Istio gave a proxy.
 """
 
 from __future__ import annotations
@@ -8,13 +9,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from kubernetes import client, config
 from typer.testing import CliRunner
 
 from lanes.cli.main import app
 from lanes_testbed.processes import command_line
 from lanes.operator.providers.prometheus import query_value
 
-from .chain import get
+from .chain import get, until
 from .test_live_story import processes_mentioning
 
 
@@ -27,6 +29,28 @@ def wait_scraped(prometheus: str, jobs: list[str], timeout: float = 30.0) -> Non
             return
         assert time.monotonic() < deadline, f"Prometheus did not scrape every job in {timeout}s: {up}"
         time.sleep(0.5)
+
+
+GATEWAY = {"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+           "metadata": {"name": "ingressgateway", "namespace": "istio-system"},
+           "spec": {"selector": {"istio": "ingressgateway"}, "servers": [
+               {"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}]}}
+
+
+def apply_gateway(kubeconfig: Path) -> None:
+    api = config.new_client_from_config(config_file=str(kubeconfig))
+    try:
+        client.CustomObjectsApi(api).create_namespaced_custom_object(
+            "networking.istio.io", "v1", "istio-system", "gateways", GATEWAY)
+    finally:
+        api.close()
+
+
+def _answers(gateway: str) -> int | None:
+    try:
+        return get(gateway, "/mock")[0]
+    except OSError:
+        return None
 
 
 def kubectl_lane(*args: str) -> tuple[int, str, str]:
@@ -47,8 +71,16 @@ def test_up_serves_a_gateway_env_repeats_it_and_down_stops_everything(tmp_path: 
         assert len(lines) == 3
         prometheus = lines[2].split("=", 1)[1]
         assert "local stack running (flavour istio)" in err and f"Prometheus {prometheus}" in err
-        assert get(gateway, "/mock")[0] == 404
+        # As on Istio, the gateway listens once a Gateway asks it to; then unknown paths get 404.
+        apply_gateway(Path(state, "kubeconfig"))
+        until(lambda: _answers(gateway) == 404, "the gateway to serve the Gateway's port 80", timeout=30)
         wait_scraped(prometheus, ["envoy", "lanes-operator"])
+        code, listed, _ = kubectl_lane("dev", "proxy-config", "--state-dir", state)
+        assert code == 0 and "istio-system  istio-ingressgateway  http://" in listed, listed
+        code, routes, _ = kubectl_lane("dev", "proxy-config", "istio-ingressgateway", "--state-dir", state)
+        assert code == 0 and routes.startswith("ROUTE TABLE"), routes
+        code, _, err = kubectl_lane("dev", "proxy-config", "nobody", "--state-dir", state)
+        assert code == 2 and "pod default/nobody has no sidecar in the local stack" in err
         operator = command_line(int(Path(state, "run", "operator.pid").read_text()))
         assert f"--prometheus-url {prometheus} --metric-source envoy" in operator
         assert processes_mentioning(state)
