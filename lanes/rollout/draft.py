@@ -9,6 +9,7 @@ from typing import Any
 from lanes.api.analysis import Analysis, AnalysisStatus
 from lanes.api.workloadrollout import (
     CanaryStatus,
+    FailedRevision,
     CanaryStep,
     Phase,
     StepState,
@@ -63,7 +64,8 @@ class Draft(Drafting):
     is bookkeeping (replica counts, message) or a correction of what is observed. `fresh`
     drops the stored conditions: a rollout that failed before it ever ran (a Conflict) starts
     with no history once it can run. `analysis` is the analysis status to store, `check` the
-    analysis whose check this plan asks the operator for.
+    analysis whose check this plan asks the operator for; `failed` the revision whose release
+    was rolled back, held until a retry.
     """
 
     rollout: WorkloadRollout
@@ -86,6 +88,7 @@ class Draft(Drafting):
     outcome: Outcome | None = None
     fresh: bool = False
     analysis: AnalysisStatus | None = None
+    failed: FailedRevision | None = None
     check: Analysis | None = None
     calls: list[HookCall] = field(default_factory=list)
 
@@ -104,6 +107,7 @@ class Draft(Drafting):
             **{mine: getattr(canary, theirs) for mine, theirs in _CANARY_FIELDS.items()},
             failure=_failure_reason(status),
             analysis=status.analysis,
+            failed=status.failed_revision,
         )
 
     @property
@@ -247,6 +251,7 @@ class Draft(Drafting):
             paused=self.paused,
             canary_status=canary,
             analysis=self.analysis,
+            failed_revision=self.failed,
             conditions=conditions,
             observed_generation=generation,
             message=self.message,

@@ -188,17 +188,40 @@ def _healthy(d: Draft) -> None:
     if post_rollout(d):
         return
     revision = d.base.revision
-    if d.canary is not None and (revision == d.stable or d.is_paused):
+    failed = d.failed is not None and revision == d.failed.revision
+    if d.canary is not None and (revision == d.stable or d.is_paused or failed):
         d.act(DeleteCanary(d.canary.name))
     if revision == d.stable:
         if d.base.paused and d.held:
             d.act(UnpauseBase(d.base.name))
         d.message = healthy_message(d)
+    elif failed:
+        _hold_failed(d)
     elif d.is_paused:
         hold_base(d)
         d.message = f"paused; revision {revision} of Deployment {d.base.name} waits for resume"
     else:
         start_canary(d, revision, "CanaryStarted")
+
+
+def _hold_failed(d: Draft) -> None:
+    """The base carries a revision whose release failed: keep it on the stable one.
+
+    Nothing is written to the template (the roll back already restored it once; a GitOps
+    self-heal that applies the failed template again would only be undone again, in a loop),
+    and no canary starts. The first reconcile that sees it says so in an event.
+    """
+    assert d.failed is not None
+    hold_base(d)
+    message = (
+        f"revision {d.failed.revision} of Deployment {d.base.name} failed ({d.failed.reason}"
+        f" at {d.failed.time}) and is not released again; the base stays on revision "
+        f"{d.stable}. Run `kubectl lane retry rollout/{d.rollout.metadata.name}` or apply "
+        "a new revision"
+    )
+    if d.message != message:
+        d.event("FailedRevisionHeld", message, warning=True)
+    d.message = message
 
 
 def _template_changed(d: Draft) -> bool:
@@ -212,7 +235,8 @@ def _template_changed(d: Draft) -> bool:
         if d.phase == "RollingBack":
             return False
         enter_rollback(
-            d, f"Deployment {d.base.name} is back on stable revision {d.stable}; rolling back"
+            d, f"Deployment {d.base.name} is back on stable revision {d.stable}; rolling back",
+            failed=False,
         )
         return True
     start_canary(d, revision, "CanaryRestarted")
@@ -243,6 +267,16 @@ def _apply_intent(d: Draft, intent: Intent) -> None:
         d.move(state="StepReady", phase="Progressing")
         d.message = f"{d.where} approved"
         d.event("Approved", d.message)
+    elif intent == "retry":
+        assert d.failed is not None
+        revision = d.failed.revision
+        d.failed = None
+        d.event("Retried", f"retry requested: revision {revision} may be released again")
+        if d.base.revision == revision and not d.is_paused:
+            start_canary(d, revision, "CanaryStarted")
+        else:
+            d.move()
+            d.message = healthy_message(d)
     elif intent == "pause":
         d.move(paused=True)
         if d.phase in IN_STEPS:

@@ -1,0 +1,120 @@
+"""A revision that failed stays failed on the real API server: the same template applied again
+and again (as Argo CD's or Flux's self-heal does) starts no canary and gets no template written
+back; the base keeps its stable pods; `kubectl lane retry` starts the release again."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from typer.testing import CliRunner
+
+from lanes.cli.main import app
+
+from .rollout_support import (
+    IMAGE,
+    Cluster,
+    Operator,
+    PodReadier,
+    deployment,
+    image_of,
+    wait_for_webhook,
+    workload_rollout,
+)
+
+pytestmark = pytest.mark.integration
+
+V1, V2 = f"{IMAGE}:1.0", f"{IMAGE}:2.0"
+APPLIES = 6
+
+
+@pytest.fixture(scope="module")
+def operator(control_plane, kube_api):
+    with Operator(control_plane.kubeconfig, f"failed-{uuid.uuid4().hex[:6]}.lanes.dev") as running:
+        wait_for_webhook(kube_api, running.webhook.config_name, running.webhook.port)
+        yield running
+
+
+@pytest.fixture
+def cluster(operator, kube_api, namespace):
+    made = Cluster(kube_api, namespace)
+    with PodReadier(kube_api, namespace):
+        yield made
+        made.delete_rollouts()
+
+
+def base_pods(cluster: Cluster) -> set[str]:
+    return {p["metadata"]["uid"] for p in cluster.pods({"app": "mocka"})
+            if "lanes.dev/canary" not in p["metadata"]["labels"]}
+
+
+def apply_template(cluster: Cluster, image: str) -> None:
+    """What a GitOps tool's self-heal sends: the template as git holds it."""
+    template = deployment("mocka-v1", "mocka", image)["spec"]["template"]
+    cluster.apps.patch_namespaced_deployment(
+        "mocka-v1", cluster.namespace, {"spec": {"template": template}}, field_manager="gitops")
+
+
+def test_a_failed_revision_applied_again_starts_nothing_until_retried(
+    control_plane, operator, cluster
+) -> None:
+    cluster.create_deployment(deployment("mocka-v1", "mocka", V1, replicas=2))
+    cluster.create_rollout(workload_rollout("rollouts-mocka", "mocka-v1"))
+    cluster.wait_phase("rollouts-mocka", "Healthy")
+    cluster.until(lambda: len(base_pods(cluster)) == 2, "the base's pods")
+    pods = base_pods(cluster)
+
+    apply_template(cluster, V2)
+    cluster.wait_phase("rollouts-mocka", "Paused", "StepPaused")
+    cluster.request("rollouts-mocka", {"lanes.dev/undo": "now"})
+    status = cluster.wait_phase("rollouts-mocka", "Healthy")
+    failed = status["failedRevision"]
+    assert failed["revision"] == status["canaryStatus"]["canaryRevision"]
+    assert failed["reason"] == "Undone" and failed["time"]
+    cluster.until(lambda: image_of(cluster.deployment("mocka-v1")) == V1, "the stable template back")
+    cluster.until(lambda: cluster.deployment("mocka-v1-canary") is None, "the canary gone")
+
+    apply_template(cluster, V2)
+    applied = cluster.deployment("mocka-v1")
+    generation = applied["metadata"]["generation"]
+    canaries = 0
+    for _ in range(APPLIES):
+        apply_template(cluster, V2)
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            canaries += cluster.deployment("mocka-v1-canary") is not None
+            base = cluster.deployment("mocka-v1")
+            assert image_of(base) == V2 and base["metadata"]["generation"] == generation, (
+                "nothing but the re-apply wrote the base's spec")
+            time.sleep(0.1)
+    assert canaries == 0
+    status = cluster.status("rollouts-mocka")
+    assert status["phase"] == "Healthy" and status["failedRevision"] == failed
+    assert "kubectl lane retry rollout/rollouts-mocka" in status["message"]
+    base = cluster.deployment("mocka-v1")
+    assert base["spec"]["paused"] is True
+    assert base_pods(cluster) == pods, "the base keeps serving the stable revision"
+    events = [e["reason"] for e in cluster.rollouts.events_of(cluster.namespace, "rollouts-mocka")]
+    assert events.count("FailedRevisionHeld") == 1
+
+    result = CliRunner().invoke(
+        app, ["retry", "rollout/rollouts-mocka", "-n", cluster.namespace,
+              "--kubeconfig", str(control_plane.kubeconfig)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert f"revision {failed['revision']} is released again" in result.output
+    status = cluster.wait_phase("rollouts-mocka", "Paused", "StepPaused")
+    assert "failedRevision" not in status
+    assert image_of(cluster.deployment("mocka-v1-canary")) == V2
+    assert base_pods(cluster) == pods
+
+
+def test_retry_is_refused_when_nothing_failed(control_plane, operator, cluster) -> None:
+    cluster.create_deployment(deployment("mocka-v1", "mocka", V1))
+    cluster.create_rollout(workload_rollout("rollouts-mocka", "mocka-v1"))
+    cluster.wait_phase("rollouts-mocka", "Healthy")
+    result = CliRunner().invoke(
+        app, ["retry", "rollout/rollouts-mocka", "-n", cluster.namespace,
+              "--kubeconfig", str(control_plane.kubeconfig)], env={"COLUMNS": "200"})
+    assert result.exit_code == 1
+    assert "workloadrollout/rollouts-mocka has no failed revision to retry" in result.output

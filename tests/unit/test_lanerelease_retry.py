@@ -1,0 +1,40 @@
+"""A failed lane release stays failed until retried; retry has every undone member retry."""
+
+from __future__ import annotations
+
+from lanes.rollout.lanerelease import ReleaseObserved, check_release_intent, plan_release
+
+from .test_lanerelease import LANE, NOW, SERVICES, member, release
+
+FAILED = {
+    "phase": "Failed", "reason": "AnalysisFailed", "failedChecks": 2,
+    "rollouts": [{"name": f"rollouts-{s}", "revision": "v2", "undone": True} for s in SERVICES],
+}
+
+
+def healthy_members() -> ReleaseObserved:
+    return ReleaseObserved(LANE, [member(s, phase="Healthy") for s in SERVICES], routed_weight=0)
+
+
+def test_a_failed_release_asks_nothing_of_its_members_without_a_retry() -> None:
+    plan = plan_release(release(FAILED), healthy_members(), NOW)
+    assert plan.status.phase == "Failed" and plan.intents == ()
+
+
+def test_retry_has_each_undone_member_retry_and_starts_from_initial() -> None:
+    rel = release(FAILED, annotations={"lanes.dev/retry": "now"})
+    plan = plan_release(rel, healthy_members(), NOW)
+    assert {(i.rollout, i.intent) for i in plan.intents} == {
+        (f"rollouts-{s}", "retry") for s in SERVICES}
+    assert plan.status.phase == "Initial"
+    assert plan.status.failed_checks == 0 and plan.status.rollouts == []
+    assert "lanes.dev/retry" in plan.clear
+    assert [e.reason for e in plan.events] == ["Retried"]
+    again = plan_release(rel.model_copy(update={"status": plan.status}), healthy_members(), NOW)
+    assert again.intents == ()
+
+
+def test_retry_is_refused_unless_the_release_failed() -> None:
+    assert check_release_intent(release(FAILED), "retry") is None
+    refused = check_release_intent(release({"phase": "Progressing"}), "retry")
+    assert refused is not None and "lanerelease/seed" in refused
