@@ -267,14 +267,15 @@ class Draft(Drafting):
 def _metrics_condition(
     conditions: list, analysis: AnalysisStatus | None, now: datetime, generation: int | None
 ) -> list:
-    """`MetricsAvailable=False` (reason `PrometheusUnavailable`) while the analysis holds, or
-    ended, on Prometheus not answering; back to True (`PrometheusAnswered`) with the first check
+    """`MetricsAvailable=False` (reason `PrometheusUnavailable`, or `NoData` for a scrape gap)
+    while the analysis holds, or ended, on Prometheus not answering; back to True (`PrometheusAnswered`) with the first check
     judged on values after that. A rollout whose Prometheus never failed has no such condition."""
     if analysis is None:
         return conditions
     if analysis.unavailable_since is not None:
         message = analysis.message or "Prometheus unavailable"
-        return set_condition(conditions, METRICS_AVAILABLE, "False", "PrometheusUnavailable",
+        reason = "NoData" if analysis.no_data else "PrometheusUnavailable"
+        return set_condition(conditions, METRICS_AVAILABLE, "False", reason,
                              f"since {analysis.unavailable_since}: {message}", now, generation)
     old = find_condition(conditions, METRICS_AVAILABLE)
     if old is None or old.status == "True" or analysis.last_check_time is None:
