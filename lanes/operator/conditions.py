@@ -18,6 +18,7 @@ from lanes.rollout.conditions import READY, condition
 from .plan import CONFLICT, GroupPlan
 
 DEGRADED = "Degraded"
+SERVICES_NOT_FOUND = "ServicesNotFound"
 
 
 def set_condition(previous: Sequence[Mapping[str, Any]], type_: str, status: bool, reason: str,
@@ -79,7 +80,9 @@ def group_status(
         conditions = _pair(old, plan.generation, now, (False, "ApplyFailed", failure), (True, "ApplyFailed", failure))
     else:
         ready = (True, "RoutesInForce", f"{generated} generated objects in force")
-        if dropped:
+        if plan.absent:
+            degraded = (True, SERVICES_NOT_FOUND, describe(plan.absent))
+        elif dropped:
             degraded = (True, "FieldsPruned", _dropped_message(dropped))
         else:
             degraded = (False, "AsExpected", "")

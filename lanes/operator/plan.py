@@ -21,6 +21,7 @@ from lanes.api.workloadrollout import WorkloadRollout
 from lanes.kube.kinds import parse_all
 from lanes.kube.ownership import lane_group_of
 from lanes.render import TraceAffinityModule, render_group
+from lanes.render.names import fqdn
 from lanes.render.observe import PodView, observe
 from lanes.rollout.lanerelease import driven_rollouts, entry_steps
 from lanes.rollout.traffic import traffic_steps
@@ -56,7 +57,11 @@ class Inputs:
 
 @dataclass
 class GroupPlan:
-    """The outcome of planning: desired objects, or the errors that keep routes as they are."""
+    """The outcome of planning: desired objects, or the errors that keep routes as they are.
+
+    `absent` names the services the group lists that do not exist (`spec.services[i]`):
+    nothing is generated for them until they do, while the others' routes are in force.
+    """
 
     name: str
     generation: int | None
@@ -67,6 +72,7 @@ class GroupPlan:
     desired: list[dict] | None = None
     errors: list[FieldError] = field(default_factory=list)
     reason: str = "InvalidSpec"
+    absent: list[FieldError] = field(default_factory=list)
 
     @property
     def valid(self) -> bool:
@@ -214,5 +220,39 @@ def plan_group(inputs: Inputs) -> GroupPlan:
     if held:
         plan.errors, plan.reason = held, CONFLICT
     else:
-        plan.desired = desired
+        plan.absent = absent_services(plan.group, inputs.services)
+        plan.desired = without_services(desired, {s.key for s in plan.group.spec.services
+                                                  if s.key not in inputs.services})
     return plan
+
+
+def absent_services(group: SwimLaneGroup, services: Mapping[str, Any]) -> list[FieldError]:
+    """The services a group lists that do not exist, each naming its field."""
+    return [
+        FieldError("SwimLaneGroup", group.name, f"spec.services[{i}]",
+                   f"Service {service.key} not found; nothing is generated for it until it exists")
+        for i, service in enumerate(group.spec.services) if service.key not in services
+    ]
+
+
+def without_services(desired: list[dict], keys: set[str]) -> list[dict]:
+    """The generated objects less those of the services `keys` (their VirtualServices and
+    DestinationRules); the gateway's routes stay."""
+    if not keys:
+        return desired
+    hosts = {fqdn(key) for key in keys}
+    short = {(key.split("/", 1)[0], key.split("/", 1)[1]) for key in keys}
+
+    def names_one(host: str, namespace: str | None) -> bool:
+        return host in hosts or (namespace, host) in short
+
+    def of_absent(obj: dict) -> bool:
+        spec, namespace = obj.get("spec") or {}, (obj.get("metadata") or {}).get("namespace")
+        if obj.get("kind") == "DestinationRule":
+            return names_one(str(spec.get("host", "")), namespace)
+        if obj.get("kind") == "VirtualService" and not spec.get("gateways"):
+            found = spec.get("hosts") or []
+            return bool(found) and all(names_one(str(h), namespace) for h in found)
+        return False
+
+    return [obj for obj in desired if not of_absent(obj)]

@@ -28,7 +28,14 @@ from lanes.render import TraceAffinityModule
 from lanes.render.names import fqdn
 from lanes.render.observe import PodView, lane_services
 
-from .conditions import group_status, lane_status, orphan_lane_status, same_status
+from .conditions import (
+    DEGRADED,
+    SERVICES_NOT_FOUND,
+    group_status,
+    lane_status,
+    orphan_lane_status,
+    same_status,
+)
 from .controller import Controller, Done
 from .metrics import Metrics
 from .plan import GroupPlan, Inputs, listed_elsewhere, plan_group
@@ -256,7 +263,10 @@ class GroupController(Controller[GroupRun, GroupRun, Inputs, GroupPlan]):
         assert plan.desired is not None and run.outcome is not None
         status = group_status(plan, group.get("status"), self.clock(), generated=len(plan.desired),
                               dropped=run.outcome.dropped)
-        run.writes += self._write_status(SWIMLANEGROUP, group, status)
+        written = self._write_status(SWIMLANEGROUP, group, status)
+        run.writes += written
+        if written and plan.absent:
+            run.writes += self._say_absent(group, status)
         run.writes += self._lane_statuses(plan, snap.lanes)
         self.metrics.generated.labels(snap.name).set(len(plan.desired))
         with_pods = lane_services(plan.observed) if plan.observed else {}
@@ -291,6 +301,20 @@ class GroupController(Controller[GroupRun, GroupRun, Inputs, GroupPlan]):
             written += 1
             log.warning("group %s: %s", plan.name, status["conditions"][0]["message"])
         return written
+
+    def _say_absent(self, group: Mapping[str, Any], status: Mapping[str, Any]) -> int:
+        """A Warning event naming the group's absent services, when that changed."""
+        def degraded(found: Mapping[str, Any]) -> str | None:
+            return next((c.get("message") for c in found.get("conditions") or []
+                         if c.get("type") == DEGRADED and c.get("reason") == SERVICES_NOT_FOUND),
+                        None)
+
+        message = degraded(status)
+        if message is None or message == degraded(group.get("status") or {}):
+            return 0
+        self.lanes_api.post_event(group, SERVICES_NOT_FOUND, message, "Warning")
+        log.warning("group %s: %s", (group.get("metadata") or {}).get("name"), message)
+        return 1
 
     def _lane_statuses(self, plan: GroupPlan, lanes: Sequence[Mapping[str, Any]]) -> int:
         stamp = self.clock()

@@ -26,6 +26,7 @@ from .conditions import (
     METRICS_AVAILABLE,
     PROGRESSING,
     SUCCEEDED,
+    WORKLOAD_NOT_FOUND,
     find_condition,
     set_condition,
 )
@@ -65,7 +66,8 @@ class Draft(Drafting):
     drops the stored conditions: a rollout that failed before it ever ran (a Conflict) starts
     with no history once it can run. `analysis` is the analysis status to store, `check` the
     analysis whose check this plan asks the operator for; `failed` the revision whose release
-    was rolled back, held until a retry.
+    was rolled back, held until a retry; `missing` that `spec.workloadRef.name` names no
+    Deployment (condition `Progressing=False`, `WorkloadNotFound`).
     """
 
     rollout: WorkloadRollout
@@ -89,6 +91,7 @@ class Draft(Drafting):
     fresh: bool = False
     analysis: AnalysisStatus | None = None
     failed: FailedRevision | None = None
+    missing: bool = False
     check: Analysis | None = None
     calls: list[HookCall] = field(default_factory=list)
 
@@ -231,7 +234,9 @@ class Draft(Drafting):
                 conditions, kind, pair[0], pair[1], message, self.now, generation
             )
 
-        if self.phase in _PROGRESSING_REASON:
+        if self.missing:
+            put(PROGRESSING, ("False", WORKLOAD_NOT_FOUND))
+        elif self.phase in _PROGRESSING_REASON:
             put(PROGRESSING, _PROGRESSING_REASON[self.phase])
             put(SUCCEEDED, ("Unknown", "InProgress"))
         elif self.phase == "Failed":

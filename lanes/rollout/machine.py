@@ -172,7 +172,10 @@ def _advance(d: Draft) -> None:
 def _no_base(d: Draft) -> None:
     if d.canary is not None:
         d.act(DeleteCanary(d.canary.name))
-    d.message = f"Deployment {d.rollout.spec.workload_ref.name} not found"
+    namespace = d.rollout.metadata.namespace or "default"
+    d.missing = True
+    d.message = (f"spec.workloadRef.name: Deployment {d.rollout.spec.workload_ref.name} not "
+                 f"found in namespace {namespace}")
     if d.phase != "Initial":
         d.move(phase="Initial", stable=None, canary_revision=None, index=0, state=None)
         d.replicas = 0

@@ -54,7 +54,9 @@ Edge cases, each ending with base traffic on one version per service:
 - The lane deleted: no request can enter it any more; the release rolls back (`LaneDeleted`).
 - A member failing on its own (undone, rolled back, restarted on another template, Failed past
   its progress deadline): the release rolls back (`RolloutFailed`), naming it.
-- While Waiting none of this is a failure yet: the release waits, saying for what.
+- While Waiting none of this is a failure yet: the release waits, saying for what. A
+  `spec.swimLaneRef.name` naming no SwimLane is said at once: `Ready=False`, reason
+  `SwimLaneNotFound`, naming the field, and one event; the release starts once it exists.
 - After a roll back each member rollout keeps its failed revision (`failedRevision`), so the
   members' templates applied again start nothing; `retry` on the Failed release has each
   member retry and starts the release again from Initial.
@@ -100,7 +102,7 @@ from .members import (
     ready_at_last_step,
     roll_back,
 )
-from .steps import run_steps, start, wait_for_members
+from .steps import lane_found, run_steps, start, wait_for_members
 from .unit import ENDED, ReleaseDraft, ReleaseObserved, ReleasePlan, RolloutIntent
 
 __all__ = [
@@ -138,6 +140,8 @@ def plan_release(release: LaneRelease, observed: ReleaseObserved, now: datetime)
             drop_intents(d)
         return d.plan()
     if take_intent(d):
+        return d.plan()
+    if phase in ("Initial", "Waiting") and not lane_found(d):
         return d.plan()
     if phase == "Initial":
         start(d)

@@ -19,7 +19,22 @@ from .members import (
     ready_at_last_step,
     revision_of,
 )
-from .unit import DRIVING, UNSUPPORTED_FLAVOUR, ReleaseDraft
+from .unit import DRIVING, SWIM_LANE_NOT_FOUND, UNSUPPORTED_FLAVOUR, ReleaseDraft
+
+
+def lane_found(d: ReleaseDraft) -> bool:
+    """Whether the lane the release names exists; if not, say so naming the field (an event
+    the first time), and wait."""
+    if d.observed.lane is not None:
+        if d.status.reason == SWIM_LANE_NOT_FOUND:
+            d.move(reason=None)
+        return True
+    message = f"spec.swimLaneRef.name: SwimLane {d.lane} not found; the release waits for it"
+    if d.status.message != message:
+        d.event(SWIM_LANE_NOT_FOUND, f"{d.name}: {message}", warning=True)
+    d.move(reason=SWIM_LANE_NOT_FOUND)
+    d.say(message)
+    return False
 
 
 def start(d: ReleaseDraft) -> None:
