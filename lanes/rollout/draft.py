@@ -226,6 +226,8 @@ class Draft(Drafting):
         old = self.rollout.status or WorkloadRolloutStatus()
         generation = self.rollout.metadata.generation
         conditions = [] if self.fresh else list(old.conditions)
+        if not self.missing:
+            conditions = [c for c in conditions if c.reason != WORKLOAD_NOT_FOUND]
         message = self.message or ""
 
         def put(kind: str, pair: tuple[str, str]) -> None:
