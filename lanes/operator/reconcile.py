@@ -265,7 +265,7 @@ class GroupController(Controller[GroupRun, GroupRun, Inputs, GroupPlan]):
                               dropped=run.outcome.dropped)
         written = self._write_status(SWIMLANEGROUP, group, status)
         run.writes += written
-        if written and plan.absent:
+        if written and (plan.absent or plan.aside):
             run.writes += self._say_absent(group, status)
         run.writes += self._lane_statuses(plan, snap.lanes)
         self.metrics.generated.labels(snap.name).set(len(plan.desired))
@@ -303,17 +303,18 @@ class GroupController(Controller[GroupRun, GroupRun, Inputs, GroupPlan]):
         return written
 
     def _say_absent(self, group: Mapping[str, Any], status: Mapping[str, Any]) -> int:
-        """A Warning event naming the group's absent services, when that changed."""
-        def degraded(found: Mapping[str, Any]) -> str | None:
-            return next((c.get("message") for c in found.get("conditions") or []
-                         if c.get("type") == DEGRADED and c.get("reason") == SERVICES_NOT_FOUND),
-                        None)
+        """A Warning event naming the group's absent services or the lanes it set aside, when
+        that changed."""
+        def degraded(found: Mapping[str, Any]) -> tuple[str, str] | None:
+            return next(((c["reason"], c.get("message")) for c in found.get("conditions") or []
+                         if c.get("type") == DEGRADED
+                         and c.get("reason") in (SERVICES_NOT_FOUND, "InvalidSpec")), None)
 
-        message = degraded(status)
-        if message is None or message == degraded(group.get("status") or {}):
+        said = degraded(status)
+        if said is None or said == degraded(group.get("status") or {}):
             return 0
-        self.lanes_api.post_event(group, SERVICES_NOT_FOUND, message, "Warning")
-        log.warning("group %s: %s", (group.get("metadata") or {}).get("name"), message)
+        self.lanes_api.post_event(group, said[0], said[1], "Warning")
+        log.warning("group %s: %s", (group.get("metadata") or {}).get("name"), said[1])
         return 1
 
     def _lane_statuses(self, plan: GroupPlan, lanes: Sequence[Mapping[str, Any]]) -> int:
