@@ -38,3 +38,14 @@ def test_retry_is_refused_unless_the_release_failed() -> None:
     assert check_release_intent(release(FAILED), "retry") is None
     refused = check_release_intent(release({"phase": "Progressing"}), "retry")
     assert refused is not None and "lanerelease/seed" in refused
+
+
+def test_a_new_release_waiting_on_members_that_hold_a_failed_revision_says_so() -> None:
+    failed = {"failedRevision": {"revision": "v2", "reason": "Undone"}}
+    held = member("mocka", phase="Healthy")
+    held = held.model_copy(update={"status": held.status.model_copy(update={
+        "failed_revision": held.status.model_validate(failed).failed_revision})})
+    waiting = release({"phase": "Waiting"})
+    plan = plan_release(waiting, ReleaseObserved(LANE, [held]), NOW)
+    assert plan.status.phase == "Waiting"
+    assert "rollouts-mocka, which hold(s) a failed revision" in plan.status.message

@@ -88,6 +88,12 @@ def wait_for_members(d: ReleaseDraft) -> None:
         d.say(f"waiting for workloadrollout {', '.join(going)} (being deleted)")
         return
     waiting = [r.metadata.name for r in d.members if not ready_at_last_step(r)]
+    held = [r.metadata.name for r in d.members
+            if r.status is not None and r.status.phase == "Healthy" and r.status.failed_revision]
+    if held:
+        d.say(f"waiting for workloadrollout {', '.join(held)}, which hold(s) a failed revision "
+              "back; `kubectl lane retry` each, or apply a new revision")
+        return
     if waiting:
         d.say(f"waiting for the canary pods of {', '.join(waiting)} to be ready at their "
               "last step")
