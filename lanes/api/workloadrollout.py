@@ -179,7 +179,8 @@ class CanaryStatus(Model):
 
 
 class FailedRevision(Model):
-    """A revision whose release was rolled back (by its analysis, a webhook or undo).
+    """A revision whose release failed: rolled back by its analysis, a webhook, or its lane
+    release's failed checks (a person's undo is a decision, not a failure).
 
     Kept so that the same template applied again (a GitOps tool's self-heal re-applies what git
     holds once the roll back wrote the stable template back) starts no new release: the base

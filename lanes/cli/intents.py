@@ -18,10 +18,10 @@ made for an older state.
   finish on their own.
 - resume: continue a release paused by `pause`. Refused when it is not paused, or is paused by
   `spec.strategy.paused`, which only the spec's owner should change.
-- retry: release again a revision whose release failed. A rolled-back revision stays failed
-  (`status.failedRevision`) so that a GitOps tool applying the same template again starts
-  nothing; retry starts it (a lane release: from the start, each member retried). Refused when
-  nothing failed.
+- retry: release again a revision whose release failed. A revision rolled back by its analysis
+  or a webhook stays failed (`status.failedRevision`) so that a GitOps tool applying the same
+  template again starts nothing; retry starts it (a lane release: from the start, each member
+  retried). Refused when nothing failed.
 """
 
 from __future__ import annotations
@@ -209,6 +209,6 @@ VERBS = {
     "pause": intent_verb("pause", "Stop a rollout at its current step; the base stays held."),
     "resume": intent_verb("resume", "Continue a paused rollout."),
     "retry": intent_verb(
-        "retry", "Release again a revision whose release failed (rolled back or undone)."
+        "retry", "Release again a revision that its analysis or a webhook rolled back."
     ),
 }

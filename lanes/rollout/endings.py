@@ -18,7 +18,7 @@ from .draft import PROMOTED, Draft, rolled_back, succeeded_reason
 from .hooks import answered, answers, failures, is_done, mark_done, names, release_hooks
 from .status import parse_time, timestamp, utc
 
-UNDONE = "Undone"
+LANE_FAILED = "LaneReleaseFailed"
 
 # Seconds the canary Deployment outlives the end of a release whose steps split untagged
 # traffic: the routes stop sending untagged requests to the canary as the phase leaves the
@@ -79,15 +79,15 @@ def promote(d: Draft) -> None:
     )
 
 
-def enter_rollback(d: Draft, message: str, failed: bool = True) -> None:
+def enter_rollback(d: Draft, message: str, failed: bool = True, reason: str | None = None) -> None:
     """Start rolling back: restore the stable template and drop the canary.
 
-    A release that failed (its analysis, a webhook, undo) records its revision, so the same
-    template applied again is not released again; one whose template was set back to the
-    stable revision by its owner did not fail.
+    A release that failed (its analysis, a webhook, its lane release's checks) records its
+    revision, so the same template applied again is not released again; one undone by a person
+    or whose template was set back to the stable revision by its owner did not fail.
     """
     if failed and d.canary_revision is not None:
-        reason = failure_reason(d.analysis) or UNDONE
+        reason = reason or failure_reason(d.analysis) or LANE_FAILED
         d.failed = FailedRevision(revision=d.canary_revision, reason=reason, message=message,
                                   time=timestamp(d.now))
     d.move(phase="RollingBack")

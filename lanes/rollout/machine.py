@@ -14,6 +14,10 @@ a restarted operator resumes from the stored status alone):
   every replica; the canary Deployment is deleted and the new revision becomes stable.
 - Undo, or the base's template set back to the stable revision -> RollingBack -> Healthy
   (Succeeded=False, RolledBack) once the base runs the stable revision unpaused.
+- A release rolled back by its analysis, a webhook or its lane release's failed checks records
+  its revision (`status.failedRevision`); while the base carries that revision a Healthy
+  rollout holds the base and starts nothing, until retry (`lanes.dev/retry`) or another
+  revision. A person's undo records nothing: the same template applied again is released.
 - A template that is neither stable nor the canary's restarts the canary at step 1.
 - Canary pods not available within the base's `progressDeadlineSeconds` of the step's
   start -> Failed. The canary and the held base stay as they are; the step carries on if the
@@ -227,6 +231,22 @@ def _hold_failed(d: Draft) -> None:
     d.message = message
 
 
+def _undo(d: Draft, value: str) -> None:
+    """Roll back on request. A person's undo does not make the revision failed (applying it
+    again releases it again); a lane release's undo after its lane failed its checks does
+    (its value: `<time> lanerelease/NAME <reason>`), so the member's template applied again
+    starts nothing, as a rollout's own failed analysis does."""
+    _, release, reason = (value.split(" ", 2) + ["", ""])[:3]
+    if release.startswith("lanerelease/") and reason:
+        enter_rollback(d, f"{release} rolled its lane back ({reason}): rolling back revision "
+                          f"{d.canary_revision} to {d.stable}", failed=True, reason=reason)
+        return
+    enter_rollback(
+        d, f"undo requested: rolling back revision {d.canary_revision} to {d.stable}",
+        failed=False,
+    )
+
+
 def _template_changed(d: Draft) -> bool:
     """React to the base's template moving under a release in progress."""
     revision = d.base.revision
@@ -257,15 +277,13 @@ def _take_intent(d: Draft) -> bool:
     if not chosen:
         return False
     d.act(ClearIntent(ANNOTATIONS[chosen[0]]))
-    _apply_intent(d, chosen[0])
+    _apply_intent(d, chosen[0], present[chosen[0]])
     return True
 
 
-def _apply_intent(d: Draft, intent: Intent) -> None:
+def _apply_intent(d: Draft, intent: Intent, value: str = "") -> None:
     if intent == "undo":
-        enter_rollback(
-            d, f"undo requested: rolling back revision {d.canary_revision} to {d.stable}"
-        )
+        _undo(d, value)
     elif intent == "approve":
         d.move(state="StepReady", phase="Progressing")
         d.message = f"{d.where} approved"

@@ -41,7 +41,7 @@ def test_retry_is_refused_unless_the_release_failed() -> None:
 
 
 def test_a_new_release_waiting_on_members_that_hold_a_failed_revision_says_so() -> None:
-    failed = {"failedRevision": {"revision": "v2", "reason": "Undone"}}
+    failed = {"failedRevision": {"revision": "v2", "reason": "AnalysisFailed"}}
     held = member("mocka", phase="Healthy")
     held = held.model_copy(update={"status": held.status.model_copy(update={
         "failed_revision": held.status.model_validate(failed).failed_revision})})
@@ -49,3 +49,16 @@ def test_a_new_release_waiting_on_members_that_hold_a_failed_revision_says_so() 
     plan = plan_release(waiting, ReleaseObserved(LANE, [held]), NOW)
     assert plan.status.phase == "Waiting"
     assert "rollouts-mocka, which hold(s) a failed revision" in plan.status.message
+
+
+def test_a_lane_rolled_back_by_its_checks_marks_the_members_undo_as_a_failure() -> None:
+    from lanes.rollout.lanerelease.members import undo_value
+
+    class Draft:
+        name = "lanerelease/seed"
+        now = NOW
+        status = release({"phase": "RollingBack", "reason": "AnalysisFailed"}).status
+
+    assert undo_value(Draft()).endswith(" lanerelease/seed AnalysisFailed")  # type: ignore[arg-type]
+    Draft.status = release({"phase": "RollingBack", "reason": "UndoRequested"}).status
+    assert " " not in undo_value(Draft()), "a person's undo of the lane fails no revision"  # type: ignore[arg-type]

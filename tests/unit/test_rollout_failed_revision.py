@@ -93,14 +93,31 @@ def test_a_new_revision_starts_a_release_and_forgets_the_failed_one() -> None:
     assert image_of(world.canary) == V3
 
 
-def test_undo_records_the_revision_as_failed() -> None:
+def test_a_persons_undo_is_not_a_failure_and_the_template_applied_again_is_released() -> None:
     world = World.of(deployment(replicas=2), rollout())
     world.reconcile()
     world.set_image(V2)
     world.run(lambda w: w.status.phase == "Paused")
     world.request("undo")
     world.run(lambda w: w.status.phase == "Healthy")
-    assert world.status.failed_revision.reason == "Undone"
+    assert world.status.failed_revision is None
+    world.set_image(V2)
+    world.reconcile()
+    assert world.status.phase == "Progressing"
+
+
+def test_a_lane_releases_undo_after_failed_checks_records_the_revision_as_failed() -> None:
+    world = World.of(deployment(replicas=2), rollout())
+    world.reconcile()
+    world.set_image(V2)
+    world.run(lambda w: w.status.phase == "Paused")
+    annotations = {**world.rollout.metadata.annotations,
+                   "lanes.dev/undo": "2025-01-01T00:00:00Z lanerelease/seed AnalysisFailed"}
+    world._set_annotations(annotations)
+    world.run(lambda w: w.status.phase == "Healthy")
+    failed = world.status.failed_revision
+    assert failed is not None and failed.reason == "AnalysisFailed"
+    assert "lanerelease/seed" in (failed.message or "")
     canaries = world.canaries_created
     world.set_image(V2)
     world.now += timedelta(seconds=30)
