@@ -23,6 +23,13 @@ Two sources serve the built-ins:
   source needs that rule in its bootstrap's `stats_config`, as istio-proxy's bootstrap has it
   (the test bed's sidecars have it too).
 
+The success rates' numerator falls back to 0 (`or on() vector(0)`) when no answer of the
+window succeeded, so a canary failing every request reads 0 %, not "no values": the series of
+its 5xx answers exist, those of the others do not. The fallback stops at the division: with no
+requests in the window the denominator is 0 (0/0, NaN: no traffic) or has no series at all
+(no value: no traffic yet, or no data), so those stay told apart from 0 %
+(`lanes.operator.providers.prometheus.query_reading` tells them apart).
+
 Pure: no I/O; `lanes.operator.providers.prometheus` sends the rendered queries.
 """
 
@@ -58,7 +65,7 @@ _ENVOY_CLUSTER = (
 _TEMPLATES: dict[tuple[str, str], str] = {
     ("istio", "request-success-rate"): (
         "sum(rate(istio_requests_total{" + _ISTIO_SELECTOR
-        + ', response_code!~"5.*"}[{{ interval }}]))\n'
+        + ', response_code!~"5.*"}[{{ interval }}]) or on() vector(0))\n'
         "/\n"
         "sum(rate(istio_requests_total{" + _ISTIO_SELECTOR + "}[{{ interval }}]))\n"
         "* 100"
@@ -71,7 +78,7 @@ _TEMPLATES: dict[tuple[str, str], str] = {
     ),
     ("envoy", "request-success-rate"): (
         'sum(rate(envoy_cluster_upstream_rq_xx{' + _ENVOY_CLUSTER
-        + ', envoy_response_code_class!="5"}[{{ interval }}]))\n'
+        + ', envoy_response_code_class!="5"}[{{ interval }}]) or on() vector(0))\n'
         "/\n"
         'sum(rate(envoy_cluster_upstream_rq_xx{' + _ENVOY_CLUSTER
         + "}[{{ interval }}]))\n"

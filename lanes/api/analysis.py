@@ -190,7 +190,9 @@ class AnalysisStatus(Model):
     """Where the analysis of the current release stands; stored so a restart resumes from it.
 
     `failedChecks` counts failed checks since the release started (as Flagger's do, a passing
-    check does not reset them); `unavailableSince` is when Prometheus stopped answering;
+    check does not reset them); `unavailableSince` is when Prometheus stopped answering, or
+    (`noData`) answered with no samples in the window (a scrape gap, an outage);
+    `noTrafficSince` is when the checks began to find no requests to the canary in the window;
     `step` is the canary step the last check was made at, so a pass counts for that step only.
 
     Webhooks beyond `rollout` leave their mark here too, so a restarted operator neither asks a
@@ -206,6 +208,8 @@ class AnalysisStatus(Model):
     checks: int = 0
     last_check_time: str | None = None
     unavailable_since: str | None = None
+    no_data: bool = False
+    no_traffic_since: str | None = None
     metrics: list[MetricStatus] = Field(default_factory=list)
     message: str | None = None
     step: int | None = None

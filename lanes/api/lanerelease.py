@@ -156,7 +156,8 @@ class LaneReleaseStatus(Model):
     the last check was made at; `routesSince` when the gateway was first seen routing the
     weight the current move needs, so the change has time to reach every proxy first;
     `hooksDone` the webhook types that have done their part for the release; `lastGateTime`
-    when a waiting `confirm-promotion` gate was last asked.
+    when a waiting `confirm-promotion` gate was last asked; `unavailableSince`, `noData` and
+    `noTrafficSince` as in a rollout's analysis status.
     """
 
     phase: Phase = "Initial"
@@ -168,6 +169,8 @@ class LaneReleaseStatus(Model):
     failed_checks: int = 0
     last_check_time: str | None = None
     unavailable_since: str | None = None
+    no_data: bool = False
+    no_traffic_since: str | None = None
     analysis_phase: str | None = None
     step_passed: bool = False
     check_step: int | None = None

@@ -62,11 +62,13 @@ class SwimLaneSpec(Model):
 
 
 class SwimLaneStatus(Model):
-    """What the operator last saw of a lane."""
+    """What the operator last saw of a lane; `specInForce` is the spec its routes were last
+    rendered from, which stay in force while an edit that makes the lane invalid is set aside."""
 
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
     services: list[str] = Field(default_factory=list)
+    spec_in_force: SwimLaneSpec | None = None
 
 
 class SwimLane(Resource[SwimLaneSpec, SwimLaneStatus]):

@@ -179,9 +179,12 @@ class LaneMembers(Model):
 
 
 class SwimLaneGroupStatus(Model):
-    """What the operator last did for a group."""
+    """What the operator last did for a group; `generationInForce` is the generation whose
+    routes were last put in force (an invalid lane is set aside only while the group itself has
+    not changed since)."""
 
     observed_generation: int | None = None
+    generation_in_force: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
     lanes: list[LaneMembers] = Field(default_factory=list)
     generated: int | None = None

@@ -178,19 +178,36 @@ class CanaryStatus(Model):
     last_update_time: str | None = None
 
 
+class FailedRevision(Model):
+    """A revision whose release failed: rolled back by its analysis, a webhook, or its lane
+    release's failed checks (a person's undo is a decision, not a failure).
+
+    Kept so that the same template applied again (a GitOps tool's self-heal re-applies what git
+    holds once the roll back wrote the stable template back) starts no new release: the base
+    stays held on the stable revision until `kubectl lane retry` or a new revision.
+    """
+
+    revision: str
+    reason: str
+    message: str | None = None
+    time: str | None = None
+
+
 class WorkloadRolloutStatus(Model):
     """The rollout's state machine, stored so a restarted operator resumes from it.
 
     `paused` is set by a pause request (`kubectl lane pause`) and cleared by resume; it lives
     here rather than in the spec so pausing never changes what the user declared. `analysis`
     is where the current (or last) release's metric analysis stands; a new release starts it
-    afresh.
+    afresh. `failedRevision` is the last release that was rolled back, until a retry or a
+    release of another revision.
     """
 
     phase: Phase = "Initial"
     paused: bool = False
     canary_status: CanaryStatus | None = None
     analysis: AnalysisStatus | None = None
+    failed_revision: FailedRevision | None = None
     conditions: list[Condition] = Field(default_factory=list)
     observed_generation: int | None = None
     message: str | None = None

@@ -1,4 +1,4 @@
-"""`kubectl lane approve|undo|pause|resume rollout/NAME` (or `lanerelease/NAME`): name the
+"""`kubectl lane approve|undo|pause|resume|retry rollout/NAME` (or `lanerelease/NAME`): name the
 release, check, then request.
 
 A verb is refused here, before anything is written, when the release is in a state where the
@@ -18,6 +18,10 @@ made for an older state.
   finish on their own.
 - resume: continue a release paused by `pause`. Refused when it is not paused, or is paused by
   `spec.strategy.paused`, which only the spec's owner should change.
+- retry: release again a revision whose release failed. A revision rolled back by its analysis
+  or a webhook stays failed (`status.failedRevision`) so that a GitOps tool applying the same
+  template again starts nothing; retry starts it (a lane release: from the start, each member
+  retried). Refused when nothing failed.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ WHAT = {
     "undo": "undo requested; the entry weight goes to 0, then every rollout of the lane is undone",
     "pause": "pause requested",
     "resume": "resume requested",
+    "retry": "retry requested; the release starts again from its first step",
 }
 
 Target = Annotated[
@@ -103,6 +108,10 @@ def done_message(rollout: WorkloadRollout, intent: Intent) -> str:
         return f"{name}: undo requested; the base goes back to its stable revision"
     if intent == "pause":
         return f"{name}: pause requested"
+    if intent == "retry":
+        failed = rollout.status.failed_revision if rollout.status else None
+        revision = failed.revision if failed else "?"
+        return f"{name}: retry requested; revision {revision} is released again"
     return f"{name}: resume requested"
 
 
@@ -199,4 +208,7 @@ VERBS = {
     ),
     "pause": intent_verb("pause", "Stop a rollout at its current step; the base stays held."),
     "resume": intent_verb("resume", "Continue a paused rollout."),
+    "retry": intent_verb(
+        "retry", "Release again a revision that its analysis or a webhook rolled back."
+    ),
 }

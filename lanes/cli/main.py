@@ -1,5 +1,5 @@
-"""`kubectl lane`: the kubectl plugin for lane groups, one module per verb (the four release
-intents, approve, undo, pause and resume, share `intents`)."""
+"""`kubectl lane`: the kubectl plugin for lane groups, one module per verb (the five release
+intents, approve, undo, pause, resume and retry, share `intents`)."""
 
 from __future__ import annotations
 

@@ -10,7 +10,8 @@ Which Prometheus answers, first found wins: the MetricTemplate's `provider.addre
 analysis's `prometheus.address`, the operator's `--prometheus-url`. Which source the built-ins
 read: the analysis's `metricSource`, else the operator's `--metric-source`.
 
-The only I/O is the injected `query` callable (by default `query_value`), so tests pass a fake.
+The only I/O is the injected `query` callable (by default `query_reading`, which also says why
+a query has no value: no traffic or no data), so tests pass a fake.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from lanes.api.workloadrollout import WorkloadRollout
 from lanes.rollout.canary import canary_name
 
 from .providers import ProviderUnavailable, Query
-from .providers.prometheus import query_value
+from .providers.prometheus import query_reading
 
 TemplateKey = tuple[str, str]
 """A MetricTemplate's (namespace, name)."""
@@ -70,7 +71,7 @@ def read_metrics(
     analysis: Analysis,
     context: CheckContext,
     templates: Mapping[TemplateKey, MetricTemplate],
-    query: Query = query_value,
+    query: Query = query_reading,
     default_address: str | None = None,
     default_source: str = "istio",
 ) -> dict[str, Reading]:
@@ -116,7 +117,7 @@ def read_metric(
     except QueryError as error:
         return Reading(metric.name, error=str(error))
     try:
-        return Reading(metric.name, value=query(address, promql))
+        return Reading.of(metric.name, query(address, promql))
     except ProviderUnavailable as error:
         return Reading(metric.name, unavailable=str(error))
     except QueryError as error:

@@ -18,6 +18,7 @@ from lanes.rollout.conditions import READY, condition
 from .plan import CONFLICT, GroupPlan
 
 DEGRADED = "Degraded"
+SERVICES_NOT_FOUND = "ServicesNotFound"
 
 
 def set_condition(previous: Sequence[Mapping[str, Any]], type_: str, status: bool, reason: str,
@@ -77,9 +78,16 @@ def group_status(
         conditions = _pair(old, plan.generation, now, (False, reason, message), (True, reason, message))
     elif failure is not None:
         conditions = _pair(old, plan.generation, now, (False, "ApplyFailed", failure), (True, "ApplyFailed", failure))
+    elif plan.aside:
+        message = (f"lanes set aside: {describe([e for errors in plan.aside.values() for e in errors])}"
+                   f"; the other lanes' routes are in force ({generated} generated objects)")
+        conditions = _pair(old, plan.generation, now, (False, "InvalidSpec", message),
+                           (True, "InvalidSpec", message))
     else:
         ready = (True, "RoutesInForce", f"{generated} generated objects in force")
-        if plan.foreign:
+        if plan.absent:
+            degraded = (True, SERVICES_NOT_FOUND, describe(plan.absent))
+        elif plan.foreign:
             degraded = (True, "ForeignRoutes", foreign_message(plan.foreign))
         elif dropped:
             degraded = (True, "FieldsPruned", _dropped_message(dropped))
@@ -91,8 +99,10 @@ def group_status(
         lanes = [{"name": name, "services": members.get(name, [])} for name in plan.lane_names]
     else:
         lanes = list(previous.get("lanes") or [])
+    in_force = plan.generation if plan.valid and failure is None else previous.get("generationInForce")
     return {
         "observedGeneration": plan.generation,
+        "generationInForce": in_force,
         "conditions": conditions,
         "lanes": lanes,
         "generated": generated if generated is not None else previous.get("generated"),
@@ -123,7 +133,13 @@ def lane_status(
     previous = lane.get("status") or {}
     old = previous.get("conditions") or []
     own = plan.errors_of("SwimLane", name)
-    if own:
+    aside = plan.aside.get(name)
+    if aside:
+        kept = ("its last valid spec stays in force" if name in plan.kept
+                else "its routes are not rendered")
+        message = f"{describe(aside)}; set aside: {kept}, the group's other lanes go on"
+        state = (False, "InvalidSpec", message), (True, "InvalidSpec", message)
+    elif own:
         message = describe(own)
         state = (False, "InvalidSpec", message), (True, "InvalidSpec", message)
     elif not plan.valid and plan.reason == CONFLICT:
@@ -140,10 +156,12 @@ def lane_status(
         services = lane_services(plan.observed).get(name, [])
     else:
         services = list(previous.get("services") or [])
+    rendered = plan.valid and failure is None and not aside
     return {
         "observedGeneration": generation,
         "conditions": _pair(old, generation, now, *state),
         "services": services,
+        "specInForce": lane.get("spec") if rendered else previous.get("specInForce"),
     }
 
 

@@ -15,12 +15,13 @@ from pydantic import BaseModel, ValidationError
 from lanes.api.errors import FieldError, InvalidSpec, from_validation_error
 from lanes.api.lanerelease import LaneRelease
 from lanes.api.observations import Observations
-from lanes.api.swimlane import SwimLane
+from lanes.api.swimlane import SwimLane, SwimLaneSpec
 from lanes.api.swimlanegroup import SwimLaneGroup
 from lanes.api.workloadrollout import WorkloadRollout
 from lanes.kube.kinds import parse_all
 from lanes.kube.ownership import lane_group_of
 from lanes.render import TraceAffinityModule, render_group
+from lanes.render.names import fqdn
 from lanes.render.observe import PodView, observe
 from lanes.rollout.lanerelease import driven_rollouts, entry_steps
 from lanes.rollout.traffic import traffic_steps
@@ -58,7 +59,13 @@ class Inputs:
 
 @dataclass
 class GroupPlan:
-    """The outcome of planning: desired objects, or the errors that keep routes as they are."""
+    """The outcome of planning: desired objects, or the errors that keep routes as they are.
+
+    `absent` names the services the group lists that do not exist (`spec.services[i]`):
+    nothing is generated for them until they do, while the others' routes are in force.
+    `aside` holds the lanes set aside (`set_aside`) with their errors, `kept` those of them
+    whose last valid spec (`status.specInForce`) stays in force.
+    """
 
     name: str
     generation: int | None
@@ -70,6 +77,9 @@ class GroupPlan:
     errors: list[FieldError] = field(default_factory=list)
     reason: str = "InvalidSpec"
     foreign: list[str] = field(default_factory=list)
+    absent: list[FieldError] = field(default_factory=list)
+    aside: dict[str, list[FieldError]] = field(default_factory=dict)
+    kept: set[str] = field(default_factory=set)
 
     @property
     def valid(self) -> bool:
@@ -208,15 +218,113 @@ def plan_group(inputs: Inputs) -> GroupPlan:
         plan.errors = errors
         return plan
     held = conflicts(plan.group, inputs.group, inputs)
-    try:
-        desired = render_group(
-            plan.group, plan.lanes, plan.observed, trace_affinity=inputs.trace_affinity
-        )
-    except InvalidSpec as exc:
-        plan.errors = [*exc.errors, *held]
-        return plan
+    current, seen = list(plan.lanes), plan.observed
+    first: list[FieldError] | None = None
+    while True:
+        try:
+            desired = render_group(
+                plan.group, plan.lanes, plan.observed, trace_affinity=inputs.trace_affinity
+            )
+            break
+        except InvalidSpec as exc:
+            first = exc.errors if first is None else first
+            lanes = set_aside(plan, exc.errors, current, inputs)
+            if lanes is None:
+                plan.lanes, plan.observed, plan.aside, plan.kept = current, seen, {}, set()
+                plan.errors = [*first, *held]
+                return plan
+            plan.lanes = lanes
+            observed = observe(plan.group, plan.lanes, inputs.services, inputs.pods)
+            steps = _traffic(plan, inputs)
+            plan.observed = observed.model_copy(update={"traffic": steps}) if steps else observed
     if held:
         plan.errors, plan.reason = held, CONFLICT
     else:
-        plan.desired = desired
+        plan.absent = absent_services(plan.group, inputs.services)
+        plan.desired = without_services(desired, {s.key for s in plan.group.spec.services
+                                                  if s.key not in inputs.services})
     return plan
+
+
+def spec_in_force(body: Mapping[str, Any]) -> SwimLaneSpec | None:
+    """The spec a lane's routes were last rendered from, as its status records it."""
+    recorded = ((body.get("status") or {}).get("specInForce"))
+    if not recorded:
+        return None
+    try:
+        return SwimLaneSpec.model_validate(recorded)
+    except ValidationError:
+        return None
+
+
+def set_aside(
+    plan: GroupPlan, errors: Sequence[FieldError], current: Sequence[SwimLane], inputs: Inputs
+) -> list[SwimLane] | None:
+    """The lanes to render once those the errors name are set aside, or None when the errors
+    hold the whole group back.
+
+    A lane is set aside when its own edit made it invalid: every error names a lane, the group
+    has not changed since its routes were last in force (`generationInForce`), and the lane's
+    spec differs from the one in force. Its last valid spec then stays in force; a lane with
+    none (a new one), or whose last valid spec fails too, is not rendered at all. Anything else
+    (an error of the group, a lane broken by the group's own edit) holds every route back as
+    before, so one team's lane never freezes the others' route changes, and a group edit never
+    half applies.
+    """
+    names = {lane.name for lane in plan.lanes}
+    named = [e for e in errors if e.kind == "SwimLane" and e.name in names]
+    status = inputs.group.get("status") or {}
+    if not named or len(named) != len(errors) or plan.group is None:
+        return None
+    if status.get("generationInForce") != plan.group.metadata.generation:
+        return None
+    bodies = {b["metadata"]["name"]: b for b in inputs.lanes}
+    declared = {lane.name: lane for lane in current}
+    bad = {e.name for e in named}
+    lanes = []
+    for lane in plan.lanes:
+        if lane.name not in bad:
+            lanes.append(lane)
+            continue
+        plan.aside.setdefault(lane.name, [e for e in named if e.name == lane.name])
+        previous = spec_in_force(bodies.get(lane.name, {}))
+        if previous is not None and previous == declared[lane.name].spec:
+            return None
+        if previous is not None and lane.name not in plan.kept:
+            plan.kept.add(lane.name)
+            lanes.append(lane.model_copy(update={"spec": previous}))
+        else:
+            plan.kept.discard(lane.name)
+    return lanes
+
+
+def absent_services(group: SwimLaneGroup, services: Mapping[str, Any]) -> list[FieldError]:
+    """The services a group lists that do not exist, each naming its field."""
+    return [
+        FieldError("SwimLaneGroup", group.name, f"spec.services[{i}]",
+                   f"Service {service.key} not found; nothing is generated for it until it exists")
+        for i, service in enumerate(group.spec.services) if service.key not in services
+    ]
+
+
+def without_services(desired: list[dict], keys: set[str]) -> list[dict]:
+    """The generated objects less those of the services `keys` (their VirtualServices and
+    DestinationRules); the gateway's routes stay."""
+    if not keys:
+        return desired
+    hosts = {fqdn(key) for key in keys}
+    short = {(key.split("/", 1)[0], key.split("/", 1)[1]) for key in keys}
+
+    def names_one(host: str, namespace: str | None) -> bool:
+        return host in hosts or (namespace, host) in short
+
+    def of_absent(obj: dict) -> bool:
+        spec, namespace = obj.get("spec") or {}, (obj.get("metadata") or {}).get("namespace")
+        if obj.get("kind") == "DestinationRule":
+            return names_one(str(spec.get("host", "")), namespace)
+        if obj.get("kind") == "VirtualService" and not spec.get("gateways"):
+            found = spec.get("hosts") or []
+            return bool(found) and all(names_one(str(h), namespace) for h in found)
+        return False
+
+    return [obj for obj in desired if not of_absent(obj)]

@@ -28,7 +28,14 @@ from lanes.render import TraceAffinityModule
 from lanes.render.names import fqdn
 from lanes.render.observe import PodView, lane_services
 
-from .conditions import group_status, lane_status, orphan_lane_status, same_status
+from .conditions import (
+    DEGRADED,
+    SERVICES_NOT_FOUND,
+    group_status,
+    lane_status,
+    orphan_lane_status,
+    same_status,
+)
 from .controller import Controller, Done
 from .metrics import Metrics
 from .plan import GroupPlan, Inputs, listed_elsewhere, plan_group, service_keys
@@ -258,7 +265,10 @@ class GroupController(Controller[GroupRun, GroupRun, Inputs, GroupPlan]):
         assert plan.desired is not None and run.outcome is not None
         status = group_status(plan, group.get("status"), self.clock(), generated=len(plan.desired),
                               dropped=run.outcome.dropped)
-        run.writes += self._write_status(SWIMLANEGROUP, group, status)
+        written = self._write_status(SWIMLANEGROUP, group, status)
+        run.writes += written
+        if written and (plan.absent or plan.aside):
+            run.writes += self._say_absent(group, status)
         run.writes += self._lane_statuses(plan, snap.lanes)
         self.metrics.generated.labels(snap.name).set(len(plan.desired))
         with_pods = lane_services(plan.observed) if plan.observed else {}
@@ -293,6 +303,21 @@ class GroupController(Controller[GroupRun, GroupRun, Inputs, GroupPlan]):
             written += 1
             log.warning("group %s: %s", plan.name, status["conditions"][0]["message"])
         return written
+
+    def _say_absent(self, group: Mapping[str, Any], status: Mapping[str, Any]) -> int:
+        """A Warning event naming the group's absent services or the lanes it set aside, when
+        that changed."""
+        def degraded(found: Mapping[str, Any]) -> tuple[str, str] | None:
+            return next(((c["reason"], c.get("message")) for c in found.get("conditions") or []
+                         if c.get("type") == DEGRADED
+                         and c.get("reason") in (SERVICES_NOT_FOUND, "InvalidSpec")), None)
+
+        said = degraded(status)
+        if said is None or said == degraded(group.get("status") or {}):
+            return 0
+        self.lanes_api.post_event(group, said[0], said[1], "Warning")
+        log.warning("group %s: %s", (group.get("metadata") or {}).get("name"), said[1])
+        return 1
 
     def _lane_statuses(self, plan: GroupPlan, lanes: Sequence[Mapping[str, Any]]) -> int:
         stamp = self.clock()

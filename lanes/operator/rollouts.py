@@ -43,7 +43,7 @@ from lanes.rollout import (
     plan_finalize,
     plan_step,
 )
-from lanes.rollout.conditions import invalid_status
+from lanes.rollout.conditions import invalid_status, newly_missing
 from lanes.rollout.lanerelease import canary_holder
 
 from . import webhook
@@ -193,6 +193,11 @@ class RolloutController(ReleaseController[WorkloadRollout, Seen, Plan]):
     def status(self, valid: Release[WorkloadRollout], plan: Plan) -> float | None:
         """The status, then the intents it answered cleared and its events posted."""
         self.write_status(valid, plan.status.to_wire())
+        old = valid.model.status.conditions if valid.model.status else []
+        missing = [Event(reason, message, "Warning")
+                   for reason, message in newly_missing(old, plan.status.conditions)]
+        if missing:
+            post_events(self.api, valid.body, missing, lambda event: None)
         for followup in plan.followups:
             if isinstance(followup, ClearIntent):
                 self.api.annotate(valid.namespace, valid.name, {followup.annotation: None})

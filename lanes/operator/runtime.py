@@ -193,7 +193,7 @@ class Runtime:
         groups, rollouts = self._list(SWIMLANEGROUP), self._list(WORKLOADROLLOUT)
         releases = self._list(LANERELEASE)
         for key, selector in services.items():
-            self.set_selector(key, selector)
+            self.set_selector(key, selector or {})  # a Service without a selector exists too
         for body in groups:
             self.on_group(None, body["metadata"]["name"], body)
         for body in lanes:

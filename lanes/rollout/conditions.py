@@ -22,6 +22,9 @@ SUCCEEDED = "Succeeded"
 READY = "Ready"
 METRICS_AVAILABLE = "MetricsAvailable"
 INVALID_SPEC = "InvalidSpec"
+WORKLOAD_NOT_FOUND = "WorkloadNotFound"
+NOT_FOUND = (WORKLOAD_NOT_FOUND,)
+"""Reasons of a condition that says a reference names no object; each gets an event once."""
 
 
 def condition(
@@ -106,3 +109,13 @@ def invalid_status(
         if generation is not None:
             out["observedGeneration"] = generation
     return out
+
+
+def newly_missing(
+    old: Sequence[Condition], new: Sequence[Condition]
+) -> list[tuple[str, str]]:
+    """(reason, message) of each condition of `new` that says a reference names no object
+    (`NOT_FOUND`) and that `old` did not say already: the events to post, once each."""
+    said = {(c.type, c.reason, c.message) for c in old}
+    return [(c.reason, c.message) for c in new
+            if c.reason in NOT_FOUND and (c.type, c.reason, c.message) not in said]

@@ -9,6 +9,7 @@ from typing import Any
 from lanes.api.analysis import Analysis, AnalysisStatus
 from lanes.api.workloadrollout import (
     CanaryStatus,
+    FailedRevision,
     CanaryStep,
     Phase,
     StepState,
@@ -25,6 +26,7 @@ from .conditions import (
     METRICS_AVAILABLE,
     PROGRESSING,
     SUCCEEDED,
+    WORKLOAD_NOT_FOUND,
     find_condition,
     set_condition,
 )
@@ -63,7 +65,9 @@ class Draft(Drafting):
     is bookkeeping (replica counts, message) or a correction of what is observed. `fresh`
     drops the stored conditions: a rollout that failed before it ever ran (a Conflict) starts
     with no history once it can run. `analysis` is the analysis status to store, `check` the
-    analysis whose check this plan asks the operator for.
+    analysis whose check this plan asks the operator for; `failed` the revision whose release
+    was rolled back, held until a retry; `missing` that `spec.workloadRef.name` names no
+    Deployment (condition `Progressing=False`, `WorkloadNotFound`).
     """
 
     rollout: WorkloadRollout
@@ -86,6 +90,8 @@ class Draft(Drafting):
     outcome: Outcome | None = None
     fresh: bool = False
     analysis: AnalysisStatus | None = None
+    failed: FailedRevision | None = None
+    missing: bool = False
     check: Analysis | None = None
     calls: list[HookCall] = field(default_factory=list)
 
@@ -104,6 +110,7 @@ class Draft(Drafting):
             **{mine: getattr(canary, theirs) for mine, theirs in _CANARY_FIELDS.items()},
             failure=_failure_reason(status),
             analysis=status.analysis,
+            failed=status.failed_revision,
         )
 
     @property
@@ -219,6 +226,8 @@ class Draft(Drafting):
         old = self.rollout.status or WorkloadRolloutStatus()
         generation = self.rollout.metadata.generation
         conditions = [] if self.fresh else list(old.conditions)
+        if not self.missing:
+            conditions = [c for c in conditions if c.reason != WORKLOAD_NOT_FOUND]
         message = self.message or ""
 
         def put(kind: str, pair: tuple[str, str]) -> None:
@@ -227,7 +236,9 @@ class Draft(Drafting):
                 conditions, kind, pair[0], pair[1], message, self.now, generation
             )
 
-        if self.phase in _PROGRESSING_REASON:
+        if self.missing:
+            put(PROGRESSING, ("False", WORKLOAD_NOT_FOUND))
+        elif self.phase in _PROGRESSING_REASON:
             put(PROGRESSING, _PROGRESSING_REASON[self.phase])
             put(SUCCEEDED, ("Unknown", "InProgress"))
         elif self.phase == "Failed":
@@ -247,6 +258,7 @@ class Draft(Drafting):
             paused=self.paused,
             canary_status=canary,
             analysis=self.analysis,
+            failed_revision=self.failed,
             conditions=conditions,
             observed_generation=generation,
             message=self.message,
@@ -262,14 +274,15 @@ class Draft(Drafting):
 def _metrics_condition(
     conditions: list, analysis: AnalysisStatus | None, now: datetime, generation: int | None
 ) -> list:
-    """`MetricsAvailable=False` (reason `PrometheusUnavailable`) while the analysis holds, or
-    ended, on Prometheus not answering; back to True (`PrometheusAnswered`) with the first check
+    """`MetricsAvailable=False` (reason `PrometheusUnavailable`, or `NoData` for a scrape gap)
+    while the analysis holds, or ended, on Prometheus not answering; back to True (`PrometheusAnswered`) with the first check
     judged on values after that. A rollout whose Prometheus never failed has no such condition."""
     if analysis is None:
         return conditions
     if analysis.unavailable_since is not None:
         message = analysis.message or "Prometheus unavailable"
-        return set_condition(conditions, METRICS_AVAILABLE, "False", "PrometheusUnavailable",
+        reason = "NoData" if analysis.no_data else "PrometheusUnavailable"
+        return set_condition(conditions, METRICS_AVAILABLE, "False", reason,
                              f"since {analysis.unavailable_since}: {message}", now, generation)
     old = find_condition(conditions, METRICS_AVAILABLE)
     if old is None or old.status == "True" or analysis.last_check_time is None:

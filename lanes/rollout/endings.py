@@ -10,12 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from lanes.api.analysis import AnalysisStatus
+from lanes.api.workloadrollout import FailedRevision
 
 from .actions import LANE_RELEASE_ANNOTATION, DeleteCanary, RestoreBaseTemplate, UnpauseBase
-from .checks import ANALYSIS_REASONS, failure_summary
+from .checks import ANALYSIS_REASONS, failure_reason, failure_summary
 from .draft import PROMOTED, Draft, rolled_back, succeeded_reason
 from .hooks import answered, answers, failures, is_done, mark_done, names, release_hooks
-from .status import parse_time, utc
+from .status import parse_time, timestamp, utc
+
+LANE_FAILED = "LaneReleaseFailed"
 
 # Seconds the canary Deployment outlives the end of a release whose steps split untagged
 # traffic: the routes stop sending untagged requests to the canary as the phase leaves the
@@ -76,8 +79,17 @@ def promote(d: Draft) -> None:
     )
 
 
-def enter_rollback(d: Draft, message: str) -> None:
-    """Start rolling back: restore the stable template and drop the canary."""
+def enter_rollback(d: Draft, message: str, failed: bool = True, reason: str | None = None) -> None:
+    """Start rolling back: restore the stable template and drop the canary.
+
+    A release that failed (its analysis, a webhook, its lane release's checks) records its
+    revision, so the same template applied again is not released again; one undone by a person
+    or whose template was set back to the stable revision by its owner did not fail.
+    """
+    if failed and d.canary_revision is not None:
+        reason = reason or failure_reason(d.analysis) or LANE_FAILED
+        d.failed = FailedRevision(revision=d.canary_revision, reason=reason, message=message,
+                                  time=timestamp(d.now))
     d.move(phase="RollingBack")
     d.event("RollingBack", message)
     roll_back(d, finish=False)

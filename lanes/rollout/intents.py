@@ -1,4 +1,4 @@
-"""User intents: approve, undo, pause, resume, as annotations on the WorkloadRollout.
+"""User intents: approve, undo, pause, resume, retry, as annotations on the WorkloadRollout.
 
 The CLI annotates the rollout and the operator acts on the next reconcile, then removes the
 annotation. Annotations rather than spec fields keep the spec what the user (or GitOps)
@@ -10,6 +10,8 @@ declared, and rather than a status write they leave the status to the operator a
   once its latest check passed: approve does not overrule the metrics.
 - `lanes.dev/undo: "<time>"` rolls back whatever is in progress.
 - `lanes.dev/pause: "<time>"` / `lanes.dev/resume: "<time>"` stop and continue the steps.
+- `lanes.dev/retry: "<time>"` forgets the failed revision (`status.failedRevision`), so the
+  template that failed is released again: at once when the base carries it.
 """
 
 from __future__ import annotations
@@ -22,15 +24,16 @@ from lanes.api.workloadrollout import WorkloadRollout
 from .checks import analysis_at, passed_at
 from .status import IN_PROGRESS, IN_STEPS, status_of, step_count, timestamp
 
-Intent = Literal["approve", "undo", "pause", "resume"]
+Intent = Literal["approve", "undo", "pause", "resume", "retry"]
 PREFIX = "lanes.dev/"
 ANNOTATIONS: dict[Intent, str] = {
     "approve": f"{PREFIX}approve",
     "undo": f"{PREFIX}undo",
     "pause": f"{PREFIX}pause",
     "resume": f"{PREFIX}resume",
+    "retry": f"{PREFIX}retry",
 }
-PRIORITY: tuple[Intent, ...] = ("undo", "resume", "pause", "approve")
+PRIORITY: tuple[Intent, ...] = ("undo", "retry", "resume", "pause", "approve")
 
 
 def requested(rollout: WorkloadRollout) -> dict[Intent, str]:
@@ -77,6 +80,12 @@ def check_intent(rollout: WorkloadRollout, intent: Intent) -> str | None:
         release = status.canary_status.canary_revision if status.canary_status else None
         if phase not in IN_PROGRESS or release is None:
             return f"{name} has nothing in progress to undo (phase {phase})"
+        return None
+    if intent == "retry":
+        if status.failed_revision is None:
+            return f"{name} has no failed revision to retry"
+        if phase != "Healthy":
+            return f"{name} is {phase.lower()}; retry once it is Healthy again"
         return None
     if intent == "pause":
         if phase in ("Promoting", "RollingBack"):

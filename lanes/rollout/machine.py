@@ -14,6 +14,10 @@ a restarted operator resumes from the stored status alone):
   every replica; the canary Deployment is deleted and the new revision becomes stable.
 - Undo, or the base's template set back to the stable revision -> RollingBack -> Healthy
   (Succeeded=False, RolledBack) once the base runs the stable revision unpaused.
+- A release rolled back by its analysis, a webhook or its lane release's failed checks records
+  its revision (`status.failedRevision`); while the base carries that revision a Healthy
+  rollout holds the base and starts nothing, until retry (`lanes.dev/retry`) or another
+  revision. A person's undo records nothing: the same template applied again is released.
 - A template that is neither stable nor the canary's restarts the canary at step 1.
 - Canary pods not available within the base's `progressDeadlineSeconds` of the step's
   start -> Failed. The canary and the held base stay as they are; the step carries on if the
@@ -172,7 +176,10 @@ def _advance(d: Draft) -> None:
 def _no_base(d: Draft) -> None:
     if d.canary is not None:
         d.act(DeleteCanary(d.canary.name))
-    d.message = f"Deployment {d.rollout.spec.workload_ref.name} not found"
+    namespace = d.rollout.metadata.namespace or "default"
+    d.missing = True
+    d.message = (f"spec.workloadRef.name: Deployment {d.rollout.spec.workload_ref.name} not "
+                 f"found in namespace {namespace}")
     if d.phase != "Initial":
         d.move(phase="Initial", stable=None, canary_revision=None, index=0, state=None)
         d.replicas = 0
@@ -188,17 +195,56 @@ def _healthy(d: Draft) -> None:
     if post_rollout(d):
         return
     revision = d.base.revision
-    if d.canary is not None and (revision == d.stable or d.is_paused):
+    failed = d.failed is not None and revision == d.failed.revision
+    if d.canary is not None and (revision == d.stable or d.is_paused or failed):
         d.act(DeleteCanary(d.canary.name))
     if revision == d.stable:
         if d.base.paused and d.held:
             d.act(UnpauseBase(d.base.name))
         d.message = healthy_message(d)
+    elif failed:
+        _hold_failed(d)
     elif d.is_paused:
         hold_base(d)
         d.message = f"paused; revision {revision} of Deployment {d.base.name} waits for resume"
     else:
         start_canary(d, revision, "CanaryStarted")
+
+
+def _hold_failed(d: Draft) -> None:
+    """The base carries a revision whose release failed: keep it on the stable one.
+
+    Nothing is written to the template (the roll back already restored it once; a GitOps
+    self-heal that applies the failed template again would only be undone again, in a loop),
+    and no canary starts. The first reconcile that sees it says so in an event.
+    """
+    assert d.failed is not None
+    hold_base(d)
+    message = (
+        f"revision {d.failed.revision} of Deployment {d.base.name} failed ({d.failed.reason}"
+        f" at {d.failed.time}) and is not released again; the base stays on revision "
+        f"{d.stable}. Run `kubectl lane retry rollout/{d.rollout.metadata.name}` or apply "
+        "a new revision"
+    )
+    if d.message != message:
+        d.event("FailedRevisionHeld", message, warning=True)
+    d.message = message
+
+
+def _undo(d: Draft, value: str) -> None:
+    """Roll back on request. A person's undo does not make the revision failed (applying it
+    again releases it again); a lane release's undo after its lane failed its checks does
+    (its value: `<time> lanerelease/NAME <reason>`), so the member's template applied again
+    starts nothing, as a rollout's own failed analysis does."""
+    _, release, reason = (value.split(" ", 2) + ["", ""])[:3]
+    if release.startswith("lanerelease/") and reason:
+        enter_rollback(d, f"{release} rolled its lane back ({reason}): rolling back revision "
+                          f"{d.canary_revision} to {d.stable}", failed=True, reason=reason)
+        return
+    enter_rollback(
+        d, f"undo requested: rolling back revision {d.canary_revision} to {d.stable}",
+        failed=False,
+    )
 
 
 def _template_changed(d: Draft) -> bool:
@@ -212,7 +258,8 @@ def _template_changed(d: Draft) -> bool:
         if d.phase == "RollingBack":
             return False
         enter_rollback(
-            d, f"Deployment {d.base.name} is back on stable revision {d.stable}; rolling back"
+            d, f"Deployment {d.base.name} is back on stable revision {d.stable}; rolling back",
+            failed=False,
         )
         return True
     start_canary(d, revision, "CanaryRestarted")
@@ -230,19 +277,27 @@ def _take_intent(d: Draft) -> bool:
     if not chosen:
         return False
     d.act(ClearIntent(ANNOTATIONS[chosen[0]]))
-    _apply_intent(d, chosen[0])
+    _apply_intent(d, chosen[0], present[chosen[0]])
     return True
 
 
-def _apply_intent(d: Draft, intent: Intent) -> None:
+def _apply_intent(d: Draft, intent: Intent, value: str = "") -> None:
     if intent == "undo":
-        enter_rollback(
-            d, f"undo requested: rolling back revision {d.canary_revision} to {d.stable}"
-        )
+        _undo(d, value)
     elif intent == "approve":
         d.move(state="StepReady", phase="Progressing")
         d.message = f"{d.where} approved"
         d.event("Approved", d.message)
+    elif intent == "retry":
+        assert d.failed is not None
+        revision = d.failed.revision
+        d.failed = None
+        d.event("Retried", f"retry requested: revision {revision} may be released again")
+        if d.base.revision == revision and not d.is_paused:
+            start_canary(d, revision, "CanaryStarted")
+        else:
+            d.move()
+            d.message = healthy_message(d)
     elif intent == "pause":
         d.move(paused=True)
         if d.phase in IN_STEPS:

@@ -75,6 +75,8 @@ def start_canary(d: Draft, revision: str, reason: str) -> None:
     """
     d.move(phase="Progressing", canary_revision=revision, index=1, state="StepUpgrade", ready=0)
     d.analysis = None
+    if d.failed is not None and d.failed.revision != revision:
+        d.failed = None
     hold_base(d)
     if d.foreign_canary:
         d.fail("CanaryConflict", _conflict(d))

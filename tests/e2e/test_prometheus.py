@@ -33,7 +33,13 @@ from lanes_testbed.processes import free_port
 from lanes_testbed.prometheus import Prometheus, ScrapeTarget, ensure_prometheus
 from lanes.api.analysis import Analysis, MetricTemplate
 from lanes.operator.analysis import CheckContext, read_metrics
-from lanes.operator.providers.prometheus import PrometheusUnavailable, QueryError, query_value
+from lanes.analysis.verdict import Silence
+from lanes.operator.providers.prometheus import (
+    PrometheusUnavailable,
+    QueryError,
+    query_reading,
+    query_value,
+)
 
 NAMESPACE, SERVICE, LANE = "team-a", "mockb", "canary"  # a `-` in the namespace, on purpose
 CANARY = "mockb-canary"
@@ -461,3 +467,39 @@ def test_a_prometheus_that_never_answers_times_out_within_the_timeout() -> None:
         with pytest.raises(PrometheusUnavailable, match="within 0.5s"):
             query_value(address, "vector(1)", timeout=0.5)
         assert time.monotonic() - started < 2.0
+
+
+# --- a value, no traffic, no data: the three readings of a query, live ---------------------------
+
+
+def test_a_workload_answering_only_5xx_reads_0_percent_not_no_value(bed: Bed) -> None:
+    # The recorded decoy in namespace "other" answered 500 to every request: only its 5xx
+    # series exist, so the success rate's numerator has none of its own.
+    promql = render_query(builtin_query("istio", "request-success-rate"),
+                          {**variables("5m"), "namespace": "other"})
+    assert query_reading(bed.prometheus.url, promql, at=bed.recorded_end) == 0.0
+    assert query_value(bed.prometheus.url, promql, at=bed.recorded_end) == 0.0
+
+
+def test_a_lane_whose_requests_stopped_reads_no_traffic(bed: Bed, envoy_burst: Burst) -> None:
+    # Scraped every second since the burst, the canary's counters stand still: 0/0 over 2 s.
+    time.sleep(3)
+    promql = render_query(builtin_query("envoy", "request-success-rate"), variables("2s"))
+    answer = query_reading(bed.prometheus.url, promql)
+    assert isinstance(answer, Silence) and answer.kind == "no-traffic", answer
+
+
+def test_a_workload_never_counted_reads_no_traffic(bed: Bed) -> None:
+    promql = render_query(builtin_query("istio", "request-success-rate"),
+                          {**variables("5m"), "target": "nobody-canary"})
+    answer = query_reading(bed.prometheus.url, promql, at=bed.recorded_end)
+    assert isinstance(answer, Silence) and answer.kind == "no-traffic", answer
+
+
+def test_series_with_no_samples_in_the_window_read_no_data(bed: Bed) -> None:
+    # Ten minutes after the recorded series end, as after an outage of the scrapes: the 5 m
+    # window has no sample, the hour before it has.
+    promql = render_query(builtin_query("istio", "request-success-rate"), variables("5m"))
+    answer = query_reading(bed.prometheus.url, promql, at=bed.recorded_end + 600)
+    assert isinstance(answer, Silence) and answer.kind == "no-data", answer
+    assert query_value(bed.prometheus.url, promql, at=bed.recorded_end + 600) is None

@@ -1,7 +1,8 @@
 """Metric providers: where an analysis check's queries are answered, one module per provider.
 
-A provider is a function `query(address, query_text) -> value | None` (None: no values yet)
-that raises `ProviderUnavailable` when the provider cannot answer (the check holds and asks
+A provider is a function `query(address, query_text) -> value | Silence | None` (a `Silence`
+says why there is no value: no traffic in the window, or no data; None: no value, unexplained,
+a failed check) that raises `ProviderUnavailable` when the provider cannot answer (the check holds and asks
 again) and `QueryError` when the query is wrong (a failed check). A MetricTemplate names its
 provider by `spec.provider.type`; the operator's built-in metrics use Prometheus. A new
 provider is one module here and one entry in `PROVIDERS` (plus its `type` in
@@ -14,18 +15,19 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from lanes.analysis.queries import QueryError
+from lanes.analysis.verdict import Silence
 
-from .prometheus import PrometheusUnavailable, query_value
+from .prometheus import PrometheusUnavailable, query_reading
 
 __all__ = ["PROVIDERS", "ProviderUnavailable", "Query", "QueryError", "provider"]
 
-Query = Callable[[str, str], "float | None"]
-"""Sends a query to the provider at an address: `query(address, text) -> value | None`."""
+Query = Callable[[str, str], "float | Silence | None"]
+"""Sends a query to the provider at an address: `query(address, text) -> value | Silence | None`."""
 
 ProviderUnavailable = PrometheusUnavailable
 """The provider did not answer, timed out, or failed itself: not the canary's fault."""
 
-PROVIDERS: dict[str, Query] = {"prometheus": query_value}
+PROVIDERS: dict[str, Query] = {"prometheus": query_reading}
 """Each provider's query function, by the `spec.provider.type` that names it."""
 
 

@@ -1,10 +1,12 @@
 """Ask Prometheus for one number: the only operator code that speaks HTTP to Prometheus.
 
 An analysis check sends a rendered query (`lanes.analysis.queries`) and gets back a float, or
-None when Prometheus has no values for it yet. Failures come in two kinds the analysis treats
-differently: `PrometheusUnavailable` (Prometheus cannot be reached or failed itself: hold and
-ask again, the canary is not to blame) and `QueryError` (the query is wrong: Prometheus
-refused it, or it names several series that the template should have aggregated).
+None when Prometheus has no values for it yet (`query_value`); `query_reading`, which the
+analysis uses, also says why there is no value (`Silence`): no traffic in the window, or no
+data. Failures come in two kinds the analysis treats differently: `PrometheusUnavailable`
+(Prometheus cannot be reached or failed itself: hold and ask again, the canary is not to
+blame) and `QueryError` (the query is wrong: Prometheus refused it, or it names several series
+that the template should have aggregated).
 """
 
 from __future__ import annotations
@@ -15,8 +17,14 @@ from typing import Any
 import httpx
 
 from lanes.analysis.queries import QueryError
+from lanes.analysis.verdict import Silence
 
-__all__ = ["PrometheusUnavailable", "QueryError", "query_value"]
+__all__ = ["PrometheusUnavailable", "QueryError", "query_reading", "query_value"]
+
+HISTORY = "1h"
+"""How far back `query_reading` looks for values of a query that has none now."""
+RESOLUTION = "5s"
+"""The step at which it looks."""
 
 
 class PrometheusUnavailable(RuntimeError):
@@ -45,6 +53,44 @@ def query_value(
         QueryError: Prometheus refused the query (its message quoted), or the result holds
             several series or is not a number.
     """
+    value = _sample(address, promql, timeout, client, at)
+    return None if value is None or math.isnan(value) else value
+
+
+def query_reading(
+    address: str,
+    promql: str,
+    *,
+    timeout: float = 5.0,
+    client: httpx.Client | None = None,
+    at: float | None = None,
+) -> float | Silence:
+    """The value of `promql` as `query_value` gives it, or why it has none.
+
+    NaN (a rate over no requests, 0/0) is no traffic in the window. No series at all is told
+    apart by asking once more whether the query had any value (NaN included) in the last
+    `HISTORY`: if it had, its series lost their samples in the window (a scrape gap, an outage
+    of Prometheus: no data); if not, nothing was ever counted for the canary (no traffic).
+
+    Raises:
+        PrometheusUnavailable, QueryError: as `query_value`.
+    """
+    value = _sample(address, promql, timeout, client, at)
+    if value is None:
+        history = f"count(last_over_time(({promql})[{HISTORY}:{RESOLUTION}]))"
+        if _sample(address, history, timeout, client, at):
+            return Silence("no-data", "no samples in the window, though the series had "
+                                      f"values in the last {HISTORY}: a scrape gap or an outage")
+        return Silence("no-traffic", "no series yet: no request to the canary was counted")
+    if math.isnan(value):
+        return Silence("no-traffic", "no requests in the window")
+    return value
+
+
+def _sample(
+    address: str, promql: str, timeout: float, client: httpx.Client | None, at: float | None,
+) -> float | None:
+    """The one number `promql` gives, NaN included; None for an empty vector."""
     url = f"{address.rstrip('/')}/api/v1/query"
     form = {"query": promql} if at is None else {"query": promql, "time": f"{at:.3f}"}
     try:
@@ -73,7 +119,8 @@ def query_value(
 
 
 def _value_of(promql: str, body: dict[str, Any]) -> float | None:
-    """The one number in a successful /api/v1/query answer, or None for no values."""
+    """The one number in a successful /api/v1/query answer (NaN included), or None for an
+    empty vector."""
     if body.get("status") != "success":
         raise QueryError(f"Prometheus could not run query {promql!r}: {body.get('error', body)}")
     data = body.get("data") or {}
@@ -93,12 +140,11 @@ def _value_of(promql: str, body: dict[str, Any]) -> float | None:
     raise QueryError(f"query {promql!r} returned a {kind}, not a scalar or an instant vector")
 
 
-def _number(promql: str, text: str) -> float | None:
+def _number(promql: str, text: str) -> float:
     try:
-        value = float(text)
+        return float(text)
     except (TypeError, ValueError) as error:
         raise QueryError(f"query {promql!r} returned {text!r}, not a number") from error
-    return None if math.isnan(value) else value
 
 
 def _series_name(labels: dict[str, str]) -> str:

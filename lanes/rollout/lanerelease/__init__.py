@@ -54,7 +54,12 @@ Edge cases, each ending with base traffic on one version per service:
 - The lane deleted: no request can enter it any more; the release rolls back (`LaneDeleted`).
 - A member failing on its own (undone, rolled back, restarted on another template, Failed past
   its progress deadline): the release rolls back (`RolloutFailed`), naming it.
-- While Waiting none of this is a failure yet: the release waits, saying for what.
+- While Waiting none of this is a failure yet: the release waits, saying for what. A
+  `spec.swimLaneRef.name` naming no SwimLane is said at once: `Ready=False`, reason
+  `SwimLaneNotFound`, naming the field, and one event; the release starts once it exists.
+- After a roll back each member rollout keeps its failed revision (`failedRevision`), so the
+  members' templates applied again start nothing; `retry` on the Failed release has each
+  member retry and starts the release again from Initial.
 
 Webhooks of `spec.analysis`, with Flagger's meaning (`lanes.rollout.hooks` has the shared
 rules; the plan names the calls in `ReleasePlan.hooks_due`, the operator calls them with
@@ -84,6 +89,7 @@ from .intents import (
     check_release_intent,
     drop_intents,
     release_intent_patch,
+    retry,
     take_intent,
 )
 from .members import (
@@ -96,7 +102,7 @@ from .members import (
     ready_at_last_step,
     roll_back,
 )
-from .steps import run_steps, start, wait_for_members
+from .steps import lane_found, run_steps, start, wait_for_members
 from .unit import ENDED, ReleaseDraft, ReleaseObserved, ReleasePlan, RolloutIntent
 
 __all__ = [
@@ -130,9 +136,12 @@ def plan_release(release: LaneRelease, observed: ReleaseObserved, now: datetime)
                      *member_rollouts(release, observed.lane, observed.rollouts))
     phase = d.status.phase
     if phase in ENDED:
-        drop_intents(d)
+        if not retry(d):
+            drop_intents(d)
         return d.plan()
     if take_intent(d):
+        return d.plan()
+    if phase in ("Initial", "Waiting") and not lane_found(d):
         return d.plan()
     if phase == "Initial":
         start(d)

@@ -82,6 +82,7 @@ def check(d: ReleaseDraft, analysis: Analysis) -> bool:
                         f"Rolling back lane {d.lane}: rollback webhook {hook.name} asked to roll "
                         f"back ({hook.message or '2xx'})")
         return False
+    before = d.status
     verdict, services, lane_status, failures = judge_lane(d, analysis)
     hooks = [r for r in answers(d.observed.hooks, d.hooks("rollout")) if not r.ok]
     if hooks:
@@ -98,7 +99,8 @@ def check(d: ReleaseDraft, analysis: Analysis) -> bool:
     d.move(
         checks=lane_status.checks, failed_checks=lane_status.failed_checks,
         last_check_time=lane_status.last_check_time,
-        unavailable_since=lane_status.unavailable_since, analysis_phase=lane_status.phase,
+        unavailable_since=lane_status.unavailable_since, no_data=lane_status.no_data,
+        no_traffic_since=lane_status.no_traffic_since, analysis_phase=lane_status.phase,
         services=services, check_step=index,
     )
     d.requeue = interval
@@ -110,7 +112,11 @@ def check(d: ReleaseDraft, analysis: Analysis) -> bool:
         d.say(f"step {index}/{count}: check passed ({summary})")
         return True
     if verdict == "hold":
-        d.say(f"step {index}/{count}: {lane_status.message}")
+        message = f"step {index}/{count}: {lane_status.message}"
+        if d.status.message != message and _entering_hold(before, lane_status):
+            d.event(_HOLD_REASON[_hold_kind(lane_status)], f"{d.name}: {lane_status.message}",
+                    warning=True)
+        d.say(message)
         return False
     said = "; ".join(failures)
     threshold = analysis.threshold
@@ -131,6 +137,20 @@ def check(d: ReleaseDraft, analysis: Analysis) -> bool:
 
 
 _SEVERITY = {"wait": 0, "pass": 1, "hold": 2, "halt": 3, "rollback": 4}
+_HOLD_REASON = {"unavailable": "MetricsUnavailable", "no-data": "NoData", "none": "Holding",
+                "no-traffic": "NoTraffic"}
+
+
+def _hold_kind(status: AnalysisStatus | LaneReleaseStatus) -> str:
+    if status.unavailable_since is not None:
+        return "no-data" if status.no_data else "unavailable"
+    return "no-traffic" if status.no_traffic_since is not None else "none"
+
+
+def _entering_hold(before: LaneReleaseStatus, after: AnalysisStatus) -> bool:
+    """Whether the lane's check holds for another reason than the last one did: an event
+    is posted once per hold, not every check."""
+    return before.analysis_phase != "Holding" or _hold_kind(before) != _hold_kind(after)
 
 
 def judge_lane(
@@ -145,6 +165,7 @@ def judge_lane(
     before = AnalysisStatus(
         phase="Waiting", failed_checks=d.status.failed_checks, checks=d.status.checks,
         last_check_time=d.status.last_check_time, unavailable_since=d.status.unavailable_since,
+        no_data=d.status.no_data, no_traffic_since=d.status.no_traffic_since,
     )
     readings = d.observed.readings or {}
     services, failures = [], []

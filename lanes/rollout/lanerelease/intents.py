@@ -15,7 +15,7 @@ from ..intents import ANNOTATIONS, Intent, requested
 from ..status import timestamp
 from .members import member_trouble
 from .steps import advance
-from .unit import ENDED, UNDO_REQUESTED, ReleaseDraft, enter_rollback
+from .unit import ENDED, UNDO_REQUESTED, ReleaseDraft, RolloutIntent, enter_rollback
 
 
 def check_release_intent(release: LaneRelease, intent: Intent) -> str | None:
@@ -28,6 +28,8 @@ def check_release_intent(release: LaneRelease, intent: Intent) -> str | None:
     phase, index = status.phase, status.current_step_index
     name = f"lanerelease/{release.metadata.name}"
     count = len(release.spec.all_steps)
+    if intent == "retry":
+        return None if phase == "Failed" else f"{name} is {phase.lower()}: only a failed release can be retried"
     if intent == "undo":
         if phase not in ("Initial", "Waiting", "Progressing", "Paused"):
             return f"{name} is {phase.lower()}: nothing to undo"
@@ -92,6 +94,24 @@ def take_intent(d: ReleaseDraft) -> bool:
         else:
             return True
     return False
+
+
+def retry(d: ReleaseDraft) -> bool:
+    """Start a failed release again, if a retry is requested: each member rollout forgets its
+    failed revision (its own retry), and the release goes back to Initial. True if it did."""
+    present = requested(d.release)  # type: ignore[arg-type]
+    if "retry" not in present or d.status.phase != "Failed":
+        return False
+    d.clear.append(ANNOTATIONS["retry"])
+    stamp = timestamp(d.now)
+    for member in d.status.rollouts:
+        if member.undone and not member.deleted:
+            d.intents.append(RolloutIntent(member.name, "retry", stamp))
+    d.status = LaneReleaseStatus(conditions=d.status.conditions)
+    d.say(f"retry requested: the release of lane {d.lane} starts again")
+    d.event("Retried", d.status.message or "")
+    d.requeue = 0.0
+    return True
 
 
 def drop_intents(d: ReleaseDraft) -> None:

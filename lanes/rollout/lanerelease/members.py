@@ -14,12 +14,14 @@ from lanes.api.workloadrollout import WorkloadRollout
 from lanes.render.observe import selects
 
 from ..actions import LANE_RELEASE_ANNOTATION
-from ..checks import analysis_at
+from ..checks import PRE_ROLLOUT_FAILED, ROLLED_BACK_BY_WEBHOOK, analysis_at
 from ..intents import requested
 from ..status import IN_PROGRESS, parse_time, step_count, timestamp, utc
 from .entry import routes_settled
 from .gates import end
 from .unit import (
+    ANALYSIS_FAILED,
+    ANALYSIS_UNAVAILABLE,
     DRIVING,
     LANE_DELETED,
     ROLLOUT_DELETED,
@@ -28,6 +30,18 @@ from .unit import (
     RolloutIntent,
     enter_rollback,
 )
+
+
+FAILURES = (ANALYSIS_FAILED, ANALYSIS_UNAVAILABLE, PRE_ROLLOUT_FAILED, ROLLED_BACK_BY_WEBHOOK)
+"""Why a lane's roll back leaves its members' revisions failed: its checks or webhooks."""
+
+
+def undo_value(d: ReleaseDraft) -> str:
+    """The undo a lane release writes on a member: a time, then, when the lane failed its
+    checks, the release and the reason, so the member records its revision as failed."""
+    stamp = timestamp(d.now)
+    reason = d.status.reason
+    return f"{stamp} {d.name} {reason}" if reason in FAILURES else stamp
 
 
 def member_rollouts(
@@ -270,7 +284,7 @@ def roll_back(d: ReleaseDraft) -> None:
             continue
         if status.phase != "RollingBack" and revision_of(rollout) == member.revision \
                 and "undo" not in requested(rollout):
-            d.intents.append(RolloutIntent(member.name, "undo", timestamp(d.now)))
+            d.intents.append(RolloutIntent(member.name, "undo", undo_value(d)))
             undoing.append(member.name)
         members.append(member.model_copy(update={"undone": True}))
         pending.append(member.name)

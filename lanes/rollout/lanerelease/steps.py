@@ -19,7 +19,22 @@ from .members import (
     ready_at_last_step,
     revision_of,
 )
-from .unit import DRIVING, UNSUPPORTED_FLAVOUR, ReleaseDraft
+from .unit import DRIVING, SWIM_LANE_NOT_FOUND, UNSUPPORTED_FLAVOUR, ReleaseDraft
+
+
+def lane_found(d: ReleaseDraft) -> bool:
+    """Whether the lane the release names exists; if not, say so naming the field (an event
+    the first time), and wait."""
+    if d.observed.lane is not None:
+        if d.status.reason == SWIM_LANE_NOT_FOUND:
+            d.move(reason=None)
+        return True
+    message = f"spec.swimLaneRef.name: SwimLane {d.lane} not found; the release waits for it"
+    if d.status.message != message:
+        d.event(SWIM_LANE_NOT_FOUND, f"{d.name}: {message}", warning=True)
+    d.move(reason=SWIM_LANE_NOT_FOUND)
+    d.say(message)
+    return False
 
 
 def start(d: ReleaseDraft) -> None:
@@ -73,6 +88,12 @@ def wait_for_members(d: ReleaseDraft) -> None:
         d.say(f"waiting for workloadrollout {', '.join(going)} (being deleted)")
         return
     waiting = [r.metadata.name for r in d.members if not ready_at_last_step(r)]
+    held = [r.metadata.name for r in d.members
+            if r.status is not None and r.status.phase == "Healthy" and r.status.failed_revision]
+    if held:
+        d.say(f"waiting for workloadrollout {', '.join(held)}, which hold(s) a failed revision "
+              "back; `kubectl lane retry` each, or apply a new revision")
+        return
     if waiting:
         d.say(f"waiting for the canary pods of {', '.join(waiting)} to be ready at their "
               "last step")

@@ -37,6 +37,7 @@ ROLLOUT_FAILED = "RolloutFailed"
 LANE_DELETED = "LaneDeleted"
 UNDO_REQUESTED = "UndoRequested"
 UNSUPPORTED_FLAVOUR = "UnsupportedFlavour"
+SWIM_LANE_NOT_FOUND = "SwimLaneNotFound"
 PROMOTED = "Promoted"
 
 
@@ -201,8 +202,8 @@ class ReleaseDraft(Drafting):
         phase, generation = self.status.phase, self.release.metadata.generation
         conditions = self.status.conditions
         message = self.status.message or phase
-        refused = self.status.reason if phase == "Initial" else None
-        invalid = refused in ("InvalidSpec", UNSUPPORTED_FLAVOUR)
+        refused = self.status.reason if phase in ("Initial", "Waiting") else None
+        invalid = refused in ("InvalidSpec", UNSUPPORTED_FLAVOUR, SWIM_LANE_NOT_FOUND)
         settled = phase in ENDED
         conditions = set_condition(
             conditions, READY, "True" if settled else "False",
