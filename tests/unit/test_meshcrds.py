@@ -22,9 +22,10 @@ def test_the_shipped_extension_crds_name_the_release_they_come_from() -> None:
     assert "Istio 1.30 branch" in header[0] and "Apache-2.0" in header[1]
 
 
-def test_istio_crds_declare_the_three_networking_kinds_and_wasmplugin() -> None:
+def test_istio_crds_declare_the_networking_and_workload_kinds_and_wasmplugin() -> None:
     kinds = sorted(crd["spec"]["names"]["kind"] for crd in meshcrds.istio_crds())
-    assert kinds == ["DestinationRule", "Gateway", "VirtualService", "WasmPlugin"]
+    assert kinds == ["DestinationRule", "Gateway", "ServiceEntry", "Sidecar", "VirtualService",
+                     "WasmPlugin", "WorkloadEntry"]
 
 
 def _route_destination(crd: dict, version: str) -> dict:
