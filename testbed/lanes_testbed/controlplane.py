@@ -150,6 +150,10 @@ class ControlPlane:
 
         return config.new_client_from_config(config_file=str(self.kubeconfig))
 
+    def restart_component(self, name: str) -> None:
+        """Start a component that exited again, for a supervisor."""
+        self.restart(name)
+
     def restart(self, name: str, down_for: float = 0.0) -> None:
         """Stop one component (`etcd`, `kube-apiserver`, ...), keep it down `down_for` seconds,
         then start it again with the same flags, port and data; return once it is ready.

@@ -225,7 +225,7 @@ class Stack:
         dead += [c.name for c in self._children if not c.alive()]
         if self.mesh is not None and not self.mesh.istiod.alive():
             dead.append("istiod")
-        if self.mesh is not None and (self.mesh.gateway is None or not self.mesh.gateway.alive()):
+        if self.mesh is not None and self.mesh.gateway is not None and not self.mesh.gateway.alive():
             dead.append("gateway")
         if self.prometheus is not None and not self.prometheus.alive():
             dead.append("prometheus")
@@ -235,6 +235,29 @@ class Stack:
     def sidecar_targets(self) -> Path:
         """The file the node lists every pod's sidecar in, for Prometheus."""
         return self.prometheus_dir / "sidecars.json"
+
+    def restart_component(self, name: str) -> None:
+        """Start a part that exited again (a supervisor's restart): a control-plane component,
+        the operator, the node, the istiod, the gateway or Prometheus. Each comes back where it
+        was: the same ports, data and state directory."""
+        if name in {c.name for c in self._children}:
+            [child] = [c for c in self._children if c.name == name]
+            processes.stop(child, timeout=5)
+            index = self._children.index(child)
+            self._children.remove(child)
+            {"operator": self._start_operator, "node": self._start_node}[name]()
+            self._children.insert(index, self._children.pop())
+        elif name == "istiod" and self.mesh is not None:
+            self.mesh.istiod.stop()
+            self.mesh.istiod.start()
+        elif name == "gateway" and self.mesh is not None and self.mesh.gateway is not None:
+            self.mesh.gateway.stop()
+            self.mesh.gateway.start()
+        elif name == "prometheus" and self.prometheus is not None:
+            self.prometheus.stop()
+            self.prometheus.start()
+        else:
+            self.plane.restart_component(name)
 
     def _start_mesh(self) -> None:
         mesh_dir = self.state_dir / "mesh"

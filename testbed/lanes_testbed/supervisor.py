@@ -33,6 +33,23 @@ class Supervised(Protocol):
 
     def dead_components(self) -> list[str]: ...
 
+    def restart_component(self, name: str) -> None: ...
+
+
+# Back-off between restarts of one component, as kubelet's: doubled from 1 s up to 30 s, and
+# back to 1 s once the component stayed up for a minute.
+FIRST_BACKOFF_S = 1.0
+MAX_BACKOFF_S = 30.0
+RESET_AFTER_S = 60.0
+
+
+@dataclass
+class _Restarts:
+    count: int = 0
+    backoff_s: float = 0.0
+    due: float = 0.0
+    last_start: float = 0.0
+
 
 @dataclass(frozen=True)
 class Supervisor:
@@ -117,11 +134,37 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
-def run_until_stopped(stop: threading.Event, supervised: Supervised) -> int:
-    """Wait for `stop`, checking every second that no part died; the supervisor's exit code."""
-    while not stop.wait(1.0):
-        dead = supervised.dead_components()
-        if dead:
-            print(f"{', '.join(dead)} exited; stopping; see {supervised.log_dir}", flush=True)
-            return 1
+def run_until_stopped(
+    stop: threading.Event, supervised: Supervised, clock: Callable[[], float] = time.monotonic,
+    tick_s: float = 1.0,
+) -> int:
+    """Wait for `stop`, restarting every part that exits, as kubelet restarts a container.
+
+    Each restart waits its component's back-off first, logged with the restart count, so a
+    fault injected into the stack (a killed Prometheus, operator or API server) is recovered
+    from while the rest keeps running. A restart that fails is tried again after the next
+    back-off. Returns the supervisor's exit code: 0 once stopped.
+    """
+    restarts: dict[str, _Restarts] = {}
+    while not stop.wait(tick_s):
+        now = clock()
+        for name in supervised.dead_components():
+            state = restarts.setdefault(name, _Restarts())
+            if state.due == 0.0:
+                if now - state.last_start > RESET_AFTER_S:
+                    state.backoff_s = 0.0
+                state.backoff_s = min(MAX_BACKOFF_S, state.backoff_s * 2 or FIRST_BACKOFF_S)
+                state.due = now + state.backoff_s
+                print(f"{name} exited; restarting it in {state.backoff_s:.0f}s "
+                      f"(restart {state.count + 1}); see {supervised.log_dir}", flush=True)
+            if now < state.due:
+                continue
+            state.count += 1
+            state.last_start, state.due = now, 0.0
+            try:
+                supervised.restart_component(name)
+            except Exception as error:  # noqa: BLE001 (tried again after the next back-off)
+                print(f"{name} did not start again: {error}", flush=True)
+            else:
+                print(f"{name} restarted (restart {state.count})", flush=True)
     return 0

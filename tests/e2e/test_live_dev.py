@@ -6,6 +6,8 @@ The stack's Prometheus scrapes the proxies and the operator, and the operator is
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -46,6 +48,13 @@ def apply_gateway(kubeconfig: Path) -> None:
         api.close()
 
 
+def _pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
 def _answers(gateway: str) -> int | None:
     try:
         return get(gateway, "/mock")[0]
@@ -81,6 +90,17 @@ def test_up_serves_a_gateway_env_repeats_it_and_down_stops_everything(tmp_path: 
         assert code == 0 and routes.startswith("ROUTE TABLE"), routes
         code, _, err = kubectl_lane("dev", "proxy-config", "nobody", "--state-dir", state)
         assert code == 2 and "pod default/nobody has no sidecar in the local stack" in err
+
+        # Parts that die are restarted, as kubelet restarts containers; the rest keeps running.
+        for pid_file in ("prometheus/prometheus.pid", "run/operator.pid"):
+            pid = int(Path(state, pid_file).read_text())
+            os.kill(pid, signal.SIGKILL)
+            until(lambda: _pid(Path(state, pid_file)) not in (None, pid), f"{pid_file} restarted",
+                  timeout=90)
+        wait_scraped(prometheus, ["envoy", "lanes-operator"], timeout=60)
+        log = Path(state, "logs", "stack.log")
+        until(lambda: all(f"{part} restarted (restart 1)" in log.read_text()
+                          for part in ("prometheus", "operator")), "the supervisor's log", timeout=60)
         operator = command_line(int(Path(state, "run", "operator.pid").read_text()))
         assert f"--prometheus-url {prometheus} --metric-source envoy" in operator
         assert processes_mentioning(state)
