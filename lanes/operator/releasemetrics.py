@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from lanes.api.lanerelease import LaneRelease
 from lanes.api.workloadrollout import WorkloadRollout
 from lanes.rollout.conditions import SUCCEEDED
+from lanes.rollout.lanerelease import driven_rollouts, entry_weight
 from lanes.rollout.traffic import step_in_force
 
 WORKLOADROLLOUT = "WorkloadRollout"
@@ -80,22 +81,24 @@ def _readings(service: str, metrics: Iterable[Mapping[str, Any]]) -> list[Metric
     return found
 
 
-def rollout_weight(body: Body) -> int:
+def rollout_weight(body: Body, driven: bool = False) -> int:
     """The canary's share of untagged requests in force: the traffic of the step in force
-    (what the routes carry), 0 before the first batch is ready, after the release or when the
-    rollout does not parse."""
+    (what the routes carry); 0 before the first batch is ready, after the release, while a
+    lane release drives the rollout (its entry weight decides then), or when the rollout does
+    not parse."""
+    if driven:
+        return 0
     try:
         rollout = WorkloadRollout.model_validate(body)
     except ValidationError:
         return 0
     step = step_in_force(rollout)
-    if step is None or step.traffic is None:
-        return 0
-    return int(str(step.traffic).rstrip("%"))
+    return step.weight if step is not None else 0
 
 
-def read_rollout(body: Body) -> ReleaseReading:
-    """A WorkloadRollout's reading: its phase, canary step, traffic weight and analysis."""
+def read_rollout(body: Body, driven: bool = False) -> ReleaseReading:
+    """A WorkloadRollout's reading: its phase, canary step, traffic weight and analysis;
+    `driven` when a lane release drives it."""
     namespace, name = _metadata(body)
     spec, status = body.get("spec") or {}, body.get("status") or {}
     canary = status.get("canaryStatus") or {}
@@ -105,43 +108,68 @@ def read_rollout(body: Body) -> ReleaseReading:
     return ReleaseReading(
         WORKLOADROLLOUT, namespace, name, status.get("phase") or "Initial",
         paused=bool(status.get("paused") or spec.get("paused")),
-        step=int(canary.get("currentStepIndex") or 0), steps=len(steps),
-        weight=rollout_weight(body),
+        step=int(canary.get("currentStepIndex") or 0), steps=len(steps) if isinstance(steps, list) else 0,
+        weight=rollout_weight(body, driven),
         checks=int(analysis.get("checks") or 0), failed_checks=int(analysis.get("failedChecks") or 0),
         metrics=tuple(_readings(workload, analysis.get("metrics") or [])),
     )
 
 
-def release_steps(body: Body) -> int:
-    """How many entry-weight steps a lane release has (stepWeight expanded); 0 when its spec
-    does not parse."""
+def _lanerelease(body: Body) -> LaneRelease | None:
     try:
-        return len(LaneRelease.model_validate(body).spec.all_steps)
+        return LaneRelease.model_validate(body)
     except ValidationError:
-        return 0
+        return None
 
 
 def read_lanerelease(body: Body) -> ReleaseReading:
-    """A LaneRelease's reading: its phase, step, entry weight and each service's metrics."""
+    """A LaneRelease's reading: its phase, step, entry weight in force (what the gateway is
+    told to route) and each service's metrics; no steps when its spec does not parse."""
     namespace, name = _metadata(body)
     spec, status = body.get("spec") or {}, body.get("status") or {}
+    release = _lanerelease(body)
     metrics = [reading for service in status.get("services") or []
                for reading in _readings(str(service.get("service", "")), service.get("metrics") or [])]
     return ReleaseReading(
         LANERELEASE, namespace, name, status.get("phase") or "Initial",
         lane=(spec.get("swimLaneRef") or {}).get("name", ""),
         paused=bool(status.get("paused") or spec.get("paused")),
-        step=int(status.get("currentStepIndex") or 0), steps=release_steps(body),
-        weight=int(status.get("weight") or 0),
+        step=int(status.get("currentStepIndex") or 0),
+        steps=len(release.spec.all_steps) if release is not None else 0,
+        weight=entry_weight(release) if release is not None else int(status.get("weight") or 0),
         checks=int(status.get("checks") or 0), failed_checks=int(status.get("failedChecks") or 0),
         metrics=tuple(metrics),
     )
 
 
-READERS: dict[str, Callable[[Body], ReleaseReading]] = {
-    WORKLOADROLLOUT: read_rollout,
-    LANERELEASE: read_lanerelease,
-}
+ReadingCache = dict[tuple, ReleaseReading]
+"""Readings by (kind, namespace, name, resourceVersion, driven): a body read once is not
+parsed again at the next scrape while it stays the same."""
+
+
+def read_releases(bodies: Iterable[tuple[str, Body]], cache: ReadingCache | None = None) -> list[ReleaseReading]:
+    """Every release's reading; rollouts that a lane release drives report no traffic of their
+    own. With a `cache`, unchanged bodies are not read again, and it keeps only this call's."""
+    bodies = list(bodies)
+    driven = {(_metadata(body)[0], name)
+              for kind, body in bodies if kind == LANERELEASE and (release := _lanerelease(body)) is not None
+              for name in driven_rollouts(release)}
+    before = dict(cache or {})
+    readings, kept = [], {}
+    for kind, body in bodies:
+        if kind not in (WORKLOADROLLOUT, LANERELEASE):
+            continue
+        is_driven = kind == WORKLOADROLLOUT and _metadata(body) in driven
+        key = (kind, *_metadata(body), (body.get("metadata") or {}).get("resourceVersion"), is_driven)
+        reading = before.get(key) if key[3] is not None else None
+        if reading is None:
+            reading = read_rollout(body, is_driven) if kind == WORKLOADROLLOUT else read_lanerelease(body)
+        kept[key] = reading
+        readings.append(reading)
+    if cache is not None:
+        cache.clear()
+        cache.update(kept)
+    return readings
 
 
 @dataclass(frozen=True)
@@ -258,10 +286,10 @@ class ReleaseCollector(Collector):
 
     def __init__(self, source: Source):
         self.source = source
+        self.cache: ReadingCache = {}
 
     def collect(self) -> Iterator[Metric]:
-        readings = [READERS[kind](body) for kind, body in self.source() if kind in READERS]
-        yield from release_families(readings)
+        yield from release_families(read_releases(self.source(), self.cache))
 
     def describe(self) -> Iterator[Metric]:
         # Describing by name only, so registering does not read the (still empty) source.

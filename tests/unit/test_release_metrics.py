@@ -19,6 +19,7 @@ from lanes.operator.releasemetrics import (
     ending,
     new_ending,
     read_lanerelease,
+    read_releases,
     read_rollout,
 )
 
@@ -195,3 +196,32 @@ def test_the_outcome_counter_counts_promotions_and_roll_backs_by_reason() -> Non
             'outcome="promoted",reason="Promoted"} 1.0') in text
     assert ('lanes_release_outcomes_total{kind="LaneRelease",name="canary-lane",namespace="team-a",'
             'outcome="rolled_back",reason="FailedChecks"} 1.0') in text
+
+
+def test_a_rollout_driven_by_a_lane_release_reports_the_lanes_weight_not_its_own() -> None:
+    release = lane_release(weight=30)
+    release["status"]["rollouts"] = [{"name": "rollouts-mocka"}]
+    found = exposition([(WORKLOADROLLOUT, workload_rollout()), (LANERELEASE, release)])
+    assert ({"kind": "WorkloadRollout", "namespace": "team-a", "name": "rollouts-mocka"}, 0.0) \
+        in found["lanes_release_weight"]
+    assert ({"kind": "LaneRelease", "namespace": "team-a", "name": "canary-lane"}, 30.0) \
+        in found["lanes_release_weight"]
+
+
+def test_an_ended_lane_release_has_no_entry_weight_in_force() -> None:
+    ended = lane_release("Failed", weight=20)
+    assert read_lanerelease(ended).weight == 0
+
+
+def test_a_scrape_reads_again_only_the_bodies_that_changed() -> None:
+    body = workload_rollout()
+    body["metadata"]["resourceVersion"] = "7"
+    cache: dict = {}
+    [first] = read_releases([(WORKLOADROLLOUT, body)], cache)
+    [again] = read_releases([(WORKLOADROLLOUT, body)], cache)
+    assert again is first
+    moved = workload_rollout("Progressing", 2, "StepUpgrade")
+    moved["metadata"]["resourceVersion"] = "8"
+    [changed] = read_releases([(WORKLOADROLLOUT, moved)], cache)
+    assert (changed.phase, changed.weight) == ("Progressing", 10)
+    assert len(cache) == 1
