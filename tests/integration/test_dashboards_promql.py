@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lanes.operator.dashboards import expressions
+from lanes.operator.dashboards import SOURCES, expressions
 from lanes_testbed.prometheus import Prometheus, ensure_prometheus
 
 pytestmark = pytest.mark.integration
@@ -60,3 +60,10 @@ def test_every_dashboard_expression_parses(prometheus: Prometheus, expr: str) ->
     sent = as_grafana_sends(expr)
     answer = query(prometheus, sent)
     assert answer["status"] == "success", f"{answer.get('errorType')}: {answer.get('error')}\n{sent}"
+
+
+def test_envoy_series_get_their_lane_and_service_from_the_cluster_name(prometheus: Prometheus) -> None:
+    cluster = 'label_replace(vector(1), "cluster_name", "outbound|8000|canary-x|mockb.team-a.svc.cluster.local", "", "")'
+    answer = query(prometheus, SOURCES["envoy"].relabel(cluster))
+    [result] = answer["data"]["result"]
+    assert (result["metric"]["lane"], result["metric"]["service"]) == ("canary-x", "mockb")
