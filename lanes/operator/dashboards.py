@@ -129,6 +129,17 @@ SOURCES: dict[str, Source] = {
 }
 
 
+def _one(expr: str, labels: str = "") -> str:
+    """`expr` once per release: every operator replica watches and exports the same series, so
+    they are merged by the release's labels (and `labels`), not by the replica's."""
+    return f"max by (kind, namespace, name{', ' + labels if labels else ''}) ({expr})"
+
+
+def _release_series(metric: str, labels: str = "") -> str:
+    """The chosen release's series of `metric`, once."""
+    return _one(f"{metric}{{{RELEASE}}}", labels)
+
+
 def _target(expr: str, legend: str, ref: str = "A") -> dict[str, Any]:
     return {"datasource": DATASOURCE, "refId": ref, "expr": expr, "legendFormat": legend, "range": True}
 
@@ -180,9 +191,9 @@ def _dashboard(uid: str, title: str, description: str, variables: list[dict[str,
 def lane_overview(source: Source) -> dict[str, Any]:
     """Per lane and service: request rate, success rate and p99; entry weights over time."""
     matcher = source.overview_matcher
-    weight = ('lanes_release_weight{kind="LaneRelease", namespace="$namespace"} '
-              '* on (kind, namespace, name) group_left (lane) '
-              'lanes_release_info{kind="LaneRelease", namespace="$namespace"}')
+    lanereleases = 'kind="LaneRelease", namespace="$namespace"'
+    weight = (f"{_one(f'lanes_release_weight{{{lanereleases}}}')} * on (kind, namespace, name) group_left (lane) "
+              f"{_one(f'lanes_release_info{{{lanereleases}}}', 'lane')}")
     panels = [
         _panel("Entry weight per lane", [_target(weight, "{{lane}} ({{name}})")], (0, 0, 24, 7), "percent",
                description="Share of untagged requests each lane release lets into its lane."),
@@ -190,7 +201,7 @@ def lane_overview(source: Source) -> dict[str, Any]:
         _panel("Success rate", [_target(source.success(matcher), source.legend)], (12, 7, 12, 9), "percent",
                description="Percent of requests not answered 5xx."),
         _panel("p99 latency", [_target(source.p99(matcher), source.legend)], (0, 16, 12, 9), "ms"),
-        _panel("Lanes with pods", [_target("lanes_lanes_with_pods", "{{group}}")], (12, 16, 12, 9),
+        _panel("Lanes with pods", [_target("max by (group) (lanes_lanes_with_pods)", "{{group}}")], (12, 16, 12, 9),
                description="Lanes of each SwimLaneGroup with ready pods of any service."),
     ]
     variables = [
@@ -207,24 +218,25 @@ def lane_overview(source: Source) -> dict[str, Any]:
 def release_detail(source: Source) -> dict[str, Any]:
     """One rollout or lane release: canary against base, weight, step, checks, metric values."""
     canary, base = source.canary_matcher, source.base_matcher
-    info = f"lanes_release_info{{{RELEASE}}}"
+    info = _one(f"lanes_release_info{{{RELEASE}}}", "phase, lane")
+    this = _release_series
     panels = [
         _panel("Phase", [_target(info, "{{phase}}")], (0, 0, 6, 4), kind="stat",
                description="The release's phase (lanes_release_info).",
                options={"textMode": "name", "colorMode": "none", "graphMode": "none",
                         "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}}),
-        _panel("Step", [_target(f"lanes_release_step{{{RELEASE}}}", "step"),
-                        _target(f"lanes_release_steps{{{RELEASE}}}", "of", "B")], (6, 0, 6, 4), kind="stat",
+        _panel("Step", [_target(this("lanes_release_step"), "step"),
+                        _target(this("lanes_release_steps"), "of", "B")], (6, 0, 6, 4), kind="stat",
                options={"textMode": "value_and_name", "colorMode": "none", "graphMode": "none",
                         "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}}),
-        _panel("Checks", [_target(f"lanes_release_checks{{{RELEASE}}}", "checks"),
-                          _target(f"lanes_release_failed_checks{{{RELEASE}}}", "failed", "B")], (12, 0, 12, 4),
+        _panel("Checks", [_target(this("lanes_release_checks"), "checks"),
+                          _target(this("lanes_release_failed_checks"), "failed", "B")], (12, 0, 12, 4),
                kind="stat", options={"textMode": "value_and_name", "colorMode": "value", "graphMode": "area",
                                      "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}}),
-        _panel("Weight", [_target(f"lanes_release_weight{{{RELEASE}}}", "{{kind}} {{name}}")], (0, 4, 12, 8),
+        _panel("Weight", [_target(this("lanes_release_weight"), "{{kind}} {{name}}")], (0, 4, 12, 8),
                "percent", description="Canary traffic (WorkloadRollout) or entry weight (LaneRelease)."),
-        _panel("Failed checks", [_target(f"lanes_release_failed_checks{{{RELEASE}}}", "failed"),
-                                 _target(f"lanes_release_checks{{{RELEASE}}}", "checks", "B")], (12, 4, 12, 8)),
+        _panel("Failed checks", [_target(this("lanes_release_failed_checks"), "failed"),
+                                 _target(this("lanes_release_checks"), "checks", "B")], (12, 4, 12, 8)),
         _panel("Success rate: canary vs base", [
             _target(source.success(canary), f"canary {source.legend}"),
             _target(source.success(base), f"base {source.legend}", "B"),
@@ -238,10 +250,10 @@ def release_detail(source: Source) -> dict[str, Any]:
             _target(source.rate(base), f"base {source.legend}", "B"),
         ], (0, 21, 12, 9), "reqps"),
         _panel("Analysis: last value per metric", [
-            _target(f"lanes_release_metric_value{{{RELEASE}}}", "{{service}} {{metric}}"),
+            _target(this("lanes_release_metric_value", "service, metric"), "{{service}} {{metric}}"),
         ], (12, 21, 12, 9), description="Each metric's value at the last check, per service."),
         _panel("Analysis: in range", [
-            _target(f"lanes_release_metric_in_range{{{RELEASE}}}", "{{service}} {{metric}}"),
+            _target(this("lanes_release_metric_in_range", "service, metric"), "{{service}} {{metric}}"),
         ], (0, 30, 24, 6), kind="state-timeline",
             description="1 while a metric's last value was in its range.",
             options={"showValue": "never", "mergeValues": True, "rowHeight": 0.8}),
@@ -259,9 +271,10 @@ def release_detail(source: Source) -> dict[str, Any]:
              "current": {"text": "base", "value": "base"}},
         ]
     annotations = [
-        _annotation("Phase", f"{info} unless ({info} offset 1m)", "phase {{phase}}", "blue"),
-        _annotation("Step", f"changes(lanes_release_step{{{RELEASE}}}[1m]) > 0", "step moved", "yellow"),
-        _annotation("Ending", f"increase(lanes_release_outcomes_total{{{RELEASE}}}[1m]) > 0",
+        _annotation("Phase", f"{info} unless {_one(f'lanes_release_info{{{RELEASE}}} offset 1m', 'phase, lane')}",
+                    "phase {{phase}}", "blue"),
+        _annotation("Step", f"{_one(f'changes(lanes_release_step{{{RELEASE}}}[1m])')} > 0", "step moved", "yellow"),
+        _annotation("Ending", f"{_one(f'increase(lanes_release_outcomes_total{{{RELEASE}}}[1m])', 'outcome, reason')} > 0",
                     "{{outcome}}: {{reason}}", "red"),
     ]
     return _dashboard(

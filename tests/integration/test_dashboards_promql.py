@@ -67,3 +67,20 @@ def test_envoy_series_get_their_lane_and_service_from_the_cluster_name(prometheu
     answer = query(prometheus, SOURCES["envoy"].relabel(cluster))
     [result] = answer["data"]["result"]
     assert (result["metric"]["lane"], result["metric"]["service"]) == ("canary-x", "mockb")
+
+
+def reference_examples() -> list[str]:
+    """The PromQL examples of the metrics reference, one per `# comment` heading."""
+    text = (FOLDER.parents[2] / "docs" / "reference" / "metrics.md").read_text()
+    found = []
+    for block in re.findall(r"```promql\n(.*?)```", text, re.DOTALL):
+        found += [part.strip() for part in re.split(r"^#.*$", block, flags=re.MULTILINE) if part.strip()]
+    return found
+
+
+def test_the_metrics_reference_examples_parse(prometheus: Prometheus) -> None:
+    examples = reference_examples()
+    assert len(examples) >= 2
+    for expr in examples:
+        answer = query(prometheus, expr)
+        assert answer["status"] == "success", f"{answer.get('error')}\n{expr}"
