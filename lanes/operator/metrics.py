@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from .releasemetrics import ReleaseCollector, ReleaseOutcomes, Source
 from .serving import Answer, BackgroundServer
 
 
@@ -47,6 +48,11 @@ class Metrics:
             "lanes_leader", "1 while this replica leads (holds the Lease, or runs without election).",
             registry=self.registry,
         )
+        self.release_outcomes = ReleaseOutcomes(self.registry)
+
+    def read_releases(self, source: Source) -> None:
+        """Report every release `source` yields at each scrape (`lanes.operator.releasemetrics`)."""
+        self.registry.register(ReleaseCollector(source))
 
     def count_write(self, method: str, resource: str) -> None:
         """Hook for MeteredApiClient."""

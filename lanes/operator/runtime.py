@@ -170,6 +170,12 @@ class Runtime:
             {"label": lambda pod: _labels_in_namespace(pod.view.namespace, pod.view.labels)},
             essence=lambda pod: (tuple(sorted(pod.view.labels.items())), pod.view.ready),
         )
+        self.metrics.read_releases(self.release_bodies)
+
+    def release_bodies(self) -> list[tuple[str, dict]]:
+        """Every rollout and lane release the watches hold, for the release metrics."""
+        return ([(WORKLOADROLLOUT.kind, body) for body in self.rollouts.values()]
+                + [(LANERELEASE.kind, body) for body in self.releases.values()])
 
     def _list(self, kind: Kind) -> list[dict]:
         try:
@@ -289,6 +295,7 @@ class Runtime:
         """
         key = _namespace_name(body)
         change = self.rollouts.record(event_type, key, body)
+        self.metrics.release_outcomes.observe(WORKLOADROLLOUT.kind, change.old, change.new)
         if not change.changed:
             return
         splits = change.new is not None and splits_traffic(change.new)
@@ -307,7 +314,9 @@ class Runtime:
         Only the phase, step and weight count, so its progress messages trigger nothing.
         """
         key = _namespace_name(body)
-        if not self.releases.record(event_type, key, body).changed:
+        change = self.releases.record(event_type, key, body)
+        self.metrics.release_outcomes.observe(LANERELEASE.kind, change.old, change.new)
+        if not change.changed:
             return
         lane = ((body.get("spec") or {}).get("swimLaneRef") or {}).get("name")
         lane_body = self.lanes.get(lane) if lane else None

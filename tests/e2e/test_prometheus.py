@@ -13,11 +13,13 @@ the same samples however long the tests before it took.
 from __future__ import annotations
 
 import http.client
+import json
 import math
 import re
 import socket
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -34,6 +36,7 @@ from lanes_testbed.prometheus import Prometheus, ScrapeTarget, ensure_prometheus
 from lanes.api.analysis import Analysis, MetricTemplate
 from lanes.operator.analysis import CheckContext, read_metrics
 from lanes.analysis.verdict import Silence
+from lanes.operator.dashboards import dashboards
 from lanes.operator.providers.prometheus import (
     PrometheusUnavailable,
     QueryError,
@@ -55,11 +58,11 @@ CANARY_CODES = {"200": 90, "404": 5, "500": 4, "503": 1}
 # what the calling side reports (reporter="source").
 DECOYS = (
     ({"destination_workload": "mockb", "destination_workload_namespace": NAMESPACE,
-      "reporter": "destination"}, {"200": 50, "500": 50}),
+      "destination_service_name": SERVICE, "reporter": "destination"}, {"200": 50, "500": 50}),
     ({"destination_workload": CANARY, "destination_workload_namespace": "other",
-      "reporter": "destination"}, {"500": 100}),
+      "destination_service_name": SERVICE, "reporter": "destination"}, {"500": 100}),
     ({"destination_workload": CANARY, "destination_workload_namespace": NAMESPACE,
-      "reporter": "source"}, {"500": 100}),
+      "destination_service_name": SERVICE, "reporter": "source"}, {"500": 100}),
 )
 # Per step, the cumulative count of each duration bucket (ms).
 CANARY_BUCKETS = {"5": 50, "10": 80, "25": 95, "50": 100, "100": 100, "+Inf": 100}
@@ -77,7 +80,7 @@ def recorded_istio_series(end: float) -> str:
     """OpenMetrics text: counters and histograms growing by the tables above every step."""
     times = [end - STEP_S * (STEPS - 1 - i) for i in range(STEPS)]
     canary = {"destination_workload": CANARY, "destination_workload_namespace": NAMESPACE,
-              "reporter": "destination"}
+              "destination_service_name": SERVICE, "reporter": "destination"}
     lines = ["# TYPE istio_requests counter"]
     for base, codes in ((canary, CANARY_CODES), *DECOYS):
         for code, per_step in codes.items():
@@ -503,3 +506,53 @@ def test_series_with_no_samples_in_the_window_read_no_data(bed: Bed) -> None:
     answer = query_reading(bed.prometheus.url, promql, at=bed.recorded_end + 600)
     assert isinstance(answer, Silence) and answer.kind == "no-data", answer
     assert query_value(bed.prometheus.url, promql, at=bed.recorded_end + 600) is None
+
+
+# --- the chart's Grafana dashboards over the same series ----------------------------------------
+
+DASHBOARDS = dashboards()
+
+
+def dashboard_query(dashboard: str, title: str, ref: str, interval: str) -> str:
+    """One panel target's expression, variables filled in as Grafana fills them."""
+    [panel] = [p for p in DASHBOARDS[dashboard]["panels"] if p["title"] == title]
+    [expr] = [t["expr"] for t in panel["targets"] if t["refId"] == ref]
+    values = {"__rate_interval": interval, "namespace": NAMESPACE, "service": SERVICE, "lane": LANE,
+              "base": "base"}
+    return re.sub(r"\$(__rate_interval|[a-z]+)\b", lambda m: values[m.group(1)], expr)
+
+
+def series(bed: Bed, promql: str, at: float) -> dict[frozenset, float]:
+    """Every series of an instant query at `at`, by its labels."""
+    query = urllib.parse.urlencode({"query": promql, "time": f"{at:.3f}"})
+    with urllib.request.urlopen(f"{bed.prometheus.url}/api/v1/query?{query}", timeout=10) as response:
+        answer = json.load(response)
+    assert answer["status"] == "success", answer
+    return {frozenset(r["metric"].items()): float(r["value"][1]) for r in answer["data"]["result"]}
+
+
+def test_envoy_dashboards_show_each_lane_of_each_service(bed: Bed, envoy_burst: Burst) -> None:
+    interval, at = envoy_burst.interval, envoy_burst.at
+
+    def canary_lane(title: str) -> list[float]:
+        found = series(bed, dashboard_query("lanes-overview-envoy.json", title, "A", interval), at)
+        return [value for labels, value in found.items() if {("lane", LANE), ("service", SERVICE)} <= labels]
+
+    assert canary_lane("Success rate") == [pytest.approx(95.0, abs=1e-6)]
+    p99 = render_query(builtin_query("envoy", "request-duration"), variables(interval))
+    assert canary_lane("p99 latency") == [pytest.approx(bed.value(p99, at=at), abs=1e-6)]
+    canary = dashboard_query("lanes-release-envoy.json", "Success rate: canary vs base", "A", interval)
+    base = dashboard_query("lanes-release-envoy.json", "Success rate: canary vs base", "B", interval)
+    assert list(series(bed, canary, at).values()) == [pytest.approx(95.0, abs=1e-6)]
+    assert series(bed, base, at) == {}, "the base lane got no requests"
+
+
+def test_istio_dashboards_tell_the_canary_workload_from_the_base(bed: Bed) -> None:
+    at = bed.recorded_end
+    overview = series(bed, dashboard_query("lanes-overview-istio.json", "Success rate", "A", "5m"), at)
+    by_workload = {dict(labels)["destination_workload"]: value for labels, value in overview.items()}
+    assert by_workload == {CANARY: pytest.approx(95.0, abs=1e-9), "mockb": pytest.approx(50.0, abs=1e-9)}
+    canary = dashboard_query("lanes-release-istio.json", "p99 latency: canary vs base", "A", "5m")
+    assert list(series(bed, canary, at).values()) == [pytest.approx(CANARY_P99_MS, abs=1e-9)]
+    base = dashboard_query("lanes-release-istio.json", "Success rate: canary vs base", "B", "5m")
+    assert list(series(bed, base, at).values()) == [pytest.approx(50.0, abs=1e-9)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -215,3 +216,37 @@ def test_the_listen_address_reaches_metrics_and_webhook() -> None:
     assert env["POD_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
     assert "--metrics-host=$(POD_IP)" in container["args"]
     assert {e["name"]: e.get("value") for e in container["env"]}["LANES_WEBHOOK_ADDR"] == "$(POD_IP)"
+
+
+def dashboard_maps(objects: list[dict]) -> list[dict]:
+    return [d for d in objects if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-dashboards")]
+
+
+def test_grafana_dashboards_render_only_when_enabled() -> None:
+    assert dashboard_maps(template()) == []
+    [configmap] = dashboard_maps(template("grafana.dashboards.enabled=true"))
+    assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert configmap["metadata"]["namespace"] == "lanes-system"
+    files = sorted(p.name for p in (CHART / "dashboards").glob("*.json"))
+    assert sorted(configmap["data"]) == files
+    for name, text in configmap["data"].items():
+        assert json.loads(text) == json.loads((CHART / "dashboards" / name).read_text())
+
+
+def test_the_apiserver_accepts_the_dashboards(control_plane: ControlPlane, namespace: str) -> None:
+    [configmap] = dashboard_maps(template("grafana.dashboards.enabled=true",
+                                          f"grafana.dashboards.namespace={namespace}"))
+    out = control_plane.kubectl("apply", "--server-side", "--dry-run=server", "-f", "-",
+                                input=yaml.safe_dump(configmap))
+    assert "serverside-applied" in out, out
+
+
+def test_grafana_dashboards_follow_the_sidecars_label_namespace_and_folder() -> None:
+    [configmap] = dashboard_maps(template(
+        "grafana.dashboards.enabled=true", "grafana.dashboards.label=dashboards",
+        "grafana.dashboards.labelValue=lanes", "grafana.dashboards.namespace=monitoring",
+        "grafana.dashboards.annotations.grafana_folder=Lanes"))
+    assert configmap["metadata"]["labels"]["dashboards"] == "lanes"
+    assert "grafana_dashboard" not in configmap["metadata"]["labels"]
+    assert configmap["metadata"]["namespace"] == "monitoring"
+    assert configmap["metadata"]["annotations"] == {"grafana_folder": "Lanes"}

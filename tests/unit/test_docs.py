@@ -17,10 +17,12 @@ from pathlib import Path
 import pytest
 import typer.main
 import yaml
+from prometheus_client import CollectorRegistry
 
 from lanes.analysis.queries import BUILTIN_METRICS, SOURCES
 from lanes.api.crds import KINDS, crd
 from lanes.cli.main import app
+from lanes.operator.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -143,3 +145,11 @@ def test_a_broken_anchor_fails_the_build(tmp_path: Path) -> None:
     result = build(tmp_path / "site", tmp_path / "mkdocs.yml")
     assert result.returncode != 0
     assert "no-such-field" in result.stdout + result.stderr
+
+
+def test_every_operator_metric_is_in_the_metrics_reference(site: Path) -> None:
+    metrics = Metrics(CollectorRegistry())
+    metrics.read_releases(lambda: [])
+    text = page(site, "reference/metrics")
+    missing = [f.name for f in metrics.registry.collect() if f"<code>{f.name}" not in text]
+    assert not missing, f"metrics missing from the reference: {missing}"
