@@ -1,4 +1,4 @@
-"""Releases decided by metrics on the real stack: a real Prometheus scrapes the mesh's Envoy,
+"""Releases decided by metrics on the real stack: a real Prometheus scrapes the mesh's proxies,
 and the operator (its own process) reads the canary's success rate from it every interval.
 
 One stack serves every test here, each starting its own releases on the mock chain:
@@ -11,7 +11,9 @@ One stack serves every test here, each starting its own releases on the mock cha
 - the operator SIGKILLed mid-analysis resumes from status: failed checks neither forgotten nor
   doubled;
 - a Flagger `Canary` and an Argo `Rollout` converted by `kubectl lane convert`, applied and run
-  to their outcome.
+  to their outcome;
+- a release failed by its metrics whose manifest a GitOps tool re-applies: nothing starts until
+  `kubectl lane retry`.
 
 Canary- and base-tagged requests flow through the gateway the whole time, so the canary subsets
 have traffic; no base-tagged request may fail.
@@ -464,3 +466,60 @@ def test_a_flagger_canary_and_an_argo_rollout_converted_and_run(
     assert "success-rate" in status["message"] and "0.99" in status["message"], status["message"]
     cluster.wait_for(lambda: not cluster.paused("mocka-v1"), "mocka base unpaused")
     assert cluster.base_pods("mocka") == uids, "base was never restarted"
+
+
+def _from_git(deployment: str, **env: str) -> str:
+    """The sample's Deployment as a repository holds it, with `env` added to its container."""
+    import yaml
+
+    docs = yaml.safe_load_all((SAMPLE / "app.yaml").read_text())
+    [body] = [d for d in docs if d and d["kind"] == "Deployment" and d["metadata"]["name"] == deployment]
+    body["spec"]["template"]["spec"]["containers"][0]["env"] += [
+        {"name": k, "value": v} for k, v in env.items()]
+    return json.dumps(body)
+
+
+def test_a_failed_revision_reapplied_as_gitops_does_starts_nothing_until_retried(
+    cluster: Cluster, load: Load
+) -> None:
+    """Argo CD's or Flux's self-heal re-applies the manifest whose release failed, every 10 s for
+    a minute: no canary starts, nothing writes the Deployment's template, base requests never
+    fail; `kubectl lane retry` then releases it again."""
+    name, deployment = "rollouts-mockc", "mockc-v1"
+    cluster.analyse(name, [{"replicas": 1, "traffic": "20%"}, {"replicas": 1}], ANALYSIS)
+    manifest = _from_git(deployment, fail_percent="100")
+    cluster.kubectl("apply", "-f", "-", stdin=manifest)
+    cluster.wait_for(lambda: cluster.status(name).get("failedRevision"), "rolled back by its metrics")
+    cluster.wait_for(lambda: cluster.status(name).get("phase") == "Healthy", "settled")
+    failed = cluster.status(name)["failedRevision"]
+    assert failed["reason"] == "AnalysisFailed", failed
+    uids = cluster.base_pods("mockc")
+
+    def canaries() -> int:
+        found = json.loads(cluster.kubectl("get", "deployments", "-l", "app=mockc", "-o", "json"))
+        return sum(d["metadata"]["name"] != deployment for d in found["items"])
+
+    cluster.kubectl("apply", "-f", "-", stdin=manifest)
+    generation = json.loads(cluster.kubectl("get", f"deployment/{deployment}", "-o", "json"))[
+        "metadata"]["generation"]
+    seen = 0
+    for _ in range(6):
+        cluster.kubectl("apply", "-f", "-", stdin=manifest)
+        for _ in range(10):
+            seen += canaries()
+            time.sleep(1.0)
+    assert seen == 0, "a canary was started for the failed revision"
+    current = json.loads(cluster.kubectl("get", f"deployment/{deployment}", "-o", "json"))
+    assert current["metadata"]["generation"] == generation, "something wrote the Deployment's spec"
+    status = cluster.status(name)
+    assert status["phase"] == "Healthy" and status["failedRevision"] == failed, status
+    assert cluster.base_pods("mockc") == uids, "the base kept serving the stable revision"
+    assert [reason for reason, _ in cluster.events(name)].count("FailedRevisionHeld") == 1
+
+    plugin = Path(sys.executable).with_name("kubectl-lane")
+    retried = subprocess.run([str(plugin), "retry", f"rollout/{name}", f"--kubeconfig={cluster.stack.kubeconfig}"],
+                             capture_output=True, text=True, timeout=60)
+    assert retried.returncode == 0, retried.stderr
+    cluster.wait_for(lambda: canaries() == 1, "the release started again")
+    cluster.wait_for(lambda: cluster.conditions(name).get("Succeeded") == ("False", "AnalysisFailed"),
+                     "the still failing revision rolled back again by its metrics")
