@@ -49,7 +49,12 @@ class Bed:
         self.custom = client.CustomObjectsApi(api)
 
     def ask(self) -> tuple[int, str]:
-        status, body = get(self.mesh.gateway_url, "/", timeout=5)
+        """One request through the gateway; (0, why) until the gateway listens (a Gateway was
+        just applied)."""
+        try:
+            status, body = get(self.mesh.gateway_url, "/", timeout=5)
+        except OSError as error:
+            return 0, str(error)
         hops = HOP.findall(body)
         return status, hops[0][1] if status == 200 and hops else body.strip()
 

@@ -132,8 +132,11 @@ STATUS_CASES: dict[str, tuple[list[Edit], str, str]] = {
         [lane_patch("canary", lambda s: {"spec": {"ingressRules": [{"name": "c", "route": {"destination": {"host": "nothere"}}}]}})],
         "canary", "spec.ingressRules[0].route.destination.host: nothere is not a service",
     ),
+    # A strict lane that lists no services holds them all (as ASM's console writes it); one
+    # that lists some must list every one.
     "strict-mode-lane-misses-services": (
-        [group_patch(lambda s: {"spec": {"isPermissive": False, "permissiveModeConfiguration": {"fallbackTarget": None}}})],
+        [lane_patch("canary", lambda s: {"spec": {"services": [{"name": "mocka", "namespace": s.namespace}]}}),
+         group_patch(lambda s: {"spec": {"isPermissive": False, "permissiveModeConfiguration": {"fallbackTarget": None}}})],
         "canary", "spec.services: in strict mode",
     ),
     "weights-over-100": (
