@@ -484,19 +484,25 @@ def test_a_failed_revision_reapplied_as_gitops_does_starts_nothing_until_retried
 ) -> None:
     """Argo CD's or Flux's self-heal re-applies the manifest whose release failed, every 10 s for
     a minute: no canary starts, nothing writes the Deployment's template, base requests never
-    fail; `kubectl lane retry` then releases it again."""
-    name, deployment = "rollouts-mockc", "mockc-v1"
+    fail; `kubectl lane retry` then releases it again.
+
+    On mockb, whose rollout the tests before left in place (mocka's and mockc's were replaced by
+    the converted ones); the manifest's own `release` value makes it a revision of its own.
+    """
+    name, deployment = "rollouts-mockb", "mockb-v1"
     cluster.analyse(name, [{"replicas": 1, "traffic": "20%"}, {"replicas": 1}], ANALYSIS)
-    manifest = _from_git(deployment, fail_percent="100")
+    manifest = _from_git(deployment, fail_percent="100", release="gitops")
+    before = cluster.status(name).get("failedRevision")
     cluster.kubectl("apply", "-f", "-", stdin=manifest)
-    cluster.wait_for(lambda: cluster.status(name).get("failedRevision"), "rolled back by its metrics")
+    cluster.wait_for(lambda: cluster.status(name).get("failedRevision") not in (None, before),
+                     "the new revision rolled back by its metrics")
     cluster.wait_for(lambda: cluster.status(name).get("phase") == "Healthy", "settled")
     failed = cluster.status(name)["failedRevision"]
     assert failed["reason"] == "AnalysisFailed", failed
-    uids = cluster.base_pods("mockc")
+    uids = cluster.base_pods("mockb")
 
     def canaries() -> int:
-        found = json.loads(cluster.kubectl("get", "deployments", "-l", "app=mockc", "-o", "json"))
+        found = json.loads(cluster.kubectl("get", "deployments", "-l", "app=mockb", "-o", "json"))
         return sum(d["metadata"]["name"] != deployment for d in found["items"])
 
     cluster.kubectl("apply", "-f", "-", stdin=manifest)
@@ -513,7 +519,7 @@ def test_a_failed_revision_reapplied_as_gitops_does_starts_nothing_until_retried
     assert current["metadata"]["generation"] == generation, "something wrote the Deployment's spec"
     status = cluster.status(name)
     assert status["phase"] == "Healthy" and status["failedRevision"] == failed, status
-    assert cluster.base_pods("mockc") == uids, "the base kept serving the stable revision"
+    assert cluster.base_pods("mockb") == uids, "the base kept serving the stable revision"
     assert [reason for reason, _ in cluster.events(name)].count("FailedRevisionHeld") == 1
 
     plugin = Path(sys.executable).with_name("kubectl-lane")
