@@ -133,6 +133,15 @@ def operator(
     retry_period: Annotated[
         float, typer.Option(envvar="LANES_RETRY_PERIOD", help="Seconds between tries to take or renew the Lease.")
     ] = 2.0,
+    serve_peers: Annotated[
+        bool,
+        typer.Option(
+            envvar="LANES_SERVE_PEERS",
+            help="Also run ASM's ASMSwimLaneGroups and ASMSwimLanes (istio.alibabacloud.com/v1) "
+            "and Kruise's Rollouts (rollouts.kruise.io/v1beta1) as they are, installing their "
+            "CRDs where absent; an object its own controller runs is refused.",
+        ),
+    ] = False,
 ) -> None:
     """Run the lane operator: watch lane groups, lanes and pods; keep the routes in force."""
     if log_level.lower() not in LOG_LEVELS:
@@ -186,6 +195,7 @@ def operator(
         trace_affinity=module,
         served_module=served,
         election=election,
+        serve_peers=serve_peers,
     )
     run(options, log_level.lower())
 

@@ -66,6 +66,8 @@ class Options:
     served_module: ServedModule | None = None
     # Leader election on a Lease (None: this replica leads alone, as a single one does).
     election: Election | None = None
+    # Also serve ASM's swimlanes and Kruise's Rollouts as they are (`lanes.operator.peers`).
+    serve_peers: bool = False
 
 
 def splits_traffic(rollout: Mapping[str, Any]) -> bool:

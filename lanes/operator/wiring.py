@@ -21,6 +21,7 @@ from kubernetes.client import ApiClient
 
 from lanes.kube.lanereleases import LaneReleasesApi
 from lanes.kube.lease import LeaseApi
+from lanes.kube.peers import PeersApi
 from lanes.kube.rollouts import RolloutsApi
 
 from .checks import AnalysisSettings
@@ -31,6 +32,8 @@ from .lanereleases import register as register_lanereleases
 from .leader import LeaderElector
 from .metrics import MetricsServer
 from .modules import ModuleServer
+from .peers import PeerController
+from .peers import register as register_peers
 from .rollouts import RolloutController
 from .rollouts import register as register_rollouts
 from .runtime import Options, Runtime
@@ -45,6 +48,7 @@ class Operator:
     runtime: Runtime
     rollouts: RolloutController
     lanereleases: LaneReleaseController
+    peers: PeerController | None = None
     metrics_server: MetricsServer | None = None
     module_server: ModuleServer | None = None
 
@@ -56,7 +60,8 @@ class Operator:
     @property
     def controllers(self) -> list[Controller]:
         """Every controller, whose workers only the leader runs."""
-        return [self.runtime.reconciler, self.rollouts, self.lanereleases]
+        peers = [self.peers] if self.peers is not None else []
+        return [self.runtime.reconciler, self.rollouts, self.lanereleases, *peers]
 
 
 def wire(options: Options, runtime: Runtime | None = None) -> Operator:
@@ -68,6 +73,7 @@ def wire(options: Options, runtime: Runtime | None = None) -> Operator:
         RolloutController(RolloutsApi(runtime.api), workers=options.rollout_workers,
                           settings=settings),
         LaneReleaseController(LaneReleasesApi(runtime.api), workers=2, settings=settings),
+        PeerController(PeersApi(runtime.api)) if options.serve_peers else None,
     )
 
 
@@ -99,6 +105,8 @@ def registry(operator: Operator, on_lost: Callable[[], None]) -> kopf.OperatorRe
     built = register_groups(kopf.OperatorRegistry(), operator.runtime)
     register_rollouts(built, operator.rollouts)
     register_lanereleases(built, operator.lanereleases)
+    if operator.peers is not None:
+        register_peers(built, operator.peers)
 
     def operator_login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
         return connection_info(operator, settings)
