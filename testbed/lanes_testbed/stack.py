@@ -110,6 +110,8 @@ class Stack:
         gateway_port: the gateway listener's port; taken already, a free one is used.
         binaries: control-plane executables (built on first use when None).
         progress: told what is starting, for a status line.
+        serve_peers: the operator also runs ASM's swimlanes and Kruise's Rollouts as they are
+            (its `--serve-peers`).
     """
 
     def __init__(
@@ -120,11 +122,13 @@ class Stack:
         gateway_port: int = DEFAULT_GATEWAY_PORT,
         binaries: Paths | None = None,
         progress: Progress | None = None,
+        serve_peers: bool = False,
     ) -> None:
         if flavour not in FLAVOURS:
             raise ValueError(f"unknown flavour {flavour!r} (known: {', '.join(FLAVOURS)})")
         self.state_dir = Path(state_dir).resolve()
         self.flavour = flavour
+        self.serve_peers = serve_peers
         self.wanted_gateway_port = gateway_port
         self.plane = ControlPlane(self.state_dir, binaries, progress=sys.stderr)
         self.mesh: LocalMesh | None = None
@@ -297,7 +301,8 @@ class Stack:
             "operator",
             operator_argv(self.kubeconfig, self.operator_metrics_port, self.prometheus_url),
             {"LANES_WEBHOOK_PORT": str(port), "LANES_WEBHOOK_CONFIG": WEBHOOK_CONFIG,
-             **trace_affinity_env(processes.free_port())},
+             **trace_affinity_env(processes.free_port()),
+             **({"LANES_SERVE_PEERS": "true"} if self.serve_peers else {})},
         )
         admission = client.AdmissionregistrationV1Api(self.api)
 

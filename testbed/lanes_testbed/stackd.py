@@ -52,6 +52,7 @@ def up(
     flavour: str = "istio",
     gateway_port: int = DEFAULT_GATEWAY_PORT,
     progress: TextIO | None = sys.stderr,
+    serve_peers: bool = False,
 ) -> dict[str, Any]:
     """Start the stack in the background unless it runs; return what `running` returns.
 
@@ -80,7 +81,8 @@ def up(
         supervisor.stop()
         (state_dir / "stack.json").unlink(missing_ok=True)
         info = supervisor.start(
-            [str(state_dir), "--flavour", flavour, "--gateway-port", str(gateway_port)],
+            [str(state_dir), "--flavour", flavour, "--gateway-port", str(gateway_port),
+             *(["--serve-peers"] if serve_peers else [])],
             child_env(), lambda: running(state_dir),
             what="the local stack", timeout_s=UP_TIMEOUT_S, cleanup=lambda: _sweep(state_dir),
         )
@@ -97,11 +99,11 @@ def down(state_dir: Path) -> bool:
     return stopped
 
 
-def serve(state_dir: Path, flavour: str, gateway_port: int) -> int:
+def serve(state_dir: Path, flavour: str, gateway_port: int, serve_peers: bool = False) -> int:
     """Run the stack until SIGTERM/SIGINT/SIGHUP, or until one of its parts dies."""
     stop = stop_on_signals()
     stack = Stack(state_dir, flavour=flavour, gateway_port=gateway_port,
-                  progress=lambda text: print(text, flush=True))
+                  progress=lambda text: print(text, flush=True), serve_peers=serve_peers)
     stack.start()
     try:
         info = {
@@ -144,7 +146,8 @@ def _sweep(state_dir: Path) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    """`python -m lanes_testbed.stackd serve STATE_DIR [--flavour F] [--gateway-port N]`."""
+    """`python -m lanes_testbed.stackd serve STATE_DIR [--flavour F] [--gateway-port N]
+    [--serve-peers]`."""
     import argparse
 
     parser = argparse.ArgumentParser(prog=f"python -m {SUPERVISOR_MODULE}")
@@ -152,8 +155,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("state_dir", type=Path)
     parser.add_argument("--flavour", default="istio")
     parser.add_argument("--gateway-port", type=int, default=DEFAULT_GATEWAY_PORT)
+    parser.add_argument("--serve-peers", action="store_true")
     args = parser.parse_args(argv)
-    return serve(args.state_dir.resolve(), args.flavour, args.gateway_port)
+    return serve(args.state_dir.resolve(), args.flavour, args.gateway_port, args.serve_peers)
 
 
 if __name__ == "__main__":

@@ -250,3 +250,23 @@ def test_grafana_dashboards_follow_the_sidecars_label_namespace_and_folder() -> 
     assert "grafana_dashboard" not in configmap["metadata"]["labels"]
     assert configmap["metadata"]["namespace"] == "monitoring"
     assert configmap["metadata"]["annotations"] == {"grafana_folder": "Lanes"}
+
+
+def test_peer_serving_is_off_unless_asked_and_then_reaches_the_operator_with_its_rbac() -> None:
+    def peer_rules(objects: list[dict]) -> list[dict]:
+        [role] = [d for d in objects if d["kind"] == "ClusterRole"]
+        return [r for r in role["rules"]
+                if {"istio.alibabacloud.com", "rollouts.kruise.io"} & set(r["apiGroups"])]
+
+    assert "LANES_SERVE_PEERS" not in operator_env()
+    assert peer_rules(template()) == []
+    assert operator_env("peers.serve=true")["LANES_SERVE_PEERS"] == "true"
+    objects = template("peers.serve=true")
+    granted = {(group, resource, verb) for rule in peer_rules(objects)
+               for group in rule["apiGroups"] for resource in rule["resources"] for verb in rule["verbs"]}
+    assert ("rollouts.kruise.io", "rollouts/status", "patch") in granted
+    assert ("istio.alibabacloud.com", "asmswimlanegroups", "watch") in granted
+    assert not any(verb in ("create", "update", "delete") for _, _, verb in granted)
+    [role] = [d for d in objects if d["kind"] == "ClusterRole"]
+    crd_rules = [r for r in role["rules"] if "customresourcedefinitions" in r["resources"]]
+    assert {v for r in crd_rules for v in r["verbs"]} == {"list", "watch", "get", "create"}

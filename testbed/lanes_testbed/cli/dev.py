@@ -88,6 +88,11 @@ def up(
     gateway_port: Annotated[
         int, typer.Option(help="The gateway's port on 127.0.0.1; if taken, a free one is used.")
     ] = 8080,
+    serve_peers: Annotated[
+        bool, typer.Option(help="The operator also runs ASM's swimlanes and Kruise's Rollouts as "
+                                "they are (its --serve-peers); for a stack that runs already, "
+                                "`kubectl lane dev down` first.")
+    ] = False,
 ) -> None:
     """Start everything in the background: control plane, operator, local node, mesh.
 
@@ -101,7 +106,7 @@ def up(
         raise typer.BadParameter(f"{flavour!r} is not one of {', '.join(FLAVOURS)}", param_hint="--flavour")
     directory = state_dir or cluster.default_state_dir()
     try:
-        info = stackd.up(directory, flavour, gateway_port)
+        info = stackd.up(directory, flavour, gateway_port, serve_peers=serve_peers)
     except Exception as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
