@@ -125,9 +125,11 @@ class PeersApi:
                 raise
 
     def write_status(self, kind: PeerKind, peer: Mapping[str, Any], status: Mapping[str, Any]) -> None:
-        """Merge `status` into the peer object's status, as lanes' field manager."""
+        """Merge `status` into the peer object's status, as lanes' field manager, at the
+        resourceVersion it was read at: a status the peer's controller wrote meanwhile is never
+        overwritten (409 Conflict, and the reconcile plans again)."""
         metadata = peer["metadata"]
-        body = {"status": dict(status)}
+        body = {"metadata": {"resourceVersion": metadata["resourceVersion"]}, "status": dict(status)}
         common = dict(field_manager=MANAGER, _content_type=MERGE_PATCH)
         if kind.namespaced:
             self.custom.patch_namespaced_custom_object_status(
