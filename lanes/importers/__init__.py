@@ -4,7 +4,8 @@ One module per source (`asm`, `kruise`, `flagger`, `argo`, and `istio` for the I
 come beside them), each listing the (group, kind)s it reads; `registry` files them (and the
 Deployments lone canaries release, relabelled) and converts a document by its (group, kind);
 `documents` reads files of mixed kinds through it; `lone` generates a lone canary's group and
-lanes.
+lanes; `served` plans the lanes.dev object and the status of an ASM or Kruise object the
+operator runs as it is.
 """
 
 from .common import Importer
