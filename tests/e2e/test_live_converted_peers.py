@@ -133,6 +133,11 @@ def with_deployment(name: str, manifest: str) -> str:
     return f"{yaml.safe_dump(deployment)}---\n{manifest}"
 
 
+def steps_ready(cluster: Cluster, name: str) -> list[str]:
+    """The steps whose canary pods became ready, in order, from the rollout's events."""
+    return [message.split(":")[0] for reason, message in cluster.events(name) if reason == "StepReady"]
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with Stack(tmp_path_factory.mktemp("peers") / "stack", gateway_port=0) as running:
@@ -166,6 +171,7 @@ def test_a_tutorial_flagger_canary_and_an_argo_rollout_with_args_converted_and_r
         assert [m["name"] for m in done["analysis"]["metrics"]] == [
             "request-success-rate", "request-duration"]
         assert done["analysis"]["checks"] >= 2, "a passing check per weight: 25%, then 50%"
+        assert steps_ready(cluster, "mockb") == ["step 1/2", "step 2/2"]
         until(lambda: len(cluster.base_pods("mockb")) == 1, "one mockb base pod, the promoted one")
         uids = cluster.base_pods("mockb")
 
@@ -192,6 +198,7 @@ def test_a_tutorial_flagger_canary_and_an_argo_rollout_with_args_converted_and_r
         done = cluster.status("mockc")
         assert cluster.outcome("mockc") == ("True", "Promoted"), done
         assert done["analysis"]["failedChecks"] == 0, done["analysis"]
+        assert steps_ready(cluster, "mockc") == ["step 1/2", "step 2/2"]
         until(lambda: len(cluster.base_pods("mockc")) == 1, "one mockc base pod, the promoted one")
         uids = cluster.base_pods("mockc")
 
