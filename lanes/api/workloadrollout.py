@@ -159,11 +159,18 @@ class Strategy(Model):
 
 
 class WorkloadRolloutSpec(Model):
-    """What a WorkloadRollout declares; `autoscalerRef` gives the canary the base's autoscaler."""
+    """What a WorkloadRollout declares; `autoscalerRef` gives the canary the base's autoscaler.
+
+    `progressDeadlineSeconds` rolls a release back when a step's canary pods are not available
+    within that many seconds of the step's start (Flagger's deadline, Argo's with
+    `progressDeadlineAbort`). Unset, the base Deployment's own deadline applies and a release
+    past it is left Failed where it stands, canary and held base kept for a fix or an undo.
+    """
 
     workload_ref: WorkloadRef
     strategy: Strategy
     autoscaler_ref: AutoscalerRef | None = None
+    progress_deadline_seconds: int | None = Field(default=None, ge=1)
 
 
 class CanaryStatus(Model):

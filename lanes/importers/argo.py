@@ -27,6 +27,7 @@ from .canary import (
     doc_namespace,
     kept_metadata,
     lone_lanes,
+    progress_deadline,
     traffic_step,
     workload_ref,
 )
@@ -39,6 +40,9 @@ ARGO = "argoproj.io"
 _CONDITION = re.compile(r"^\s*result(?:\[0\])?\s*(>=|<=)\s*(-?\d+(?:\.\d+)?)\s*$")
 _ARGS = re.compile(r"\{\{\s*args\.([A-Za-z0-9_.-]+?)\s*\}\}")
 _FIELD_LABEL = re.compile(r"^metadata\.(labels|annotations)\['([^']+)'\]$")
+
+ARGO_PROGRESS_DEADLINE = 600
+"""Argo's `progressDeadlineSeconds` when a Rollout gives none."""
 
 TemplateKey = tuple[str, str, str]
 """An Argo template's (kind, namespace, name), namespace `""` when not given (always, for a
@@ -243,6 +247,7 @@ def argo_rollout(doc: dict[str, Any], inputs: Sequence[Mapping[str, Any]] = ()) 
     templates = analysis_templates(inputs)
     checks, made = _argo_analysis(doc, uses, templates, refusals)
     steps = _argo_steps(canary.get("steps"), bool(checks), refusals)
+    deadline = _argo_progress_deadline(spec, refusals)
     refusals.check()
     converted: dict[str, Any] = {"canary": canary_spec(steps, labels, checks)}
     annotations = _argo_canary_metadata(canary, "annotations")
@@ -251,8 +256,25 @@ def argo_rollout(doc: dict[str, Any], inputs: Sequence[Mapping[str, Any]] = ()) 
     if spec.get("paused"):
         converted["paused"] = True
     rollout_spec = {"workloadRef": workload, "strategy": converted}
+    if deadline:
+        rollout_spec["progressDeadlineSeconds"] = deadline
     rollout = lanes_document("WorkloadRollout", kept_metadata(doc), rollout_spec)
     return [*([deployment] if deployment else []), rollout, *made, *generated]
+
+
+def _argo_progress_deadline(spec: Mapping[str, Any], refusals: Refusals) -> int | None:
+    """The rollout's own progress deadline when the Rollout aborts on its deadline
+    (`progressDeadlineAbort: true`; Argo's default deadline is 600 s). Without the abort Argo
+    only marks the Rollout degraded, as lanes leaves a release past the base's deadline
+    Failed, held."""
+    abort = spec.get("progressDeadlineAbort", False)
+    if not isinstance(abort, bool):
+        refusals.add("spec.progressDeadlineAbort", f"{abort!r}: must be true or false")
+        return None
+    if not abort:
+        return None
+    return progress_deadline(spec.get("progressDeadlineSeconds", ARGO_PROGRESS_DEADLINE),
+                             "spec.progressDeadlineSeconds", refusals)
 
 
 def _argo_deployment(doc: dict[str, Any], refusals: Refusals) -> dict[str, Any]:
@@ -589,9 +611,11 @@ def argo_notes(doc: Mapping[str, Any], inputs: Sequence[Mapping[str, Any]] = ())
     if "scaleDown" in as_mapping(spec.get("workloadRef")):
         notes.append("spec.workloadRef.scaleDown: dropped; lanes releases the Deployment itself, "
                      "which keeps running (scale it up if Argo had scaled it to zero)")
-    if "progressDeadlineAbort" in spec:
-        notes.append("spec.progressDeadlineAbort: not applied; a canary that never becomes ready "
-                     "holds the release rather than aborting it")
+    if "progressDeadlineSeconds" in spec and "template" not in spec \
+            and not spec.get("progressDeadlineAbort"):
+        notes.append("spec.progressDeadlineSeconds: dropped; without progressDeadlineAbort the "
+                     "Deployment's own progressDeadlineSeconds decides when a release whose "
+                     "canary never becomes ready is left Failed")
     for path, analysis in _analysis_blocks(canary):
         if path != "spec.strategy.canary.analysis":
             notes.append(f"{path}: lanes checks its metrics at every step, as part of the "

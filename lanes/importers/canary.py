@@ -57,6 +57,15 @@ class Refusals:
             raise InvalidSpec(self.errors)
 
 
+def progress_deadline(value: Any, path: str, refusals: Refusals) -> int | None:
+    """A peer's `progressDeadlineSeconds` for the WorkloadRollout's own, which rolls back a
+    step whose canary pods are not available in time; None (refused) unless a positive count."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    refusals.add(path, f"{value!r}: must be a positive number of seconds")
+    return None
+
+
 def doc_name(doc: Mapping[str, Any]) -> str:
     """The document's name, as errors name it."""
     return str(as_mapping(doc.get("metadata")).get("name", "(unnamed)"))

@@ -22,6 +22,7 @@ from .canary import (
     doc_namespace,
     kept_metadata,
     lone_lanes,
+    progress_deadline,
     traffic_step,
     workload_ref,
 )
@@ -85,10 +86,16 @@ def flagger_canary(doc: dict[str, Any], inputs: Sequence[Mapping[str, Any]] = ()
     matches = _flagger_matches(analysis.get("match"), refusals)
     steps = _flagger_steps(analysis, matches, refusals)
     checks = _flagger_analysis(analysis, spec.get("metricsServer"), refusals)
+    deadline = None
+    if "progressDeadlineSeconds" in spec:
+        deadline = progress_deadline(spec["progressDeadlineSeconds"], "spec.progressDeadlineSeconds",
+                                     refusals)
     refusals.check()
     rollout_spec = {"workloadRef": workload, "strategy": {"canary": canary_spec(steps, labels, checks)}}
     if autoscaler:
         rollout_spec["autoscalerRef"] = autoscaler
+    if deadline:
+        rollout_spec["progressDeadlineSeconds"] = deadline
     return [lanes_document("WorkloadRollout", kept_metadata(doc), rollout_spec), *generated]
 
 
@@ -310,10 +317,6 @@ def flagger_notes(doc: Mapping[str, Any], inputs: Sequence[Mapping[str, Any]] = 
         elif key in _FLAGGER_SERVICE_ROUTING and key not in (*_FLAGGER_SERVICE_SETTINGS, "gateways", "hosts"):
             notes.append(f"spec.service.{key}: not applied; lanes writes this service's routes "
                          "without it")
-    if "progressDeadlineSeconds" in spec:
-        notes.append("spec.progressDeadlineSeconds: not applied; the canary Deployment keeps the "
-                     "base's progressDeadlineSeconds, and a canary that never becomes ready "
-                     "holds the release rather than rolling it back")
     ref = as_mapping(spec.get("autoscalerRef"))
     if ref.get("apiVersion") == "autoscaling/v2beta2":
         notes.append("spec.autoscalerRef.apiVersion: autoscaling/v2beta2 read as autoscaling/v2, "

@@ -27,6 +27,7 @@ ANALYSIS_UNAVAILABLE = "AnalysisUnavailable"
 PRE_ROLLOUT_FAILED = "PreRolloutFailed"
 ROLLED_BACK_BY_WEBHOOK = "RolledBackByWebhook"
 ANALYSIS_REASONS = (ANALYSIS_FAILED, ANALYSIS_UNAVAILABLE, PRE_ROLLOUT_FAILED, ROLLED_BACK_BY_WEBHOOK)
+PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
 
 
 def analysis_at(rollout: WorkloadRollout, index: int) -> Analysis | None:

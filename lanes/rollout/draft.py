@@ -21,7 +21,7 @@ from .actions import HELD_ANNOTATION, Action, ApplyCanary, ClearIntent, Event, P
 from .autoscaler import owns_autoscaler
 from .batches import step_replicas
 from .canary import canary_deployment, canary_name, owns
-from .checks import failure_reason, waits_for_approval
+from .checks import PROGRESS_DEADLINE_EXCEEDED, failure_reason, waits_for_approval
 from .conditions import (
     METRICS_AVAILABLE,
     PROGRESSING,
@@ -86,7 +86,7 @@ class Draft(Drafting):
     actions: list[Action] = field(default_factory=list)
     moved: bool = False
     requeue: float | None = None
-    failure: str = "ProgressDeadlineExceeded"
+    failure: str = PROGRESS_DEADLINE_EXCEEDED
     outcome: Outcome | None = None
     fresh: bool = False
     analysis: AnalysisStatus | None = None
@@ -292,9 +292,16 @@ def _metrics_condition(
                          generation)
 
 
-def rolled_back(analysis: AnalysisStatus | None) -> Outcome:
-    """How a finished roll back ends: `RolledBack`, or the analysis failure that caused it."""
+def rolled_back(
+    analysis: AnalysisStatus | None, failed: FailedRevision | None = None,
+    revision: str | None = None,
+) -> Outcome:
+    """How a finished roll back ends: `RolledBack`, the analysis failure that caused it, or
+    `ProgressDeadlineExceeded` when the rollout's own deadline rolled `revision` back."""
     reason = failure_reason(analysis)
+    if reason is None and failed is not None and failed.revision == revision \
+            and failed.reason == PROGRESS_DEADLINE_EXCEEDED:
+        reason = failed.reason
     return ROLLED_BACK if reason is None else (ROLLED_BACK[0], ("False", reason))
 
 
@@ -309,4 +316,4 @@ def _failure_reason(status: WorkloadRolloutStatus) -> str:
     found = find_condition(status.conditions, PROGRESSING)
     if status.phase == "Failed" and found is not None and found.reason:
         return found.reason
-    return "ProgressDeadlineExceeded"
+    return PROGRESS_DEADLINE_EXCEEDED

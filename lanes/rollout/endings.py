@@ -13,7 +13,7 @@ from lanes.api.analysis import AnalysisStatus
 from lanes.api.workloadrollout import FailedRevision
 
 from .actions import LANE_RELEASE_ANNOTATION, DeleteCanary, RestoreBaseTemplate, UnpauseBase
-from .checks import ANALYSIS_REASONS, failure_reason, failure_summary
+from .checks import ANALYSIS_REASONS, PROGRESS_DEADLINE_EXCEEDED, failure_reason, failure_summary
 from .draft import PROMOTED, Draft, rolled_back, succeeded_reason
 from .hooks import answered, answers, failures, is_done, mark_done, names, release_hooks
 from .status import parse_time, timestamp, utc
@@ -125,7 +125,8 @@ def roll_back(d: Draft, finish: bool = True) -> None:
     if base.paused:
         d.act(UnpauseBase(base.name))
     if finish and not base.paused and base.rolled_out and d.canary is None:
-        _settle(d, "RolledBack", index=0, state=None, outcome=rolled_back(d.analysis))
+        outcome = rolled_back(d.analysis, d.failed, d.canary_revision)
+        _settle(d, "RolledBack", index=0, state=None, outcome=outcome)
         return
     d.message = (
         f"rolling back to revision {d.stable}: Deployment {base.name} has "
@@ -178,6 +179,11 @@ def healthy_message(d: Draft) -> str:
         return (
             f"revision {d.canary_revision} rolled back: {failure_summary(d.analysis)}; "
             f"Deployment {d.base.name} runs revision {d.stable}"
+        )
+    if ended == PROGRESS_DEADLINE_EXCEEDED:
+        return (
+            f"revision {d.canary_revision} rolled back: its canary pods were not available "
+            f"within the progress deadline; Deployment {d.base.name} runs revision {d.stable}"
         )
     if ended == "RolledBack":
         return (

@@ -19,9 +19,12 @@ a restarted operator resumes from the stored status alone):
   rollout holds the base and starts nothing, until retry (`lanes.dev/retry`) or another
   revision. A person's undo records nothing: the same template applied again is released.
 - A template that is neither stable nor the canary's restarts the canary at step 1.
-- Canary pods not available within the base's `progressDeadlineSeconds` of the step's
-  start -> Failed. The canary and the held base stay as they are; the step carries on if the
-  pods become available, a new template restarts it, and undo rolls back.
+- Canary pods not available within the rollout's `progressDeadlineSeconds` of the step's
+  start -> RollingBack, as a failed analysis does: the revision is recorded as failed and the
+  release ends Healthy with Succeeded=False, reason ProgressDeadlineExceeded.
+- Without one, canary pods not available within the base's `progressDeadlineSeconds` -> Failed.
+  The canary and the held base stay as they are; the step carries on if the pods become
+  available, a new template restarts it, and undo rolls back.
 - Pause (spec.strategy.paused or the pause intent) stops the steps (phase Paused) while the
   base stays held; promotion and roll back are not interrupted.
 - A second rollout on a Deployment that another rollout already drives -> Failed (Conflict)

@@ -24,6 +24,7 @@ from .actions import (
 from .batches import is_batch_ready
 from .canary import drift, is_current
 from .checks import (
+    PROGRESS_DEADLINE_EXCEEDED,
     analysis_at,
     complete_readings,
     next_check_in,
@@ -202,7 +203,7 @@ def _rollout_confirmed(d: Draft) -> bool:
 
 
 def _upgrade_step(d: Draft, canary: DeploymentView | None, desired: dict[str, Any]) -> None:
-    deadline = d.last_update_time + timedelta(seconds=d.base.progress_deadline_seconds)
+    deadline = d.last_update_time + timedelta(seconds=progress_deadline(d)[0])
     if d.last_update is None:
         d.last_update = timestamp(d.now)
     if canary is None:
@@ -212,7 +213,7 @@ def _upgrade_step(d: Draft, canary: DeploymentView | None, desired: dict[str, An
             d.message = f"{d.where}: re-creating canary Deployment {d.canary_name}"
         elif d.now >= deadline:
             _deadline_exceeded(d, f"{d.where}: canary Deployment {d.canary_name} not found "
-                                  f"{d.base.progress_deadline_seconds}s after it was requested")
+                                  f"{progress_deadline(d)[0]}s after it was requested")
         else:
             d.message = f"{d.where}: waiting for canary Deployment {d.canary_name}"
             d.requeue = (deadline - d.now).total_seconds()
@@ -232,15 +233,34 @@ def _upgrade_step(d: Draft, canary: DeploymentView | None, desired: dict[str, An
         return
     d.message = f"{d.where}: {d.ready}/{d.replicas} canary pod(s) available"
     if d.now >= deadline:
-        _deadline_exceeded(d, f"{d.message} after {d.base.progress_deadline_seconds}s "
-                              f"(progressDeadlineSeconds of Deployment {d.base.name})")
+        seconds, owner = progress_deadline(d)
+        _deadline_exceeded(d, f"{d.message} after {seconds}s (progressDeadlineSeconds of {owner})")
     elif d.phase != "Failed":
         d.requeue = (deadline - d.now).total_seconds()
 
 
+def progress_deadline(d: Draft) -> tuple[int, str]:
+    """The seconds a step's canary pods have to become available, and whose deadline it is:
+    the rollout's own when it gives one, else the base Deployment's."""
+    own = d.rollout.spec.progress_deadline_seconds
+    if own is not None:
+        return own, d.name
+    return d.base.progress_deadline_seconds, f"Deployment {d.base.name}"
+
+
 def _deadline_exceeded(d: Draft, message: str) -> None:
-    """The step's canary pods were not ready within the base's `progressDeadlineSeconds`."""
-    d.fail("ProgressDeadlineExceeded", message)
+    """The step's canary pods were not ready within the progress deadline.
+
+    Under the rollout's own `progressDeadlineSeconds` the release rolls back, its revision
+    recorded as failed (Flagger's and Argo's abort); under the base's deadline it is left
+    Failed where it stands, so a fix of the pods lets it carry on.
+    """
+    if d.rollout.spec.progress_deadline_seconds is None:
+        d.fail(PROGRESS_DEADLINE_EXCEEDED, message)
+        return
+    d.event(PROGRESS_DEADLINE_EXCEEDED, message, warning=True)
+    enter_rollback(d, f"{message}: rolling back revision {d.canary_revision} to {d.stable}",
+                   reason=PROGRESS_DEADLINE_EXCEEDED)
 
 
 def _paused_message(d: Draft) -> str:

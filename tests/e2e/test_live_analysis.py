@@ -61,24 +61,31 @@ ENVOY_SUBSET = (
 
 
 class Load:
-    """Canary- and base-tagged requests through the gateway, counting base errors."""
+    """Requests through the gateway, one per lane in `lanes` in turn (None: untagged), counting
+    the errors of the `base` lane's; by default the sample's canary- and base-tagged ones."""
 
-    def __init__(self, gateway: str) -> None:
+    def __init__(self, gateway: str, lanes: tuple[str | None, ...] = ("canary", "base"),
+                 base: str = "base", path: str = "/mock") -> None:
         self.gateway = gateway
+        self.lanes = lanes
+        self.base = base
+        self.path = path
         self.stop = threading.Event()
         self.base_errors: list[str] = []
         self.thread = threading.Thread(target=self.run, daemon=True)
 
     def run(self) -> None:
         while not self.stop.is_set():
-            for lane in ("canary", "base"):
+            for lane in self.lanes:
                 try:
                     # A trace value per request, which the sample app passes on (trace-ID mode).
-                    headers = {"x-asm-prefer-tag": lane, TRACE_HEADER: uuid.uuid4().hex}
-                    status, body = get(self.gateway, "/mock", headers, timeout=5)
+                    headers = {TRACE_HEADER: uuid.uuid4().hex}
+                    if lane is not None:
+                        headers["x-asm-prefer-tag"] = lane
+                    status, body = get(self.gateway, self.path, headers, timeout=5)
                 except OSError as error:
                     status, body = 0, str(error)
-                if lane == "base" and status != 200:
+                if lane == self.base and status != 200:
                     self.base_errors.append(f"{status} {body[:120]}")
             time.sleep(0.02)
 
