@@ -11,7 +11,7 @@ import pytest
 
 from lanes.api.observations import Observations, TrafficStep
 
-from .chain import CHAIN, Chain, until
+from .chain import CHAIN, Chain, served, until
 
 V1, V2 = "v1", "v2"
 BASE_V1 = dict.fromkeys(CHAIN, V1)
@@ -19,7 +19,6 @@ SENT = 60
 # The lane has new pods of mocka and mockb, none of mockc: a copy's call to mockc is where
 # a chain-wide shadow must stop (or, when the release allows it, fall back to base).
 IN_LANE = {"mocka": True, "mockb": True, "mockc": False}
-INBOUND = r"^cluster\.inbound\|8000\|\|;?\.upstream_rq_total$"
 
 
 def _served(chain: Chain) -> dict[tuple[str, str], int]:
@@ -29,7 +28,7 @@ def _served(chain: Chain) -> dict[tuple[str, str], int]:
     for service in CHAIN:
         for lane, version in (("base", V1), ("canary", V2)):
             proxy = pods[chain.pod(service, lane, version).ip]
-            counts[(service, lane)] = sum(chain.mesh.stats(INBOUND, [proxy.admin_url]).values())
+            counts[(service, lane)] = served(chain.mesh, proxy.admin_url)
     return counts
 
 
@@ -59,19 +58,19 @@ def _shadow(chain: Chain, fallback_to_base: bool) -> dict[tuple[str, str], int]:
 
 
 def test_copies_stay_in_the_lane_and_stop_where_it_has_no_pod(chain: Chain) -> None:
-    served = _shadow(chain, fallback_to_base=False)
-    assert served == {
+    counts = _shadow(chain, fallback_to_base=False)
+    assert counts == {
         ("mocka", "base"): SENT, ("mockb", "base"): SENT, ("mockc", "base"): SENT,
         ("mocka", "canary"): SENT, ("mockb", "canary"): SENT, ("mockc", "canary"): 0,
-    }, served
+    }, counts
 
 
 def test_copies_may_fall_back_to_base_where_the_release_allows(chain: Chain) -> None:
-    served = _shadow(chain, fallback_to_base=True)
-    assert served[("mocka", "base")] == SENT and served[("mockb", "base")] == SENT, served
-    assert served[("mocka", "canary")] == SENT and served[("mockb", "canary")] == SENT, served
-    assert served[("mockc", "base")] == 2 * SENT, served
-    assert served[("mockc", "canary")] == 0, served
+    counts = _shadow(chain, fallback_to_base=True)
+    assert counts[("mocka", "base")] == SENT and counts[("mockb", "base")] == SENT, counts
+    assert counts[("mocka", "canary")] == SENT and counts[("mockb", "canary")] == SENT, counts
+    assert counts[("mockc", "base")] == 2 * SENT, counts
+    assert counts[("mockc", "canary")] == 0, counts
 
 
 @pytest.fixture(autouse=True)
