@@ -27,11 +27,14 @@ def shadow_step(topology: Topology) -> TrafficStep | None:
     """The entry step mirroring into a lane that has pods of the entry service, else None.
 
     Without such pods a copy would reach the entry's fallback pods, whose calls reach base:
-    nothing is mirrored then. Strict mode has no untagged route at the gateway to copy from.
+    nothing is mirrored then. Strict mode and weighted ingress have no untagged route at the
+    gateway to copy from (a weighted route would copy every lane's share).
     """
     entry = topology.entry
     step = topology.traffic_step(entry) if entry is not None else None
     if step is None or not step.enter or not step.mirror or topology.strict:
+        return None
+    if topology.group.spec.ingress.ingress_routing.ingress_routing_strategy == "weighted":
         return None
     return step if step.lane in topology.members.get(entry, ()) else None
 
