@@ -7,8 +7,10 @@ from datetime import timedelta
 
 import pytest
 from pydantic import ValidationError
+from rich.console import Console
 
 from lanes.api.lanerelease import LaneReleaseSpec
+from lanes.cli.releasestatus import format_release, release_view
 from lanes.operator.plan import Inputs, plan_group
 from lanes.render.shadow import SHADOW_ABORT_STATUS
 from lanes.rollout.lanerelease import ReleaseObserved, mirror_in_force, plan_release
@@ -116,3 +118,11 @@ def test_a_copy_stops_where_the_lane_has_no_pod_unless_it_may_fall_back(fallback
         assert "fault" not in shadow
     else:
         assert shadow["fault"]["abort"]["httpStatus"] == SHADOW_ABORT_STATUS
+
+
+def test_the_status_view_names_the_shadow_step() -> None:
+    body = _shadow_release("Progressing", 1)
+    view = release_view(body)
+    console = Console(width=120, record=True)
+    console.print(format_release(view))
+    assert "steps: shadow 40% 10%" in console.export_text()
