@@ -46,7 +46,7 @@ docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 # Every benchmark; each prints a table. Those needing a cluster start a local control plane.
-BENCHES := render dataplane traceaffinity controlplane convergence idle_writes rollout analysis analysis_load lanerelease failover scale
+BENCHES := render dataplane traceaffinity controlplane convergence idle_writes rollout analysis analysis_load lanerelease shadow failover scale
 bench: $(STAMP)
 	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; done
 

@@ -8,6 +8,8 @@ requests that the gateway puts into the lane, and that then stay in it on every 
 on its own lane subset; promotion and roll back take every rollout of the lane together. Its
 webhooks are Flagger's, called for the lane as a whole (`lanes.rollout.lanerelease`):
 `pre-rollout`, `rollout`, `confirm-promotion`, `post-rollout`, `rollback` and `event`.
+Its `mirror` adds a shadow step before the first entry weight: the lane is judged on copies of
+real requests while every user is still served by base.
 """
 
 from __future__ import annotations
@@ -40,6 +42,23 @@ class LaneReleaseStep(Model):
     pause: Pause | None = None
 
 
+class Mirror(Model):
+    """Shadow traffic: a step, before the first entry weight, judged on copies of real requests.
+
+    At that step no request enters the lane; the gateway copies `percent` of the untagged
+    requests into the lane's pods of the entry service and discards the copies' answers. Every
+    later hop of a copy stays in the lane: where the lane has no pod of a service the copy is
+    answered 503 by the calling proxy, unless `fallbackToBase` lets it reach base's pods (whose
+    own downstream calls then reach base too, with the copy's writes). `pause` is the shadow
+    step's, as a step's. Flagger's `mirror`/`mirrorWeight` and Argo's `setMirrorRoute`, but
+    for the whole chain rather than one hop.
+    """
+
+    percent: int = Field(default=100, ge=1, le=100)
+    fallback_to_base: bool = False
+    pause: Pause | None = None
+
+
 class SwimLaneRef(Model):
     """The lane released (a SwimLane is cluster-scoped)."""
 
@@ -65,6 +84,7 @@ class LaneReleaseSpec(Model):
     matches: list[HttpRouteMatch] = Field(default_factory=list)
     paused: bool = False
     route_settle: Duration = "2s"
+    mirror: Mirror | None = None
 
     @field_validator("steps")
     @classmethod
@@ -115,15 +135,24 @@ class LaneReleaseSpec(Model):
 
     @property
     def all_steps(self) -> list[LaneReleaseStep]:
-        """The steps, Flagger's stepWeight/maxWeight expanded into explicit ones."""
+        """The steps, Flagger's stepWeight/maxWeight expanded into explicit ones, after the
+        shadow step (entry weight 0) when `mirror` is set."""
+        shadow = self.shadow_steps()
         if self.steps:
-            return list(self.steps)
+            return shadow + list(self.steps)
         top = self.max_weight or 50
         step = self.step_weight or top
         weights = list(range(step, top + 1, step))
         if weights[-1] != top:
             weights.append(top)
-        return [LaneReleaseStep(weight=w) for w in weights]
+        return shadow + [LaneReleaseStep(weight=w) for w in weights]
+
+    def shadow_steps(self) -> list[LaneReleaseStep]:
+        """The shadow step of `mirror`, or none. Built unvalidated: its entry weight is 0,
+        which a step a user writes may not have."""
+        if self.mirror is None:
+            return []
+        return [LaneReleaseStep.model_construct(weight=0, pause=self.mirror.pause)]
 
 
 class ServiceCheck(Model):

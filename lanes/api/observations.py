@@ -17,12 +17,19 @@ class TrafficStep(Model):
     `enter` makes the step a lane's entry (a LaneRelease): it applies at the gateway only,
     and the requests it sends to the lane are tagged with it, so they stay in the lane on
     every later hop; the entry service's own mesh routes are left unsplit.
+
+    `mirror` (an entry step's) copies that percent of the untagged requests the gateway keeps
+    out of the lane into the lane's pods of the entry service, answers discarded; the lane's
+    pods' own untagged calls then stay in the lane, and where it has no pod of a service are
+    answered 503, or reach the fallback's pods with `fallbackToBase`.
     """
 
     lane: DnsLabel
     weight: int = Field(default=0, ge=0, le=100)
     matches: list[RequestMatch] = Field(default_factory=list)
     enter: bool = False
+    mirror: int = Field(default=0, ge=0, le=100)
+    fallback_to_base: bool = False
 
 
 class Observations(Model):

@@ -52,6 +52,7 @@ class ReleaseView:
     paused: bool = False
     services: list[ServiceLine] = field(default_factory=list)
     rollouts: list[tuple[str, str]] = field(default_factory=list)
+    mirror: int | None = None
 
 
 def _weights(spec: Mapping[str, Any]) -> list[int]:
@@ -92,6 +93,7 @@ def release_view(body: Mapping[str, Any]) -> ReleaseView:
         threshold=(spec.get("analysis") or {}).get("threshold", 5) if spec.get("analysis") else None,
         paused=bool(status.get("paused") or spec.get("paused")),
         services=services, rollouts=rollouts,
+        mirror=(spec.get("mirror") or {}).get("percent", 100) if spec.get("mirror") else None,
     )
 
 
@@ -106,7 +108,8 @@ def format_release(view: ReleaseView) -> RenderableType:
     for index, weight in enumerate(view.weights, start=1):
         style = "bold green" if index == view.step and view.phase in ("Progressing", "Paused") \
             else ("dim" if index > view.step else "")
-        steps.append(f"{weight}% ", style=style)
+        shadow = view.mirror is not None and index == 1
+        steps.append(f"shadow {view.mirror}% " if shadow else f"{weight}% ", style=style)
     parts: list[RenderableType] = [head, steps]
     if view.threshold is not None:
         parts.append(Text(f"checks {view.checks}, failed {view.failed}/{view.threshold}"))

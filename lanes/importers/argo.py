@@ -3,7 +3,9 @@
 A Rollout becomes a WorkloadRollout of its Deployment (`workloadRef`, or the Deployment its own
 pod template becomes): `setWeight` steps become traffic steps sized to their weight (or to the
 `setCanaryScale` in force), a following `pause` their pause, `setHeaderRoute` their header
-matches, and the templates it names the release's analysis and MetricTemplates. A template
+matches, and the templates it names the release's analysis and MetricTemplates. A
+`setMirrorRoute` before the weights makes the rollout the member of a LaneRelease whose shadow
+step copies requests into the whole lane (`shadow`). A template
 taking `args`, or a ClusterAnalysisTemplate, is instantiated per Rollout with the Rollout's
 arguments filled in. A lone Rollout (one naming no lane labels) gets its group and lanes.
 Anything else is refused, naming the field.
@@ -33,6 +35,7 @@ from .canary import (
 )
 from .common import Importer, as_mapping, lanes_document
 from .lone import LoneCanary, find_deployment, gateway_of, with_stable_label
+from .shadow import FALLBACK_NOTE, lane_selecting, shadowed_release
 
 ARGO = "argoproj.io"
 """Argo Rollouts' API group."""
@@ -246,9 +249,19 @@ def argo_rollout(doc: dict[str, Any], inputs: Sequence[Mapping[str, Any]] = ()) 
     uses = _argo_template_refs(canary, refusals)
     templates = analysis_templates(inputs)
     checks, made = _argo_analysis(doc, uses, templates, refusals)
-    steps = _argo_steps(canary.get("steps"), bool(checks), refusals)
+    mirror, weighted = _argo_mirror(canary.get("steps"), bool(checks), refusals)
+    steps = _argo_steps(weighted, bool(checks), refusals)
     deadline = _argo_progress_deadline(spec, refusals)
     refusals.check()
+    if mirror is not None:
+        member: dict[str, Any] = {"workloadRef": workload, **({"paused": True} if spec.get("paused") else {})}
+        if deadline:
+            member["progressDeadlineSeconds"] = deadline
+        lane = lane_selecting(labels, [*generated, *inputs])
+        released = _release_steps(steps, refusals)
+        docs = shadowed_release(doc, member, labels, lane, released, [], checks, mirror,
+                                "spec.strategy.canary.steps", refusals)
+        return [*([deployment] if deployment else []), *docs, *made, *generated]
     converted: dict[str, Any] = {"canary": canary_spec(steps, labels, checks)}
     annotations = _argo_canary_metadata(canary, "annotations")
     if annotations:
@@ -362,10 +375,7 @@ def _argo_steps(steps: Any, analysed: bool, refusals: Refusals) -> list[dict[str
     for i, raw in enumerate(steps):
         step, path = as_mapping(raw), f"spec.strategy.canary.steps[{i}]"
         for key in step:
-            if key == "setMirrorRoute":
-                refusals.add(f"{path}.{key}", "lanes mirrors traffic with its chain-wide shadow "
-                                              "traffic, which is not built yet; remove it")
-            elif key not in _ARGO_STEP:
+            if key not in _ARGO_STEP:
                 refusals.unknown({key: step[key]}, path, ())
         open_step = converted[-1] if converted and "pause" not in converted[-1] else None
         if "setWeight" in step:
@@ -392,6 +402,76 @@ def _argo_steps(steps: Any, analysed: bool, refusals: Refusals) -> list[dict[str
         for step in converted:
             step.setdefault("pause", {"duration": 0})
     return converted
+
+
+def _argo_mirror(steps: Any, analysed: bool, refusals: Refusals
+                 ) -> tuple[dict[str, Any] | None, Any]:
+    """A `setMirrorRoute` before the first setWeight as the LaneRelease's shadow step (its
+    `percentage`, the pause after it), and the steps left for the weights.
+
+    A setMirrorRoute naming no match removes the route, as in Argo; before the weights that
+    is where the shadow step ends anyway. Anywhere after the first setWeight, or copying only
+    some requests (a `match` narrower than every path), it has no lanes equivalent: the
+    shadow copies a share of every untagged request, before any enters the lane.
+    """
+    if not isinstance(steps, list):
+        return None, steps
+    mirror: dict[str, Any] | None = None
+    rest: list[Any] = []
+    weighted = False
+    for i, raw in enumerate(steps):
+        step, path = as_mapping(raw), f"spec.strategy.canary.steps[{i}]"
+        weighted = weighted or "setWeight" in step
+        if "setMirrorRoute" in step:
+            route, where = as_mapping(step["setMirrorRoute"]), f"{path}.setMirrorRoute"
+            refusals.unknown(route, where, ("name", "percentage", "match"))
+            if weighted:
+                refusals.add(where, "lanes shadows a lane in one step before its entry weights; "
+                                    "move it before the first setWeight")
+            elif "match" in route:
+                mirror = _mirror_route(route, where, refusals)
+            continue
+        if "pause" in step and mirror is not None and not weighted:
+            held = [{}]
+            _attach_pause(held, step["pause"], f"{path}.pause", refusals)
+            mirror["pause"] = held[0].get("pause", {})
+            continue
+        rest.append(raw)
+    if mirror is not None and not analysed:
+        mirror.setdefault("pause", {"duration": 0})
+    return mirror, rest
+
+
+def _mirror_route(route: dict[str, Any], path: str, refusals: Refusals) -> dict[str, Any]:
+    """The shadow's `percent` from a setMirrorRoute whose matches select every request."""
+    for j, raw in enumerate(route.get("match") or []):
+        match = as_mapping(raw)
+        if any(key != "path" for key in match) or \
+                as_mapping(match.get("path")) not in ({}, {"prefix": "/"}):
+            refusals.add(f"{path}.match[{j}]", "lanes copies a share of every untagged request "
+                                               "into the lane; mirroring only matching requests "
+                                               "has no lanes equivalent")
+    percentage = route.get("percentage", 100)
+    if not isinstance(percentage, int) or isinstance(percentage, bool) or \
+            not 1 <= percentage <= 100:
+        refusals.add(f"{path}.percentage", "must be a whole percentage 1..100")
+        percentage = 100
+    return {"percent": percentage}
+
+
+def _release_steps(steps: list[dict[str, Any]], refusals: Refusals) -> list[dict[str, Any]]:
+    """The WorkloadRollout steps' weights and pauses as a LaneRelease's entry steps."""
+    released = []
+    for step in steps:
+        if step.get("matches"):
+            refusals.add("spec.strategy.canary.steps", "setHeaderRoute beside setMirrorRoute: "
+                                                       "a lane release's matches hold for "
+                                                       "the whole release; remove it")
+        entry: dict[str, Any] = {"weight": int(str(step["traffic"]).rstrip("%"))}
+        if "pause" in step:
+            entry["pause"] = step["pause"]
+        released.append(entry)
+    return released
 
 
 def _canary_scale(scale: dict[str, Any], path: str, refusals: Refusals) -> int | str | None:
@@ -603,6 +683,10 @@ def argo_notes(doc: Mapping[str, Any], inputs: Sequence[Mapping[str, Any]] = ())
                      "(that reaches the canary as stableService's requests)")
     if "stableMetadata" in canary:
         notes.append("spec.strategy.canary.stableMetadata: dropped; the base's pods keep their labels")
+    for i, step in enumerate(canary.get("steps") or []):
+        if "match" in as_mapping(as_mapping(step).get("setMirrorRoute")):
+            notes.append(f"spec.strategy.canary.steps[{i}].setMirrorRoute: "
+                         + FALLBACK_NOTE.format(peer="Argo"))
     for key in ("selector", "revisionHistoryLimit"):
         if key in spec and "template" not in spec:
             notes.append(f"spec.{key}: dropped; lanes uses the Deployment's")

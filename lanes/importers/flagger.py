@@ -1,7 +1,9 @@
 """Flagger `Canary` and `MetricTemplate` (flagger.app/v1beta1) as lanes.dev documents.
 
 A Canary becomes a WorkloadRollout: its weights become traffic steps without pauses, so the
-analysis advances them, and its A/B `iterations` as many steps of its header matches. A lone
+analysis advances them, and its A/B `iterations` as many steps of its header matches. A
+mirrored Canary (`mirror`) becomes that rollout driven by a LaneRelease whose shadow step
+copies requests into the whole lane (`shadow`). A lone
 Canary (one naming no lane labels) also gets the Services Flagger would generate (the apex,
 `-primary` and `-canary`) and its group and lanes. What Flagger does that lanes does
 otherwise converts with a note; what running would mislead is refused, naming the field.
@@ -27,6 +29,7 @@ from .canary import (
     workload_ref,
 )
 from .common import Importer, as_mapping, lanes_document
+from .shadow import FALLBACK_NOTE, lane_selecting, shadowed_release
 from .lone import (
     CANARY,
     LANE_LABEL,
@@ -82,7 +85,7 @@ def flagger_canary(doc: dict[str, Any], inputs: Sequence[Mapping[str, Any]] = ()
         labels, generated = _lone_flagger(doc, service, workload["name"], inputs, refusals)
     analysis = as_mapping(spec.get("analysis"))
     refusals.unknown(analysis, "spec.analysis", _FLAGGER_ANALYSIS)
-    _flagger_mirror(analysis, refusals)
+    percent = _flagger_mirror(analysis, refusals)
     matches = _flagger_matches(analysis.get("match"), refusals)
     steps = _flagger_steps(analysis, matches, refusals)
     checks = _flagger_analysis(analysis, spec.get("metricsServer"), refusals)
@@ -91,6 +94,17 @@ def flagger_canary(doc: dict[str, Any], inputs: Sequence[Mapping[str, Any]] = ()
         deadline = progress_deadline(spec["progressDeadlineSeconds"], "spec.progressDeadlineSeconds",
                                      refusals)
     refusals.check()
+    if percent is not None:
+        base: dict[str, Any] = {"workloadRef": workload}
+        if autoscaler:
+            base["autoscalerRef"] = autoscaler
+        if deadline:
+            base["progressDeadlineSeconds"] = deadline
+        lane = lane_selecting(labels, [*generated, *inputs])
+        weights = [{"weight": int(str(s["traffic"]).rstrip("%"))} for s in steps]
+        return [*shadowed_release(doc, base, labels, lane, weights, matches, checks,
+                                  {"percent": percent}, "spec.analysis.mirror", refusals),
+                *generated]
     rollout_spec = {"workloadRef": workload, "strategy": {"canary": canary_spec(steps, labels, checks)}}
     if autoscaler:
         rollout_spec["autoscalerRef"] = autoscaler
@@ -135,12 +149,28 @@ def _lone_flagger(
     return labels, [*kept, *generated]
 
 
-def _flagger_mirror(analysis: dict[str, Any], refusals: Refusals) -> None:
-    """Mirroring has no lanes equivalent yet: refused, naming where it will land."""
-    for key in ("mirror", "mirrorWeight"):
-        if analysis.get(key):
-            refusals.add(f"spec.analysis.{key}", "lanes mirrors traffic with its chain-wide shadow "
-                                                  "traffic, which is not built yet; remove it")
+def _flagger_mirror(analysis: dict[str, Any], refusals: Refusals) -> int | None:
+    """The share mirrored (`mirrorWeight`, Flagger's default 100) when `mirror` is on.
+
+    Flagger mirrors for one iteration before the weights shift; lanes' shadow step is that
+    iteration (`lanes.importers.shadow`). Its blue/green mirroring (`iterations`) has no
+    weights to enter the lane by, so it is refused.
+    """
+    weight = analysis.get("mirrorWeight")
+    if not analysis.get("mirror"):
+        if weight is not None:
+            refusals.add("spec.analysis.mirrorWeight", "needs mirror: true; remove it")
+        return None
+    if "iterations" in analysis:
+        refusals.add("spec.analysis.mirror", "lanes shadows a lane in one step before its entry "
+                                             "weights; with iterations (blue/green) there are "
+                                             "none: give stepWeight or stepWeights instead")
+    if weight is None:
+        return 100
+    if not _percent(weight):
+        refusals.add("spec.analysis.mirrorWeight", "must be a percentage 1..100")
+        return None
+    return int(weight)
 
 
 def _flagger_steps(
@@ -317,6 +347,8 @@ def flagger_notes(doc: Mapping[str, Any], inputs: Sequence[Mapping[str, Any]] = 
         elif key in _FLAGGER_SERVICE_ROUTING and key not in (*_FLAGGER_SERVICE_SETTINGS, "gateways", "hosts"):
             notes.append(f"spec.service.{key}: not applied; lanes writes this service's routes "
                          "without it")
+    if as_mapping(spec.get("analysis")).get("mirror"):
+        notes.append("spec.analysis.mirror: " + FALLBACK_NOTE.format(peer="Flagger"))
     ref = as_mapping(spec.get("autoscalerRef"))
     if ref.get("apiVersion") == "autoscaling/v2beta2":
         notes.append("spec.autoscalerRef.apiVersion: autoscaling/v2beta2 read as autoscaling/v2, "

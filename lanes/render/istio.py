@@ -32,6 +32,7 @@ from .steps import (
     untagged_condition,
 )
 from .names import DNS_LABEL_MAX, fqdn, object_name, shorten
+from .shadow import mirror_fields, shadow_route, shadow_step
 
 API_VERSION = "networking.istio.io/v1"
 MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -114,6 +115,9 @@ class IstioFlavour(Flavour):
                                 "route": [{"destination": {"host": host, "subset": lane}}],
                             }
                         )
+                shadow = shadow_route(facts, service, host, untagged)
+                if shadow is not None:
+                    http.append(shadow)
                 step = facts.topology.traffic_step(service)
                 if step is not None and not step.enter:
                     http.extend(step_routes(host, step, fallback, untagged))
@@ -223,13 +227,15 @@ def _untagged_routes(facts: Facts) -> list[dict]:
             {"destination": fallback, "weight": 100 - step.weight},
             {**canary, "weight": step.weight},
         ]
-    routes.append(
-        {
-            "name": UNTAGGED_ROUTE,
-            "match": [and_match(m, without) for m in matches],
-            "route": destinations,
-        }
-    )
+    untagged_route = {
+        "name": UNTAGGED_ROUTE,
+        "match": [and_match(m, without) for m in matches],
+        "route": destinations,
+    }
+    shadow = shadow_step(facts.topology)
+    if shadow is not None:
+        untagged_route.update(mirror_fields(shadow, _destination(facts, entry, shadow.lane, port)))
+    routes.append(untagged_route)
     return routes
 
 

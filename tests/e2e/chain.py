@@ -30,6 +30,9 @@ UPSTREAM = {"mocka": "http://mockb:8000/", "mockb": "http://mockc:8000/", "mockc
 IMAGE = "registry.cn-beijing.aliyuncs.com/aliacs-app-catalog/go-http-sample"
 TRACE_HEADER = "my-request-id"
 HOP = re.compile(r"-> (\w+)\(version: (v[\d.]+), ip: ([\d.]+)\)")
+# A sidecar's inbound cluster: every request it handed to its pod's app (Istio may end the
+# name with `;`, where its stats tag rules cut).
+INBOUND_REQUESTS = r"^cluster\.inbound\|8000\|\|;?\.upstream_rq_total$"
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,11 @@ class Chain:
 
     def hops(self, body: str) -> list[Hop]:
         return [Hop(*m) for m in HOP.findall(body)]
+
+
+def served(mesh: LocalMesh, admin_url: str) -> int:
+    """Requests the sidecar at `admin_url` has handed to its pod's app: a per-pod count."""
+    return sum(mesh.stats(INBOUND_REQUESTS, [admin_url]).values())
 
 
 def get(base_url: str, path: str, headers: Mapping[str, str] | None = None,

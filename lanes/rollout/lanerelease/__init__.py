@@ -14,6 +14,9 @@ where the last one stopped. The phases:
   lane release is what approves it.
 - Waiting -> Progressing at step 1 once every member has its canary pods ready at its last
   step (StepPaused); the lane's entry weight is then step 1's.
+- With `spec.mirror`, step 1 is the shadow step: entry weight 0, while the gateway copies a
+  share of the untagged requests into the lane (`entry.mirror_in_force`), so the checks of
+  that step judge the lane on the copies and no user is served by it.
 - Each step: under analysis, a check is due every `interval` (the first one interval after the
   start, so the lane has had traffic to judge); the metrics of every member are judged with
   `lanes.analysis.verdict.judge` on that member's service and lane subset, and a check fails
@@ -83,7 +86,7 @@ from datetime import datetime
 
 from lanes.api.lanerelease import LaneRelease
 
-from .entry import driven_rollouts, entry_steps, entry_weight
+from .entry import driven_rollouts, entry_steps, entry_weight, mirror_in_force
 from .gates import flagger_phase, release_checksum, under_analysis
 from .intents import (
     check_release_intent,
@@ -118,6 +121,7 @@ __all__ = [
     "flagger_phase",
     "member_problem",
     "member_rollouts",
+    "mirror_in_force",
     "plan_release",
     "ready_at_last_step",
     "release_checksum",

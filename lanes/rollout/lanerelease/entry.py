@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from lanes.api.lanerelease import LaneRelease
+from lanes.api.lanerelease import LaneRelease, Mirror
 from lanes.api.observations import TrafficStep
 from lanes.api.swimlane import SwimLane
 from lanes.api.swimlanegroup import SwimLaneGroup
@@ -72,6 +72,16 @@ def entry_weight(release: LaneRelease) -> int:
     return status.weight if status is not None and status.phase in DRIVING else 0
 
 
+def mirror_in_force(release: LaneRelease) -> Mirror | None:
+    """The release's `mirror` while it is at its shadow step (step 1 of a release that has
+    one, progressing or paused), else None: the gateway copies requests into the lane only
+    then, never while it promotes or rolls back."""
+    status, mirror = release.status, release.spec.mirror
+    if mirror is None or status is None or status.phase not in ("Progressing", "Paused"):
+        return None
+    return mirror if status.current_step_index <= len(release.spec.shadow_steps()) else None
+
+
 def entry_steps(
     group: SwimLaneGroup, lanes: Sequence[SwimLane], releases: Sequence[LaneRelease]
 ) -> dict[str, TrafficStep]:
@@ -79,7 +89,8 @@ def entry_steps(
 
     The step is the group's entry service's (where the gateway sends requests), marked
     `enter`, so the gateway tags what it sends into the lane and every hop keeps it there.
-    The release's `matches` hold while it progresses or promotes, not while it rolls back.
+    The release's `matches` hold while it progresses or promotes, not while it rolls back;
+    its `mirror` only at its shadow step (`mirror_in_force`).
     """
     fallback = group.spec.fallback
     own = sorted((lane for lane in lanes if lane.group == group.name),
@@ -96,9 +107,11 @@ def entry_steps(
             continue
         matches = release.spec.matches if status.phase in ENTERING else []
         weight = entry_weight(release)
-        if weight or matches:
+        mirror = mirror_in_force(release)
+        if weight or matches or mirror is not None:
             found[entry] = TrafficStep(
                 lane=lane, weight=weight, matches=[m.to_request_match() for m in matches],
-                enter=True,
+                enter=True, mirror=mirror.percent if mirror is not None else 0,
+                fallback_to_base=mirror is not None and mirror.fallback_to_base,
             )
     return found

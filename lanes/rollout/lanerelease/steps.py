@@ -108,9 +108,8 @@ def wait_for_members(d: ReleaseDraft) -> None:
         step_start_time=timestamp(d.now), step_passed=False, last_check_time=d.now.isoformat(),
     )
     names = ", ".join(r.metadata.name for r in d.members)
-    d.say(f"step 1/{len(d.steps)}: entry weight {step.weight}% into lane {d.lane} ({names})")
-    d.event("Started", f"{d.name} started: {names} released together; "
-                       f"entry weight {step.weight}% into lane {d.lane}")
+    d.say(f"step 1/{len(d.steps)}: {entering(d, 1)} ({names})")
+    d.event("Started", f"{d.name} started: {names} released together; {entering(d, 1)}")
     d.requeue = 0.0
 
 
@@ -148,6 +147,16 @@ def run_steps(d: ReleaseDraft) -> None:
     advance(d)
 
 
+def entering(d: ReleaseDraft, index: int) -> str:
+    """What step `index` (from 1) sends into the lane, in words: an entry weight, or at the
+    shadow step the share of requests copied."""
+    mirror = d.release.spec.mirror
+    if mirror is not None and index <= len(d.release.spec.shadow_steps()):
+        return (f"shadow: {mirror.percent}% of untagged requests copied into lane {d.lane}, "
+                "answers discarded, entry weight 0%")
+    return f"entry weight {d.steps[index - 1].weight}% into lane {d.lane}"
+
+
 def advance(d: ReleaseDraft) -> None:
     """The next step's entry weight, or after the last one (and its gate) the promotion."""
     index, count = d.status.current_step_index, len(d.steps)
@@ -155,8 +164,8 @@ def advance(d: ReleaseDraft) -> None:
         step = d.steps[index]
         d.move(current_step_index=index + 1, weight=step.weight,
                step_start_time=timestamp(d.now), step_passed=False)
-        d.say(f"step {index + 1}/{count}: entry weight {step.weight}% into lane {d.lane}")
-        d.event("Advance", f"Advance {d.name}: entry weight {step.weight}% into lane {d.lane}")
+        d.say(f"step {index + 1}/{count}: {entering(d, index + 1)}")
+        d.event("Advance", f"Advance {d.name}: {entering(d, index + 1)}")
         d.requeue = 0.0
         return
     if not confirm_promotion(d):
