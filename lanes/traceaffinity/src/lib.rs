@@ -6,6 +6,7 @@
 //! The logic (`settings`, `table`) is plain Rust, tested on the build machine; `filter` binds it
 //! to the host through the proxy-wasm SDK and is built for Wasm only.
 
+pub mod entry;
 pub mod settings;
 pub mod table;
 
