@@ -18,6 +18,7 @@ from pydantic import Field, field_validator, model_validator
 
 from .analysis import Analysis, Duration, MetricStatus, WebhookType, seconds
 from .common import Condition, DnsLabel, Model, Resource
+from .sessionaffinity import SessionAffinity
 from .workloadrollout import HttpRouteMatch, Pause
 
 KIND = "LaneRelease"
@@ -54,6 +55,7 @@ class LaneReleaseSpec(Model):
     they select into the lane whatever the weight (a tester's header, say). `routeSettle` is
     how long a changed entry weight, once the gateway's route holds it, is given to reach every
     proxy before the release acts on it (Istio pushes configuration asynchronously).
+    `sessionAffinity` makes entry sticky per user (`lanes.api.sessionaffinity`).
     """
 
     swim_lane_ref: SwimLaneRef
@@ -65,6 +67,7 @@ class LaneReleaseSpec(Model):
     matches: list[HttpRouteMatch] = Field(default_factory=list)
     paused: bool = False
     route_settle: Duration = "2s"
+    session_affinity: SessionAffinity | None = None
 
     @field_validator("steps")
     @classmethod

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from .common import DnsLabel, Model, RequestMatch
+from .sessionaffinity import SessionAffinity
 
 
 class TrafficStep(Model):
@@ -16,13 +17,15 @@ class TrafficStep(Model):
 
     `enter` makes the step a lane's entry (a LaneRelease): it applies at the gateway only,
     and the requests it sends to the lane are tagged with it, so they stay in the lane on
-    every later hop; the entry service's own mesh routes are left unsplit.
+    every later hop; the entry service's own mesh routes are left unsplit. An entry with
+    `sessionAffinity` is decided per user by the gateway's module (`lanes.render.sticky`).
     """
 
     lane: DnsLabel
     weight: int = Field(default=0, ge=0, le=100)
     matches: list[RequestMatch] = Field(default_factory=list)
     enter: bool = False
+    session_affinity: SessionAffinity | None = None
 
 
 class Observations(Model):

@@ -35,7 +35,7 @@ from lanes.api.workloadrollout import WorkloadRollout
 from lanes.kube.kinds import ISTIO_GROUP, parse_all
 from lanes.kube.lanereleases import PLURAL, LaneReleasesApi
 from lanes.kube.ownership import is_generated
-from lanes.render import flavour_for
+from lanes.render import flavour_for, sticky
 from lanes.rollout import DeploymentView, conditions
 from lanes.rollout.actions import LANE_RELEASE_ANNOTATION
 from lanes.rollout.conditions import READY
@@ -77,7 +77,16 @@ def routed_weight(api: LaneReleasesApi, lane: SwimLane | None,
         return None
     where = flavour.entry_route(group)
     route = api.virtual_service(*where) if where is not None else None
+    if route is not None and sticky.routes_sticky(route, lane.name):
+        return sticky_weight(api, lane, group)
     return flavour.entered_weight(route, group, lane.name) if route is not None else None
+
+
+def sticky_weight(api: LaneReleasesApi, lane: SwimLane, group: SwimLaneGroup) -> int:
+    """The share of users the gateway's module puts into `lane`, from its live WasmPlugin:
+    under sticky entry the gateway's route no longer splits, the module does."""
+    plugin = api.wasm_plugin(*sticky.plugin_location(group))
+    return sticky.plugin_weight(plugin, lane.name) if plugin is not None else 0
 
 
 def read_lane(

@@ -99,6 +99,6 @@ def entry_steps(
         if weight or matches:
             found[entry] = TrafficStep(
                 lane=lane, weight=weight, matches=[m.to_request_match() for m in matches],
-                enter=True,
+                enter=True, session_affinity=release.spec.session_affinity,
             )
     return found
