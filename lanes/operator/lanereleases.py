@@ -75,18 +75,13 @@ def routed_weight(api: LaneReleasesApi, lane: SwimLane | None,
         flavour = flavour_for(group.spec.flavour)
     except ValueError:
         return None
+    plugin = api.wasm_plugin(*sticky.plugin_location(group))
+    if plugin is not None and sticky.enters(plugin, lane.name):
+        # Under sticky entry the gateway's module puts users into the lane, not its route.
+        return sticky.plugin_weight(plugin, lane.name)
     where = flavour.entry_route(group)
     route = api.virtual_service(*where) if where is not None else None
-    if route is not None and sticky.routes_sticky(route, lane.name):
-        return sticky_weight(api, lane, group)
     return flavour.entered_weight(route, group, lane.name) if route is not None else None
-
-
-def sticky_weight(api: LaneReleasesApi, lane: SwimLane, group: SwimLaneGroup) -> int:
-    """The share of users the gateway's module puts into `lane`, from its live WasmPlugin:
-    under sticky entry the gateway's route no longer splits, the module does."""
-    plugin = api.wasm_plugin(*sticky.plugin_location(group))
-    return sticky.plugin_weight(plugin, lane.name) if plugin is not None else 0
 
 
 def read_lane(

@@ -245,15 +245,19 @@ def _per_request_share(step: TrafficStep | None) -> TrafficStep | None:
 
 
 def _add_sticky_route(facts: Facts, http: list[dict]) -> None:
-    """Put the route for requests the module entered into a lane before the untagged route."""
+    """Put the route for requests the module entered into a lane before the untagged route,
+    unless the lane's own rules already route each of them (a lane entered by its header)."""
     step = sticky.sticky_step(facts.topology)
     untagged = next((i for i, r in enumerate(http) if r.get("name") == UNTAGGED_ROUTE), None)
     if step is None or untagged is None:
         return
     port = (http[untagged]["route"][0]["destination"].get("port") or {}).get("number")
     destination = _destination(facts, facts.topology.entry, step.lane, port)
-    http.insert(untagged, sticky.sticky_route(http[untagged], facts.route_header, step.lane,
-                                              destination, _lane_headers(facts, step.lane)))
+    route = sticky.sticky_route(http[untagged], facts.route_header, step.lane, destination,
+                                _lane_headers(facts, step.lane))
+    routed = [match for earlier in http[:untagged] for match in earlier.get("match") or [{}]]
+    if any(match not in routed for match in route["match"]):
+        http.insert(untagged, route)
 
 
 def _lane_headers(facts: Facts, lane: str) -> dict[str, str]:

@@ -6,8 +6,9 @@ hashes each untagged request's user key with the lane's name into one of 10,000 
 sets the lane header when the bucket is below the entry weight (the plugin's `entryWeight`,
 rewritten at each step). A VirtualService cannot do this: its weights draw per request, and
 its regex matches on the key select a fixed set of keys rather than a share that grows with the
-weight. The gateway's VirtualService then only has to route what the module tagged (the
-`<lane>/sticky` route, on the entry paths) and stops splitting untagged requests itself.
+weight. The gateway's VirtualService then only has to route what the module tagged (the lane's
+own header rule, or else a `<lane>/sticky` route on the entry paths) and stops splitting
+untagged requests itself.
 
 The weight in force is read back from the WasmPlugin (`plugin_weight`), as a per-request entry's
 is read from the VirtualService. Pure.
@@ -59,6 +60,7 @@ def without_sticky_entry(topology: Topology) -> Topology:
 
 
 def route_name(lane: str) -> str:
+    """The name of the gateway route for what the module tagged: `<lane>/sticky`."""
     return f"{lane}/{ROUTE_SUFFIX}"
 
 
@@ -132,16 +134,16 @@ def entry_plugins(topology: Topology, module: TraceAffinityModule,
     }]
 
 
-def routes_sticky(virtual_service: dict, lane: str) -> bool:
-    """Whether a gateway VirtualService routes what the module puts into `lane`."""
-    routes = (virtual_service.get("spec") or {}).get("http") or []
-    return any(route.get("name") == route_name(lane) for route in routes)
+def enters(plugin: dict, lane: str) -> bool:
+    """Whether a sticky-entry WasmPlugin is the one putting users into `lane`."""
+    config = (plugin.get("spec") or {}).get("pluginConfig") or {}
+    return config.get("entryLane") == lane
 
 
 def plugin_weight(plugin: dict, lane: str) -> int:
     """The share (percent) of users a sticky-entry WasmPlugin puts into `lane`."""
     config = (plugin.get("spec") or {}).get("pluginConfig") or {}
-    if config.get("entryLane") != lane:
+    if not enters(plugin, lane):
         return 0
     weight = config.get("entryWeight")
     return weight if isinstance(weight, int) else 0

@@ -36,13 +36,19 @@ def _release(weight: int, affinity: dict | None, phase: str = "Progressing") -> 
     }
 
 
-def _desired(releases: list[dict], module: TraceAffinityModule | None = MODULE) -> list[dict]:
+def _desired(releases: list[dict], module: TraceAffinityModule | None = MODULE,
+             lane_rules: bool = True) -> list[dict]:
     bundle = load(SAMPLE)
+    lanes = [lane.to_wire() for lane in bundle.lanes]
+    if not lane_rules:
+        for lane in lanes:
+            if lane["metadata"]["name"] == "canary":
+                lane["spec"].pop("ingressRules", None)
     pods = [PodView("default", f"{s}-{lane}",
                     {"app": s, "ASM_TRAFFIC_TAG": lane,
                      **({CANARY_LABEL: f"{s}-v1"} if lane == "canary" else {})}, True)
             for s in SERVICES for lane in ("base", "canary")]
-    plan = plan_group(Inputs(bundle.groups[0].to_wire(), [lane.to_wire() for lane in bundle.lanes],
+    plan = plan_group(Inputs(bundle.groups[0].to_wire(), lanes,
                              {f"default/{s}": {"app": s} for s in SERVICES}, pods,
                              releases=releases, trace_affinity=module))
     assert plan.valid, plan.errors
@@ -78,17 +84,31 @@ def test_the_gateway_module_gets_the_lane_weight_and_key(affinity: dict, config:
     assert (plugin["spec"]["url"], plugin["spec"]["sha256"]) == (MODULE.url, MODULE.sha256)
     assert plugin["spec"]["pluginConfig"] == {
         "routeHeader": HEADER, "entryLane": "canary", "entryWeight": 25, **config}
+    assert sticky.enters(plugin, "canary") and not sticky.enters(plugin, "blue")
     assert sticky.plugin_weight(plugin, "canary") == 25
     assert sticky.plugin_weight(plugin, "blue") == 0
 
 
-def test_under_sticky_entry_the_gateway_route_splits_nothing_and_routes_what_is_tagged() -> None:
+def _routes(gateway: dict) -> dict[str, dict]:
+    return {r["name"]: r for r in gateway["spec"]["http"]}
+
+
+def test_under_sticky_entry_the_gateway_route_splits_nothing() -> None:
     gateway = _gateway(_desired([_release(25, {"headerName": "x-user-id"})]))
-    names = [r["name"] for r in gateway["spec"]["http"]]
-    assert names.index("canary/sticky") < names.index("untagged")
     assert entered_weight(gateway, HEADER, "canary") == 0
-    assert sticky.routes_sticky(gateway, "canary")
-    [route] = [r for r in gateway["spec"]["http"] if r["name"] == "canary/sticky"]
+    routes = _routes(gateway)
+    assert [d["destination"]["subset"] for d in routes["untagged"]["route"]] == ["base"]
+    # The canary lane's own header rule routes what the module tags: no route of its own.
+    assert "canary/sticky" not in routes
+    assert routes["canary"]["match"] == [
+        {"headers": {HEADER: {"exact": "canary"}}, "uri": {"exact": "/mock"}}]
+
+
+def test_a_lane_without_a_header_rule_gets_a_route_for_what_the_module_tags() -> None:
+    gateway = _gateway(_desired([_release(25, {"headerName": "x-user-id"})], lane_rules=False))
+    names = [r["name"] for r in gateway["spec"]["http"]]
+    assert names.index("canary/sticky") == names.index("untagged") - 1
+    route = _routes(gateway)["canary/sticky"]
     assert route["match"] == [{"uri": {"exact": "/mock"}, "headers": {HEADER: {"exact": "canary"}}}]
     assert route["route"] == [{
         "destination": {"host": "mocka.default.svc.cluster.local", "subset": "canary"},
@@ -107,9 +127,7 @@ def test_each_step_rewrites_only_the_plugin_weight(weight: int) -> None:
 def test_without_a_module_the_entry_stays_per_request() -> None:
     desired = _desired([_release(25, {"headerName": "x-user-id"})], module=None)
     assert _entry_plugin(desired) is None
-    gateway = _gateway(desired)
-    assert entered_weight(gateway, HEADER, "canary") == 25
-    assert not sticky.routes_sticky(gateway, "canary")
+    assert entered_weight(_gateway(desired), HEADER, "canary") == 25
 
 
 @pytest.mark.parametrize("release", [
@@ -118,9 +136,9 @@ def test_without_a_module_the_entry_stays_per_request() -> None:
     _release(25, None),
 ], ids=["rolling-back", "ended", "per-request"])
 def test_no_entry_plugin_when_no_entry_is_decided_per_user(release: dict) -> None:
-    desired = _desired([release])
+    desired = _desired([release], lane_rules=False)
     assert _entry_plugin(desired) is None
-    assert not sticky.routes_sticky(_gateway(desired), "canary")
+    assert "canary/sticky" not in _routes(_gateway(desired))
 
 
 @pytest.mark.parametrize("given, error", [
