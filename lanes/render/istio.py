@@ -17,10 +17,9 @@ from collections.abc import Callable
 from typing import ClassVar
 
 from lanes.api.errors import FieldError, InvalidSpec
+from lanes.api.observations import TrafficStep
 from lanes.api.swimlanegroup import SwimLaneGroup
 from lanes.api.topology import weighted_shares
-
-from lanes.api.observations import TrafficStep
 
 from . import baggage, sticky
 from .base import Flavour
