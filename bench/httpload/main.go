@@ -2,12 +2,13 @@
 // per request than the proxy between them, so the proxy is what a saturation run measures.
 //
 //	httpload serve ADDRESS
-//	httpload load [-connections N] [-seconds S] [-traced] ADDRESS
+//	httpload load [-connections N] [-seconds S] [-traced | -users] ADDRESS
 //
 // `load` keeps N connections busy for S seconds, one request in flight on each, and prints
 // one JSON line: requests, errors, seconds, and the p50/p99 latency in microseconds. With
 // -traced, a connection's requests alternate "lane + new trace" and "trace only" (the trace
-// just sent), the mix the trace-affinity module remembers and restores.
+// just sent), the mix the trace-affinity module remembers and restores. With -users, each
+// request carries a user key of its own and no lane, what sticky entry hashes at the gateway.
 package main
 
 import (
@@ -28,6 +29,7 @@ import (
 
 const (
 	laneHeader  = "x-asm-prefer-tag"
+	userHeader  = "x-user-id"
 	traceHeader = "my-request-id"
 	answer      = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
 )
@@ -131,6 +133,7 @@ func load(args []string) {
 	connections := flags.Int("connections", 1, "connections, one request in flight on each")
 	seconds := flags.Float64("seconds", 5, "how long to send")
 	traced := flags.Bool("traced", false, "alternate lane + new trace and trace only")
+	users := flags.Bool("users", false, "a user key of its own on every request, no lane")
 	flags.Parse(args)
 	if flags.NArg() != 1 {
 		fail("usage: httpload load [flags] ADDRESS")
@@ -146,7 +149,7 @@ func load(args []string) {
 		wait.Add(1)
 		go func() {
 			defer wait.Done()
-			latencies[c], errs[c] = send(address, fmt.Sprintf("%s-%d", run, c), *traced, deadline)
+			latencies[c], errs[c] = send(address, fmt.Sprintf("%s-%d", run, c), *traced, *users, deadline)
 		}()
 	}
 	wait.Wait()
@@ -165,7 +168,7 @@ func load(args []string) {
 }
 
 // send keeps one connection busy until the deadline, reconnecting after an error.
-func send(address, tag string, traced bool, deadline time.Time) ([]time.Duration, int) {
+func send(address, tag string, traced, users bool, deadline time.Time) ([]time.Duration, int) {
 	var latencies []time.Duration
 	errorCount := 0
 	var conn net.Conn
@@ -181,7 +184,7 @@ func send(address, tag string, traced bool, deadline time.Time) ([]time.Duration
 			}
 			reader = bufio.NewReader(conn)
 		}
-		request = appendRequest(request[:0], address, tag, n, traced)
+		request = appendRequest(request[:0], address, tag, n, traced, users)
 		started := time.Now()
 		err := roundTrip(conn, reader, request)
 		latencies = append(latencies, time.Since(started))
@@ -198,14 +201,17 @@ func send(address, tag string, traced bool, deadline time.Time) ([]time.Duration
 }
 
 // appendRequest writes request n: with -traced, even ones carry a lane and a new trace, odd
-// ones the trace of the request before them and no lane.
-func appendRequest(out []byte, host, tag string, n int, traced bool) []byte {
+// ones the trace of the request before them and no lane; with -users, each a user key of its own.
+func appendRequest(out []byte, host, tag string, n int, traced, users bool) []byte {
 	out = fmt.Appendf(out, "GET / HTTP/1.1\r\nHost: %s\r\n", host)
 	if traced {
 		if n%2 == 0 {
 			out = fmt.Appendf(out, "%s: canary\r\n", laneHeader)
 		}
 		out = fmt.Appendf(out, "%s: %s-%d\r\n", traceHeader, tag, n/2)
+	}
+	if users {
+		out = fmt.Appendf(out, "%s: %s-%d\r\n", userHeader, tag, n)
 	}
 	return append(out, "\r\n"...)
 }

@@ -19,7 +19,9 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from .analysis import Analysis, Duration, MetricStatus, WebhookType, seconds
+from .bluegreen import BlueGreen
 from .common import Condition, DnsLabel, Model, Resource
+from .sessionaffinity import SessionAffinity
 from .workloadrollout import HttpRouteMatch, Pause
 
 KIND = "LaneRelease"
@@ -73,6 +75,8 @@ class LaneReleaseSpec(Model):
     they select into the lane whatever the weight (a tester's header, say). `routeSettle` is
     how long a changed entry weight, once the gateway's route holds it, is given to reach every
     proxy before the release acts on it (Istio pushes configuration asynchronously).
+    `sessionAffinity` makes entry sticky per user (`lanes.api.sessionaffinity`); `blueGreen`,
+    instead of steps, previews the lane then switches every request at once (`lanes.api.bluegreen`).
     """
 
     swim_lane_ref: SwimLaneRef
@@ -85,6 +89,8 @@ class LaneReleaseSpec(Model):
     paused: bool = False
     route_settle: Duration = "2s"
     mirror: Mirror | None = None
+    session_affinity: SessionAffinity | None = None
+    blue_green: BlueGreen | None = None
 
     @field_validator("steps")
     @classmethod
@@ -117,6 +123,11 @@ class LaneReleaseSpec(Model):
 
     @model_validator(mode="after")
     def _one_way_of_stepping(self) -> LaneReleaseSpec:
+        if self.blue_green is not None:
+            if self.steps or self.step_weight is not None or self.max_weight is not None:
+                raise ValueError("give blueGreen or steps (or stepWeight), not both: a blue-green "
+                                 "release switches at once")
+            return self
         if self.steps and self.step_weight is not None:
             raise ValueError("give either steps or stepWeight, not both")
         if not self.steps and self.step_weight is None:
@@ -135,9 +146,13 @@ class LaneReleaseSpec(Model):
 
     @property
     def all_steps(self) -> list[LaneReleaseStep]:
-        """The steps, Flagger's stepWeight/maxWeight expanded into explicit ones, after the
-        shadow step (entry weight 0) when `mirror` is set."""
+        """The steps, Flagger's stepWeight/maxWeight expanded into explicit ones, or
+        blue-green's preview (entry 0) and switch; after the shadow step (entry weight 0) when
+        `mirror` is set."""
         shadow = self.shadow_steps()
+        if self.blue_green is not None:
+            return shadow + [LaneReleaseStep.model_construct(weight=weight, pause=pause)
+                             for weight, pause in self.blue_green.stages()]
         if self.steps:
             return shadow + list(self.steps)
         top = self.max_weight or 50

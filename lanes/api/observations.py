@@ -6,6 +6,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from .common import DnsLabel, Model, RequestMatch
+from .sessionaffinity import SessionAffinity
 
 
 class TrafficStep(Model):
@@ -16,7 +17,8 @@ class TrafficStep(Model):
 
     `enter` makes the step a lane's entry (a LaneRelease): it applies at the gateway only,
     and the requests it sends to the lane are tagged with it, so they stay in the lane on
-    every later hop; the entry service's own mesh routes are left unsplit.
+    every later hop; the entry service's own mesh routes are left unsplit. An entry with
+    `sessionAffinity` is decided per user by the gateway's module (`lanes.render.sticky`).
 
     `mirror` (an entry step's) copies that percent of the untagged requests the gateway keeps
     out of the lane into the lane's pods of the entry service, answers discarded; the lane's
@@ -30,6 +32,7 @@ class TrafficStep(Model):
     enter: bool = False
     mirror: int = Field(default=0, ge=0, le=100)
     fallback_to_base: bool = False
+    session_affinity: SessionAffinity | None = None
 
 
 class Observations(Model):

@@ -12,7 +12,7 @@ from kubernetes.client.exceptions import ApiException
 from lanes.api.common import GROUP, VERSION
 
 from .diff import MANAGER
-from .kinds import ISTIO_GROUP
+from .kinds import ISTIO_GROUP, WASMPLUGIN
 from .rollouts import RolloutsApi
 
 PLURAL = "lanereleases"
@@ -50,3 +50,8 @@ class LaneReleasesApi(RolloutsApi):
         """A VirtualService as the API server holds it, or None."""
         return _get(self.custom.get_namespaced_custom_object, ISTIO_GROUP, "v1", namespace,
                     "virtualservices", name)
+
+    def wasm_plugin(self, namespace: str, name: str) -> dict | None:
+        """A WasmPlugin as the API server holds it, or None."""
+        return _get(self.custom.get_namespaced_custom_object, WASMPLUGIN.group,
+                    WASMPLUGIN.version, namespace, WASMPLUGIN.plural, name)

@@ -35,7 +35,7 @@ from lanes.api.workloadrollout import WorkloadRollout
 from lanes.kube.kinds import ISTIO_GROUP, parse_all
 from lanes.kube.lanereleases import PLURAL, LaneReleasesApi
 from lanes.kube.ownership import is_generated
-from lanes.render import flavour_for
+from lanes.render import flavour_for, sticky
 from lanes.rollout import DeploymentView, conditions
 from lanes.rollout.actions import LANE_RELEASE_ANNOTATION
 from lanes.rollout.conditions import READY
@@ -75,6 +75,10 @@ def routed_weight(api: LaneReleasesApi, lane: SwimLane | None,
         flavour = flavour_for(group.spec.flavour)
     except ValueError:
         return None
+    plugin = api.wasm_plugin(*sticky.plugin_location(group))
+    if plugin is not None and sticky.enters(plugin, lane.name):
+        # Under sticky entry the gateway's module puts users into the lane, not its route.
+        return sticky.plugin_weight(plugin, lane.name)
     where = flavour.entry_route(group)
     route = api.virtual_service(*where) if where is not None else None
     return flavour.entered_weight(route, group, lane.name) if route is not None else None

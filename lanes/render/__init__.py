@@ -16,6 +16,7 @@ from lanes.api.swimlane import SwimLane
 from lanes.api.swimlanegroup import SwimLaneGroup
 from lanes.api.topology import Topology, resolve
 
+from . import sticky
 from .asm import AsmFlavour
 from .base import Flavour, gc_paused
 from .istio import IstioFlavour
@@ -87,15 +88,23 @@ def render_topology(
 
     With `trace_affinity`, a group of the istio flavour in ASM's trace-ID mode also gets the
     WasmPlugins that load the module (last, after the DestinationRules); ASM's own proxies
-    do this themselves, so the asm flavour never gets them.
+    do this themselves, so the asm flavour never gets them. A lane entry with
+    `sessionAffinity` is decided per user by the same module at the gateway (`sticky`), and
+    per request where there is no module to do it (no `trace_affinity`, the asm flavour, a
+    weighted ingress).
 
     Raises:
         InvalidSpec: naming each object and field that keeps the group from rendering.
     """
     chosen = _flavour_of(topology, flavour)
+    with_module = trace_affinity is not None and chosen.name == DEFAULT_FLAVOUR
+    if not with_module or not sticky.supported(topology):
+        topology = sticky.without_sticky_entry(topology)
     objects = chosen.render(topology)
     if trace_affinity is not None and chosen.name == DEFAULT_FLAVOUR:
         objects += wasm_plugins(topology, trace_affinity, chosen.owner_labels(topology.group.name))
+        objects += sticky.entry_plugins(topology, trace_affinity,
+                                        chosen.owner_labels(topology.group.name))
     return objects
 
 

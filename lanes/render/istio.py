@@ -17,10 +17,11 @@ from collections.abc import Callable
 from typing import ClassVar
 
 from lanes.api.errors import FieldError, InvalidSpec
+from lanes.api.observations import TrafficStep
 from lanes.api.swimlanegroup import SwimLaneGroup
 from lanes.api.topology import weighted_shares
 
-from . import baggage
+from . import baggage, sticky
 from .base import Flavour
 from .facts import Facts, match_wire, matches_wire, online_rules, union
 from .steps import (
@@ -74,6 +75,7 @@ class IstioFlavour(Flavour):
             if not http:
                 return []
             http.extend(_untagged_routes(facts))
+            _add_sticky_route(facts, http)
         gateway = spec.ingress.gateway
         name = object_name("lanes", facts.group, INGRESS_SUFFIX)
         _check_ingress_name(facts, gateway.namespace, name)
@@ -199,7 +201,7 @@ def _untagged_routes(facts: Facts) -> list[dict]:
     if {} in matches:
         matches = [{}]
     without = {"withoutHeaders": {facts.route_header: {}}}
-    step = facts.topology.traffic_step(entry)
+    step = _per_request_share(facts.topology.traffic_step(entry))
     fallback = _destination(facts, entry, facts.fallback, port)
     routes = []
     canary: dict = {}
@@ -237,6 +239,30 @@ def _untagged_routes(facts: Facts) -> list[dict]:
         untagged_route.update(mirror_fields(shadow, _destination(facts, entry, shadow.lane, port)))
     routes.append(untagged_route)
     return routes
+
+
+def _per_request_share(step: TrafficStep | None) -> TrafficStep | None:
+    """The step whose weight the gateway's route splits: none of a sticky entry's, which the
+    gateway's module decides per user (`sticky`)."""
+    if step is None or step.session_affinity is None:
+        return step
+    return step.model_copy(update={"weight": 0})
+
+
+def _add_sticky_route(facts: Facts, http: list[dict]) -> None:
+    """Put the route for requests the module entered into a lane before the untagged route,
+    unless the lane's own rules already route each of them (a lane entered by its header)."""
+    step = sticky.sticky_step(facts.topology)
+    untagged = next((i for i, r in enumerate(http) if r.get("name") == UNTAGGED_ROUTE), None)
+    if step is None or untagged is None:
+        return
+    port = (http[untagged]["route"][0]["destination"].get("port") or {}).get("number")
+    destination = _destination(facts, facts.topology.entry, step.lane, port)
+    route = sticky.sticky_route(http[untagged], facts.route_header, step.lane, destination,
+                                _lane_headers(facts, step.lane))
+    routed = [match for earlier in http[:untagged] for match in earlier.get("match") or [{}]]
+    if any(match not in routed for match in route["match"]):
+        http.insert(untagged, route)
 
 
 def _lane_headers(facts: Facts, lane: str) -> dict[str, str]:

@@ -113,5 +113,6 @@ def entry_steps(
                 lane=lane, weight=weight, matches=[m.to_request_match() for m in matches],
                 enter=True, mirror=mirror.percent if mirror is not None else 0,
                 fallback_to_base=mirror is not None and mirror.fallback_to_base,
+                session_affinity=release.spec.session_affinity,
             )
     return found

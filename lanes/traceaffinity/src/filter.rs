@@ -8,6 +8,9 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, Bytes, ContextType, LogLevel, MapType, MetricType};
 
+use std::cell::Cell;
+
+use crate::entry::{bucket, cookie_value, enters, next_draw, parse_entry, EntrySettings, WithoutUser};
 use crate::settings::{parse_settings, Settings};
 use crate::table::{decode, Table};
 
@@ -18,7 +21,7 @@ const CAS_ATTEMPTS: usize = 16;
 const MAX_HEADER_VALUE: usize = 0xffff;
 
 proxy_wasm::main! {{
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { plugin: None }) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { plugin: None, entry: None }) });
 }}
 
 /// The Envoy stats the module keeps (Envoy names them `wasmcustom.<name>`).
@@ -112,6 +115,7 @@ impl Plugin {
 
 struct Root {
     plugin: Option<Rc<Plugin>>,
+    entry: Option<Rc<Entry>>,
 }
 
 impl Context for Root {}
@@ -119,6 +123,17 @@ impl Context for Root {}
 impl RootContext for Root {
     fn on_configure(&mut self, _: usize) -> bool {
         let config = self.get_plugin_configuration().unwrap_or_default();
+        match parse_entry(&config) {
+            Ok(Some(settings)) => {
+                self.entry = Some(Rc::new(Entry::new(settings)));
+                return true;
+            }
+            Ok(None) => {}
+            Err(message) => {
+                warn(&message);
+                return false;
+            }
+        }
         let settings = match parse_settings(&config) {
             Ok(settings) => settings,
             Err(message) => {
@@ -146,6 +161,11 @@ impl RootContext for Root {
     }
 
     fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
+        if let Some(entry) = &self.entry {
+            return Some(Box::new(EntryStream {
+                entry: entry.clone(),
+            }));
+        }
         Some(Box::new(Stream {
             plugin: self.plugin.clone(),
         }))
@@ -201,6 +221,92 @@ impl HttpContext for Stream {
                 count(plugin.counters.hits, 1);
             }
             None => count(plugin.counters.misses, 1),
+        }
+        Action::Continue
+    }
+}
+
+/// A configured sticky-entry filter: its settings, its draw state and counters.
+struct Entry {
+    settings: EntrySettings,
+    draws: Cell<u64>,
+    users_in: u32,
+    users_out: u32,
+    keyless_in: u32,
+    keyless_out: u32,
+}
+
+impl Entry {
+    fn new(settings: EntrySettings) -> Entry {
+        let counter = |name: &str| {
+            hostcalls::define_metric(MetricType::Counter, &format!("lanes_sticky_entry.{name}"))
+                .unwrap_or(0)
+        };
+        Entry {
+            settings,
+            draws: Cell::new(now() | 1),
+            users_in: counter("users_in"),
+            users_out: counter("users_out"),
+            keyless_in: counter("keyless_in"),
+            keyless_out: counter("keyless_out"),
+        }
+    }
+
+    /// Whether an untagged request enters the lane, and the counter that says why.
+    fn decide(&self, user: Option<&[u8]>) -> (bool, u32) {
+        let settings = &self.settings;
+        match user {
+            Some(user) => {
+                let inside = enters(bucket(settings.lane.as_bytes(), user), settings.weight);
+                (inside, if inside { self.users_in } else { self.users_out })
+            }
+            None if settings.without_user == WithoutUser::Split && settings.weight > 0 => {
+                let mut state = self.draws.get();
+                let inside = enters(next_draw(&mut state), settings.weight);
+                self.draws.set(state);
+                (inside, if inside { self.keyless_in } else { self.keyless_out })
+            }
+            None => (false, self.keyless_out),
+        }
+    }
+}
+
+/// The request's lane header and user key (empty when absent), read in one host call.
+fn lane_and_user(settings: &EntrySettings) -> (bool, Option<Bytes>) {
+    let (mut tagged, mut header, mut cookie) = (false, None, None);
+    for (name, value) in hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default() {
+        if name == settings.route_header {
+            tagged |= !value.is_empty();
+        } else if settings.user_header.as_deref() == Some(name.as_str()) {
+            header = header.or((!value.is_empty()).then_some(value));
+        } else if name == "cookie" && cookie.is_none() {
+            if let Some(wanted) = settings.user_cookie.as_deref() {
+                cookie = cookie_value(&value, wanted.as_bytes())
+                    .filter(|v| !v.is_empty())
+                    .map(<[u8]>::to_vec);
+            }
+        }
+    }
+    (tagged, header.or(cookie))
+}
+
+struct EntryStream {
+    entry: Rc<Entry>,
+}
+
+impl Context for EntryStream {}
+
+impl HttpContext for EntryStream {
+    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        let (tagged, user) = lane_and_user(&self.entry.settings);
+        if tagged {
+            return Action::Continue;
+        }
+        let (inside, counter) = self.entry.decide(user.as_deref());
+        count(counter, 1);
+        if inside {
+            let settings = &self.entry.settings;
+            self.set_http_request_header(&settings.route_header, Some(&settings.lane));
         }
         Action::Continue
     }

@@ -3,9 +3,13 @@
 //! carrying a trace value and no lane header gets the lane header the proxy remembers for it.
 //! Unknown traces keep no lane, so the fallback lane serves them.
 //!
-//! The logic (`settings`, `table`) is plain Rust, tested on the build machine; `filter` binds it
+//! Configured with `entryLane`, the same module is instead the gateway's sticky-entry filter
+//! (`entry`): it puts a share of users, not of requests, into a lane.
+//!
+//! The logic (`settings`, `table`, `entry`) is plain Rust, tested on the build machine; `filter` binds it
 //! to the host through the proxy-wasm SDK and is built for Wasm only.
 
+pub mod entry;
 pub mod settings;
 pub mod table;
 

@@ -80,7 +80,7 @@ const FIELDS: [&str; 5] = [
 
 /// A value of the configuration's one flat object; anything else (a fraction, an array, an
 /// object) is `Other`, which no field accepts.
-enum Value {
+pub(crate) enum Value {
     Null,
     Bool(bool),
     Integer(i64),
@@ -91,7 +91,7 @@ enum Value {
 /// The members of a JSON object, in order; blank input or `null` is an empty object. A small
 /// reader of its own rather than a JSON library: the module is compiled by every proxy that
 /// loads it, and a general library would double its size.
-fn read_object(data: &[u8]) -> Result<Vec<(String, Value)>, String> {
+pub(crate) fn read_object(data: &[u8]) -> Result<Vec<(String, Value)>, String> {
     let mut reader = Reader { data, at: 0 };
     reader.skip_space();
     if reader.at == data.len() || reader.eat_word("null") {

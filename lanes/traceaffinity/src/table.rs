@@ -107,7 +107,7 @@ impl Table {
 }
 
 /// FNV-1a, 64 bits: the bucket of a trace, the same in every worker and every build.
-fn fnv1a64(data: &[u8]) -> u64 {
+pub(crate) fn fnv1a64(data: &[u8]) -> u64 {
     data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
