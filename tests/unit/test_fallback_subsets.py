@@ -11,13 +11,19 @@ from __future__ import annotations
 import copy
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lanes.api.observations import Observations
+from lanes.api.topology import resolve
 from lanes.cli.status import group_view
 from lanes.importers import conversion_notes, convert, parse_documents
 from lanes.api.load import Document
-from lanes.render import render_group
+from lanes.render import render_group, render_topology
+from lanes.render.names import fqdn
 from tests.asm_scenarios import documents
+
+from .test_render_properties import SETTINGS, Scenario, mesh_objects, scenarios
 
 SCENARIO = "custom-virtualservice"
 READY = {"default/mocka": ["s1", "s2"], "default/mockb": ["s1", "s3"], "default/mockc": ["s1", "s2"]}
@@ -122,3 +128,20 @@ def test_status_says_a_fallback_subset_is_served_by_the_fallback() -> None:
     served = {lane.name: {r.service: r.served_by for r in lane.services} for lane in view.lanes}
     assert served["s3"] == {"default/mocka": "s1", "default/mockb": "s3", "default/mockc": "s1"}
     assert served["s2"] == {"default/mocka": "s2", "default/mockb": "s1", "default/mockc": "s2"}
+
+
+@SETTINGS
+@given(scenarios(), st.sampled_from(["istio", "asm"]))
+def test_with_fallback_subsets_every_lane_has_a_subset_of_its_own_pods_or_the_fallbacks(
+    scenario: Scenario, flavour: str
+) -> None:
+    spec = scenario.group.spec.model_copy(update={"fallback_subsets": True})
+    topology = resolve(scenario.group.model_copy(update={"spec": spec}), scenario.lanes, scenario.observed)
+    selectors = {lane.name: dict(lane.spec.label_selector) for lane in topology.lanes}
+    _, rules = mesh_objects(render_topology(topology, flavour))
+    for key, serving in topology.members.items():
+        [rule] = rules[fqdn(key)]
+        assert [s["name"] for s in rule["spec"]["subsets"]] == [lane.name for lane in topology.lanes]
+        for subset in rule["spec"]["subsets"]:
+            lane = subset["name"]
+            assert subset["labels"] == selectors[lane if lane in serving else topology.fallback]
