@@ -4,11 +4,12 @@ becomes, and a reading naming the field when the Secret or its keys are missing.
 from __future__ import annotations
 
 import base64
+from datetime import datetime, timezone
 
 import httpx
 import pytest
 
-from lanes.analysis.verdict import Reading
+from lanes.analysis.verdict import Reading, judge
 from lanes.api.analysis import Analysis, MetricTemplate
 from lanes.operator.analysis import CheckContext, read_metrics, secret_keys
 from lanes.operator.providers.prometheus import QueryError, query_value
@@ -123,3 +124,11 @@ def test_a_prometheus_refusing_the_credentials_is_a_query_error_saying_so(
     with httpx.Client(transport=httpx.MockTransport(refuse)) as client:
         with pytest.raises(QueryError, match=f"answered 401: {said}"):
             query_value("http://prom:9090", "up", client=client, headers=headers)
+
+
+def test_a_missing_secret_fails_the_check_with_the_field_in_the_analysis_message() -> None:
+    readings = read_metrics(analysis(), CONTEXT, {KEY: template()}, Recorder(), secrets={})
+    judged = judge(analysis(), None, readings, datetime(2026, 1, 1, tzinfo=timezone.utc))
+    assert judged.verdict == "halt"
+    assert "spec.provider.secretRef: Secret shop/prom-auth not found" in judged.status.message
+    assert "spec.provider.secretRef" in judged.events[0].message
