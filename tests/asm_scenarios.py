@@ -17,7 +17,7 @@ import yaml
 from lanes.api.load import Bundle, Document
 from lanes.api.observations import Observations
 from lanes_testbed.mesh import Endpoint
-from lanes.importers import convert_document, parse_documents
+from lanes.importers import convert, convert_document, parse_documents
 from lanes.render import TraceAffinityModule, render_group
 
 SCENARIOS = Path(__file__).resolve().parent / "testdata" / "asm-scenarios"
@@ -65,17 +65,33 @@ def bundle(name: str) -> Bundle:
     return parse_documents(docs)
 
 
+def converted(name: str) -> list[dict[str, Any]]:
+    """A scenario's documents as `kubectl lane convert` gives them: each converted with all the
+    others in view (a user's gateway route's ASM `fallback` turns the group's
+    `fallbackSubsets` on)."""
+    docs = documents(name)
+    return [body for doc in docs for body in convert(doc, docs)]
+
+
 def mesh_objects(
     name: str,
     flavour: str,
     state: Observations | None = None,
     trace_affinity: TraceAffinityModule | None = None,
+    as_converted: bool = False,
 ) -> list[dict]:
     """What the mesh serves for a scenario: shared objects, the user's own Istio objects, and
     lanes' rendered routes for `state` (every lane's pods ready when None), with the
-    trace-affinity WasmPlugins when `trace_affinity` is given and the group is in trace-ID mode."""
-    lanes_bundle = bundle(name)
+    trace-affinity WasmPlugins when `trace_affinity` is given and the group is in trace-ID mode.
+
+    The documents are converted one by one, or, with `as_converted`, together as
+    `kubectl lane convert` converts a file (`converted`)."""
+    docs = converted(name) if as_converted else documents(name)
+    lanes_bundle = (
+        parse_documents([Document(f"{name}.yaml#{i}", d) for i, d in enumerate(docs)])
+        if as_converted else bundle(name)
+    )
     [group] = lanes_bundle.groups
-    plain = [d for d in documents(name) if d["apiVersion"].startswith(("v1", "networking."))]
+    plain = [d for d in docs if d["apiVersion"].startswith(("v1", "networking."))]
     rendered = render_group(group, lanes_bundle.lanes, state or observed(), flavour, trace_affinity)
     return [*plain, *rendered]

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, WithJsonSchema, model_validator
 
-from .common import API_VERSION, DnsLabel, Metadata, Model
+from .common import API_VERSION, DnsLabel, DnsName, Metadata, Model
 
 METRIC_TEMPLATE = "MetricTemplate"
 BUILTIN_METRICS = ("request-success-rate", "request-duration")
@@ -138,17 +138,30 @@ class Analysis(Model):
         return seconds(self.interval)
 
 
+class SecretRef(Model):
+    """A Secret holding Prometheus credentials, in the namespace of the object naming it.
+
+    Its key `token` is sent as a bearer token; else `username` and `password` as basic auth
+    (the keys of Flagger's MetricTemplate `secretRef`).
+    """
+
+    name: DnsName
+
+
 class PrometheusRef(Model):
-    """Where Prometheus answers queries (its base URL)."""
+    """Where Prometheus answers queries (its base URL), and the credentials it asks for."""
 
     address: Annotated[str, Field(pattern=r"^https?://[^\s/]+")]
+    secret_ref: SecretRef | None = None
 
 
 class MetricProvider(Model):
-    """A MetricTemplate's source of values: Prometheus, at `address` or the operator's default."""
+    """A MetricTemplate's source of values: Prometheus, at `address` or the operator's default,
+    with the credentials of `secretRef`."""
 
     type: Literal["prometheus"] = "prometheus"
     address: Annotated[str, Field(pattern=r"^https?://[^\s/]+")] | None = None
+    secret_ref: SecretRef | None = None
 
 
 class MetricTemplateSpec(Model):

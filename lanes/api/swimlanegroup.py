@@ -1,7 +1,7 @@
 """SwimLaneGroup: the services of one call chain, its gateway, lane header and lane mode.
 
 The spec is laid out as ASM's ASMSwimLaneGroup, so an existing spec pastes in unchanged; lanes
-adds `flavour`, `propagation` and per-service `calls`.
+adds `flavour`, `propagation`, `fallbackSubsets` and per-service `calls`.
 
 ASM's two lane modes are kept: permissive (`isPermissive: true`), where a lane may hold some
 of the services and a request falls back to the fallback lane for the rest, following the lane
@@ -148,6 +148,7 @@ class SwimLaneGroupSpec(Model):
     services: list[GroupService] = Field(min_length=1)
     flavour: Flavour = "istio"
     propagation: Propagation = "header"
+    fallback_subsets: bool = False
 
     @property
     def strict(self) -> bool:

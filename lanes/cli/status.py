@@ -70,10 +70,12 @@ def _condition(status: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
     return next((c for c in status.get("conditions") or [] if c.get("type") == kind), {})
 
 
-def _subsets(generated: Sequence[Mapping[str, Any]]) -> dict[str, set[str]]:
-    """DestinationRule subsets by the host they route."""
+def _subsets(generated: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, dict]]:
+    """DestinationRule subsets by the host they route: each subset's name and labels."""
     return {
-        (o.get("spec") or {}).get("host", ""): {s.get("name") for s in (o.get("spec") or {}).get("subsets") or []}
+        (o.get("spec") or {}).get("host", ""): {
+            s.get("name"): dict(s.get("labels") or {}) for s in (o.get("spec") or {}).get("subsets") or []
+        }
         for o in generated
         if o.get("kind") == "DestinationRule"
     }
@@ -117,12 +119,14 @@ def group_view(
     views = []
     for lane in own:
         lane_name = lane["metadata"]["name"]
+        selector = dict((lane.get("spec") or {}).get("labelSelector") or {})
         routes = []
         for key in sorted(keys):
-            present = subsets.get(fqdn(key), set())
-            served = lane_name if lane_name in present else fallback if fallback in present else None
+            present = subsets.get(fqdn(key), {})
+            # A lane's subset selecting other pods than the lane's is its fallback subset.
+            own_pods = present.get(lane_name) == selector
+            served = lane_name if own_pods else fallback if fallback in present else None
             routes.append(ServiceRoute(key, key in members.get(lane_name, set()), served))
-        selector = dict((lane.get("spec") or {}).get("labelSelector") or {})
         views.append(LaneView(lane_name, selector, lane_name == fallback, _ingress(lane), routes))
     ready, degraded = _condition(status, "Ready"), _condition(status, "Degraded")
     problems = [degraded.get("message", "")] if degraded.get("status") == "True" else []

@@ -35,6 +35,7 @@ from .canary import (
 )
 from .common import Importer, as_mapping, lanes_document
 from .lone import LoneCanary, find_deployment, gateway_of, with_stable_label
+from .prometheus_auth import argo_secret_ref, secret_args
 from .shadow import FALLBACK_NOTE, lane_selecting, shadowed_release
 
 ARGO = "argoproj.io"
@@ -116,6 +117,9 @@ def metric_templates(
         provider = {"type": "prometheus"}
         if "address" in prometheus:
             provider["address"] = _filled(str(prometheus["address"]), args)
+        secret_ref = argo_secret_ref(doc, as_mapping(raw), "")
+        if secret_ref is not None:
+            provider["secretRef"] = secret_ref
         query = prometheus.get("query")
         template_spec = {"provider": provider,
                          "query": _filled(query, args) if isinstance(query, str) else query}
@@ -140,6 +144,8 @@ def argo_metrics(doc: Mapping[str, Any]) -> tuple[list[ArgoMetric], Refusals]:
         return [], refusals
     converted = [_argo_metric(doc_name(doc), as_mapping(m), f"spec.metrics[{i}]", declared, refusals)
                  for i, m in enumerate(metrics)]
+    for i, m in enumerate(metrics):
+        argo_secret_ref(doc, as_mapping(m), f"spec.metrics[{i}]", refusals)
     return converted, refusals
 
 
@@ -151,7 +157,8 @@ def _argo_metric(
     provider = as_mapping(metric.get("provider"))
     refusals.unknown(provider, f"{path}.provider", ("prometheus",))
     prometheus = as_mapping(provider.get("prometheus"))
-    refusals.unknown(prometheus, f"{path}.provider.prometheus", ("address", "query"))
+    refusals.unknown(prometheus, f"{path}.provider.prometheus",
+                     ("address", "query", "headers", "authentication"))
     for used in _ARGS.findall(str(prometheus.get("query", ""))):
         if used not in declared:
             refusals.add(f"{path}.provider.prometheus.query",
@@ -577,7 +584,7 @@ def _arg_values(
             values[name] = value
     for raw in as_mapping(template.get("spec")).get("args") or []:
         name = str(as_mapping(raw).get("name"))
-        if name not in values:
+        if name not in values and name not in secret_args(template):
             refusals.add(f"{path}.args", f"gives no value for the template's argument {name!r}")
     return values
 

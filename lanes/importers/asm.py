@@ -10,16 +10,21 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .common import Body, Importer, renamed
+from .fallback import honours_fallbacks
 
 ASM = "istio.alibabacloud.com"
 """ASM's API group for its swimlane kinds."""
 
 
-def asm_group(doc: Body, _inputs: Sequence[Mapping[str, Any]] = ()) -> list[Body]:
-    """An ASMSwimLaneGroup as a SwimLaneGroup, baggage mode as baggage propagation."""
+def asm_group(doc: Body, inputs: Sequence[Mapping[str, Any]] = ()) -> list[Body]:
+    """An ASMSwimLaneGroup as a SwimLaneGroup, baggage mode as baggage propagation, and
+    `fallbackSubsets` on where a user's gateway route relies on ASM's `fallback` (see
+    `fallback`)."""
     converted = renamed(doc, "SwimLaneGroup")
     if "spec" in converted:
         converted["spec"] = _with_propagation(converted["spec"])
+        if isinstance(converted["spec"], dict) and honours_fallbacks(doc, inputs):
+            converted["spec"] = {**converted["spec"], "fallbackSubsets": True}
     return [converted]
 
 

@@ -318,8 +318,12 @@ def flagger_metric_template(doc: dict[str, Any]) -> dict[str, Any]:
     spec = as_mapping(doc.get("spec"))
     refusals.unknown(spec, "spec", ("provider", "query"))
     provider = as_mapping(spec.get("provider"))
-    refusals.unknown(provider, "spec.provider", ("type", "address"))
-    if provider.get("type", "prometheus") != "prometheus":
+    # A Prometheus provider's Secret holds its credentials, which lanes sends as Flagger does;
+    # another provider's (Datadog's keys, say) has no meaning here.
+    prometheus = provider.get("type", "prometheus") == "prometheus"
+    refusals.unknown(provider, "spec.provider", ("type", "address", "secretRef") if prometheus
+                     else ("type", "address"))
+    if not prometheus:
         refusals.add("spec.provider.type", f"{provider.get('type')!r}: lanes queries Prometheus only")
     refusals.check()
     converted: dict[str, Any] = {"provider": provider} if provider else {}

@@ -7,6 +7,7 @@ operator's own changes to a base Deployment and leaves them alone.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from collections.abc import Mapping
@@ -385,6 +386,16 @@ class RolloutsApi:
         """Every SwimLane (cluster-scoped): an analysis names the canary's lane."""
         listing = self.custom.list_cluster_custom_object(GROUP, VERSION, "swimlanes")
         return listing.get("items") or []
+
+    def secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
+        """A Secret's data, decoded, or None when it does not exist (Prometheus credentials)."""
+        try:
+            secret = self.core.read_namespaced_secret(name, namespace)
+        except ApiException as error:
+            if _missing(error):
+                return None
+            raise
+        return {key: base64.b64decode(value) for key, value in (secret.data or {}).items()}
 
     def metric_template(self, namespace: str, name: str) -> dict | None:
         """A MetricTemplate, or None when it does not exist."""

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from lanes.analysis.verdict import HookResult, Reading
@@ -20,9 +21,12 @@ from lanes.rollout import Event, HookCall, Plan, flagger_phase
 
 from .analysis import (
     CheckContext,
+    SecretData,
+    SecretKey,
     TemplateKey,
     check_context,
     read_metrics,
+    secret_keys,
     template_keys,
 )
 from .webhooks import call_webhook, webhook_payload
@@ -44,10 +48,11 @@ class AnalysisSettings:
                    os.environ.get("LANES_METRIC_SOURCE") or "istio")
 
     def read(self, analysis: Analysis, context: CheckContext,
-             templates: Mapping[TemplateKey, MetricTemplate]) -> dict[str, Reading]:
+             templates: Mapping[TemplateKey, MetricTemplate],
+             secrets: Mapping[SecretKey, SecretData | str] | None = None) -> dict[str, Reading]:
         """One reading per metric of `analysis` for the canary `context` names."""
         return read_metrics(analysis, context, templates, default_address=self.prometheus_url,
-                            default_source=self.metric_source)
+                            default_source=self.metric_source, secrets=secrets)
 
 
 def load_templates(api: RolloutsApi, analysis: Analysis | None,
@@ -63,6 +68,27 @@ def load_templates(api: RolloutsApi, analysis: Analysis | None,
             except ValidationError as error:
                 log.warning("MetricTemplate %s/%s is invalid: %s", *key, error)
     return templates
+
+
+def load_secrets(api: RolloutsApi, analysis: Analysis | None,
+                 templates: Mapping[TemplateKey, MetricTemplate],
+                 namespace: str) -> dict[SecretKey, SecretData | str]:
+    """The data of the Secrets holding the Prometheus credentials an analysis's queries need,
+    read through the API server; one that does not exist is left out, one the operator may not
+    read is said so (its metrics' readings then name the field)."""
+    found: dict[SecretKey, SecretData | str] = {}
+    for key in secret_keys(analysis, templates, namespace) if analysis is not None else []:
+        try:
+            data = api.secret(*key)
+        except ApiException as error:
+            if error.status != 403:
+                raise
+            found[key] = (f"Secret {key[0]}/{key[1]} may not be read by the operator: list its "
+                          "name in the chart value prometheus.credentialSecrets")
+            continue
+        if data is not None:
+            found[key] = data
+    return found
 
 
 def call_hooks(calls: Iterable[HookCall], name: str, namespace: str,
@@ -102,7 +128,9 @@ def make_check(
     webhook called."""
     namespace = rollout.metadata.namespace or "default"
     context = check_context(rollout, seen.base, api.services(namespace), api.swimlanes())
-    readings = settings.read(analysis, context, load_templates(api, analysis, namespace))
+    templates = load_templates(api, analysis, namespace)
+    readings = settings.read(analysis, context, templates,
+                             load_secrets(api, analysis, templates, namespace))
     phase = flagger_phase(rollout.status)
     calls = [HookCall(h, phase) for h in analysis.webhooks if h.type == "rollout"]
     return readings, call_hooks(calls, rollout.metadata.name, namespace, checksum_of(status))

@@ -49,7 +49,7 @@ from lanes.rollout.lanerelease import (
 )
 
 from .analysis import check_context
-from .checks import AnalysisSettings, call_hooks, load_templates, notify
+from .checks import AnalysisSettings, call_hooks, load_secrets, load_templates, notify
 from .controller import Done
 from .releases import Release, ReleaseController, post_events
 
@@ -93,6 +93,7 @@ def read_lane(
     services = api.rollouts.services(namespace)
     lanes = api.rollouts.swimlanes()
     templates = load_templates(api.rollouts, analysis, namespace)
+    secrets = load_secrets(api.rollouts, analysis, templates, namespace)
     names, readings, rolled = {}, {}, set()
     for rollout in members:
         base = api.rollouts.deployment(namespace, rollout.spec.workload_ref.name)
@@ -104,7 +105,7 @@ def read_lane(
         context = check_context(rollout, base, services, lanes)
         names[rollout.metadata.name] = context.service
         if analysis is not None:
-            readings[rollout.metadata.name] = settings.read(analysis, context, templates)
+            readings[rollout.metadata.name] = settings.read(analysis, context, templates, secrets)
     return names, (readings if analysis is not None else None), frozenset(rolled)
 
 

@@ -116,7 +116,7 @@ class AsmFlavour(Flavour):
                 "VirtualService", shorten(vs_prefix + suffix, DNS_SUBDOMAIN_MAX), NAMESPACE,
                 labels, {"hosts": [host], "http": http},
             )
-            subsets = [{"name": lane, "labels": dict(selectors[lane])} for lane in members[service]]
+            subsets = facts.subsets(service)
             dr = self.networking_object(
                 "DestinationRule", shorten(dr_prefix + suffix, DNS_SUBDOMAIN_MAX), NAMESPACE,
                 labels, {"host": host, "subsets": subsets},

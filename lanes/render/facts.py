@@ -39,11 +39,27 @@ class Facts:
     propagation: str
     lanes: tuple[str, ...]
     selectors: dict[str, dict[str, str]]
+    fallback_subsets: bool = False
 
     @property
     def members(self) -> dict[str, tuple[str, ...]]:
         """The lanes serving each service, fallback first."""
         return self.topology.members
+
+    def subsets(self, service: str) -> list[dict]:
+        """The DestinationRule subsets of `service`: one per lane serving it, fallback first.
+
+        With `fallbackSubsets`, one per lane: a lane without pods of the service gets a subset
+        selecting the fallback's pods, so a route lanes did not write that names the lane's
+        subset (ASM's custom gateway route, whose `fallback` plain Istio drops) reaches the
+        fallback instead of a cluster with no endpoints. lanes' own routes never use those.
+        """
+        if not self.fallback_subsets or self.fallback is None:
+            return [{"name": lane, "labels": dict(self.selectors[lane])}
+                    for lane in self.members[service]]
+        serving = self.topology.serving
+        return [{"name": lane, "labels": dict(self.selectors[serving(service, lane)])}
+                for lane in self.lanes]
 
 
 def facts_of(topology: Topology) -> Facts:
@@ -76,6 +92,7 @@ def facts_of(topology: Topology) -> Facts:
         propagation=spec.propagation,
         lanes=tuple(lane.name for lane in topology.lanes),
         selectors={lane.name: dict(lane.spec.label_selector) for lane in topology.lanes},
+        fallback_subsets=spec.fallback_subsets,
     )
 
 

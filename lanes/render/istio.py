@@ -130,7 +130,7 @@ class IstioFlavour(Flavour):
             vs = self.networking_object(
                 "VirtualService", name, namespace, labels, {"hosts": [host], "http": http}
             )
-            subsets = [{"name": lane, "labels": dict(selectors[lane])} for lane in lanes]
+            subsets = facts.subsets(service)
             dr = self.networking_object(
                 "DestinationRule", name, namespace, labels, {"host": host, "subsets": subsets}
             )

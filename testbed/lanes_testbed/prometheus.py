@@ -12,6 +12,7 @@ sources name), checked against its pinned sha256, and its two executables are un
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import lzma
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+import bcrypt
 import yaml
 
 from lanes_testbed.binaries import cache_root
@@ -294,7 +296,9 @@ class Prometheus(Served):
     """One Prometheus server on 127.0.0.1 scraping static targets, its TSDB in `workdir`.
 
     Use as a context manager, or call `start` and `stop`. `backfill` before `start` loads
-    recorded series; `url` is the HTTP API's base once started.
+    recorded series; `url` is the HTTP API's base once started. With `basic_auth` (user,
+    password) every request must carry them (Prometheus' `--web.config.file`), as a Prometheus
+    behind authentication asks.
     """
 
     def __init__(
@@ -307,6 +311,7 @@ class Prometheus(Served):
         port: int | None = None,
         retention: str = RETENTION,
         progress: TextIO | None = sys.stderr,
+        basic_auth: tuple[str, str] | None = None,
     ) -> None:
         self.workdir = Path(workdir).resolve()
         self.targets = list(targets)
@@ -315,6 +320,7 @@ class Prometheus(Served):
         self.retention = retention
         self._paths = paths
         self._progress = progress
+        self.basic_auth = basic_auth
         self._child: Child | None = None
 
     @property
@@ -394,6 +400,8 @@ class Prometheus(Served):
             "--web.enable-lifecycle",
             "--log.level=warn",
         ]
+        if self.basic_auth is not None:
+            argv.append(f"--web.config.file={self._write_web_config()}")
         self._child = spawn("prometheus", argv, self.log_path, self.workdir / "prometheus.pid")
         try:
             wait_until(
@@ -403,9 +411,21 @@ class Prometheus(Served):
             self.stop()
             raise
 
+    def _write_web_config(self) -> Path:
+        """The web config asking every request for `basic_auth`, its password bcrypt-hashed."""
+        user, password = self.basic_auth
+        hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
+        path = self.workdir / "web.yml"
+        path.write_text(yaml.safe_dump({"basic_auth_users": {user: hashed}}))
+        return path
+
     def _ready(self) -> bool:
+        request = urllib.request.Request(f"{self.url}/-/ready")
+        if self.basic_auth is not None:
+            pair = base64.b64encode(":".join(self.basic_auth).encode()).decode()
+            request.add_header("Authorization", f"Basic {pair}")
         try:
-            with _DIRECT.open(f"{self.url}/-/ready", timeout=1) as response:
+            with _DIRECT.open(request, timeout=1) as response:
                 return response.status == 200
         except OSError:
             return False

@@ -10,6 +10,8 @@ hop, which must be the one ASM's hop table gives.
 
 from __future__ import annotations
 
+import copy
+import re
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -20,6 +22,7 @@ from lanes.render import TraceAffinityModule
 from lanes_testbed.mesh import Endpoint, LocalMesh
 from lanes_testbed.mesh.pods import free_block, start_pod
 from lanes_testbed.processes import Child, stop_all
+from tests.istio_schema import pruned_fields
 from tests.asm_scenarios import (
     CHAIN,
     FALLBACK,
@@ -129,3 +132,52 @@ def test_baggage_pods_lose_the_lane_under_header_routes(
     seen = Counter(tuple(answer(mesh, {})[0]) for _ in range(60))
     assert ("v2", "v1", "v2") not in seen, seen
     assert ("v2", "v1", "v1") in seen, seen
+
+
+def without_pruned(obj: dict) -> dict:
+    """`obj` as plain Istio's API server stores it: the fields its CRD schema prunes dropped."""
+    kept = copy.deepcopy(obj)
+    for path in pruned_fields(obj):
+        parts = re.findall(r"\[(\d+)\]|([^.\[\]]+)", path)
+        *parents, last = [int(index) if index else name for index, name in parts]
+        node = kept
+        for part in parents:
+            node = node[part]
+        del node[last]
+    return kept
+
+
+def dev_answers(mesh: LocalMesh, count: int) -> list[tuple[int, str]]:
+    """`count` requests of the guide's `env: dev` through the gateway: status and body."""
+    return [get(mesh.gateway_url, "/mock", {"env": "dev", "my-request-id": f"dev-{n}"})
+            for n in range(count)]
+
+
+def test_custom_virtualservice_fallback_reaches_the_fallback_on_plain_istio(
+    mesh: LocalMesh, scenario_pods: Pods, module: TraceAffinityModule
+) -> None:
+    """ASM's custom-VirtualService guide: `env: dev` goes half to s2, half to s3, and s3 has no
+    mocka, so ASM's `fallback` sends that half to s1's mocka. Plain Istio prunes the field:
+    that half fails. Converted, the group's fallbackSubsets give s3 a subset of mocka holding
+    s1's pods, and every request is served, s3's keeping its lane after mocka."""
+    placed = scenario_pods["trace"]
+    as_written = mesh_objects("custom-virtualservice", "istio", trace_affinity=module)
+    custom = next(o for o in as_written if o["metadata"]["name"] == "swimlane-ingress-vs-custom")
+    assert pruned_fields(custom) == ["spec.http[0].route[1].fallback"]
+    stored = [without_pruned(o) if o is custom else o for o in as_written]
+    mesh.update(stored, endpoints(placed))
+    statuses = Counter(status for status, _ in dev_answers(mesh, 40))
+    assert statuses[200] and statuses[503], f"plain Istio without the fallback: {statuses}"
+
+    mesh.update(mesh_objects("custom-virtualservice", "istio", trace_affinity=module,
+                             as_converted=True), endpoints(placed))
+    chains = {lane: expected_ips(placed, lane) for lane in ("s2", "s3")}
+    seen: Counter[str] = Counter()
+    for status, body in dev_answers(mesh, 40):
+        assert status == 200, body
+        ips = [hop[2] for hop in HOP.findall(body)]
+        lanes = [lane for lane, want in chains.items() if ips == want]
+        assert lanes, f"left its lane: {body}"
+        seen[lanes[0]] += 1
+    assert set(seen) == {"s2", "s3"}, seen
+    print(f"env: dev, fallback pruned: {dict(statuses)}; converted: all 200, by lane {dict(seen)}")

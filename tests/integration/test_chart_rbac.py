@@ -52,12 +52,18 @@ def webhook_configuration(name: str) -> dict:
 
 
 @pytest.fixture
-def release(control_plane: ControlPlane, kube_api: client.ApiClient) -> Iterator[Release]:
+def values(request: pytest.FixtureRequest) -> list[str]:
+    """Extra `--set` values of the release (indirect parametrization); none by default."""
+    return getattr(request, "param", [])
+
+
+@pytest.fixture
+def release(control_plane: ControlPlane, kube_api: client.ApiClient, values: list[str]) -> Iterator[Release]:
     """The chart's RBAC objects created for real, under a release name of this test."""
     tag = uuid.uuid4().hex[:6]
     name, namespace, config_name = f"rbac-{tag}", f"lanes-rbac-{tag}", f"rbac-{tag}.lanes.dev"
     text = helm("template", name, str(CHART), "--namespace", namespace,
-                "--set", f"webhook.configName={config_name}")
+                "--set", f"webhook.configName={config_name}", *[a for v in values for a in ("--set", v)])
     docs = [d for d in yaml.safe_load_all(text) if d and d["kind"] in RBAC_KINDS]
     control_plane.kubectl("create", "namespace", namespace)
     control_plane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
@@ -126,3 +132,16 @@ def test_secrets_and_leases_are_the_releases_own_only(
     assert status_of(coordination.replace_namespaced_lease, release.lease, ns, body) == 200
     assert status_of(coordination.read_namespaced_lease, "another-lease", ns) == 403
     assert status_of(coordination.delete_namespaced_lease, release.lease, ns) == 403
+
+
+@pytest.mark.parametrize("values", [["prometheus.credentialSecrets={prom-auth}"]], indirect=True)
+def test_prometheus_credentials_are_readable_by_their_listed_names_only(
+    release: Release, as_operator, kube_api: client.ApiClient
+) -> None:
+    core = client.CoreV1Api(as_operator)
+    ns = release.namespace
+    for name in ("prom-auth", "someone-else"):
+        client.CoreV1Api(kube_api).create_namespaced_secret(ns, {"metadata": {"name": name}})
+    assert status_of(core.read_namespaced_secret, "prom-auth", ns) == 200
+    assert status_of(core.read_namespaced_secret, "someone-else", ns) == 403
+    assert status_of(core.list_namespaced_secret, ns) == 403

@@ -1,6 +1,7 @@
 """Metric providers: where an analysis check's queries are answered, one module per provider.
 
-A provider is a function `query(address, query_text) -> value | Silence | None` (a `Silence`
+A provider is a function `query(address, query_text) -> value | Silence | None`, given
+`headers=` too when the query carries credentials (a `Silence`
 says why there is no value: no traffic in the window, or no data; None: no value, unexplained,
 a failed check) that raises `ProviderUnavailable` when the provider cannot answer (the check holds and asks
 again) and `QueryError` when the query is wrong (a failed check). A MetricTemplate names its
@@ -21,8 +22,9 @@ from .prometheus import PrometheusUnavailable, query_reading
 
 __all__ = ["PROVIDERS", "ProviderUnavailable", "Query", "QueryError", "provider"]
 
-Query = Callable[[str, str], "float | Silence | None"]
-"""Sends a query to the provider at an address: `query(address, text) -> value | Silence | None`."""
+Query = Callable[..., "float | Silence | None"]
+"""Sends a query to the provider at an address: `query(address, text) -> value | Silence | None`,
+with `headers=` (the credentials' Authorization) where the provider asks for credentials."""
 
 ProviderUnavailable = PrometheusUnavailable
 """The provider did not answer, timed out, or failed itself: not the canary's fault."""

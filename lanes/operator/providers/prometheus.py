@@ -12,6 +12,7 @@ that the template should have aggregated).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -38,10 +39,12 @@ def query_value(
     timeout: float = 5.0,
     client: httpx.Client | None = None,
     at: float | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> float | None:
     """The value of the instant query `promql` at Prometheus `address` (e.g. http://host:9090).
 
-    The query is evaluated now, or at the Unix time `at`.
+    The query is evaluated now, or at the Unix time `at`, sent with `headers` (the
+    credentials a Prometheus behind authentication asks for).
 
     A scalar or a one-element vector gives its value; an empty vector or NaN (say 0/0, a
     rate over no requests) gives None, "no values found". One attempt, bounded by `timeout`.
@@ -53,7 +56,7 @@ def query_value(
         QueryError: Prometheus refused the query (its message quoted), or the result holds
             several series or is not a number.
     """
-    value = _sample(address, promql, timeout, client, at)
+    value = _sample(address, promql, timeout, client, at, headers)
     return None if value is None or math.isnan(value) else value
 
 
@@ -64,6 +67,7 @@ def query_reading(
     timeout: float = 5.0,
     client: httpx.Client | None = None,
     at: float | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> float | Silence:
     """The value of `promql` as `query_value` gives it, or why it has none.
 
@@ -75,10 +79,10 @@ def query_reading(
     Raises:
         PrometheusUnavailable, QueryError: as `query_value`.
     """
-    value = _sample(address, promql, timeout, client, at)
+    value = _sample(address, promql, timeout, client, at, headers)
     if value is None:
         history = f"count(last_over_time(({promql})[{HISTORY}:{RESOLUTION}]))"
-        if _sample(address, history, timeout, client, at):
+        if _sample(address, history, timeout, client, at, headers):
             return Silence("no-data", "no samples in the window, though the series had "
                                       f"values in the last {HISTORY}: a scrape gap or an outage")
         return Silence("no-traffic", "no series yet: no request to the canary was counted")
@@ -89,16 +93,18 @@ def query_reading(
 
 def _sample(
     address: str, promql: str, timeout: float, client: httpx.Client | None, at: float | None,
+    headers: Mapping[str, str] | None = None,
 ) -> float | None:
     """The one number `promql` gives, NaN included; None for an empty vector."""
     url = f"{address.rstrip('/')}/api/v1/query"
     form = {"query": promql} if at is None else {"query": promql, "time": f"{at:.3f}"}
+    sent = dict(headers or {})
     try:
         if client is None:
             with httpx.Client(timeout=timeout, trust_env=False) as own:
-                response = own.post(url, data=form, timeout=timeout)
+                response = own.post(url, data=form, headers=sent, timeout=timeout)
         else:
-            response = client.post(url, data=form, timeout=timeout)
+            response = client.post(url, data=form, headers=sent, timeout=timeout)
     except httpx.TimeoutException as error:
         raise PrometheusUnavailable(
             f"Prometheus at {address} did not answer within {timeout}s"
@@ -110,6 +116,12 @@ def _sample(
     if response.status_code >= 500:
         raise PrometheusUnavailable(
             f"Prometheus at {address} answered {response.status_code}: {_error_text(response)}"
+        )
+    if response.status_code in (401, 403):
+        given = "the credentials sent were refused" if sent else "it asks for credentials"
+        raise QueryError(
+            f"Prometheus at {address} answered {response.status_code}: {given} "
+            f"({_error_text(response)})"
         )
     if response.status_code != 200:
         raise QueryError(
