@@ -20,11 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 from rich.console import Console
 
+from lanes.api.swimlanegroup import SwimLaneGroup
+from lanes.render import flavour_for
 from lanes_testbed import stackd
 from lanes_testbed.binaries import ensure_binaries
-from lanes_testbed.cli.lanestory import PROMOTED, ROLLED_BACK, WEIGHTS, LaneStory, share_ok
+from lanes_testbed.cli.lanestory import LANE, PROMOTED, ROLLED_BACK, WEIGHTS, LaneStory, share_ok
 
 from .chain import until
 
@@ -33,11 +37,18 @@ SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "mock-chain"
 
 @dataclass
 class Kill:
-    """One point of a release at which the operator is killed, and the pid it had then."""
+    """One point of a release at which the operator is killed, and the pid it had then.
+
+    `routed`, if set, is the entry weight the gateway's route must give the lane first: the
+    release's status names a new weight a moment before the group's route carries it, and a
+    kill in that moment would hold the old weight at the gateway for the whole outage (safe,
+    but not the step the load counts its answers for).
+    """
 
     release: str
     what: str
     due: Callable[[Mapping[str, Any]], bool]
+    routed: int | None = None
     pid: int | None = None
 
 
@@ -53,9 +64,29 @@ class OperatorKiller:
     """Watches the releases' status (`LaneStory.on_status`) and SIGKILLs the operator at each
     kill point, once, and only an operator that was not killed already (one restarted)."""
 
-    def __init__(self, state_dir: Path, kills: list[Kill]) -> None:
+    def __init__(self, state_dir: Path, kubeconfig: Path, kills: list[Kill]) -> None:
         self.pid_file = state_dir / "run" / "operator.pid"
         self.kills = kills
+        self.api = config.new_client_from_config(config_file=str(kubeconfig))
+
+    def close(self) -> None:
+        self.api.close()
+
+    def routed(self, lane: str = LANE, group: str = "rollout") -> int | None:
+        """The entry weight the group's live gateway route gives `lane`, as lanes reads it."""
+        custom = client.CustomObjectsApi(self.api)
+        try:
+            body = SwimLaneGroup.model_validate(custom.get_cluster_custom_object(
+                "lanes.dev", "v1alpha1", "swimlanegroups", group))
+            flavour = flavour_for(body.spec.flavour)
+            where = flavour.entry_route(body)
+            if where is None:
+                return None
+            route = custom.get_namespaced_custom_object(
+                "networking.istio.io", "v1", where[0], "virtualservices", where[1])
+        except ApiException:
+            return None
+        return flavour.entered_weight(route, body, lane)
 
     def pid(self) -> int | None:
         try:
@@ -73,6 +104,8 @@ class OperatorKiller:
         status = body.get("status") or {}
         for kill in self.kills:
             if kill.pid is None and kill.release == release and kill.due(status):
+                if kill.routed is not None and self.routed() != kill.routed:
+                    return
                 pid = self.restarted()
                 if pid is not None:
                     kill.pid = pid
@@ -82,7 +115,7 @@ class OperatorKiller:
 
 KILLS = [
     Kill("lane-v2", "in the 25% entry step",
-         lambda s: s.get("phase") == "Progressing" and s.get("weight") == 25),
+         lambda s: s.get("phase") == "Progressing" and s.get("weight") == 25, routed=25),
     Kill("lane-v2", "mid-promotion, members approved",
          lambda s: s.get("phase") == "Promoting" and any(r.get("promoted") for r in s.get("rollouts") or [])),
     Kill("lane-v3", "after the failing lane's first failed check",
@@ -104,7 +137,8 @@ def test_an_operator_killed_mid_lane_release_under_load_mixes_no_chain(
     dev_stack: tuple[Path, dict[str, Any]],
 ) -> None:
     state_dir, info = dev_stack
-    killer = OperatorKiller(state_dir, [Kill(k.release, k.what, k.due) for k in KILLS])
+    killer = OperatorKiller(state_dir, Path(info["kubeconfig"]),
+                            [Kill(k.release, k.what, k.due, k.routed) for k in KILLS])
     out = io.StringIO()
     story = LaneStory(Path(info["kubeconfig"]), ensure_binaries(None).kubectl, info["gateway_url"],
                       SAMPLE, Console(file=out, width=200), on_status=killer, timeout=300)
@@ -112,6 +146,7 @@ def test_an_operator_killed_mid_lane_release_under_load_mixes_no_chain(
         healthy, failing, tally = story.run()
     finally:
         story.close()
+        killer.close()
     printed = out.getvalue()
     assert [k.what for k in killer.kills if k.pid is None] == [], printed
     new = until(killer.restarted, "an operator started after the last kill", timeout=120)
