@@ -28,7 +28,7 @@ from lanes.api.swimlanegroup import SwimLaneGroup
 from lanes.render import flavour_for
 from lanes_testbed import stackd
 from lanes_testbed.binaries import ensure_binaries
-from lanes_testbed.cli.lanestory import LANE, PROMOTED, ROLLED_BACK, WEIGHTS, LaneStory, share_ok
+from lanes_testbed.cli.lanestory import LANE, PROMOTED, ROLLED_BACK, LaneStory, share_ok
 
 from .chain import until
 
@@ -159,11 +159,10 @@ def test_an_operator_killed_mid_lane_release_under_load_mixes_no_chain(
     assert failing == ROLLED_BACK, printed
     assert tally.mixed == [], printed
     assert tally.base_errors == [], printed
-    for weight in WEIGHTS:
-        lane, total = tally.by_weight.get(weight, [0, 0])
-        assert total >= 30, f"only {total} untagged answers at entry {weight}%: {printed}"
-        ok, share = share_ok(weight, lane, total)
-        assert ok, f"entry {weight}%: {share:.0%} of {total} untagged answers from the lane"
-    lane, total = tally.by_weight.get(100, [0, 0])
-    assert total and lane == total, f"promotion: {lane}/{total} untagged answers from the lane"
+    # The gateway kept the step's weight while no operator ran. The shares of the other steps
+    # are the lane story's own (test_live_lanerelease): the load files an answer under the
+    # weight the release's status names, which the gateway's route follows a moment later.
+    lane, total = tally.by_weight.get(25, [0, 0])
+    ok, share = share_ok(25, lane, total)
+    assert total >= 30 and ok, f"entry 25%: {share:.0%} of {total} untagged answers from the lane"
     assert tally.lane_errors > 0, "the failing canary was never reached"
