@@ -88,12 +88,15 @@ def carried(routes: list[dict], rules: list[dict]) -> list[str]:
 
 def envoy_settings(stack: Stack) -> list[tuple[str, Any, Any]]:
     """Per mockb pod's sidecar: its routes' retry policies to mockc and its mockc clusters'
-    outlier detection, as Envoy holds them."""
+    outlier detection, as Envoy holds them (a sidecar of a pod just stopped is skipped)."""
     seen = []
     for sidecar in sidecars(stack.sidecar_targets):
         if not sidecar["pod"].startswith("mockb"):
             continue
-        dump = config_dump(sidecar["admin"])
+        try:
+            dump = config_dump(sidecar["admin"])
+        except OSError:
+            continue
         retries, outliers = set(), set()
         for config in dump.get("configs", []):
             for entry in config.get("dynamic_route_configs", []):
