@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -226,15 +226,21 @@ class Load(GatewayLoad):
 
 
 class LaneStory(LiveSession):
-    """The lane story's actions and watching, on a running stack."""
+    """The lane story's actions and watching, on a running stack.
+
+    `on_status`, if given, sees each release's body at every poll of the watch (release name,
+    body), so a fault can be injected at a chosen point of a release.
+    """
 
     kubectl_timeout = 180.0
     poll_s = POLL_S
 
     def __init__(self, kubeconfig: Path, kubectl: Path, gateway_url: str, sample: Path,
-                 console: Console, **options: Any) -> None:
+                 console: Console, on_status: Callable[[str, Mapping[str, Any]], None] | None = None,
+                 **options: Any) -> None:
         super().__init__(kubeconfig, kubectl, gateway_url, sample, **options)
         self.console = console
+        self.on_status = on_status
 
     def run(self) -> tuple[Outcome | None, Outcome | None, Tally]:
         """Set up, then the healthy and the failing change under load; how each ended."""
@@ -291,6 +297,8 @@ class LaneStory(LiveSession):
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             body = self.release_body(release)
+            if self.on_status is not None:
+                self.on_status(release, body)
             status = body.get("status") or {}
             if status.get("weight", 0) != weight:
                 weight, changed = status.get("weight", 0), time.monotonic()
