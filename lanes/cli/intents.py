@@ -12,7 +12,9 @@ made for an older state.
   it approves, and the operator drops a stale one.
 - undo: abandon the release in progress. A rollout's base Deployment gets its template back
   from the stable ReplicaSet, so none of its running pods restart; refused when nothing is in
-  progress.
+  progress. `undo --to-revision N` instead writes the template of the base's ReplicaSet
+  numbered N (`deployment.kubernetes.io/revision`) into the base, as `kubectl rollout undo
+  --to-revision` does; the rollout releases it through its steps (`lanes.rollout.history`).
 - pause: hold a release where it is. The spec stays as the user declared it (the request is an
   annotation, the state is `status.paused`); refused while promoting or rolling back, which
   finish on their own.
@@ -47,9 +49,10 @@ from pydantic import BaseModel
 
 from lanes.api.lanerelease import LaneRelease
 from lanes.api.workloadrollout import WorkloadRollout
-from lanes.rollout import Intent, check_intent, intent_patch
-from lanes.rollout.intents import check_restart, restart_patch
+from lanes.rollout import Intent, Observed, RestoreBaseTemplate, check_intent, intent_patch
 from lanes.rollout.canary import canary_name
+from lanes.rollout.history import check_undo_to, numbered
+from lanes.rollout.intents import check_restart, restart_patch
 from lanes.rollout.lanerelease import check_release_intent, release_intent_patch
 
 KINDS = frozenset({"rollout", "rollouts", "workloadrollout", "workloadrollouts", "wro"})
@@ -239,6 +242,68 @@ def intent_verb(intent: Intent | str, summary: str) -> Callable[..., None]:
     return verb
 
 
+def undo_to_revision(
+    target: str, number: int, namespace: str | None, kubeconfig: str | None, context: str | None,
+) -> None:
+    """Write revision `number` of a rollout's base into the base; exit 1 when refused."""
+    from kubernetes.client.exceptions import ApiException
+
+    from lanes.kube.connect import connect
+    from lanes.kube.objects import error_message
+    from lanes.kube.rollouts import RolloutsApi, default_namespace
+
+    if release_name(target) is not None:
+        raise typer.BadParameter(
+            f"{target!r}: --to-revision takes a rollout (rollout/NAME); a lane release's undo "
+            "rolls its whole lane back", param_hint="'rollout/NAME'")
+    name = rollout_name(target)
+    namespace = namespace or default_namespace(kubeconfig, context)
+    api = connect(kubeconfig, context)
+    try:
+        rollouts = RolloutsApi(api, manager=FIELD_MANAGER)
+        body = rollouts.get(namespace, name)
+        if body is None:
+            raise fail(f"workloadrollout/{name} not found in namespace {namespace}")
+        found = WorkloadRollout.model_validate(body)
+        seen = rollouts.workloads(namespace, found.spec.workload_ref.name)
+        observed = Observed.from_objects(seen.base, seen.replica_sets)
+        refused = check_undo_to(found, observed, number)
+        if refused is not None:
+            raise fail(refused)
+        chosen = numbered(observed, number)
+        assert chosen is not None and observed.base is not None
+        try:
+            rollouts.carry_out(namespace, name, RestoreBaseTemplate(
+                observed.base.name, chosen.deployment_template))
+        except ApiException as error:
+            raise fail(error_message(error)) from None
+        typer.echo(
+            f"workloadrollout/{name}: Deployment {observed.base.name} set back to revision "
+            f"{number} ({chosen.revision}); the rollout releases it through its steps"
+        )
+    finally:
+        api.close()
+
+
+def undo(
+    target: Target,
+    to_revision: Annotated[
+        int | None,
+        typer.Option("--to-revision", min=1, metavar="N",
+                     help="Go back to revision N of the rollout's Deployment instead.")
+    ] = None,
+    namespace: Namespace = None,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+) -> None:
+    """Roll a rollout back: the base returns to its stable revision, the canary goes; with
+    --to-revision N, release revision N of its Deployment again."""
+    if to_revision is None:
+        request("undo", target, namespace, kubeconfig, context)
+    else:
+        undo_to_revision(target, to_revision, namespace, kubeconfig, context)
+
+
 def promote(
     target: Target,
     full: Annotated[
@@ -257,9 +322,7 @@ VERBS = {
     "approve": intent_verb(
         "approve", "Continue a rollout past the step it is paused at; on the last step, promote."
     ),
-    "undo": intent_verb(
-        "undo", "Roll a rollout back: the base returns to its stable revision, the canary goes."
-    ),
+    "undo": undo,
     "pause": intent_verb("pause", "Stop a rollout at its current step; the base stays held."),
     "resume": intent_verb("resume", "Continue a paused rollout."),
     "retry": intent_verb(

@@ -1,4 +1,5 @@
-"""User intents: approve, undo, pause, resume, retry, as annotations on the WorkloadRollout.
+"""User intents: approve, undo, pause, resume, retry, promote --full, abort and restart, as
+annotations on the WorkloadRollout.
 
 The CLI annotates the rollout and the operator acts on the next reconcile, then removes the
 annotation. Annotations rather than spec fields keep the spec what the user (or GitOps)

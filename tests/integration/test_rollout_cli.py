@@ -189,3 +189,9 @@ def test_rollout_only_verbs_refuse_a_lane_release(control_plane, namespace, args
     result = lane(control_plane, namespace, *args, "lanerelease/shop")
     assert result.exit_code == 2
     assert "takes a rollout (rollout/NAME)" in result.output
+
+
+def test_undo_to_a_revision_of_a_lane_release_is_a_usage_error(control_plane, namespace) -> None:
+    result = lane(control_plane, namespace, "undo", "--to-revision", "2", "lanerelease/shop")
+    assert result.exit_code == 2
+    assert "--to-revision takes a rollout (rollout/NAME)" in result.output

@@ -100,10 +100,11 @@ def test_abort_rolls_back_and_holds_the_revision_until_retry(control_plane, clus
 def test_restart_replaces_the_canary_pods(control_plane, cluster, namespace) -> None:
     at_step_1(cluster)
 
-    def canary_pods() -> set[str]:
+    def canary_pods(canary: bool = True) -> set[str]:
         return {p["metadata"]["uid"] for p in cluster.pods({"app": "mocka"})
-                if "lanes.dev/canary" in p["metadata"]["labels"]}
+                if ("lanes.dev/canary" in p["metadata"]["labels"]) == canary}
 
+    base_pods = canary_pods(canary=False)
     before = canary_pods()
     assert len(before) == 1
     result = lane(control_plane, namespace, "restart", "rollout/rollouts-mocka")
@@ -113,4 +114,31 @@ def test_restart_replaces_the_canary_pods(control_plane, cluster, namespace) -> 
     assert "lanes.dev/restarted-at" in template["annotations"]
     status = cluster.wait_phase("rollouts-mocka", "Paused", "StepPaused")
     assert status["canaryStatus"]["currentStepIndex"] == 1
+    assert cluster.deployment("mocka-v1")["spec"]["paused"] is True
+    assert canary_pods(canary=False) == base_pods
+
+
+def test_undo_to_a_revision_releases_the_older_template_through_the_steps(
+    control_plane, cluster, namespace
+) -> None:
+    at_step_1(cluster)
+    assert lane(control_plane, namespace, "promote", "--full", "rollout/rollouts-mocka").exit_code == 0
+    cluster.wait_phase("rollouts-mocka", "Healthy")
+    assert image_of(cluster.deployment("mocka-v1")) == V2
+
+    pruned = lane(control_plane, namespace, "undo", "--to-revision", "9", "rollout/rollouts-mocka")
+    assert pruned.exit_code == 1
+    assert "error: workloadrollout/rollouts-mocka: Deployment mocka-v1 has no revision 9" in pruned.output
+
+    result = lane(control_plane, namespace, "undo", "--to-revision", "1", "rollout/rollouts-mocka")
+    assert result.exit_code == 0, result.output
+    assert "set back to revision 1" in result.output
+    status = cluster.wait_phase("rollouts-mocka", "Paused", "StepPaused")
+    assert status["canaryStatus"]["currentStepIndex"] == 1
+    assert image_of(cluster.deployment("mocka-v1-canary")) == V1
+    base = cluster.deployment("mocka-v1")
+    assert base["spec"]["paused"] is True
+
+    assert lane(control_plane, namespace, "promote", "--full", "rollout/rollouts-mocka").exit_code == 0
+    cluster.wait_phase("rollouts-mocka", "Healthy")
     assert image_of(cluster.deployment("mocka-v1")) == V1

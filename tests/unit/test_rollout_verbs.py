@@ -1,11 +1,12 @@
-"""promote --full, abort and restart: what each verb may apply to, and the one reconcile it makes."""
+"""promote --full, abort, restart and undo --to-revision: when each verb applies, and what it does."""
 
 from __future__ import annotations
 
 import pytest
 
-from lanes.rollout import ApplyCanary, canary_deployment, check_intent, plan_step
+from lanes.rollout import ApplyCanary, Observed, canary_deployment, check_intent, plan_step
 from lanes.rollout.canary import RESTARTED_ANNOTATION, TEMPLATE_ANNOTATION
+from lanes.rollout.history import check_undo_to, numbered
 from lanes.rollout.intents import check_restart, intent_patch, restart_patch
 from lanes.rollout.status import timestamp
 
@@ -16,12 +17,14 @@ from .rollout_fixtures import (
     TWO_STEPS,
     V1,
     V2,
+    V3,
     Case,
     base,
     canary,
     case_rollout,
     observed,
     plan_case,
+    replica_set,
     status,
 )
 
@@ -158,3 +161,50 @@ def test_a_restart_is_a_new_canary_template_the_operator_applies() -> None:
     plan = plan_step(restarted, observed(canary_obj=canary()), NOW)
     assert plan.status.phase == "Paused"
     assert [type(a) for a in plan.actions] == [ApplyCanary]
+
+
+def history(*images: str, base_image: str = V2) -> Observed:
+    """A base on `base_image` whose ReplicaSets ran `images`, numbered from 1."""
+    sets = [replica_set(image, number=n) for n, image in enumerate(images, start=1)]
+    return Observed.from_objects(base(base_image), sets)
+
+
+@pytest.mark.parametrize(
+    ("before", "seen", "number", "refusal"),
+    [
+        (HEALTHY, history(V1, V2), 1, None),
+        (IN_STEP_1, history(V1, V2, V3), 3, None),
+        (HEALTHY, history(V1, V2), 7, "Deployment mocka-v1 has no revision 7 (it keeps 1, 2; "
+                                      "spec.revisionHistoryLimit prunes older ones)"),
+        (HEALTHY, history(V1, V2), 2, "Deployment mocka-v1 already carries revision 2"),
+        (status("Promoting", "Completed"), history(V1, V2), 1,
+         "is promoting; undo to a revision once it is Healthy"),
+        (HEALTHY, Observed(None), 1, "Deployment mocka-v1 not found; it has no revisions"),
+    ],
+    ids=["healthy-to-older", "in-steps-to-another", "pruned", "already-there", "promoting",
+         "no-deployment"],
+)
+def test_when_undo_to_a_revision_applies(before, seen, number, refusal) -> None:
+    said = check_undo_to(case_rollout(Case(before, seen, "")), seen, number)
+    if refusal is None:
+        assert said is None
+        assert numbered(seen, number) is not None
+    else:
+        assert said is not None and said.startswith("workloadrollout/rollouts-mocka")
+        assert refusal in said
+
+
+def test_undo_to_a_failed_revision_asks_for_retry_first() -> None:
+    aborted = plan_case(Case(IN_STEP_1, observed(canary_obj=canary()), "",
+                             annotations={"lanes.dev/abort": "now"})).status
+    healthy = aborted.model_copy(update={"phase": "Healthy"})
+    seen = history(V2, V1, base_image=V1)
+    said = check_undo_to(case_rollout(Case(healthy, seen, "")), seen, 1)
+    assert said is not None and "failed (Aborted)" in said and "kubectl lane retry" in said
+
+
+def test_the_revision_written_back_is_the_template_the_base_ran() -> None:
+    seen = history(V1, V2)
+    chosen = numbered(seen, 1)
+    assert chosen is not None and chosen.revision == REV[V1]
+    assert "pod-template-hash" not in chosen.deployment_template["metadata"]["labels"]
