@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
+from .alertprovider import Alert
 from .analysis import Analysis, AnalysisStatus
 from .common import Condition, DnsName, HeaderName, Model, RequestMatch, Resource, StringMatch
 
@@ -159,11 +160,13 @@ class Strategy(Model):
 
 
 class WorkloadRolloutSpec(Model):
-    """What a WorkloadRollout declares; `autoscalerRef` gives the canary the base's autoscaler."""
+    """What a WorkloadRollout declares; `autoscalerRef` gives the canary the base's autoscaler,
+    `alerts` say where the release's notices go."""
 
     workload_ref: WorkloadRef
     strategy: Strategy
     autoscaler_ref: AutoscalerRef | None = None
+    alerts: list[Alert] = Field(default_factory=list)
 
 
 class CanaryStatus(Model):
