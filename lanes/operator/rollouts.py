@@ -128,10 +128,17 @@ class RolloutController(ReleaseController[WorkloadRollout, Seen, Plan]):
 
     def __init__(self, api: RolloutsApi, **kwargs: Any):
         super().__init__(api, **kwargs)
-        self.alerter = Alerter(AlertProvidersApi(api.api), api.post_event)
+        self._alerter: Alerter | None = None
         self.targets: dict[tuple[str, str], set[str]] = {}
         self.target_of: dict[Key, tuple[str, str]] = {}
         self.seen: dict[Key, tuple] = {}
+
+    @property
+    def alerter(self) -> Alerter:
+        """The sender of chat notices, made when a rollout first names `alerts`."""
+        if self._alerter is None:
+            self._alerter = Alerter(AlertProvidersApi(self.api.api), self.api.post_event)
+        return self._alerter
 
     def release(self, read: Release) -> float | None:
         """Leave the base a plain Deployment, then let the rollout be deleted; returns when to

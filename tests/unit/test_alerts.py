@@ -101,3 +101,20 @@ def test_a_provider_needs_an_address_or_a_secret() -> None:
     provider = AlertProvider.model_validate({
         "metadata": {"name": "on-call"}, "spec": {"type": "discord", "address": "https://d/x"}})
     assert provider.kind == "AlertProvider"
+
+
+def test_a_rollout_tells_of_the_move_into_an_approval_wait_once() -> None:
+    from lanes.operator.rollouts import rollout_notices
+    from lanes.rollout import Event
+
+    from .rollout_fixtures import Case, canary, case_rollout, observed, plan_case, status
+
+    case = Case(status("Progressing", "StepUpgrade"), observed(canary_obj=canary()), "")
+    plan = plan_case(case)
+    assert plan.status.phase == "Paused"
+    events = [a for a in plan.actions if isinstance(a, Event)]
+    titles = [n.title for n in rollout_notices(case_rollout(case), plan, events)]
+    assert titles == ["step ready", "waiting for approval"]
+
+    again = Case(plan.status, observed(canary_obj=canary()), "")
+    assert rollout_notices(case_rollout(again), plan_case(again), []) == []
