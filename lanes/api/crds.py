@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from .alertprovider import AlertProvider, AlertProviderSpec, AlertProviderStatus
 from .analysis import MetricTemplate, MetricTemplateSpec
 from .common import GROUP, VERSION
 from .lanerelease import LaneRelease, LaneReleaseSpec, LaneReleaseStatus
@@ -99,6 +100,22 @@ KINDS: list[dict[str, Any]] = [
             _column("Provider", ".spec.provider.type"),
             _column("Address", ".spec.provider.address"),
             _column("Query", ".spec.query", priority=1),
+            _AGE,
+        ],
+    },
+    {
+        "kind": "AlertProvider",
+        "model": AlertProvider,
+        "plural": "alertproviders",
+        "short": ["ap"],
+        "scope": "Namespaced",
+        "spec": AlertProviderSpec,
+        "status": AlertProviderStatus,
+        "columns": [
+            _column("Type", ".spec.type"),
+            _column("Channel", ".spec.channel"),
+            _column("Ready", f"{_READY}.status"),
+            _column("Message", f"{_READY}.message", priority=1),
             _AGE,
         ],
     },

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
+from .alertprovider import Alert
 from .analysis import Analysis, AnalysisStatus
 from .common import Condition, DnsName, HeaderName, Model, RequestMatch, Resource, StringMatch
 
@@ -159,7 +160,8 @@ class Strategy(Model):
 
 
 class WorkloadRolloutSpec(Model):
-    """What a WorkloadRollout declares; `autoscalerRef` gives the canary the base's autoscaler.
+    """What a WorkloadRollout declares; `autoscalerRef` gives the canary the base's autoscaler,
+    `alerts` say where the release's notices go.
 
     `progressDeadlineSeconds` rolls a release back when a step's canary pods are not available
     within that many seconds of the step's start (Flagger's deadline, Argo's with
@@ -171,6 +173,7 @@ class WorkloadRolloutSpec(Model):
     strategy: Strategy
     autoscaler_ref: AutoscalerRef | None = None
     progress_deadline_seconds: int | None = Field(default=None, ge=1)
+    alerts: list[Alert] = Field(default_factory=list)
 
 
 class CanaryStatus(Model):

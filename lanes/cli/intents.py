@@ -12,7 +12,9 @@ made for an older state.
   it approves, and the operator drops a stale one.
 - undo: abandon the release in progress. A rollout's base Deployment gets its template back
   from the stable ReplicaSet, so none of its running pods restart; refused when nothing is in
-  progress.
+  progress. `undo --to-revision N` instead writes the template of the base's ReplicaSet
+  numbered N (`deployment.kubernetes.io/revision`) into the base, as `kubectl rollout undo
+  --to-revision` does; the rollout releases it through its steps (`lanes.rollout.history`).
 - pause: hold a release where it is. The spec stays as the user declared it (the request is an
   annotation, the state is `status.paused`); refused while promoting or rolling back, which
   finish on their own.
@@ -22,6 +24,17 @@ made for an older state.
   or a webhook stays failed (`status.failedRevision`) so that a GitOps tool applying the same
   template again starts nothing; retry starts it (a lane release: from the start, each member
   retried). Refused when nothing failed.
+- promote --full: skip a rollout's remaining steps, their analysis and gates; the base rolls
+  to the new revision at once. Refused unless a release is in its steps. `promote` without
+  `--full` is approve: it lets the paused step continue.
+- abort: roll a rollout back now, as undo does, and record its revision as failed, so the
+  same template applied again starts nothing until retry. Refused when nothing is in progress.
+- restart: restart a rollout's canary pods. The request is a time on the rollout that the
+  operator copies into the canary's pod template, as `kubectl rollout restart` does, and the
+  canary Deployment replaces its pods by its own rolling update. Refused when no canary runs.
+
+abort, promote --full and restart take a rollout: a lane release moves its members together,
+and these act on one workload.
 """
 
 from __future__ import annotations
@@ -36,7 +49,10 @@ from pydantic import BaseModel
 
 from lanes.api.lanerelease import LaneRelease
 from lanes.api.workloadrollout import WorkloadRollout
-from lanes.rollout import Intent, check_intent, intent_patch
+from lanes.rollout import Intent, Observed, RestoreBaseTemplate, check_intent, intent_patch
+from lanes.rollout.canary import canary_name
+from lanes.rollout.history import check_undo_to, numbered
+from lanes.rollout.intents import check_restart, restart_patch
 from lanes.rollout.lanerelease import check_release_intent, release_intent_patch
 
 KINDS = frozenset({"rollout", "rollouts", "workloadrollout", "workloadrollouts", "wro"})
@@ -108,6 +124,13 @@ def done_message(rollout: WorkloadRollout, intent: Intent) -> str:
         return f"{name}: undo requested; the base goes back to its stable revision"
     if intent == "pause":
         return f"{name}: pause requested"
+    canary_revision = canary.canary_revision if canary else None
+    if intent == "promote":
+        return (f"{name}: full promotion requested; the remaining steps are skipped and "
+                f"Deployment {rollout.spec.workload_ref.name} rolls to revision {canary_revision}")
+    if intent == "abort":
+        return (f"{name}: abort requested; the base goes back to its stable revision and "
+                f"revision {canary_revision} is recorded as failed (retry releases it again)")
     if intent == "retry":
         failed = rollout.status.failed_revision if rollout.status else None
         revision = failed.revision if failed else "?"
@@ -137,15 +160,27 @@ RELEASE = Kind("lanerelease", LaneRelease, check_release_intent, release_intent_
                release_done_message)
 
 
+def restart_done_message(rollout: WorkloadRollout, _: object) -> str:
+    """What a granted restart says."""
+    canary = canary_name(rollout.spec.workload_ref.name)
+    return (f"workloadrollout/{rollout.metadata.name}: restart requested; the pods of canary "
+            f"Deployment {canary} are replaced by its rolling update")
+
+
+RESTART = Kind("workloadrollout", WorkloadRollout, lambda found, _: check_restart(found),
+               lambda _, __, now: restart_patch(now), restart_done_message)
+ROLLOUT_ONLY = frozenset({"promote", "abort", "restart"})
+
+
 def request(
-    intent: Intent,
+    intent: Intent | str,
     target: str,
     namespace: str | None,
     kubeconfig: str | None,
     context: str | None,
 ) -> None:
     """Check an intent against the live rollout (or lane release) and request it; exit 1
-    when refused."""
+    when refused, 2 when the verb does not take that kind."""
     # The kubernetes client loads only when a verb talks to a cluster, so the offline verbs
     # (render, trace, graph, convert) start without it.
     from kubernetes.client.exceptions import ApiException
@@ -156,7 +191,15 @@ def request(
     from lanes.kube.rollouts import RolloutsApi, default_namespace
 
     release = release_name(target)
+    if release is not None and intent in ROLLOUT_ONLY:
+        verb = "promote --full" if intent == "promote" else intent
+        raise typer.BadParameter(
+            f"{target!r}: {verb} takes a rollout (rollout/NAME); a lane release moves its "
+            "rollouts together: use undo, or approve to continue", param_hint="'rollout/NAME'"
+        )
     kind, name = (RELEASE, release) if release is not None else (ROLLOUT, rollout_name(target))
+    if intent == "restart":
+        kind = RESTART
     namespace = namespace or default_namespace(kubeconfig, context)
     api = connect(kubeconfig, context)
     try:
@@ -183,7 +226,7 @@ def request(
         api.close()
 
 
-def intent_verb(intent: Intent, summary: str) -> Callable[..., None]:
+def intent_verb(intent: Intent | str, summary: str) -> Callable[..., None]:
     """The command for one intent; `summary` is its help."""
 
     def verb(
@@ -199,16 +242,95 @@ def intent_verb(intent: Intent, summary: str) -> Callable[..., None]:
     return verb
 
 
+def undo_to_revision(
+    target: str, number: int, namespace: str | None, kubeconfig: str | None, context: str | None,
+) -> None:
+    """Write revision `number` of a rollout's base into the base; exit 1 when refused."""
+    from kubernetes.client.exceptions import ApiException
+
+    from lanes.kube.connect import connect
+    from lanes.kube.objects import error_message
+    from lanes.kube.rollouts import RolloutsApi, default_namespace
+
+    if release_name(target) is not None:
+        raise typer.BadParameter(
+            f"{target!r}: --to-revision takes a rollout (rollout/NAME); a lane release's undo "
+            "rolls its whole lane back", param_hint="'rollout/NAME'")
+    name = rollout_name(target)
+    namespace = namespace or default_namespace(kubeconfig, context)
+    api = connect(kubeconfig, context)
+    try:
+        rollouts = RolloutsApi(api, manager=FIELD_MANAGER)
+        body = rollouts.get(namespace, name)
+        if body is None:
+            raise fail(f"workloadrollout/{name} not found in namespace {namespace}")
+        found = WorkloadRollout.model_validate(body)
+        seen = rollouts.workloads(namespace, found.spec.workload_ref.name)
+        observed = Observed.from_objects(seen.base, seen.replica_sets)
+        refused = check_undo_to(found, observed, number)
+        if refused is not None:
+            raise fail(refused)
+        chosen = numbered(observed, number)
+        assert chosen is not None and observed.base is not None
+        try:
+            rollouts.carry_out(namespace, name, RestoreBaseTemplate(
+                observed.base.name, chosen.deployment_template))
+        except ApiException as error:
+            raise fail(error_message(error)) from None
+        typer.echo(
+            f"workloadrollout/{name}: Deployment {observed.base.name} set back to revision "
+            f"{number} ({chosen.revision}); the rollout releases it through its steps"
+        )
+    finally:
+        api.close()
+
+
+def undo(
+    target: Target,
+    to_revision: Annotated[
+        int | None,
+        typer.Option("--to-revision", min=1, metavar="N",
+                     help="Go back to revision N of the rollout's Deployment instead.")
+    ] = None,
+    namespace: Namespace = None,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+) -> None:
+    """Roll a rollout back: the base returns to its stable revision, the canary goes; with
+    --to-revision N, release revision N of its Deployment again."""
+    if to_revision is None:
+        request("undo", target, namespace, kubeconfig, context)
+    else:
+        undo_to_revision(target, to_revision, namespace, kubeconfig, context)
+
+
+def promote(
+    target: Target,
+    full: Annotated[
+        bool, typer.Option("--full", help="Skip the remaining steps, analysis and gates.")
+    ] = False,
+    namespace: Namespace = None,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+) -> None:
+    """Promote a rollout: with --full at once, skipping its remaining steps and analysis;
+    without it, as approve, past the step it is paused at."""
+    request("promote" if full else "approve", target, namespace, kubeconfig, context)
+
+
 VERBS = {
     "approve": intent_verb(
         "approve", "Continue a rollout past the step it is paused at; on the last step, promote."
     ),
-    "undo": intent_verb(
-        "undo", "Roll a rollout back: the base returns to its stable revision, the canary goes."
-    ),
+    "undo": undo,
     "pause": intent_verb("pause", "Stop a rollout at its current step; the base stays held."),
     "resume": intent_verb("resume", "Continue a paused rollout."),
     "retry": intent_verb(
         "retry", "Release again a revision that its analysis or a webhook rolled back."
     ),
+    "promote": promote,
+    "abort": intent_verb(
+        "abort", "Roll a rollout back now and keep its new revision recorded as failed."
+    ),
+    "restart": intent_verb("restart", "Restart a rollout's canary pods by a rolling update."),
 }

@@ -1,5 +1,5 @@
-"""`kubectl lane`: the kubectl plugin for lane groups, one module per verb (the five release
-intents, approve, undo, pause, resume and retry, share `intents`)."""
+"""`kubectl lane`: the kubectl plugin for lane groups, one module per verb (the release
+intents, approve, undo, pause, resume, retry, promote, abort and restart, share `intents`)."""
 
 from __future__ import annotations
 

@@ -27,10 +27,12 @@ from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
+from lanes.alerts import Notice, notices_of
 from lanes.api.common import GROUP, VERSION
 from lanes.api.errors import from_validation_error
 from lanes.api.lanerelease import LaneRelease
 from lanes.api.workloadrollout import WorkloadRollout
+from lanes.kube.alertproviders import AlertProvidersApi
 from lanes.kube.kinds import parse_all
 from lanes.kube.rollouts import PLURAL, RolloutsApi, Workloads
 from lanes.rollout import (
@@ -47,6 +49,7 @@ from lanes.rollout.conditions import invalid_status, newly_missing
 from lanes.rollout.lanerelease import canary_holder
 
 from . import webhook
+from .alerts import Alerter
 from .checks import call_hooks, checksum_of, make_check, notify_rollout
 from .controller import Done
 from .releases import Release, ReleaseController, post_events
@@ -92,6 +95,19 @@ def other_driver(api: RolloutsApi, namespace: str, name: str, base: Mapping | No
     return holder if target.get("name") == base["metadata"]["name"] else None
 
 
+def rollout_notices(rollout: WorkloadRollout, plan: Plan, events: list[Event]) -> list[Notice]:
+    """What a reconcile tells people: its events worth a notice, and a step that now waits
+    for approval (the move into it, not every reconcile that finds it waiting)."""
+    before = rollout.status.canary_status if rollout.status else None
+    after = plan.status.canary_status
+    waiting = (plan.status.phase == "Paused" and not plan.status.paused and after is not None
+               and after.current_step_state == "StepPaused"
+               and (before is None or (before.current_step_index, before.current_step_state)
+                    != (after.current_step_index, after.current_step_state)))
+    return notices_of("workloadrollout", rollout.metadata.name,
+                      rollout.metadata.namespace or "default", events, waiting)
+
+
 @dataclass(frozen=True)
 class Seen:
     """A rollout's workloads as read, and the planner's view of them (with any answers)."""
@@ -112,9 +128,17 @@ class RolloutController(ReleaseController[WorkloadRollout, Seen, Plan]):
 
     def __init__(self, api: RolloutsApi, **kwargs: Any):
         super().__init__(api, **kwargs)
+        self._alerter: Alerter | None = None
         self.targets: dict[tuple[str, str], set[str]] = {}
         self.target_of: dict[Key, tuple[str, str]] = {}
         self.seen: dict[Key, tuple] = {}
+
+    @property
+    def alerter(self) -> Alerter:
+        """The sender of chat notices, made when a rollout first names `alerts`."""
+        if self._alerter is None:
+            self._alerter = Alerter(AlertProvidersApi(self.api.api), self.api.post_event)
+        return self._alerter
 
     def release(self, read: Release) -> float | None:
         """Leave the base a plain Deployment, then let the rollout be deleted; returns when to
@@ -201,8 +225,11 @@ class RolloutController(ReleaseController[WorkloadRollout, Seen, Plan]):
         for followup in plan.followups:
             if isinstance(followup, ClearIntent):
                 self.api.annotate(valid.namespace, valid.name, {followup.annotation: None})
-        post_events(self.api, valid.body, [f for f in plan.followups if isinstance(f, Event)],
-                    lambda event: notify_rollout(valid.model, plan, event))
+        events = [f for f in plan.followups if isinstance(f, Event)]
+        post_events(self.api, valid.body, events, lambda event: notify_rollout(valid.model, plan, event))
+        if valid.model.spec.alerts:
+            self.alerter.send(valid.body, valid.model.spec.alerts,
+                              rollout_notices(valid.model, plan, events))
         return plan.requeue_after
 
     def on_rollout(self, event_type: str | None, namespace: str, name: str, body: Mapping) -> None:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from lanes.api.common import API_VERSION
 from lanes.api.workloadrollout import KIND, WorkloadRollout
 
+from .intents import RESTART_ANNOTATION
 from .observed import DeploymentView
 from .revisions import pod_template, template_hash
 
@@ -21,6 +22,7 @@ ROLLOUT_LABEL = "lanes.dev/rollout"
 CANARY_LABEL = "lanes.dev/canary"
 REVISION_ANNOTATION = "lanes.dev/revision"
 TEMPLATE_ANNOTATION = "lanes.dev/template-hash"
+RESTARTED_ANNOTATION = "lanes.dev/restarted-at"
 SUFFIX = "-canary"
 
 
@@ -30,7 +32,14 @@ def canary_name(workload: str) -> str:
 
 
 def canary_template(rollout: WorkloadRollout, base: DeploymentView) -> dict[str, Any]:
-    """The base's template with the canary's pod labels and annotations merged in."""
+    """The base's template with the canary's pod labels and annotations merged in.
+
+    A restart request (`lanes.dev/restart` on the rollout) goes into the pod template's
+    annotations, as `kubectl rollout restart` does: a new value is a new template, which the
+    canary Deployment rolls out by its own strategy, so the canary keeps serving while its
+    pods are replaced one batch at a time (deleting pods by hand would need the operator to
+    pace them over several reconciles).
+    """
     template = copy.deepcopy(pod_template(base.template))
     metadata = template.setdefault("metadata", {})
     patch = rollout.spec.strategy.canary.patch_pod_template_metadata
@@ -38,6 +47,9 @@ def canary_template(rollout: WorkloadRollout, base: DeploymentView) -> dict[str,
     labels[CANARY_LABEL] = base.name
     metadata["labels"] = labels
     annotations = {**metadata.get("annotations", {}), **(patch.annotations if patch else {})}
+    restarted = rollout.metadata.annotations.get(RESTART_ANNOTATION)
+    if restarted:
+        annotations[RESTARTED_ANNOTATION] = restarted
     if annotations:
         metadata["annotations"] = annotations
     return template

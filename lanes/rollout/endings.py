@@ -19,6 +19,8 @@ from .hooks import answered, answers, failures, is_done, mark_done, names, relea
 from .status import parse_time, timestamp, utc
 
 LANE_FAILED = "LaneReleaseFailed"
+ABORTED = "Aborted"
+"""The failed revision's reason when a person aborted its release."""
 
 # Seconds the canary Deployment outlives the end of a release whose steps split untagged
 # traffic: the routes stop sending untagged requests to the canary as the phase leaves the

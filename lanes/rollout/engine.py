@@ -10,8 +10,9 @@ members. The rules it shares are here:
 
 - `look_at_gate`: a gate of webhooks (confirm-rollout, confirm-traffic-increase,
   confirm-promotion) waits out its interval, is asked, then opens on every answer 2xx.
-- `screen_intents`: the user's intents (approve, undo, pause, resume) in priority order,
-  those that cannot apply rejected with the reason, a stale approve among them.
+- `screen_intents`: the user's intents (approve, undo, pause, resume, and a rollout's abort
+  and promote --full) in priority order, those that cannot apply rejected with the reason, a
+  stale approve among them.
 - `check_due`: an analysis check is asked for once due, with the webhooks that go with it,
   and judged in the plan made again with its readings.
 - `rollback_fired`: a `rollback` webhook that answered 2xx rolls the release back.
@@ -100,7 +101,8 @@ def screen_intents(
     d: Drafting, present: Mapping[Intent, str], refuse: Callable[[Intent], str | None],
     index: int, where: str,
 ) -> Iterator[Intent]:
-    """The requested intents that apply, in priority order (undo, resume, pause, approve).
+    """The requested intents that apply, in priority order (`PRIORITY`: abort, undo, retry,
+    resume, pause, promote, approve).
 
     Each is judged when it is reached, so one applied earlier (a pause) counts for the next.
     Those that cannot apply are rejected (`Drafting.reject`): pause and resume requested

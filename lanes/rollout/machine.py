@@ -25,6 +25,13 @@ a restarted operator resumes from the stored status alone):
 - Without one, canary pods not available within the base's `progressDeadlineSeconds` -> Failed.
   The canary and the held base stay as they are; the step carries on if the pods become
   available, a new template restarts it, and undo rolls back.
+- Abort (`lanes.dev/abort`) rolls back as undo does, but records the revision as failed
+  (reason `Aborted`), so it is held like a revision its analysis rolled back.
+- Promote --full (`lanes.dev/promote-full`) in the steps -> Promoting at once: the remaining
+  steps, their pauses, analysis and gates (confirm-promotion included) are skipped, and a
+  pause request is lifted.
+- Restart (`lanes.dev/restart`) is not a move: the canary's pod template carries its value,
+  so a new one rolls the canary pods (`lanes.rollout.canary.canary_template`).
 - Pause (spec.strategy.paused or the pause intent) stops the steps (phase Paused) while the
   base stays held; promotion and roll back are not interrupted.
 - A second rollout on a Deployment that another rollout already drives -> Failed (Conflict)
@@ -103,9 +110,17 @@ from .actions import (
 )
 from .autoscaler import autoscaler_drifted, canary_autoscaler, owns_autoscaler
 from .draft import Draft
-from .endings import enter_rollback, healthy_message, post_rollout, promote, roll_back
+from .endings import (
+    ABORTED,
+    enter_promotion,
+    enter_rollback,
+    healthy_message,
+    post_rollout,
+    promote,
+    roll_back,
+)
 from .engine import screen_intents
-from .intents import ANNOTATIONS, Intent, check_intent, requested
+from .intents import ROLLOUT_ANNOTATIONS, Intent, check_intent, requested
 from .observed import Observed
 from .progress import hold_base, run_steps, start_canary
 from .status import IN_PROGRESS, IN_STEPS, utc
@@ -271,15 +286,15 @@ def _template_changed(d: Draft) -> bool:
 
 def _take_intent(d: Draft) -> bool:
     """Act on the first applicable intent; drop the ones that cannot apply. True if one did."""
-    present = requested(d.rollout)
+    present = requested(d.rollout, ROLLOUT_ANNOTATIONS)
     if "pause" in present and "resume" in present:
         for intent in ("pause", "resume"):
-            d.act(ClearIntent(ANNOTATIONS[intent]))
+            d.act(ClearIntent(ROLLOUT_ANNOTATIONS[intent]))
     chosen = list(screen_intents(d, present, lambda i: check_intent(d.rollout, i), d.index,
                                  d.where))
     if not chosen:
         return False
-    d.act(ClearIntent(ANNOTATIONS[chosen[0]]))
+    d.act(ClearIntent(ROLLOUT_ANNOTATIONS[chosen[0]]))
     _apply_intent(d, chosen[0], present[chosen[0]])
     return True
 
@@ -287,6 +302,14 @@ def _take_intent(d: Draft) -> bool:
 def _apply_intent(d: Draft, intent: Intent, value: str = "") -> None:
     if intent == "undo":
         _undo(d, value)
+    elif intent == "abort":
+        enter_rollback(d, f"abort requested: rolling back revision {d.canary_revision} to "
+                          f"{d.stable}", failed=True, reason=ABORTED)
+    elif intent == "promote":
+        d.move(paused=False)
+        d.event("FullPromotionRequested", f"promote --full requested at {d.where}: the "
+                "remaining steps, their analysis and gates are skipped")
+        enter_promotion(d)
     elif intent == "approve":
         d.move(state="StepReady", phase="Progressing")
         d.message = f"{d.where} approved"

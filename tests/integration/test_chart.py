@@ -40,6 +40,7 @@ def test_chart_installs_crds_operator_rbac_and_metrics_service(rendered: list[di
     assert kinds == [
         ("ClusterRole", "lanes"),
         ("ClusterRoleBinding", "lanes"),
+        ("CustomResourceDefinition", "alertproviders.lanes.dev"),
         ("CustomResourceDefinition", "lanereleases.lanes.dev"),
         ("CustomResourceDefinition", "metrictemplates.lanes.dev"),
         ("CustomResourceDefinition", "swimlanegroups.lanes.dev"),

@@ -145,3 +145,53 @@ def test_status_exit_codes_and_watch(control_plane, cluster, namespace) -> None:
 
     set_status(cluster, PAUSED_AT_STEP_1)
     assert show(watch=True, timeout=1)[0] == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "message"),
+    [
+        (("promote", "--full"), HEALTHY, "has no release in progress to promote (phase Healthy)"),
+        (("promote", "--full"), PROMOTING, "is already promoting revision bbb"),
+        (("abort",), HEALTHY, "has nothing in progress to abort (phase Healthy)"),
+        (("restart",), HEALTHY, "runs no canary pods to restart (phase Healthy)"),
+    ],
+    ids=["promote-full-healthy", "promote-full-promoting", "abort-healthy", "restart-healthy"],
+)
+def test_new_verbs_refuse_the_wrong_state(control_plane, cluster, namespace, args, status, message) -> None:
+    version = set_status(cluster, status)
+    result = lane(control_plane, namespace, *args, "rollout/rollouts-mocka")
+    assert result.exit_code == 1
+    assert f"error: workloadrollout/rollouts-mocka {message}" in result.output
+    assert cluster.rollout("rollouts-mocka")["metadata"]["resourceVersion"] == version
+
+
+@pytest.mark.parametrize(
+    ("args", "annotation", "said"),
+    [
+        (("promote", "--full"), "lanes.dev/promote-full", "full promotion requested"),
+        (("promote",), "lanes.dev/approve", "step 1/1 approved"),
+        (("abort",), "lanes.dev/abort", "recorded as failed"),
+        (("restart",), "lanes.dev/restart", "restart requested"),
+    ],
+    ids=["promote-full", "promote-is-approve", "abort", "restart"],
+)
+def test_new_verbs_write_their_request(control_plane, cluster, namespace, args, annotation, said) -> None:
+    set_status(cluster, PAUSED_AT_STEP_1)
+    result = lane(control_plane, namespace, *args, "rollout/rollouts-mocka")
+    assert result.exit_code == 0, result.output
+    assert said in result.output
+    assert set(annotations(cluster)) == {annotation}
+
+
+@pytest.mark.parametrize("args", [("promote", "--full"), ("abort",), ("restart",)],
+                         ids=["promote-full", "abort", "restart"])
+def test_rollout_only_verbs_refuse_a_lane_release(control_plane, namespace, args) -> None:
+    result = lane(control_plane, namespace, *args, "lanerelease/shop")
+    assert result.exit_code == 2
+    assert "takes a rollout (rollout/NAME)" in result.output
+
+
+def test_undo_to_a_revision_of_a_lane_release_is_a_usage_error(control_plane, namespace) -> None:
+    result = lane(control_plane, namespace, "undo", "--to-revision", "2", "lanerelease/shop")
+    assert result.exit_code == 2
+    assert "--to-revision takes a rollout (rollout/NAME)" in result.output

@@ -57,6 +57,7 @@ def test_unknown_flavour_is_refused() -> None:
 def test_write_manifests_gives_lanes_crds_then_the_mesh_crds(tmp_path: Path) -> None:
     paths = meshcrds.write_manifests(tmp_path, "asm")
     assert [p.name for p in paths] == [
+        "lanes.dev_alertproviders.yaml",
         "lanes.dev_lanereleases.yaml",
         "lanes.dev_metrictemplates.yaml",
         "lanes.dev_swimlanegroups.yaml",
@@ -65,6 +66,6 @@ def test_write_manifests_gives_lanes_crds_then_the_mesh_crds(tmp_path: Path) -> 
         "asm-networking-crds.yaml",
     ]
     root = Path(__file__).resolve().parents[2]
-    for path in paths[:5]:
+    for path in paths[:-1]:
         assert path.read_text() == (root / "crds" / path.name).read_text()
-    assert list(yaml.safe_load_all(paths[5].read_text())) == meshcrds.mesh_crds("asm")
+    assert list(yaml.safe_load_all(paths[-1].read_text())) == meshcrds.mesh_crds("asm")
