@@ -52,15 +52,23 @@ def dashboard(
     from lanes.dashboard.server import serve
     from lanes.kube.connect import connect
 
-    api = connect(kubeconfig, context)
+    import yaml
+    from kubernetes.config import ConfigException
+
     try:
-        server = serve(ClusterView(api).start(), address, port, prometheus_url,
-                       metric_source.value)
+        api = connect(kubeconfig, context)
+    except (ConfigException, OSError, yaml.YAMLError) as error:
+        typer.echo(f"error: cannot use the kubeconfig: {error}", err=True)
+        raise typer.Exit(1) from None
+    cluster = ClusterView(api)
+    try:
+        server = serve(cluster, address, port, prometheus_url, metric_source.value)
     except OSError as error:
         api.close()
         typer.echo(f"error: cannot listen on {address}:{port}: {error.strerror or error}",
                    err=True)
         raise typer.Exit(1) from None
+    cluster.start()
     typer.echo(f"lanes dashboard on {server.url} (Ctrl-C stops it)")
     if open_browser:
         webbrowser.open(server.url)
