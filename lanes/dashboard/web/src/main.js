@@ -12,6 +12,7 @@ const graphs = new Map();
 const series = new Map();
 const notes = new Map();
 let state = null;
+let answers = 0;
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -65,6 +66,9 @@ function renderGraph(group, container) {
       container: box, elements, style: STYLE, userZoomingEnabled: false,
       layout: { name: "dagre", rankDir: "LR", nodeSep: 20, rankSep: 90 },
     });
+    // What the graph draws, for a reader of the page's DOM (and its browser test).
+    box.dataset.subsets = cy.nodes("[kind = 'subset']").map((n) => `${n.data("service")}:${n.data("lane")}`).sort().join(" ");
+    box.dataset.lanes = group.lanes.join(" ");
     entry = { key, cy, box };
     graphs.set(group.name, entry);
   } else {
@@ -73,6 +77,7 @@ function renderGraph(group, container) {
   entry.cy.nodes("[kind = 'subset']").forEach((node) => {
     node.toggleClass("failing", isFailing(node.data("service"), node.data("lane")));
   });
+  entry.box.dataset.failing = entry.cy.nodes(".failing").map((n) => `${n.data("service")}:${n.data("lane")}`).join(" ");
 }
 
 function sparkline(points) {
@@ -169,9 +174,9 @@ async function act(intent, kind, release) {
       body: JSON.stringify({ intent, kind, namespace: release.namespace, name: release.name }),
     });
     const answer = await response.json();
-    notes.set(key, response.ok ? { ok: true, text: answer.message } : { ok: false, text: answer.error });
+    notes.set(key, { ok: response.ok, text: response.ok ? answer.message : answer.error, seq: ++answers });
   } catch (error) {
-    notes.set(key, { ok: false, text: `the dashboard cannot be reached: ${error}` });
+    notes.set(key, { ok: false, text: `the dashboard cannot be reached: ${error}`, seq: ++answers });
   }
   renderReleases();
 }
@@ -183,7 +188,7 @@ function buttons(kind, release) {
 
 function noteOf(kind, release) {
   const note = notes.get(`${kind}/${release.namespace}/${release.name}`);
-  return note ? el("p", { class: `answer ${note.ok ? "granted" : "refused"}` }, note.text) : null;
+  return note ? el("p", { class: `answer ${note.ok ? "granted" : "refused"}`, "data-seq": note.seq }, note.text) : null;
 }
 
 function releaseCard(release) {
@@ -197,7 +202,10 @@ function releaseCard(release) {
     el("tbody", {}, release.services.flatMap((line) => (line.metrics.length ? line.metrics : [["-", "-", "-", line.ok]]).map(
       ([name, value, range, ok]) => el("tr", { class: ok ? "" : "failing", "data-service": line.service, "data-metric": name },
         el("td", {}, line.service), el("td", {}, name), el("td", {}, value), el("td", {}, range), el("td", {}, ok ? "yes" : "no"))))));
-  return el("article", { class: `card phase-${release.phase}`, "data-kind": "lanerelease", "data-name": release.name, "data-phase": release.phase },
+  return el("article", {
+    class: `card phase-${release.phase}`, "data-kind": "lanerelease", "data-name": release.name,
+    "data-phase": release.phase, "data-step": release.step, "data-weight": release.weight,
+  },
     el("h3", {}, `lanerelease/${release.name}`, el("span", { class: "dim" }, ` ${release.namespace} · lane ${release.lane}`)),
     el("p", {}, el("span", { class: "phase" }, release.phase + (release.paused ? " (paused)" : "")),
       " · entry weight ", el("strong", { class: "weight", "data-weight": release.weight }, `${release.weight}%`),
