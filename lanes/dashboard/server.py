@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import mimetypes
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.resources import files
@@ -162,6 +163,12 @@ class DashboardServer(ThreadingHTTPServer):
         super().__init__(address, Handler)
         self.settings = settings
         self.stopping = threading.Event()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A page closed or reloaded mid-answer is no error; anything else is logged."""
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        log.exception("answering %s", client_address)
 
     @property
     def url(self) -> str:

@@ -141,8 +141,10 @@ class Browser:
             TimeoutError: naming `what` and the page's text.
         """
         deadline = time.monotonic() + timeout
+        # An element is not JSON: it comes back as true, so `wait_for("querySelector(...)")` works.
+        wrapped = f"(() => {{ const v = ({expression}); return v instanceof Node ? true : v; }})()"
         while time.monotonic() < deadline:
-            value = self.evaluate(expression)
+            value = self.evaluate(wrapped)
             if value:
                 return value
             time.sleep(every)
