@@ -3,7 +3,7 @@
     GET  /                  the page (static/index.html) and /assets/* (built by Vite)
     GET  /api/state         everything the page shows, as JSON
     GET  /api/stream        server-sent events: that JSON again at every change the watches see
-    GET  /api/metrics       ?service=NS/NAME&lane=LANE: rate, success rate and p99 over time
+    GET  /api/metrics       ?row=NS/NAME,LANE (repeatable): rate, success rate and p99 over time
     POST /api/actions       {"intent", "kind", "namespace", "name"}: the verb's answer, or its
                             refusal (409) in words
 
@@ -106,15 +106,23 @@ class Handler(BaseHTTPRequestHandler):
         self.send_json(200, {"message": message})
 
     def metrics(self, query: dict[str, list[str]]) -> None:
+        """Every asked row (`row=NAMESPACE/NAME,LANE`, repeated) in one answer, so a page asks
+        once per refresh and its few connections stay free for the stream and the buttons."""
         settings = self.server.settings
-        service, lane = query.get("service", [""])[0], query.get("lane", [""])[0]
-        if not service or not lane:
-            self.send_json(400, {"error": "give service=NAMESPACE/NAME and lane=LANE"})
-        elif settings.prometheus is None:
-            self.send_json(200, {"series": {}, "error": "no Prometheus given: start the "
-                                 "dashboard with --prometheus-url to see each lane's metrics"})
-        else:
-            self.send_json(200, lane_series(settings.prometheus, service, lane, settings.source))
+        rows = [row.rpartition(",") for row in query.get("row", [])]
+        if not rows or any(not service or not lane for service, _, lane in rows):
+            self.send_json(400, {"error": "give row=NAMESPACE/NAME,LANE (repeatable)"})
+            return
+        answers = {}
+        for service, _, lane in rows:
+            if settings.prometheus is None:
+                answers[f"{service},{lane}"] = {
+                    "series": {}, "error": "no Prometheus given: start the dashboard with "
+                    "--prometheus-url to see each lane's metrics"}
+            else:
+                answers[f"{service},{lane}"] = lane_series(settings.prometheus, service, lane,
+                                                           settings.source)
+        self.send_json(200, {"rows": answers})
 
     def stream(self) -> None:
         """Server-sent events: the whole view at once, then again at each change."""

@@ -141,7 +141,7 @@ def test_a_lane_release_is_watched_approved_and_rolled_back_from_the_page(
             browser.screenshot(artefacts / "2-waiting-for-approval.png")
             granted = approve_on_page(browser, "lane-v2")
             assert "lanerelease/lane-v2: step 1 approved" in granted
-            weights = []
+            weights = ["10"]  # seen on the page above, before the approve
             deadline = time.monotonic() + PAGE_TIMEOUT_S
             while time.monotonic() < deadline:
                 weight = browser.evaluate(card_field("lane-v2", "weight"))

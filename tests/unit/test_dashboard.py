@@ -178,8 +178,11 @@ def test_the_server_serves_the_page_state_and_a_stream(server) -> None:
 
 def test_without_prometheus_the_metrics_say_so(server) -> None:
     with httpx.Client(base_url=server.url, trust_env=False) as http:
-        got = http.get("/api/metrics", params={"service": "default/mockc", "lane": "canary"}).json()
-    assert "--prometheus-url" in got["error"]
+        got = http.get("/api/metrics", params={"row": ["default/mockc,canary", "default/mockc,base"]})
+        assert http.get("/api/metrics", params={"row": "mockc"}).status_code == 400
+    rows = got.json()["rows"]
+    assert set(rows) == {"default/mockc,canary", "default/mockc,base"}
+    assert "--prometheus-url" in rows["default/mockc,canary"]["error"]
 
 
 def test_a_refused_action_shows_the_api_servers_words(server) -> None:

@@ -254,23 +254,27 @@ function render() {
   document.body.dataset.version = state.version;
 }
 
+// One request per refresh, and the next only once it is answered: a browser keeps six
+// connections to a host, and the stream and the buttons need theirs.
 async function refreshMetrics() {
-  if (!state) return;
   const wanted = [];
-  for (const group of state.groups) {
+  for (const group of state?.groups || []) {
     for (const node of (group.nodes || []).filter((n) => n.inGroup)) {
-      for (const lane of new Set([group.fallback, ...node.pods].filter(Boolean))) wanted.push([node.id, lane]);
+      for (const lane of new Set([group.fallback, ...node.pods].filter(Boolean))) wanted.push(`${node.id},${lane}`);
     }
   }
-  await Promise.all(wanted.map(async ([service, lane]) => {
+  if (wanted.length) {
+    const query = wanted.map((row) => `row=${encodeURIComponent(row)}`).join("&");
     try {
-      const response = await fetch(`api/metrics?service=${encodeURIComponent(service)}&lane=${encodeURIComponent(lane)}`);
-      series.set(`${service}|${lane}`, await response.json());
+      const response = await fetch(`api/metrics?${query}`);
+      const answer = await response.json();
+      for (const [row, found] of Object.entries(answer.rows || {})) series.set(row.replace(",", "|"), found);
     } catch (error) {
-      series.set(`${service}|${lane}`, { series: {}, error: `the dashboard cannot be reached: ${error}` });
+      for (const row of wanted) series.set(row.replace(",", "|"), { series: {}, error: `the dashboard cannot be reached: ${error}` });
     }
-  }));
-  renderGroups();
+    renderGroups();
+  }
+  setTimeout(refreshMetrics, METRICS_EVERY_MS);
 }
 
 function connect() {
@@ -289,5 +293,4 @@ function connect() {
 }
 
 connect();
-setInterval(refreshMetrics, METRICS_EVERY_MS);
 setTimeout(refreshMetrics, 500);
