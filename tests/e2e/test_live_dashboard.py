@@ -141,19 +141,12 @@ def test_a_lane_release_is_watched_approved_and_rolled_back_from_the_page(
             browser.screenshot(artefacts / "2-waiting-for-approval.png")
             granted = approve_on_page(browser, "lane-v2")
             assert "lanerelease/lane-v2: step 1 approved" in granted
-            weights = ["10"]  # seen on the page above, before the approve
-            deadline = time.monotonic() + PAGE_TIMEOUT_S
-            while time.monotonic() < deadline:
-                weight = browser.evaluate(card_field("lane-v2", "weight"))
-                if not weights or weights[-1] != weight:
-                    weights.append(weight)
-                if weight == "50":
-                    browser.screenshot(artefacts / "3-entry-50.png")
-                if browser.evaluate(card_field("lane-v2", "phase")) == "Succeeded":
-                    break
-                time.sleep(0.2)
-            assert browser.evaluate(card_field("lane-v2", "phase")) == "Succeeded", weights
-            assert [w for w in weights if w in ("10", "25", "50")] == ["10", "25", "50"], weights
+            browser.wait_for(f"{card_field('lane-v2', 'phase')} === 'Succeeded'",
+                             timeout=PAGE_TIMEOUT_S, what="lane-v2 promoted")
+            history = browser.evaluate(
+                f"{release_card('lane-v2')}.querySelector('.history').dataset.history").split()
+            assert [w for w in history if w in ("10", "25", "50")] == ["10", "25", "50"], history
+            browser.screenshot(artefacts / "3-promoted.png")
             events = browser.evaluate(
                 "[...document.querySelectorAll('#events li')].map(e => e.innerText).join('\\n')")
             assert "Approved" in events, events
@@ -170,10 +163,11 @@ def test_a_lane_release_is_watched_approved_and_rolled_back_from_the_page(
             browser.wait_for(
                 f"{row} && {row}.querySelector('td.request-success-rate.failing')",
                 timeout=PAGE_TIMEOUT_S, what="mockc's canary success rate marked failing")
+            # mockc's callers answer its errors too, so theirs may fail beside it.
             failing = browser.evaluate(
-                f"{release_card('lane-v3')}.querySelector('tr.failing[data-metric=\"request-success-rate\"]')"
-                "?.dataset.service")
-            assert failing is not None and failing.endswith("mockc"), failing
+                f"[...{release_card('lane-v3')}.querySelectorAll("
+                "'tr.failing[data-metric=\"request-success-rate\"]')].map(r => r.dataset.service)")
+            assert any(service.endswith("mockc") for service in failing), failing
             assert "default/mockc:canary" in browser.evaluate(f"{graph}.dataset.failing")
             browser.screenshot(artefacts / "4-mockc-failing.png")
             browser.wait_for(f"{card_field('lane-v3', 'phase')} === 'Failed'",
@@ -186,6 +180,6 @@ def test_a_lane_release_is_watched_approved_and_rolled_back_from_the_page(
             browser.screenshot(artefacts / "5-rolled-back.png")
     finally:
         story.close()
-    for shot in ("1-group", "2-waiting-for-approval", "3-entry-50", "4-mockc-failing",
+    for shot in ("1-group", "2-waiting-for-approval", "3-promoted", "4-mockc-failing",
                  "5-rolled-back"):
         assert (artefacts / f"{shot}.png").stat().st_size > 10_000, shot

@@ -13,6 +13,17 @@ const series = new Map();
 const notes = new Map();
 let state = null;
 let answers = 0;
+// The entry weights each lane release has been seen at, in order, since the page opened.
+const weightHistory = new Map();
+
+function recordWeights() {
+  for (const release of state.releases) {
+    const key = `${release.namespace}/${release.name}`;
+    const seen = weightHistory.get(key) || [];
+    if (seen[seen.length - 1] !== release.weight) seen.push(release.weight);
+    weightHistory.set(key, seen);
+  }
+}
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -61,6 +72,7 @@ function renderGraph(group, container) {
   if (!entry || entry.key !== key || !container.contains(entry.cy.container())) {
     entry?.cy.destroy();
     const box = el("div", { class: "graph", "data-group": group.name });
+    box.style.height = `${Math.max(160, 80 + 70 * group.lanes.length)}px`;
     container.append(box);
     const cy = cytoscape({
       container: box, elements, style: STYLE, userZoomingEnabled: false,
@@ -192,6 +204,7 @@ function noteOf(kind, release) {
 }
 
 function releaseCard(release) {
+  const history = weightHistory.get(`${release.namespace}/${release.name}`) || [release.weight];
   const steps = el("ol", { class: "steps" }, release.weights.map((weight, index) => {
     const step = index + 1;
     const state = step < release.step || release.phase === "Succeeded" ? "done" : step === release.step ? "current" : "pending";
@@ -211,6 +224,7 @@ function releaseCard(release) {
       " · entry weight ", el("strong", { class: "weight", "data-weight": release.weight }, `${release.weight}%`),
       ` · step ${release.step}/${release.weights.length}`),
     steps,
+    el("p", { class: "history dim", "data-history": history.join(" ") }, `entry weight seen: ${history.map((w) => `${w}%`).join(" → ")}`),
     release.threshold !== null ? el("p", { class: "counts" }, `checks ${release.checks}, failed ${release.failed}/${release.threshold}`) : null,
     release.services.length ? table : null,
     release.rollouts.length ? el("p", { class: "dim" }, "rollouts: " + release.rollouts.map(([n, d]) => `${n} (${d})`).join(", ")) : null,
@@ -282,6 +296,7 @@ function connect() {
   const stream = new EventSource("api/stream");
   stream.addEventListener("state", (message) => {
     state = JSON.parse(message.data);
+    recordWeights();
     status.textContent = "live";
     status.className = "connection live";
     render();
