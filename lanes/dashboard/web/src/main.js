@@ -8,6 +8,7 @@ import "./style.css";
 cytoscape.use(dagre);
 
 const METRICS_EVERY_MS = 5000;
+const EVENTS_SHOWN = 25;
 const graphs = new Map();
 const series = new Map();
 const notes = new Map();
@@ -256,7 +257,7 @@ function renderReleases() {
   const rollouts = document.getElementById("rollouts");
   rollouts.replaceChildren(...(state.rollouts.length ? state.rollouts.map(rolloutCard) : [el("p", { class: "dim" }, "none")]));
   const events = document.getElementById("events");
-  events.replaceChildren(...state.events.slice(-40).reverse().map((event) =>
+  events.replaceChildren(...state.events.slice(-EVENTS_SHOWN).reverse().map((event) =>
     el("li", { class: `event event-${event.type}`, "data-object": event.object },
       el("span", { class: "dim" }, `${event.time} ${event.object} `), el("strong", {}, event.reason), ` ${event.message}`)));
 }
