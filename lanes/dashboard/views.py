@@ -119,13 +119,16 @@ def event_line(body: Body) -> dict[str, Any]:
 RELEASE_KINDS = frozenset({"LaneRelease", "WorkloadRollout"})
 
 
+def by_name(bodies: Sequence[Body]) -> list[Body]:
+    """Objects in namespace, then name order, so the page does not reshuffle on a change."""
+    return sorted(bodies, key=lambda b: ((b.get("metadata") or {}).get("namespace", ""), _name(b)))
+
+
 def snapshot(
     groups: Sequence[Body], lanes: Sequence[Body], rollouts: Sequence[Body],
     releases: Sequence[Body], events: Sequence[Body], problems: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Everything the page shows at one moment, as plain data."""
-    by_name = lambda bodies: sorted(bodies, key=lambda b: (  # noqa: E731
-        (b.get("metadata") or {}).get("namespace", ""), _name(b)))
     shown = [e for e in events if (e.get("involvedObject") or {}).get("kind") in RELEASE_KINDS]
     shown.sort(key=lambda e: event_line(e)["time"])
     return {
