@@ -12,7 +12,6 @@ approve taking effect and the roll back. Screenshots are kept in the test's arte
 from __future__ import annotations
 
 import io
-import json
 import subprocess
 import sys
 import time
