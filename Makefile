@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 # machines with cores to spare. Each worker starts its own control plane (about 1 GB).
 TEST_WORKERS ?= 0
 
-.PHONY: demo demo-analysis demo-lane test unit crds docs bench clean
+.PHONY: demo demo-analysis demo-lane test unit crds docs dashboard bench clean
 
 $(STAMP): pyproject.toml testbed/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,17 @@ crds: $(STAMP)
 # generated from the code at build time (docs/hooks.py).
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+# The page `kubectl lane dashboard` serves, built from lanes/dashboard/web (Vite, cytoscape.js
+# with dagre) into lanes/dashboard/static, which is committed and shipped as package data so
+# neither `pip install` nor `make test` needs Node. npm's downloads are cached beside the other
+# builds'. Rebuild after changing anything under web/ and commit static/ with it.
+NPM_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/lanes/npm
+dashboard:
+	@echo "dashboard: npm ci in lanes/dashboard/web (cache $(NPM_CACHE))"
+	cd lanes/dashboard/web && npm ci --cache "$(NPM_CACHE)" --no-audit --no-fund
+	@echo "dashboard: vite build into lanes/dashboard/static"
+	cd lanes/dashboard/web && npm run build
 
 # Every benchmark; each prints a table. Those needing a cluster start a local control plane.
 BENCHES := render dataplane traceaffinity controlplane convergence idle_writes rollout analysis analysis_load lanerelease shadow failover scale

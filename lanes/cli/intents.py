@@ -172,6 +172,49 @@ RESTART = Kind("workloadrollout", WorkloadRollout, lambda found, _: check_restar
 ROLLOUT_ONLY = frozenset({"promote", "abort", "restart"})
 
 
+class Refused(Exception):
+    """An intent not requested: the release is in no state for it, is missing, or the API
+    server said no (the message is the API server's, RBAC's refusal included)."""
+
+
+def send_intent(intent: Intent, kind: Kind, namespace: str, name: str, api: Any) -> str:
+    """Check an intent against the live release and request it; what a granted one says.
+
+    Every way of asking (the verbs, the dashboard's buttons) goes through here, so each
+    refuses and requests exactly alike.
+
+    Raises:
+        Refused: with the reason, for the caller to show.
+    """
+    from kubernetes.client.exceptions import ApiException
+
+    from lanes.kube.lanereleases import LaneReleasesApi
+    from lanes.kube.objects import error_message
+    from lanes.kube.rollouts import RolloutsApi
+
+    releases = (LaneReleasesApi if kind is RELEASE else RolloutsApi)(api, manager=FIELD_MANAGER)
+    for _ in range(ATTEMPTS):
+        try:
+            body = releases.get(namespace, name)
+        except ApiException as error:
+            raise Refused(error_message(error)) from None
+        if body is None:
+            raise Refused(f"{kind.name}/{name} not found in namespace {namespace}")
+        found = kind.model.model_validate(body)
+        refused = kind.check(found, intent)
+        if refused is not None:
+            raise Refused(refused)
+        annotations = kind.patch(found, intent, datetime.now(UTC))["metadata"]["annotations"]
+        try:
+            releases.annotate(namespace, name, annotations, body["metadata"]["resourceVersion"])
+        except ApiException as error:
+            if error.status == 409:
+                continue
+            raise Refused(error_message(error)) from None
+        return kind.done(found, intent)
+    raise Refused(f"{kind.name}/{name} kept changing; try again")
+
+
 def request(
     intent: Intent | str,
     target: str,
@@ -183,12 +226,8 @@ def request(
     when refused, 2 when the verb does not take that kind."""
     # The kubernetes client loads only when a verb talks to a cluster, so the offline verbs
     # (render, trace, graph, convert) start without it.
-    from kubernetes.client.exceptions import ApiException
-
     from lanes.kube.connect import connect
-    from lanes.kube.lanereleases import LaneReleasesApi
-    from lanes.kube.objects import error_message
-    from lanes.kube.rollouts import RolloutsApi, default_namespace
+    from lanes.kube.rollouts import default_namespace
 
     release = release_name(target)
     if release is not None and intent in ROLLOUT_ONLY:
@@ -203,25 +242,9 @@ def request(
     namespace = namespace or default_namespace(kubeconfig, context)
     api = connect(kubeconfig, context)
     try:
-        releases = (LaneReleasesApi if kind is RELEASE else RolloutsApi)(api, manager=FIELD_MANAGER)
-        for _ in range(ATTEMPTS):
-            body = releases.get(namespace, name)
-            if body is None:
-                raise fail(f"{kind.name}/{name} not found in namespace {namespace}")
-            found = kind.model.model_validate(body)
-            refused = kind.check(found, intent)
-            if refused is not None:
-                raise fail(refused)
-            annotations = kind.patch(found, intent, datetime.now(UTC))["metadata"]["annotations"]
-            try:
-                releases.annotate(namespace, name, annotations, body["metadata"]["resourceVersion"])
-            except ApiException as error:
-                if error.status == 409:
-                    continue
-                raise fail(error_message(error)) from None
-            typer.echo(kind.done(found, intent))
-            return
-        raise fail(f"{kind.name}/{name} kept changing; try again")
+        typer.echo(send_intent(intent, kind, namespace, name, api))
+    except Refused as refused:
+        raise fail(str(refused)) from None
     finally:
         api.close()
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from . import convert, graph, intents, loadtester, operator, render, status, trace, version
+from . import convert, dashboard, graph, intents, loadtester, operator, render, status, trace, version
 
 app = typer.Typer(
     name="kubectl-lane",
@@ -44,6 +44,7 @@ VERBS = {
     "version": version.version,
     "operator": operator.operator,
     "status": status.status,
+    "dashboard": dashboard.dashboard,
     **intents.VERBS,
     "loadtester": loadtester.loadtester,
 }
