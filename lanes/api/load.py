@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from .alertprovider import AlertProvider
 from .analysis import MetricTemplate
 from .common import GROUP
 from .errors import FieldError, InvalidSpec, from_validation_error
@@ -30,6 +31,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "WorkloadRollout": WorkloadRollout,
     "MetricTemplate": MetricTemplate,
     "LaneRelease": LaneRelease,
+    "AlertProvider": AlertProvider,
 }
 
 
@@ -50,6 +52,7 @@ class Bundle:
     rollouts: list[WorkloadRollout] = field(default_factory=list)
     templates: list[MetricTemplate] = field(default_factory=list)
     releases: list[LaneRelease] = field(default_factory=list)
+    alert_providers: list[AlertProvider] = field(default_factory=list)
     others: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -179,6 +182,8 @@ def bundle_documents(documents: list[Document]) -> Bundle:
             bundle.templates.append(obj)
         elif isinstance(obj, LaneRelease):
             bundle.releases.append(obj)
+        elif isinstance(obj, AlertProvider):
+            bundle.alert_providers.append(obj)
     if errors:
         raise InvalidSpec(errors)
     return bundle

@@ -93,6 +93,7 @@ def flagger_canary(doc: dict[str, Any], inputs: Sequence[Mapping[str, Any]] = ()
     if "progressDeadlineSeconds" in spec:
         deadline = progress_deadline(spec["progressDeadlineSeconds"], "spec.progressDeadlineSeconds",
                                      refusals)
+    alerts = _flagger_alerts(analysis.get("alerts"), refusals)
     refusals.check()
     if percent is not None:
         base: dict[str, Any] = {"workloadRef": workload}
@@ -100,6 +101,8 @@ def flagger_canary(doc: dict[str, Any], inputs: Sequence[Mapping[str, Any]] = ()
             base["autoscalerRef"] = autoscaler
         if deadline:
             base["progressDeadlineSeconds"] = deadline
+        if alerts:
+            base["alerts"] = alerts
         lane = lane_selecting(labels, [*generated, *inputs])
         weights = [{"weight": int(str(s["traffic"]).rstrip("%"))} for s in steps]
         return [*shadowed_release(doc, base, labels, lane, weights, matches, checks,
@@ -110,7 +113,33 @@ def flagger_canary(doc: dict[str, Any], inputs: Sequence[Mapping[str, Any]] = ()
         rollout_spec["autoscalerRef"] = autoscaler
     if deadline:
         rollout_spec["progressDeadlineSeconds"] = deadline
+    if alerts:
+        rollout_spec["alerts"] = alerts
     return [lanes_document("WorkloadRollout", kept_metadata(doc), rollout_spec), *generated]
+
+
+_FLAGGER_ALERT = ("name", "severity", "providerRef")
+_ALERT_SEVERITIES = ("info", "warn", "error")
+
+
+def _flagger_alerts(alerts: Any, refusals: Refusals) -> list[dict[str, Any]]:
+    """`analysis.alerts` as the rollout's `alerts`: the same name, severity and provider."""
+    converted = []
+    for i, alert in enumerate(alerts or []):
+        path = f"spec.analysis.alerts[{i}]"
+        alert = as_mapping(alert)
+        refusals.unknown(alert, path, _FLAGGER_ALERT)
+        severity = alert.get("severity", "info")
+        if severity not in _ALERT_SEVERITIES:
+            refusals.add(f"{path}.severity", f"{severity!r}: give one of {', '.join(_ALERT_SEVERITIES)}")
+        ref = as_mapping(alert.get("providerRef"))
+        if not ref.get("name"):
+            refusals.add(f"{path}.providerRef.name", "names no AlertProvider")
+            continue
+        provider = {k: ref[k] for k in ("name", "namespace") if ref.get(k)}
+        converted.append({"name": str(alert.get("name") or ref["name"]), "severity": severity,
+                          "providerRef": provider})
+    return converted
 
 
 def _lone_flagger(
@@ -360,10 +389,6 @@ def flagger_notes(doc: Mapping[str, Any], inputs: Sequence[Mapping[str, Any]] = 
     for key in ("primaryScalerReplicas", "primaryScalerQueries"):
         if key in ref:
             notes.append(f"spec.autoscalerRef.{key}: dropped; the base keeps its own autoscaler")
-    analysis = as_mapping(spec.get("analysis"))
-    if analysis.get("alerts"):
-        notes.append("spec.analysis.alerts: dropped; lanes sends no alerts (an `event` webhook "
-                     "is told of every step)")
     return notes
 
 
@@ -378,17 +403,41 @@ def flagger_target(doc: Mapping[str, Any]) -> tuple[str, str] | None:
 FLAGGER = "flagger.app"
 """Flagger's API group."""
 
-def alert_provider(_doc: dict[str, Any], _inputs: Sequence[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
-    """An AlertProvider becomes no document: lanes sends no chat alerts."""
-    return []
+_FLAGGER_PROVIDER = ("type", "channel", "username", "address", "secretRef", "proxy")
+_PROVIDER_TYPES = ("slack", "msteams", "discord", "generic")
+
+
+def alert_provider(doc: dict[str, Any], _inputs: Sequence[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
+    """A Flagger AlertProvider as lanes' own, laid out the same (the Secret's `address` key
+    holds the URL in both).
+
+    Raises:
+        InvalidSpec: for a chat service lanes does not post to, or no address.
+    """
+    refusals = Refusals("AlertProvider", doc_name(doc))
+    spec = as_mapping(doc.get("spec"))
+    refusals.unknown(spec, "spec", _FLAGGER_PROVIDER)
+    if spec.get("type") not in _PROVIDER_TYPES:
+        refusals.add("spec.type", f"{spec.get('type')!r}: lanes posts to "
+                                  f"{', '.join(_PROVIDER_TYPES)}")
+    if not spec.get("address") and not as_mapping(spec.get("secretRef")).get("name"):
+        refusals.add("spec.address", "give address or secretRef: where the notices are posted")
+    refusals.check()
+    converted = {k: spec[k] for k in ("type", "address", "channel", "username") if spec.get(k)}
+    if spec.get("secretRef"):
+        converted["secretRef"] = {"name": as_mapping(spec["secretRef"])["name"]}
+    return [lanes_document("AlertProvider", kept_metadata(doc), converted)]
 
 
 def alert_provider_notes(doc: dict[str, Any], _inputs: Sequence[Mapping[str, Any]] = ()) -> list[str]:
-    """Say what replaces an AlertProvider."""
-    kind = as_mapping(doc.get("spec")).get("type", "a provider")
-    return [f"converted into no document: lanes sends no {kind} alerts; an `event` webhook is "
-            "told of every step and outcome (Flagger's payload), and the release's Kubernetes "
-            "events say what happened"]
+    """Say what an AlertProvider loses."""
+    notes = []
+    if as_mapping(doc.get("spec")).get("proxy"):
+        notes.append("spec.proxy: dropped; the operator posts to the address directly")
+    if as_mapping(doc.get("spec")).get("secretRef"):
+        notes.append("spec.secretRef: the operator reads this Secret only once a Role lets it "
+                     "(see the notifications how-to)")
+    return notes
 
 
 IMPORTERS = (
