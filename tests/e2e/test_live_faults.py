@@ -36,12 +36,12 @@ from .test_live_analysis import SAMPLE, Cluster, Load
 
 NAME, DEPLOYMENT, APP = "rollouts-mockb", "mockb-v1", "mockb"
 STEPS = [{"replicas": 1, "traffic": "20%"}, {"replicas": 1, "traffic": "50%"}, {"replicas": 1}]
-# Checks every 2 s, so one falls inside the few seconds Prometheus is away; a 30 s window, so
-# the first check after it still finds the samples from before; a deadline (threshold x
-# interval, 30 s) far beyond the supervisor's 1 s back-off and Prometheus' start.
+# A check every second, so some fall inside the seconds Prometheus is away (the supervisor's
+# 1 s back-off, then its start); a 30 s window, so the first check after it still finds the
+# samples from before; a deadline (threshold x interval, 30 s) far beyond the outage.
 ANALYSIS = {
-    "interval": "2s",
-    "threshold": 15,
+    "interval": "1s",
+    "threshold": 30,
     "metrics": [{"name": "request-success-rate", "interval": "30s", "thresholdRange": {"min": 99}}],
 }
 
@@ -174,6 +174,7 @@ def test_prometheus_killed_mid_analysis_holds_the_release_then_promotes_it(
     assert status["analysis"]["failedChecks"] == 0, (outage, status["analysis"])
     assert all(h["failedChecks"] == 0 for h in held), held
     holds = [r for r, _ in cluster.events(NAME)[announced:] if r in ("MetricsUnavailable", "NoData")]
+    print(f"Prometheus away {outage:.1f}s; holds seen {len(held)}, announced {holds}")
     assert held or holds, f"no check held during the {outage:.1f}s outage"
     assert cluster.conditions(NAME)["MetricsAvailable"] == ("True", "PrometheusAnswered")
     until(lambda: len(cluster.base_pods(APP)) == 1, "one base pod, the promoted one")
