@@ -369,8 +369,7 @@ def _argo_blue_green(
     blocks = _blue_green_blocks(blue_green)
     uses = _argo_template_refs(blocks, refusals)
     _one_analysis(blocks, uses, refusals)
-    checks, made = _argo_analysis(doc, uses, analysis_templates(inputs), refusals,
-                                  f"{path}.prePromotionAnalysis")
+    checks, made = _argo_analysis(doc, uses, analysis_templates(inputs), refusals, path)
     deadline = _argo_progress_deadline(spec, refusals)
     lane = lane_selecting(labels, [*generated, *inputs])
     if lane is None:
