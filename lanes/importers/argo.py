@@ -5,7 +5,8 @@ pod template becomes): `setWeight` steps become traffic steps sized to their wei
 `setCanaryScale` in force), a following `pause` their pause, `setHeaderRoute` their header
 matches, and the templates it names the release's analysis and MetricTemplates. A
 `setMirrorRoute` before the weights makes the rollout the member of a LaneRelease whose shadow
-step copies requests into the whole lane (`shadow`). A template
+step copies requests into the whole lane (`shadow`); a `blueGreen` strategy makes it the member
+of a LaneRelease with `blueGreen`, its pre- and post-promotion analysis the release's. A template
 taking `args`, or a ClusterAnalysisTemplate, is instantiated per Rollout with the Rollout's
 arguments filled in. A lone Rollout (one naming no lane labels) gets its group and lanes.
 Anything else is refused, naming the field.
@@ -36,7 +37,7 @@ from .canary import (
 from .common import Importer, as_mapping, lanes_document
 from .lone import LoneCanary, find_deployment, gateway_of, with_stable_label
 from .prometheus_auth import argo_secret_ref, secret_args
-from .shadow import FALLBACK_NOTE, lane_selecting, shadowed_release
+from .shadow import FALLBACK_NOTE, lane_selecting, member_release, shadowed_release
 
 ARGO = "argoproj.io"
 """Argo Rollouts' API group."""
@@ -236,9 +237,13 @@ def argo_rollout(doc: dict[str, Any], inputs: Sequence[Mapping[str, Any]] = ()) 
         workload = workload_ref(spec.get("workloadRef"), "spec.workloadRef", refusals,
                                 ("scaleDown",))
     strategy = as_mapping(spec.get("strategy"))
-    refusals.unknown(strategy, "spec.strategy", ("canary",))
+    refusals.unknown(strategy, "spec.strategy", ("canary", "blueGreen"))
+    if "blueGreen" in strategy:
+        if "canary" in strategy:
+            refusals.add("spec.strategy", "give either canary or blueGreen")
+        return _argo_blue_green(doc, deployment, workload, inputs, refusals)
     if "canary" not in strategy:
-        refusals.add("spec.strategy.canary", "missing: lanes converts canary strategies only")
+        refusals.add("spec.strategy.canary", "missing: lanes converts canary and blueGreen strategies")
     canary = as_mapping(strategy.get("canary"))
     refusals.unknown(canary, "spec.strategy.canary", _ARGO_CANARY)
     routing = as_mapping(canary.get("trafficRouting"))
@@ -253,7 +258,7 @@ def argo_rollout(doc: dict[str, Any], inputs: Sequence[Mapping[str, Any]] = ()) 
         labels, generated = lone_lanes(lone, base, refusals)
         if deployment is not None:
             deployment = with_stable_label(deployment)
-    uses = _argo_template_refs(canary, refusals)
+    uses = _argo_template_refs(_analysis_blocks(canary), refusals)
     templates = analysis_templates(inputs)
     checks, made = _argo_analysis(doc, uses, templates, refusals)
     mirror, weighted = _argo_mirror(canary.get("steps"), bool(checks), refusals)
@@ -280,6 +285,102 @@ def argo_rollout(doc: dict[str, Any], inputs: Sequence[Mapping[str, Any]] = ()) 
         rollout_spec["progressDeadlineSeconds"] = deadline
     rollout = lanes_document("WorkloadRollout", kept_metadata(doc), rollout_spec)
     return [*([deployment] if deployment else []), rollout, *made, *generated]
+
+
+_ARGO_BLUE_GREEN = (
+    "activeService", "previewService", "autoPromotionEnabled", "scaleDownDelaySeconds",
+    "prePromotionAnalysis", "postPromotionAnalysis", "scaleDownDelayRevisionLimit",
+    "abortScaleDownDelaySeconds",
+)
+_BLUE_GREEN_REFUSED = {
+    "previewReplicaCount": "lanes previews the new version at the size it keeps after the "
+                           "switch (the member's full-size step); remove it",
+    "autoPromotionSeconds": "lanes switches once a check of the preview passes, or on "
+                            "kubectl lane approve; use autoPromotionEnabled",
+    "previewMetadata": "lanes tells the preview by its lane, not by pod metadata; remove it",
+    "activeMetadata": "lanes tells the active version by its lane, not by pod metadata; remove it",
+    "antiAffinity": "lanes leaves scheduling to the Deployment's own pod template; remove it",
+}
+
+
+def _blue_green_blocks(blue_green: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Blue-green's pre- and post-promotion analysis, with their paths."""
+    return [(f"spec.strategy.blueGreen.{key}", as_mapping(blue_green[key]))
+            for key in ("prePromotionAnalysis", "postPromotionAnalysis")
+            if blue_green.get(key) is not None]
+
+
+def _one_analysis(
+    blocks: list[tuple[str, dict[str, Any]]], uses: list[TemplateUse], refusals: Refusals
+) -> None:
+    """Refuse a template the post-promotion analysis names with other arguments than the
+    pre-promotion one: lanes judges one analysis before and after the switch."""
+    for path, analysis in blocks[1:]:
+        for j, ref in enumerate(analysis.get("templates") or []):
+            ref = as_mapping(ref)
+            for use in uses:
+                if (use.name, use.cluster) == (str(ref.get("templateName", "")),
+                                               bool(ref.get("clusterScope"))) \
+                        and use.args != list(analysis.get("args") or []):
+                    refusals.add(f"{path}.templates[{j}]",
+                                 f"names {use.name!r} as {use.path} does, with other args; lanes "
+                                 "judges one analysis before and after the switch: use one set "
+                                 "of args or another template")
+
+
+def _argo_blue_green(
+    doc: dict[str, Any], deployment: dict[str, Any] | None, workload: dict[str, Any] | None,
+    inputs: Sequence[Mapping[str, Any]], refusals: Refusals,
+) -> list[dict[str, Any]]:
+    """A blue-green Rollout as the member of a LaneRelease with `blueGreen`: the lane previews
+    the new version through the lane header, then every request switches to it at once.
+
+    Both analyses become the release's one analysis, which lanes judges on the preview's
+    traffic and again after the switch, while the old version is held ready.
+    """
+    spec = as_mapping(doc.get("spec"))
+    blue_green = as_mapping(as_mapping(spec.get("strategy")).get("blueGreen"))
+    path = "spec.strategy.blueGreen"
+    for key in blue_green:
+        if key in _BLUE_GREEN_REFUSED:
+            refusals.add(f"{path}.{key}", _BLUE_GREEN_REFUSED[key])
+        elif key not in _ARGO_BLUE_GREEN:
+            refusals.unknown({key: blue_green[key]}, path, ())
+    if not blue_green.get("activeService"):
+        refusals.add(f"{path}.activeService", "missing: the Service whose requests switch")
+    switch: dict[str, Any] = {}
+    for key, kind in (("scaleDownDelaySeconds", int), ("autoPromotionEnabled", bool)):
+        if key not in blue_green:
+            continue
+        value = blue_green[key]
+        if not isinstance(value, kind) or (kind is int and (isinstance(value, bool) or value < 0)):
+            refusals.add(f"{path}.{key}", f"{value!r}: must be "
+                                          + ("0 or more seconds" if kind is int else "true or false"))
+        else:
+            switch[key] = value
+    labels = canary_labels(doc, refusals)
+    generated: list[dict[str, Any]] = []
+    if not labels and workload:
+        lone = _argo_lone(doc, {"stableService": blue_green.get("activeService")}, {}, inputs)
+        base = deployment or find_deployment(inputs, doc_namespace(doc), workload["name"])
+        labels, generated = lone_lanes(lone, base, refusals)
+        if deployment is not None:
+            deployment = with_stable_label(deployment)
+    blocks = _blue_green_blocks(blue_green)
+    uses = _argo_template_refs(blocks, refusals)
+    _one_analysis(blocks, uses, refusals)
+    checks, made = _argo_analysis(doc, uses, analysis_templates(inputs), refusals, path)
+    deadline = _argo_progress_deadline(spec, refusals)
+    lane = lane_selecting(labels, [*generated, *inputs])
+    if lane is None:
+        refusals.add(path, "lanes switches a lane, and no SwimLane in the input selects the new "
+                           f"version's pod labels {labels}; give it with -f")
+    refusals.check()
+    member: dict[str, Any] = {"workloadRef": workload, **({"paused": True} if spec.get("paused") else {})}
+    if deadline:
+        member["progressDeadlineSeconds"] = deadline
+    docs = member_release(doc, member, labels, lane, {"blueGreen": switch}, [], checks)
+    return [*([deployment] if deployment else []), *docs, *made, *generated]
 
 
 def _argo_progress_deadline(spec: Mapping[str, Any], refusals: Refusals) -> int | None:
@@ -537,11 +638,14 @@ def _analysis_blocks(canary: Mapping[str, Any]) -> list[tuple[str, dict[str, Any
     return blocks
 
 
-def _argo_template_refs(canary: dict[str, Any], refusals: Refusals) -> list[TemplateUse]:
-    """The templates named by the analysis steps and the background analysis, each with the
-    path naming it and its block's arguments and dry-run metrics, in order and each once."""
+def _argo_template_refs(
+    blocks: list[tuple[str, dict[str, Any]]], refusals: Refusals
+) -> list[TemplateUse]:
+    """The templates named by the analysis `blocks` (the steps' and the background analysis,
+    or blue-green's pre- and post-promotion analysis), each with the path naming it and its
+    block's arguments and dry-run metrics, in order and each once."""
     found: list[TemplateUse] = []
-    for path, analysis in _analysis_blocks(canary):
+    for path, analysis in blocks:
         refusals.unknown(analysis, path, _ARGO_ANALYSIS)
         dry = frozenset(str(as_mapping(d).get("metricName")) for d in analysis.get("dryRun") or [])
         for j, ref in enumerate(analysis.get("templates") or []):
@@ -609,6 +713,7 @@ def _argo_analysis(
     uses: list[TemplateUse],
     templates: Mapping[TemplateKey, dict[str, Any]],
     refusals: Refusals,
+    where: str = "spec.strategy.canary.analysis",
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The release's analysis from the named templates: their metrics (by the MetricTemplates
     they become), their common interval, and threshold = failureLimit + 1; and the
@@ -652,7 +757,6 @@ def _argo_analysis(
         ]
     }
     deciding = [m for m, dry in metrics if not dry] or [m for m, _ in metrics]
-    where = "spec.strategy.canary.analysis"
     intervals = sorted({m.interval for m, _ in metrics if m.interval is not None})
     if len(intervals) > 1:
         shown = ", ".join(intervals)
@@ -694,6 +798,7 @@ def argo_notes(doc: Mapping[str, Any], inputs: Sequence[Mapping[str, Any]] = ())
         if "match" in as_mapping(as_mapping(step).get("setMirrorRoute")):
             notes.append(f"spec.strategy.canary.steps[{i}].setMirrorRoute: "
                          + FALLBACK_NOTE.format(peer="Argo"))
+    notes.extend(_blue_green_notes(as_mapping(as_mapping(spec.get("strategy")).get("blueGreen"))))
     for key in ("selector", "revisionHistoryLimit"):
         if key in spec and "template" not in spec:
             notes.append(f"spec.{key}: dropped; lanes uses the Deployment's")
@@ -716,6 +821,38 @@ def argo_notes(doc: Mapping[str, Any], inputs: Sequence[Mapping[str, Any]] = ())
                          "reading")
         if "startingStep" in analysis:
             notes.append(f"{path}.startingStep: not applied; lanes checks from the first step on")
+    return notes
+
+
+def _blue_green_notes(blue_green: Mapping[str, Any]) -> list[str]:
+    """Where a blue-green Rollout's release differs from Argo's switch of Services."""
+    path, notes = "spec.strategy.blueGreen", []
+    if "activeService" in blue_green:
+        notes.append(f"{path}.activeService: kept as written, not switched; lanes routes its "
+                     "requests by lane, and the switch moves them all into the new version's lane")
+    if "previewService" in blue_green:
+        notes.append(f"{path}.previewService: kept as written, not switched; lanes previews the "
+                     "new version through the lane header on the active Service's requests, "
+                     "so metrics of its host see none of the preview's traffic")
+    pre, post = (f"{path}.{key}" for key in ("prePromotionAnalysis", "postPromotionAnalysis"))
+    if "prePromotionAnalysis" in blue_green:
+        notes.append(f"{pre}: the release's analysis, judged on the preview's traffic and again "
+                     "after the switch while the old version is held ready")
+    if "postPromotionAnalysis" in blue_green:
+        notes.append(f"{post}: part of the release's analysis, judged after the switch while the "
+                     "old version is held ready (a failing check switches back) and on the "
+                     "preview's traffic before it")
+    for where, analysis in _blue_green_blocks(blue_green):
+        for key, message in (("measurementRetention", "lanes keeps each metric's last reading"),
+                             ("startingStep", "lanes checks from the preview on")):
+            if key in analysis:
+                notes.append(f"{where}.{key}: dropped; {message}")
+    if "scaleDownDelayRevisionLimit" in blue_green:
+        notes.append(f"{path}.scaleDownDelayRevisionLimit: dropped; lanes holds one old version, "
+                     "the one the release switched from")
+    if "abortScaleDownDelaySeconds" in blue_green:
+        notes.append(f"{path}.abortScaleDownDelaySeconds: dropped; when a release is undone or "
+                     "fails, lanes switches back and removes the new version at once")
     return notes
 
 

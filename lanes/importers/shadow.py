@@ -52,11 +52,21 @@ def shadowed_release(
     if not steps:
         refusals.add(path, "lanes shadows before entry weights; give the canary's weights")
     refusals.check()
+    return member_release(doc, rollout_spec, labels, lane, {"steps": steps, "mirror": mirror},
+                          matches, analysis)
+
+
+def member_release(
+    doc: Mapping[str, Any], rollout_spec: dict[str, Any], labels: dict[str, str], lane: str | None,
+    stepping: dict[str, Any], matches: list[dict[str, Any]], analysis: dict[str, Any] | None,
+) -> list[dict[str, Any]]:
+    """The member WorkloadRollout, waiting at one full-size step, and the LaneRelease that
+    drives it by `stepping` (its steps and mirror, or its blueGreen)."""
     member = {**rollout_spec,
               "strategy": {"canary": canary_spec([{"replicas": "100%"}], labels, None)}}
     release: dict[str, Any] = {"swimLaneRef": {"name": lane},
                                "rollouts": [str(as_mapping(doc.get("metadata")).get("name"))],
-                               "steps": steps, "mirror": mirror}
+                               **stepping}
     if analysis:
         release["analysis"] = analysis
     if matches:

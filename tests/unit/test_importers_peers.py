@@ -92,6 +92,58 @@ def test_argo_header_route_and_canary_scale_hold_until_changed(tmp_path: Path) -
     assert "matches" in steps[0] and "matches" not in steps[1]
 
 
+def test_argo_blue_green_without_analysis_switches_by_argos_defaults(tmp_path: Path) -> None:
+    docs = documents("argo-bluegreen")
+    blue_green = docs[0]["spec"]["strategy"]["blueGreen"]
+    for key in ("prePromotionAnalysis", "postPromotionAnalysis", "autoPromotionEnabled",
+                "scaleDownDelaySeconds"):
+        del blue_green[key]
+    exit_code, out, stderr = run(tmp_path, docs)
+    assert exit_code == 0, stderr
+    release = kind(out, "LaneRelease")["spec"]
+    assert release["blueGreen"] == {} and "analysis" not in release
+    member = kind(out, "WorkloadRollout")["spec"]["strategy"]["canary"]
+    assert member["steps"] == [{"replicas": "100%"}]
+
+
+def test_argo_blue_green_joins_the_lane_its_labels_name(tmp_path: Path) -> None:
+    docs = documents("argo-bluegreen-refused")
+    blue_green = docs[0]["spec"]["strategy"]["blueGreen"]
+    docs[0]["spec"]["strategy"]["blueGreen"] = {
+        "activeService": blue_green["activeService"], "scaleDownDelaySeconds": 90,
+        "scaleDownDelayRevisionLimit": 1, "abortScaleDownDelaySeconds": 30}
+    exit_code, out, stderr = run(tmp_path, docs)
+    assert exit_code == 0, stderr
+    release = kind(out, "LaneRelease")["spec"]
+    assert release["swimLaneRef"] == {"name": "green"}
+    assert release["blueGreen"] == {"scaleDownDelaySeconds": 90}
+    assert "blueGreen.scaleDownDelayRevisionLimit: dropped" in stderr
+    assert "blueGreen.abortScaleDownDelaySeconds: dropped" in stderr
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("scaleDownDelaySeconds", -1, "scaleDownDelaySeconds: -1: must be 0 or more seconds"),
+    ("autoPromotionEnabled", "no", "autoPromotionEnabled: 'no': must be true or false"),
+    ("activeService", None, "activeService: missing"),
+])
+def test_argo_blue_green_fields_of_the_wrong_shape_are_refused(
+    tmp_path: Path, field: str, value: Any, message: str
+) -> None:
+    docs = documents("argo-bluegreen")
+    docs[0]["spec"]["strategy"]["blueGreen"][field] = value
+    exit_code, _, stderr = run(tmp_path, docs)
+    assert exit_code == 2
+    assert message in stderr
+
+
+def test_argo_canary_and_blue_green_together_are_refused(tmp_path: Path) -> None:
+    docs = documents("argo-bluegreen")
+    docs[0]["spec"]["strategy"]["canary"] = {"steps": [{"setWeight": 50}]}
+    exit_code, _, stderr = run(tmp_path, docs)
+    assert exit_code == 2
+    assert "spec.strategy: give either canary or blueGreen" in stderr
+
+
 def test_flagger_iterations_without_matches_are_a_blue_green_release(tmp_path: Path) -> None:
     docs = copy.deepcopy(documents("flagger-mirror-refused"))
     del docs[1]["spec"]["analysis"]["mirror"], docs[1]["spec"]["analysis"]["mirrorWeight"]
