@@ -8,6 +8,7 @@ from kubernetes import client
 from typer.testing import CliRunner
 
 from lanes.cli.main import app
+from lanes.kube.lanesapi import list_events
 
 from .lane_support import (  # noqa: F401 (operator and lane_story are the tests' fixtures)
     GROUP,
@@ -44,8 +45,9 @@ def lane_cli(control_plane, namespace: str, *args: str):
     )
 
 
-def reasons(cluster, name: str = "seed") -> set[str]:
-    return {e["reason"] for e in cluster.rollouts.events_of(cluster.namespace, name)}
+def reasons(cluster, name: str = "seed", kind: str = "LaneRelease") -> set[str]:
+    """The reasons of the events about one release."""
+    return {e["reason"] for e in list_events(cluster.core, cluster.namespace, name, kind)}
 
 
 STEPS = [{"weight": 10, "pause": {}}, {"weight": 25, "pause": {}}, {"weight": 50, "pause": {}}]
@@ -93,7 +95,7 @@ def test_abort_rolls_the_lane_back_and_fails_every_members_revision(
         assert base_pods(cluster, service) == bases[service], f"{service}'s base restarted"
 
     cluster.set_image("mocka-v1", V2)
-    cluster.until(lambda: "FailedRevisionHeld" in reasons(cluster, "rollouts-mocka"),
+    cluster.until(lambda: "FailedRevisionHeld" in reasons(cluster, "rollouts-mocka", "WorkloadRollout"),
                   "the aborted revision held")
     assert cluster.deployment("mocka-v1-canary") is None
     refused = lane_cli(control_plane, namespace, "abort", "lanerelease/seed")
