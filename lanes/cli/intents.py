@@ -342,8 +342,8 @@ def promote(
     kubeconfig: Kubeconfig = None,
     context: Context = None,
 ) -> None:
-    """Promote a rollout: with --full at once, skipping its remaining steps and analysis;
-    without it, as approve, past the step it is paused at."""
+    """Promote a rollout or lane release: with --full at once, skipping its remaining steps and
+    analysis; without it, as approve, past the step it is paused at."""
     request("promote" if full else "approve", target, namespace, kubeconfig, context)
 
 
@@ -359,7 +359,7 @@ VERBS = {
     ),
     "promote": promote,
     "abort": intent_verb(
-        "abort", "Roll a rollout back now and keep its new revision recorded as failed."
+        "abort", "Roll a release back now and keep its new revision(s) recorded as failed."
     ),
     "restart": intent_verb("restart", "Restart a rollout's canary pods by a rolling update."),
 }
