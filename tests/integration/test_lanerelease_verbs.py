@@ -95,7 +95,8 @@ def test_abort_rolls_the_lane_back_and_fails_every_members_revision(
         assert base_pods(cluster, service) == bases[service], f"{service}'s base restarted"
 
     cluster.set_image("mocka-v1", V2)
-    cluster.until(lambda: "FailedRevisionHeld" in reasons(cluster, "rollouts-mocka", "WorkloadRollout"),
+    cluster.until(lambda: "FailedRevisionHeld" in reasons(cluster, "rollouts-mocka",
+                                                          "WorkloadRollout"),
                   "the aborted revision held")
     assert cluster.deployment("mocka-v1-canary") is None
     refused = lane_cli(control_plane, namespace, "abort", "lanerelease/seed")
