@@ -34,6 +34,24 @@ MOVES: dict[str, tuple[Severity, str]] = {
     "PreRolloutFailed": ("error", "pre-rollout webhook failed"),
 }
 
+LANE_MOVES: dict[str, tuple[Severity, str]] = {
+    "Started": ("info", "lane release started"),
+    "Advance": ("info", "next step: the lane's entry weight moves on"),
+    "Approved": ("info", "step approved"),
+    "FullPromotionRequested": ("info", "full promotion of the lane requested"),
+    "Promoting": ("info", "promoting the lane"),
+    "Succeeded": ("info", "lane promoted"),
+    "Paused": ("info", "paused"),
+    "Resumed": ("info", "resumed"),
+    "Retried": ("info", "retry: the lane release starts again"),
+    "HaltAdvancement": ("warn", "analysis check of the lane failed"),
+    "RolloutDeleted": ("warn", "a rollout of the lane was deleted"),
+    "RollingBack": ("error", "rolling the lane back"),
+    "RolledBack": ("error", "lane rolled back"),
+}
+"""A lane release's moves: its events are named for the lane, not for one canary."""
+MOVES_OF: dict[str, dict[str, tuple[Severity, str]]] = {"lanerelease": LANE_MOVES}
+
 
 class EventLike(Protocol):
     """What a notice is made from: a posted event's reason, message and type."""
@@ -65,8 +83,9 @@ def notices_of(kind: str, name: str, namespace: str, events: list[EventLike],
     """The notices a reconcile's events make; `awaiting_approval` adds one when the release
     now waits for a person, with the command that lets it go on."""
     made = []
+    moves = MOVES_OF.get(kind, MOVES)
     for event in events:
-        move = MOVES.get(event.reason)
+        move = moves.get(event.reason)
         if move is None:
             continue
         severity, title = move

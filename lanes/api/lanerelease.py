@@ -18,6 +18,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from .alertprovider import Alert
 from .analysis import Analysis, Duration, MetricStatus, WebhookType, seconds
 from .bluegreen import BlueGreen
 from .common import Condition, DnsLabel, Model, Resource
@@ -77,6 +78,7 @@ class LaneReleaseSpec(Model):
     proxy before the release acts on it (Istio pushes configuration asynchronously).
     `sessionAffinity` makes entry sticky per user (`lanes.api.sessionaffinity`); `blueGreen`,
     instead of steps, previews the lane then switches every request at once (`lanes.api.bluegreen`).
+    `alerts` say where the release's notices go, as a WorkloadRollout's do.
     """
 
     swim_lane_ref: SwimLaneRef
@@ -91,6 +93,7 @@ class LaneReleaseSpec(Model):
     mirror: Mirror | None = None
     session_affinity: SessionAffinity | None = None
     blue_green: BlueGreen | None = None
+    alerts: list[Alert] = Field(default_factory=list)
 
     @field_validator("steps")
     @classmethod

@@ -24,17 +24,19 @@ made for an older state.
   or a webhook stays failed (`status.failedRevision`) so that a GitOps tool applying the same
   template again starts nothing; retry starts it (a lane release: from the start, each member
   retried). Refused when nothing failed.
-- promote --full: skip a rollout's remaining steps, their analysis and gates; the base rolls
-  to the new revision at once. Refused unless a release is in its steps. `promote` without
-  `--full` is approve: it lets the paused step continue.
-- abort: roll a rollout back now, as undo does, and record its revision as failed, so the
-  same template applied again starts nothing until retry. Refused when nothing is in progress.
+- promote --full: skip a release's remaining steps, their analysis and gates; a rollout's
+  base rolls to the new revision at once, a lane release promotes every member together.
+  Refused unless a release is in its steps. `promote` without `--full` is approve: it lets
+  the paused step continue.
+- abort: roll a release back now, as undo does, and record its revision as failed (a lane
+  release: every member's), so the same template applied again starts nothing until retry.
+  Refused when nothing is in progress.
 - restart: restart a rollout's canary pods. The request is a time on the rollout that the
   operator copies into the canary's pod template, as `kubectl rollout restart` does, and the
   canary Deployment replaces its pods by its own rolling update. Refused when no canary runs.
 
-abort, promote --full and restart take a rollout: a lane release moves its members together,
-and these act on one workload.
+restart and undo --to-revision take a rollout: a lane release moves its members together, and
+these act on one workload.
 """
 
 from __future__ import annotations
@@ -66,6 +68,10 @@ WHAT = {
     "pause": "pause requested",
     "resume": "resume requested",
     "retry": "retry requested; the release starts again from its first step",
+    "promote": "full promotion requested at step {step}; the remaining steps are skipped and "
+               "every rollout of the lane is promoted together",
+    "abort": "abort requested; the entry weight goes to 0, then every rollout of the lane is "
+             "undone and its revision recorded as failed (retry releases it again)",
 }
 
 Target = Annotated[
@@ -169,7 +175,7 @@ def restart_done_message(rollout: WorkloadRollout, _: object) -> str:
 
 RESTART = Kind("workloadrollout", WorkloadRollout, lambda found, _: check_restart(found),
                lambda _, __, now: restart_patch(now), restart_done_message)
-ROLLOUT_ONLY = frozenset({"promote", "abort", "restart"})
+ROLLOUT_ONLY = frozenset({"restart"})
 
 
 class Refused(Exception):
@@ -231,10 +237,10 @@ def request(
 
     release = release_name(target)
     if release is not None and intent in ROLLOUT_ONLY:
-        verb = "promote --full" if intent == "promote" else intent
         raise typer.BadParameter(
-            f"{target!r}: {verb} takes a rollout (rollout/NAME); a lane release moves its "
-            "rollouts together: use undo, or approve to continue", param_hint="'rollout/NAME'"
+            f"{target!r}: {intent} takes a rollout (rollout/NAME); a lane release moves its "
+            "rollouts together: use undo or abort, or approve to continue",
+            param_hint="'rollout/NAME'"
         )
     kind, name = (RELEASE, release) if release is not None else (ROLLOUT, rollout_name(target))
     if intent == "restart":
@@ -336,8 +342,8 @@ def promote(
     kubeconfig: Kubeconfig = None,
     context: Context = None,
 ) -> None:
-    """Promote a rollout: with --full at once, skipping its remaining steps and analysis;
-    without it, as approve, past the step it is paused at."""
+    """Promote a rollout or lane release: with --full at once, skipping its remaining steps and
+    analysis; without it, as approve, past the step it is paused at."""
     request("promote" if full else "approve", target, namespace, kubeconfig, context)
 
 
@@ -353,7 +359,7 @@ VERBS = {
     ),
     "promote": promote,
     "abort": intent_verb(
-        "abort", "Roll a rollout back now and keep its new revision recorded as failed."
+        "abort", "Roll a release back now and keep its new revision(s) recorded as failed."
     ),
     "restart": intent_verb("restart", "Restart a rollout's canary pods by a rolling update."),
 }

@@ -24,6 +24,7 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
+from lanes.alerts import Notice, notices_of
 from lanes.analysis.verdict import Reading
 from lanes.api.analysis import Analysis
 from lanes.api.common import GROUP, VERSION
@@ -32,6 +33,7 @@ from lanes.api.lanerelease import LaneRelease, LaneReleaseStatus
 from lanes.api.swimlane import SwimLane
 from lanes.api.swimlanegroup import SwimLaneGroup
 from lanes.api.workloadrollout import WorkloadRollout
+from lanes.kube.alertproviders import AlertProvidersApi
 from lanes.kube.kinds import ISTIO_GROUP, parse_all
 from lanes.kube.lanereleases import PLURAL, LaneReleasesApi
 from lanes.kube.ownership import is_generated
@@ -46,8 +48,10 @@ from lanes.rollout.lanerelease import (
     member_rollouts,
     plan_release,
     release_checksum,
+    under_analysis,
 )
 
+from .alerts import Alerter
 from .analysis import check_context
 from .checks import AnalysisSettings, call_hooks, load_secrets, load_templates, notify
 from .controller import Done
@@ -121,6 +125,30 @@ def invalid_status(body: Mapping[str, Any], error: ValidationError, now: datetim
                                      with_message=True)
 
 
+def awaits_approval(release: LaneRelease, status: LaneReleaseStatus) -> bool:
+    """Whether a release in `status` waits at its step for a person's approve."""
+    index = status.current_step_index
+    if status.phase != "Progressing" or status.paused or release.spec.paused \
+            or not 1 <= index <= len(release.spec.all_steps):
+        return False
+    pause = release.spec.all_steps[index - 1].pause
+    if pause is None:
+        return not under_analysis(release.spec.analysis)
+    return pause.duration is None
+
+
+def release_notices(release: LaneRelease, plan: ReleasePlan) -> list[Notice]:
+    """What a reconcile tells people: its events worth a notice, and a step that now waits
+    for approval (the move into it, not every reconcile that finds it waiting)."""
+    before = release.status or LaneReleaseStatus()
+    after = plan.status
+    moved = (before.phase, before.current_step_index, before.paused) != (
+        after.phase, after.current_step_index, after.paused)
+    return notices_of("lanerelease", release.metadata.name,
+                      release.metadata.namespace or "default", list(plan.events),
+                      moved and awaits_approval(release, after))
+
+
 @dataclass(frozen=True)
 class LaneSeen:
     """What a release plans from, and its member rollouts (whose metrics a check reads)."""
@@ -137,6 +165,14 @@ class LaneReleaseController(ReleaseController[LaneRelease, LaneSeen, ReleasePlan
     def __init__(self, api: LaneReleasesApi, **kwargs: Any):
         super().__init__(api, **kwargs)
         self.by_namespace: dict[str, set[str]] = {}
+        self._alerter: Alerter | None = None
+
+    @property
+    def alerter(self) -> Alerter:
+        """The sender of chat notices, made when a release first names `alerts`."""
+        if self._alerter is None:
+            self._alerter = Alerter(AlertProvidersApi(self.api.api), self.api.post_event)
+        return self._alerter
 
     def release(self, read: Release) -> None:
         """Release the canaries a deleted release held, then let it go.
@@ -208,6 +244,9 @@ class LaneReleaseController(ReleaseController[LaneRelease, LaneSeen, ReleasePlan
         post_events(self.api, valid.body, plan.events, lambda event: notify(
             plan.event_hooks, name, where, flagger_phase(plan.status),
             release_checksum(plan.status), event))
+        if valid.model.spec.alerts:
+            self.alerter.send(valid.body, valid.model.spec.alerts,
+                              release_notices(valid.model, plan))
         return plan.requeue_after
 
     def on_release(self, event_type: str | None, namespace: str, name: str) -> None:

@@ -32,7 +32,7 @@ from .conditions import (
 )
 from .engine import Drafting
 from .hooks import HookCall, release_hooks
-from .intents import ROLLOUT_ANNOTATIONS, Intent
+from .intents import ANNOTATIONS, Intent
 from .observed import DeploymentView, Observed
 from .status import current_step, parse_time, step_count, timestamp
 
@@ -202,7 +202,7 @@ class Draft(Drafting):
 
     def reject(self, intent: Intent, error: str) -> None:
         """An intent that cannot apply: its annotation goes, and an event says why."""
-        self.act(ClearIntent(ROLLOUT_ANNOTATIONS[intent]))
+        self.act(ClearIntent(ANNOTATIONS[intent]))
         super().reject(intent, error)
 
     def move(self, **changes: Any) -> None:

@@ -10,8 +10,8 @@ members. The rules it shares are here:
 
 - `look_at_gate`: a gate of webhooks (confirm-rollout, confirm-traffic-increase,
   confirm-promotion) waits out its interval, is asked, then opens on every answer 2xx.
-- `screen_intents`: the user's intents (approve, undo, pause, resume, and a rollout's abort
-  and promote --full) in priority order, those that cannot apply rejected with the reason, a
+- `screen_intents`: the user's intents (approve, undo, pause, resume, abort and promote
+  --full) in priority order, those that cannot apply rejected with the reason, a
   stale approve among them.
 - `check_due`: an analysis check is asked for once due, with the webhooks that go with it,
   and judged in the plan made again with its readings.

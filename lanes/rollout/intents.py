@@ -13,12 +13,12 @@ declared, and rather than a status write they leave the status to the operator a
 - `lanes.dev/pause: "<time>"` / `lanes.dev/resume: "<time>"` stop and continue the steps.
 - `lanes.dev/retry: "<time>"` forgets the failed revision (`status.failedRevision`), so the
   template that failed is released again: at once when the base carries it.
-- `lanes.dev/promote-full: "<time>"` (a rollout's only) skips the remaining steps, their
-  pauses, analysis and gates: the base rolls to the canary's revision at once (Argo's
-  `promote --full`).
-- `lanes.dev/abort: "<time>"` (a rollout's only) rolls back now as undo does, and records the
-  revision as failed (`status.failedRevision`, reason `Aborted`), so the same template applied
-  again by a GitOps tool starts nothing until retry.
+- `lanes.dev/promote-full: "<time>"` skips the remaining steps, their pauses, analysis and
+  gates: the base rolls to the canary's revision at once (Argo's `promote --full`); a lane
+  release promotes every member together.
+- `lanes.dev/abort: "<time>"` rolls back now as undo does, and records the revision as failed
+  (`status.failedRevision`, reason `Aborted`; a lane release: each member's), so the same
+  template applied again by a GitOps tool starts nothing until retry.
 - `lanes.dev/restart: "<time>"` (a rollout's only) is not an intent that is acted on once and
   cleared but a desired state, like `kubectl rollout restart`'s `restartedAt`: the canary's pod
   template carries it (`lanes.rollout.canary.RESTARTED_ANNOTATION`), so a new value rolls the
@@ -44,14 +44,10 @@ ANNOTATIONS: dict[Intent, str] = {
     "pause": f"{PREFIX}pause",
     "resume": f"{PREFIX}resume",
     "retry": f"{PREFIX}retry",
-}
-"""The intents both units (a rollout and a lane release) take."""
-ROLLOUT_ANNOTATIONS: dict[Intent, str] = {
-    **ANNOTATIONS,
     "promote": f"{PREFIX}promote-full",
     "abort": f"{PREFIX}abort",
 }
-"""A rollout's intents: the shared ones, and those only a single workload's release takes."""
+"""The intents both units (a rollout and a lane release) take."""
 RESTART_ANNOTATION = f"{PREFIX}restart"
 PRIORITY: tuple[Intent, ...] = ("abort", "undo", "retry", "resume", "pause", "promote", "approve")
 
@@ -174,7 +170,7 @@ def intent_patch(rollout: WorkloadRollout, intent: Intent, now: datetime) -> dic
     Pause and resume each remove the other, so the latest request is the only one left.
     """
     value = str(approvable_step(rollout)) if intent == "approve" else timestamp(now)
-    annotations: dict[str, str | None] = {ROLLOUT_ANNOTATIONS[intent]: value}
+    annotations: dict[str, str | None] = {ANNOTATIONS[intent]: value}
     if intent == "pause":
         annotations[ANNOTATIONS["resume"]] = None
     elif intent == "resume":

@@ -120,7 +120,7 @@ from .endings import (
     roll_back,
 )
 from .engine import screen_intents
-from .intents import ROLLOUT_ANNOTATIONS, Intent, check_intent, requested
+from .intents import ANNOTATIONS, Intent, check_intent, requested
 from .observed import Observed
 from .progress import hold_base, run_steps, start_canary
 from .status import IN_PROGRESS, IN_STEPS, utc
@@ -286,15 +286,15 @@ def _template_changed(d: Draft) -> bool:
 
 def _take_intent(d: Draft) -> bool:
     """Act on the first applicable intent; drop the ones that cannot apply. True if one did."""
-    present = requested(d.rollout, ROLLOUT_ANNOTATIONS)
+    present = requested(d.rollout, ANNOTATIONS)
     if "pause" in present and "resume" in present:
         for intent in ("pause", "resume"):
-            d.act(ClearIntent(ROLLOUT_ANNOTATIONS[intent]))
+            d.act(ClearIntent(ANNOTATIONS[intent]))
     chosen = list(screen_intents(d, present, lambda i: check_intent(d.rollout, i), d.index,
                                  d.where))
     if not chosen:
         return False
-    d.act(ClearIntent(ROLLOUT_ANNOTATIONS[chosen[0]]))
+    d.act(ClearIntent(ANNOTATIONS[chosen[0]]))
     _apply_intent(d, chosen[0], present[chosen[0]])
     return True
 

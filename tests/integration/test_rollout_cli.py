@@ -183,8 +183,7 @@ def test_new_verbs_write_their_request(control_plane, cluster, namespace, args, 
     assert set(annotations(cluster)) == {annotation}
 
 
-@pytest.mark.parametrize("args", [("promote", "--full"), ("abort",), ("restart",)],
-                         ids=["promote-full", "abort", "restart"])
+@pytest.mark.parametrize("args", [("restart",)], ids=["restart"])
 def test_rollout_only_verbs_refuse_a_lane_release(control_plane, namespace, args) -> None:
     result = lane(control_plane, namespace, *args, "lanerelease/shop")
     assert result.exit_code == 2

@@ -33,11 +33,13 @@ where the last one stopped. The phases:
   for `routeSettle` the marks are removed, the rollouts drop their canaries and finish, and the
   release is Succeeded. Requests that explicitly ask for the base lane see each base service as
   it rolls: a mix of old and new pods, as in any rolling update.
+- `promote --full` in the steps: straight to Promoting, the remaining steps, their analysis and
+  gates skipped.
 - Roll back (failed checks reach `threshold`, Prometheus unavailable for threshold x interval,
-  `undo`, a member failing or vanishing, the lane deleted) -> RollingBack: the entry weight goes
-  to 0 at once; only once the gateway has routed 0 into the lane for `routeSettle` is every
-  member undone (bases are never restarted: each rollout restores its stable template). Once
-  no member is in progress -> Failed, Succeeded=False with the reason.
+  `undo` or `abort`, a member failing or vanishing, the lane deleted) -> RollingBack: the entry
+  weight goes to 0 at once; only once the gateway has routed 0 into the lane for `routeSettle`
+  is every member undone (bases are never restarted: each rollout restores its stable
+  template). Once no member is in progress -> Failed, Succeeded=False with the reason.
 
 While a lane release drives them, the members' own traffic steps do not apply: the lane's entry
 weight decides which untagged requests see the new versions (`driven_rollouts`).

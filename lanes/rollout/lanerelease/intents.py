@@ -1,7 +1,11 @@
-"""The lane release's own intents: `kubectl lane approve|undo|pause|resume` on a LaneRelease.
+"""The lane release's own intents: `kubectl lane approve|undo|pause|resume|retry|abort` and
+`promote --full` on a LaneRelease.
 
 The same annotations as on a WorkloadRollout (`lanes.rollout.intents`), screened by the
-engine's rules (`screen_intents`); what differs is when each may apply to a lane.
+engine's rules (`screen_intents`); what differs is when each may apply to a lane. promote
+--full skips the remaining entry steps, their analysis and gates, and promotes every member
+together; abort rolls the lane back as undo does, but each member records its revision as
+failed (reason `Aborted`), so applying the same templates again starts nothing until retry.
 """
 
 from __future__ import annotations
@@ -10,11 +14,12 @@ from datetime import datetime
 
 from lanes.api.lanerelease import LaneRelease, LaneReleaseStatus
 
+from ..endings import ABORTED
 from ..engine import screen_intents
 from ..intents import ANNOTATIONS, Intent, requested
 from ..status import timestamp
 from .members import member_trouble
-from .steps import advance
+from .steps import advance, promote_now
 from .unit import ENDED, UNDO_REQUESTED, ReleaseDraft, RolloutIntent, enter_rollback
 
 
@@ -33,6 +38,16 @@ def check_release_intent(release: LaneRelease, intent: Intent) -> str | None:
     if intent == "undo":
         if phase not in ("Initial", "Waiting", "Progressing", "Paused"):
             return f"{name} is {phase.lower()}: nothing to undo"
+        return None
+    if intent == "abort":
+        if phase not in ("Progressing", "Paused"):
+            return f"{name} is {phase.lower()}: nothing in its steps to abort"
+        return None
+    if intent == "promote":
+        if phase not in ("Progressing", "Paused"):
+            return f"{name} has no step in progress to promote (phase {phase})"
+        if release.spec.paused:
+            return f"{name} is paused by spec.paused; set it to false first"
         return None
     if intent == "pause":
         if phase in ("Promoting", "RollingBack", *ENDED):
@@ -69,7 +84,8 @@ def release_intent_patch(release: LaneRelease, intent: Intent, now: datetime) ->
 
 
 def take_intent(d: ReleaseDraft) -> bool:
-    """Act on the release's own intents (undo, resume, pause, approve). True if one moved it."""
+    """Act on the release's own intents (abort, undo, resume, pause, promote --full, approve).
+    True if one moved it."""
     present = requested(d.release)  # type: ignore[arg-type]
     if not present:
         return False
@@ -83,6 +99,14 @@ def take_intent(d: ReleaseDraft) -> bool:
     for intent in screen_intents(d, present, refuse, index, f"step {index}"):
         if intent == "undo":
             enter_rollback(d, UNDO_REQUESTED, f"undo requested: rolling back lane {d.lane}")
+            return True
+        if intent == "abort":
+            enter_rollback(d, ABORTED, f"abort requested: rolling back lane {d.lane}; every "
+                                       "member's revision is recorded as failed")
+            return True
+        if intent == "promote":
+            if not member_trouble(d):
+                promote_now(d)
             return True
         elif intent in ("pause", "resume"):
             d.move(paused=intent == "pause")

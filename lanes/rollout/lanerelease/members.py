@@ -15,6 +15,7 @@ from lanes.render.observe import selects
 
 from ..actions import LANE_RELEASE_ANNOTATION
 from ..checks import PRE_ROLLOUT_FAILED, ROLLED_BACK_BY_WEBHOOK, analysis_at
+from ..endings import ABORTED
 from ..intents import requested
 from ..status import IN_PROGRESS, parse_time, step_count, timestamp, utc
 from .entry import routes_settled
@@ -32,8 +33,10 @@ from .unit import (
 )
 
 
-FAILURES = (ANALYSIS_FAILED, ANALYSIS_UNAVAILABLE, PRE_ROLLOUT_FAILED, ROLLED_BACK_BY_WEBHOOK)
-"""Why a lane's roll back leaves its members' revisions failed: its checks or webhooks."""
+FAILURES = (ANALYSIS_FAILED, ANALYSIS_UNAVAILABLE, PRE_ROLLOUT_FAILED, ROLLED_BACK_BY_WEBHOOK,
+            ABORTED)
+"""Why a lane's roll back leaves its members' revisions failed: its checks or webhooks, or a
+person's abort."""
 
 
 def undo_value(d: ReleaseDraft) -> str:

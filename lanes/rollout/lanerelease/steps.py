@@ -170,9 +170,25 @@ def advance(d: ReleaseDraft) -> None:
         return
     if not confirm_promotion(d):
         return
+    enter_promotion(d, "all steps passed")
+
+
+def promote_now(d: ReleaseDraft) -> None:
+    """promote --full: skip the remaining entry steps, their analysis and gates."""
+    index, count = d.status.current_step_index, len(d.steps)
+    d.move(paused=False)
+    d.event("FullPromotionRequested", f"{d.name}: promote --full requested at step "
+                                      f"{index}/{count}: the remaining steps, their analysis "
+                                      "and gates are skipped")
+    enter_promotion(d, f"promote --full at step {index}/{count}")
+
+
+def enter_promotion(d: ReleaseDraft, why: str) -> None:
+    """Every untagged request into the lane, then every member promoted together
+    (`members.promote`)."""
     d.move(phase="Promoting", weight=100, step_passed=False, routes_since=None)
     d.say(f"promoting lane {d.lane}: every untagged request enters the lane while the bases "
           "roll")
-    d.event("Promoting", f"{d.name}: all steps passed; every untagged request now enters lane "
+    d.event("Promoting", f"{d.name}: {why}; every untagged request now enters lane "
                          f"{d.lane}, then every rollout is promoted together")
     d.requeue = 0.0
