@@ -59,14 +59,24 @@ def warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
 
+_LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+"""What `str.splitlines` breaks a line at: escaped, so text from a user's file never splits
+an error's line in two."""
+
+
+def one_line(text: str) -> str:
+    """`text` with every line break written as its escape (`\\x85`)."""
+    return "".join(c.encode("unicode_escape").decode() if c in _LINE_BREAKS else c for c in text)
+
+
 def describe_error(error: FieldError) -> str:
     """One error as a line: `file: Kind/name: field: message`, shorter for files and options."""
     if error.kind == FILE:
         where = "" if error.path.startswith("(") else f"{error.path}: "
-        return f"{error.name}: {where}{error.message}"
+        return one_line(f"{error.name}: {where}{error.message}")
     if error.kind == OPTION:
-        return f"{error.name}: {error.message}"
-    return str(error)
+        return one_line(f"{error.name}: {error.message}")
+    return one_line(str(error))
 
 
 def report_invalid_input(command: Callable[P, R]) -> Callable[P, R]:

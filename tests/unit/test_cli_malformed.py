@@ -85,3 +85,18 @@ def test_arbitrary_bytes_are_refused_or_read(data: bytes) -> None:
         file = Path(folder) / "input.yaml"
         file.write_bytes(data)
         assert_clean(invoke("render", "-f", file))
+
+
+def test_a_line_break_of_any_kind_in_a_value_stays_inside_its_error_line() -> None:
+    # str.splitlines() breaks at U+0085 and U+2028 as at a newline; a kind holding one must
+    # not split the error it is quoted in.
+    for breaking in ("\x85", "\u2028", "\n"):
+        docs = [dict(d) for d in DOCUMENTS]
+        first = next(i for i, d in enumerate(docs) if str(d.get("apiVersion")).startswith("lanes.dev"))
+        docs[first]["kind"] = f"Swim{breaking}Lane"
+        with tempfile.TemporaryDirectory() as folder:
+            file = Path(folder) / "input.yaml"
+            file.write_text(yaml.safe_dump_all(docs))
+            result = invoke("render", "-f", file)
+            assert result.exit_code == 2, result.stderr
+            assert_clean(result)
