@@ -128,9 +128,6 @@ def lone_rollout(peer: Mapping[str, Any]) -> bool:
 def served_document(peer: Mapping[str, Any]) -> Body:
     """The lanes.dev object a peer object becomes, owned by it and labelled as served.
 
-    A served ASM group always has `fallbackSubsets`: a user's VirtualService applied verbatim
-    loses ASM's `fallback` field on plain Istio, and only fallback subsets honour it.
-
     Raises:
         InvalidSpec: naming each field that does not convert, as `kubectl lane convert` does.
     """
@@ -143,8 +140,6 @@ def served_document(peer: Mapping[str, Any]) -> Body:
         raise InvalidSpec([FieldError(kind.kind, str(metadata.get("name")), "kind",
                                       f"converts into no {kind.served_kind}")])
     document = converted[0]
-    if kind is ASM_GROUP_KIND:
-        document = {**document, "spec": {**as_mapping(document.get("spec")), "fallbackSubsets": True}}
     parse_own(document)
     served_metadata = dict(as_mapping(document.get("metadata")))
     served_metadata["labels"] = {**as_mapping(served_metadata.get("labels")), SERVED_LABEL: kind.label}

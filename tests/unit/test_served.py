@@ -9,7 +9,6 @@ import pytest
 import yaml
 
 from lanes.importers.served import (
-    ASM_GROUP_KIND,
     KRUISE_ROLLOUT_KIND,
     PEER_KINDS,
     SERVED_CONDITION,
@@ -66,14 +65,6 @@ def test_each_peer_object_becomes_its_served_kind_owned_by_it(peer: dict) -> Non
     assert (owner["kind"], owner["uid"], owner["controller"]) == (peer["kind"], peer["metadata"]["uid"], True)
     assert ("namespace" in document["metadata"]) == kind.namespaced
     assert owner_of_served(document) == peer_key(kind, peer["metadata"].get("namespace"), peer["metadata"]["name"])
-
-
-def test_a_served_asm_group_has_fallback_subsets() -> None:
-    """Plain Istio prunes ASM's `fallback` from a user's VirtualService applied verbatim; only
-    fallback subsets honour it, so a served group always has them."""
-    [group] = [p for p in peers() if peer_kind_of(p) is ASM_GROUP_KIND]
-    assert "fallbackSubsets" not in group["spec"]
-    assert served_document(group)["spec"]["fallbackSubsets"] is True
 
 
 @pytest.mark.parametrize("peer", peers(), ids=lambda p: f"{p['kind']}-{p['metadata']['name']}")
