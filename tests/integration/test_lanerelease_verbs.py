@@ -122,9 +122,10 @@ def test_a_lane_release_is_told_to_chat(control_plane, kube_api, namespace, lane
             return [body["text"] for path, body in chat.bodies if path == "/slack"]
 
         subject = f"*lanerelease/seed.{namespace}*"
-        cluster.until(lambda: f"{subject}: waiting for approval" in said(),
-                      "the approval wait told to Slack")
-        assert f"{subject}: lane release started" in said()
+        # Notices are posted from a pool of two threads, so they may arrive in either order.
+        cluster.until(lambda: {f"{subject}: waiting for approval",
+                               f"{subject}: lane release started"} <= set(said()),
+                      "the start and the approval wait told to Slack")
         assert lane_cli(control_plane, namespace, "abort", "lanerelease/seed").exit_code == 0
         cluster.until(lambda: f"{subject}: lane rolled back" in said(),
                       "the roll back told to Slack", timeout=120)

@@ -99,8 +99,12 @@ def test_batches_timed_pause_pause_resume_and_a_lost_canary(operator, cluster) -
     cluster.request("rollouts-mocka", {"lanes.dev/approve": "3"})
     cluster.wait_phase("rollouts-mocka", "Healthy")
     assert cluster.deployment("mocka-v1-canary") is None
-    events = {e["reason"] for e in cluster.rollouts.events_of(cluster.namespace, "rollouts-mocka")}
-    assert {"CanaryStarted", "StepReady", "Approved", "Paused", "Resumed", "Promoting", "Promoted"} <= events
+    wanted = {"CanaryStarted", "StepReady", "Approved", "Paused", "Resumed", "Promoting", "Promoted"}
+    # An event is posted after the status write that reports its phase.
+    cluster.until(
+        lambda: wanted <= {e["reason"] for e in cluster.rollouts.events_of(cluster.namespace, "rollouts-mocka")},
+        "every event of the release",
+    )
 
 
 def test_deleting_a_rollout_mid_release_leaves_the_base_on_its_stable_version(operator, cluster) -> None:
